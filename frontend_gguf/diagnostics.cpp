@@ -1,0 +1,31 @@
+// Finding helpers (see diagnostics.h).
+#include "frontend_gguf/diagnostics.h"
+
+namespace bitnet::gguf {
+
+std::string_view severity_name(Severity s) {
+  switch (s) {
+    case Severity::kInfo: return "info";
+    case Severity::kWarning: return "warning";
+    case Severity::kError: return "error";
+  }
+  return "?";
+}
+
+bool Findings::has_errors() const { return first_error() != nullptr; }
+
+bool Findings::has_warnings() const {
+  for (const auto& f : items) {
+    if (f.severity == Severity::kWarning) return true;
+  }
+  return false;
+}
+
+const Finding* Findings::first_error() const {
+  for (const auto& f : items) {
+    if (f.severity == Severity::kError) return &f;
+  }
+  return nullptr;
+}
+
+}  // namespace bitnet::gguf

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages this project builds with. Idempotent: when all are
+# present it prints nothing and exits at once. Needs root (or sudo) to install.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config ccache
+  clang-14 libclang-rt-14-dev          # libFuzzer target (tests/fuzz)
+  libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libxxhash-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

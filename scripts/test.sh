@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install dependencies, build and run every test
+# in Release, again under AddressSanitizer + UndefinedBehaviorSanitizer, then fuzz the
+# GGUF reader for a bounded time. Set BITNET_FUZZ_SECONDS=0 to skip fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="${BITNET_JOBS:-2}"
+fuzz_seconds="${BITNET_FUZZ_SECONDS:-60}"
+scripts/install-deps.sh
+
+echo "== Release build and tests"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBITNET_BUILD_TESTS=ON >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build -j "$jobs" --output-on-failure
+
+echo "== ASan+UBSan build and tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBITNET_BUILD_TESTS=ON \
+  -DBITNET_SANITIZE=address,undefined >/dev/null
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -j "$jobs" --output-on-failure
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "== libFuzzer: GGUF reader for ${fuzz_seconds}s"
+  CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_FUZZ=ON >/dev/null
+  cmake --build build-fuzz -j "$jobs" --target fuzz_gguf_reader make_gguf_seeds
+  scripts/fuzz-gguf.sh build-fuzz "$fuzz_seconds"
+fi
+echo "== all tests passed"

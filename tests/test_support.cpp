@@ -1,0 +1,213 @@
+// Test helpers (see test_support.h).
+#include "test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+namespace bitnet::testing {
+
+std::optional<std::filesystem::path> shared_dir() {
+  std::filesystem::path p = BITNET_DEFAULT_SHARED_DIR;
+  if (const char* env = std::getenv("BITNET_SHARED_DIR"); env && *env) p = env;
+  if (std::filesystem::is_directory(p / "models")) return p;
+  return std::nullopt;
+}
+
+std::filesystem::path source_dir() { return BITNET_SOURCE_DIR; }
+std::filesystem::path binary_dir() { return BITNET_BINARY_DIR; }
+std::filesystem::path bitnet_cli() { return binary_dir() / "bin" / "bitnet"; }
+
+std::vector<std::filesystem::path> shared_gguf_files(const std::filesystem::path& shared) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(shared / "models")) {
+    if (e.is_regular_file() && e.path().extension() == ".gguf") out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = std::filesystem::temp_directory_path() / ("bitnet-test-" + std::to_string(::getpid()) + "-" +
+                                                    std::to_string(rd()));
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<uint8_t> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+CommandResult run_command(const std::string& command_line) {
+  TempDir dir;
+  const auto out_path = dir / "stdout";
+  const auto err_path = dir / "stderr";
+  const std::string full =
+      command_line + " >" + shell_quote(out_path.string()) + " 2>" + shell_quote(err_path.string());
+  const int status = std::system(full.c_str());
+  CommandResult r;
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  auto out = read_file(out_path);
+  auto err = read_file(err_path);
+  r.out.assign(out.begin(), out.end());
+  r.err.assign(err.begin(), err.end());
+  return r;
+}
+
+}  // namespace bitnet::testing
+
+#include <atomic>
+#include <cstring>
+#include <new>
+
+namespace bitnet::testing {
+namespace {
+std::atomic<size_t> g_peak_allocation{0};
+}  // namespace
+
+void reset_peak_allocation() { g_peak_allocation = 0; }
+size_t peak_allocation() { return g_peak_allocation; }
+
+std::vector<uint8_t> random_tensor_data(gguf::GgmlType type, const std::vector<uint64_t>& ne, uint32_t seed) {
+  auto nbytes = gguf::ggml_tensor_nbytes(type, ne);
+  EXPECT_TRUE(nbytes.ok()) << nbytes.error().message;
+  std::vector<uint8_t> data(nbytes.ok() ? *nbytes : 0);
+  std::mt19937 rng(seed);
+  if (type == gguf::GgmlType::I2_S) {
+    const uint64_t n = *gguf::checked_element_count(ne);
+    for (uint64_t i = 0; i < n / 4; ++i) {
+      uint8_t b = 0;
+      for (int k = 0; k < 4; ++k) b = static_cast<uint8_t>((b << 2) | (rng() % 3));  // codes 0..2 only
+      data[i] = b;
+    }
+    const float scale = 0.5f + static_cast<float>(rng() % 100) / 100.0f;
+    std::memcpy(data.data() + n / 4, &scale, sizeof scale);
+  } else if (type == gguf::GgmlType::F32) {
+    for (size_t i = 0; i + 4 <= data.size(); i += 4) {
+      const float v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 1000.0f;
+      std::memcpy(data.data() + i, &v, 4);
+    }
+  } else if (type == gguf::GgmlType::F16) {
+    for (size_t i = 0; i + 2 <= data.size(); i += 2) {
+      // finite halves only: exponent field below 0x1f
+      const uint16_t h = static_cast<uint16_t>((rng() & 0x83ff) | ((rng() % 30) << 10));
+      std::memcpy(data.data() + i, &h, 2);
+    }
+  } else {
+    for (auto& b : data) b = static_cast<uint8_t>(rng());
+  }
+  return data;
+}
+
+SyntheticModel make_synthetic_model(const SyntheticModelOptions& o) {
+  using gguf::GgmlType;
+  using gguf::Value;
+  SyntheticModel m;
+  auto& w = m.writer;
+  const std::string p = o.arch + ".";
+  w.set("general.architecture", o.arch);
+  w.set("general.name", std::string("synthetic"));
+  w.set(p + "context_length", uint32_t{256});
+  w.set(p + "embedding_length", o.n_embd);
+  w.set(p + "block_count", o.n_layer);
+  w.set(p + "feed_forward_length", o.n_ff);
+  w.set(p + "attention.head_count", o.n_head);
+  w.set(p + "attention.head_count_kv", o.n_head_kv);
+  w.set(p + "attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set(p + "rope.freq_base", 10000.0f);
+  w.set("tokenizer.ggml.model", o.tokenizer_model);
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+  const char* specials[] = {"<unk>", "<s>", "</s>"};
+  for (uint32_t i = 0; i < o.n_vocab; ++i) {
+    if (i < 3) {
+      tokens.emplace_back(specials[i]);
+      types.push_back(i == 0 ? 2 : 3);
+    } else if (i < 3 + 256) {
+      tokens.push_back(fmt::format("<0x{:02X}>", i - 3));
+      types.push_back(6);
+    } else {
+      tokens.push_back(fmt::format("tok{}", i));
+      types.push_back(1);
+    }
+    scores.push_back(-static_cast<float>(i));
+  }
+  w.set("tokenizer.ggml.tokens", gguf::Array::of_strings(tokens));
+  w.set("tokenizer.ggml.scores", gguf::Array::of(scores));
+  w.set("tokenizer.ggml.token_type", gguf::Array::of(types));
+  if (o.tokenizer_model == "gpt2") {
+    w.set("tokenizer.ggml.merges", gguf::Array::of_strings({"t o", "to k"}));
+    w.set("tokenizer.ggml.pre", std::string("default"));
+  }
+  w.set("tokenizer.ggml.bos_token_id", uint32_t{1});
+  w.set("tokenizer.ggml.eos_token_id", uint32_t{2});
+
+  uint32_t seed = o.seed;
+  auto add = [&](const std::string& name, GgmlType type, std::vector<uint64_t> ne) {
+    m.buffers.push_back(random_tensor_data(type, ne, seed++));
+    auto status = w.add_tensor({name, type, ne, m.buffers.back()});
+    EXPECT_TRUE(status.ok()) << status.error().message;
+  };
+  const uint64_t kv = o.n_embd / o.n_head * o.n_head_kv;
+  m.buffers.reserve(4 + 11 * o.n_layer);  // spans must stay valid: no reallocation of the outer vector
+  add("token_embd.weight", o.embd_type, {o.n_embd, o.n_vocab});
+  add("output_norm.weight", GgmlType::F32, {o.n_embd});
+  const bool sub_norms = o.arch != "llama";
+  for (uint32_t i = 0; i < o.n_layer; ++i) {
+    const std::string b = fmt::format("blk.{}.", i);
+    add(b + "attn_norm.weight", GgmlType::F32, {o.n_embd});
+    add(b + "attn_q.weight", o.weight_type, {o.n_embd, o.n_embd});
+    add(b + "attn_k.weight", o.weight_type, {o.n_embd, kv});
+    add(b + "attn_v.weight", o.weight_type, {o.n_embd, kv});
+    add(b + "attn_output.weight", o.weight_type, {o.n_embd, o.n_embd});
+    add(b + "ffn_norm.weight", GgmlType::F32, {o.n_embd});
+    add(b + "ffn_gate.weight", o.weight_type, {o.n_embd, o.n_ff});
+    add(b + "ffn_up.weight", o.weight_type, {o.n_embd, o.n_ff});
+    add(b + "ffn_down.weight", o.weight_type, {o.n_ff, o.n_embd});
+    if (sub_norms) {
+      add(b + "attn_sub_norm.weight", GgmlType::F32, {o.n_embd});
+      add(b + "ffn_sub_norm.weight", GgmlType::F32, {o.n_ff});
+    }
+  }
+  return m;
+}
+
+}  // namespace bitnet::testing
+
+// Records the largest single allocation request (see peak_allocation()).
+void* operator new(size_t size) {
+  size_t prev = bitnet::testing::g_peak_allocation.load(std::memory_order_relaxed);
+  while (size > prev && !bitnet::testing::g_peak_allocation.compare_exchange_weak(prev, size)) {
+  }
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }

@@ -1,0 +1,25 @@
+// The `bitnet` subcommands. Each add_* registers its options on `app` and, when
+// chosen, stores its exit code in `exit_code`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace bitnet::tools {
+
+// Exit codes shared by every command (README "Exit codes").
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // bad input file, I/O error, refused operation
+inline constexpr int kExitUsage = 2;    // bad command line
+
+std::string version_string();
+
+void add_inspect(CLI::App& app, int& exit_code);
+void add_compat_check(CLI::App& app, int& exit_code);
+void add_compat_fix(CLI::App& app, int& exit_code);
+
+// Prints "bitnet <command>: error: <message>" to stderr.
+void print_error(std::string_view command, std::string_view message);
+
+}  // namespace bitnet::tools
