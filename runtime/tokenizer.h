@@ -1,0 +1,53 @@
+// Tokenizers built from GGUF tokenizer metadata (SentencePiece-style "llama" and
+// byte-level BPE "gpt2" with llama.cpp's pre-tokenizers) or from a Hugging Face
+// tokenizer.json. Behaviour matches llama.cpp's llama-vocab (the version pinned by
+// bitnet.cpp) so token ids agree with the reference engine.
+#pragma once
+
+#include "frontend_gguf/tokenizer_data.h"
+#include "ir/support/expected.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bitnet::runtime {
+
+using TokenId = int32_t;
+
+struct EncodeOptions {
+  bool add_bos = true;         // prepend BOS when the vocabulary asks for it (add_bos_token, default per model type)
+  bool parse_special = false;  // recognise control/user-defined token texts such as "<|eot_id|>" in the input
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // From GGUF metadata (tokenizer.ggml.*). Fails with a clear message for unsupported
+  // models or inconsistent data.
+  static Expected<std::unique_ptr<Tokenizer>> from_gguf(const gguf::TokenizerData& data);
+  // From a Hugging Face tokenizer.json (BPE models with a ByteLevel pre-tokenizer).
+  static Expected<std::unique_ptr<Tokenizer>> from_hf_json(const std::string& path);
+
+  // Text -> ids. BOS is added when options.add_bos and the model adds BOS.
+  virtual std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const = 0;
+  // The text of one token as llama.cpp's llama_token_to_piece renders it (control tokens
+  // render as empty unless `render_special`).
+  virtual std::string token_to_piece(TokenId id, bool render_special = false) const = 0;
+  // Ids -> text, concatenating pieces (with the SentencePiece leading-space rule).
+  virtual std::string decode(std::span<const TokenId> ids, bool render_special = false) const = 0;
+
+  virtual size_t vocab_size() const = 0;
+  virtual std::string_view token_text(TokenId id) const = 0;  // raw vocabulary string
+  virtual TokenId bos() const = 0;                            // -1 when none
+  virtual TokenId eos() const = 0;                            // -1 when none
+  virtual bool adds_bos() const = 0;                          // model default for add_bos
+  // End of generation: EOS, EOT and other end-of-turn control tokens.
+  virtual bool is_end_of_generation(TokenId id) const = 0;
+};
+
+}  // namespace bitnet::runtime
