@@ -1,0 +1,3 @@
+# Tokenizers (SentencePiece-style, byte-level BPE, Hugging Face tokenizer.json).
+target_sources(runtime PRIVATE
+)
