@@ -21,6 +21,9 @@ float bf16_to_fp32(uint16_t h);
 float expf_approx(float x);
 // silu(x) = x / (1 + expf_approx(-x)) in float (spec 8.5).
 float silu(float x);
+// SiLU over a row as ggml_vec_silu_f32: blocks of 16 use silu() above, the n % 16 leftovers
+// use the C library's expf (x / (1 + expf(-x))), exactly like the reference.
+void silu_row(const float* x, int64_t n, float* y);
 
 // ---- weights -----------------------------------------------------------------------
 // A row-major weight matrix as stored in the GGUF: `rows` rows of `cols` elements.
@@ -56,8 +59,17 @@ enum class Mode { kPrompt, kDecode };
 // y[t * w.rows + r] = sum_k W[r, k] * x[t * w.cols + k] for t < n_tokens, with the
 // reference's numerics for each weight type: I2_S by the exact integer path of spec
 // 8.2 (independent of mode); F16 by tinyBLAS (prompt) or vec_dot_f16 on F16-rounded x
-// (decode); other types by dequantize + the F32 path.
+// (decode, and prompt when cols % 16 != 0, which tinyBLAS refuses); other types by
+// dequantize + the tinyBLAS F32 chain in both modes (not bit-matched to llama.cpp).
 void matmul(const float* x, int64_t n_tokens, const WeightView& w, Mode mode, float* y);
+// Output rows [row_begin, row_end) of `matmul` (y is still the whole [n_tokens, w.rows]
+// output): rows are independent, which is how the interpreter splits work over threads.
+void matmul_rows(const float* x, int64_t n_tokens, const WeightView& w, int64_t row_begin, int64_t row_end, Mode mode,
+                 float* y);
+// The I2_S product on activations already quantized by quantize_row_i8 (q: [n_tokens][w.cols],
+// act: one I8Row per token), output rows [row_begin, row_end).
+void matmul_i8q_rows(const int8_t* q, const I8Row* act, int64_t n_tokens, const WeightView& w, int64_t row_begin,
+                     int64_t row_end, float* y);
 
 // ggml_vec_dot_f16 of the AVX-512 build (spec 8.4): 4 accumulators x 16 lanes over
 // chunks of 64, fixed reduction order, scalar tail accumulated in double.
@@ -110,10 +122,17 @@ void kv_store(const float* k, const float* v, int64_t n_tokens, int64_t pos0, co
 // padded to a multiple of 32 cells with -inf mask, softmax with scale 1/sqrt(head_dim),
 // weighted sum by tinyBLAS with F32 p (kPrompt) or vec_dot_f16 with F16-rounded p (kDecode).
 // out: [n_tokens][n_head * head_dim]. scores_out / probs_out (optional, for tests):
-// [n_head][n_tokens][n_kv_padded] raw q.k and softmax output.
+// [n_head][n_tokens][n_kv_padded] raw q.k and softmax output, n_kv_padded =
+// padded_kv_length(pos0 + n_tokens, kv.n_ctx). Cells of the window past the last stored position
+// are read too (their scores are computed, then masked; their V entries meet p = 0), so they
+// must hold finite values: zeros in a fresh cache, as in the reference.
 void attention(const float* q, int64_t n_tokens, int64_t pos0, const AttentionShape& shape, const KvLayerView& kv,
                Mode mode, float* out, float* scores_out = nullptr, float* probs_out = nullptr);
-// The padded KV window length the reference uses for a batch ending at position `end` (exclusive).
+// The padded KV window length the reference uses for a batch ending at position `end` (exclusive):
+// max(32, end rounded up to 32).
 int64_t padded_kv_length(int64_t end);
+// The same, capped at the cache size as llama.cpp does (min(n_ctx, padded_kv_length(end))).
+// attention() uses this window: scores_out / probs_out rows have this length.
+int64_t padded_kv_length(int64_t end, int64_t n_ctx);
 
 }  // namespace bitnet::runtime::ref
