@@ -1,0 +1,125 @@
+// `bitnet tokenize`: text -> token ids and pieces, or ids -> text with --detokenize, using
+// the tokenizer of a GGUF model or vocabulary, or a Hugging Face tokenizer.json.
+#include "frontend_gguf/gguf_file.h"
+#include "runtime/tokenizer.h"
+#include "tools/commands.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <memory>
+
+namespace bitnet::tools {
+namespace {
+
+using nlohmann::json;
+
+// A tokenizer.json by name, or by content when the name says nothing.
+bool looks_like_json(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
+  std::ifstream in(path, std::ios::binary);
+  char c = 0;
+  while (in.get(c)) {
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
+  }
+  return false;
+}
+
+Expected<std::unique_ptr<runtime::Tokenizer>> load(const std::string& model, const std::string& tokenizer) {
+  if (!tokenizer.empty() && looks_like_json(tokenizer)) return runtime::Tokenizer::from_hf_json(tokenizer);
+  const std::string& path = model.empty() ? tokenizer : model;
+  BITNET_ASSIGN_OR_RETURN(auto file, gguf::GgufFile::open(path));
+  auto result = runtime::Tokenizer::from_gguf_file(file);
+  if (!result.ok()) return make_error("{}: {}", path, result.error().message);
+  return result;
+}
+
+// Pieces are printed between quotes; control characters are escaped so each token stays on one line.
+std::string escape(std::string_view piece) {
+  std::string out;
+  for (char c : piece) {
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string json_text(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+void add_tokenize(CLI::App& app, int& exit_code) {
+  struct Options {
+    std::string model;
+    std::string tokenizer;
+    std::string text;
+    std::vector<int32_t> ids;
+    bool no_bos = false;
+    bool parse_special = false;
+    bool json = false;
+  };
+  auto opts = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "Turn text into token ids and pieces (or ids back into text)");
+  CLI::Option* model = cmd->add_option("-m,--model", opts->model, "GGUF model whose tokenizer to use");
+  CLI::Option* tok = cmd->add_option("--tokenizer", opts->tokenizer, "GGUF (vocab-only is fine) or tokenizer.json");
+  model->excludes(tok);
+  CLI::Option* text = cmd->add_option("--text", opts->text, "Text to tokenize");
+  CLI::Option* detok =
+      cmd->add_option("--detokenize", opts->ids, "Comma-separated token ids to turn back into text")->delimiter(',');
+  text->excludes(detok);
+  cmd->add_flag("--no-bos", opts->no_bos, "Do not add BOS (and EOS) even when the model asks for them");
+  cmd->add_flag("--parse-special", opts->parse_special,
+                "Recognise control tokens such as <|eot_id|> in the text; render them when detokenizing");
+  cmd->add_flag("--json", opts->json, "Print JSON: {\"ids\": [...], \"pieces\": [...]} or {\"text\": ...}");
+  cmd->callback([opts, model, tok, text, detok, &exit_code] {
+    if (model->count() == 0 && tok->count() == 0) throw CLI::RequiredError("--model or --tokenizer");
+    if (text->count() == 0 && detok->count() == 0) throw CLI::RequiredError("--text or --detokenize");
+    auto tokenizer = load(opts->model, opts->tokenizer);
+    if (!tokenizer.ok()) {
+      print_error("tokenize", tokenizer.error().message);
+      exit_code = kExitFailure;
+      return;
+    }
+    const runtime::Tokenizer& t = **tokenizer;
+    if (detok->count() > 0) {
+      if (Status s = t.check_ids(opts->ids); !s.ok()) {
+        print_error("tokenize", s.error().message);
+        exit_code = kExitFailure;
+        return;
+      }
+      const std::string decoded = t.decode(opts->ids, opts->parse_special);
+      if (opts->json) {
+        fmt::print("{}\n", json_text(json{{"text", decoded}}));
+      } else {
+        fmt::print("{}\n", decoded);
+      }
+      exit_code = kExitOk;
+      return;
+    }
+    runtime::EncodeOptions options;
+    options.add_bos = !opts->no_bos;
+    options.parse_special = opts->parse_special;
+    const std::vector<runtime::TokenId> ids = t.encode(opts->text, options);
+    if (opts->json) {
+      json pieces = json::array();
+      for (const runtime::TokenId id : ids) pieces.push_back(t.token_to_piece(id, true));
+      fmt::print("{}\n", json_text(json{{"ids", ids}, {"pieces", pieces}}));
+    } else {
+      for (const runtime::TokenId id : ids) fmt::print("{:>7} -> '{}'\n", id, escape(t.token_to_piece(id, true)));
+    }
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace bitnet::tools
