@@ -18,6 +18,11 @@ std::string version_string();
 void add_inspect(CLI::App& app, int& exit_code);
 void add_compat_check(CLI::App& app, int& exit_code);
 void add_compat_fix(CLI::App& app, int& exit_code);
+void add_tokenize(CLI::App& app, int& exit_code);
+void add_dump_ir(CLI::App& app, int& exit_code);
+void add_gen_model(CLI::App& app, int& exit_code);
+void add_run(CLI::App& app, int& exit_code);
+void add_eval(CLI::App& app, int& exit_code);
 
 // Prints "bitnet <command>: error: <message>" to stderr.
 void print_error(std::string_view command, std::string_view message);

@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
   add_inspect(app, exit_code);
   add_compat_check(app, exit_code);
   add_compat_fix(app, exit_code);
+  add_tokenize(app, exit_code);
+  add_dump_ir(app, exit_code);
+  add_gen_model(app, exit_code);
+  add_run(app, exit_code);
+  add_eval(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

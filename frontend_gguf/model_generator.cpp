@@ -1,0 +1,240 @@
+// Synthetic model generation (see model_generator.h).
+#include "frontend_gguf/model_generator.h"
+
+#include "frontend_gguf/gguf_writer.h"
+#include "frontend_gguf/model_config.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace bitnet::gguf {
+namespace {
+
+// splitmix64: fast, seedable, identical everywhere (std distributions are not).
+struct Rng {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  // Standard normal (Box-Muller).
+  float normal() {
+    const double u1 = std::max(uniform(), 1e-300);
+    const double u2 = uniform();
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  }
+};
+
+uint16_t to_f16(float x) {
+  // Round-to-nearest-even conversion for finite, normal-range values (generated data is N(0,1)).
+  uint32_t f;
+  std::memcpy(&f, &x, 4);
+  const uint32_t sign = (f >> 16) & 0x8000u;
+  const uint32_t abs = f & 0x7fffffffu;
+  if (abs < 0x38800000u) return static_cast<uint16_t>(sign);  // tiny: flush to zero
+  uint32_t h = (abs - 0x38000000u) >> 13;
+  const uint32_t rest = abs & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | std::min<uint32_t>(h, 0x7bffu));
+}
+
+// Ternary I2_S data (spec 6) for `rows` x `cols` weights drawn as the converters make
+// them: w ~ N(0, 1), s = mean|w|, code = round(w / s) clamped to [-1, 1]. For a normal
+// distribution the zero code has probability P(|w| < s/2) = erf(sqrt(1/pi) / 2); codes are
+// drawn directly with these probabilities (drawing billions of normals for the 2B shape
+// would take a minute), and the stored scale is E|w| = sqrt(2/pi).
+std::vector<uint8_t> ternary_i2s(uint64_t rows, uint64_t cols, Rng& rng) {
+  const uint64_t n = rows * cols;
+  std::vector<uint8_t> data(n / 4 + 32, 0);
+  const double p_zero = std::erf(std::sqrt(1.0 / M_PI) / 2.0);
+  const auto zero_threshold = static_cast<uint32_t>(p_zero * 65536.0);
+  for (uint64_t block = 0; block < n / 128; ++block) {
+    uint8_t* out = data.data() + block * 32;
+    for (int group = 0; group < 4; ++group) {  // weights 32*group + i of the block
+      for (int i = 0; i < 32; i += 4) {
+        const uint64_t r = rng.next();
+        for (int k = 0; k < 4; ++k) {
+          const auto u = static_cast<uint32_t>((r >> (16 * k)) & 0xffff);
+          const uint8_t code = u < zero_threshold ? 1 : ((u & 1) ? 2 : 0);  // 0 => -1, 1 => 0, 2 => +1
+          out[i + k] |= static_cast<uint8_t>(code << (6 - 2 * group));
+        }
+      }
+    }
+  }
+  const auto scale = static_cast<float>(std::sqrt(2.0 / M_PI));
+  std::memcpy(data.data() + n / 4, &scale, sizeof scale);
+  return data;
+}
+
+std::vector<uint8_t> f32_normal(uint64_t n, Rng& rng) {
+  std::vector<uint8_t> data(n * 4);
+  for (uint64_t i = 0; i < n; ++i) {
+    const float v = rng.normal();
+    std::memcpy(data.data() + i * 4, &v, 4);
+  }
+  return data;
+}
+
+std::vector<uint8_t> f16_normal(uint64_t n, Rng& rng) {
+  std::vector<uint8_t> data(n * 2);
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint16_t h = to_f16(rng.normal());
+    std::memcpy(data.data() + i * 2, &h, 2);
+  }
+  return data;
+}
+
+// A SentencePiece-style vocabulary as the reference's dummy models carry: <unk> <s> </s>,
+// 256 byte-fallback tokens, a few hundred real pieces, then [PADn] fillers.
+void add_synthetic_vocab(GgufWriter& w, uint32_t n_vocab) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<float> scores = {0, 0, 0};
+  std::vector<int32_t> types = {2, 3, 3};
+  for (int b = 0; b < 256; ++b) {
+    tokens.push_back(fmt::format("<0x{:02X}>", b));
+    scores.push_back(0);
+    types.push_back(6);
+  }
+  const std::string letters = "etaoinshrdlcumwfgypbvkjxqzETAOINSHRDLCUMWFGYPBVKJXQZ0123456789.,!?'-";
+  float score = -1;
+  auto piece = [&](std::string s) {
+    if (tokens.size() >= n_vocab) return;
+    tokens.push_back(std::move(s));
+    scores.push_back(score);
+    score -= 1;
+    types.push_back(1);
+  };
+  piece("\xE2\x96\x81");  // "▁"
+  for (char c : letters) piece(std::string(1, c));
+  for (char c : letters) piece("\xE2\x96\x81" + std::string(1, c));
+  for (char a : letters.substr(0, 26)) {
+    for (char b : letters.substr(0, 26)) piece(std::string{a, b});
+  }
+  for (uint32_t i = 0; tokens.size() < n_vocab; ++i) {
+    tokens.push_back(fmt::format("[PAD{}]", i));
+    scores.push_back(-1000);
+    types.push_back(5);
+  }
+  tokens.resize(n_vocab);
+  scores.resize(n_vocab);
+  types.resize(n_vocab);
+  w.set("tokenizer.ggml.model", std::string("llama"));
+  w.set("tokenizer.ggml.pre", std::string("default"));
+  w.set("tokenizer.ggml.tokens", Array::of_strings(std::move(tokens)));
+  w.set("tokenizer.ggml.scores", Array::of(scores));
+  w.set("tokenizer.ggml.token_type", Array::of(types));
+  w.set("tokenizer.ggml.bos_token_id", uint32_t{1});
+  w.set("tokenizer.ggml.eos_token_id", uint32_t{2});
+}
+
+constexpr std::string_view kPresetNames[] = {"2b4t", "tiny", "small", "tiny-mha", "test"};
+
+}  // namespace
+
+std::span<const std::string_view> model_preset_names() { return kPresetNames; }
+
+std::optional<GeneratedModelSpec> model_preset(std::string_view name) {
+  GeneratedModelSpec s;
+  if (name == "2b4t") {
+    s.name = "bitnet-2b4t-shape";
+    s.n_embd = 2560, s.n_ff = 6912, s.n_layer = 30, s.n_head = 20, s.n_head_kv = 5, s.n_vocab = 128256;
+    s.n_ctx = 4096;
+  } else if (name == "tiny") {
+    s.name = "b158-tiny";
+  } else if (name == "small") {
+    s.name = "b158-small";
+    s.n_embd = 384, s.n_ff = 1152, s.n_head = 6, s.n_head_kv = 2;
+  } else if (name == "tiny-mha") {
+    s.arch = "bitnet", s.name = "bitnet-tiny-mha";
+    s.n_head = 4, s.n_head_kv = 4, s.rope_freq_base = 10000.0f;
+  } else if (name == "test") {
+    s.name = "test";
+    s.n_embd = 128, s.n_ff = 256, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_vocab = 512, s.n_ctx = 256;
+  } else {
+    return std::nullopt;
+  }
+  return s;
+}
+
+Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
+  const ArchSpec* arch = find_arch(spec.arch);
+  if (arch == nullptr) return make_error("unknown architecture '{}' (supported: {})", spec.arch, supported_arch_list());
+  if (spec.n_head == 0 || spec.n_head_kv == 0 || spec.n_embd % spec.n_head != 0 || spec.n_head % spec.n_head_kv != 0) {
+    return make_error("heads {} / kv heads {} do not divide the embedding {}", spec.n_head, spec.n_head_kv, spec.n_embd);
+  }
+  if (spec.n_embd % 128 != 0 || spec.n_ff % 128 != 0) {
+    return make_error("I2_S needs embedding and feed-forward sizes that are multiples of 128 (got {} and {})",
+                      spec.n_embd, spec.n_ff);
+  }
+  if (spec.n_layer == 0 || spec.n_layer > 1024) return make_error("layer count {} is out of range", spec.n_layer);
+  const uint64_t head_dim = spec.n_embd / spec.n_head;
+  const uint64_t n_embd_kv = head_dim * spec.n_head_kv;
+
+  GgufWriter w;
+  const std::string p = spec.arch + ".";
+  w.set("general.architecture", spec.arch);
+  w.set("general.name", spec.name);
+  w.set(p + "block_count", spec.n_layer);
+  w.set(p + "context_length", spec.n_ctx);
+  w.set(p + "embedding_length", spec.n_embd);
+  w.set(p + "feed_forward_length", spec.n_ff);
+  w.set(p + "attention.head_count", spec.n_head);
+  w.set(p + "attention.head_count_kv", spec.n_head_kv);
+  w.set(p + "rope.freq_base", spec.rope_freq_base);
+  w.set(p + "attention.layer_norm_rms_epsilon", spec.rms_eps);
+  w.set("general.file_type", uint32_t{40});  // MOSTLY_I2_S
+  uint32_t n_vocab = spec.n_vocab;
+  if (spec.vocab_from != nullptr) {
+    const Array* tokens = spec.vocab_from->get_array("tokenizer.ggml.tokens");
+    if (tokens == nullptr || tokens->size() == 0) return make_error("--vocab-from file has no tokenizer.ggml.tokens");
+    n_vocab = static_cast<uint32_t>(tokens->size());
+  }
+  w.set(p + "vocab_size", n_vocab);
+  w.set(p + "rope.scaling.type", std::string("linear"));
+  w.set(p + "rope.scaling.factor", 1.0f);
+  if (spec.vocab_from != nullptr) {
+    for (const auto& kv : spec.vocab_from->metadata()) {
+      if (kv.key.starts_with("tokenizer.")) w.set(kv.key, kv.value);
+    }
+  } else {
+    add_synthetic_vocab(w, n_vocab);
+  }
+  w.set("general.quantization_version", uint32_t{2});
+
+  Rng rng{spec.seed * 0x2545f4914f6cdd1dull + 1};
+  std::vector<std::vector<uint8_t>> buffers;
+  buffers.reserve(2 + 11 * static_cast<size_t>(spec.n_layer) + 1);
+  auto add = [&](const std::string& name, GgmlType type, std::vector<uint64_t> ne, std::vector<uint8_t> data) {
+    buffers.push_back(std::move(data));
+    return w.add_tensor({name, type, std::move(ne), buffers.back()});
+  };
+  // Tensor order of llama-quantize output for these models (see the shared b158 files).
+  BITNET_RETURN_IF_ERROR(
+      add("token_embd.weight", GgmlType::F16, {spec.n_embd, n_vocab}, f16_normal(uint64_t{spec.n_embd} * n_vocab, rng)));
+  const GgmlType proj = GgmlType::I2_S;  // every projection, as `llama-quantize ... I2_S` writes them
+  for (uint32_t i = 0; i < spec.n_layer; ++i) {
+    const std::string b = fmt::format("blk.{}.", i);
+    BITNET_RETURN_IF_ERROR(add(b + "attn_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(add(b + "ffn_down.weight", proj, {spec.n_ff, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_ff, rng)));
+    if (arch->sub_norms) {
+      BITNET_RETURN_IF_ERROR(add(b + "ffn_sub_norm.weight", GgmlType::F32, {spec.n_ff}, f32_normal(spec.n_ff, rng)));
+    }
+    BITNET_RETURN_IF_ERROR(add(b + "ffn_gate.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(add(b + "ffn_up.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(add(b + "ffn_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
+    if (arch->sub_norms) {
+      BITNET_RETURN_IF_ERROR(add(b + "attn_sub_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
+    }
+    BITNET_RETURN_IF_ERROR(add(b + "attn_k.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(add(b + "attn_output.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(add(b + "attn_q.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(add(b + "attn_v.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
+  }
+  BITNET_RETURN_IF_ERROR(add("output_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
+  return w.write_file_atomic(path);
+}
+
+}  // namespace bitnet::gguf

@@ -1,0 +1,30 @@
+// The dtype table (see dtype.h).
+#include "ir/dtype.h"
+
+namespace bitnet::ir {
+namespace {
+
+constexpr DTypeInfo kDTypes[] = {
+#define BITNET_DTYPE_ROW(id, name, block, bytes, kind) {DType::id, name, block, bytes, DTypeKind::kind},
+    BITNET_IR_DTYPES(BITNET_DTYPE_ROW)
+#undef BITNET_DTYPE_ROW
+};
+
+}  // namespace
+
+const DTypeInfo& dtype_info(DType dtype) { return kDTypes[static_cast<size_t>(dtype)]; }
+std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const auto& row : kDTypes) {
+    if (row.name == name) return row.dtype;
+  }
+  return std::nullopt;
+}
+
+bool is_weight_dtype(DType dtype) {
+  const DTypeKind kind = dtype_info(dtype).kind;
+  return kind == DTypeKind::kQuantizedWeight || kind == DTypeKind::kFloat;
+}
+
+}  // namespace bitnet::ir

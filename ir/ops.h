@@ -1,0 +1,91 @@
+// The op vocabulary, declared once. Each row names the op, its operand count and its
+// attributes; ops_table.cpp gives each a type rule. The enum, the generic builder,
+// the verifier and the printer all follow from this table (as ggml's type_traits and
+// MLIR's ODS do). Semantics of each op are documented in the row's comment and
+// implemented once, in the reference interpreter (runtime/interpreter.cpp).
+#pragma once
+
+#include "ir/support/expected.h"
+#include "ir/type.h"
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace bitnet::ir {
+
+// X(Id, "name", min_operands, max_operands)
+#define BITNET_IR_OPS(X)                                                                        \
+  /* () -> i32[T]: the token ids of this call */                                               \
+  X(InputTokens, "input.tokens", 0, 0)                                                         \
+  /* () -> dtype[shape] {tensor}: a weight tensor of the model file, mapped, never copied */    \
+  X(Weight, "weight", 0, 0)                                                                    \
+  /* (table[V, E], ids i32[T]) -> f32[T, E]: rows of the table, dequantized */                  \
+  X(Embed, "embed", 2, 2)                                                                      \
+  /* (x f32[T, N]) -> f32[T, N] {eps}: x / sqrt(mean(x^2) + eps), no gain */                    \
+  X(RmsNorm, "rms_norm", 1, 1)                                                                 \
+  /* (a f32[T, N], b f32[N] | f32[1] | f32[T, N]) -> f32[T, N]: elementwise, b broadcast */  \
+  X(Mul, "mul", 2, 2)                                                                          \
+  X(Add, "add", 2, 2)                                                                          \
+  /* (x f32[T, K]) -> i8q[T, K]: per-token absmax int8 quantization (spec 8.2) */              \
+  X(QuantizeI8, "quantize_i8", 1, 1)                                                           \
+  /* (x f32[T, K] | i8q[T, K], w[M, K]) -> f32[T, M]: x times w transposed */                  \
+  X(MatMul, "matmul", 2, 2)                                                                    \
+  /* (x f32[T, H * D]) -> f32[T, H * D] {style, n_head, head_dim, freq_base, freq_scale}:      \
+     rotary embedding at positions pos..pos+T-1 */                                             \
+  X(Rope, "rope", 1, 1)                                                                        \
+  /* (q f32[T, H * D], k f32[T, HKV * D], v f32[T, HKV * D]) -> f32[T, H * D]                  \
+     {layer, n_head, n_head_kv, head_dim}: append k, v to the layer's KV cache at positions    \
+     pos.., then causal softmax(q k^T / sqrt(D)) v per head, GQA head groups */                \
+  X(Attention, "attention", 3, 3)                                                              \
+  /* (x f32[T, N]) -> f32[T, N] {scale}: row softmax of x * scale */                            \
+  X(Softmax, "softmax", 1, 1)                                                                  \
+  /* elementwise activations: x * sigmoid(x); max(x, 0)^2; tanh-approximated gelu */           \
+  X(Silu, "silu", 1, 1)                                                                        \
+  X(Relu2, "relu2", 1, 1)                                                                      \
+  X(Gelu, "gelu", 1, 1)                                                                        \
+  /* (x f32[T, N]) -> f32[1, N]: the last row (only the last token's logits are needed) */     \
+  X(SelectLast, "select_last", 1, 1)                                                           \
+  /* (x) -> x {name}: marks a graph output */                                                  \
+  X(Output, "output", 1, 1)
+
+enum class OpKind : uint8_t {
+#define BITNET_OP_ENUM(id, name, min_ops, max_ops) id,
+  BITNET_IR_OPS(BITNET_OP_ENUM)
+#undef BITNET_OP_ENUM
+};
+
+// Attribute values: integers, floats (f32 hyper-parameters are stored exactly) or strings.
+using AttrValue = std::variant<int64_t, double, std::string>;
+enum class AttrKind : uint8_t { kInt, kFloat, kString };
+
+struct Attr {
+  std::string name;
+  AttrValue value;
+  bool operator==(const Attr&) const = default;
+};
+
+struct AttrSpec {
+  std::string_view name;
+  AttrKind kind;
+};
+
+struct Node;
+
+struct OpInfo {
+  OpKind kind;
+  std::string_view name;
+  int min_operands;
+  int max_operands;
+  std::span<const AttrSpec> attrs;  // all required, printed in this order
+  // Result type from the node's attributes and operand types (null: the builder supplies
+  // the result type explicitly, as for weights).
+  Expected<Type> (*infer)(const Node& node, std::span<const Type> operands);
+};
+
+const OpInfo& op_info(OpKind kind);
+std::string_view op_name(OpKind kind);
+
+}  // namespace bitnet::ir

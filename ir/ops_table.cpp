@@ -1,0 +1,168 @@
+// Type rules of the op table (ops.h): one small function per op, each saying what
+// operand types it accepts and what it produces.
+#include "ir/graph.h"
+
+namespace bitnet::ir {
+namespace {
+
+Error bad(const Node& n, std::string why) { return make_error("{}: {}", op_name(n.op), why); }
+
+// Checks a row-major activation [T, N] (or [1, N] after select_last).
+Status expect_activation(const Node& n, const Type& t, const char* what, DType dtype = DType::F32) {
+  if (t.dtype != dtype || t.rank() != 2 || t.shape[1].is_tokens()) {
+    return bad(n, fmt::format("{} must be {}[T, N], got {}", what, dtype_name(dtype), to_string(t)));
+  }
+  return Status::success();
+}
+
+Expected<Type> same_as_first(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "x"));
+  return ops[0];
+}
+
+Expected<Type> infer_input_tokens(const Node&, std::span<const Type>) {
+  return Type::of(DType::I32, {Dim::tokens()});
+}
+
+Expected<Type> infer_embed(const Node& n, std::span<const Type> ops) {
+  const Type& table = ops[0];
+  const Type& ids = ops[1];
+  if (!is_weight_dtype(table.dtype) || table.rank() != 2) {
+    return bad(n, fmt::format("table must be a weight matrix, got {}", to_string(table)));
+  }
+  if (ids.dtype != DType::I32 || ids.rank() != 1) return bad(n, fmt::format("ids must be i32[T], got {}", to_string(ids)));
+  return Type::of(DType::F32, {ids.shape[0], table.shape[1]});
+}
+
+Expected<Type> infer_broadcast_binary(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "a"));
+  const Type& b = ops[1];
+  // b is a row broadcast over tokens, a scalar f32[1] (per-projection scales), or a's shape.
+  const bool row = b.dtype == DType::F32 && b.rank() == 1 && (b.shape[0] == ops[0].shape[1] || b.shape[0] == Dim{1});
+  if (!row && b != ops[0]) {
+    return bad(n, fmt::format("b must be f32[{0}], f32[1] or {1}, got {2}", to_string(ops[0].shape[1]),
+                              to_string(ops[0]), to_string(b)));
+  }
+  return ops[0];
+}
+
+Expected<Type> infer_quantize(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "x"));
+  return Type::of(DType::I8Q, ops[0].shape);
+}
+
+Expected<Type> infer_matmul(const Node& n, std::span<const Type> ops) {
+  const Type& x = ops[0];
+  const Type& w = ops[1];
+  if ((x.dtype != DType::F32 && x.dtype != DType::I8Q) || x.rank() != 2) {
+    return bad(n, fmt::format("x must be f32[T, K] or i8q[T, K], got {}", to_string(x)));
+  }
+  if (!is_weight_dtype(w.dtype) || w.rank() != 2 || w.shape[0].is_tokens() || w.shape[1].is_tokens()) {
+    return bad(n, fmt::format("w must be a weight matrix [M, K], got {}", to_string(w)));
+  }
+  if (x.shape[1] != w.shape[1]) {
+    return bad(n, fmt::format("inner dims differ: x {} and w {}", to_string(x), to_string(w)));
+  }
+  if (x.dtype == DType::I8Q && w.dtype != DType::I2_S) {
+    return bad(n, fmt::format("i8q activations multiply only i2_s weights, got {}", dtype_name(w.dtype)));
+  }
+  return Type::of(DType::F32, {x.shape[0], w.shape[0]});
+}
+
+Expected<Type> infer_rope(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "x"));
+  const std::string& style = n.attr_string("style");
+  if (style != "neox" && style != "normal") return bad(n, fmt::format("unknown style '{}'", style));
+  const int64_t heads = n.attr_int("n_head");
+  const int64_t dim = n.attr_int("head_dim");
+  if (heads <= 0 || dim <= 0 || dim % 2 != 0 || ops[0].shape[1].size != heads * dim) {
+    return bad(n, fmt::format("{} heads of {} do not tile {}", heads, dim, to_string(ops[0])));
+  }
+  return ops[0];
+}
+
+Expected<Type> infer_attention(const Node& n, std::span<const Type> ops) {
+  const int64_t heads = n.attr_int("n_head");
+  const int64_t kv_heads = n.attr_int("n_head_kv");
+  const int64_t dim = n.attr_int("head_dim");
+  if (heads <= 0 || kv_heads <= 0 || dim <= 0 || heads % kv_heads != 0 || n.attr_int("layer") < 0) {
+    return bad(n, fmt::format("bad heads: n_head {}, n_head_kv {}, head_dim {}", heads, kv_heads, dim));
+  }
+  for (int i = 0; i < 3; ++i) BITNET_RETURN_IF_ERROR(expect_activation(n, ops[i], i == 0 ? "q" : i == 1 ? "k" : "v"));
+  if (ops[0].shape[1].size != heads * dim) return bad(n, fmt::format("q {} is not {} x {}", to_string(ops[0]), heads, dim));
+  for (int i = 1; i < 3; ++i) {
+    if (ops[i].shape[1].size != kv_heads * dim || ops[i].shape[0] != ops[0].shape[0]) {
+      return bad(n, fmt::format("k/v {} is not [{}, {} x {}]", to_string(ops[i]), to_string(ops[0].shape[0]),
+                                kv_heads, dim));
+    }
+  }
+  return ops[0];
+}
+
+Expected<Type> infer_select_last(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "x"));
+  return Type::of(DType::F32, {Dim{1}, ops[0].shape[1]});
+}
+
+Expected<Type> infer_output(const Node& n, std::span<const Type> ops) {
+  if (n.attr_string("name").empty()) return bad(n, "empty output name");
+  return ops[0];
+}
+
+constexpr AttrSpec kWeightAttrs[] = {{"tensor", AttrKind::kString}};
+constexpr AttrSpec kEpsAttrs[] = {{"eps", AttrKind::kFloat}};
+constexpr AttrSpec kRopeAttrs[] = {{"style", AttrKind::kString},
+                                   {"n_head", AttrKind::kInt},
+                                   {"head_dim", AttrKind::kInt},
+                                   {"freq_base", AttrKind::kFloat},
+                                   {"freq_scale", AttrKind::kFloat}};
+constexpr AttrSpec kAttentionAttrs[] = {{"layer", AttrKind::kInt},
+                                        {"n_head", AttrKind::kInt},
+                                        {"n_head_kv", AttrKind::kInt},
+                                        {"head_dim", AttrKind::kInt}};
+constexpr AttrSpec kScaleAttrs[] = {{"scale", AttrKind::kFloat}};
+constexpr AttrSpec kNameAttrs[] = {{"name", AttrKind::kString}};
+
+struct Rule {
+  std::span<const AttrSpec> attrs;
+  Expected<Type> (*infer)(const Node&, std::span<const Type>);
+};
+
+Rule rule_for(OpKind kind) {
+  switch (kind) {
+    case OpKind::InputTokens: return {{}, infer_input_tokens};
+    case OpKind::Weight: return {kWeightAttrs, nullptr};
+    case OpKind::Embed: return {{}, infer_embed};
+    case OpKind::RmsNorm: return {kEpsAttrs, same_as_first};
+    case OpKind::Mul: case OpKind::Add: return {{}, infer_broadcast_binary};
+    case OpKind::QuantizeI8: return {{}, infer_quantize};
+    case OpKind::MatMul: return {{}, infer_matmul};
+    case OpKind::Rope: return {kRopeAttrs, infer_rope};
+    case OpKind::Attention: return {kAttentionAttrs, infer_attention};
+    case OpKind::Softmax: return {kScaleAttrs, same_as_first};
+    case OpKind::Silu: case OpKind::Relu2: case OpKind::Gelu: return {{}, same_as_first};
+    case OpKind::SelectLast: return {{}, infer_select_last};
+    case OpKind::Output: return {kNameAttrs, infer_output};
+  }
+  return {{}, nullptr};
+}
+
+std::vector<OpInfo> build_table() {
+  std::vector<OpInfo> table;
+#define BITNET_OP_ROW(id, name, min_ops, max_ops) \
+  table.push_back(OpInfo{OpKind::id, name, min_ops, max_ops, rule_for(OpKind::id).attrs, rule_for(OpKind::id).infer});
+  BITNET_IR_OPS(BITNET_OP_ROW)
+#undef BITNET_OP_ROW
+  return table;
+}
+
+}  // namespace
+
+const OpInfo& op_info(OpKind kind) {
+  static const std::vector<OpInfo> table = build_table();
+  return table[static_cast<size_t>(kind)];
+}
+
+std::string_view op_name(OpKind kind) { return op_info(kind).name; }
+
+}  // namespace bitnet::ir

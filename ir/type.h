@@ -1,0 +1,36 @@
+// Tensor types of IR values: a dtype and a row-major shape whose dims are static or
+// the symbolic token count T (the only dim that varies between calls; the position
+// is a run-time argument of rope/attention, not a shape).
+#pragma once
+
+#include "ir/dtype.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bitnet::ir {
+
+struct Dim {
+  static constexpr int64_t kTokens = -1;  // the symbolic dim "T" (tokens in this call)
+  int64_t size = 0;
+
+  static Dim tokens() { return Dim{kTokens}; }
+  bool is_tokens() const { return size == kTokens; }
+  bool operator==(const Dim&) const = default;
+};
+
+struct Type {
+  DType dtype = DType::F32;
+  std::vector<Dim> shape;  // row-major: the last dim is contiguous
+
+  static Type of(DType dtype, std::vector<Dim> shape) { return Type{dtype, std::move(shape)}; }
+  int64_t rank() const { return static_cast<int64_t>(shape.size()); }
+  bool operator==(const Type&) const = default;
+};
+
+// "f32[T, 256]"
+std::string to_string(const Dim& dim);
+std::string to_string(const Type& type);
+
+}  // namespace bitnet::ir

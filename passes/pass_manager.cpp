@@ -1,0 +1,39 @@
+// Pass manager (see pass_manager.h).
+#include "passes/pass_manager.h"
+
+#include "ir/printer.h"
+#include "ir/verifier.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace bitnet::passes {
+
+Status PassManager::run(ir::Graph& graph, const PassOptions& options) const {
+  for (const Pass& pass : passes_) {
+    const auto start = std::chrono::steady_clock::now();
+    auto status = pass.run(graph);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!status.ok()) return make_error("pass '{}' failed: {}", pass.name, status.error().message);
+    auto verified = ir::verify(graph);
+    if (!verified.ok()) {
+      return make_error("the graph does not verify after pass '{}': {}", pass.name, verified.error().message);
+    }
+    if (options.time_passes && options.sink) {
+      options.sink(fmt::format("pass {:<28} {:8.3f} ms  {} nodes\n", pass.name, ms, graph.nodes().size()));
+    }
+    const bool print = options.print_after_all || std::find(options.print_after.begin(), options.print_after.end(),
+                                                            std::string(pass.name)) != options.print_after.end();
+    if (print && options.sink) options.sink(fmt::format("// ----- IR after {} -----\n{}", pass.name, ir::print(graph)));
+  }
+  return Status::success();
+}
+
+PassManager default_pipeline() {
+  PassManager pm;
+  pm.add(share_activation_quantization());
+  pm.add(dead_code_elimination());
+  return pm;
+}
+
+}  // namespace bitnet::passes

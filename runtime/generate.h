@@ -1,0 +1,58 @@
+// Text generation: feed the prompt in one batch, then sample one token per step through
+// the KV cache, streaming text as it is produced.
+#pragma once
+
+#include "runtime/interpreter.h"
+#include "runtime/sampler.h"
+#include "runtime/tokenizer.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace bitnet::runtime {
+
+struct GenerateOptions {
+  int32_t n_predict = 128;     // tokens to generate (stops earlier at end of generation)
+  SamplerOptions sampling;
+  bool stop_at_eog = true;
+  int32_t dump_logit_steps = 0;  // record the top-k logits of the first K steps
+  int32_t logits_topk = 0;
+};
+
+struct Timings {
+  double prompt_ms = 0;
+  int64_t prompt_tokens = 0;
+  double generate_ms = 0;         // time in single-token forward passes (decode)
+  int64_t generated_tokens = 0;   // single-token forward passes
+  double prompt_tokens_per_s() const { return prompt_ms > 0 ? prompt_tokens * 1000.0 / prompt_ms : 0; }
+  double generate_tokens_per_s() const { return generate_ms > 0 ? generated_tokens * 1000.0 / generate_ms : 0; }
+};
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> generated_ids;
+  std::string text;  // generated text only
+  Timings timings;
+  std::vector<std::vector<Candidate>> dumped_logits;  // per step: top-k (id, logit)
+  std::string stop_reason;                            // "length", "eog" or "context"
+};
+
+// `session` must be fresh (pos 0) and built with last-token logits. `on_text` receives
+// printable UTF-8 as soon as it is complete (multi-byte characters split across tokens
+// are held back until whole).
+Expected<GenerateResult> generate(Interpreter& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
+                                  const GenerateOptions& options,
+                                  const std::function<void(std::string_view)>& on_text = {});
+
+// Holds back the tail of a byte stream that is an incomplete UTF-8 sequence.
+class Utf8Stream {
+ public:
+  std::string push(std::string_view bytes);  // returns what is complete so far
+  std::string flush();                       // whatever remains (possibly invalid)
+
+ private:
+  std::string pending_;
+};
+
+}  // namespace bitnet::runtime

@@ -1,0 +1,51 @@
+// Model loading (see model.h).
+#include "runtime/model.h"
+
+#include "frontend_gguf/lowering.h"
+#include "frontend_gguf/tokenizer_data.h"
+#include "passes/pass_manager.h"
+
+namespace bitnet::runtime {
+namespace {
+
+Expected<std::unique_ptr<Tokenizer>> load_tokenizer(const gguf::GgufFile& model, const std::string& path) {
+  if (path.empty()) {
+    BITNET_ASSIGN_OR_RETURN(auto data, gguf::read_tokenizer_data(model));
+    return Tokenizer::from_gguf(data);
+  }
+  if (path.ends_with(".json")) return Tokenizer::from_hf_json(path);
+  BITNET_ASSIGN_OR_RETURN(auto file, gguf::GgufFile::open(path));
+  BITNET_ASSIGN_OR_RETURN(auto data, gguf::read_tokenizer_data(file));
+  return Tokenizer::from_gguf(data);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
+  BITNET_ASSIGN_OR_RETURN(gguf::GgufFile file, gguf::GgufFile::open(path));
+  std::unique_ptr<Model> m(new Model(std::move(file)));
+  auto config = gguf::read_model_config(m->file_);
+  if (!config.ok()) return make_error("{}: {}", path, config.error().message);
+  m->config_ = *config;
+  auto tokenizer = load_tokenizer(m->file_, options.tokenizer_path);
+  if (!tokenizer.ok()) return make_error("{}: tokenizer: {}", path, tokenizer.error().message);
+  m->tokenizer_ = std::move(*tokenizer);
+  if (m->tokenizer_->vocab_size() != m->config_.n_vocab) {
+    return make_error("{}: the tokenizer has {} tokens but the model's embedding has {} rows", path,
+                      m->tokenizer_->vocab_size(), m->config_.n_vocab);
+  }
+  for (bool all : {false, true}) {
+    auto graph = gguf::lower_to_ir(m->file_, m->config_, {.all_logits = all});
+    if (!graph.ok()) return make_error("{}: {}", path, graph.error().message);
+    if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph));
+    (all ? m->graph_all_ : m->graph_last_) = std::move(*graph);
+  }
+  return m;
+}
+
+Expected<std::unique_ptr<Interpreter>> Model::new_session(bool all_logits, int64_t n_ctx, int threads) const {
+  if (n_ctx <= 0) n_ctx = static_cast<int64_t>(std::min<uint64_t>(config_.n_ctx_train, 4096));
+  return Interpreter::create(graph(all_logits), file_, {n_ctx, threads});
+}
+
+}  // namespace bitnet::runtime

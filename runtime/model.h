@@ -1,0 +1,44 @@
+// A model ready to run: the mapped GGUF, its configuration and tokenizer, and the forward
+// graph lowered from it. Sessions (interpreters) are created from it.
+#pragma once
+
+#include "frontend_gguf/gguf_file.h"
+#include "frontend_gguf/model_config.h"
+#include "ir/graph.h"
+#include "runtime/interpreter.h"
+#include "runtime/tokenizer.h"
+
+#include <memory>
+#include <string>
+
+namespace bitnet::runtime {
+
+struct ModelOptions {
+  std::string tokenizer_path;  // a tokenizer.json or GGUF to use instead of the model's own
+  bool optimize = true;        // run the IR pass pipeline (results are identical either way)
+};
+
+class Model {
+ public:
+  static Expected<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& options = {});
+
+  const gguf::GgufFile& file() const { return file_; }
+  const gguf::ModelConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+
+  // The forward graph with logits for the last token only (generation) or all tokens (eval).
+  const ir::Graph& graph(bool all_logits) const { return all_logits ? graph_all_ : graph_last_; }
+  // A fresh interpreter (own KV cache) over this model. n_ctx <= 0 picks the model's
+  // training context capped at 4096.
+  Expected<std::unique_ptr<Interpreter>> new_session(bool all_logits, int64_t n_ctx, int threads) const;
+
+ private:
+  Model(gguf::GgufFile file) : file_(std::move(file)) {}
+  gguf::GgufFile file_;
+  gguf::ModelConfig config_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ir::Graph graph_last_;
+  ir::Graph graph_all_;
+};
+
+}  // namespace bitnet::runtime

@@ -1,0 +1,101 @@
+// Sampling (see sampler.h).
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+namespace bitnet::runtime {
+namespace {
+
+bool better(const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+
+}  // namespace
+
+std::vector<Candidate> top_k_logits(std::span<const float> logits, size_t k) {
+  std::vector<Candidate> all(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<int32_t>(i), logits[i]};
+  k = std::min(k, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(), better);
+  all.resize(k);
+  return all;
+}
+
+int32_t greedy_pick(std::span<const float> logits) {
+  int32_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i) {
+    if (logits[i] > logits[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+  }
+  return best;
+}
+
+Sampler::Sampler(const SamplerOptions& options) : options_(options), state_(options.seed ^ 0x5eed5eed5eed5eedull) {}
+
+double Sampler::uniform() {
+  // splitmix64, identical on every platform (std distributions are not).
+  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  if (logits.empty()) return -1;
+  std::vector<float> adjusted(logits.begin(), logits.end());
+  if (options_.repeat_penalty != 1.0f && options_.repeat_last_n != 0) {
+    const size_t n = options_.repeat_last_n < 0 ? history.size()
+                                                : std::min(history.size(), static_cast<size_t>(options_.repeat_last_n));
+    std::unordered_set<int32_t> seen(history.end() - static_cast<std::ptrdiff_t>(n), history.end());
+    for (int32_t id : seen) {
+      if (id < 0 || static_cast<size_t>(id) >= adjusted.size()) continue;
+      float& l = adjusted[static_cast<size_t>(id)];
+      l = l > 0 ? l / options_.repeat_penalty : l * options_.repeat_penalty;  // llama.cpp's rule
+    }
+  }
+  if (options_.greedy || options_.temperature <= 0.0f) return greedy_pick(adjusted);
+
+  std::vector<Candidate> c(adjusted.size());
+  for (size_t i = 0; i < adjusted.size(); ++i) c[i] = {static_cast<int32_t>(i), adjusted[i]};
+  std::sort(c.begin(), c.end(), better);
+  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < c.size()) c.resize(static_cast<size_t>(options_.top_k));
+
+  // Probabilities at temperature 1 for the top-p and min-p cuts (as llama.cpp applies them
+  // before the temperature), computed in double.
+  auto probs = [&](double temperature) {
+    std::vector<double> p(c.size());
+    double sum = 0;
+    for (size_t i = 0; i < c.size(); ++i) sum += p[i] = std::exp((c[i].logit - c[0].logit) / temperature);
+    for (double& x : p) x /= sum;
+    return p;
+  };
+  if (options_.top_p < 1.0f) {
+    const auto p = probs(1.0);
+    double cumulative = 0;
+    size_t keep = c.size();
+    for (size_t i = 0; i < c.size(); ++i) {
+      cumulative += p[i];
+      if (cumulative >= options_.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    c.resize(std::max<size_t>(keep, 1));
+  }
+  if (options_.min_p > 0.0f) {
+    const auto p = probs(1.0);
+    size_t keep = 1;
+    while (keep < c.size() && p[keep] >= options_.min_p * p[0]) ++keep;
+    c.resize(keep);
+  }
+  const auto p = probs(options_.temperature);
+  const double r = uniform();
+  double cumulative = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    cumulative += p[i];
+    if (r < cumulative) return c[i].id;
+  }
+  return c.back().id;
+}
+
+}  // namespace bitnet::runtime

@@ -1,0 +1,104 @@
+// Shared run/eval options (see run_options.h).
+#include "tools/run_options.h"
+
+#include <chrono>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+namespace bitnet::tools {
+
+void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
+  cmd.add_option("-m,--model", o.model, "GGUF model (default: $BITNET_GGUF)")->envname("BITNET_GGUF");
+  cmd.add_option("--tokenizer", o.tokenizer, "use this tokenizer.json or GGUF instead of the model's own");
+  cmd.add_option("-t,--threads", o.threads, "threads (default: all cores, at most 8)");
+  cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (default: the model's, at most 4096)");
+  cmd.add_option("--backend", o.backend, "execution backend: interp (the reference interpreter)")
+      ->check(CLI::IsMember({"interp"}))
+      ->capture_default_str();
+  cmd.add_flag("--deterministic", o.deterministic,
+               "reproducible results: a fixed seed unless one is given (results never depend on the thread count); "
+               "also set by BITNET_DETERMINISTIC=1");
+}
+
+Status finish_common_options(CommonRunOptions& o) {
+  if (o.model.empty()) return make_error("no model: pass -m MODEL or set BITNET_GGUF");
+  if (const char* d = std::getenv("BITNET_DETERMINISTIC"); d && std::string_view(d) == "1") o.deterministic = true;
+  if (o.threads < 0) return make_error("--threads must be positive");
+  if (o.ctx < 0) return make_error("--ctx-size must be positive");
+  return Status::success();
+}
+
+int resolved_threads(const CommonRunOptions& o) {
+  if (o.threads > 0) return o.threads;
+  return static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+}
+
+Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms) {
+  const auto start = std::chrono::steady_clock::now();
+  auto model = runtime::Model::load(o.model, {.tokenizer_path = o.tokenizer});
+  if (load_ms) *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return model;
+}
+
+Expected<std::vector<int32_t>> parse_id_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    std::string_view item(text.data() + pos, comma - pos);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    int32_t id = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size()) {
+      return make_error("'{}' is not a comma-separated list of token ids (bad item '{}')", text, item);
+    }
+    ids.push_back(id);
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+bool is_valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > s.size() || (len == 2 && c < 0xc2) || c > 0xf4) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    }
+    const auto c1 = len > 1 ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+nlohmann::json top_logits_json(const std::vector<std::vector<runtime::Candidate>>& steps,
+                               const runtime::Tokenizer& tokenizer) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& step : steps) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& c : step) {
+      items.push_back({{"id", c.id}, {"logit", c.logit}, {"piece", tokenizer.token_to_piece(c.id, true)}});
+    }
+    out.push_back(items);
+  }
+  return out;
+}
+
+Status write_json_file(const std::string& path, const nlohmann::json& doc) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return make_error("cannot create '{}'", path);
+  out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  out.flush();
+  if (!out) return make_error("cannot write '{}'", path);
+  return Status::success();
+}
+
+}  // namespace bitnet::tools
