@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 
+#include "runtime/reference/kernels.h"
+
 namespace bitnet::runtime::ref::detail {
 
 // One __m512 of floats.
@@ -19,6 +21,18 @@ inline float tree_sum(Lanes v) {
     for (int i = 0; i < width; ++i) v[i] = v[i] + v[i + width];
   }
   return v[0];
+}
+
+// fp16_to_fp32 by table lookup, as ggml does (ggml_table_f32_f16): the table is filled from
+// fp16_to_fp32 itself, so the values are identical; the hot dot products just avoid the
+// bit manipulation per element.
+inline float f16_value(uint16_t h) {
+  static const std::array<float, 65536> table = [] {
+    std::array<float, 65536> t{};
+    for (uint32_t i = 0; i < t.size(); ++i) t[i] = fp16_to_fp32(static_cast<uint16_t>(i));
+    return t;
+  }();
+  return table[h];
 }
 
 }  // namespace bitnet::runtime::ref::detail
