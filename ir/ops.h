@@ -49,7 +49,25 @@ namespace bitnet::ir {
   /* (x f32[T, N]) -> f32[1, N]: the last row (only the last token's logits are needed) */     \
   X(SelectLast, "select_last", 1, 1)                                                           \
   /* (x) -> x {name}: marks a graph output */                                                  \
-  X(Output, "output", 1, 1)
+  X(Output, "output", 1, 1)                                                                    \
+  /* ---- fused ops (produced by passes; each is one kernel; the interpreter runs them as     \
+     the exact composition of the ops they replace) ---- */                                    \
+  /* (x f32[T, K], gain f32[K]) -> f32[T, K] {eps}: rms_norm then mul by the gain */           \
+  X(Norm, "norm", 2, 2)                                                                        \
+  /* (x f32[T, K], gain f32[K]) -> i8q[T, K] {eps}: norm then quantize_i8 */                   \
+  X(NormQuantize, "norm_quantize", 2, 2)                                                       \
+  /* (x, w1[M1, K], w2[M2, K], ...) -> f32[T, M1 + M2 + ...]: matmuls of one input by several  \
+     weights, results side by side (QKV concatenation without copying weights) */              \
+  X(MatMulCat, "matmul_cat", 3, 9)                                                             \
+  /* (x, w[M, K], r f32[T, M]) -> f32[T, M]: r + matmul(x, w) (residual add epilogue) */        \
+  X(MatMulAdd, "matmul_add", 3, 3)                                                             \
+  /* (x, w_gate[F, K], w_up[F, K]) -> f32[T, F] {act}: act(matmul(x, w_gate)) *                 \
+     matmul(x, w_up), act = "silu" | "relu2" */                                                 \
+  X(GatedFfn, "gated_ffn", 3, 3)                                                               \
+  /* (qkv f32[T, (H + 2 HKV) * D]) -> f32[T, H * D] {layer, n_head, n_head_kv, head_dim,       \
+     style, freq_base, freq_scale}: each row is q [H * D] | k [HKV * D] | v [HKV * D] (the      \
+     matmul_cat of the Q, K, V products); rope on q and k, then attention (KV append included) */ \
+  X(RopeAttention, "rope_attention", 1, 1)
 
 enum class OpKind : uint8_t {
 #define BITNET_OP_ENUM(id, name, min_ops, max_ops) id,

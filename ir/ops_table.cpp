@@ -109,6 +109,69 @@ Expected<Type> infer_output(const Node& n, std::span<const Type> ops) {
   return ops[0];
 }
 
+// norm / norm_quantize: x [T, K] and a gain [K].
+Expected<Type> infer_norm(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "x"));
+  const Type& g = ops[1];
+  if (g.dtype != DType::F32 || g.rank() != 1 || g.shape[0] != ops[0].shape[1]) {
+    return bad(n, fmt::format("gain must be f32[{}], got {}", to_string(ops[0].shape[1]), to_string(g)));
+  }
+  if (n.op == OpKind::NormQuantize) return Type::of(DType::I8Q, ops[0].shape);
+  return ops[0];
+}
+
+// The type of matmul(x, w) for the fused matmul ops.
+Expected<Type> product_type(const Node& n, const Type& x, const Type& w) {
+  Node plain = n;
+  plain.op = OpKind::MatMul;
+  const Type pair[] = {x, w};
+  auto t = infer_matmul(plain, pair);
+  if (!t.ok()) return bad(n, t.error().message);
+  return t;
+}
+
+Expected<Type> infer_matmul_cat(const Node& n, std::span<const Type> ops) {
+  int64_t total = 0;
+  Type result;
+  for (size_t i = 1; i < ops.size(); ++i) {
+    BITNET_ASSIGN_OR_RETURN(result, product_type(n, ops[0], ops[i]));
+    total += result.shape[1].size;
+  }
+  result.shape[1] = Dim{total};
+  return result;
+}
+
+Expected<Type> infer_matmul_add(const Node& n, std::span<const Type> ops) {
+  BITNET_ASSIGN_OR_RETURN(Type y, product_type(n, ops[0], ops[1]));
+  if (ops[2] != y) return bad(n, fmt::format("residual {} does not match the product {}", to_string(ops[2]), to_string(y)));
+  return y;
+}
+
+Expected<Type> infer_gated_ffn(const Node& n, std::span<const Type> ops) {
+  const std::string& act = n.attr_string("act");
+  if (act != "silu" && act != "relu2") return bad(n, fmt::format("unknown activation '{}'", act));
+  BITNET_ASSIGN_OR_RETURN(Type g, product_type(n, ops[0], ops[1]));
+  BITNET_ASSIGN_OR_RETURN(Type u, product_type(n, ops[0], ops[2]));
+  if (g != u) return bad(n, "gate and up weights have different shapes");
+  return g;
+}
+
+Expected<Type> infer_rope_attention(const Node& n, std::span<const Type> ops) {
+  BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "qkv"));
+  const std::string& style = n.attr_string("style");
+  if (style != "neox" && style != "normal") return bad(n, fmt::format("unknown style '{}'", style));
+  const int64_t heads = n.attr_int("n_head");
+  const int64_t kv_heads = n.attr_int("n_head_kv");
+  const int64_t dim = n.attr_int("head_dim");
+  if (heads <= 0 || kv_heads <= 0 || dim <= 0 || dim % 2 != 0 || heads % kv_heads != 0 || n.attr_int("layer") < 0) {
+    return bad(n, fmt::format("bad heads: n_head {}, n_head_kv {}, head_dim {}", heads, kv_heads, dim));
+  }
+  if (ops[0].shape[1].size != (heads + 2 * kv_heads) * dim) {
+    return bad(n, fmt::format("qkv {} is not [T, ({} + 2 x {}) x {}]", to_string(ops[0]), heads, kv_heads, dim));
+  }
+  return Type::of(DType::F32, {ops[0].shape[0], Dim{heads * dim}});
+}
+
 constexpr AttrSpec kWeightAttrs[] = {{"tensor", AttrKind::kString}};
 constexpr AttrSpec kEpsAttrs[] = {{"eps", AttrKind::kFloat}};
 constexpr AttrSpec kRopeAttrs[] = {{"style", AttrKind::kString},
@@ -122,6 +185,11 @@ constexpr AttrSpec kAttentionAttrs[] = {{"layer", AttrKind::kInt},
                                         {"head_dim", AttrKind::kInt}};
 constexpr AttrSpec kScaleAttrs[] = {{"scale", AttrKind::kFloat}};
 constexpr AttrSpec kNameAttrs[] = {{"name", AttrKind::kString}};
+constexpr AttrSpec kActAttrs[] = {{"act", AttrKind::kString}};
+constexpr AttrSpec kRopeAttentionAttrs[] = {{"layer", AttrKind::kInt},      {"n_head", AttrKind::kInt},
+                                            {"n_head_kv", AttrKind::kInt},  {"head_dim", AttrKind::kInt},
+                                            {"style", AttrKind::kString},   {"freq_base", AttrKind::kFloat},
+                                            {"freq_scale", AttrKind::kFloat}};
 
 struct Rule {
   std::span<const AttrSpec> attrs;
@@ -143,6 +211,11 @@ Rule rule_for(OpKind kind) {
     case OpKind::Silu: case OpKind::Relu2: case OpKind::Gelu: return {{}, same_as_first};
     case OpKind::SelectLast: return {{}, infer_select_last};
     case OpKind::Output: return {kNameAttrs, infer_output};
+    case OpKind::Norm: case OpKind::NormQuantize: return {kEpsAttrs, infer_norm};
+    case OpKind::MatMulCat: return {{}, infer_matmul_cat};
+    case OpKind::MatMulAdd: return {{}, infer_matmul_add};
+    case OpKind::GatedFfn: return {kActAttrs, infer_gated_ffn};
+    case OpKind::RopeAttention: return {kRopeAttentionAttrs, infer_rope_attention};
   }
   return {{}, nullptr};
 }

@@ -1,5 +1,6 @@
 // Dead-code elimination: removes nodes whose results nothing uses. Legal because every op
-// but `attention` (which appends to the KV cache) and `output` is free of side effects.
+// but `attention` and `rope_attention` (which append to the KV cache) and `output` is free of
+// side effects.
 #include "passes/pass_manager.h"
 
 namespace bitnet::passes {
@@ -11,7 +12,8 @@ Pass dead_code_elimination() {
             std::vector<bool> used(g.values().size(), false);
             for (size_t i = nodes.size(); i-- > 0;) {
               const ir::Node& n = nodes[i];
-              const bool effect = n.op == ir::OpKind::Output || n.op == ir::OpKind::Attention;
+              const bool effect =
+                  n.op == ir::OpKind::Output || n.op == ir::OpKind::Attention || n.op == ir::OpKind::RopeAttention;
               if (!effect && !used[static_cast<size_t>(n.result)]) continue;
               live[i] = true;
               for (ir::ValueId v : n.operands) used[static_cast<size_t>(v)] = true;

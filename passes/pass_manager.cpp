@@ -3,6 +3,7 @@
 
 #include "ir/printer.h"
 #include "ir/verifier.h"
+#include "passes/memory_plan.h"
 
 #include <algorithm>
 #include <chrono>
@@ -29,10 +30,18 @@ Status PassManager::run(ir::Graph& graph, const PassOptions& options) const {
   return Status::success();
 }
 
-PassManager default_pipeline() {
+PassManager default_pipeline(int64_t t_max) {
   PassManager pm;
-  pm.add(share_activation_quantization());
+  pm.add(share_activation_quantization());  // first: Q/K/V and gate/up then read one quantized value
   pm.add(dead_code_elimination());
+  pm.add(fuse_norm());
+  pm.add(fuse_norm_quantize());  // needs norm, and the single quantize share-quantize left
+  pm.add(fuse_rope_attention());
+  pm.add(fuse_gated_ffn());
+  pm.add(fuse_residual());  // last: the O and down products are plain matmuls until here
+  pm.add(dead_code_elimination());
+  pm.add(schedule());
+  pm.add(plan_memory_pass(t_max));  // after every rewrite: it plans the final values
   return pm;
 }
 

@@ -37,11 +37,19 @@ class PassManager {
   std::vector<Pass> passes_;
 };
 
-// The pipeline `dump-ir --stage optimized` and the compilers start from.
-PassManager default_pipeline();
+// The pipeline `dump-ir --stage optimized`, the runtime and the compilers start from: share
+// quantization, fuse (norms, QKV + attention, gated FFN, residual adds), then schedule and plan
+// memory for calls of up to `t_max` tokens.
+PassManager default_pipeline(int64_t t_max = 512);
 
-// Individual passes.
+// Individual passes (plan-memory and the schedule's queries are in memory_plan.h and schedule.h).
 Pass dead_code_elimination();
 Pass share_activation_quantization();
+Pass fuse_norm();
+Pass fuse_norm_quantize();
+Pass fuse_rope_attention();
+Pass fuse_gated_ffn();
+Pass fuse_residual();
+Pass schedule();  // records the kernel count
 
 }  // namespace bitnet::passes

@@ -36,7 +36,7 @@ std::string Utf8Stream::push(std::string_view bytes) {
 
 std::string Utf8Stream::flush() { return std::exchange(pending_, std::string()); }
 
-Expected<GenerateResult> generate(Interpreter& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
+Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
                                   const GenerateOptions& options,
                                   const std::function<void(std::string_view)>& on_text) {
   if (prompt_ids.empty()) return make_error("the prompt is empty (no tokens to start from)");

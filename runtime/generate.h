@@ -2,7 +2,7 @@
 // the KV cache, streaming text as it is produced.
 #pragma once
 
-#include "runtime/interpreter.h"
+#include "runtime/session.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
 
@@ -41,7 +41,7 @@ struct GenerateResult {
 // `session` must be fresh (pos 0) and built with last-token logits. `on_text` receives
 // printable UTF-8 as soon as it is complete (multi-byte characters split across tokens
 // are held back until whole).
-Expected<GenerateResult> generate(Interpreter& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
+Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
                                   const GenerateOptions& options,
                                   const std::function<void(std::string_view)>& on_text = {});
 

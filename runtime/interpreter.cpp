@@ -2,14 +2,22 @@
 // plain vectors and are freed after their last use.
 #include "runtime/interpreter.h"
 
+#include "passes/memory_plan.h"
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace bitnet::runtime {
 namespace {
 
 using ir::DType;
 using ir::OpKind;
+
+float relu2(float x) {
+  const float r = x > 0.0f ? x : 0.0f;  // as ggml_relu: -0 and NaN become 0
+  return r * r;
+}
 
 // The storage of one IR value during a run.
 struct Buffer {
@@ -91,12 +99,48 @@ struct Interpreter::Impl {
     // cells allocated so padded reads stay in bounds (they are masked).
     const int64_t cells = (n_ctx + 31) / 32 * 32;
     for (const ir::Node& node : graph.nodes()) {
-      if (node.op != OpKind::Attention) continue;
+      if (node.op != OpKind::Attention && node.op != OpKind::RopeAttention) continue;
       const int64_t width = node.attr_int("n_head_kv") * node.attr_int("head_dim");
       KvCache& c = kv[node.attr_int("layer")];
       c.n_ctx = cells;
       c.k.assign(static_cast<size_t>(cells * width), 0);
       c.v.assign(static_cast<size_t>(cells * width), 0);
+    }
+  }
+
+  // Arena mode (InterpreterOptions::arena_t_max): values are moved into their planned slot
+  // after the node that defines them and copied back out for each reader.
+  std::optional<passes::MemoryPlan> plan;
+  std::vector<uint8_t> arena;
+
+  bool in_arena(ir::ValueId v) const { return graph.def(v).op != OpKind::Weight; }
+
+  void store(ir::ValueId id) {
+    Buffer& b = values[static_cast<size_t>(id)];
+    uint8_t* p = arena.data() + plan->slots[static_cast<size_t>(id)].offset;
+    const auto put = [](uint8_t* at, const auto& vec) {
+      if (!vec.empty()) std::memcpy(at, vec.data(), vec.size() * sizeof(vec[0]));
+    };
+    put(p, b.f32);
+    put(p, b.i32);
+    put(p, b.i8);
+    put(p + passes::i8q_rows_offset(b.rows, b.cols), b.scales);
+    b = Buffer{b.rows, b.cols};
+  }
+
+  void load(ir::ValueId id) {
+    Buffer& b = values[static_cast<size_t>(id)];
+    const uint8_t* p = arena.data() + plan->slots[static_cast<size_t>(id)].offset;
+    const auto get = [](const uint8_t* at, auto& vec, int64_t n) {
+      vec.resize(static_cast<size_t>(n));
+      if (n > 0) std::memcpy(vec.data(), at, vec.size() * sizeof(vec[0]));
+    };
+    switch (graph.value(id).type.dtype) {
+      case DType::I32: return get(p, b.i32, b.rows);
+      case DType::I8Q:
+        get(p, b.i8, b.rows * b.cols);
+        return get(p + passes::i8q_rows_offset(b.rows, b.cols), b.scales, b.rows);
+      default: return get(p, b.f32, b.rows * b.cols);
     }
   }
 
@@ -157,45 +201,52 @@ struct Interpreter::Impl {
     }
   }
 
+  Buffer& out_i8q(const ir::Node& node, int64_t rows, int64_t cols) {
+    Buffer& b = values[static_cast<size_t>(node.result)];
+    b.rows = rows;
+    b.cols = cols;
+    b.i8.assign(static_cast<size_t>(rows * cols), 0);
+    b.scales.assign(static_cast<size_t>(rows), {});
+    return b;
+  }
+
   void quantize(const ir::Node& node) {
     const Buffer& x = in(node, 0);
-    Buffer& out = values[static_cast<size_t>(node.result)];
-    out.rows = x.rows;
-    out.cols = x.cols;
-    out.i8.assign(static_cast<size_t>(x.rows * x.cols), 0);
-    out.scales.assign(static_cast<size_t>(x.rows), {});
+    Buffer& out = out_i8q(node, x.rows, x.cols);
     for (int64_t t = 0; t < x.rows; ++t) {
       out.scales[t] = ref::quantize_row_i8(x.f32.data() + t * x.cols, x.cols, out.i8.data() + t * x.cols);
     }
   }
 
-  void matmul(const ir::Node& node) {
+  // x (operand 0) times w into y [x.rows, w.rows], with the kernel the reference picks for
+  // the call's batch size (spec 8.4, 8.6). Every op of the matmul family goes through here.
+  void product(const ir::Node& node, const ref::WeightView& w, float* y) {
     const Buffer& x = in(node, 0);
-    const ref::WeightView& w = weight(node, 1);
-    Buffer& out = out_f32(node, x.rows, w.rows);
-    // The reference picks its kernels by the batch size of the call (spec 8.4, 8.6).
     const ref::Mode mode = x.rows == 1 ? ref::Mode::kDecode : ref::Mode::kPrompt;
     const bool quantized = graph.value(node.operands[0]).type.dtype == DType::I8Q;
     pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1) {
       if (quantized) {
-        ref::matmul_i8q_rows(x.i8.data(), x.scales.data(), x.rows, w, r0, r1, out.f32.data());
+        ref::matmul_i8q_rows(x.i8.data(), x.scales.data(), x.rows, w, r0, r1, y);
       } else {
-        ref::matmul_rows(x.f32.data(), x.rows, w, r0, r1, mode, out.f32.data());
+        ref::matmul_rows(x.f32.data(), x.rows, w, r0, r1, mode, y);
       }
     });
   }
 
-  void rope(const ir::Node& node, int64_t pos0) {
-    const Buffer& x = in(node, 0);
-    Buffer& out = out_f32(node, x.rows, x.cols);
-    out.f32 = x.f32;
-    const int64_t heads = node.attr_int("n_head");
+  void matmul(const ir::Node& node) {
+    const ref::WeightView& w = weight(node, 1);
+    product(node, w, out_f32(node, in(node, 0).rows, w.rows).f32.data());
+  }
+
+  // RoPE in place on `rows` rows of `heads` heads (style, head_dim and frequencies from the
+  // node: rope and rope_attention name them alike).
+  static void rope_rows(const ir::Node& node, float* data, int64_t rows, int64_t heads, int64_t pos0) {
     const int64_t dim = node.attr_int("head_dim");
     const auto base = static_cast<float>(node.attr_float("freq_base"));
     const auto scale = static_cast<float>(node.attr_float("freq_scale"));
     const bool neox = node.attr_string("style") == "neox";
-    for (int64_t t = 0; t < x.rows; ++t) {
-      float* row = out.f32.data() + t * x.cols;
+    for (int64_t t = 0; t < rows; ++t) {
+      float* row = data + t * heads * dim;
       if (neox) {
         ref::rope_neox(row, dim, heads, pos0 + t, base, scale);
       } else {
@@ -204,16 +255,27 @@ struct Interpreter::Impl {
     }
   }
 
-  void attention(const ir::Node& node, int64_t pos0) {
-    const Buffer& q = in(node, 0);
-    const Buffer& k = in(node, 1);
-    const Buffer& v = in(node, 2);
-    Buffer& out = out_f32(node, q.rows, q.cols);
+  void rope(const ir::Node& node, int64_t pos0) {
+    const Buffer& x = in(node, 0);
+    Buffer& out = out_f32(node, x.rows, x.cols);
+    out.f32 = x.f32;
+    rope_rows(node, out.f32.data(), x.rows, node.attr_int("n_head"), pos0);
+  }
+
+  // KV append then causal attention (attention and rope_attention share the attributes).
+  void attend(const ir::Node& node, const float* q, const float* k, const float* v, int64_t rows, int64_t pos0,
+              float* out) {
     const ref::AttentionShape shape{node.attr_int("n_head"), node.attr_int("n_head_kv"), node.attr_int("head_dim")};
     KvCache& cache = kv[node.attr_int("layer")];
-    ref::kv_store(k.f32.data(), v.f32.data(), q.rows, pos0, shape, cache.view());
-    const ref::Mode mode = q.rows == 1 ? ref::Mode::kDecode : ref::Mode::kPrompt;
-    ref::attention(q.f32.data(), q.rows, pos0, shape, cache.view(), mode, out.f32.data());
+    ref::kv_store(k, v, rows, pos0, shape, cache.view());
+    const ref::Mode mode = rows == 1 ? ref::Mode::kDecode : ref::Mode::kPrompt;
+    ref::attention(q, rows, pos0, shape, cache.view(), mode, out);
+  }
+
+  void attention(const ir::Node& node, int64_t pos0) {
+    const Buffer& q = in(node, 0);
+    Buffer& out = out_f32(node, q.rows, q.cols);
+    attend(node, q.f32.data(), in(node, 1).f32.data(), in(node, 2).f32.data(), q.rows, pos0, out.f32.data());
   }
 
   void softmax(const ir::Node& node) {
@@ -245,6 +307,96 @@ struct Interpreter::Impl {
     std::copy(x.f32.end() - x.cols, x.f32.end(), out.f32.begin());
   }
 
+  // ---- fused ops: each is the exact composition of the ops it replaces (same kernels, same
+  // order, same float operations), so fusing never changes a result bit.
+
+  // norm = rms_norm then mul by the gain; norm_quantize adds quantize_i8 on each row.
+  void norm(const ir::Node& node, bool quantize_rows) {
+    const Buffer& x = in(node, 0);
+    std::vector<float> gain(static_cast<size_t>(x.cols));
+    ref::dequantize_row(weight(node, 1), 0, gain.data());
+    const auto eps = static_cast<float>(node.attr_float("eps"));
+    Buffer& out = quantize_rows ? out_i8q(node, x.rows, x.cols) : out_f32(node, x.rows, x.cols);
+    std::vector<float> row(static_cast<size_t>(x.cols));
+    for (int64_t t = 0; t < x.rows; ++t) {
+      ref::rms_norm(x.f32.data() + t * x.cols, x.cols, eps, row.data());
+      for (int64_t i = 0; i < x.cols; ++i) row[i] = row[i] * gain[i];
+      if (quantize_rows) {
+        out.scales[t] = ref::quantize_row_i8(row.data(), x.cols, out.i8.data() + t * x.cols);
+      } else {
+        std::copy(row.begin(), row.end(), out.f32.begin() + t * x.cols);
+      }
+    }
+  }
+
+  // Each product on its own, then placed side by side in every token row.
+  void matmul_cat(const ir::Node& node) {
+    const int64_t rows = in(node, 0).rows;
+    const int64_t total = graph.value(node.result).type.shape[1].size;
+    Buffer& out = out_f32(node, rows, total);
+    std::vector<float> part;
+    int64_t col = 0;
+    for (int i = 1; i < static_cast<int>(node.operands.size()); ++i) {
+      const ref::WeightView& w = weight(node, i);
+      part.assign(static_cast<size_t>(rows * w.rows), 0.0f);
+      product(node, w, part.data());
+      for (int64_t t = 0; t < rows; ++t) {
+        std::copy_n(part.begin() + t * w.rows, w.rows, out.f32.begin() + t * total + col);
+      }
+      col += w.rows;
+    }
+  }
+
+  // r + x w^T with r first, as the lowering's `add r, matmul` computed it.
+  void matmul_add(const ir::Node& node) {
+    const ref::WeightView& w = weight(node, 1);
+    const Buffer& r = in(node, 2);
+    std::vector<float> y(r.f32.size());
+    product(node, w, y.data());
+    Buffer& out = out_f32(node, r.rows, r.cols);
+    for (size_t i = 0; i < y.size(); ++i) out.f32[i] = r.f32[i] + y[i];
+  }
+
+  // act(x w_gate^T) * (x w_up^T), the activation row by row as the silu / relu2 ops do.
+  void gated_ffn(const ir::Node& node) {
+    const ref::WeightView& wg = weight(node, 1);
+    const int64_t rows = in(node, 0).rows;
+    std::vector<float> gate(static_cast<size_t>(rows * wg.rows));
+    std::vector<float> up(gate.size());
+    product(node, wg, gate.data());
+    product(node, weight(node, 2), up.data());
+    Buffer& out = out_f32(node, rows, wg.rows);
+    if (node.attr_string("act") == "silu") {
+      for (int64_t t = 0; t < rows; ++t) ref::silu_row(gate.data() + t * wg.rows, wg.rows, out.f32.data() + t * wg.rows);
+    } else {
+      for (size_t i = 0; i < gate.size(); ++i) out.f32[i] = relu2(gate[i]);
+    }
+    for (size_t i = 0; i < up.size(); ++i) out.f32[i] = out.f32[i] * up[i];
+  }
+
+  // The qkv row is q [H*D] | k [HKV*D] | v [HKV*D]; split, rope q and k, then attention.
+  void rope_attention(const ir::Node& node, int64_t pos0) {
+    const Buffer& qkv = in(node, 0);
+    const int64_t heads = node.attr_int("n_head");
+    const int64_t kv_heads = node.attr_int("n_head_kv");
+    const int64_t dim = node.attr_int("head_dim");
+    const int64_t nq = heads * dim;
+    const int64_t nkv = kv_heads * dim;
+    std::vector<float> q(static_cast<size_t>(qkv.rows * nq));
+    std::vector<float> k(static_cast<size_t>(qkv.rows * nkv));
+    std::vector<float> v(k.size());
+    for (int64_t t = 0; t < qkv.rows; ++t) {
+      const float* row = qkv.f32.data() + t * qkv.cols;
+      std::copy_n(row, nq, q.begin() + t * nq);
+      std::copy_n(row + nq, nkv, k.begin() + t * nkv);
+      std::copy_n(row + nq + nkv, nkv, v.begin() + t * nkv);
+    }
+    rope_rows(node, q.data(), qkv.rows, heads, pos0);
+    rope_rows(node, k.data(), qkv.rows, kv_heads, pos0);
+    Buffer& out = out_f32(node, qkv.rows, nq);
+    attend(node, q.data(), k.data(), v.data(), qkv.rows, pos0, out.f32.data());
+  }
+
   void execute(const ir::Node& node, std::span<const int32_t> tokens, int64_t pos0) {
     switch (node.op) {
       case OpKind::InputTokens: {
@@ -265,16 +417,19 @@ struct Interpreter::Impl {
       case OpKind::Attention: return attention(node, pos0);
       case OpKind::Softmax: return softmax(node);
       case OpKind::Silu: return silu(node);
-      case OpKind::Relu2: return unary(node, [](float x) {
-          const float r = x > 0.0f ? x : 0.0f;  // as ggml_relu: -0 and NaN become 0
-          return r * r;
-        });
+      case OpKind::Relu2: return unary(node, relu2);
       case OpKind::Gelu: return unary(node, [](float x) {
           constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
           return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
         });
       case OpKind::SelectLast: return select_last(node);
       case OpKind::Output: values[static_cast<size_t>(node.result)] = in(node, 0); return;
+      case OpKind::Norm: return norm(node, false);
+      case OpKind::NormQuantize: return norm(node, true);
+      case OpKind::MatMulCat: return matmul_cat(node);
+      case OpKind::MatMulAdd: return matmul_add(node);
+      case OpKind::GatedFfn: return gated_ffn(node);
+      case OpKind::RopeAttention: return rope_attention(node, pos0);
     }
   }
 };
@@ -290,6 +445,10 @@ Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& grap
   BITNET_RETURN_IF_ERROR(impl->bind_weights(file));
   impl->plan_lifetimes();
   impl->allocate_kv(options.n_ctx);
+  if (options.arena_t_max > 0) {
+    BITNET_ASSIGN_OR_RETURN(impl->plan, passes::plan_memory(graph, options.arena_t_max));
+    impl->arena.assign(static_cast<size_t>(impl->plan->arena_bytes), 0);
+  }
   int64_t n_vocab = 0;
   for (const ir::Node& node : graph.nodes()) {
     if (node.op == OpKind::Embed) n_vocab = impl->weight(node, 0).rows;
@@ -301,27 +460,31 @@ Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& grap
 }
 
 Expected<std::map<std::string, Matrix>> Interpreter::run(std::span<const int32_t> tokens) {
-  if (tokens.empty()) return make_error("empty batch: nothing to evaluate");
+  BITNET_RETURN_IF_ERROR(check_batch(tokens, pos_, n_ctx_, n_vocab_));
   const auto n = static_cast<int64_t>(tokens.size());
-  if (pos_ + n > n_ctx_) {
-    return make_error("context is full: {} tokens in the cache + {} new exceed the context size {}", pos_, n, n_ctx_);
-  }
-  for (int32_t id : tokens) {
-    if (id < 0 || id >= n_vocab_) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab_);
-  }
   Impl& m = *impl_;
+  if (m.plan && n > m.plan->t_max) {
+    return make_error("a batch of {} tokens exceeds the memory plan's {} tokens", n, m.plan->t_max);
+  }
   m.values.assign(m.graph.values().size(), Buffer{});
   std::map<std::string, Matrix> outputs;
   for (size_t i = 0; i < m.graph.nodes().size(); ++i) {
     const ir::Node& node = m.graph.nodes()[i];
+    if (m.plan) {
+      for (ir::ValueId v : node.operands) {
+        if (m.in_arena(v)) m.load(v);
+      }
+    }
     m.execute(node, tokens, pos_);
     if (node.op == OpKind::Output) {
       Buffer& b = m.values[static_cast<size_t>(node.result)];
       outputs[node.attr_string("name")] = Matrix{b.rows, b.cols, std::move(b.f32)};
     }
     for (ir::ValueId v : node.operands) {
-      if (m.last_use[static_cast<size_t>(v)] == static_cast<int32_t>(i)) m.values[static_cast<size_t>(v)] = Buffer{};
+      Buffer& b = m.values[static_cast<size_t>(v)];
+      if (m.plan || m.last_use[static_cast<size_t>(v)] == static_cast<int32_t>(i)) b = Buffer{b.rows, b.cols};
     }
+    if (m.plan && node.op != OpKind::Weight && node.op != OpKind::Output) m.store(node.result);
   }
   pos_ += n;
   return outputs;

@@ -7,6 +7,7 @@
 #include "frontend_gguf/gguf_file.h"
 #include "ir/graph.h"
 #include "runtime/reference/kernels.h"
+#include "runtime/session.h"
 #include "runtime/thread_pool.h"
 
 #include <map>
@@ -17,38 +18,30 @@
 
 namespace bitnet::runtime {
 
-// A row-major float matrix (outputs, logits).
-struct Matrix {
-  int64_t rows = 0;
-  int64_t cols = 0;
-  std::vector<float> data;
-  std::span<const float> row(int64_t r) const { return {data.data() + r * cols, static_cast<size_t>(cols)}; }
-};
-
 struct InterpreterOptions {
   int64_t n_ctx = 512;  // KV cache positions
   int threads = 1;
+  // > 0: between nodes, activations live only in one arena at the offsets of
+  // passes::plan_memory(graph, arena_t_max), in the plan's byte layouts; calls are limited to
+  // that many tokens. Results are unchanged exactly when the plan is valid (tests use it).
+  int64_t arena_t_max = 0;
 };
 
-class Interpreter {
+class Interpreter : public Session {
  public:
   // Binds the graph's weight nodes to the file's tensors (checking type and shape) and
   // allocates the KV cache. `graph` and `file` must outlive the interpreter.
   static Expected<std::unique_ptr<Interpreter>> create(const ir::Graph& graph, const gguf::GgufFile& file,
                                                        const InterpreterOptions& options);
-  ~Interpreter();
+  ~Interpreter() override;
 
-  // Runs the graph for `tokens` at positions pos()..pos()+n-1, appending to the KV cache.
-  // Returns the graph outputs by name. Fails (changing nothing) on an empty batch, a token
-  // id outside the vocabulary, or a batch that does not fit the context.
-  Expected<std::map<std::string, Matrix>> run(std::span<const int32_t> tokens);
-
-  int64_t pos() const { return pos_; }     // tokens in the KV cache
-  int64_t n_ctx() const { return n_ctx_; }
-  int64_t n_vocab() const { return n_vocab_; }
-  void reset() { pos_ = 0; }               // forget the cache (cells are overwritten later)
-  // Drops the cache entries from `pos` on (for sliding-window evaluation).
-  void truncate(int64_t pos) { pos_ = std::min(pos_, pos); }
+  Expected<std::map<std::string, Matrix>> run(std::span<const int32_t> tokens) override;
+  int64_t pos() const override { return pos_; }
+  int64_t n_ctx() const override { return n_ctx_; }
+  int64_t n_vocab() const override { return n_vocab_; }
+  void reset() override { pos_ = 0; }  // cells are overwritten later
+  void truncate(int64_t pos) override { pos_ = std::min(pos_, pos); }
+  std::string_view backend() const override { return "interp"; }
 
  private:
   struct Impl;

@@ -37,15 +37,17 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   for (bool all : {false, true}) {
     auto graph = gguf::lower_to_ir(m->file_, m->config_, {.all_logits = all});
     if (!graph.ok()) return make_error("{}: {}", path, graph.error().message);
-    if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph));
+    if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph, options.passes));
     (all ? m->graph_all_ : m->graph_last_) = std::move(*graph);
   }
   return m;
 }
 
-Expected<std::unique_ptr<Interpreter>> Model::new_session(bool all_logits, int64_t n_ctx, int threads) const {
+Expected<std::unique_ptr<Session>> Model::new_session(bool all_logits, int64_t n_ctx, int threads) const {
   if (n_ctx <= 0) n_ctx = static_cast<int64_t>(std::min<uint64_t>(config_.n_ctx_train, 4096));
-  return Interpreter::create(graph(all_logits), file_, {n_ctx, threads});
+  if (factory_) return factory_(graph(all_logits), file_, n_ctx, threads);
+  BITNET_ASSIGN_OR_RETURN(auto interpreter, Interpreter::create(graph(all_logits), file_, {n_ctx, threads}));
+  return std::unique_ptr<Session>(std::move(interpreter));
 }
 
 }  // namespace bitnet::runtime

@@ -5,9 +5,11 @@
 #include "frontend_gguf/gguf_file.h"
 #include "frontend_gguf/model_config.h"
 #include "ir/graph.h"
+#include "passes/pass_manager.h"
 #include "runtime/interpreter.h"
 #include "runtime/tokenizer.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +18,7 @@ namespace bitnet::runtime {
 struct ModelOptions {
   std::string tokenizer_path;  // a tokenizer.json or GGUF to use instead of the model's own
   bool optimize = true;        // run the IR pass pipeline (results are identical either way)
+  passes::PassOptions passes;  // printing and timing of the pipeline (both graphs go through it)
 };
 
 class Model {
@@ -28,9 +31,15 @@ class Model {
 
   // The forward graph with logits for the last token only (generation) or all tokens (eval).
   const ir::Graph& graph(bool all_logits) const { return all_logits ? graph_all_ : graph_last_; }
-  // A fresh interpreter (own KV cache) over this model. n_ctx <= 0 picks the model's
-  // training context capped at 4096.
-  Expected<std::unique_ptr<Interpreter>> new_session(bool all_logits, int64_t n_ctx, int threads) const;
+  // A fresh session (own KV cache) over this model: the reference interpreter, or whatever
+  // the session factory builds (the compiled executor; see set_session_factory). n_ctx <= 0
+  // picks the model's training context capped at 4096.
+  Expected<std::unique_ptr<Session>> new_session(bool all_logits, int64_t n_ctx, int threads) const;
+
+  // Backends that need a compiler (which the runtime never links) plug in here.
+  using SessionFactory = std::function<Expected<std::unique_ptr<Session>>(
+      const ir::Graph& graph, const gguf::GgufFile& file, int64_t n_ctx, int threads)>;
+  void set_session_factory(SessionFactory factory) { factory_ = std::move(factory); }
 
  private:
   Model(gguf::GgufFile file) : file_(std::move(file)) {}
@@ -39,6 +48,7 @@ class Model {
   std::unique_ptr<Tokenizer> tokenizer_;
   ir::Graph graph_last_;
   ir::Graph graph_all_;
+  SessionFactory factory_;
 };
 
 }  // namespace bitnet::runtime

@@ -27,6 +27,7 @@ void add_run(CLI::App& app, int& exit_code) {
     std::string json_out;
     bool no_display_prompt = false;
     bool ignore_eos = false;
+    passes::PassOptions passes;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt");
@@ -49,6 +50,9 @@ void add_run(CLI::App& app, int& exit_code) {
   cmd->add_option("--json-out", o->json_out, "write prompt_ids, generated_ids, text, timings (and dumped logits)");
   cmd->add_flag("--no-display-prompt", o->no_display_prompt, "print only the generated text");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after an end-of-generation token");
+  cmd->add_flag("--print-after-all", o->passes.print_after_all, "print the IR to stderr after every pass");
+  cmd->add_option("--print-after", o->passes.print_after, "print the IR to stderr after the named pass (repeatable)");
+  cmd->add_flag("--time-passes", o->passes.time_passes, "print each pass's time to stderr");
   cmd->callback([o, &exit_code] {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("run", message); };
@@ -76,8 +80,12 @@ void add_run(CLI::App& app, int& exit_code) {
     } else if (!o->common.deterministic) {
       seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     }
-    double load_ms = 0;
-    auto model = load_model(o->common, &load_ms);
+    // As load_model(), plus the pass options (the passes run inside Model::load).
+    o->passes.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
+    const auto load_start = std::chrono::steady_clock::now();
+    auto model = runtime::Model::load(o->common.model, {.tokenizer_path = o->common.tokenizer, .passes = o->passes});
+    const double load_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
     if (!model.ok()) {
       fail(model.error().message);
       return;

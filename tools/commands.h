@@ -23,6 +23,7 @@ void add_dump_ir(CLI::App& app, int& exit_code);
 void add_gen_model(CLI::App& app, int& exit_code);
 void add_run(CLI::App& app, int& exit_code);
 void add_eval(CLI::App& app, int& exit_code);
+void add_bench(CLI::App& app, int& exit_code);
 
 // Prints "bitnet <command>: error: <message>" to stderr.
 void print_error(std::string_view command, std::string_view message);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   add_gen_model(app, exit_code);
   add_run(app, exit_code);
   add_eval(app, exit_code);
+  add_bench(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

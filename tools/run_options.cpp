@@ -1,6 +1,8 @@
 // Shared run/eval options (see run_options.h).
 #include "tools/run_options.h"
 
+#include "tools/engine.h"
+
 #include <chrono>
 #include <charconv>
 #include <cstdlib>
@@ -14,9 +16,14 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("--tokenizer", o.tokenizer, "use this tokenizer.json or GGUF instead of the model's own");
   cmd.add_option("-t,--threads", o.threads, "threads (default: all cores, at most 8)");
   cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (default: the model's, at most 4096)");
-  cmd.add_option("--backend", o.backend, "execution backend: interp (the reference interpreter)")
-      ->check(CLI::IsMember({"interp"}))
+  cmd.add_option("--backend", o.backend,
+                 "jit (kernels compiled for this CPU with LLVM) or interp (the reference interpreter)")
+      ->check(CLI::IsMember({"jit", "interp"}))
       ->capture_default_str();
+  cmd.add_option("--target", o.target, "JIT code target: host, x86-64-v3 or x86-64-v4")
+      ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))
+      ->capture_default_str();
+  cmd.add_flag("-v,--verbose", o.verbose, "report compilation (kernels, per-kernel compile times) on stderr");
   cmd.add_flag("--deterministic", o.deterministic,
                "reproducible results: a fixed seed unless one is given (results never depend on the thread count); "
                "also set by BITNET_DETERMINISTIC=1");
@@ -38,6 +45,7 @@ int resolved_threads(const CommonRunOptions& o) {
 Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms) {
   const auto start = std::chrono::steady_clock::now();
   auto model = runtime::Model::load(o.model, {.tokenizer_path = o.tokenizer});
+  if (model.ok()) BITNET_RETURN_IF_ERROR(attach_backend(**model, {o.backend, o.target, o.verbose}));
   if (load_ms) *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return model;
 }

@@ -19,7 +19,9 @@ struct CommonRunOptions {
   std::string tokenizer;
   int threads = 0;  // 0: hardware threads, capped at 8
   int64_t ctx = 0;
-  std::string backend = "interp";
+  std::string backend = "jit";
+  std::string target = "host";
+  bool verbose = false;
   bool deterministic = false;
 };
 

@@ -1,0 +1,36 @@
+// The schedule: how each node's work is split over the executor's thread pool. It is kept
+// apart from the graph (what is computed) so a new split never touches a pass or the frontend.
+#pragma once
+
+#include "passes/pass_manager.h"
+
+#include <optional>
+
+namespace bitnet::passes {
+
+// What a work unit [begin, end) of a kernel counts. The values are codegen::WorkSplit's
+// (codegen_cpu/kernel_abi.h); passes may not depend on a backend, so a test checks they agree.
+enum class WorkSplit : int32_t {
+  kRows = 0,    // output features (columns of the result): matmul, matmul_cat, matmul_add, gated_ffn
+  kTokens = 1,  // token rows: embed, norms, quantization, rope, softmax, elementwise ops
+  kHeads = 2,   // query heads: attention, rope_attention
+};
+
+struct NodeWork {
+  WorkSplit split = WorkSplit::kTokens;
+  ir::Dim units;  // static for rows and heads; Dim::tokens() (T of the call) for token splits
+};
+
+// The split of a node's kernel; nullopt for nodes that run no kernel (input.tokens, weights,
+// select_last, which is a row copy, and output markers).
+std::optional<WorkSplit> split_of(const ir::Node& node);
+// The split and its number of units.
+std::optional<NodeWork> work_of(const ir::Graph& graph, const ir::Node& node);
+// Units of a call with n_tokens tokens.
+inline int64_t units_for(const NodeWork& w, int64_t n_tokens) {
+  return w.units.is_tokens() ? n_tokens : w.units.size;
+}
+// Nodes that run a kernel.
+int64_t kernel_count(const ir::Graph& graph);
+
+}  // namespace bitnet::passes

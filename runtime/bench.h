@@ -1,0 +1,34 @@
+// Measurements behind `bitnet bench`: prompt processing (ppN) and generation (tgN)
+// throughput of a model's sessions, the memory read bandwidth of this machine, and the
+// bytes a decode step must read, which together give the bandwidth roofline.
+#pragma once
+
+#include "runtime/model.h"
+
+#include <string>
+#include <vector>
+
+namespace bitnet::runtime {
+
+struct BenchStats {
+  std::string test;  // "pp128" / "tg64"
+  int threads = 0;
+  double mean = 0;    // tokens per second
+  double stddev = 0;
+  std::vector<double> samples;
+};
+
+// ppN: one batch of n_prompt tokens into a fresh session, `repetitions` times after a warm-up.
+Expected<BenchStats> bench_prompt(const Model& model, int64_t n_prompt, int threads, int repetitions);
+// tgN: n_gen single-token steps from an empty cache, `repetitions` times after a warm-up.
+Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threads, int repetitions);
+
+// Read bandwidth in GB/s (1e9 bytes/s) streaming a buffer much larger than the caches with
+// `threads` threads (best of a few passes).
+double measure_read_bandwidth(int threads, size_t bytes = size_t{1} << 30);
+
+// Bytes of weights a decode step reads: every matrix the graph multiplies by, the norm gains,
+// and one embedding row (KV-cache reads are excluded: they depend on the position).
+int64_t decode_bytes_per_token(const Model& model);
+
+}  // namespace bitnet::runtime

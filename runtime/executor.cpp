@@ -1,0 +1,228 @@
+// Compiled executor (see executor.h).
+#include "runtime/executor.h"
+
+#include "passes/memory_plan.h"
+#include "passes/schedule.h"
+#include "runtime/worker_pool.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace bitnet::runtime {
+namespace {
+
+using ir::OpKind;
+
+// Cache-line aligned zeroed memory.
+struct AlignedBuffer {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  explicit AlignedBuffer(size_t bytes) : size(bytes) {
+    data = static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>((bytes + 63) / 64 * 64, 64)));
+    if (data) std::memset(data, 0, bytes);
+  }
+  ~AlignedBuffer() { std::free(data); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
+
+struct KvCache {
+  std::unique_ptr<AlignedBuffer> k, v;
+};
+
+// One kernel node ready to call: its arguments (pointers fixed at creation) and split.
+struct Step {
+  int32_t node = -1;
+  codegen::KernelFn fn = nullptr;
+  codegen::KernelArgs args{};
+  passes::NodeWork work;
+  int64_t granularity = 1;   // split ranges on multiples of this (head groups, SIMD row blocks)
+  bool rows_are_tokens = true;  // the result's first dim is T (else a static 1)
+};
+
+}  // namespace
+
+struct Executor::Impl {
+  const ir::Graph& graph;
+  passes::MemoryPlan plan;
+  std::unique_ptr<AlignedBuffer> arena;
+  std::unique_ptr<AlignedBuffer> scratch;
+  int64_t scratch_stride = 0;
+  std::map<int64_t, KvCache> kv;
+  std::vector<const void*> weight_data;  // by value id
+  std::vector<Step> steps;               // kernel nodes in order
+  std::vector<int32_t> step_of_node;     // -1 for nodes without a kernel
+  WorkerPool pool;
+  int64_t t_max;
+
+  Impl(const ir::Graph& g, int threads) : graph(g), pool(threads) {}
+
+  uint8_t* slot(ir::ValueId v) {
+    const passes::Slot& s = plan.slots[static_cast<size_t>(v)];
+    const ir::ValueId target = s.alias >= 0 ? s.alias : v;
+    return arena->data + plan.slots[static_cast<size_t>(target)].offset;
+  }
+  const void* operand(ir::ValueId v) {
+    if (graph.def(v).op == OpKind::Weight) return weight_data[static_cast<size_t>(v)];
+    return slot(v);
+  }
+
+  // Thread `t`'s share of `units`, on multiples of `granularity` where possible.
+  std::pair<int64_t, int64_t> share(int64_t units, int64_t granularity, int t) const {
+    const int n = pool.size();
+    const int64_t blocks = (units + granularity - 1) / granularity;
+    const int64_t base = blocks / n;
+    const int64_t extra = blocks % n;
+    const int64_t first = t * base + std::min<int64_t>(t, extra);
+    const int64_t count = base + (t < extra ? 1 : 0);
+    return {std::min(units, first * granularity), std::min(units, (first + count) * granularity)};
+  }
+};
+
+Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Executor::~Executor() = default;
+int64_t Executor::arena_bytes() const { return impl_->plan.arena_bytes; }
+
+Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, const gguf::GgufFile& file,
+                                                     std::vector<codegen::KernelFn> kernels,
+                                                     const ExecutorOptions& options) {
+  if (options.n_ctx <= 0 || options.threads <= 0 || options.t_max <= 0) {
+    return make_error("executor: context, threads and t_max must be positive");
+  }
+  if (kernels.size() != graph.nodes().size()) return make_error("executor: one kernel slot per graph node expected");
+  auto impl = std::make_unique<Impl>(graph, options.threads);
+  impl->t_max = options.t_max;
+  BITNET_ASSIGN_OR_RETURN(impl->plan, passes::plan_memory(graph, options.t_max));
+  impl->arena = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->plan.arena_bytes));
+  if (impl->arena->data == nullptr) return make_error("cannot allocate the {}-byte activation arena", impl->plan.arena_bytes);
+  impl->scratch_stride = (options.scratch_bytes_per_thread + 63) / 64 * 64;
+  impl->scratch = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->scratch_stride * options.threads));
+
+  // Weights: zero-copy views of the mapped file.
+  impl->weight_data.assign(graph.values().size(), nullptr);
+  int64_t n_vocab = 0;
+  for (const ir::Node& node : graph.nodes()) {
+    if (node.op == OpKind::Weight) {
+      const gguf::TensorInfo* t = file.find_tensor(node.attr_string("tensor"));
+      if (t == nullptr) return make_error("weight '{}' is not in the model file", node.attr_string("tensor"));
+      impl->weight_data[static_cast<size_t>(node.result)] = t->data.data();
+    }
+    if (node.op == OpKind::Embed) n_vocab = graph.value(node.operands[0]).type.shape[0].size;
+  }
+  // KV caches: cells rounded up to 32 (attention reads whole 32-cell windows), zeroed.
+  const int64_t cells = (options.n_ctx + 31) / 32 * 32;
+  for (const ir::Node& node : graph.nodes()) {
+    if (node.op != OpKind::Attention && node.op != OpKind::RopeAttention) continue;
+    const int64_t width = node.attr_int("n_head_kv") * node.attr_int("head_dim");
+    KvCache& c = impl->kv[node.attr_int("layer")];
+    c.k = std::make_unique<AlignedBuffer>(static_cast<size_t>(cells * width * 2));
+    c.v = std::make_unique<AlignedBuffer>(static_cast<size_t>(cells * width * 2));
+    if (!c.k->data || !c.v->data) return make_error("cannot allocate the KV cache");
+  }
+  // Steps.
+  impl->step_of_node.assign(graph.nodes().size(), -1);
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
+    const ir::Node& node = graph.nodes()[i];
+    auto work = passes::work_of(graph, node);
+    if (!work) continue;
+    if (kernels[i] == nullptr) return make_error("executor: node #{} ({}) has no kernel", i, ir::op_name(node.op));
+    Step s;
+    s.node = static_cast<int32_t>(i);
+    s.fn = kernels[i];
+    s.work = *work;
+    if (node.operands.size() > static_cast<size_t>(codegen::kMaxKernelInputs)) {
+      return make_error("executor: node #{} has more operands than a kernel takes", i);
+    }
+    for (size_t k = 0; k < node.operands.size(); ++k) s.args.in[k] = impl->operand(node.operands[k]);
+    s.args.out = impl->slot(node.result);
+    s.args.scratch = impl->scratch->data;
+    s.args.scratch_stride = impl->scratch_stride;
+    s.args.kv_cells = cells;
+    s.args.n_threads = options.threads;
+    if (node.op == OpKind::Attention || node.op == OpKind::RopeAttention) {
+      KvCache& c = impl->kv.at(node.attr_int("layer"));
+      s.args.kv_k = c.k->data;
+      s.args.kv_v = c.v->data;
+      // Threads split on whole KV-head groups, so each appends only its own KV heads.
+      s.granularity = node.attr_int("n_head") / node.attr_int("n_head_kv");
+    } else if (work->split == passes::WorkSplit::kRows) {
+      s.granularity = 64;
+    }
+    s.rows_are_tokens = graph.value(node.result).type.shape[0].is_tokens();
+    impl->step_of_node[i] = static_cast<int32_t>(impl->steps.size());
+    impl->steps.push_back(s);
+  }
+  auto exec = std::unique_ptr<Executor>(new Executor(std::move(impl)));
+  exec->n_ctx_ = options.n_ctx;
+  exec->n_vocab_ = n_vocab;
+  return exec;
+}
+
+Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string, Matrix>& outputs, bool last_chunk) {
+  Impl& m = *impl_;
+  const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t pos = pos_;
+  for (Step& s : m.steps) {
+    s.args.n_tokens = s.rows_are_tokens ? n : 1;
+    s.args.pos = pos;
+  }
+  const auto& nodes = m.graph.nodes();
+  m.pool.run([&](int thread) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const ir::Node& node = nodes[i];
+      const int32_t step = m.step_of_node[i];
+      if (step >= 0) {
+        Step& s = m.steps[static_cast<size_t>(step)];
+        const int64_t units = passes::units_for(s.work, s.args.n_tokens);
+        const auto [begin, end] = m.share(units, s.granularity, thread);
+        if (begin < end) {
+          codegen::KernelArgs args = s.args;
+          args.thread = thread;
+          s.fn(&args, begin, end);
+        }
+        m.pool.barrier().arrive_and_wait();
+      } else if (node.op == OpKind::InputTokens) {
+        if (thread == 0) std::memcpy(m.slot(node.result), tokens.data(), tokens.size() * sizeof(int32_t));
+        m.pool.barrier().arrive_and_wait();
+      } else if (node.op == OpKind::SelectLast) {
+        if (thread == 0) {
+          const int64_t cols = m.graph.value(node.result).type.shape[1].size;
+          std::memmove(m.slot(node.result), m.slot(node.operands[0]) + (n - 1) * cols * 4, static_cast<size_t>(cols) * 4);
+        }
+        m.pool.barrier().arrive_and_wait();
+      }
+    }
+  });
+  for (const ir::Node* node : m.graph.outputs()) {
+    const ir::Type& type = m.graph.value(node->result).type;
+    const int64_t rows = type.shape[0].is_tokens() ? n : type.shape[0].size;
+    const int64_t cols = type.shape[1].size;
+    const auto* data = reinterpret_cast<const float*>(m.slot(node->operands[0]));
+    Matrix& out = outputs[node->attr_string("name")];
+    if (!type.shape[0].is_tokens()) {
+      if (!last_chunk) continue;  // only the last chunk's last row counts
+      out.rows = 0;
+      out.data.clear();
+    }
+    out.cols = cols;
+    out.rows += rows;
+    out.data.insert(out.data.end(), data, data + rows * cols);
+  }
+  pos_ += n;
+  return Status::success();
+}
+
+Expected<std::map<std::string, Matrix>> Executor::run(std::span<const int32_t> tokens) {
+  BITNET_RETURN_IF_ERROR(check_batch(tokens, pos_, n_ctx_, n_vocab_));
+  std::map<std::string, Matrix> outputs;
+  const auto n = static_cast<int64_t>(tokens.size());
+  for (int64_t start = 0; start < n; start += impl_->t_max) {
+    const int64_t count = std::min(impl_->t_max, n - start);
+    BITNET_RETURN_IF_ERROR(run_chunk(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(count)), outputs,
+                                     start + count == n));
+  }
+  return outputs;
+}
+
+}  // namespace bitnet::runtime
