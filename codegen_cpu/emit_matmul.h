@@ -1,0 +1,69 @@
+// Internal interface of the matmul-family emitters: the op-level driver (emit_matmul.cpp)
+// hands one "product" (one or two weight matrices of one type times the activations, over
+// a range of weight rows) to the generator for the weight type, which calls back with the
+// finished values of a few rows for one token so the driver can apply its epilogue.
+#pragma once
+
+#include "codegen_cpu/kernel_builder.h"
+#include "codegen_cpu/matmul_tuning.h"
+
+#include <functional>
+#include <vector>
+
+namespace bitnet::codegen {
+
+// Stores the results of weight rows [row, row + n) for token `t`: `y[i]` is a <n x float>
+// vector with the product of weight matrix i (the driver knows n from the vector type).
+using ProductStore = std::function<void(llvm::Value* t, llvm::Value* row, const std::vector<llvm::Value*>& y)>;
+
+struct ProductArgs {
+  ir::DType act = ir::DType::F32;        // F32 or I8Q
+  ir::DType weight = ir::DType::F32;     // the weights' dtype (all weights of one product share it)
+  llvm::Value* x = nullptr;              // activation buffer (see kernel_abi.h for the i8q layout)
+  std::vector<llvm::Value*> weights;     // 1 (matmul) or 2 (gate and up) weight matrices [rows, cols]
+  int64_t rows = 0;                      // M
+  int64_t cols = 0;                      // K
+  llvm::Value* row_begin = nullptr;      // i64, local rows [row_begin, row_end) of each weight
+  llvm::Value* row_end = nullptr;
+  llvm::Value* n_tokens = nullptr;       // i64
+  ProductStore store;
+};
+
+// The loop nest shared by the generators: weight rows [row_begin, row_end) in tiles of
+// `rows` rows (per weight matrix) and the tokens in tiles of `tokens`. Calls micro(rows,
+// tokens, gemm, row, token) for each tile; rows and tokens are compile-time tile sizes
+// (remainders get tiles of 1), gemm tells the prefill path (n_tokens >= gemm_tokens, rows
+// outermost so a tile of weights is reused by every token) from the decode path.
+using MicroKernel = std::function<void(int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token)>;
+void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens, const MicroKernel& micro);
+
+// I2_S weights times i8q activations, bit-exact with ref::matmul_i8q_rows (emit_matmul_i2s.cpp).
+bool emit_product_i2s(KernelBuilder& kb, const ProductArgs& p, std::string* error);
+// F32 / F16 / BF16 and the block formats times f32 activations (emit_matmul_float.cpp).
+bool emit_product_float(KernelBuilder& kb, const ProductArgs& p, std::string* error);
+
+// A weight format decoded one block at a time into float registers (emit_matmul_blocks.cpp
+// for the block-quantized formats, emit_matmul_float.cpp for F32/F16/BF16).
+struct BlockDecoder {
+  int64_t block_elems = 0;  // weights per block (a multiple of the vector width)
+  int64_t block_bytes = 0;
+  // Block `index` of the row starting at `row`, as block_elems / width vectors <width x float>
+  // in element order.
+  std::function<std::vector<llvm::Value*>(KernelBuilder& kb, llvm::Value* row, llvm::Value* index, unsigned width)>
+      decode;
+};
+bool quantized_block_decoder(ir::DType type, BlockDecoder& out, std::string* error);
+
+// ---- small helpers shared by the generators (emit_matmul_float.cpp) ----
+// IEEE half bits (<n x i16>) to <n x float>: vcvtph2ps where the target has F16C, exact
+// integer arithmetic elsewhere (so kernels never call a runtime conversion routine).
+llvm::Value* half_to_float(KernelBuilder& kb, llvm::Value* bits);
+// Splits or joins vectors (in element order) into vectors of `width` elements; the total
+// element count must be a multiple of width.
+std::vector<llvm::Value*> regroup(KernelBuilder& kb, const std::vector<llvm::Value*>& pieces, unsigned width);
+// Prefetch of the cache line at `address` for reading (no-op when distance is 0).
+void prefetch(KernelBuilder& kb, llvm::Value* address);
+// A <n x T> vector from n scalars.
+llvm::Value* gather_scalars(KernelBuilder& kb, const std::vector<llvm::Value*>& scalars);
+
+}  // namespace bitnet::codegen

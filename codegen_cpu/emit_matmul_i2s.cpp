@@ -1,0 +1,288 @@
+// I2_S ternary weights times int8 activations (spec 6 and 8.2): exact int32 dot products of
+// the 2-bit codes {0,1,2} with the int8 values, then (D - S) / s * scale in float, bit-for-bit
+// as ref::matmul_i8q_rows.
+//
+// Why this shape: byte i of a 32-byte block holds the codes of weights i, 32+i, 64+i, 96+i
+// in bits 7-6, 5-4, 3-2, 1-0, so masking (or shifting and masking) a whole block gives the
+// codes of 32 contiguous weights whose activations are one contiguous 32-byte load. The
+// codes are unsigned and the activations signed, which is exactly vpdpbusd (VNNI) or
+// vpmaddubsw + vpmaddwd (exact here: a pair sums to at most 2 * 2 * 128). With 512-bit
+// vectors the two 256-bit halves hold the same block of two different rows and the
+// activations are broadcast to both halves (a plain load, no shuffle on the hot path); the
+// weights stay in their native layout. The decode path masks the four code fields in place
+// (codes * 1, 4, 16, 64, one AND each) into four accumulators that are scaled back with
+// exact arithmetic shifts at the end; the prefill path shifts the fields down once per
+// weight vector and reuses them for a tile of tokens.
+#include "codegen_cpu/emit_matmul.h"
+
+namespace bitnet::codegen {
+namespace {
+
+enum class Isa { kVnni512, kVnni256, kMaddubs512, kMaddubs256, kGeneric };
+
+Isa pick_isa(const TargetFeatures& t, const MatmulTuning& tune) {
+  const bool wide = tune.i2s_max_vector_bits >= 512;
+  if (tune.i2s_allow_vnni && wide && t.avx512vnni && t.avx512bw) return Isa::kVnni512;
+  if (tune.i2s_allow_vnni && (t.avxvnni || (t.avx512vnni && t.avx512vl))) return Isa::kVnni256;
+  if (wide && t.avx512bw) return Isa::kMaddubs512;
+  if (t.avx2) return Isa::kMaddubs256;
+  return Isa::kGeneric;
+}
+
+class I2sGenerator {
+ public:
+  I2sGenerator(KernelBuilder& kb, const ProductArgs& p) : kb_(kb), b_(kb.b), p_(p), tune_(matmul_tuning()) {
+    isa_ = pick_isa(kb.target, tune_);
+    halves_ = isa_ == Isa::kVnni512 || isa_ == Isa::kMaddubs512 ? 2 : 1;
+    vector_bytes_ = 32 * halves_;
+    blocks_ = p.cols / 128;
+    row_bytes_ = p.cols / 4;
+  }
+
+  bool emit(std::string* error) {
+    if (p_.cols % 128 != 0) {
+      if (error) *error = "i2_s needs K % 128 == 0";
+      return false;
+    }
+    // i8q buffer: int8 [T][K], then T f32 scales, then T i32 sums.
+    llvm::Value* values = b_.CreateMul(p_.n_tokens, kb_.c64(p_.cols));
+    scales_ = kb_.byte_offset(p_.x, values);
+    sums_ = kb_.byte_offset(scales_, b_.CreateMul(p_.n_tokens, kb_.c64(4)));
+    for (llvm::Value* w : p_.weights) {
+      tensor_scales_.push_back(b_.CreateAlignedLoad(kb_.f32(), kb_.byte_offset(w, kb_.c64(p_.rows * row_bytes_)), llvm::Align(1)));
+    }
+    const int per_weight = static_cast<int>(p_.weights.size());
+    const int gemv_rows = std::max(1, tune_.i2s_gemv_rows / per_weight);
+    const int gemm_rows = std::max(1, tune_.i2s_gemm_rows / per_weight);
+    emit_tiles(kb_, p_, gemv_rows, gemm_rows, tune_.i2s_gemm_tokens,
+               [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token) { micro(rows, tokens, gemm, row, token); });
+    return true;
+  }
+
+ private:
+  // How the four 2-bit fields of a weight vector become dot-product operands: fields[f]
+  // holds the field value times scale_of[f] (1, 4, 16 or 64) and goes to accumulator acc_of[f].
+  int split_for(bool gemm) const {
+    if (isa_ != Isa::kVnni512 && isa_ != Isa::kVnni256) return 1;  // the int16 partial sums need plain codes
+    const int s = gemm ? 1 : tune_.i2s_gemv_split;
+    return s == 4 || s == 2 ? s : 1;
+  }
+
+  llvm::VectorType* bytes(unsigned n) { return kb_.vec(kb_.i8(), n); }
+  llvm::VectorType* acc_type() {
+    return isa_ == Isa::kGeneric ? kb_.vec(kb_.i32(), vector_bytes_) : kb_.vec(kb_.i32(), vector_bytes_ / 4);
+  }
+
+  llvm::Value* splat8(uint8_t v) { return kb_.splat(vector_bytes_, b_.getInt8(v)); }
+
+  // 32 bytes at `address`, copied into every half of a vector.
+  llvm::Value* load_broadcast(llvm::Value* address) {
+    llvm::Value* v = b_.CreateAlignedLoad(bytes(32), address, llvm::Align(1));
+    if (halves_ == 1) return v;
+    std::vector<int> mask;
+    for (unsigned h = 0; h < halves_; ++h)
+      for (int i = 0; i < 32; ++i) mask.push_back(i);
+    return b_.CreateShuffleVector(v, mask);
+  }
+
+  // Block `block` of each row in `rows` (nullptr: zeros), one row per half.
+  llvm::Value* load_rows(const std::vector<llvm::Value*>& rows, llvm::Value* block) {
+    llvm::Value* offset = b_.CreateMul(block, kb_.c64(32));
+    std::vector<llvm::Value*> parts;
+    for (llvm::Value* row : rows) {
+      parts.push_back(row ? b_.CreateAlignedLoad(bytes(32), kb_.byte_offset(row, offset), llvm::Align(1))
+                          : llvm::Constant::getNullValue(bytes(32)));
+    }
+    if (parts.size() == 1) return parts[0];
+    std::vector<int> mask;
+    for (int i = 0; i < 64; ++i) mask.push_back(i);
+    return b_.CreateShuffleVector(parts[0], parts[1], mask);
+  }
+
+  llvm::Value* lshr16(llvm::Value* w, unsigned bits) {
+    llvm::Value* words = b_.CreateBitCast(w, kb_.vec(kb_.i16(), vector_bytes_ / 2));
+    return b_.CreateBitCast(b_.CreateLShr(words, kb_.splat(vector_bytes_ / 2, b_.getInt16(static_cast<uint16_t>(bits)))),
+                            bytes(vector_bytes_));
+  }
+
+  struct Field {
+    llvm::Value* codes;  // <vector_bytes x i8>
+    int acc;             // accumulator index
+  };
+  // The fields in group order (group g = weights 32g..32g+31 of the block).
+  std::vector<Field> fields(llvm::Value* w, int split) {
+    if (split == 4) {
+      return {{b_.CreateAnd(w, splat8(0xC0)), 3}, {b_.CreateAnd(w, splat8(0x30)), 2}, {b_.CreateAnd(w, splat8(0x0C)), 1},
+              {b_.CreateAnd(w, splat8(0x03)), 0}};
+    }
+    if (split == 2) {
+      llvm::Value* high = lshr16(w, 4);  // bits 7-4 of each byte moved to 3-0 (the masks drop the neighbour's bits)
+      return {{b_.CreateAnd(high, splat8(0x0C)), 1}, {b_.CreateAnd(high, splat8(0x03)), 0}, {b_.CreateAnd(w, splat8(0x0C)), 1},
+              {b_.CreateAnd(w, splat8(0x03)), 0}};
+    }
+    return {{b_.CreateAnd(lshr16(w, 6), splat8(3)), 0}, {b_.CreateAnd(lshr16(w, 4), splat8(3)), 0},
+            {b_.CreateAnd(lshr16(w, 2), splat8(3)), 0}, {b_.CreateAnd(w, splat8(3)), 0}};
+  }
+
+  llvm::Value* dot(llvm::Value* acc, llvm::Value* codes, llvm::Value* act) {
+    if (isa_ == Isa::kVnni512 || isa_ == Isa::kVnni256) {
+      llvm::Type* t = acc->getType();
+      const auto id = isa_ == Isa::kVnni512 ? llvm::Intrinsic::x86_avx512_vpdpbusd_512 : llvm::Intrinsic::x86_avx512_vpdpbusd_256;
+      return kb_.intrinsic(id, {}, {acc, b_.CreateBitCast(codes, t), b_.CreateBitCast(act, t)});
+    }
+    // Generic: widen and multiply; LLVM picks the instructions for the target.
+    llvm::Value* c = b_.CreateZExt(codes, acc->getType());
+    llvm::Value* a = b_.CreateSExt(act, acc->getType());
+    return b_.CreateAdd(acc, b_.CreateMul(c, a));
+  }
+
+  llvm::Value* maddubs(llvm::Value* codes, llvm::Value* act) {
+    const auto id = isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddubs_w_512 : llvm::Intrinsic::x86_avx2_pmadd_ub_sw;
+    return kb_.intrinsic(id, {}, {codes, act});
+  }
+
+  llvm::Value* madd_ones(llvm::Value* words) {
+    const auto id = isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddw_d_512 : llvm::Intrinsic::x86_avx2_pmadd_wd;
+    return kb_.intrinsic(id, {}, {words, kb_.splat(vector_bytes_ / 2, b_.getInt16(1))});
+  }
+
+  // One block for every (slot, token): accs[(slot * tokens + n) * split + a].
+  void block_step(const std::vector<std::vector<llvm::Value*>>& slots, const std::vector<llvm::Value*>& act_rows, llvm::Value* block,
+                  int split, std::vector<llvm::Value*>& accs) {
+    const size_t tokens = act_rows.size();
+    // Activations of group g of this block for every token, in every half.
+    std::vector<std::vector<llvm::Value*>> acts(tokens);
+    llvm::Value* base = b_.CreateMul(block, kb_.c64(128));
+    for (size_t n = 0; n < tokens; ++n) {
+      for (int g = 0; g < 4; ++g) acts[n].push_back(load_broadcast(kb_.byte_offset(act_rows[n], b_.CreateAdd(base, kb_.c64(32 * g)))));
+    }
+    const bool madd = isa_ == Isa::kMaddubs512 || isa_ == Isa::kMaddubs256;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const std::vector<Field> f = fields(load_rows(slots[s], block), split);
+      for (size_t n = 0; n < tokens; ++n) {
+        llvm::Value*& first = accs[(s * tokens + n) * static_cast<size_t>(split)];
+        if (madd) {
+          // Int16 sum over the four groups (|sum| <= 4 * 512), then one widening madd.
+          llvm::Value* words = maddubs(f[0].codes, acts[n][0]);
+          for (int g = 1; g < 4; ++g) words = b_.CreateAdd(words, maddubs(f[static_cast<size_t>(g)].codes, acts[n][static_cast<size_t>(g)]));
+          first = b_.CreateAdd(first, madd_ones(words));
+          continue;
+        }
+        for (int g = 0; g < 4; ++g) {
+          llvm::Value*& acc = accs[(s * tokens + n) * static_cast<size_t>(split) + static_cast<size_t>(f[static_cast<size_t>(g)].acc)];
+          acc = dot(acc, f[static_cast<size_t>(g)].codes, acts[n][static_cast<size_t>(g)]);
+        }
+      }
+    }
+  }
+
+  // Rows r0 .. r0 + rows - 1 of every weight matrix times tokens t0 .. t0 + tokens - 1.
+  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0) {
+    const int split = split_for(gemm);
+    // Slots: vectors of `halves_` rows each, per weight matrix; missing rows are zeros.
+    std::vector<std::vector<llvm::Value*>> slots;
+    std::vector<llvm::Value*> row_ptrs;
+    for (llvm::Value* w : p_.weights) {
+      for (int i = 0; i < rows; i += static_cast<int>(halves_)) {
+        std::vector<llvm::Value*> slot;
+        for (unsigned h = 0; h < halves_; ++h) {
+          const int r = i + static_cast<int>(h);
+          llvm::Value* ptr = nullptr;
+          if (r < rows) {
+            ptr = kb_.byte_offset(w, b_.CreateMul(b_.CreateAdd(r0, kb_.c64(r)), kb_.c64(row_bytes_)));
+            row_ptrs.push_back(ptr);
+          }
+          slot.push_back(ptr);
+        }
+        slots.push_back(slot);
+      }
+    }
+    std::vector<llvm::Value*> act_rows;
+    for (int n = 0; n < tokens; ++n) act_rows.push_back(kb_.byte_offset(p_.x, b_.CreateMul(b_.CreateAdd(t0, kb_.c64(n)), kb_.c64(p_.cols))));
+
+    const size_t n_accs = slots.size() * static_cast<size_t>(tokens) * static_cast<size_t>(split);
+    std::vector<llvm::Value*> init(n_accs, llvm::Constant::getNullValue(acc_type()));
+    // Two blocks per iteration (one 64-byte line of each row: one prefetch per row).
+    const int64_t pair_end = blocks_ - blocks_ % 2;
+    std::vector<llvm::Value*> accs = kb_.loop_carried(
+        kb_.c64(0), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+          std::vector<llvm::Value*> next = current;
+          if (tune_.i2s_prefetch_bytes > 0) {
+            llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+            for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+          }
+          block_step(slots, act_rows, j, split, next);
+          block_step(slots, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
+          return next;
+        });
+    if (blocks_ % 2) block_step(slots, act_rows, kb_.c64(blocks_ - 1), split, accs);
+
+    // D per (weight, row, token): fields scaled back (exact: every lane is a multiple), then
+    // the lanes of each half summed.
+    const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
+    const unsigned half_lanes = lanes / halves_;
+    const int slots_per_weight = static_cast<int>(slots.size() / p_.weights.size());
+    std::vector<std::vector<std::vector<llvm::Value*>>> dots(p_.weights.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
+    for (size_t s = 0; s < slots.size(); ++s) {
+      for (int n = 0; n < tokens; ++n) {
+        const size_t at = (s * static_cast<size_t>(tokens) + static_cast<size_t>(n)) * static_cast<size_t>(split);
+        llvm::Value* sum = accs[at];
+        for (int a = 1; a < split; ++a) {
+          const unsigned shift = split == 4 ? 2u * static_cast<unsigned>(a) : 2u;
+          sum = b_.CreateAdd(sum, b_.CreateAShr(accs[at + static_cast<size_t>(a)], kb_.splat(lanes, kb_.c32(static_cast<int32_t>(shift)))));
+        }
+        for (unsigned h = 0; h < halves_; ++h) {
+          const int row = (static_cast<int>(s) % slots_per_weight) * static_cast<int>(halves_) + static_cast<int>(h);
+          if (row >= rows) continue;
+          llvm::Value* part = sum;
+          if (halves_ > 1) {
+            std::vector<int> mask;
+            for (unsigned i = 0; i < half_lanes; ++i) mask.push_back(static_cast<int>(h * half_lanes + i));
+            part = b_.CreateShuffleVector(sum, mask);
+          }
+          dots[s / static_cast<size_t>(slots_per_weight)][static_cast<size_t>(n)].push_back(kb_.reduce_add(part));
+        }
+      }
+    }
+    // y = float(float(float(D - S) / s) * scale), each step rounded (no fast-math flags).
+    for (int n = 0; n < tokens; ++n) {
+      llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
+      llvm::Value* act_scale = b_.CreateAlignedLoad(kb_.f32(), kb_.element_ptr(kb_.f32(), scales_, t), llvm::Align(1));
+      llvm::Value* act_sum = b_.CreateAlignedLoad(kb_.i32(), kb_.element_ptr(kb_.i32(), sums_, t), llvm::Align(1));
+      std::vector<llvm::Value*> ys;
+      for (size_t w = 0; w < p_.weights.size(); ++w) {
+        llvm::Value* d = gather_scalars(kb_, dots[w][static_cast<size_t>(n)]);
+        const auto count = static_cast<unsigned>(rows);
+        llvm::Value* centered = b_.CreateSIToFP(b_.CreateSub(d, b_.CreateVectorSplat(count, act_sum)), kb_.vec(kb_.f32(), count));
+        llvm::Value* y = b_.CreateFDiv(centered, b_.CreateVectorSplat(count, act_scale));
+        ys.push_back(b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[w])));
+      }
+      p_.store(t, r0, ys);
+    }
+  }
+
+  KernelBuilder& kb_;
+  llvm::IRBuilder<>& b_;
+  const ProductArgs& p_;
+  const MatmulTuning& tune_;
+  Isa isa_ = Isa::kGeneric;
+  unsigned halves_ = 1;
+  unsigned vector_bytes_ = 32;
+  int64_t blocks_ = 0;
+  int64_t row_bytes_ = 0;
+  llvm::Value* scales_ = nullptr;
+  llvm::Value* sums_ = nullptr;
+  std::vector<llvm::Value*> tensor_scales_;
+};
+
+}  // namespace
+
+bool emit_product_i2s(KernelBuilder& kb, const ProductArgs& p, std::string* error) {
+  if (p.weight != ir::DType::I2_S) {
+    if (error) *error = "i8q activations multiply only i2_s weights";
+    return false;
+  }
+  return I2sGenerator(kb, p).emit(error);
+}
+
+}  // namespace bitnet::codegen

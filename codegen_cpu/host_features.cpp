@@ -1,0 +1,67 @@
+// Target resolution (see host_features.h).
+#include "codegen_cpu/host_features.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <llvm/ADT/StringMap.h>
+#include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
+
+namespace bitnet::codegen {
+namespace {
+
+std::string fmt_feature(const std::string& name, bool on) { return std::string(",") + (on ? "+" : "-") + name; }
+
+void set_flags(TargetFeatures& t, const llvm::StringMap<bool>& f) {
+  auto has = [&](const char* name) {
+    auto it = f.find(name);
+    return it != f.end() && it->second;
+  };
+  t.avx2 = has("avx2");
+  t.fma = has("fma");
+  t.f16c = has("f16c");
+  t.avx512f = has("avx512f");
+  t.avx512bw = has("avx512bw");
+  t.avx512vl = has("avx512vl");
+  t.avx512vnni = has("avx512vnni");
+  t.avxvnni = has("avxvnni");
+  t.avx512fp16 = has("avx512fp16");
+  t.neon_dotprod = has("dotprod");
+}
+
+}  // namespace
+
+bool resolve_target(const std::string& name, TargetFeatures& out, std::string* error) {
+  out = TargetFeatures{};
+  out.triple = llvm::sys::getProcessTriple();
+  if (name == "host") {
+    const llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    out.cpu = llvm::sys::getHostCPUName().str();
+    // StringMap iterates in hash order; sort so the string is stable (it keys caches).
+    std::vector<std::string> items;
+    for (const auto& f : features) items.push_back(fmt_feature(f.getKey().str(), f.getValue()));
+    std::sort(items.begin(), items.end());
+    std::string list;
+    for (const auto& item : items) list += item;
+    out.features = list.empty() ? list : list.substr(1);
+    set_flags(out, features);
+    return true;
+  }
+  llvm::StringMap<bool> features;
+  if (name == "x86-64-v3" || name == "x86-64-v4") {
+    for (const char* f : {"avx", "avx2", "fma", "f16c", "bmi", "bmi2", "lzcnt", "movbe", "popcnt", "sse4.2"}) {
+      features[f] = true;
+    }
+    if (name == "x86-64-v4") {
+      for (const char* f : {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"}) features[f] = true;
+    }
+    out.cpu = name;
+    set_flags(out, features);
+    return true;
+  }
+  if (error) *error = "unknown target '" + name + "' (use host, x86-64-v3 or x86-64-v4)";
+  return false;
+}
+
+}  // namespace bitnet::codegen

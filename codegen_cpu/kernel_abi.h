@@ -1,0 +1,39 @@
+// The calling convention between compiled kernels and the executor that runs them.
+// Header-only plain C types: the lean runtime includes it without linking LLVM, and the
+// same ABI holds for kernels loaded later from a plan.
+//
+// Every kernel has one signature. The executor fills a KernelArgs per graph node and
+// calls the kernel on disjoint work ranges [begin, end) from its thread pool; what a
+// work unit is (an output row, a head, a token) is fixed per kernel kind (WorkSplit).
+#pragma once
+
+#include <cstdint>
+
+namespace bitnet::codegen {
+
+inline constexpr int kMaxKernelInputs = 8;
+
+struct KernelArgs {
+  const void* in[kMaxKernelInputs];  // operands in node order: activations, weights (mapped GGUF data)
+  void* out;                         // the node's result buffer
+  int64_t n_tokens;                  // T of this call
+  int64_t pos;                       // position of the first token (rope, attention)
+  void* kv_k;                        // attention: this layer's K cache (F16) ...
+  void* kv_v;                        // ... and V cache (F16, transposed), see runtime/reference/kernels.h
+  int64_t kv_cells;                  // cells allocated per layer cache (a multiple of 32)
+  void* scratch;                     // per-thread scratch: scratch + thread * scratch_stride
+  int64_t scratch_stride;
+  int32_t thread;                    // index of the calling thread
+  int32_t n_threads;
+};
+
+using KernelFn = void (*)(const KernelArgs* args, int64_t begin, int64_t end);
+
+// What [begin, end) counts for a kernel.
+enum class WorkSplit : int32_t {
+  kRows = 0,    // output features (columns of the result): matmul family
+  kTokens = 1,  // rows of the result: norms, quantization, elementwise
+  kHeads = 2,   // query heads: attention
+};
+
+}  // namespace bitnet::codegen
