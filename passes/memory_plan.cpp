@@ -21,7 +21,7 @@ int64_t value_bytes(const ir::Type& type, int64_t n_tokens) {
     const int64_t d = type.shape[i].is_tokens() ? n_tokens : type.shape[i].size;
     (i == 0 ? rows : row_elems) *= d;
   }
-  if (type.dtype == ir::DType::I8Q) return i8q_rows_offset(rows, row_elems) + rows * 8;
+  if (type.dtype == ir::DType::I8Q) return i8q_sums_offset(rows, row_elems) + rows * 4;
   return rows * row_elems * info.block_bytes;
 }
 

@@ -124,7 +124,11 @@ struct Interpreter::Impl {
     put(p, b.f32);
     put(p, b.i32);
     put(p, b.i8);
-    put(p + passes::i8q_rows_offset(b.rows, b.cols), b.scales);
+    for (size_t r = 0; r < b.scales.size(); ++r) {  // i8q: the scale array, then the sum array
+      const auto row = static_cast<int64_t>(r);
+      std::memcpy(p + passes::i8q_scales_offset(b.rows, b.cols) + 4 * row, &b.scales[r].scale, 4);
+      std::memcpy(p + passes::i8q_sums_offset(b.rows, b.cols) + 4 * row, &b.scales[r].sum, 4);
+    }
     b = Buffer{b.rows, b.cols};
   }
 
@@ -139,7 +143,12 @@ struct Interpreter::Impl {
       case DType::I32: return get(p, b.i32, b.rows);
       case DType::I8Q:
         get(p, b.i8, b.rows * b.cols);
-        return get(p + passes::i8q_rows_offset(b.rows, b.cols), b.scales, b.rows);
+        b.scales.resize(static_cast<size_t>(b.rows));
+        for (int64_t r = 0; r < b.rows; ++r) {
+          std::memcpy(&b.scales[static_cast<size_t>(r)].scale, p + passes::i8q_scales_offset(b.rows, b.cols) + 4 * r, 4);
+          std::memcpy(&b.scales[static_cast<size_t>(r)].sum, p + passes::i8q_sums_offset(b.rows, b.cols) + 4 * r, 4);
+        }
+        return;
       default: return get(p, b.f32, b.rows * b.cols);
     }
   }
