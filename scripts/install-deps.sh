@@ -8,6 +8,9 @@ packages=(
   clang-14 libclang-rt-14-dev          # libFuzzer target (tests/fuzz)
   libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  llvm-19-dev                          # codegen_cpu: ORC JIT (find_package(LLVM 19.1))
+  libzstd-dev lld-19 liblld-19-dev     # linking kernel objects into plan images in-process
+  libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev   # plans (FlatBuffers 2.0.8)
 )
 
 missing=()
