@@ -23,7 +23,8 @@ struct Dequant {
 
   llvm::Value* byte(llvm::Value* base, llvm::Value* at) { return kb.load(kb.i8(), base, at); }
   llvm::Value* f16_at(llvm::Value* base, int64_t offset) {  // unaligned F16 field -> float
-    return b.CreateFPExt(b.CreateAlignedLoad(kb.f16(), kb.byte_offset(base, kb.c64(offset)), llvm::MaybeAlign(1)), kb.f32());
+    return b.CreateFPExt(b.CreateAlignedLoad(kb.f16(), kb.byte_offset(base, kb.c64(offset)), llvm::MaybeAlign(1)),
+                         kb.f32());
   }
   void put(llvm::Value* index, llvm::Value* v) { kb.store(v, dst, index, 4); }
   llvm::Value* to_f32(llvm::Value* int_value) { return b.CreateSIToFP(int_value, kb.f32()); }
@@ -38,7 +39,8 @@ struct Dequant {
     kb.loop(kb.c64(0), kb.c64(cols), 1, [&](llvm::Value* i) { put(i, kb.load(kb.f32(), src, i, 1)); });
   }
   void f16() {
-    kb.loop(kb.c64(0), kb.c64(cols), 1, [&](llvm::Value* i) { put(i, b.CreateFPExt(kb.load(kb.f16(), src, i, 1), kb.f32())); });
+    kb.loop(kb.c64(0), kb.c64(cols), 1,
+            [&](llvm::Value* i) { put(i, b.CreateFPExt(kb.load(kb.f16(), src, i, 1), kb.f32())); });
   }
   void bf16() {
     kb.loop(kb.c64(0), kb.c64(cols), 1, [&](llvm::Value* i) {
@@ -62,7 +64,8 @@ struct Dequant {
       kb.loop(kb.c64(0), kb.c64(16), 1, [&](llvm::Value* j) {
         llvm::Value* q = b.CreateZExt(byte(kb.byte_offset(blk, kb.c64(2)), j), kb.i32());
         put(b.CreateAdd(first, j), b.CreateFMul(to_f32(b.CreateSub(b.CreateAnd(q, 15), kb.c32(8))), d));
-        put(b.CreateAdd(first, b.CreateAdd(j, kb.c64(16))), b.CreateFMul(to_f32(b.CreateSub(b.CreateLShr(q, 4), kb.c32(8))), d));
+        put(b.CreateAdd(first, b.CreateAdd(j, kb.c64(16))),
+            b.CreateFMul(to_f32(b.CreateSub(b.CreateLShr(q, 4), kb.c32(8))), d));
       });
     });
   }
@@ -80,7 +83,8 @@ struct Dequant {
           llvm::Value* lo0 = b.CreateZExt(byte(ql, l), kb.i32());
           llvm::Value* lo1 = b.CreateZExt(byte(ql, b.CreateAdd(l, kb.c64(32))), kb.i32());
           llvm::Value* hi = b.CreateZExt(byte(qh, l), kb.i32());
-          llvm::Value* nib[4] = {b.CreateAnd(lo0, 15), b.CreateAnd(lo1, 15), b.CreateLShr(lo0, 4), b.CreateLShr(lo1, 4)};
+          llvm::Value* nib[4] = {b.CreateAnd(lo0, 15), b.CreateAnd(lo1, 15), b.CreateLShr(lo0, 4),
+                                 b.CreateLShr(lo1, 4)};
           for (int k = 0; k < 4; ++k) {
             llvm::Value* q = b.CreateOr(nib[k], b.CreateShl(b.CreateAnd(b.CreateLShr(hi, 2 * k), 3), 4));
             q = b.CreateSub(q, kb.c32(32));
@@ -141,8 +145,9 @@ struct Dequant {
         llvm::Value* v = b.CreateZExt(byte(blk, i), kb.i32());
         for (int part = 0; part < 4; ++part) {
           llvm::Value* code = b.CreateAnd(b.CreateLShr(v, 6 - 2 * part), 3);
-          llvm::Value* w = b.CreateSelect(b.CreateICmpEQ(code, kb.c32(0)), kb.cf32(-1.0f),
-                                          b.CreateSelect(b.CreateICmpEQ(code, kb.c32(2)), kb.cf32(1.0f), kb.cf32(0.0f)));
+          llvm::Value* w =
+              b.CreateSelect(b.CreateICmpEQ(code, kb.c32(0)), kb.cf32(-1.0f),
+                             b.CreateSelect(b.CreateICmpEQ(code, kb.c32(2)), kb.cf32(1.0f), kb.cf32(0.0f)));
           put(b.CreateAdd(first, b.CreateAdd(i, kb.c64(32 * part))), b.CreateFMul(w, scale));
         }
       });
@@ -160,7 +165,9 @@ bool emit_embed(KernelBuilder& kb, std::string* error) {
   const int64_t cols = table.shape[1].size;
   const int64_t stride = row_bytes(table.dtype, cols);
   if (stride < 0 || table.dtype == ir::DType::I32 || table.dtype == ir::DType::I8 || table.dtype == ir::DType::I8Q) {
-    if (error) *error = "embed: no row dequantizer for " + std::string(ir::dtype_name(table.dtype)) + " with " + std::to_string(cols) + " columns";
+    if (error)
+      *error = "embed: no row dequantizer for " + std::string(ir::dtype_name(table.dtype)) + " with " +
+               std::to_string(cols) + " columns";
     return false;
   }
   llvm::Value* data = kb.in(0);
@@ -187,16 +194,35 @@ bool emit_embed(KernelBuilder& kb, std::string* error) {
     b.SetInsertPoint(good);
     Dequant dq{kb, b, kb.byte_offset(data, b.CreateMul(id, kb.c64(stride))), dst, cols};
     switch (table.dtype) {
-      case ir::DType::F32: dq.f32(); break;
-      case ir::DType::F16: dq.f16(); break;
-      case ir::DType::BF16: dq.bf16(); break;
-      case ir::DType::Q8_0: dq.q8_0(); break;
-      case ir::DType::Q4_0: dq.q4_0(); break;
-      case ir::DType::Q6_K: dq.q6_k(); break;
-      case ir::DType::TQ1_0: dq.tq1_0(); break;
-      case ir::DType::TQ2_0: dq.tq2_0(); break;
-      case ir::DType::I2_S: dq.i2_s(i2s_scale); break;
-      default: break;
+      case ir::DType::F32:
+        dq.f32();
+        break;
+      case ir::DType::F16:
+        dq.f16();
+        break;
+      case ir::DType::BF16:
+        dq.bf16();
+        break;
+      case ir::DType::Q8_0:
+        dq.q8_0();
+        break;
+      case ir::DType::Q4_0:
+        dq.q4_0();
+        break;
+      case ir::DType::Q6_K:
+        dq.q6_k();
+        break;
+      case ir::DType::TQ1_0:
+        dq.tq1_0();
+        break;
+      case ir::DType::TQ2_0:
+        dq.tq2_0();
+        break;
+      case ir::DType::I2_S:
+        dq.i2_s(i2s_scale);
+        break;
+      default:
+        break;
     }
     b.CreateBr(done);
     b.SetInsertPoint(done);

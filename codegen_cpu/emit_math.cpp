@@ -16,8 +16,9 @@ unsigned lanes(llvm::Value* v) {
 
 // A constant of the shape of `like` (scalar or vector) with element type `elem`.
 llvm::Constant* constant_like(llvm::Value* like, llvm::Type* elem, double value) {
-  llvm::Constant* c = elem->isIntegerTy() ? llvm::ConstantInt::get(elem, static_cast<uint64_t>(static_cast<int64_t>(value)))
-                                          : llvm::ConstantFP::get(elem, value);
+  llvm::Constant* c = elem->isIntegerTy()
+                          ? llvm::ConstantInt::get(elem, static_cast<uint64_t>(static_cast<int64_t>(value)))
+                          : llvm::ConstantFP::get(elem, value);
   const unsigned n = lanes(like);
   return n > 1 ? llvm::ConstantVector::getSplat(llvm::ElementCount::getFixed(n), c) : c;
 }
@@ -72,16 +73,21 @@ llvm::Value* ggml_expf(KernelBuilder& kb, llvm::Value* x) {
   llvm::Value* neg_n = b.CreateFNeg(n);
   llvm::Value* r = kb.fma(neg_n, c(0x1.7f7d1cp-20), kb.fma(neg_n, c(0x1.62e4p-1), x));
   llvm::Value* u = b.CreateFMul(r, r);
-  llvm::Value* j = kb.fma(kb.fma(kb.fma(c(0x1.0e4020p-7), r, c(0x1.573e2ep-5)), u, kb.fma(c(0x1.555e66p-3), r, c(0x1.fffdb6p-2))),
-                          u, kb.fma(c(0x1.ffffecp-1), r, c(1.0)));
+  llvm::Value* j =
+      kb.fma(kb.fma(kb.fma(c(0x1.0e4020p-7), r, c(0x1.573e2ep-5)), u, kb.fma(c(0x1.555e66p-3), r, c(0x1.fffdb6p-2))), u,
+             kb.fma(c(0x1.ffffecp-1), r, c(1.0)));
   // j * 2^n with one rounding (vscalefps). Split 2^n = 2^k1 * 2^k2 so that j * 2^k1 is exact
   // (|k1| <= 92 keeps it normal) and only the second product rounds, also into the subnormals.
-  llvm::Value* clamped = kb.intrinsic(llvm::Intrinsic::minnum, {x->getType()},
-                                      {kb.intrinsic(llvm::Intrinsic::maxnum, {x->getType()}, {n, c(-192.0)}), c(192.0)});
+  llvm::Value* clamped =
+      kb.intrinsic(llvm::Intrinsic::minnum, {x->getType()},
+                   {kb.intrinsic(llvm::Intrinsic::maxnum, {x->getType()}, {n, c(-192.0)}), c(192.0)});
   llvm::Value* k = b.CreateFPToSI(clamped, int_type);
-  llvm::Value* k2 = b.CreateSelect(b.CreateICmpSLT(k, ci(-100)), ci(-100), b.CreateSelect(b.CreateICmpSGT(k, ci(100)), ci(100), ci(0)));
+  llvm::Value* k2 = b.CreateSelect(b.CreateICmpSLT(k, ci(-100)), ci(-100),
+                                   b.CreateSelect(b.CreateICmpSGT(k, ci(100)), ci(100), ci(0)));
   llvm::Value* k1 = b.CreateSub(k, k2);
-  auto pow2 = [&](llvm::Value* e) { return b.CreateBitCast(b.CreateShl(b.CreateAdd(e, ci(127)), ci(23)), x->getType()); };
+  auto pow2 = [&](llvm::Value* e) {
+    return b.CreateBitCast(b.CreateShl(b.CreateAdd(e, ci(127)), ci(23)), x->getType());
+  };
   llvm::Value* scaled = b.CreateFMul(b.CreateFMul(j, pow2(k1)), pow2(k2));
   // |n| > 192 (ordered): 0 for n <= 0, +inf otherwise; -inf inputs (masked scores) give 0.
   llvm::Value* abs_n = kb.intrinsic(llvm::Intrinsic::fabs, {x->getType()}, {n});
@@ -90,7 +96,8 @@ llvm::Value* ggml_expf(KernelBuilder& kb, llvm::Value* x) {
 }
 
 llvm::Value* tree_sum16(KernelBuilder& kb, llvm::Value* v) {
-  for (unsigned width = 8; width >= 1; width /= 2) v = kb.b.CreateFAdd(slice(kb, v, 0, width), slice(kb, v, width, width));
+  for (unsigned width = 8; width >= 1; width /= 2)
+    v = kb.b.CreateFAdd(slice(kb, v, 0, width), slice(kb, v, width, width));
   return v;
 }
 
@@ -98,29 +105,33 @@ llvm::Value* round_to_f16(KernelBuilder& kb, llvm::Value* x) {
   return kb.b.CreateFPExt(kb.b.CreateFPTrunc(x, type_like(kb, x, kb.f16())), x->getType());
 }
 
-llvm::Value* dot_f16_static(KernelBuilder& kb, llvm::Value* k, llvm::Value* q, int64_t n) {
+namespace {
+
+// The vector part of vec_dot_f16 before its tree sum: 4 chains over chunks of 64, folded.
+llvm::Value* dot_lanes(KernelBuilder& kb, llvm::Value* k, llvm::Value* q, int64_t n) {
+  auto& b = kb.b;
+  llvm::Value* acc[4];
+  for (auto& a : acc) a = kb.splat(16, kb.cf32(0.0f));
+  for (unsigned i = 0; i + 64 <= static_cast<unsigned>(n); i += 64) {
+    for (unsigned r = 0; r < 4; ++r)
+      acc[r] = kb.fma(slice(kb, k, i + 16 * r, 16), slice(kb, q, i + 16 * r, 16), acc[r]);
+  }
+  acc[0] = b.CreateFAdd(acc[0], acc[2]);
+  acc[1] = b.CreateFAdd(acc[1], acc[3]);
+  return b.CreateFAdd(acc[0], acc[1]);
+}
+
+}  // namespace
+
+llvm::Value* dot_exact(KernelBuilder& kb, llvm::Value* k, llvm::Value* q, int64_t n) {
   auto& b = kb.b;
   const auto vector_end = static_cast<unsigned>(n - n % 64);
   llvm::Value* sum = llvm::ConstantFP::get(kb.f64(), 0.0);
-  if (vector_end > 0) {
-    llvm::Value* acc[4];
-    for (auto& a : acc) a = kb.splat(16, kb.cf32(0.0f));
-    for (unsigned i = 0; i < vector_end; i += 64) {
-      for (unsigned r = 0; r < 4; ++r) {
-        const unsigned at = i + 16 * r;
-        llvm::Value* kv = b.CreateFPExt(load_vec(kb, kb.f16(), 16, k, kb.c64(at), 2), kb.vec(kb.f32(), 16));
-        acc[r] = kb.fma(kv, slice(kb, q, at, 16), acc[r]);
-      }
-    }
-    acc[0] = b.CreateFAdd(acc[0], acc[2]);
-    acc[1] = b.CreateFAdd(acc[1], acc[3]);
-    acc[0] = b.CreateFAdd(acc[0], acc[1]);
-    sum = b.CreateFPExt(tree_sum16(kb, acc[0]), kb.f64());
-  }
+  if (vector_end > 0) sum = b.CreateFPExt(tree_sum16(kb, dot_lanes(kb, k, q, n)), kb.f64());
   if (vector_end < n) {
     const auto tail = static_cast<unsigned>(n) - vector_end;
-    llvm::Value* kv = b.CreateFPExt(load_vec(kb, kb.f16(), tail, k, kb.c64(vector_end), 2), type_like(kb, slice(kb, q, 0, tail), kb.f32()));
-    llvm::Value* products = b.CreateFPExt(b.CreateFMul(kv, slice(kb, q, vector_end, tail)), type_like(kb, kv, kb.f64()));
+    llvm::Value* products = b.CreateFMul(slice(kb, k, vector_end, tail), slice(kb, q, vector_end, tail));
+    products = b.CreateFPExt(products, type_like(kb, products, kb.f64()));
     for (unsigned i = 0; i < tail; ++i) sum = b.CreateFAdd(sum, slice(kb, products, i, 1));
   }
   return b.CreateFPTrunc(sum, kb.f32());
@@ -160,70 +171,17 @@ void sin_cos(KernelBuilder& kb, llvm::Value* angle, llvm::Value** sin_out, llvm:
   // Quadrant k mod 4: sin = s, c, -s, -c; cos = c, -s, -c, s.
   llvm::Type* it = type_like(kb, angle, kb.i32());
   llvm::Value* q = b.CreateAnd(b.CreateFPToSI(k, it), constant_like(angle, kb.i32(), 3));
-  llvm::Value* odd = b.CreateICmpNE(b.CreateAnd(q, constant_like(angle, kb.i32(), 1)), constant_like(angle, kb.i32(), 0));
-  llvm::Value* sin_neg = b.CreateICmpNE(b.CreateAnd(q, constant_like(angle, kb.i32(), 2)), constant_like(angle, kb.i32(), 0));
+  llvm::Value* odd =
+      b.CreateICmpNE(b.CreateAnd(q, constant_like(angle, kb.i32(), 1)), constant_like(angle, kb.i32(), 0));
+  llvm::Value* sin_neg =
+      b.CreateICmpNE(b.CreateAnd(q, constant_like(angle, kb.i32(), 2)), constant_like(angle, kb.i32(), 0));
   llvm::Value* cos_neg = b.CreateICmpNE(b.CreateXor(sin_neg, odd), llvm::Constant::getNullValue(odd->getType()));
   llvm::Value* sv = b.CreateSelect(odd, co, s);
   llvm::Value* cv = b.CreateSelect(odd, s, co);
   sv = b.CreateSelect(sin_neg, b.CreateFNeg(sv), sv);
   cv = b.CreateSelect(cos_neg, b.CreateFNeg(cv), cv);
-  *sin_out = b.CreateFPTrunc(sv, angle->getType());
-  *cos_out = b.CreateFPTrunc(cv, angle->getType());
-}
-
-RopeParams rope_params(const KernelDesc& desc) {
-  RopeParams p;
-  p.head_dim = desc.attr_int("head_dim");
-  const auto base = static_cast<float>(desc.attr_float("freq_base"));
-  // powf with a float exponent, exactly as the reference computes theta_scale.
-  p.theta_scale = std::pow(base, -2.0f / static_cast<float>(p.head_dim));
-  p.freq_scale = static_cast<float>(desc.attr_float("freq_scale"));
-  p.neox = desc.attr_string("style") == "neox";
-  return p;
-}
-
-RopeTable rope_table(KernelBuilder& kb, const RopeParams& p, llvm::Value* position) {
-  auto& b = kb.b;
-  const auto half = static_cast<unsigned>(p.head_dim / 2);
-  llvm::Value* theta = b.CreateSIToFP(position, kb.f32());
-  llvm::Value* angles = llvm::PoisonValue::get(kb.vec(kb.f32(), half));
-  for (unsigned i = 0; i < half; ++i) {
-    angles = b.CreateInsertElement(angles, b.CreateFMul(kb.cf32(p.freq_scale), theta), static_cast<uint64_t>(i));
-    theta = b.CreateFMul(theta, kb.cf32(p.theta_scale));
-  }
-  RopeTable t;
-  sin_cos(kb, angles, &t.sin, &t.cos);
-  return t;
-}
-
-llvm::Value* rope_head(KernelBuilder& kb, const RopeParams& p, const RopeTable& t, llvm::Value* head) {
-  auto& b = kb.b;
-  const auto dim = static_cast<unsigned>(p.head_dim);
-  const unsigned half = dim / 2;
-  llvm::Value* x0;
-  llvm::Value* x1;
-  if (p.neox) {  // pairs (i, i + dim/2)
-    x0 = load_vec(kb, kb.f32(), half, head, kb.c64(0), 4);
-    x1 = load_vec(kb, kb.f32(), half, head, kb.c64(half), 4);
-  } else {  // GPT-J pairs (2i, 2i + 1)
-    llvm::Value* x = load_vec(kb, kb.f32(), dim, head, kb.c64(0), 4);
-    llvm::SmallVector<int, 128> even, odd;
-    for (unsigned i = 0; i < half; ++i) {
-      even.push_back(static_cast<int>(2 * i));
-      odd.push_back(static_cast<int>(2 * i + 1));
-    }
-    x0 = b.CreateShuffleVector(x, even);
-    x1 = b.CreateShuffleVector(x, odd);
-  }
-  llvm::Value* y0 = kb.fma(x0, t.cos, b.CreateFNeg(b.CreateFMul(x1, t.sin)));
-  llvm::Value* y1 = kb.fma(x0, t.sin, b.CreateFMul(x1, t.cos));
-  if (p.neox) return concat(kb, y0, y1);
-  llvm::SmallVector<int, 256> interleave;
-  for (unsigned i = 0; i < half; ++i) {
-    interleave.push_back(static_cast<int>(i));
-    interleave.push_back(static_cast<int>(half + i));
-  }
-  return b.CreateShuffleVector(y0, y1, interleave);
+  *sin_out = sv;
+  *cos_out = cv;
 }
 
 }  // namespace bitnet::codegen

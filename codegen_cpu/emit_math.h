@@ -25,36 +25,16 @@ llvm::Value* ggml_expf(KernelBuilder& kb, llvm::Value* x);
 llvm::Value* tree_sum16(KernelBuilder& kb, llvm::Value* v);
 // float(half(x)): the F16 rounding (round to nearest even) of a float scalar or vector.
 llvm::Value* round_to_f16(KernelBuilder& kb, llvm::Value* x);
-// ref::vec_dot_f16(k, q, n) for a static n: k points to n halves, q is <n x float> whose
-// values are already F16-exact. 4 x 16-lane FMA chains over chunks of 64, folded (0+2, 1+3,
-// 0+1), tree-summed, then the n % 64 leftovers multiplied in float and added in double.
-llvm::Value* dot_f16_static(KernelBuilder& kb, llvm::Value* k, llvm::Value* q, int64_t n);
+// ref::vec_dot_f16(k, q, n) for a static n on F16 values already converted to <n x float>
+// (one K row is converted once for several queries): 4 x 16-lane FMA chains over chunks of
+// 64, folded (0+2, 1+3, 0+1), tree-summed, then the n % 64 leftovers multiplied in float and
+// added in double, the result rounded to float.
+llvm::Value* dot_exact(KernelBuilder& kb, llvm::Value* k, llvm::Value* q, int64_t n);
 
 // ---- RoPE ----------------------------------------------------------------------------------
-// sin and cos of a float scalar or vector, computed in double (argument reduction by pi/2 with
-// a two-part constant, Taylor polynomials to 1e-16) and rounded once to float. This is the
-// correctly rounded value except within ~1e-16 of a rounding tie; glibc's sinf/cosf (which
-// the reference calls) are not always correctly rounded, so about 1 % of values differ by 1 ulp.
+// sin and cos of a float scalar or vector, in double: argument reduction by pi/2 with a
+// two-part constant and Taylor polynomials, ~1e-16 relative, so rounding them to float gives
+// the correctly rounded values (except within ~1e-16 of a tie).
 void sin_cos(KernelBuilder& kb, llvm::Value* angle, llvm::Value** sin_out, llvm::Value** cos_out);
-
-struct RopeParams {
-  int64_t head_dim = 0;
-  float theta_scale = 0;  // powf(freq_base, -2 / head_dim), computed here with the host libm as the reference does
-  float freq_scale = 1;
-  bool neox = true;
-};
-// From a rope / rope_attention description (style, head_dim, freq_base, freq_scale).
-RopeParams rope_params(const KernelDesc& desc);
-
-struct RopeTable {
-  llvm::Value* cos = nullptr;  // <head_dim/2 x float>
-  llvm::Value* sin = nullptr;
-};
-// The angles of one position (i64): theta_0 = float(pos), theta_{i+1} = theta_i * theta_scale
-// (a running float product, as ggml_rope_cache_init), angle = freq_scale * theta.
-RopeTable rope_table(KernelBuilder& kb, const RopeParams& p, llvm::Value* position);
-// One rotated head (<head_dim x float>) read from `head` (head_dim floats), with the
-// reference's rounding: out0 = fma(x0, c, -(x1 s)), out1 = fma(x0, s, x1 c).
-llvm::Value* rope_head(KernelBuilder& kb, const RopeParams& p, const RopeTable& t, llvm::Value* head);
 
 }  // namespace bitnet::codegen

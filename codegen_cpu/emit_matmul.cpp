@@ -24,9 +24,11 @@ llvm::Value* expf_ggml(KernelBuilder& kb, llvm::Value* x) {
   llvm::Type* int_type = b.getInt32Ty();
   if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t)) int_type = kb.vec(b.getInt32Ty(), vt->getNumElements());
   auto pow2 = [&](llvm::Value* e) {  // 2^e for integral e, clamped to the normal range
-    llvm::Value* clamped = kb.intrinsic(llvm::Intrinsic::maxnum, {t}, {kb.intrinsic(llvm::Intrinsic::minnum, {t}, {e, c(127.0f)}), c(-126.0f)});
-    llvm::Value* bits = b.CreateShl(b.CreateAdd(b.CreateFPToSI(clamped, int_type), llvm::ConstantInt::get(int_type, 127)),
-                                    llvm::ConstantInt::get(int_type, 23));
+    llvm::Value* clamped = kb.intrinsic(llvm::Intrinsic::maxnum, {t},
+                                        {kb.intrinsic(llvm::Intrinsic::minnum, {t}, {e, c(127.0f)}), c(-126.0f)});
+    llvm::Value* bits =
+        b.CreateShl(b.CreateAdd(b.CreateFPToSI(clamped, int_type), llvm::ConstantInt::get(int_type, 127)),
+                    llvm::ConstantInt::get(int_type, 23));
     return b.CreateBitCast(bits, t);
   };
   llvm::Value* z = kb.fma(x, c(0x1.715476p+0f), c(0x1.8p23f));
@@ -34,12 +36,14 @@ llvm::Value* expf_ggml(KernelBuilder& kb, llvm::Value* x) {
   llvm::Value* neg_n = b.CreateFNeg(n);
   llvm::Value* r = kb.fma(neg_n, c(0x1.7f7d1cp-20f), kb.fma(neg_n, c(0x1.62e4p-1f), x));
   llvm::Value* u = b.CreateFMul(r, r);
-  llvm::Value* j = kb.fma(kb.fma(kb.fma(c(0x1.0e4020p-7f), r, c(0x1.573e2ep-5f)), u, kb.fma(c(0x1.555e66p-3f), r, c(0x1.fffdb6p-2f))),
-                          u, kb.fma(c(0x1.ffffecp-1f), r, c(1.0f)));
+  llvm::Value* j = kb.fma(
+      kb.fma(kb.fma(c(0x1.0e4020p-7f), r, c(0x1.573e2ep-5f)), u, kb.fma(c(0x1.555e66p-3f), r, c(0x1.fffdb6p-2f))), u,
+      kb.fma(c(0x1.ffffecp-1f), r, c(1.0f)));
   llvm::Value* mid = b.CreateFMul(j, pow2(n));
   llvm::Value* high = b.CreateFMul(b.CreateFMul(j, pow2(b.CreateFSub(n, c(100.0f)))), c(0x1p100f));
   llvm::Value* low = b.CreateFMul(b.CreateFMul(j, pow2(b.CreateFAdd(n, c(100.0f)))), c(0x1p-100f));
-  llvm::Value* e = b.CreateSelect(b.CreateFCmpOGT(n, c(127.0f)), high, b.CreateSelect(b.CreateFCmpOLT(n, c(-126.0f)), low, mid));
+  llvm::Value* e =
+      b.CreateSelect(b.CreateFCmpOGT(n, c(127.0f)), high, b.CreateSelect(b.CreateFCmpOLT(n, c(-126.0f)), low, mid));
   llvm::Value* outside = b.CreateFCmpOGT(kb.intrinsic(llvm::Intrinsic::fabs, {t}, {n}), c(192.0f));
   llvm::Value* limit = b.CreateSelect(b.CreateFCmpOLE(n, c(0.0f)), c(0.0f), c(INFINITY));
   return b.CreateSelect(outside, limit, e);
@@ -69,7 +73,9 @@ llvm::Value* relu2(KernelBuilder& kb, llvm::Value* x) {
   return kb.b.CreateFMul(r, r);
 }
 
-llvm::Value* f32_ptr(KernelBuilder& kb, llvm::Value* base, llvm::Value* index) { return kb.element_ptr(kb.f32(), base, index); }
+llvm::Value* f32_ptr(KernelBuilder& kb, llvm::Value* base, llvm::Value* index) {
+  return kb.element_ptr(kb.f32(), base, index);
+}
 
 llvm::Value* load_vec(KernelBuilder& kb, llvm::Value* base, llvm::Value* index, unsigned n) {
   return kb.b.CreateAlignedLoad(kb.vec(kb.f32(), n), f32_ptr(kb, base, index), llvm::Align(4));
@@ -79,7 +85,9 @@ void store_vec(KernelBuilder& kb, llvm::Value* v, llvm::Value* base, llvm::Value
   kb.b.CreateAlignedStore(v, f32_ptr(kb, base, index), llvm::Align(4));
 }
 
-unsigned lanes(llvm::Value* v) { return llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements(); }
+unsigned lanes(llvm::Value* v) {
+  return llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements();
+}
 
 bool fail(std::string* error, const std::string& message) {
   if (error) *error = message;
@@ -88,43 +96,59 @@ bool fail(std::string* error, const std::string& message) {
 
 }  // namespace
 
-void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens, const MicroKernel& micro) {
+void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens,
+                const MicroKernel& micro, const RowPrologue& prologue, int gemv_streams) {
   auto& b = kb.b;
   llvm::Value* lo = p.row_begin;
   llvm::Value* hi = p.row_end;
   llvm::Value* tokens = p.n_tokens;
-  // Full tiles of `rows` over [lo, hi), then single rows; body(rows, row).
-  auto over_rows = [&](int rows, const std::function<void(int, llvm::Value*)>& body) {
+  // Full tiles of `rows` over [from, hi), then single rows; body(rows, row).
+  auto over_rows = [&](llvm::Value* from, int rows, const std::function<void(int, llvm::Value*)>& body) {
     llvm::Value* full_end = hi;
     if (rows > 1) {
-      llvm::Value* count = b.CreateSub(hi, lo);
-      full_end = b.CreateAdd(lo, b.CreateMul(b.CreateSDiv(count, kb.c64(rows)), kb.c64(rows)));
+      llvm::Value* count = b.CreateSub(hi, from);
+      full_end = b.CreateAdd(from, b.CreateMul(b.CreateSDiv(count, kb.c64(rows)), kb.c64(rows)));
     }
-    kb.loop(lo, full_end, rows, [&](llvm::Value* r) { body(rows, r); });
+    kb.loop(from, full_end, rows, [&](llvm::Value* r) { body(rows, r); });
     if (rows > 1) kb.loop(full_end, hi, 1, [&](llvm::Value* r) { body(1, r); });
   };
+  auto decode = [&] {
+    kb.loop(kb.c64(0), tokens, 1, [&](llvm::Value* t) {
+      llvm::Value* from = lo;
+      if (gemv_streams == 2 && gemv_rows >= 2 && p.weights.size() == 1) {
+        // Tiles of gemv_rows / 2 rows from each half, then the leftover rows as usual.
+        const int per = gemv_rows / 2;
+        llvm::Value* half = b.CreateMul(b.CreateSDiv(b.CreateSub(hi, lo), kb.c64(2 * per)), kb.c64(per));
+        kb.loop(lo, b.CreateAdd(lo, half), per,
+                [&](llvm::Value* r) { micro(per, 1, false, r, t, b.CreateAdd(r, half)); });
+        from = b.CreateAdd(lo, b.CreateMul(half, kb.c64(2)));
+      }
+      over_rows(from, gemv_rows, [&](int rows, llvm::Value* r) { micro(rows, 1, false, r, t, nullptr); });
+    });
+  };
   if (gemm_tokens <= 1) {
-    kb.loop(kb.c64(0), tokens, 1, [&](llvm::Value* t) { over_rows(gemv_rows, [&](int rows, llvm::Value* r) { micro(rows, 1, false, r, t); }); });
+    decode();
     return;
   }
   llvm::Value* gemm = b.CreateICmpSGE(tokens, kb.c64(gemm_tokens));
   kb.if_then(gemm, [&] {
     llvm::Value* full_tokens = b.CreateMul(b.CreateSDiv(tokens, kb.c64(gemm_tokens)), kb.c64(gemm_tokens));
-    over_rows(gemm_rows, [&](int rows, llvm::Value* r) {
-      kb.loop(kb.c64(0), full_tokens, gemm_tokens, [&](llvm::Value* t) { micro(rows, gemm_tokens, true, r, t); });
-      kb.loop(full_tokens, tokens, 1, [&](llvm::Value* t) { micro(rows, 1, true, r, t); });
+    over_rows(lo, gemm_rows, [&](int rows, llvm::Value* r) {
+      if (prologue) prologue(rows, r);
+      kb.loop(kb.c64(0), full_tokens, gemm_tokens,
+              [&](llvm::Value* t) { micro(rows, gemm_tokens, true, r, t, nullptr); });
+      kb.loop(full_tokens, tokens, 1, [&](llvm::Value* t) { micro(rows, 1, true, r, t, nullptr); });
     });
   });
-  kb.if_then(b.CreateNot(gemm), [&] {
-    kb.loop(kb.c64(0), tokens, 1, [&](llvm::Value* t) { over_rows(gemv_rows, [&](int rows, llvm::Value* r) { micro(rows, 1, false, r, t); }); });
-  });
+  kb.if_then(b.CreateNot(gemm), decode);
 }
 
 bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
   auto& b = kb.b;
   const KernelDesc& d = kb.desc;
   const ir::OpKind op = d.op;
-  if (d.operands.size() < 2 || d.operands[0].rank() != 2 || d.result.rank() != 2) return fail(error, "bad operand ranks");
+  if (d.operands.size() < 2 || d.operands[0].rank() != 2 || d.result.rank() != 2)
+    return fail(error, "bad operand ranks");
   const ir::DType act = d.operands[0].dtype;
   const int64_t cols = d.operands[0].shape[1].size;
   const int64_t total = d.result.shape[1].size;
@@ -141,14 +165,17 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
   for (int i : weight_operands) {
     const ir::Type& w = d.operands[static_cast<size_t>(i)];
     if (w.rank() != 2 || w.shape[1].size != cols) return fail(error, "weight shape does not match the activations");
-    if (act == ir::DType::I8Q && w.dtype != ir::DType::I2_S) return fail(error, "i8q activations multiply only i2_s weights");
+    if (act == ir::DType::I8Q && w.dtype != ir::DType::I2_S)
+      return fail(error, "i8q activations multiply only i2_s weights");
     if (act == ir::DType::F32 && w.dtype == ir::DType::I2_S) {
       return fail(error, "i2_s weights need i8q activations (quantize_i8 before the product, as the lowering does)");
     }
   }
-  if (op == ir::OpKind::GatedFfn && d.operands[1] != d.operands[2]) return fail(error, "gate and up weights differ in type");
+  if (op == ir::OpKind::GatedFfn && d.operands[1] != d.operands[2])
+    return fail(error, "gate and up weights differ in type");
   const std::string& act_fn = d.attr_string("act");
-  if (op == ir::OpKind::GatedFfn && act_fn != "silu" && act_fn != "relu2") return fail(error, "unknown act '" + act_fn + "'");
+  if (op == ir::OpKind::GatedFfn && act_fn != "silu" && act_fn != "relu2")
+    return fail(error, "unknown act '" + act_fn + "'");
 
   llvm::Value* x = kb.in(0);
   llvm::Value* out = kb.out();
@@ -172,7 +199,8 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
       offset += rows;
     }
   }
-  if (segments.back().offset + segments.back().rows != total) return fail(error, "result width does not match the weights");
+  if (segments.back().offset + segments.back().rows != total)
+    return fail(error, "result width does not match the weights");
 
   for (const Segment& s : segments) {
     // Local rows [lo, hi) of this weight inside the work range [begin, end).
@@ -194,7 +222,8 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
     p.row_end = hi;
     p.n_tokens = n_tokens;
     const int64_t offset = s.offset;
-    p.store = [&kb, out, residual, op, total, offset, &act_fn](llvm::Value* t, llvm::Value* row, const std::vector<llvm::Value*>& y) {
+    p.store = [&kb, out, residual, op, total, offset, &act_fn](llvm::Value* t, llvm::Value* row,
+                                                               const std::vector<llvm::Value*>& y) {
       auto& bb = kb.b;
       llvm::Value* index = bb.CreateAdd(bb.CreateMul(t, kb.c64(total)), bb.CreateAdd(row, kb.c64(offset)));
       llvm::Value* value = y[0];
@@ -207,9 +236,8 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
       store_vec(kb, value, out, index);
     };
     bool ok = true;
-    kb.if_then(b.CreateICmpSLT(lo, hi), [&] {
-      ok = act == ir::DType::I8Q ? emit_product_i2s(kb, p, error) : emit_product_float(kb, p, error);
-    });
+    kb.if_then(b.CreateICmpSLT(lo, hi),
+               [&] { ok = act == ir::DType::I8Q ? emit_product_i2s(kb, p, error) : emit_product_float(kb, p, error); });
     if (!ok) return false;
   }
   return true;

@@ -17,15 +17,15 @@ namespace bitnet::codegen {
 using ProductStore = std::function<void(llvm::Value* t, llvm::Value* row, const std::vector<llvm::Value*>& y)>;
 
 struct ProductArgs {
-  ir::DType act = ir::DType::F32;        // F32 or I8Q
-  ir::DType weight = ir::DType::F32;     // the weights' dtype (all weights of one product share it)
-  llvm::Value* x = nullptr;              // activation buffer (see kernel_abi.h for the i8q layout)
-  std::vector<llvm::Value*> weights;     // 1 (matmul) or 2 (gate and up) weight matrices [rows, cols]
-  int64_t rows = 0;                      // M
-  int64_t cols = 0;                      // K
-  llvm::Value* row_begin = nullptr;      // i64, local rows [row_begin, row_end) of each weight
+  ir::DType act = ir::DType::F32;     // F32 or I8Q
+  ir::DType weight = ir::DType::F32;  // the weights' dtype (all weights of one product share it)
+  llvm::Value* x = nullptr;           // activation buffer (see kernel_abi.h for the i8q layout)
+  std::vector<llvm::Value*> weights;  // 1 (matmul) or 2 (gate and up) weight matrices [rows, cols]
+  int64_t rows = 0;                   // M
+  int64_t cols = 0;                   // K
+  llvm::Value* row_begin = nullptr;   // i64, local rows [row_begin, row_end) of each weight
   llvm::Value* row_end = nullptr;
-  llvm::Value* n_tokens = nullptr;       // i64
+  llvm::Value* n_tokens = nullptr;  // i64
   ProductStore store;
 };
 
@@ -34,8 +34,15 @@ struct ProductArgs {
 // tokens, gemm, row, token) for each tile; rows and tokens are compile-time tile sizes
 // (remainders get tiles of 1), gemm tells the prefill path (n_tokens >= gemm_tokens, rows
 // outermost so a tile of weights is reused by every token) from the decode path.
-using MicroKernel = std::function<void(int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token)>;
-void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens, const MicroKernel& micro);
+// In the prefill path, prologue(rows, row) (if set) runs once per row tile before its tokens.
+// With gemv_streams = 2 the decode path of a single-weight product reads two distant row
+// ranges at once (the first and second half of the range; more memory streams in flight):
+// micro then gets `row2`, the first of `rows` more rows of the same weight, and stores both.
+using MicroKernel =
+    std::function<void(int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2)>;
+using RowPrologue = std::function<void(int rows, llvm::Value* row)>;
+void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens,
+                const MicroKernel& micro, const RowPrologue& prologue = {}, int gemv_streams = 1);
 
 // I2_S weights times i8q activations, bit-exact with ref::matmul_i8q_rows (emit_matmul_i2s.cpp).
 bool emit_product_i2s(KernelBuilder& kb, const ProductArgs& p, std::string* error);
@@ -58,10 +65,12 @@ bool quantized_block_decoder(ir::DType type, BlockDecoder& out, std::string* err
 // IEEE half bits (<n x i16>) to <n x float>: vcvtph2ps where the target has F16C, exact
 // integer arithmetic elsewhere (so kernels never call a runtime conversion routine).
 llvm::Value* half_to_float(KernelBuilder& kb, llvm::Value* bits);
+// x rounded to the nearest IEEE half (ties to even) and back, as <n x float>.
+llvm::Value* round_to_half(KernelBuilder& kb, llvm::Value* x);
 // Splits or joins vectors (in element order) into vectors of `width` elements; the total
 // element count must be a multiple of width.
 std::vector<llvm::Value*> regroup(KernelBuilder& kb, const std::vector<llvm::Value*>& pieces, unsigned width);
-// Prefetch of the cache line at `address` for reading (no-op when distance is 0).
+// Software prefetch of the cache line at `address` (read, into all cache levels).
 void prefetch(KernelBuilder& kb, llvm::Value* address);
 // A <n x T> vector from n scalars.
 llvm::Value* gather_scalars(KernelBuilder& kb, const std::vector<llvm::Value*>& scalars);

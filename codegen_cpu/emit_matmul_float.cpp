@@ -3,7 +3,8 @@
 // into memory) and multiplied into f32 FMA accumulators; the decode path keeps a few rows
 // and two accumulators per row in flight (FMA latency), the prefill path reuses every
 // decoded block for a tile of tokens. Summation order differs from the reference, so
-// results agree to float rounding (about 1e-6 relative), not bit for bit.
+// results agree to float rounding (about 1e-6 relative), not bit for bit; F16 activations are
+// rounded to F16 exactly where the reference rounds them (one token, or K % 16 != 0).
 #include "codegen_cpu/emit_matmul.h"
 
 #include <algorithm>
@@ -15,7 +16,8 @@ namespace bitnet::codegen {
 llvm::Value* half_to_float(KernelBuilder& kb, llvm::Value* bits) {
   auto& b = kb.b;
   const unsigned n = llvm::cast<llvm::FixedVectorType>(bits->getType())->getNumElements();
-  if (kb.target.f16c || kb.target.avx512fp16) return b.CreateFPExt(b.CreateBitCast(bits, kb.vec(kb.f16(), n)), kb.vec(kb.f32(), n));
+  if ((kb.target.f16c || kb.target.avx512fp16) && !matmul_tuning().portable_only)
+    return b.CreateFPExt(b.CreateBitCast(bits, kb.vec(kb.f16(), n)), kb.vec(kb.f32(), n));
   // Exponent and mantissa moved into float position and rescaled by 2^112 (exact, also for
   // subnormal halves); inf/NaN get the all-ones float exponent; the sign goes back on last.
   llvm::VectorType* i32 = kb.vec(kb.i32(), n);
@@ -30,9 +32,36 @@ llvm::Value* half_to_float(KernelBuilder& kb, llvm::Value* bits) {
   return b.CreateBitCast(b.CreateOr(value, sign), kb.vec(kb.f32(), n));
 }
 
+llvm::Value* round_to_half(KernelBuilder& kb, llvm::Value* x) {
+  auto& b = kb.b;
+  const unsigned n = llvm::cast<llvm::FixedVectorType>(x->getType())->getNumElements();
+  if ((kb.target.f16c || kb.target.avx512fp16) && !matmul_tuning().portable_only) {
+    return b.CreateFPExt(b.CreateFPTrunc(x, kb.vec(kb.f16(), n)), x->getType());
+  }
+  // Round to nearest even in integer arithmetic (no runtime conversion routine): normal
+  // halves drop 13 mantissa bits; below 2^-14 the float grid of (|x| + 0.5) is the
+  // half-subnormal grid; from 65520 up it is inf; NaN stays NaN.
+  llvm::VectorType* i32 = kb.vec(kb.i32(), n);
+  auto c = [&](uint32_t v) { return kb.splat(n, b.getInt32(v)); };
+  llvm::Value* bits = b.CreateBitCast(x, i32);
+  llvm::Value* sign = b.CreateAnd(b.CreateLShr(bits, c(16)), c(0x8000));
+  llvm::Value* abs = b.CreateAnd(bits, c(0x7fffffff));
+  llvm::Value* rounded = b.CreateAdd(b.CreateAdd(abs, c(0xfff)), b.CreateAnd(b.CreateLShr(abs, c(13)), c(1)));
+  llvm::Value* normal = b.CreateLShr(b.CreateSub(rounded, c(0x38000000)), c(13));
+  llvm::Value* shifted =
+      b.CreateBitCast(b.CreateFAdd(b.CreateBitCast(abs, x->getType()), kb.splat(n, kb.cf32(0.5f))), i32);
+  llvm::Value* subnormal = b.CreateSub(shifted, c(0x3f000000));
+  llvm::Value* h = b.CreateSelect(b.CreateICmpULT(abs, c(0x38800000)), subnormal, normal);
+  h = b.CreateSelect(b.CreateICmpUGE(abs, c(0x477ff000)), c(0x7c00), h);
+  h = b.CreateSelect(b.CreateICmpUGT(abs, c(0x7f800000)), c(0x7e00), h);
+  return half_to_float(kb, b.CreateTrunc(b.CreateOr(h, sign), kb.vec(kb.i16(), n)));
+}
+
 namespace {
 
-unsigned lanes_of(llvm::Value* v) { return llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements(); }
+unsigned lanes_of(llvm::Value* v) {
+  return llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements();
+}
 
 llvm::Value* extract(KernelBuilder& kb, llvm::Value* v, unsigned start, unsigned count) {
   if (start == 0 && count == lanes_of(v)) return v;
@@ -88,13 +117,16 @@ void prefetch(KernelBuilder& kb, llvm::Value* address) {
 
 llvm::Value* gather_scalars(KernelBuilder& kb, const std::vector<llvm::Value*>& scalars) {
   llvm::Value* v = llvm::PoisonValue::get(kb.vec(scalars[0]->getType(), static_cast<unsigned>(scalars.size())));
-  for (size_t i = 0; i < scalars.size(); ++i) v = kb.b.CreateInsertElement(v, scalars[i], kb.c64(static_cast<int64_t>(i)));
+  for (size_t i = 0; i < scalars.size(); ++i)
+    v = kb.b.CreateInsertElement(v, scalars[i], kb.c64(static_cast<int64_t>(i)));
   return v;
 }
 
 namespace {
 
-int64_t float_elem_bytes(ir::DType t) { return t == ir::DType::F32 ? 4 : 2; }
+int64_t float_elem_bytes(ir::DType t) {
+  return t == ir::DType::F32 ? 4 : 2;
+}
 
 // `count` consecutive F32 / F16 / BF16 weights at `address` as <count x float>.
 llvm::Value* load_float_weights(KernelBuilder& kb, ir::DType type, llvm::Value* address, unsigned count) {
@@ -111,7 +143,10 @@ class FloatGenerator {
  public:
   FloatGenerator(KernelBuilder& kb, const ProductArgs& p) : kb_(kb), b_(kb.b), p_(p), tune_(matmul_tuning()) {
     const TargetFeatures& t = kb.target;
-    width_ = t.avx512f && tune_.float_max_vector_bits >= 512 ? 16u : (t.avx2 || t.avx512f) ? 8u : 4u;
+    width_ = tune_.portable_only                               ? 4u
+             : t.avx512f && tune_.float_max_vector_bits >= 512 ? 16u
+             : t.avx2 || t.avx512f                             ? 8u
+                                                               : 4u;
   }
 
   bool emit(std::string* error) {
@@ -143,24 +178,70 @@ class FloatGenerator {
       row_bytes_ = blocks_ * decoder_.block_bytes;
       tail_begin_ = p_.cols;
     }
+    x_ = p_.x;
+    if (type == ir::DType::F16) prepare_f16_activations();
     const int per_weight = static_cast<int>(p_.weights.size());
-    emit_tiles(kb_, p_, std::max(1, tune_.float_gemv_rows / per_weight), std::max(1, tune_.float_gemm_rows / per_weight),
-               tune_.float_gemm_tokens,
-               [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token) { micro(rows, tokens, gemm, row, token); });
+    emit_tiles(
+        kb_, p_, std::max(1, tune_.float_gemv_rows / per_weight), std::max(1, tune_.float_gemm_rows / per_weight),
+        tune_.float_gemm_tokens,
+        [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2) {
+          micro(rows, tokens, gemm, row, token, row2);
+        },
+        {}, tune_.float_gemv_streams);
     return true;
   }
 
  private:
-  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0) {
+  // The reference multiplies F16 weights by activations rounded to F16 whenever it uses
+  // ggml_vec_dot_f16: for one token (decode) and for any K % 16 != 0 (spec 8.6; what
+  // ref::matmul_rows and the interpreter do). Products of two halves are exact in f32, so
+  // the results then differ from the reference only by summation order. For one token the
+  // row is rounded once into a stack copy; for the odd K every load is rounded.
+  void prepare_f16_activations() {
+    if (p_.cols % 16 != 0) {
+      round_loads_ = true;
+      return;
+    }
+    llvm::BasicBlock& entry = kb_.fn->getEntryBlock();
+    llvm::IRBuilder<> at_entry(&entry, entry.begin());
+    llvm::AllocaInst* copy = at_entry.CreateAlloca(llvm::ArrayType::get(kb_.f32(), static_cast<uint64_t>(p_.cols)));
+    copy->setAlignment(llvm::Align(64));
+    llvm::Value* decode = b_.CreateICmpEQ(p_.n_tokens, kb_.c64(1));
+    kb_.if_then(decode, [&] {
+      llvm::VectorType* vt = kb_.vec(kb_.f32(), width_);
+      kb_.loop(kb_.c64(0), kb_.c64(p_.cols), width_, [&](llvm::Value* k) {  // cols % 16 == 0
+        llvm::Value* v = b_.CreateAlignedLoad(vt, kb_.element_ptr(kb_.f32(), p_.x, k), llvm::Align(4));
+        b_.CreateAlignedStore(round_to_half(kb_, v), kb_.element_ptr(kb_.f32(), copy, k), llvm::Align(4));
+      });
+    });
+    x_ = b_.CreateSelect(decode, copy, p_.x);
+  }
+
+  llvm::Value* load_x(llvm::Type* type, llvm::Value* address) {
+    llvm::Value* v = b_.CreateAlignedLoad(type, address, llvm::Align(4));
+    return round_loads_ ? round_to_half(kb_, v) : v;
+  }
+
+  // Rows r0 .. r0 + rows - 1 of every weight (or of the one weight from r0 and from r1) times
+  // tokens t0 .. t0 + tokens - 1.
+  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
     const auto per_block = static_cast<int>(decoder_.block_elems / width_);
     const int accs_per = std::clamp(gemm ? 1 : tune_.float_gemv_accs, 1, per_block);
+    // The tile's row ranges: (weight, first row) pairs of `rows` rows each.
+    std::vector<std::pair<llvm::Value*, llvm::Value*>> from;
+    if (r1) {
+      from = {{p_.weights[0], r0}, {p_.weights[0], r1}};
+    } else {
+      for (llvm::Value* w : p_.weights) from.emplace_back(w, r0);
+    }
     std::vector<llvm::Value*> row_ptrs;
-    for (llvm::Value* w : p_.weights) {
-      for (int i = 0; i < rows; ++i) row_ptrs.push_back(kb_.byte_offset(w, b_.CreateMul(b_.CreateAdd(r0, kb_.c64(i)), kb_.c64(row_bytes_))));
+    for (const auto& [w, first] : from) {
+      for (int i = 0; i < rows; ++i)
+        row_ptrs.push_back(kb_.byte_offset(w, b_.CreateMul(b_.CreateAdd(first, kb_.c64(i)), kb_.c64(row_bytes_))));
     }
     std::vector<llvm::Value*> x_rows;
     for (int n = 0; n < tokens; ++n) {
-      x_rows.push_back(kb_.element_ptr(kb_.f32(), p_.x, b_.CreateMul(b_.CreateAdd(t0, kb_.c64(n)), kb_.c64(p_.cols))));
+      x_rows.push_back(kb_.element_ptr(kb_.f32(), x_, b_.CreateMul(b_.CreateAdd(t0, kb_.c64(n)), kb_.c64(p_.cols))));
     }
     const size_t n_rows = row_ptrs.size();
     const auto n_tokens = static_cast<size_t>(tokens);
@@ -172,7 +253,8 @@ class FloatGenerator {
         kb_.c64(0), kb_.c64(blocks_), 1, init, [&](llvm::Value* blk, const std::vector<llvm::Value*>& current) {
           std::vector<llvm::Value*> next = current;
           if (tune_.float_prefetch_bytes > 0) {
-            llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(blk, kb_.c64(decoder_.block_bytes)), kb_.c64(tune_.float_prefetch_bytes));
+            llvm::Value* ahead =
+                b_.CreateAdd(b_.CreateMul(blk, kb_.c64(decoder_.block_bytes)), kb_.c64(tune_.float_prefetch_bytes));
             for (llvm::Value* row : row_ptrs) {
               for (int64_t line = 0; line < decoder_.block_bytes; line += 64) {
                 prefetch(kb_, kb_.byte_offset(row, b_.CreateAdd(ahead, kb_.c64(line))));
@@ -184,7 +266,7 @@ class FloatGenerator {
           for (size_t n = 0; n < n_tokens; ++n) {
             for (int v = 0; v < per_block; ++v) {
               llvm::Value* address = kb_.element_ptr(kb_.f32(), x_rows[n], b_.CreateAdd(first, kb_.c64(v * width_)));
-              xs[n].push_back(b_.CreateAlignedLoad(vt, address, llvm::Align(4)));
+              xs[n].push_back(load_x(vt, address));
             }
           }
           for (size_t r = 0; r < n_rows; ++r) {
@@ -208,28 +290,38 @@ class FloatGenerator {
     }
     if (float_type_ && tail_begin_ < p_.cols) {
       // K not a multiple of the block: the last elements one at a time.
-      sums = kb_.loop_carried(kb_.c64(tail_begin_), kb_.c64(p_.cols), 1, sums,
-                              [&](llvm::Value* k, const std::vector<llvm::Value*>& current) {
-                                std::vector<llvm::Value*> next = current;
-                                std::vector<llvm::Value*> xk;
-                                for (size_t n = 0; n < n_tokens; ++n) xk.push_back(kb_.load(kb_.f32(), x_rows[n], k, 4));
-                                const int64_t es = float_elem_bytes(p_.weight);
-                                for (size_t r = 0; r < n_rows; ++r) {
-                                  llvm::Value* address = kb_.byte_offset(row_ptrs[r], b_.CreateMul(k, kb_.c64(es)));
-                                  llvm::Value* w = b_.CreateExtractElement(load_float_weights(kb_, p_.weight, address, 1), kb_.c64(0));
-                                  for (size_t n = 0; n < n_tokens; ++n) next[r * n_tokens + n] = kb_.fma(w, xk[n], next[r * n_tokens + n]);
-                                }
-                                return next;
-                              });
+      sums = kb_.loop_carried(
+          kb_.c64(tail_begin_), kb_.c64(p_.cols), 1, sums,
+          [&](llvm::Value* k, const std::vector<llvm::Value*>& current) {
+            std::vector<llvm::Value*> next = current;
+            std::vector<llvm::Value*> xk;
+            for (size_t n = 0; n < n_tokens; ++n)
+              xk.push_back(b_.CreateExtractElement(
+                  load_x(kb_.vec(kb_.f32(), 1), kb_.element_ptr(kb_.f32(), x_rows[n], k)), kb_.c64(0)));
+            const int64_t es = float_elem_bytes(p_.weight);
+            for (size_t r = 0; r < n_rows; ++r) {
+              llvm::Value* address = kb_.byte_offset(row_ptrs[r], b_.CreateMul(k, kb_.c64(es)));
+              llvm::Value* w = b_.CreateExtractElement(load_float_weights(kb_, p_.weight, address, 1), kb_.c64(0));
+              for (size_t n = 0; n < n_tokens; ++n) next[r * n_tokens + n] = kb_.fma(w, xk[n], next[r * n_tokens + n]);
+            }
+            return next;
+          });
     }
     for (size_t n = 0; n < n_tokens; ++n) {
       std::vector<llvm::Value*> ys;
-      for (size_t w = 0; w < p_.weights.size(); ++w) {
+      for (size_t w = 0; w < from.size(); ++w) {
         std::vector<llvm::Value*> values;
-        for (int i = 0; i < rows; ++i) values.push_back(sums[(w * static_cast<size_t>(rows) + static_cast<size_t>(i)) * n_tokens + n]);
+        for (int i = 0; i < rows; ++i)
+          values.push_back(sums[(w * static_cast<size_t>(rows) + static_cast<size_t>(i)) * n_tokens + n]);
         ys.push_back(gather_scalars(kb_, values));
       }
-      p_.store(b_.CreateAdd(t0, kb_.c64(static_cast<int64_t>(n))), r0, ys);
+      llvm::Value* t = b_.CreateAdd(t0, kb_.c64(static_cast<int64_t>(n)));
+      if (r1) {
+        p_.store(t, r0, {ys[0]});
+        p_.store(t, r1, {ys[1]});
+      } else {
+        p_.store(t, r0, ys);
+      }
     }
   }
 
@@ -239,6 +331,8 @@ class FloatGenerator {
   const MatmulTuning& tune_;
   unsigned width_ = 8;
   BlockDecoder decoder_;
+  llvm::Value* x_ = nullptr;  // the activations the tiles read (F16 decode: the rounded copy)
+  bool round_loads_ = false;  // F16 with K % 16 != 0: every activation load rounded to F16
   bool float_type_ = false;
   int64_t row_bytes_ = 0;
   int64_t blocks_ = 0;

@@ -9,11 +9,18 @@
 // vpmaddubsw + vpmaddwd (exact here: a pair sums to at most 2 * 2 * 128). With 512-bit
 // vectors the two 256-bit halves hold the same block of two different rows and the
 // activations are broadcast to both halves (a plain load, no shuffle on the hot path); the
-// weights stay in their native layout. The decode path masks the four code fields in place
-// (codes * 1, 4, 16, 64, one AND each) into four accumulators that are scaled back with
-// exact arithmetic shifts at the end; the prefill path shifts the fields down once per
-// weight vector and reuses them for a tile of tokens.
+// weights stay in their native layout (a compile-time repack would save nothing measurable:
+// decode runs at memory speed, and prefill already decodes each weight tile only once).
+// Decode masks the four code fields in place (codes * 1, 4, 16, 64, one AND each) into four
+// accumulators that are scaled back with exact arithmetic shifts at the end, reads two
+// distant row ranges at once and prefetches 8 KiB ahead: that is what reaches DRAM speed.
+// Prefill shifts the fields of a tile of 8 rows down once into a stack buffer and then spends
+// its vector slots on vpdpbusd only, for every tile of 4 tokens.
 #include "codegen_cpu/emit_matmul.h"
+
+#include <llvm/IR/IntrinsicsX86.h>
+
+#include <functional>
 
 namespace bitnet::codegen {
 namespace {
@@ -21,6 +28,7 @@ namespace {
 enum class Isa { kVnni512, kVnni256, kMaddubs512, kMaddubs256, kGeneric };
 
 Isa pick_isa(const TargetFeatures& t, const MatmulTuning& tune) {
+  if (tune.portable_only) return Isa::kGeneric;
   const bool wide = tune.i2s_max_vector_bits >= 512;
   if (tune.i2s_allow_vnni && wide && t.avx512vnni && t.avx512bw) return Isa::kVnni512;
   if (tune.i2s_allow_vnni && (t.avxvnni || (t.avx512vnni && t.avx512vl))) return Isa::kVnni256;
@@ -49,23 +57,58 @@ class I2sGenerator {
     scales_ = kb_.byte_offset(p_.x, values);
     sums_ = kb_.byte_offset(scales_, b_.CreateMul(p_.n_tokens, kb_.c64(4)));
     for (llvm::Value* w : p_.weights) {
-      tensor_scales_.push_back(b_.CreateAlignedLoad(kb_.f32(), kb_.byte_offset(w, kb_.c64(p_.rows * row_bytes_)), llvm::Align(1)));
+      tensor_scales_.push_back(
+          b_.CreateAlignedLoad(kb_.f32(), kb_.byte_offset(w, kb_.c64(p_.rows * row_bytes_)), llvm::Align(1)));
     }
     const int per_weight = static_cast<int>(p_.weights.size());
     const int gemv_rows = std::max(1, tune_.i2s_gemv_rows / per_weight);
     const int gemm_rows = std::max(1, tune_.i2s_gemm_rows / per_weight);
-    emit_tiles(kb_, p_, gemv_rows, gemm_rows, tune_.i2s_gemm_tokens,
-               [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token) { micro(rows, tokens, gemm, row, token); });
+    // Prefill: each row tile's fields are extracted once into a stack buffer, so the token
+    // tiles spend their vector ALU slots on dot products only.
+    const int64_t max_slots = static_cast<int64_t>(p_.weights.size()) * ((gemm_rows + halves_ - 1) / halves_);
+    if (tune_.i2s_gemm_tokens > 1) codes_ = code_buffer(static_cast<uint64_t>(blocks_ * max_slots * 4 * vector_bytes_));
+    emit_tiles(
+        kb_, p_, gemv_rows, gemm_rows, tune_.i2s_gemm_tokens,
+        [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2) {
+          micro(rows, tokens, gemm, row, token, row2);
+        },
+        [&](int rows, llvm::Value* row) { extract_codes(rows, row); }, tune_.i2s_gemv_streams);
     return true;
   }
 
  private:
-  // How the four 2-bit fields of a weight vector become dot-product operands: fields[f]
-  // holds the field value times scale_of[f] (1, 4, 16 or 64) and goes to accumulator acc_of[f].
-  int split_for(bool gemm) const {
-    if (isa_ != Isa::kVnni512 && isa_ != Isa::kVnni256) return 1;  // the int16 partial sums need plain codes
-    const int s = gemm ? 1 : tune_.i2s_gemv_split;
+  bool vnni() const { return isa_ == Isa::kVnni512 || isa_ == Isa::kVnni256; }
+
+  // The prefill code buffer: one 64-byte aligned stack array in the entry block, shared by
+  // the products of one kernel (matmul_cat) when it is large enough.
+  llvm::Value* code_buffer(uint64_t size) {
+    llvm::BasicBlock& entry = kb_.fn->getEntryBlock();
+    for (llvm::Instruction& inst : entry) {
+      auto* alloca = llvm::dyn_cast<llvm::AllocaInst>(&inst);
+      if (alloca && alloca->getName() == "i2s.codes" &&
+          alloca->getAllocationSize(kb_.module.getDataLayout()).value_or(llvm::TypeSize::getFixed(0)) >= size) {
+        return alloca;
+      }
+    }
+    llvm::IRBuilder<> at_entry(&entry, entry.begin());
+    llvm::AllocaInst* buffer = at_entry.CreateAlloca(llvm::ArrayType::get(kb_.i8(), size), nullptr, "i2s.codes");
+    buffer->setAlignment(llvm::Align(64));
+    return buffer;
+  }
+
+  // How the four 2-bit fields of a weight vector become dot-product operands in the decode
+  // path: 4 = masked in place (codes * 1, 4, 16, 64) into four accumulators, 2 = two masks on
+  // the vector and on it shifted by 4 (codes * 1, 4), 1 = shifted down (plain codes).
+  int decode_split() const {
+    if (!vnni()) return 1;  // the int16 partial sums of the vpmaddubsw path need plain codes
+    const int s = tune_.i2s_gemv_split;
     return s == 4 || s == 2 ? s : 1;
+  }
+  // The arithmetic shift that scales accumulator `a` back to plain codes at the end. The
+  // prefill path may keep two accumulators of plain codes per (row, token) (shorter
+  // vpdpbusd dependency chains, more registers).
+  static unsigned acc_shift(bool gemm, int split, int a) {
+    return gemm || split == 1 ? 0u : 2u * static_cast<unsigned>(a);
   }
 
   llvm::VectorType* bytes(unsigned n) { return kb_.vec(kb_.i8(), n); }
@@ -90,8 +133,9 @@ class I2sGenerator {
     llvm::Value* offset = b_.CreateMul(block, kb_.c64(32));
     std::vector<llvm::Value*> parts;
     for (llvm::Value* row : rows) {
-      parts.push_back(row ? b_.CreateAlignedLoad(bytes(32), kb_.byte_offset(row, offset), llvm::Align(1))
-                          : llvm::Constant::getNullValue(bytes(32)));
+      parts.push_back(
+          row ? static_cast<llvm::Value*>(b_.CreateAlignedLoad(bytes(32), kb_.byte_offset(row, offset), llvm::Align(1)))
+              : llvm::Constant::getNullValue(bytes(32)));
     }
     if (parts.size() == 1) return parts[0];
     std::vector<int> mask;
@@ -101,8 +145,9 @@ class I2sGenerator {
 
   llvm::Value* lshr16(llvm::Value* w, unsigned bits) {
     llvm::Value* words = b_.CreateBitCast(w, kb_.vec(kb_.i16(), vector_bytes_ / 2));
-    return b_.CreateBitCast(b_.CreateLShr(words, kb_.splat(vector_bytes_ / 2, b_.getInt16(static_cast<uint16_t>(bits)))),
-                            bytes(vector_bytes_));
+    return b_.CreateBitCast(
+        b_.CreateLShr(words, kb_.splat(vector_bytes_ / 2, b_.getInt16(static_cast<uint16_t>(bits)))),
+        bytes(vector_bytes_));
   }
 
   struct Field {
@@ -112,22 +157,29 @@ class I2sGenerator {
   // The fields in group order (group g = weights 32g..32g+31 of the block).
   std::vector<Field> fields(llvm::Value* w, int split) {
     if (split == 4) {
-      return {{b_.CreateAnd(w, splat8(0xC0)), 3}, {b_.CreateAnd(w, splat8(0x30)), 2}, {b_.CreateAnd(w, splat8(0x0C)), 1},
+      return {{b_.CreateAnd(w, splat8(0xC0)), 3},
+              {b_.CreateAnd(w, splat8(0x30)), 2},
+              {b_.CreateAnd(w, splat8(0x0C)), 1},
               {b_.CreateAnd(w, splat8(0x03)), 0}};
     }
     if (split == 2) {
       llvm::Value* high = lshr16(w, 4);  // bits 7-4 of each byte moved to 3-0 (the masks drop the neighbour's bits)
-      return {{b_.CreateAnd(high, splat8(0x0C)), 1}, {b_.CreateAnd(high, splat8(0x03)), 0}, {b_.CreateAnd(w, splat8(0x0C)), 1},
+      return {{b_.CreateAnd(high, splat8(0x0C)), 1},
+              {b_.CreateAnd(high, splat8(0x03)), 0},
+              {b_.CreateAnd(w, splat8(0x0C)), 1},
               {b_.CreateAnd(w, splat8(0x03)), 0}};
     }
-    return {{b_.CreateAnd(lshr16(w, 6), splat8(3)), 0}, {b_.CreateAnd(lshr16(w, 4), splat8(3)), 0},
-            {b_.CreateAnd(lshr16(w, 2), splat8(3)), 0}, {b_.CreateAnd(w, splat8(3)), 0}};
+    return {{b_.CreateAnd(lshr16(w, 6), splat8(3)), 0},
+            {b_.CreateAnd(lshr16(w, 4), splat8(3)), 0},
+            {b_.CreateAnd(lshr16(w, 2), splat8(3)), 0},
+            {b_.CreateAnd(w, splat8(3)), 0}};
   }
 
   llvm::Value* dot(llvm::Value* acc, llvm::Value* codes, llvm::Value* act) {
     if (isa_ == Isa::kVnni512 || isa_ == Isa::kVnni256) {
       llvm::Type* t = acc->getType();
-      const auto id = isa_ == Isa::kVnni512 ? llvm::Intrinsic::x86_avx512_vpdpbusd_512 : llvm::Intrinsic::x86_avx512_vpdpbusd_256;
+      const auto id =
+          isa_ == Isa::kVnni512 ? llvm::Intrinsic::x86_avx512_vpdpbusd_512 : llvm::Intrinsic::x86_avx512_vpdpbusd_256;
       return kb_.intrinsic(id, {}, {acc, b_.CreateBitCast(codes, t), b_.CreateBitCast(act, t)});
     }
     // Generic: widen and multiply; LLVM picks the instructions for the target.
@@ -137,52 +189,71 @@ class I2sGenerator {
   }
 
   llvm::Value* maddubs(llvm::Value* codes, llvm::Value* act) {
-    const auto id = isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddubs_w_512 : llvm::Intrinsic::x86_avx2_pmadd_ub_sw;
+    const auto id =
+        isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddubs_w_512 : llvm::Intrinsic::x86_avx2_pmadd_ub_sw;
     return kb_.intrinsic(id, {}, {codes, act});
   }
 
   llvm::Value* madd_ones(llvm::Value* words) {
-    const auto id = isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddw_d_512 : llvm::Intrinsic::x86_avx2_pmadd_wd;
+    const auto id =
+        isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddw_d_512 : llvm::Intrinsic::x86_avx2_pmadd_wd;
     return kb_.intrinsic(id, {}, {words, kb_.splat(vector_bytes_ / 2, b_.getInt16(1))});
   }
 
+  using CodeSource = std::function<std::vector<Field>(size_t slot, llvm::Value* block)>;
+
   // One block for every (slot, token): accs[(slot * tokens + n) * split + a].
-  void block_step(const std::vector<std::vector<llvm::Value*>>& slots, const std::vector<llvm::Value*>& act_rows, llvm::Value* block,
-                  int split, std::vector<llvm::Value*>& accs) {
+  void block_step(size_t n_slots, const CodeSource& source, const std::vector<llvm::Value*>& act_rows,
+                  llvm::Value* block, int split, std::vector<llvm::Value*>& accs) {
     const size_t tokens = act_rows.size();
     // Activations of group g of this block for every token, in every half.
     std::vector<std::vector<llvm::Value*>> acts(tokens);
     llvm::Value* base = b_.CreateMul(block, kb_.c64(128));
     for (size_t n = 0; n < tokens; ++n) {
-      for (int g = 0; g < 4; ++g) acts[n].push_back(load_broadcast(kb_.byte_offset(act_rows[n], b_.CreateAdd(base, kb_.c64(32 * g)))));
+      for (int g = 0; g < 4; ++g)
+        acts[n].push_back(load_broadcast(kb_.byte_offset(act_rows[n], b_.CreateAdd(base, kb_.c64(32 * g)))));
     }
     const bool madd = isa_ == Isa::kMaddubs512 || isa_ == Isa::kMaddubs256;
-    for (size_t s = 0; s < slots.size(); ++s) {
-      const std::vector<Field> f = fields(load_rows(slots[s], block), split);
+    for (size_t s = 0; s < n_slots; ++s) {
+      const std::vector<Field> f = source(s, block);
       for (size_t n = 0; n < tokens; ++n) {
         llvm::Value*& first = accs[(s * tokens + n) * static_cast<size_t>(split)];
         if (madd) {
           // Int16 sum over the four groups (|sum| <= 4 * 512), then one widening madd.
           llvm::Value* words = maddubs(f[0].codes, acts[n][0]);
-          for (int g = 1; g < 4; ++g) words = b_.CreateAdd(words, maddubs(f[static_cast<size_t>(g)].codes, acts[n][static_cast<size_t>(g)]));
+          for (int g = 1; g < 4; ++g)
+            words = b_.CreateAdd(words, maddubs(f[static_cast<size_t>(g)].codes, acts[n][static_cast<size_t>(g)]));
           first = b_.CreateAdd(first, madd_ones(words));
           continue;
         }
         for (int g = 0; g < 4; ++g) {
-          llvm::Value*& acc = accs[(s * tokens + n) * static_cast<size_t>(split) + static_cast<size_t>(f[static_cast<size_t>(g)].acc)];
+          llvm::Value*& acc =
+              accs[(s * tokens + n) * static_cast<size_t>(split) + static_cast<size_t>(f[static_cast<size_t>(g)].acc)];
           acc = dot(acc, f[static_cast<size_t>(g)].codes, acts[n][static_cast<size_t>(g)]);
         }
       }
     }
   }
 
-  // Rows r0 .. r0 + rows - 1 of every weight matrix times tokens t0 .. t0 + tokens - 1.
-  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0) {
-    const int split = split_for(gemm);
-    // Slots: vectors of `halves_` rows each, per weight matrix; missing rows are zeros.
+  // The row ranges of a tile: `rows` rows of weight `weight` from row `first` each.
+  struct Source {
+    size_t weight;
+    llvm::Value* first;
+  };
+  std::vector<Source> sources(llvm::Value* r0, llvm::Value* r1) const {
+    if (r1) return {{0, r0}, {0, r1}};
+    std::vector<Source> out;
+    for (size_t w = 0; w < p_.weights.size(); ++w) out.push_back({w, r0});
+    return out;
+  }
+
+  // Slots: vectors of `halves_` rows each, per source; missing rows are nullptr (zeros).
+  std::vector<std::vector<llvm::Value*>> make_slots(int rows, const std::vector<Source>& from,
+                                                    std::vector<llvm::Value*>& row_ptrs) {
     std::vector<std::vector<llvm::Value*>> slots;
-    std::vector<llvm::Value*> row_ptrs;
-    for (llvm::Value* w : p_.weights) {
+    for (const Source& src : from) {
+      llvm::Value* w = p_.weights[src.weight];
+      llvm::Value* r0 = src.first;
       for (int i = 0; i < rows; i += static_cast<int>(halves_)) {
         std::vector<llvm::Value*> slot;
         for (unsigned h = 0; h < halves_; ++h) {
@@ -197,8 +268,50 @@ class I2sGenerator {
         slots.push_back(slot);
       }
     }
+    return slots;
+  }
+
+  // Where the plain (shifted) fields of group g of `block` for `slot` live in the code buffer.
+  llvm::Value* code_address(size_t slots, size_t slot, llvm::Value* block, int g) {
+    llvm::Value* index = b_.CreateAdd(b_.CreateMul(block, kb_.c64(static_cast<int64_t>(slots) * 4)),
+                                      kb_.c64(static_cast<int64_t>(slot) * 4 + g));
+    return kb_.byte_offset(codes_, b_.CreateMul(index, kb_.c64(vector_bytes_)));
+  }
+
+  // The prefill prologue: every block's four fields of the tile's rows into the code buffer.
+  void extract_codes(int rows, llvm::Value* r0) {
+    std::vector<llvm::Value*> row_ptrs;
+    const std::vector<std::vector<llvm::Value*>> slots = make_slots(rows, sources(r0, nullptr), row_ptrs);
+    kb_.loop(kb_.c64(0), kb_.c64(blocks_), 1, [&](llvm::Value* j) {
+      for (size_t s = 0; s < slots.size(); ++s) {
+        const std::vector<Field> f = fields(load_rows(slots[s], j), 1);
+        for (int g = 0; g < 4; ++g)
+          b_.CreateAlignedStore(f[static_cast<size_t>(g)].codes, code_address(slots.size(), s, j, g), llvm::Align(64));
+      }
+    });
+  }
+
+  // Rows r0 .. r0 + rows - 1 of every weight matrix (or of the one weight from r0 and from r1)
+  // times tokens t0 .. t0 + tokens - 1.
+  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
+    const int split = gemm ? (vnni() && tune_.i2s_gemm_accs == 2 ? 2 : 1) : decode_split();
+    std::vector<llvm::Value*> row_ptrs;
+    const std::vector<Source> from = sources(r0, r1);
+    const std::vector<std::vector<llvm::Value*>> slots = make_slots(rows, from, row_ptrs);
+    // Fields from the weights (decode) or from the code buffer (prefill).
+    const CodeSource source = [&](size_t s, llvm::Value* block) {
+      if (!gemm) return fields(load_rows(slots[s], block), split);
+      std::vector<Field> f;
+      for (int g = 0; g < 4; ++g) {
+        f.push_back(
+            {b_.CreateAlignedLoad(bytes(vector_bytes_), code_address(slots.size(), s, block, g), llvm::Align(64)),
+             g % split});
+      }
+      return f;
+    };
     std::vector<llvm::Value*> act_rows;
-    for (int n = 0; n < tokens; ++n) act_rows.push_back(kb_.byte_offset(p_.x, b_.CreateMul(b_.CreateAdd(t0, kb_.c64(n)), kb_.c64(p_.cols))));
+    for (int n = 0; n < tokens; ++n)
+      act_rows.push_back(kb_.byte_offset(p_.x, b_.CreateMul(b_.CreateAdd(t0, kb_.c64(n)), kb_.c64(p_.cols))));
 
     const size_t n_accs = slots.size() * static_cast<size_t>(tokens) * static_cast<size_t>(split);
     std::vector<llvm::Value*> init(n_accs, llvm::Constant::getNullValue(acc_type()));
@@ -207,29 +320,32 @@ class I2sGenerator {
     std::vector<llvm::Value*> accs = kb_.loop_carried(
         kb_.c64(0), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
           std::vector<llvm::Value*> next = current;
-          if (tune_.i2s_prefetch_bytes > 0) {
+          if (tune_.i2s_prefetch_bytes > 0 && !gemm) {
             llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
             for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
           }
-          block_step(slots, act_rows, j, split, next);
-          block_step(slots, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
+          block_step(slots.size(), source, act_rows, j, split, next);
+          block_step(slots.size(), source, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
           return next;
         });
-    if (blocks_ % 2) block_step(slots, act_rows, kb_.c64(blocks_ - 1), split, accs);
+    if (blocks_ % 2) block_step(slots.size(), source, act_rows, kb_.c64(blocks_ - 1), split, accs);
 
     // D per (weight, row, token): fields scaled back (exact: every lane is a multiple), then
     // the lanes of each half summed.
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
     const unsigned half_lanes = lanes / halves_;
-    const int slots_per_weight = static_cast<int>(slots.size() / p_.weights.size());
-    std::vector<std::vector<std::vector<llvm::Value*>>> dots(p_.weights.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
+    const int slots_per_weight = static_cast<int>(slots.size() / from.size());
+    std::vector<std::vector<std::vector<llvm::Value*>>> dots(
+        from.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
     for (size_t s = 0; s < slots.size(); ++s) {
       for (int n = 0; n < tokens; ++n) {
         const size_t at = (s * static_cast<size_t>(tokens) + static_cast<size_t>(n)) * static_cast<size_t>(split);
         llvm::Value* sum = accs[at];
         for (int a = 1; a < split; ++a) {
-          const unsigned shift = split == 4 ? 2u * static_cast<unsigned>(a) : 2u;
-          sum = b_.CreateAdd(sum, b_.CreateAShr(accs[at + static_cast<size_t>(a)], kb_.splat(lanes, kb_.c32(static_cast<int32_t>(shift)))));
+          llvm::Value* acc = accs[at + static_cast<size_t>(a)];
+          const unsigned shift = acc_shift(gemm, split, a);
+          if (shift) acc = b_.CreateAShr(acc, kb_.splat(lanes, kb_.c32(static_cast<int32_t>(shift))));
+          sum = b_.CreateAdd(sum, acc);
         }
         for (unsigned h = 0; h < halves_; ++h) {
           const int row = (static_cast<int>(s) % slots_per_weight) * static_cast<int>(halves_) + static_cast<int>(h);
@@ -250,14 +366,20 @@ class I2sGenerator {
       llvm::Value* act_scale = b_.CreateAlignedLoad(kb_.f32(), kb_.element_ptr(kb_.f32(), scales_, t), llvm::Align(1));
       llvm::Value* act_sum = b_.CreateAlignedLoad(kb_.i32(), kb_.element_ptr(kb_.i32(), sums_, t), llvm::Align(1));
       std::vector<llvm::Value*> ys;
-      for (size_t w = 0; w < p_.weights.size(); ++w) {
-        llvm::Value* d = gather_scalars(kb_, dots[w][static_cast<size_t>(n)]);
+      for (size_t i = 0; i < from.size(); ++i) {
+        llvm::Value* d = gather_scalars(kb_, dots[i][static_cast<size_t>(n)]);
         const auto count = static_cast<unsigned>(rows);
-        llvm::Value* centered = b_.CreateSIToFP(b_.CreateSub(d, b_.CreateVectorSplat(count, act_sum)), kb_.vec(kb_.f32(), count));
+        llvm::Value* centered =
+            b_.CreateSIToFP(b_.CreateSub(d, b_.CreateVectorSplat(count, act_sum)), kb_.vec(kb_.f32(), count));
         llvm::Value* y = b_.CreateFDiv(centered, b_.CreateVectorSplat(count, act_scale));
-        ys.push_back(b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[w])));
+        ys.push_back(b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[from[i].weight])));
       }
-      p_.store(t, r0, ys);
+      if (r1) {
+        p_.store(t, r0, {ys[0]});
+        p_.store(t, r1, {ys[1]});
+      } else {
+        p_.store(t, r0, ys);
+      }
     }
   }
 
@@ -272,6 +394,7 @@ class I2sGenerator {
   int64_t row_bytes_ = 0;
   llvm::Value* scales_ = nullptr;
   llvm::Value* sums_ = nullptr;
+  llvm::Value* codes_ = nullptr;  // prefill code buffer (stack)
   std::vector<llvm::Value*> tensor_scales_;
 };
 

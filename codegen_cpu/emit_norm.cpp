@@ -25,10 +25,12 @@ I8qLayout i8q_layout(KernelBuilder& kb, llvm::Value* out, llvm::Value* rows, int
 
 // Applies f(index, vector of `n` lanes) over [0, k) in chunks of 16 and a scalar tail, with
 // loop-carried values. Keeps the three passes of the quantizer readable.
-using ChunkBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, unsigned n, const std::vector<llvm::Value*>&)>;
-std::vector<llvm::Value*> over_row(KernelBuilder& kb, int64_t k, const std::vector<llvm::Value*>& vec_init,
-                                   const std::function<std::vector<llvm::Value*>(const std::vector<llvm::Value*>&)>& to_scalar,
-                                   const ChunkBody& body) {
+using ChunkBody =
+    std::function<std::vector<llvm::Value*>(llvm::Value* i, unsigned n, const std::vector<llvm::Value*>&)>;
+std::vector<llvm::Value*> over_row(
+    KernelBuilder& kb, int64_t k, const std::vector<llvm::Value*>& vec_init,
+    const std::function<std::vector<llvm::Value*>(const std::vector<llvm::Value*>&)>& to_scalar,
+    const ChunkBody& body) {
   const int64_t vector_end = k - k % kLanes;
   std::vector<llvm::Value*> state = vec_init;
   if (vector_end > 0) {
@@ -86,7 +88,8 @@ bool emit_norm(KernelBuilder& kb, std::string* error) {
             llvm::Value* sq = b.CreateFMul(v, v);
             return std::vector<llvm::Value*>{b.CreateFAdd(s[0], b.CreateFPExt(sq, n > 1 ? f64v : kb.f64()))};
           });
-      llvm::Value* mean = b.CreateFPTrunc(b.CreateFDiv(sum[0], llvm::ConstantFP::get(kb.f64(), static_cast<double>(k))), kb.f32());
+      llvm::Value* mean =
+          b.CreateFPTrunc(b.CreateFDiv(sum[0], llvm::ConstantFP::get(kb.f64(), static_cast<double>(k))), kb.f32());
       llvm::Value* root = kb.intrinsic(llvm::Intrinsic::sqrt, {kb.f32()}, {b.CreateFAdd(mean, kb.cf32(eps))});
       scale = b.CreateFDiv(kb.cf32(1.0f), root);
     }
@@ -103,7 +106,8 @@ bool emit_norm(KernelBuilder& kb, std::string* error) {
       over_row(
           kb, k, {}, [](const std::vector<llvm::Value*>& s) { return s; },
           [&](llvm::Value* i, unsigned n, const std::vector<llvm::Value*>&) {
-            b.CreateAlignedStore(value(i, n), kb.element_ptr(kb.f32(), kb.element_ptr(kb.f32(), out, row), i), llvm::MaybeAlign(4));
+            b.CreateAlignedStore(value(i, n), kb.element_ptr(kb.f32(), kb.element_ptr(kb.f32(), out, row), i),
+                                 llvm::MaybeAlign(4));
             return std::vector<llvm::Value*>{};
           });
       return;
@@ -133,7 +137,8 @@ bool emit_norm(KernelBuilder& kb, std::string* error) {
           llvm::Value* v = b.CreateFMul(value(i, n), splat(s, n));
           llvm::Value* shifted = b.CreateFAdd(v, n > 1 ? kb.splat(n, kb.cf32(12582912.0f)) : kb.cf32(12582912.0f));
           llvm::Value* r = b.CreateSub(b.CreateAnd(b.CreateBitCast(shifted, it), ci(0x007fffff)), ci(0x00400000));
-          r = kb.intrinsic(llvm::Intrinsic::smax, {it}, {kb.intrinsic(llvm::Intrinsic::smin, {it}, {r, ci(127)}), ci(-128)});
+          r = kb.intrinsic(llvm::Intrinsic::smax, {it},
+                           {kb.intrinsic(llvm::Intrinsic::smin, {it}, {r, ci(127)}), ci(-128)});
           llvm::Type* qt = n > 1 ? static_cast<llvm::Type*>(kb.vec(kb.i8(), n)) : kb.i8();
           b.CreateAlignedStore(b.CreateTrunc(r, qt), kb.element_ptr(kb.i8(), qrow, i), llvm::MaybeAlign(1));
           return std::vector<llvm::Value*>{b.CreateAdd(st[0], r)};

@@ -8,6 +8,7 @@
 namespace bitnet::codegen {
 
 bool emit_elementwise(KernelBuilder& kb, std::string* error);  // mul, add, silu, relu2, gelu
+bool emit_matmul_family(KernelBuilder& kb, std::string* error);  // matmul, matmul_cat, matmul_add, gated_ffn
 bool emit_embed(KernelBuilder& kb, std::string* error);        // embed (every weight dtype)
 bool emit_norm(KernelBuilder& kb, std::string* error);         // rms_norm, norm, norm_quantize, quantize_i8
 bool emit_rope(KernelBuilder& kb, std::string* error);         // rope

@@ -18,9 +18,17 @@ struct KernelArgs {
   void* out;                         // the node's result buffer
   int64_t n_tokens;                  // T of this call
   int64_t pos;                       // position of the first token (rope, attention)
-  void* kv_k;                        // attention: this layer's K cache (F16) ...
-  void* kv_v;                        // ... and V cache (F16, transposed), see runtime/reference/kernels.h
-  int64_t kv_cells;                  // cells allocated per layer cache (a multiple of 32)
+  // Attention: this layer's KV cache, F16, kv_cells * n_head_kv * head_dim halves each,
+  // zero-filled when allocated (the attended window is padded to 32 cells, and padding
+  // cells must hold finite values). Laid out for decode, each KV head contiguous:
+  //   K[g][cell][d]                      at ((g * kv_cells + cell) * head_dim + d)
+  //   V[g][cell / 32][d][cell % 32]      at ((g * kv_cells / 32 + cell / 32) * head_dim + d) * 32 + cell % 32
+  // K rows are dotted with q; V is transposed in tiles of 32 cells so that each output
+  // element is a dot over contiguous cells (as the reference's V^T) while one head's window
+  // stays one contiguous stream. Not the reference's layout (runtime/reference/kernels.h).
+  void* kv_k;
+  void* kv_v;
+  int64_t kv_cells;                  // cells allocated per layer cache (a multiple of 32, >= pos + n_tokens)
   void* scratch;                     // per-thread scratch: scratch + thread * scratch_stride
   int64_t scratch_stride;
   int32_t thread;                    // index of the calling thread

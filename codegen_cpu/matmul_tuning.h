@@ -9,26 +9,35 @@ namespace bitnet::codegen {
 
 struct MatmulTuning {
   // ---- I2_S x i8q ----
-  int i2s_gemv_rows = 4;        // weight rows per micro-kernel when n_tokens < i2s_gemm_tokens
-  int i2s_gemm_rows = 4;        // weight rows per micro-kernel in the token-tiled (prefill) path
-  int i2s_gemm_tokens = 4;      // tokens per micro-kernel in the prefill path (>= 2)
+  int i2s_gemv_rows = 4;    // weight rows per micro-kernel when n_tokens < i2s_gemm_tokens
+  int i2s_gemm_rows = 8;    // weight rows per micro-kernel in the token-tiled (prefill) path
+  int i2s_gemm_tokens = 4;  // tokens per micro-kernel in the prefill path (>= 2)
   // How many accumulators a (row, token) pair gets in the VNNI path: 4 = the four 2-bit
   // fields are masked in place (codes * 1, 4, 16, 64) and summed into separate registers
   // (one AND per field, no shifts); 1 = fields shifted down first (3 shifts + 4 ANDs per
   // weight vector, one accumulator). The prefill path always uses 1.
   int i2s_gemv_split = 4;
-  int i2s_prefetch_bytes = 4096;  // software prefetch distance along each weight row (0: off)
+  int i2s_gemm_accs = 1;          // accumulators per (row, token) in the prefill path (1 or 2)
+  int i2s_prefetch_bytes = 8192;  // software prefetch distance along each weight row (0: off)
+  // Decode: 2 = each tile takes half its rows from the first and half from the second half of
+  // the thread's range (two distant memory streams instead of one), 1 = consecutive rows.
+  int i2s_gemv_streams = 2;
   // Widest vector the I2_S code may use: 512 or 256 bits (512 needs AVX-512BW).
   int i2s_max_vector_bits = 512;
-  bool i2s_allow_vnni = true;     // false: the vpmaddubsw path even where VNNI exists
+  bool i2s_allow_vnni = true;  // false: the vpmaddubsw path even where VNNI exists
 
   // ---- float and block-quantized weights x f32 ----
-  int float_gemv_rows = 4;     // rows per micro-kernel when n_tokens < float_gemm_tokens
-  int float_gemv_accs = 2;     // independent accumulators per row (FMA latency hiding)
+  int float_gemv_rows = 4;  // rows per micro-kernel when n_tokens < float_gemm_tokens
+  int float_gemv_accs = 2;  // independent accumulators per row (FMA latency hiding)
   int float_gemm_rows = 4;
   int float_gemm_tokens = 4;
   int float_prefetch_bytes = 4096;
+  int float_gemv_streams = 2;  // as i2s_gemv_streams
   int float_max_vector_bits = 512;
+
+  // Only the portable code (no x86 intrinsics, 128-bit float vectors, integer f16 decoding):
+  // what a CPU without AVX2/F16C gets. Lets tests check the fallback on any machine.
+  bool portable_only = false;
 };
 
 // The tuning the emitters read. Change it only before compiling (kernels are cached by

@@ -1,0 +1,142 @@
+// Decode (and prefill) attention kernels of the CPU backend at the BitNet b1.58 2B4T shape
+// (20 query heads, 5 KV heads, head_dim 128), one thread, next to the reference kernel.
+// Usage: attention_bench [--benchmark_filter=...]
+#include "codegen_cpu/jit.h"
+#include "runtime/reference/kernels.h"
+
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace bitnet;
+using codegen::KernelArgs;
+
+constexpr int64_t kHeads = 20, kKvHeads = 5, kDim = 128, kCells = 4096;
+
+ir::Type f32(int64_t cols) {
+  return ir::Type{ir::DType::F32, {ir::Dim::tokens(), ir::Dim{cols}}};
+}
+
+codegen::KernelFn compile(bool fused, benchmark::State& state, const std::string& target = "host") {
+  static std::map<std::string, Expected<std::unique_ptr<codegen::Jit>>> jits;
+  auto it = jits.find(target);
+  if (it == jits.end()) {
+    codegen::JitOptions options;
+    options.target = target;
+    it = jits.emplace(target, codegen::Jit::create(options)).first;
+  }
+  auto& jit = it->second;
+  if (!jit.ok()) {
+    state.SkipWithError(jit.error().message.c_str());
+    return nullptr;
+  }
+  codegen::KernelDesc d;
+  d.op = fused ? ir::OpKind::RopeAttention : ir::OpKind::Attention;
+  d.attrs = {{"layer", int64_t{0}}, {"n_head", kHeads}, {"n_head_kv", kKvHeads}, {"head_dim", kDim}};
+  if (fused) {
+    d.attrs.push_back({"style", std::string("neox")});
+    d.attrs.push_back({"freq_base", 500000.0});
+    d.attrs.push_back({"freq_scale", 1.0});
+    d.operands = {f32((kHeads + 2 * kKvHeads) * kDim)};
+  } else {
+    d.operands = {f32(kHeads * kDim), f32(kKvHeads * kDim), f32(kKvHeads * kDim)};
+  }
+  d.result = f32(kHeads * kDim);
+  auto k = (*jit)->compile_one(d);
+  if (!k.ok()) {
+    state.SkipWithError(k.error().message.c_str());
+    return nullptr;
+  }
+  return k->fn;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A layer cache with random F16 entries in every cell (attention only reads the window).
+std::vector<uint16_t> random_cache(uint32_t seed) {
+  const std::vector<float> f = random_floats(static_cast<size_t>(kCells * kKvHeads * kDim), seed);
+  std::vector<uint16_t> h(f.size());
+  for (size_t i = 0; i < f.size(); ++i) h[i] = runtime::ref::fp32_to_fp16(f[i]);
+  return h;
+}
+
+// tokens = 1: decode at position `pos` (state.range(0)); tokens > 1: a prefill chunk from 0.
+void run_kernel(benchmark::State& state, bool fused, int64_t tokens, const std::string& target = "host") {
+  codegen::KernelFn fn = compile(fused, state, target);
+  if (fn == nullptr) return;
+  const int64_t pos = tokens == 1 ? state.range(0) : 0;
+  const int64_t width = fused ? (kHeads + 2 * kKvHeads) * kDim : kHeads * kDim;
+  const auto q = random_floats(static_cast<size_t>(tokens * width), 1);
+  const auto k = random_floats(static_cast<size_t>(tokens * kKvHeads * kDim), 2);
+  const auto v = random_floats(static_cast<size_t>(tokens * kKvHeads * kDim), 3);
+  std::vector<uint16_t> k_cache = random_cache(4), v_cache = random_cache(5);
+  std::vector<float> out(static_cast<size_t>(tokens * kHeads * kDim)), scratch(4 * kCells + 12 * kDim);
+  KernelArgs args{};
+  args.in[0] = q.data();
+  args.in[1] = k.data();
+  args.in[2] = v.data();
+  args.out = out.data();
+  args.n_tokens = tokens;
+  args.pos = pos;
+  args.kv_k = k_cache.data();
+  args.kv_v = v_cache.data();
+  args.kv_cells = kCells;
+  args.scratch = scratch.data();
+  args.scratch_stride = static_cast<int64_t>(scratch.size() * 4);
+  for (auto _ : state) {
+    fn(&args, 0, kHeads);
+    benchmark::DoNotOptimize(out.data());
+  }
+  // K and V bytes of the window the heads read, per second.
+  const int64_t window = pos + tokens;
+  state.SetBytesProcessed(state.iterations() * 2 * window * kKvHeads * kDim * 2);
+}
+
+void BM_DecodeAttention(benchmark::State& state) {
+  run_kernel(state, false, 1);
+}
+void BM_DecodeRopeAttention(benchmark::State& state) {
+  run_kernel(state, true, 1);
+}
+void BM_PrefillRopeAttention(benchmark::State& state) {
+  run_kernel(state, true, state.range(0));
+}
+// The AVX2 build (x86-64-v3): 256-bit vectors, query blocks of 2 heads.
+void BM_DecodeAttentionX86_64_v3(benchmark::State& state) {
+  run_kernel(state, false, 1, "x86-64-v3");
+}
+
+// The reference kernel (runtime/reference) at the same shape, for scale.
+void BM_DecodeAttentionReference(benchmark::State& state) {
+  const int64_t pos = state.range(0);
+  const auto q = random_floats(static_cast<size_t>(kHeads * kDim), 1);
+  std::vector<uint16_t> k_cache = random_cache(4), v_cache = random_cache(5);
+  std::vector<float> out(static_cast<size_t>(kHeads * kDim));
+  const runtime::ref::AttentionShape shape{kHeads, kKvHeads, kDim};
+  const runtime::ref::KvLayerView kv{k_cache.data(), v_cache.data(), kCells};
+  for (auto _ : state) {
+    runtime::ref::attention(q.data(), 1, pos, shape, kv, runtime::ref::Mode::kDecode, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+BENCHMARK(BM_DecodeAttention)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeRopeAttention)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeAttentionX86_64_v3)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeAttentionReference)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillRopeAttention)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

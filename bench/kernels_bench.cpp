@@ -1,0 +1,437 @@
+// Microbenchmarks of the JIT-compiled matmul-family kernels on the BitNet b1.58 2B-4T
+// shapes (I2_S GEMV/GEMM, the F16 LM head and its Q8_0/Q6_K requantizations), next to a
+// streaming-read measurement of the memory bandwidth taken in the same run (and again right
+// before every kernel benchmark, because the machine is shared and noisy). Weights rotate
+// through a 1.5 GiB pool so "cold" runs stream from DRAM like a real decode step; "hot" runs
+// reuse one cache-resident copy and show the compute ceiling. Threads split the feature range
+// as the executor does (halves aligned to 64).
+#include "codegen_cpu/jit.h"
+#include "codegen_cpu/matmul_tuning.h"
+#include "codegen_cpu/requantize.h"
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace bitnet::codegen;
+namespace ir = bitnet::ir;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kPoolBytes = size_t{1536} << 20;
+
+// Bytes whose 2-bit fields are all valid I2_S codes (0..2) and which, read as F16, are finite
+// and never produce f32 denormals: one pool serves every weight type.
+uint8_t* pool() {
+  static uint8_t* data = [] {
+    auto* p = static_cast<uint8_t*>(std::aligned_alloc(4096, kPoolBytes));
+    std::mt19937 rng(7);
+    std::vector<uint8_t> pattern(1 << 20);
+    for (auto& b : pattern)
+      b = static_cast<uint8_t>(((rng() % 3) << 6) | ((rng() % 3) << 4) | ((rng() % 3) << 2) | (rng() % 3));
+    for (size_t at = 0; at < kPoolBytes; at += pattern.size()) std::memcpy(p + at, pattern.data(), pattern.size());
+    return p;
+  }();
+  return data;
+}
+
+// A fixed team of spinning threads (thread creation would dwarf a 100 us GEMV).
+class Team {
+ public:
+  explicit Team(int threads) : threads_(threads) {
+    for (int i = 1; i < threads; ++i) {
+      workers_.emplace_back([this, i] {
+        uint64_t seen = 0;
+        for (;;) {
+          uint64_t e;
+          for (int spins = 0; (e = epoch_.load(std::memory_order_acquire)) == seen; ++spins) {
+            if (stop_.load(std::memory_order_relaxed)) return;
+            if (spins > 4096) std::this_thread::yield();  // the shared machine may have taken our other core
+          }
+          seen = e;
+          (*job_)(i);
+          done_.fetch_add(1, std::memory_order_release);
+        }
+      });
+    }
+  }
+  ~Team() {
+    stop_ = true;
+    for (auto& w : workers_) w.join();
+  }
+  int size() const { return threads_; }
+  void run(const std::function<void(int)>& fn) {
+    job_ = &fn;
+    done_.store(0, std::memory_order_relaxed);
+    epoch_.fetch_add(1, std::memory_order_release);
+    fn(0);
+    for (int spins = 0; done_.load(std::memory_order_acquire) != threads_ - 1; ++spins) {
+      if (spins > 4096) std::this_thread::yield();
+    }
+  }
+
+ private:
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<int> done_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int)>* job_ = nullptr;
+};
+
+__attribute__((target("avx2"))) uint64_t sum_bytes_avx2(const uint64_t* p, size_t n) {
+  uint64_t a[8] = {};
+  for (size_t i = 0; i < n; i += 8)
+    for (int k = 0; k < 8; ++k) a[k] += p[i + static_cast<size_t>(k)];
+  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+// The same sum over four interleaved streams (the quarters of the range) with software
+// prefetch 8 KiB ahead: more misses in flight than one hardware-prefetched stream, which is
+// how the kernels read several weight rows at once.
+__attribute__((target("avx2"))) uint64_t sum_bytes_4streams(const uint64_t* p, size_t n) {
+  const size_t quarter = n / 4 / 64 * 64;
+  uint64_t a[8] = {};
+  for (size_t i = 0; i < quarter; i += 8) {
+    for (int s = 0; s < 4; ++s) {
+      const uint64_t* q = p + quarter * static_cast<size_t>(s) + i;
+      __builtin_prefetch(q + 1024);
+      for (int k = 0; k < 8; ++k) a[k] += q[k];
+    }
+  }
+  return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+std::atomic<uint64_t> g_sink{0};
+
+// GB/s of a streaming read of `bytes` of the pool split over the team: the better of a plain
+// single-stream read and the four-stream prefetching read (best of 2 each).
+double stream_gbps(Team& team, size_t bytes, bool multi) {
+  double best = 0;
+  for (int rep = 0; rep < 2; ++rep) {
+    const auto start = Clock::now();
+    team.run([&](int t) {
+      const size_t part = bytes / static_cast<size_t>(team.size()) / 64 * 64;
+      const auto* p = reinterpret_cast<const uint64_t*>(pool() + part * static_cast<size_t>(t));
+      g_sink += multi ? sum_bytes_4streams(p, part / 8) : sum_bytes_avx2(p, part / 8);
+    });
+    best =
+        std::max(best, static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - start).count() / 1e9);
+  }
+  return best;
+}
+
+double stream_gbps(Team& team, size_t bytes) {
+  return std::max(stream_gbps(team, bytes, false), stream_gbps(team, bytes, true));
+}
+
+void bm_stream(benchmark::State& state, bool multi) {
+  Team team(static_cast<int>(state.range(0)));
+  const size_t bytes = size_t{1} << 30;
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    team.run([&](int t) {
+      const size_t part = bytes / static_cast<size_t>(team.size());
+      const auto* p = reinterpret_cast<const uint64_t*>(pool() + part * static_cast<size_t>(t));
+      g_sink += multi ? sum_bytes_4streams(p, part / 8) : sum_bytes_avx2(p, part / 8);
+    });
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  state.counters["GB/s"] = static_cast<double>(bytes) * static_cast<double>(state.iterations()) / seconds / 1e9;
+}
+
+ir::Type type2(ir::DType dtype, int64_t rows, int64_t cols) {
+  return ir::Type::of(dtype, {rows < 0 ? ir::Dim::tokens() : ir::Dim{rows}, ir::Dim{cols}});
+}
+
+int64_t weight_bytes(ir::DType t, int64_t rows, int64_t cols) {
+  switch (t) {
+    case ir::DType::I2_S:
+      return rows * cols / 4 + 32;
+    case ir::DType::F16:
+      return rows * cols * 2;
+    case ir::DType::Q8_0:
+      return rows * cols / 32 * 34;
+    case ir::DType::Q6_K:
+      return rows * cols / 256 * 210;
+    default:
+      return rows * cols * 4;
+  }
+}
+
+// One benchmark case: a kernel description plus how to feed it.
+struct Case {
+  std::string target = "host";
+  MatmulTuning tuning;
+  ir::DType weight = ir::DType::I2_S;
+  std::vector<int64_t> rows;  // one entry per weight (matmul_cat when several)
+  int64_t cols = 2560;
+  int64_t tokens = 1;
+  bool cold = true;
+  bool gated = false;  // gated_ffn (relu2) over two weights of `rows[0]` rows instead of a matmul_cat
+};
+
+void bm_kernel(benchmark::State& state, Case c) {
+  const int threads = static_cast<int>(state.range(0));
+  matmul_tuning() = c.tuning;
+  JitOptions options;
+  options.target = c.target;
+  auto jit = Jit::create(options);
+  if (!jit.ok()) {
+    state.SkipWithError(jit.error().message.c_str());
+    return;
+  }
+  const bool i8q = c.weight == ir::DType::I2_S;
+  KernelDesc d;
+  d.op = c.gated ? ir::OpKind::GatedFfn : c.rows.size() > 1 ? ir::OpKind::MatMulCat : ir::OpKind::MatMul;
+  if (c.gated) d.attrs.push_back({"act", std::string("relu2")});
+  d.operands.push_back(type2(i8q ? ir::DType::I8Q : ir::DType::F32, -1, c.cols));
+  int64_t total = 0;
+  int64_t bytes = 0;
+  for (int64_t r : c.rows) {
+    d.operands.push_back(type2(c.weight, r, c.cols));
+    total += r;
+    bytes += weight_bytes(c.weight, r, c.cols);
+  }
+  if (c.gated) total = c.rows[0];
+  d.result = type2(ir::DType::F32, -1, total);
+  auto kernel = (*jit)->compile_one(d);
+  matmul_tuning() = MatmulTuning{};
+  if (!kernel.ok()) {
+    state.SkipWithError(kernel.error().message.c_str());
+    return;
+  }
+  // Activations: valid int8 rows with scale 1 and sum 0, or f32 values.
+  std::vector<uint8_t> x(static_cast<size_t>(c.tokens * c.cols * 4 + 8 * c.tokens));
+  std::mt19937 rng(3);
+  if (i8q) {
+    for (int64_t i = 0; i < c.tokens * c.cols; ++i) x[static_cast<size_t>(i)] = static_cast<uint8_t>(rng());
+    const float one = 1.0f;
+    for (int64_t t = 0; t < c.tokens; ++t) std::memcpy(x.data() + c.tokens * c.cols + 4 * t, &one, 4);
+    std::memset(x.data() + c.tokens * c.cols + 4 * c.tokens, 0, static_cast<size_t>(4 * c.tokens));
+  } else {
+    auto* f = reinterpret_cast<float*>(x.data());
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (int64_t i = 0; i < c.tokens * c.cols; ++i) f[i] = u(rng);
+  }
+  std::vector<float> out(static_cast<size_t>(c.tokens * total));
+  Team team(threads);
+  // Halves aligned to 64 features, as the executor splits.
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (int t = 0; t < threads; ++t) {
+    auto edge = [&](int i) { return i == threads ? total : std::min(total, (total * i / threads + 63) / 64 * 64); };
+    ranges.emplace_back(edge(t), edge(t + 1));
+  }
+  const double bandwidth = stream_gbps(team, size_t{512} << 20);
+  const size_t stride = (static_cast<size_t>(bytes) + 4095) / 4096 * 4096;
+  const size_t copies = c.cold ? std::max<size_t>(1, (kPoolBytes - 4096) / stride) : 1;
+  size_t copy = 0;
+  KernelArgs args{};
+  args.in[0] = x.data();
+  args.out = out.data();
+  args.n_tokens = c.tokens;
+  args.n_threads = threads;
+  const std::function<void(int)> job = [&](int t) {
+    kernel->fn(&args, ranges[static_cast<size_t>(t)].first, ranges[static_cast<size_t>(t)].second);
+  };
+  const auto start = Clock::now();
+  for (auto _ : state) {
+    uint8_t* base = pool() + stride * copy;
+    copy = (copy + 1) % copies;
+    int64_t at = 0;
+    for (size_t i = 0; i < c.rows.size(); ++i) {
+      args.in[i + 1] = base + at;
+      at += weight_bytes(c.weight, c.rows[i], c.cols);
+    }
+    team.run(job);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double iterations = static_cast<double>(state.iterations());
+  const double gbps = static_cast<double>(bytes) * iterations / seconds / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["stream_GB/s"] = bandwidth;
+  state.counters["bw_ratio"] = gbps / bandwidth;
+  state.counters["us/call"] = seconds / iterations * 1e6;
+  const double products = c.gated ? 2.0 : 1.0;  // gated_ffn: gate and up
+  if (c.tokens > 1)
+    state.counters["GOPS"] =
+        2.0 * products * static_cast<double>(total * c.cols * c.tokens) * iterations / seconds / 1e9;
+}
+
+// F16 -> Q8_0 / Q6_K requantization speed on the LM-head shape (single thread).
+void bm_requantize(benchmark::State& state, bool q6k) {
+  const int64_t rows = 128256, cols = 2560;
+  for (auto _ : state) {
+    auto q = q6k ? requantize_f16_to_q6_k(pool(), rows, cols) : requantize_f16_to_q8_0(pool(), rows, cols);
+    benchmark::DoNotOptimize(q.data());
+  }
+  state.counters["Mweights/s"] =
+      benchmark::Counter(static_cast<double>(rows * cols) / 1e6, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_all() {
+  for (int t : {1, 2}) {
+    benchmark::RegisterBenchmark("bandwidth/stream_read_1GiB", [](benchmark::State& s) { bm_stream(s, false); })
+        ->Arg(t)
+        ->ArgName("threads")
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("bandwidth/stream_read_1GiB_4streams_prefetch",
+                                 [](benchmark::State& s) { bm_stream(s, true); })
+        ->Arg(t)
+        ->ArgName("threads")
+        ->UseRealTime();
+  }
+
+  struct Shape {
+    const char* name;
+    std::vector<int64_t> rows;
+    int64_t cols;
+  };
+  const std::vector<Shape> shapes = {{"2560x2560", {2560}, 2560},
+                                     {"640x2560", {640}, 2560},
+                                     {"6912x2560", {6912}, 2560},
+                                     {"2560x6912", {2560}, 6912},
+                                     {"qkv_cat_3840x2560", {2560, 640, 640}, 2560}};
+  auto add = [](const std::string& name, const Case& c, std::vector<int> threads) {
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State& s) { bm_kernel(s, c); });
+    for (int t : threads) b->Arg(t);
+    b->ArgName("threads")->UseRealTime()->Unit(benchmark::kMicrosecond);
+  };
+  for (const Shape& s : shapes) {
+    Case c;
+    c.rows = s.rows;
+    c.cols = s.cols;
+    add(std::string("i2s_gemv/") + s.name + "/cold", c, {1, 2});
+    c.cold = false;
+    add(std::string("i2s_gemv/") + s.name + "/hot", c, {1, 2});
+    c.cold = true;
+    c.tokens = 128;
+    add(std::string("i2s_gemm_T128/") + s.name, c, {1, 2});
+  }
+  Case gated;
+  gated.rows = {6912, 6912};
+  gated.gated = true;
+  add("i2s_gated_ffn_relu2/2x6912x2560/cold", gated, {1, 2});
+  gated.tokens = 128;
+  add("i2s_gated_ffn_relu2_T128/2x6912x2560", gated, {1, 2});
+  Case head;
+  head.weight = ir::DType::F16;
+  head.rows = {128256};
+  head.cols = 2560;
+  add("f16_lm_head_gemv/128256x2560", head, {1, 2});
+  head.tokens = 16;
+  add("f16_lm_head_gemm_T16/128256x2560", head, {1, 2});
+  head.tokens = 1;
+  head.weight = ir::DType::Q8_0;
+  add("q8_0_lm_head_gemv/128256x2560", head, {1, 2});
+  head.weight = ir::DType::Q6_K;
+  add("q6_k_lm_head_gemv/128256x2560", head, {1, 2});
+
+  // ---- design variants (1 thread; the defaults are the chosen ones) ----
+  using Edit = std::function<void(Case&)>;
+  struct Variant {
+    std::string name;
+    Edit edit;
+  };
+  // Registers "variant/<prefix>/<name>" for each variant of one product shape.
+  auto variants = [&](const std::string& prefix, const Case& base, const std::vector<Variant>& list) {
+    for (const Variant& v : list) {
+      Case c = base;
+      v.edit(c);
+      add("variant/" + prefix + "/" + v.name, c, {1});
+    }
+  };
+  auto shape = [](std::vector<int64_t> rows, int64_t cols, int64_t tokens, ir::DType weight, bool cold) {
+    Case c;
+    c.rows = std::move(rows);
+    c.cols = cols;
+    c.tokens = tokens;
+    c.weight = weight;
+    c.cold = cold;
+    return c;
+  };
+  auto tune = [](auto f) { return Edit([f](Case& c) { f(c.tuning); }); };
+  const Edit none = [](Case&) {};
+  const std::vector<Variant> i2s_gemv = {
+      {"default", none},
+      {"streams1", tune([](MatmulTuning& t) { t.i2s_gemv_streams = 1; })},
+      {"split1", tune([](MatmulTuning& t) { t.i2s_gemv_split = 1; })},
+      {"split2", tune([](MatmulTuning& t) { t.i2s_gemv_split = 2; })},
+      {"rows2", tune([](MatmulTuning& t) { t.i2s_gemv_rows = 2; })},
+      {"rows8_split2", tune([](MatmulTuning& t) { t.i2s_gemv_rows = 8, t.i2s_gemv_split = 2; })},
+      {"prefetch0", tune([](MatmulTuning& t) { t.i2s_prefetch_bytes = 0; })},
+      {"prefetch2k", tune([](MatmulTuning& t) { t.i2s_prefetch_bytes = 2048; })},
+      {"prefetch4k", tune([](MatmulTuning& t) { t.i2s_prefetch_bytes = 4096; })},
+      {"prefetch16k", tune([](MatmulTuning& t) { t.i2s_prefetch_bytes = 16384; })},
+      {"vnni256", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256; })},
+      {"maddubs512", tune([](MatmulTuning& t) { t.i2s_allow_vnni = false; })},
+      {"portable", tune([](MatmulTuning& t) { t.portable_only = true; })},
+      {"target_x86-64-v3", [](Case& c) { c.target = "x86-64-v3"; }},
+      {"target_x86-64-v4", [](Case& c) { c.target = "x86-64-v4"; }},
+  };
+  variants("i2s_gemv_6912x2560", shape({6912}, 2560, 1, ir::DType::I2_S, true), i2s_gemv);
+  variants("i2s_gemv_2560x6912", shape({2560}, 6912, 1, ir::DType::I2_S, true), i2s_gemv);
+  variants("i2s_gemv_2560x2560_hot", shape({2560}, 2560, 1, ir::DType::I2_S, false), i2s_gemv);
+  std::vector<Variant> i2s_gemm = {{"vnni256", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256; })},
+                                   {"target_x86-64-v3", [](Case& c) { c.target = "x86-64-v3"; }}};
+  for (int accs : {1, 2}) {
+    for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 4}, {6, 4}, {8, 2}, {8, 3}, {8, 4}, {8, 6}, {12, 3}}) {
+      i2s_gemm.push_back({"rows" + std::to_string(r) + "_tokens" + std::to_string(t) + "_accs" + std::to_string(accs),
+                          tune([r, t, accs](MatmulTuning& m) {
+                            m.i2s_gemm_rows = r, m.i2s_gemm_tokens = t, m.i2s_gemm_accs = accs;
+                          })});
+    }
+  }
+  variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm);
+  const std::vector<Variant> float_gemv = {
+      {"default", none},
+      {"streams1", tune([](MatmulTuning& t) { t.float_gemv_streams = 1; })},
+      {"rows2", tune([](MatmulTuning& t) { t.float_gemv_rows = 2; })},
+      {"rows8", tune([](MatmulTuning& t) { t.float_gemv_rows = 8; })},
+      {"accs1", tune([](MatmulTuning& t) { t.float_gemv_accs = 1; })},
+      {"prefetch0", tune([](MatmulTuning& t) { t.float_prefetch_bytes = 0; })},
+      {"target_x86-64-v3", [](Case& c) { c.target = "x86-64-v3"; }},
+  };
+  const std::vector<int64_t> vocab = {128256};
+  variants("f16_gemv_128256x2560", shape(vocab, 2560, 1, ir::DType::F16, true), float_gemv);
+  variants("q8_0_gemv_128256x2560", shape(vocab, 2560, 1, ir::DType::Q8_0, true), float_gemv);
+  variants("f16_gemv_1024x2560_hot", shape({1024}, 2560, 1, ir::DType::F16, false), {{"default", none}});
+  variants("q8_0_gemv_2048x2560_hot", shape({2048}, 2560, 1, ir::DType::Q8_0, false), {{"default", none}});
+  std::vector<Variant> float_gemm;
+  for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 4}, {2, 8}, {4, 6}, {6, 4}}) {
+    float_gemm.push_back({"rows" + std::to_string(r) + "_tokens" + std::to_string(t),
+                          tune([r, t](MatmulTuning& m) { m.float_gemm_rows = r, m.float_gemm_tokens = t; })});
+  }
+  variants("f16_gemm_T16_128256x2560", shape(vocab, 2560, 16, ir::DType::F16, true), float_gemm);
+  benchmark::RegisterBenchmark("requantize/f16_to_q8_0/128256x2560",
+                               [](benchmark::State& s) { bm_requantize(s, false); })
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(1);
+  benchmark::RegisterBenchmark("requantize/f16_to_q6_k/128256x2560",
+                               [](benchmark::State& s) { bm_requantize(s, true); })
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pool();  // filled (and faulted in) before anything is timed
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
