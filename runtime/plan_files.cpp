@@ -1,0 +1,125 @@
+// Atomic writes and memoised content hashes (see plan_files.h).
+#include "runtime/plan_files.h"
+
+#include "frontend_gguf/mapped_file.h"
+#include "runtime/progress.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+namespace bitnet::runtime {
+namespace {
+
+Status write_all(int fd, std::span<const uint8_t> bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error("cannot write '{}': {}", path, std::strerror(errno));
+    bytes = bytes.subspan(static_cast<size_t>(n));
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+std::string file_name_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Status write_file_atomically(const std::string& path, std::span<const std::span<const uint8_t>> parts) {
+  std::random_device rd;
+  const std::string temp = fmt::format("{}/.{}.tmp.{}.{:08x}", dir_of(path), file_name_of(path), ::getpid(), rd());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return make_error("cannot create '{}': {}", temp, std::strerror(errno));
+  Status status = Status::success();
+  for (auto part : parts) {
+    status = write_all(fd, part, temp);
+    if (!status.ok()) break;
+  }
+  if (status.ok() && ::fsync(fd) != 0) status = make_error("cannot fsync '{}': {}", temp, std::strerror(errno));
+  if (::close(fd) != 0 && status.ok()) status = make_error("cannot close '{}': {}", temp, std::strerror(errno));
+  if (status.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
+    status = make_error("cannot rename '{}' to '{}': {}", temp, path, std::strerror(errno));
+  }
+  if (!status.ok()) {
+    ::unlink(temp.c_str());
+    return status;
+  }
+  // The rename is durable only once the directory entry is on disk.
+  if (const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::success();
+}
+
+std::string FileFingerprint::text() const {
+  return fmt::format("{} {} {} {}", device, inode, size, mtime_ns);
+}
+
+Expected<FileFingerprint> fingerprint_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return make_error("cannot stat '{}': {}", path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return make_error("'{}' is not a regular file", path);
+  FileFingerprint f;
+  f.device = static_cast<uint64_t>(st.st_dev);
+  f.inode = static_cast<uint64_t>(st.st_ino);
+  f.size = static_cast<uint64_t>(st.st_size);
+  f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  return f;
+}
+
+Expected<Hash128> file_content_hash(const std::string& path, const std::string& memo_dir, const std::string& label,
+                                    uint64_t* size) {
+  BITNET_ASSIGN_OR_RETURN(FileFingerprint fp, fingerprint_file(path));
+  if (size) *size = fp.size;
+  // The memo is named by the fingerprint and repeats it inside, so a name collision is harmless.
+  const std::string fp_text = fp.text();
+  const std::string memo =
+      memo_dir.empty()
+          ? ""
+          : fmt::format("{}/{}.hash", memo_dir,
+                        to_hex(xxh3_64({reinterpret_cast<const uint8_t*>(fp_text.data()), fp_text.size()})));
+  if (!memo.empty()) {
+    std::ifstream in(memo);
+    std::string line, hex;
+    if (in && std::getline(in, line) && line == fp_text && std::getline(in, hex)) {
+      if (auto h = hash128_from_hex(hex); h.ok()) return *h;
+    }
+  }
+  BITNET_ASSIGN_OR_RETURN(auto mapping, gguf::MappedFile::open(path));
+  Progress progress("hashing " + label);
+  const Hash128 h = xxh3_128_chunked(mapping->bytes(), [&](double f) { progress.fraction(f); });
+  // Remember the hash only if the file did not change while it was read.
+  auto after = fingerprint_file(path);
+  if (!memo.empty() && after.ok() && after->text() == fp_text) {
+    const std::string text = fp_text + "\n" + to_hex(h) + "\n" + path + "\n";  // the path: for pruning
+    const std::span<const uint8_t> part(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    (void)write_file_atomically(memo, std::span(&part, 1));  // best effort: see the header
+  }
+  return h;
+}
+
+bool hash_memo_is_stale(const std::string& memo_file) {
+  std::ifstream in(memo_file);
+  std::string fp_text, hex, path;
+  if (!in || !std::getline(in, fp_text) || !std::getline(in, hex) || !std::getline(in, path)) return true;
+  auto fp = fingerprint_file(path);
+  return !fp.ok() || fp->text() != fp_text;
+}
+
+}  // namespace bitnet::runtime

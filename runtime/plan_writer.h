@@ -1,0 +1,28 @@
+// Writing a plan: the FlatBuffer with its checksum footer, and the sidecar of repacked weights
+// beside it, each written atomically (plan_files.h).
+#pragma once
+
+#include "ir/support/expected.h"
+#include "plan_generated.h"
+
+#include <string>
+#include <vector>
+
+namespace bitnet::runtime {
+
+// A weight in a layout the GGUF does not have, for the sidecar.
+struct RepackedBlob {
+  std::string tensor;  // the name the graph's weight nodes use
+  std::string source;  // the GGUF tensor it was made from
+  std::string dtype;
+  std::vector<uint8_t> bytes;
+};
+
+// The FlatBuffer of `plan` followed by its footer: the bytes of a plan file.
+std::vector<uint8_t> serialize_plan(const planfb::PlanT& plan);
+
+// Sets plan.sidecar from `repacked` (cleared when it is empty; the blobs are placed at 64-byte
+// aligned offsets and hashed), then writes PATH.weights (if any) and PATH.
+Status write_plan(const std::string& path, planfb::PlanT& plan, const std::vector<RepackedBlob>& repacked);
+
+}  // namespace bitnet::runtime

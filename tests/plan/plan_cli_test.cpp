@@ -1,0 +1,119 @@
+// The plan commands end to end: `bitnet compile`, `bitnet dump-plan`, `bitnet run --plan`, and
+// `bitnet-rt`, which must link no compiler (its ELF NEEDED entries) and give the same results.
+#include "plan_test_util.h"
+
+namespace bitnet {
+namespace {
+
+using testing::run_command;
+using testing::shell_quote;
+using testing::TempDir;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string rt() {
+  return shell_quote((testing::binary_dir() / "bin" / "bitnet-rt").string());
+}
+std::string cli(const TempDir& dir) {
+  return "BITNET_CACHE_DIR=" + shell_quote((dir / "cache").string()) + " " +
+         shell_quote(testing::bitnet_cli().string());
+}
+std::string stories() {
+  return shell_quote(testing::stories_model().string());
+}
+
+TEST(PlanCli, BitnetRtLinksNoCompiler) {
+  auto r = run_command("readelf -d " + rt());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(contains(r.out, "(NEEDED)")) << r.out;
+  for (const char* forbidden : {"LLVM", "lld", "nvrtc", "clang", "libcuda", "libz3"}) {
+    EXPECT_FALSE(contains(r.out, forbidden)) << "bitnet-rt needs " << forbidden << ":\n" << r.out;
+  }
+  // The compiler binary does link LLVM: the check above looks at the right thing.
+  auto compiler = run_command("readelf -d " + shell_quote(testing::bitnet_cli().string()));
+  EXPECT_TRUE(contains(compiler.out, "LLVM")) << compiler.out;
+}
+
+TEST(PlanCli, CompileDumpAndRunWithBothBinaries) {
+  TempDir dir;
+  const std::string plan = shell_quote((dir / "s.bnplan").string());
+  auto compiled = run_command(cli(dir) + " compile -m " + stories() + " -o " + plan);
+  ASSERT_EQ(compiled.exit_code, 0) << compiled.err;
+  EXPECT_TRUE(contains(compiled.out, "compiled") && contains(compiled.out, "cache key")) << compiled.out;
+
+  for (const std::string& dumper : {cli(dir), rt()}) {
+    auto dump = run_command(dumper + " dump-plan " + plan);
+    ASSERT_EQ(dump.exit_code, 0) << dump.err;
+    for (const char* part : {"provenance:", "target: host", "requires:", "model:", "code: ELF shared object",
+                             "bitnet_k0", "graph 'llama' (all logits)", "schedule of", "rope_attention"}) {
+      EXPECT_TRUE(contains(dump.out, part)) << part << " missing from:\n" << dump.out;
+    }
+  }
+
+  const std::string args = " -p 'Once upon a time' -n 16 --greedy -t 2";
+  auto jit = run_command(cli(dir) + " run -m " + stories() + args + " --no-cache");
+  ASSERT_EQ(jit.exit_code, 0) << jit.err;
+  auto with_plan = run_command(cli(dir) + " run --plan " + plan + args);
+  ASSERT_EQ(with_plan.exit_code, 0) << with_plan.err;
+  auto lean = run_command(rt() + " run --plan " + plan + " -m " + stories() + args);
+  ASSERT_EQ(lean.exit_code, 0) << lean.err;
+  EXPECT_EQ(with_plan.out, jit.out);
+  EXPECT_EQ(lean.out, jit.out);
+  EXPECT_TRUE(contains(lean.err, "backend plan")) << lean.err;
+
+  // eval: the same NLL from the plan (the line's timing part differs).
+  const std::string ids = " --teacher-force-ids 1,403,407,93,263,3,55,76,11,29";
+  auto eval_jit = run_command(cli(dir) + " eval -m " + stories() + ids + " --no-cache");
+  auto eval_rt = run_command(rt() + " eval --plan " + plan + ids);
+  ASSERT_EQ(eval_rt.exit_code, 0) << eval_rt.err;
+  const auto cut = [](const std::string& s) { return s.substr(0, s.find(" | perplexity")); };
+  EXPECT_EQ(cut(eval_rt.out), cut(eval_jit.out));
+  EXPECT_TRUE(contains(eval_rt.out, "mean NLL")) << eval_rt.out;
+
+  auto bench = run_command(rt() + " bench --plan " + plan + " -p 8 -n 4 -r 1 -t 1 --no-membw --json");
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  EXPECT_TRUE(contains(bench.out, "\"backend\": \"plan\"")) << bench.out;
+}
+
+TEST(PlanCli, RefusalsAreErrorsWithClearMessages) {
+  TempDir dir;
+  const auto plan = dir / "s.bnplan";
+  ASSERT_NO_FATAL_FAILURE(testing::compile_to(testing::stories_model(), plan));
+  std::vector<uint8_t> bytes = testing::read_file(plan);
+  bytes[bytes.size() / 3] ^= 0x04;
+  testing::write_file(dir / "corrupt.bnplan", bytes);
+  const std::string corrupt = shell_quote((dir / "corrupt.bnplan").string());
+  for (const std::string& binary : {cli(dir), rt()}) {
+    auto r = run_command(binary + " run --plan " + corrupt + " -p hello -n 4");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_TRUE(contains(r.err, "checksum mismatch") && contains(r.err, "corrupt.bnplan")) << r.err;
+    EXPECT_TRUE(r.out.empty()) << "nothing ran: " << r.out;
+  }
+  auto dump = run_command(rt() + " dump-plan " + corrupt);
+  EXPECT_EQ(dump.exit_code, 1);
+  EXPECT_TRUE(contains(dump.err, "checksum")) << dump.err;
+
+  // Another model than the plan's.
+  auto model = testing::make_synthetic_model();
+  ASSERT_TRUE(model.writer.write_file_atomic((dir / "other.gguf").string()).ok());
+  auto swapped = run_command(rt() + " run --plan " + shell_quote(plan.string()) + " -m " +
+                             shell_quote((dir / "other.gguf").string()) + " -p hello -n 4");
+  EXPECT_EQ(swapped.exit_code, 1);
+  EXPECT_TRUE(contains(swapped.err, "model mismatch")) << swapped.err;
+
+  // bitnet-rt has no compiler: -m alone is an error that says what to do.
+  auto no_plan = run_command(rt() + " run -m " + stories() + " -p hello -n 4");
+  EXPECT_EQ(no_plan.exit_code, 1);
+  EXPECT_TRUE(contains(no_plan.err, "--plan")) << no_plan.err;
+  auto interp = run_command(rt() + " run -m " + stories() + " -p hello -n 4 --backend interp");
+  EXPECT_EQ(interp.exit_code, 0) << interp.err;
+
+  EXPECT_EQ(run_command(cli(dir) + " compile -m " + stories() + " -o x.bnplan --target sparc").exit_code, 2);
+  EXPECT_EQ(
+      run_command(cli(dir) + " compile -m /no/such.gguf -o " + shell_quote((dir / "x.bnplan").string())).exit_code, 1);
+}
+
+}  // namespace
+}  // namespace bitnet

@@ -1,0 +1,66 @@
+// `bitnet compile`: compile a model ahead of time into a plan that `bitnet run --plan` and the
+// compiler-free `bitnet-rt` run (runtime/plan_model.h), for this CPU or a baseline target.
+#include "runtime/plan_cache.h"
+#include "runtime/plan_files.h"
+#include "tools/commands.h"
+#include "tools/plan_compiler.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <memory>
+
+namespace bitnet::tools {
+
+void add_compile(CLI::App& app, int& exit_code) {
+  struct Options {
+    std::string model;
+    std::string output;
+    std::string target = "host";
+    bool verbose = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("compile", "Compile a model ahead of time into a plan (kernels + schedule)");
+  cmd->add_option("-m,--model", o->model, "GGUF model (default: $BITNET_GGUF)")->envname("BITNET_GGUF")->required();
+  cmd->add_option("-o,--output", o->output, "plan file to write (PLAN.bnplan; repacked weights go to PLAN.weights)")
+      ->required();
+  cmd->add_option("--target", o->target,
+                  "code target: host (this CPU, all its features) or a baseline that any CPU having it runs: "
+                  "x86-64-v3 (AVX2, FMA, F16C) or x86-64-v4 (+AVX-512)")
+      ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))
+      ->capture_default_str();
+  cmd->add_flag("-v,--verbose", o->verbose, "list the kernels with their compile times");
+  cmd->callback([o, &exit_code] {
+    exit_code = kExitFailure;
+    auto fail = [](std::string_view message) { print_error("compile", message); };
+    const auto start = std::chrono::steady_clock::now();
+    auto model = runtime::Model::load(o->model);
+    if (!model.ok()) return fail(model.error().message);
+    std::string memo;  // memoise the model's hash where `run` will look for it
+    if (auto dir = runtime::default_cache_dir(); dir.ok() && runtime::PlanCache(*dir).prepare().ok()) {
+      memo = runtime::PlanCache(*dir).hashes_dir();
+    }
+    auto hash = runtime::file_content_hash(o->model, memo, "model");
+    if (!hash.ok()) return fail(hash.error().message);
+    auto compiled = compile_plan(**model, {.target = o->target}, *hash);
+    if (!compiled.ok()) return fail(compiled.error().message);
+    if (auto s = runtime::write_plan(o->output, *compiled->plan, compiled->repacked); !s.ok()) {
+      return fail(s.error().message);
+    }
+    const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const planfb::PlanT& plan = *compiled->plan;
+    if (o->verbose) {
+      for (const auto& k : plan.kernels) fmt::print("  {:8.2f} ms  {:10}  {}\n", k->compile_ms, k->symbol, k->key);
+    }
+    auto size = runtime::fingerprint_file(o->output);
+    fmt::print(
+        "compiled {} kernels for {} ({}) in {:.0f} ms (codegen {:.0f} ms, link {:.1f} ms, weight hashes {:.0f} ms)\n"
+        "wrote {} ({}; code image {}); cache key {}\n",
+        plan.kernels.size(), plan.target->name, plan.target->cpu, total_ms, compiled->compile_ms, compiled->link_ms,
+        compiled->weights_ms, o->output, runtime::format_size(size.ok() ? size->size : 0),
+        runtime::format_size(plan.code->image.size()), plan.provenance->cache_key);
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace bitnet::tools

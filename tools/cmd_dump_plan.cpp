@@ -1,0 +1,139 @@
+// `bitnet dump-plan PLAN`: a readable summary of a plan (provenance, target, model, kernels
+// and their sizes, weights, graphs, arena and KV layout, the schedule). Checks the file as
+// loading does (runtime/plan_reader.h), so a corrupt plan is reported, not printed.
+#include "runtime/plan_cache.h"
+#include "runtime/plan_reader.h"
+#include "tools/commands.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+#include <memory>
+#include <string_view>
+
+namespace bitnet::tools {
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : " ") + s;
+  return out.empty() ? "-" : out;
+}
+
+std::string split_name(planfb::WorkSplit s) {
+  switch (s) {
+    case planfb::WorkSplit::Rows:
+      return "rows";
+    case planfb::WorkSplit::Tokens:
+      return "tokens";
+    case planfb::WorkSplit::Heads:
+      return "heads";
+  }
+  return "?";
+}
+
+std::string binding_text(const planfb::Binding& b, const planfb::GraphPlanT& g) {
+  const size_t v = static_cast<size_t>(b.value());
+  const std::string name = v < g.values.size() && g.values[v] ? g.values[v]->name : "?";
+  switch (b.kind()) {
+    case planfb::BindingKind::Arena:
+      return fmt::format("%{}@{}", name, b.offset());
+    case planfb::BindingKind::Weight:
+      return fmt::format("{}", name);
+    case planfb::BindingKind::Repacked:
+      return fmt::format("{}(sidecar)", name);
+  }
+  return "?";
+}
+
+void print_schedule(const planfb::GraphPlanT& g, const planfb::PlanT& plan) {
+  fmt::print("  schedule of '{}' (prefill and decode: T is a run-time argument):\n", g.name);
+  for (size_t i = 0; i < g.schedule.size(); ++i) {
+    const planfb::CallT& c = *g.schedule[i];
+    const size_t k = static_cast<size_t>(c.kernel);
+    const std::string op =
+        static_cast<size_t>(c.node) < g.nodes.size() ? g.nodes[static_cast<size_t>(c.node)]->op : "?";
+    std::string inputs;
+    for (const auto& b : c.inputs) inputs += (inputs.empty() ? "" : ", ") + binding_text(b, g);
+    fmt::print("    {:3} node {:4} {:15} {:11} split {} {} by {}{}  ({}) -> {}\n", i, c.node, op,
+               k < plan.kernels.size() ? plan.kernels[k]->symbol : "?", split_name(c.split),
+               c.units < 0 ? std::string("T") : std::to_string(c.units), c.granularity,
+               c.kv_layer >= 0 ? fmt::format(", kv layer {}", c.kv_layer) : "", inputs,
+               c.output ? binding_text(*c.output, g) : "?");
+  }
+}
+
+}  // namespace
+
+void add_dump_plan(CLI::App& app, int& exit_code) {
+  struct Options {
+    std::string path;
+    std::string schedule = "last";
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("dump-plan", "Print a readable summary of a compiled plan");
+  cmd->add_option("plan", o->path, "plan file")->required();
+  cmd->add_option("--schedule", o->schedule, "print the kernel calls of the last-token graph, of both, or none")
+      ->check(CLI::IsMember({"last", "all", "none"}))
+      ->capture_default_str();
+  cmd->callback([o, &exit_code] {
+    exit_code = kExitFailure;
+    auto read = runtime::read_plan(o->path);
+    if (!read.ok()) return print_error("dump-plan", read.error().message);
+    const planfb::PlanT& p = **read;
+    const auto* prov = p.provenance.get();
+    const auto* target = p.target.get();
+    const auto* model = p.model.get();
+    if (!prov || !target || !model || !p.code) return print_error("dump-plan", "the plan lacks a required section");
+    const std::time_t created = static_cast<std::time_t>(prov->created_unix_s);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&created));
+    fmt::print("plan {}: format {}, weight layout {}, checksum ok\n", o->path, p.format_version,
+               p.weight_layout_version);
+    fmt::print("provenance: bitnet {} (build {}), LLVM {}, created {}\n", prov->compiler_version,
+               prov->compiler_build_id, prov->llvm_version, when);
+    std::string options;
+    for (const auto& kv : prov->options)
+      options += fmt::format("{}{}={}", options.empty() ? "" : " ", kv->key, kv->value);
+    fmt::print("options: {}\ncache key: {}, the xxh3-128 of:\n", options, prov->cache_key);
+    for (size_t at = 0; at < prov->key_material.size();) {
+      const size_t end = std::min(prov->key_material.find('\n', at), prov->key_material.size());
+      fmt::print("  {}\n", std::string_view(prov->key_material).substr(at, end - at));
+      at = end + 1;
+    }
+    fmt::print("target: {} ({}, cpu {})\n  requires: {}\n  not checked: {}\n", target->name, target->triple,
+               target->cpu, join(target->required), join(target->unchecked));
+    fmt::print("model: {} ({}, '{}'), {} bytes, xxh3-128 {:016x}{:016x}; tokenizer: {}\n", model->path,
+               model->architecture, model->name, model->file_size, model->hash ? model->hash->hi() : 0,
+               model->hash ? model->hash->lo() : 0, p.tokenizer == "gguf" ? "the model's GGUF metadata" : p.tokenizer);
+    uint64_t weight_bytes = 0;
+    for (const auto& w : p.weights) weight_bytes += w->bytes;
+    fmt::print("weights: {} tensors mapped from the GGUF ({})", p.weights.size(), runtime::format_size(weight_bytes));
+    if (p.sidecar) {
+      fmt::print("; {} repacked in {} ({})", p.sidecar->weights.size(), p.sidecar->file_name,
+                 runtime::format_size(p.sidecar->file_size));
+    }
+    fmt::print("\ncode: ELF shared object, {}, {} kernels\n", runtime::format_size(p.code->image.size()),
+               p.kernels.size());
+    for (const auto& k : p.kernels) {
+      fmt::print("  {:10} {:6} {:8.1f} ms  {}\n", k->symbol, split_name(k->split), k->compile_ms, k->key);
+    }
+    for (const auto& g : p.graphs) {
+      int64_t kv_bytes_per_cell = 0;
+      for (const auto& kv : g->kv) kv_bytes_per_cell += 2 * 2 * int64_t{kv.n_head_kv()} * kv.head_dim();
+      fmt::print(
+          "graph '{}' ({} logits): {} nodes, {} kernel calls, arena {} for t_max {}, KV cache {} layers x {} "
+          "bytes per cell (f16 K and V)\n",
+          g->name, g->all_logits ? "all" : "last-token", g->nodes.size(), g->schedule.size(),
+          runtime::format_size(static_cast<uint64_t>(g->arena_bytes)), g->t_max, g->kv.size(),
+          g->kv.empty() ? 0 : kv_bytes_per_cell / static_cast<int64_t>(g->kv.size()));
+    }
+    for (size_t i = 0; i < p.graphs.size(); ++i) {
+      if (o->schedule == "all" || (o->schedule == "last" && i == 0)) print_schedule(*p.graphs[i], p);
+    }
+    exit_code = kExitOk;
+  });
+}
+
+}  // namespace bitnet::tools

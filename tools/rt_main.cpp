@@ -1,0 +1,32 @@
+// Entry point of `bitnet-rt`, the runtime without a compiler: run, eval and bench a plan made
+// by `bitnet compile` (--plan PLAN; the same options as `bitnet`), or use the reference
+// interpreter (--backend interp). It links no LLVM, no lld and no NVRTC (a test reads its ELF
+// NEEDED entries), so it starts fast and deploys small.
+#include "tools/commands.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+int main(int argc, char** argv) {
+  using namespace bitnet::tools;
+  CLI::App app{"bitnet-rt: runs compiled BitNet/llama plans (bitnet compile) without a compiler"};
+  app.set_version_flag("--version", version_string());
+  app.require_subcommand(1);
+  int exit_code = kExitOk;
+  add_run(app, exit_code);
+  add_eval(app, exit_code);
+  add_bench(app, exit_code);
+  add_dump_plan(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bitnet-rt: internal error: {}\n", e.what());
+    return kExitFailure;
+  }
+  return exit_code;
+}
