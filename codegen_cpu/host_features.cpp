@@ -7,6 +7,7 @@
 #include <llvm/ADT/StringMap.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
+#include <llvm/TargetParser/X86TargetParser.h>
 
 namespace bitnet::codegen {
 namespace {
@@ -62,6 +63,36 @@ bool resolve_target(const std::string& name, TargetFeatures& out, std::string* e
   }
   if (error) *error = "unknown target '" + name + "' (use host, x86-64-v3 or x86-64-v4)";
   return false;
+}
+
+std::string enabled_features(const TargetFeatures& target) {
+  std::vector<std::string> items;
+  if (!target.features.empty()) {
+    // The host: its explicit list ("-x" entries turn off what the CPU name would imply).
+    std::string_view list = target.features;
+    while (!list.empty()) {
+      const size_t comma = std::min(list.find(','), list.size());
+      if (list.substr(0, comma).starts_with("+")) items.emplace_back(list.substr(0, comma));
+      list.remove_prefix(std::min(comma + 1, list.size()));
+    }
+  } else {
+    // The CPU's own features plus what they imply (avx2 implies avx, sse4.2, ...), so that the
+    // runtime checks every one of them.
+    llvm::SmallVector<llvm::StringRef, 64> direct;
+    llvm::X86::getFeaturesForCPU(target.cpu, direct);
+    llvm::StringMap<bool> all;
+    for (llvm::StringRef f : direct) {
+      all[f] = true;
+      llvm::X86::updateImpliedFeatures(f, true, all);
+    }
+    for (const auto& f : all) {
+      if (f.getValue()) items.push_back("+" + f.getKey().str());
+    }
+  }
+  std::sort(items.begin(), items.end());
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
 }
 
 }  // namespace bitnet::codegen

@@ -26,4 +26,9 @@ struct TargetFeatures {
 // Fails (returns false) for an unknown target name.
 bool resolve_target(const std::string& name, TargetFeatures& out, std::string* error);
 
+// Every feature code generated for `target` may use, as "+name" items joined by commas: the
+// host's enabled features, or those LLVM implies for a named CPU (x86-64-v3: AVX2, FMA, ...).
+// Plans record it so that the runtime can check the CPU before loading their code.
+std::string enabled_features(const TargetFeatures& target);
+
 }  // namespace bitnet::codegen

@@ -5,6 +5,7 @@
 
 #include "codegen_cpu/kernel_builder.h"
 
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
@@ -233,6 +234,8 @@ Expected<CompiledKernel> Jit::compile_one(const KernelDesc& desc) {
   m.by_key[key] = k;
   return k;
 }
+
+std::string llvm_version() { return LLVM_VERSION_STRING; }
 
 WorkSplit work_split(ir::OpKind op) {
   switch (op) {

@@ -59,6 +59,9 @@ class Jit {
   std::unique_ptr<Impl> impl_;
 };
 
+// The LLVM release the code generator is built with ("19.1.7"); plans and cache keys record it.
+std::string llvm_version();
+
 // The work split of a kernel kind (what [begin, end) counts) and its number of units for a
 // call with `n_tokens` tokens.
 WorkSplit work_split(ir::OpKind op);

@@ -5,6 +5,8 @@
 #include "passes/schedule.h"
 #include "runtime/worker_pool.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -14,15 +16,34 @@ namespace {
 
 using ir::OpKind;
 
-// Cache-line aligned zeroed memory.
+// Cache-line aligned zeroed memory. Large buffers (KV caches: ~300 MB for a 2B model at 4096
+// cells) are anonymous mappings, whose pages the kernel zeroes when first touched, so creating
+// a session does not write every byte up front (a warm start would otherwise spend ~130 ms here).
 struct AlignedBuffer {
+  static constexpr size_t kMapThreshold = size_t{1} << 20;
   uint8_t* data = nullptr;
   size_t size = 0;
+  size_t mapped = 0;
   explicit AlignedBuffer(size_t bytes) : size(bytes) {
-    data = static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>((bytes + 63) / 64 * 64, 64)));
+    const size_t rounded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
+    if (rounded >= kMapThreshold) {
+      void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p != MAP_FAILED) {
+        data = static_cast<uint8_t*>(p);
+        mapped = rounded;
+      }
+      return;
+    }
+    data = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
     if (data) std::memset(data, 0, bytes);
   }
-  ~AlignedBuffer() { std::free(data); }
+  ~AlignedBuffer() {
+    if (mapped) {
+      ::munmap(data, mapped);
+    } else {
+      std::free(data);
+    }
+  }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
@@ -104,8 +125,13 @@ Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, con
   int64_t n_vocab = 0;
   for (const ir::Node& node : graph.nodes()) {
     if (node.op == OpKind::Weight) {
-      const gguf::TensorInfo* t = file.find_tensor(node.attr_string("tensor"));
-      if (t == nullptr) return make_error("weight '{}' is not in the model file", node.attr_string("tensor"));
+      const std::string& name = node.attr_string("tensor");
+      if (auto extra = options.extra_weights.find(name); extra != options.extra_weights.end()) {
+        impl->weight_data[static_cast<size_t>(node.result)] = extra->second;
+        continue;
+      }
+      const gguf::TensorInfo* t = file.find_tensor(name);
+      if (t == nullptr) return make_error("weight '{}' is not in the model file", name);
       impl->weight_data[static_cast<size_t>(node.result)] = t->data.data();
     }
     if (node.op == OpKind::Embed) n_vocab = graph.value(node.operands[0]).type.shape[0].size;
@@ -144,11 +170,8 @@ Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, con
       KvCache& c = impl->kv.at(node.attr_int("layer"));
       s.args.kv_k = c.k->data;
       s.args.kv_v = c.v->data;
-      // Threads split on whole KV-head groups, so each appends only its own KV heads.
-      s.granularity = node.attr_int("n_head") / node.attr_int("n_head_kv");
-    } else if (work->split == passes::WorkSplit::kRows) {
-      s.granularity = 64;
     }
+    s.granularity = split_granularity(graph, node);
     s.rows_are_tokens = graph.value(node.result).type.shape[0].is_tokens();
     impl->step_of_node[i] = static_cast<int32_t>(impl->steps.size());
     impl->steps.push_back(s);
@@ -156,7 +179,16 @@ Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, con
   auto exec = std::unique_ptr<Executor>(new Executor(std::move(impl)));
   exec->n_ctx_ = options.n_ctx;
   exec->n_vocab_ = n_vocab;
+  exec->backend_name_ = options.backend_name;
   return exec;
+}
+
+int64_t split_granularity(const ir::Graph& graph, const ir::Node& node) {
+  if (node.op == OpKind::Attention || node.op == OpKind::RopeAttention) {
+    return node.attr_int("n_head") / node.attr_int("n_head_kv");
+  }
+  auto work = passes::work_of(graph, node);
+  return work && work->split == passes::WorkSplit::kRows ? 64 : 1;
 }
 
 Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string, Matrix>& outputs, bool last_chunk) {

@@ -20,7 +20,20 @@ struct ExecutorOptions {
   int threads = 1;
   int64_t t_max = 512;                  // tokens per internal step; longer batches run in chunks
   int64_t scratch_bytes_per_thread = 0;  // on top of what the executor reserves itself
+  // Weights that are not in the model file (repacked into a plan's sidecar), by the tensor
+  // name their weight nodes use; looked up before the file. They must outlive the executor.
+  std::map<std::string, const void*> extra_weights;
+  std::string backend_name = "jit";  // what backend() reports ("plan" for kernels from a plan)
 };
+
+// Per-thread scratch the kernels get for a context of n_ctx tokens (attention keeps a block of
+// query rows' probabilities over the cells there), the same for JIT and plan sessions.
+inline int64_t kernel_scratch_bytes(int64_t n_ctx) { return 64 * 1024 + n_ctx * 16; }
+
+// The multiple a kernel node's thread ranges are split on: whole KV-head groups for attention
+// (each thread appends only its own KV heads), 64 rows for the matmul family (SIMD row
+// blocks), 1 otherwise. Plans record it in their schedule.
+int64_t split_granularity(const ir::Graph& graph, const ir::Node& node);
 
 class Executor : public Session {
  public:
@@ -37,7 +50,7 @@ class Executor : public Session {
   int64_t n_vocab() const override { return n_vocab_; }
   void reset() override { pos_ = 0; }
   void truncate(int64_t pos) override { pos_ = std::min(pos_, pos); }
-  std::string_view backend() const override { return "jit"; }
+  std::string_view backend() const override { return backend_name_; }
 
   int64_t arena_bytes() const;
 
@@ -49,6 +62,7 @@ class Executor : public Session {
   int64_t pos_ = 0;
   int64_t n_ctx_ = 0;
   int64_t n_vocab_ = 0;
+  std::string backend_name_;
 };
 
 }  // namespace bitnet::runtime

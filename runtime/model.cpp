@@ -21,7 +21,7 @@ Expected<std::unique_ptr<Tokenizer>> load_tokenizer(const gguf::GgufFile& model,
 
 }  // namespace
 
-Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
+Expected<std::unique_ptr<Model>> Model::open(const std::string& path, const ModelOptions& options) {
   BITNET_ASSIGN_OR_RETURN(gguf::GgufFile file, gguf::GgufFile::open(path));
   std::unique_ptr<Model> m(new Model(std::move(file)));
   auto config = gguf::read_model_config(m->file_);
@@ -34,12 +34,25 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
     return make_error("{}: the tokenizer has {} tokens but the model's embedding has {} rows", path,
                       m->tokenizer_->vocab_size(), m->config_.n_vocab);
   }
+  return m;
+}
+
+Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
+  BITNET_ASSIGN_OR_RETURN(auto m, open(path, options));
   for (bool all : {false, true}) {
     auto graph = gguf::lower_to_ir(m->file_, m->config_, {.all_logits = all});
     if (!graph.ok()) return make_error("{}: {}", path, graph.error().message);
     if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph, options.passes));
     (all ? m->graph_all_ : m->graph_last_) = std::move(*graph);
   }
+  return m;
+}
+
+Expected<std::unique_ptr<Model>> Model::load_with_graphs(const std::string& path, ir::Graph graph_last,
+                                                         ir::Graph graph_all, const ModelOptions& options) {
+  BITNET_ASSIGN_OR_RETURN(auto m, open(path, options));
+  m->graph_last_ = std::move(graph_last);
+  m->graph_all_ = std::move(graph_all);
   return m;
 }
 

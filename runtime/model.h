@@ -24,6 +24,9 @@ struct ModelOptions {
 class Model {
  public:
   static Expected<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& options = {});
+  // The same with graphs made earlier (a plan's) instead of lowering and optimising the file's.
+  static Expected<std::unique_ptr<Model>> load_with_graphs(const std::string& path, ir::Graph graph_last,
+                                                           ir::Graph graph_all, const ModelOptions& options = {});
 
   const gguf::GgufFile& file() const { return file_; }
   const gguf::ModelConfig& config() const { return config_; }
@@ -43,6 +46,7 @@ class Model {
 
  private:
   Model(gguf::GgufFile file) : file_(std::move(file)) {}
+  static Expected<std::unique_ptr<Model>> open(const std::string& path, const ModelOptions& options);
   gguf::GgufFile file_;
   gguf::ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;

@@ -70,6 +70,7 @@ void add_bench(CLI::App& app, int& exit_code) {
       return;
     }
     const runtime::Model& m = **model;
+    const std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
     const int64_t bytes_per_token = runtime::decode_bytes_per_token(m);
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json) {
@@ -98,7 +99,7 @@ void add_bench(CLI::App& app, int& exit_code) {
       }
       for (const auto& s : stats) {
         nlohmann::json row = {{"test", s.test}, {"threads", s.threads}, {"tokens_per_s", s.mean}, {"stddev", s.stddev},
-                              {"backend", o->common.backend}, {"model", name}};
+                              {"backend", backend}, {"model", name}};
         const bool tg = s.test.starts_with("tg");
         if (tg && bandwidth > 0) {
           const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);
@@ -109,8 +110,8 @@ void add_bench(CLI::App& app, int& exit_code) {
         }
         rows.push_back(row);
         if (!o->json) {
-          fmt::print("| {} | {:.2f} GiB | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, gib, o->common.backend, t, s.test,
-                     s.mean, s.stddev);
+          fmt::print("| {} | {:.2f} GiB | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, gib, backend, t, s.test, s.mean,
+                     s.stddev);
         }
       }
       if (!o->json && bandwidth > 0 && o->n_gen > 0) {

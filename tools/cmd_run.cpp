@@ -80,19 +80,20 @@ void add_run(CLI::App& app, int& exit_code) {
     } else if (!o->common.deterministic) {
       seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     }
-    // As load_model(), plus the pass options (the passes run inside Model::load).
     o->passes.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
-    const auto load_start = std::chrono::steady_clock::now();
-    auto model = runtime::Model::load(o->common.model, {.tokenizer_path = o->common.tokenizer, .passes = o->passes});
-    const double load_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
+    double load_ms = 0;
+    auto model = load_model(o->common, &load_ms, o->passes);
     if (!model.ok()) {
       fail(model.error().message);
       return;
     }
     const runtime::Tokenizer& tok = (*model)->tokenizer();
     const std::vector<int32_t> prompt_ids = tok.encode(o->prompt, {.add_bos = true, .parse_special = false});
+    // For the JIT backend, creating the session compiles the kernels.
+    const auto session_start = std::chrono::steady_clock::now();
     auto session = (*model)->new_session(false, o->common.ctx, resolved_threads(o->common));
+    const double session_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - session_start).count();
     if (!session.ok()) {
       fail(session.error().message);
       return;
@@ -120,8 +121,10 @@ void add_run(CLI::App& app, int& exit_code) {
       return;
     }
     const runtime::Timings& t = result->timings;
-    fmt::print(stderr, "\nload {:.1f} ms | prompt {} tokens in {:.1f} ms ({:.2f} tok/s) | generation {} tokens in {:.1f} ms "
-               "({:.2f} tok/s) | stop: {}\n", load_ms, t.prompt_tokens, t.prompt_ms, t.prompt_tokens_per_s(),
+    fmt::print(stderr, "\nbackend {} | load {:.1f} ms | {} {:.1f} ms | prompt {} tokens in {:.1f} ms ({:.2f} tok/s) | "
+               "generation {} tokens in {:.1f} ms ({:.2f} tok/s) | stop: {}\n", (*session)->backend(), load_ms,
+               "session", session_ms, t.prompt_tokens, t.prompt_ms,
+               t.prompt_tokens_per_s(),
                t.generated_tokens, t.generate_ms, t.generate_tokens_per_s(), result->stop_reason);
     if (!o->json_out.empty()) {
       nlohmann::json doc = {
@@ -131,9 +134,11 @@ void add_run(CLI::App& app, int& exit_code) {
           {"generated_ids", result->generated_ids},
           {"text", result->text},
           {"seed", seed},
+          {"backend", (*session)->backend()},
           {"stop_reason", result->stop_reason},
           {"timings",
            {{"load_ms", load_ms},
+            {"session_ms", session_ms},
             {"prompt_ms", t.prompt_ms},
             {"prompt_tokens", t.prompt_tokens},
             {"prompt_tokens_per_s", t.prompt_tokens_per_s()},

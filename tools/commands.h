@@ -24,6 +24,9 @@ void add_gen_model(CLI::App& app, int& exit_code);
 void add_run(CLI::App& app, int& exit_code);
 void add_eval(CLI::App& app, int& exit_code);
 void add_bench(CLI::App& app, int& exit_code);
+void add_compile(CLI::App& app, int& exit_code);  // needs the compiler (tools_engine)
+void add_dump_plan(CLI::App& app, int& exit_code);
+void add_cache(CLI::App& app, int& exit_code);
 
 // Prints "bitnet <command>: error: <message>" to stderr.
 void print_error(std::string_view command, std::string_view message);

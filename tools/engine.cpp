@@ -4,9 +4,16 @@
 #include "codegen_cpu/jit.h"
 #include "runtime/executor.h"
 #include "runtime/interpreter.h"
+#include "runtime/plan_cache.h"
+#include "runtime/plan_files.h"
+#include "runtime/plan_model.h"
+#include "tools/plan_compiler.h"
+#include "tools/run_options.h"
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 
@@ -21,19 +28,7 @@ struct JitState {
   bool verbose = false;
 };
 
-}  // namespace
-
-Status attach_backend(runtime::Model& model, const BackendOptions& options) {
-  if (options.backend == "interp") return Status::success();
-  if (options.backend != "jit") return make_error("unknown backend '{}' (use jit or interp)", options.backend);
-  auto state = std::make_shared<JitState>();
-  state->verbose = options.verbose;
-  auto jit = codegen::Jit::create({.target = options.target});
-  if (!jit.ok()) {
-    fmt::print(stderr, "bitnet: warning: the JIT is unavailable ({}); using the interpreter\n", jit.error().message);
-    return Status::success();
-  }
-  state->jit = std::move(*jit);
+void install_jit_factory(runtime::Model& model, std::shared_ptr<JitState> state) {
   model.set_session_factory([state](const ir::Graph& graph, const gguf::GgufFile& file, int64_t n_ctx,
                                     int threads) -> Expected<std::unique_ptr<runtime::Session>> {
     auto fallback = [&](const std::string& why) -> Expected<std::unique_ptr<runtime::Session>> {
@@ -56,16 +51,120 @@ Status attach_backend(runtime::Model& model, const BackendOptions& options) {
     }
     std::vector<codegen::KernelFn> kernels(graph.nodes().size(), nullptr);
     for (size_t i = 0; i < kernels.size(); ++i) {
-      if (it->second.kernel_of_node[i] >= 0) kernels[i] = it->second.kernels[static_cast<size_t>(it->second.kernel_of_node[i])].fn;
+      if (it->second.kernel_of_node[i] >= 0)
+        kernels[i] = it->second.kernels[static_cast<size_t>(it->second.kernel_of_node[i])].fn;
     }
     runtime::ExecutorOptions eo;
     eo.n_ctx = n_ctx;
     eo.threads = threads;
-    eo.scratch_bytes_per_thread = 64 * 1024 + n_ctx * 16;
+    eo.scratch_bytes_per_thread = runtime::kernel_scratch_bytes(n_ctx);
     BITNET_ASSIGN_OR_RETURN(auto exec, runtime::Executor::create(graph, file, std::move(kernels), eo));
     return std::unique_ptr<runtime::Session>(std::move(exec));
   });
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Status attach_backend(runtime::Model& model, const BackendOptions& options) {
+  if (options.backend == "interp") return Status::success();
+  if (options.backend != "jit") return make_error("unknown backend '{}' (use jit or interp)", options.backend);
+  auto state = std::make_shared<JitState>();
+  state->verbose = options.verbose;
+  auto jit = codegen::Jit::create({.target = options.target});
+  if (!jit.ok()) {
+    fmt::print(stderr, "bitnet: warning: the JIT is unavailable ({}); using the interpreter\n", jit.error().message);
+    return Status::success();
+  }
+  state->jit = std::move(*jit);
+  install_jit_factory(model, std::move(state));
   return Status::success();
+}
+
+Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path, const JitModelOptions& options) {
+  auto uncached = [&]() -> Expected<std::unique_ptr<runtime::Model>> {
+    BITNET_ASSIGN_OR_RETURN(auto model, runtime::Model::load(path, options.model));
+    BITNET_RETURN_IF_ERROR(attach_backend(*model, options.backend));
+    return model;
+  };
+  if (!options.use_cache || options.backend.backend != "jit") return uncached();
+  const bool verbose = options.backend.verbose;
+  auto dir = options.cache_dir.empty() ? runtime::default_cache_dir() : Expected<std::string>(options.cache_dir);
+  if (!dir.ok()) {
+    fmt::print(stderr, "bitnet: warning: {}; compiling in memory\n", dir.error().message);
+    return uncached();
+  }
+  const runtime::PlanCache cache(*dir);
+  const Status writable = cache.prepare();
+  const std::string memo = writable.ok() ? cache.hashes_dir() : "";
+  uint64_t size = 0;
+  BITNET_ASSIGN_OR_RETURN(runtime::Hash128 hash, runtime::file_content_hash(path, memo, "model", &size));
+  const PlanCompileOptions compile_options{.target = options.backend.target};
+  BITNET_ASSIGN_OR_RETURN(PlanKey key, plan_cache_key(compile_options, hash, size));
+  const std::string plan_path = cache.plan_path(key.hex);
+
+  const auto start = std::chrono::steady_clock::now();
+  std::error_code ec;
+  if (std::filesystem::exists(plan_path, ec)) {
+    runtime::PlanLoadTimes times;
+    auto model = runtime::load_model_from_plan(
+        plan_path, {.model_path = path, .memo_dir = memo, .model_hash = hash, .model = options.model}, &times);
+    if (model.ok()) {
+      cache.touch(plan_path);
+      if (verbose) {
+        fmt::print(stderr,
+                   "plan cache: hit {} ({:.1f} ms: read+verify {:.1f}, checks {:.1f}, code {:.1f}, model {:.1f})\n",
+                   plan_path, ms_since(start), times.read_ms, times.checks_ms, times.code_ms, times.model_ms);
+      }
+      return model;
+    }
+    fmt::print(stderr, "bitnet: warning: refusing the cached plan ({}); compiling again\n", model.error().message);
+  }
+
+  BITNET_ASSIGN_OR_RETURN(auto model, runtime::Model::load(path, options.model));
+  auto compiled = compile_plan(*model, compile_options, hash);
+  if (!compiled.ok()) {
+    // As attach_backend: sessions fall back to the interpreter with the reason.
+    fmt::print(stderr, "bitnet: warning: compiling the plan failed ({}); not caching\n", compiled.error().message);
+    BITNET_RETURN_IF_ERROR(attach_backend(*model, options.backend));
+    return model;
+  }
+  if (verbose) {
+    fmt::print(stderr, "plan cache: miss; compiled {} kernels in {:.1f} ms (link {:.1f} ms, weight hashes {:.1f} ms)\n",
+               compiled->plan->kernels.size(), compiled->compile_ms, compiled->link_ms, compiled->weights_ms);
+  }
+  if (!writable.ok()) {
+    fmt::print(stderr,
+               "bitnet: warning: the plan cache is not usable ({}); the compiled kernels are kept in memory only\n",
+               writable.error().message);
+  } else if (auto s = runtime::write_plan(plan_path, *compiled->plan, compiled->repacked); !s.ok()) {
+    fmt::print(stderr, "bitnet: warning: cannot store the plan ({}); the compiled kernels are kept in memory only\n",
+               s.error().message);
+  } else if (verbose) {
+    fmt::print(stderr, "plan cache: stored {}\n", plan_path);
+  }
+  auto state = std::make_shared<JitState>();
+  state->verbose = verbose;
+  state->jit = std::move(compiled->jit);
+  state->compiled[&model->graph(false)] = std::move(compiled->compiled[0]);
+  state->compiled[&model->graph(true)] = std::move(compiled->compiled[1]);
+  install_jit_factory(*model, std::move(state));
+  return model;
+}
+
+void register_jit_backend() {
+  set_jit_model_loader([](const CommonRunOptions& o, const passes::PassOptions& passes) {
+    // Printing or timing passes needs them to run, which a cached plan skips.
+    const bool passes_wanted = passes.print_after_all || passes.time_passes || !passes.print_after.empty();
+    JitModelOptions jo;
+    jo.model = {.tokenizer_path = o.tokenizer, .passes = passes};
+    jo.backend = {o.backend, o.target, o.verbose};
+    jo.use_cache = !o.no_cache && !passes_wanted;
+    return load_jit_model(o.model, jo);
+  });
 }
 
 }  // namespace bitnet::tools

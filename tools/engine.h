@@ -1,7 +1,8 @@
 // Composition of the backends for the CLI: `--backend jit` compiles the model's graphs with
 // codegen_cpu and runs them on the runtime's executor; on any compiler failure it says why
-// and falls back to the reference interpreter. The logic lives in the libraries; this only
-// wires them together.
+// and falls back to the reference interpreter. With the plan cache, a model compiled before
+// (same key: plan_compiler.h) is loaded from its plan instead of compiled again. The logic
+// lives in the libraries; this only wires them together.
 #pragma once
 
 #include "runtime/model.h"
@@ -14,10 +15,27 @@ namespace bitnet::tools {
 struct BackendOptions {
   std::string backend = "jit";  // jit | interp
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
-  bool verbose = false;         // print per-kernel compile times to stderr
+  bool verbose = false;         // print per-kernel compile times (and cache hits) to stderr
 };
 
-// Installs the backend's session factory on `model` (nothing to do for interp).
+// Installs the backend's session factory on `model` (nothing to do for interp). Kernels are
+// compiled when a graph's first session is created; nothing is cached.
 Status attach_backend(runtime::Model& model, const BackendOptions& options);
+
+struct JitModelOptions {
+  runtime::ModelOptions model;
+  BackendOptions backend;
+  bool use_cache = true;
+  std::string cache_dir;  // empty: runtime::default_cache_dir()
+};
+
+// `bitnet run -m MODEL` with the JIT: looks the model up in the plan cache and runs the plan on
+// a hit; on a miss (or a cache entry it refuses) it compiles both graphs, stores the plan and
+// runs the kernels it just compiled. A cache that cannot be written leaves a warning and an
+// in-memory JIT. Without the cache this is Model::load + attach_backend.
+Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path, const JitModelOptions& options);
+
+// Lets the shared run/eval/bench options (run_options.h) load models through load_jit_model.
+void register_jit_backend();
 
 }  // namespace bitnet::tools

@@ -1,21 +1,12 @@
 // Entry point of the `bitnet` CLI: registers the subcommands and maps failures to
 // the documented exit codes. Nothing here may crash on bad input.
 #include "tools/commands.h"
+#include "tools/engine.h"
 
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <exception>
-
-namespace bitnet::tools {
-
-std::string version_string() { return BITNET_VERSION; }
-
-void print_error(std::string_view command, std::string_view message) {
-  fmt::print(stderr, "bitnet {}: error: {}\n", command, message);
-}
-
-}  // namespace bitnet::tools
 
 int main(int argc, char** argv) {
   using namespace bitnet::tools;
@@ -32,6 +23,10 @@ int main(int argc, char** argv) {
   add_run(app, exit_code);
   add_eval(app, exit_code);
   add_bench(app, exit_code);
+  add_compile(app, exit_code);
+  add_dump_plan(app, exit_code);
+  add_cache(app, exit_code);
+  register_jit_backend();  // run/eval/bench -m compile (and cache plans) with the JIT
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

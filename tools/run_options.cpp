@@ -1,7 +1,8 @@
 // Shared run/eval options (see run_options.h).
 #include "tools/run_options.h"
 
-#include "tools/engine.h"
+#include "runtime/plan_cache.h"
+#include "runtime/plan_model.h"
 
 #include <chrono>
 #include <charconv>
@@ -23,6 +24,10 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("--target", o.target, "JIT code target: host, x86-64-v3 or x86-64-v4")
       ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))
       ->capture_default_str();
+  cmd.add_option("--plan", o.plan,
+                 "run this compiled plan (bitnet compile); -m then only says where the model is, and it must be "
+                 "the model the plan was compiled for");
+  cmd.add_flag("--no-cache", o.no_cache, "JIT: compile without looking in or writing to the plan cache");
   cmd.add_flag("-v,--verbose", o.verbose, "report compilation (kernels, per-kernel compile times) on stderr");
   cmd.add_flag("--deterministic", o.deterministic,
                "reproducible results: a fixed seed unless one is given (results never depend on the thread count); "
@@ -30,7 +35,9 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
 }
 
 Status finish_common_options(CommonRunOptions& o) {
-  if (o.model.empty()) return make_error("no model: pass -m MODEL or set BITNET_GGUF");
+  if (o.model.empty() && o.plan.empty()) {
+    return make_error("no model: pass -m MODEL (or --plan PLAN) or set BITNET_GGUF");
+  }
   if (const char* d = std::getenv("BITNET_DETERMINISTIC"); d && std::string_view(d) == "1") o.deterministic = true;
   if (o.threads < 0) return make_error("--threads must be positive");
   if (o.ctx < 0) return make_error("--ctx-size must be positive");
@@ -42,10 +49,45 @@ int resolved_threads(const CommonRunOptions& o) {
   return static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
 }
 
-Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms) {
+namespace {
+JitModelLoader& jit_model_loader() {
+  static JitModelLoader loader;
+  return loader;
+}
+
+Expected<std::unique_ptr<runtime::Model>> load_plan_model(const CommonRunOptions& o) {
+  // Model hashes are memoised in the cache directory when it is usable (plan_files.h).
+  std::string memo;
+  if (auto dir = runtime::default_cache_dir(); dir.ok()) {
+    const runtime::PlanCache cache(*dir);
+    if (cache.prepare().ok()) memo = cache.hashes_dir();
+  }
+  runtime::PlanLoadTimes times;
+  auto model = runtime::load_model_from_plan(
+      o.plan, {.model_path = o.model, .memo_dir = memo, .model = {.tokenizer_path = o.tokenizer}}, &times);
+  if (model.ok() && o.verbose) {
+    fmt::print(stderr, "plan: {} bytes; read+verify {:.1f} ms, checks {:.1f} ms, code {:.1f} ms, model {:.1f} ms\n",
+               times.plan_bytes, times.read_ms, times.checks_ms, times.code_ms, times.model_ms);
+  }
+  return model;
+}
+}  // namespace
+
+void set_jit_model_loader(JitModelLoader loader) { jit_model_loader() = std::move(loader); }
+
+Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
+                                                     const passes::PassOptions& passes) {
   const auto start = std::chrono::steady_clock::now();
-  auto model = runtime::Model::load(o.model, {.tokenizer_path = o.tokenizer});
-  if (model.ok()) BITNET_RETURN_IF_ERROR(attach_backend(**model, {o.backend, o.target, o.verbose}));
+  Expected<std::unique_ptr<runtime::Model>> model = make_error("no backend");
+  if (!o.plan.empty()) {
+    model = load_plan_model(o);
+  } else if (o.backend == "interp") {
+    model = runtime::Model::load(o.model, {.tokenizer_path = o.tokenizer, .passes = passes});
+  } else if (jit_model_loader()) {
+    model = jit_model_loader()(o, passes);
+  } else {
+    model = make_error("this runtime has no compiler: pass --plan PLAN (made by `bitnet compile`) or --backend interp");
+  }
   if (load_ms) *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return model;
 }

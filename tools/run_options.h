@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ struct CommonRunOptions {
   std::string target = "host";
   bool verbose = false;
   bool deterministic = false;
+  std::string plan;       // run this compiled plan (-m then only overrides where the model is)
+  bool no_cache = false;  // JIT without the plan cache
 };
 
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
@@ -30,7 +33,15 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
 Status finish_common_options(CommonRunOptions& o);
 int resolved_threads(const CommonRunOptions& o);
 
-Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms);
+// How the JIT backend loads a model (tools/engine.h registers it; bitnet-rt, which links no
+// compiler, has none and runs plans or the interpreter only).
+using JitModelLoader =
+    std::function<Expected<std::unique_ptr<runtime::Model>>(const CommonRunOptions&, const passes::PassOptions&)>;
+void set_jit_model_loader(JitModelLoader loader);
+
+// Loads the model from --plan, or (running the pass pipeline with `passes`) for the backend.
+Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
+                                                     const passes::PassOptions& passes = {});
 
 // "1,2,3" -> ids; fails on anything that is not a comma-separated integer list.
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text);
