@@ -24,7 +24,8 @@ Expected<BenchStats> bench_prompt(const Model& model, int64_t n_prompt, int thre
 Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threads, int repetitions);
 
 // Read bandwidth in GB/s (1e9 bytes/s) streaming a buffer much larger than the caches with
-// `threads` threads (best of a few passes).
+// `threads` threads: the best of single-stream and four-stream prefetching reads, a few
+// passes each.
 double measure_read_bandwidth(int threads, size_t bytes = size_t{1} << 30);
 
 // Bytes of weights a decode step reads: every matrix the graph multiplies by, the norm gains,

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -64,8 +65,21 @@ struct Step {
 
 }  // namespace
 
+using ProfileClock = std::chrono::steady_clock;
+
 struct Executor::Impl {
   const ir::Graph& graph;
+  // Profiling (ExecutorOptions::profile): per step and thread, seconds in the kernel and at
+  // the barrier after it.
+  bool profiling = false;
+  std::vector<std::vector<double>> kernel_s, wait_s;  // [step][thread]
+  int64_t profiled_runs = 0;
+  void record(size_t step, int thread, ProfileClock::time_point t0, ProfileClock::time_point t1,
+              ProfileClock::time_point t2) {
+    kernel_s[step][static_cast<size_t>(thread)] += std::chrono::duration<double>(t1 - t0).count();
+    wait_s[step][static_cast<size_t>(thread)] += std::chrono::duration<double>(t2 - t1).count();
+  }
+  void print_profile() const;
   passes::MemoryPlan plan;
   std::unique_ptr<AlignedBuffer> arena;
   std::unique_ptr<AlignedBuffer> scratch;
@@ -102,7 +116,37 @@ struct Executor::Impl {
 };
 
 Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Executor::~Executor() = default;
+Executor::~Executor() {
+  if (impl_ && impl_->profiling) impl_->print_profile();
+}
+
+// Totals by op (the kernel time of the slowest thread, and the time threads spent waiting).
+void Executor::Impl::print_profile() const {
+  struct Row {
+    int64_t calls = 0;
+    double kernel = 0, wait = 0;
+  };
+  std::map<std::string, Row> rows;
+  double total = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    Row& r = rows[std::string(ir::op_name(graph.nodes()[static_cast<size_t>(steps[i].node)].op))];
+    r.calls += profiled_runs;
+    double slowest = 0, waited = 0;
+    for (size_t t = 0; t < kernel_s[i].size(); ++t) {
+      slowest = std::max(slowest, kernel_s[i][t]);
+      waited += wait_s[i][t];
+    }
+    r.kernel += slowest;
+    r.wait += waited;
+    total += slowest;
+  }
+  fmt::print(stderr, "executor profile over {} runs ({} threads): op, calls, ms in kernels (slowest thread), "
+             "ms waiting at barriers (all threads), share\n", profiled_runs, pool.size());
+  for (const auto& [op, r] : rows) {
+    fmt::print(stderr, "  {:<16} {:>8} {:>10.2f} {:>10.2f} {:>6.1f} %\n", op, r.calls, r.kernel * 1e3, r.wait * 1e3,
+               total > 0 ? 100.0 * r.kernel / total : 0.0);
+  }
+}
 int64_t Executor::arena_bytes() const { return impl_->plan.arena_bytes; }
 
 Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, const gguf::GgufFile& file,
@@ -176,6 +220,10 @@ Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, con
     impl->step_of_node[i] = static_cast<int32_t>(impl->steps.size());
     impl->steps.push_back(s);
   }
+  const char* profile_env = std::getenv("BITNET_PROFILE");
+  impl->profiling = options.profile || (profile_env != nullptr && std::string_view(profile_env) == "1");
+  impl->kernel_s.assign(impl->steps.size(), std::vector<double>(static_cast<size_t>(options.threads), 0.0));
+  impl->wait_s = impl->kernel_s;
   auto exec = std::unique_ptr<Executor>(new Executor(std::move(impl)));
   exec->n_ctx_ = options.n_ctx;
   exec->n_vocab_ = n_vocab;
@@ -208,12 +256,15 @@ Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string
         Step& s = m.steps[static_cast<size_t>(step)];
         const int64_t units = passes::units_for(s.work, s.args.n_tokens);
         const auto [begin, end] = m.share(units, s.granularity, thread);
+        const auto t0 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
         if (begin < end) {
           codegen::KernelArgs args = s.args;
           args.thread = thread;
           s.fn(&args, begin, end);
         }
+        const auto t1 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
         m.pool.barrier().arrive_and_wait();
+        if (m.profiling) m.record(static_cast<size_t>(step), thread, t0, t1, ProfileClock::now());
       } else if (node.op == OpKind::InputTokens) {
         if (thread == 0) std::memcpy(m.slot(node.result), tokens.data(), tokens.size() * sizeof(int32_t));
         m.pool.barrier().arrive_and_wait();
@@ -242,6 +293,7 @@ Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string
     out.data.insert(out.data.end(), data, data + rows * cols);
   }
   pos_ += n;
+  ++m.profiled_runs;
   return Status::success();
 }
 

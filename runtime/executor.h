@@ -24,6 +24,9 @@ struct ExecutorOptions {
   // name their weight nodes use; looked up before the file. They must outlive the executor.
   std::map<std::string, const void*> extra_weights;
   std::string backend_name = "jit";  // what backend() reports ("plan" for kernels from a plan)
+  // Time every kernel and barrier per thread and print a summary by op on destruction
+  // (also switched on by BITNET_PROFILE=1).
+  bool profile = false;
 };
 
 // Per-thread scratch the kernels get for a context of n_ctx tokens (attention keeps a block of
