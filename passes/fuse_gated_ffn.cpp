@@ -36,12 +36,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 }  // namespace
 
 Pass fuse_gated_ffn() {
-  return {"fuse-gated-ffn",
-          "act(x w_gate) * (x w_up) of one input is one gated_ffn kernel (intermediates read only here)",
-          [](ir::Graph& g) -> Status {
-            BITNET_ASSIGN_OR_RETURN(g, fuse(g));
-            return Status::success();
-          }};
+  return fusion_pass("fuse-gated-ffn",
+                     "act(x w_gate) * (x w_up) of one input is one gated_ffn kernel (intermediates read only here)", fuse);
 }
 
 }  // namespace bitnet::passes

@@ -30,11 +30,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 }  // namespace
 
 Pass fuse_norm() {
-  return {"fuse-norm", "rms_norm then a mul by a per-feature f32 gain is one norm kernel (same float steps)",
-          [](ir::Graph& g) -> Status {
-            BITNET_ASSIGN_OR_RETURN(g, fuse(g));
-            return Status::success();
-          }};
+  return fusion_pass("fuse-norm",
+                     "rms_norm then a mul by a per-feature f32 gain is one norm kernel (same float steps)", fuse);
 }
 
 }  // namespace bitnet::passes

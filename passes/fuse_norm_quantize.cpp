@@ -28,12 +28,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 }  // namespace
 
 Pass fuse_norm_quantize() {
-  return {"fuse-norm-quantize",
-          "a norm read only by quantize_i8 is one norm_quantize kernel (the float row is never kept)",
-          [](ir::Graph& g) -> Status {
-            BITNET_ASSIGN_OR_RETURN(g, fuse(g));
-            return Status::success();
-          }};
+  return fusion_pass("fuse-norm-quantize",
+                     "a norm read only by quantize_i8 is one norm_quantize kernel (the float row is never kept)", fuse);
 }
 
 }  // namespace bitnet::passes

@@ -29,11 +29,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 }  // namespace
 
 Pass fuse_residual() {
-  return {"fuse-residual", "add(r, matmul(x, w)) is one matmul_add kernel: r + product, the add's own float step",
-          [](ir::Graph& g) -> Status {
-            BITNET_ASSIGN_OR_RETURN(g, fuse(g));
-            return Status::success();
-          }};
+  return fusion_pass("fuse-residual",
+                     "add(r, matmul(x, w)) is one matmul_add kernel: r + product, the add's own float step", fuse);
 }
 
 }  // namespace bitnet::passes

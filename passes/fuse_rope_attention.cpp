@@ -67,13 +67,9 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 }  // namespace
 
 Pass fuse_rope_attention() {
-  return {"fuse-rope-attention",
-          "Q/K/V products of one input -> matmul_cat; rope(q), rope(k), attention -> rope_attention on it "
-          "(intermediates read only inside the pattern)",
-          [](ir::Graph& g) -> Status {
-            BITNET_ASSIGN_OR_RETURN(g, fuse(g));
-            return Status::success();
-          }};
+  return fusion_pass("fuse-rope-attention",
+                     "Q/K/V products of one input -> matmul_cat; rope(q), rope(k), attention -> rope_attention on it "
+          "(intermediates read only inside the pattern)", fuse);
 }
 
 }  // namespace bitnet::passes

@@ -89,4 +89,11 @@ Expected<ir::Graph> apply_fusions(const ir::Graph& graph, const std::vector<Fusi
   return out;
 }
 
+Pass fusion_pass(std::string_view name, std::string_view summary, Expected<ir::Graph> (*find)(const ir::Graph&)) {
+  return {name, summary, [find](ir::Graph& g) -> Status {
+            BITNET_ASSIGN_OR_RETURN(g, find(g));
+            return Status::success();
+          }};
+}
+
 }  // namespace bitnet::passes

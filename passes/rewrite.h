@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ir/graph.h"
+#include "passes/pass_manager.h"
 
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ struct Fusion {
 // The graph with every fusion applied (same name and properties). Fails when a fused node
 // does not type-check or changes the root's type (a pass bug, reported rather than hidden).
 Expected<ir::Graph> apply_fusions(const ir::Graph& graph, const std::vector<Fusion>& fusions);
+
+// A pass that replaces the graph with `find(graph)`'s result (the fusion passes' shape).
+Pass fusion_pass(std::string_view name, std::string_view summary, Expected<ir::Graph> (*find)(const ir::Graph&));
 
 // Helpers for matching.
 const ir::Node* def_if(const ir::Graph& graph, ir::ValueId v, ir::OpKind op);  // the def of v when it is `op`
