@@ -8,23 +8,30 @@ jobs="${BITNET_JOBS:-2}"
 fuzz_seconds="${BITNET_FUZZ_SECONDS:-60}"
 scripts/install-deps.sh
 
-echo "== Release build and tests"
+stage() { echo "== $(date -u +%H:%M:%S) $*"; }
+
+stage "Release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBITNET_BUILD_TESTS=ON >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build -j "$jobs" --output-on-failure
 
-echo "== ASan+UBSan build and tests"
+stage "ASan+UBSan build and tests"
+# -g1 (line tables) keeps sanitizer reports readable at a fraction of the compile time of -g.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBITNET_BUILD_TESTS=ON \
-  -DBITNET_SANITIZE=address,undefined >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DBITNET_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j "$jobs"
+# The longest numeric comparisons (interpreter greedy runs, every pass re-checked on four models)
+# add nothing to memory checking that the shorter tests of the same code do not: they run in
+# the Release stage only.
+asan_skip='CrossVal.GreedyGenerationBitExact|PassSemantics|InterpreterInThePlannedArenaIsBitIdentical'
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan -j "$jobs" --output-on-failure
+  ctest --test-dir build-asan -j "$jobs" --output-on-failure -E "$asan_skip"
 
 if [ "$fuzz_seconds" -gt 0 ]; then
-  echo "== libFuzzer: GGUF reader for ${fuzz_seconds}s"
+  stage "libFuzzer: GGUF reader for ${fuzz_seconds}s"
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_FUZZ=ON >/dev/null
   cmake --build build-fuzz -j "$jobs" --target fuzz_gguf_reader make_gguf_seeds
   scripts/fuzz-gguf.sh build-fuzz "$fuzz_seconds"
 fi
-echo "== all tests passed"
+stage "all tests passed"
