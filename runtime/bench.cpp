@@ -134,7 +134,15 @@ int64_t decode_bytes_per_token(const Model& model) {
       const ir::Node& def = g.def(node.operands[k]);
       if (def.op != ir::OpKind::Weight) continue;
       const gguf::TensorInfo* t = model.file().find_tensor(def.attr_string("tensor"));
-      if (t == nullptr) continue;
+      if (t == nullptr) {
+        // Not in the file (a requantized LM head): whole blocks of its IR type.
+        const ir::Type& type = g.value(node.operands[k]).type;
+        const ir::DTypeInfo& info = ir::dtype_info(type.dtype);
+        int64_t n = 1;
+        for (const ir::Dim& d : type.shape) n *= d.size;
+        bytes += n / info.block_size * info.block_bytes;
+        continue;
+      }
       if (node.op == ir::OpKind::Embed) {
         bytes += static_cast<int64_t>(t->nbytes / t->ne.back());  // one row per token
       } else {

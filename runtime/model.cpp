@@ -3,6 +3,7 @@
 
 #include "frontend_gguf/lowering.h"
 #include "frontend_gguf/tokenizer_data.h"
+#include "passes/lm_head.h"
 #include "passes/pass_manager.h"
 
 namespace bitnet::runtime {
@@ -42,6 +43,11 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   for (bool all : {false, true}) {
     auto graph = gguf::lower_to_ir(m->file_, m->config_, {.all_logits = all});
     if (!graph.ok()) return make_error("{}: {}", path, graph.error().message);
+    if (options.lm_head != ir::DType::F16) {
+      // Before the pipeline, so the rewritten graph is verified and optimised like any other.
+      auto head = passes::retarget_lm_head(*graph, options.lm_head);
+      if (!head.ok()) return make_error("{}: --lm-head {}: {}", path, ir::dtype_name(options.lm_head), head.error().message);
+    }
     if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph, options.passes));
     (all ? m->graph_all_ : m->graph_last_) = std::move(*graph);
   }

@@ -19,6 +19,9 @@ struct ModelOptions {
   std::string tokenizer_path;  // a tokenizer.json or GGUF to use instead of the model's own
   bool optimize = true;        // run the IR pass pipeline (results are identical either way)
   passes::PassOptions passes;  // printing and timing of the pipeline (both graphs go through it)
+  // q8_0 | q6_k: the logits matmul reads a requantized copy of an F16 head (passes/lm_head.h),
+  // whose bytes the session factory must supply (the interpreter has none). F16: the file's.
+  ir::DType lm_head = ir::DType::F16;
 };
 
 class Model {

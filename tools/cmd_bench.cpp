@@ -1,6 +1,7 @@
 // `bitnet bench`: llama-bench-style throughput table (ppN and tgN tokens/s, mean ± sd over
 // repetitions, per thread count), plus the memory-bandwidth roofline of decoding measured in
 // the same run: bytes read per decoded token and the fraction of the roofline reached.
+#include "passes/lm_head.h"
 #include "runtime/bench.h"
 #include "tools/commands.h"
 #include "tools/run_options.h"
@@ -70,7 +71,12 @@ void add_bench(CLI::App& app, int& exit_code) {
       return;
     }
     const runtime::Model& m = **model;
-    const std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
+    std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
+    // A requantized LM head (--lm-head, or a plan compiled with it) changes the results: its
+    // rows say so, apart from the default's.
+    const auto head = passes::find_lm_head(m.graph(false));
+    const std::string lm_head = head.ok() ? std::string(ir::dtype_name(head->type.dtype)) : "";
+    if (head.ok() && head->retargeted()) backend += " lm_head=" + lm_head;
     const int64_t bytes_per_token = runtime::decode_bytes_per_token(m);
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json) {
@@ -99,7 +105,8 @@ void add_bench(CLI::App& app, int& exit_code) {
       }
       for (const auto& s : stats) {
         nlohmann::json row = {{"test", s.test}, {"threads", s.threads}, {"tokens_per_s", s.mean}, {"stddev", s.stddev},
-                              {"backend", backend}, {"model", name}};
+                              {"backend", o->common.plan.empty() ? o->common.backend : "plan"},
+                              {"lm_head", lm_head}, {"model", name}};
         const bool tg = s.test.starts_with("tg");
         if (tg && bandwidth > 0) {
           const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);

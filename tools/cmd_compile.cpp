@@ -3,6 +3,7 @@
 #include "runtime/plan_cache.h"
 #include "runtime/plan_files.h"
 #include "tools/commands.h"
+#include "tools/lm_head.h"
 #include "tools/plan_compiler.h"
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@ void add_compile(CLI::App& app, int& exit_code) {
     std::string model;
     std::string output;
     std::string target = "host";
+    std::string lm_head = "f16";
     bool verbose = false;
   };
   auto o = std::make_shared<Options>();
@@ -29,20 +31,28 @@ void add_compile(CLI::App& app, int& exit_code) {
                   "x86-64-v3 (AVX2, FMA, F16C) or x86-64-v4 (+AVX-512)")
       ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))
       ->capture_default_str();
+  cmd->add_option("--lm-head", o->lm_head,
+                  "the LM head's type: f16 (the model's) or an F16 head requantized to q8_0 or q6_k into the "
+                  "sidecar (fewer bytes per decoded token, slightly different logits; opt-in)")
+      ->check(CLI::IsMember({"f16", "q8_0", "q6_k"}))
+      ->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose, "list the kernels with their compile times");
   cmd->callback([o, &exit_code] {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("compile", message); };
     const auto start = std::chrono::steady_clock::now();
-    auto model = runtime::Model::load(o->model);
+    auto lm_head = parse_lm_head(o->lm_head);
+    if (!lm_head.ok()) return fail(lm_head.error().message);
+    auto model = runtime::Model::load(o->model, {.lm_head = *lm_head});
     if (!model.ok()) return fail(model.error().message);
+    if (auto note = lm_head_note(**model, *lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);
     std::string memo;  // memoise the model's hash where `run` will look for it
     if (auto dir = runtime::default_cache_dir(); dir.ok() && runtime::PlanCache(*dir).prepare().ok()) {
       memo = runtime::PlanCache(*dir).hashes_dir();
     }
     auto hash = runtime::file_content_hash(o->model, memo, "model");
     if (!hash.ok()) return fail(hash.error().message);
-    auto compiled = compile_plan(**model, {.target = o->target}, *hash);
+    auto compiled = compile_plan(**model, {.target = o->target, .lm_head = *lm_head}, *hash);
     if (!compiled.ok()) return fail(compiled.error().message);
     if (auto s = runtime::write_plan(o->output, *compiled->plan, compiled->repacked); !s.ok()) {
       return fail(s.error().message);
@@ -59,6 +69,10 @@ void add_compile(CLI::App& app, int& exit_code) {
         plan.kernels.size(), plan.target->name, plan.target->cpu, total_ms, compiled->compile_ms, compiled->link_ms,
         compiled->weights_ms, o->output, runtime::format_size(size.ok() ? size->size : 0),
         runtime::format_size(plan.code->image.size()), plan.provenance->cache_key);
+    for (const runtime::RepackedBlob& blob : compiled->repacked) {
+      fmt::print("LM head {} requantized to {} in {:.0f} ms: {} in {}\n", blob.source, blob.dtype, compiled->repack_ms,
+                 runtime::format_size(blob.bytes.size()), o->output + runtime::kSidecarSuffix);
+    }
     exit_code = kExitOk;
   });
 }

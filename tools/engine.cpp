@@ -7,6 +7,7 @@
 #include "runtime/plan_cache.h"
 #include "runtime/plan_files.h"
 #include "runtime/plan_model.h"
+#include "tools/lm_head.h"
 #include "tools/plan_compiler.h"
 #include "tools/run_options.h"
 
@@ -25,13 +26,42 @@ struct JitState {
   std::unique_ptr<codegen::Jit> jit;
   std::mutex mutex;
   std::map<const ir::Graph*, codegen::CompiledGraph> compiled;
+  // Weights the graphs read that the file does not have (the --lm-head requantized head):
+  // every session's extra weights.
+  std::vector<runtime::RepackedBlob> repacked;
   bool verbose = false;
 };
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Why the interpreter cannot stand in: it reads weights from the model file only.
+Error no_interpreter_for(const std::string& tensor, const std::string& why) {
+  return make_error("{}; the interpreter cannot run the requantized LM head {} (pass --lm-head f16)", why, tensor);
+}
+
+// The bytes of `model`'s requantized head for `state`, once per model; nothing for a file's own head.
+Status requantize_for(const runtime::Model& model, JitState& state) {
+  BITNET_ASSIGN_OR_RETURN(auto head, requantized_lm_head(model));
+  if (!head) return Status::success();
+  const auto start = std::chrono::steady_clock::now();
+  BITNET_ASSIGN_OR_RETURN(runtime::RepackedBlob blob, requantize_lm_head(model.file(), *head));
+  if (state.verbose) {
+    fmt::print(stderr, "lm head: {} requantized to {} ({:.1f} MB) in {:.1f} ms\n", head->source, blob.dtype,
+               static_cast<double>(blob.bytes.size()) / 1e6, ms_since(start));
+  }
+  state.repacked.push_back(std::move(blob));
+  return Status::success();
+}
 
 void install_jit_factory(runtime::Model& model, std::shared_ptr<JitState> state) {
   model.set_session_factory([state](const ir::Graph& graph, const gguf::GgufFile& file, int64_t n_ctx,
                                     int threads) -> Expected<std::unique_ptr<runtime::Session>> {
     auto fallback = [&](const std::string& why) -> Expected<std::unique_ptr<runtime::Session>> {
+      if (!state->repacked.empty()) {
+        return no_interpreter_for(state->repacked[0].tensor, fmt::format("JIT compilation failed ({})", why));
+      }
       fmt::print(stderr, "bitnet: warning: JIT compilation failed ({}); using the interpreter\n", why);
       BITNET_ASSIGN_OR_RETURN(auto interp, runtime::Interpreter::create(graph, file, {n_ctx, threads}));
       return std::unique_ptr<runtime::Session>(std::move(interp));
@@ -58,28 +88,32 @@ void install_jit_factory(runtime::Model& model, std::shared_ptr<JitState> state)
     eo.n_ctx = n_ctx;
     eo.threads = threads;
     eo.scratch_bytes_per_thread = runtime::kernel_scratch_bytes(n_ctx);
+    for (const runtime::RepackedBlob& blob : state->repacked) eo.extra_weights[blob.tensor] = blob.bytes.data();
     BITNET_ASSIGN_OR_RETURN(auto exec, runtime::Executor::create(graph, file, std::move(kernels), eo));
     return std::unique_ptr<runtime::Session>(std::move(exec));
   });
 }
 
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace
 
 Status attach_backend(runtime::Model& model, const BackendOptions& options) {
-  if (options.backend == "interp") return Status::success();
-  if (options.backend != "jit") return make_error("unknown backend '{}' (use jit or interp)", options.backend);
+  if (options.backend != "jit" && options.backend != "interp") {
+    return make_error("unknown backend '{}' (use jit or interp)", options.backend);
+  }
+  BITNET_ASSIGN_OR_RETURN(auto head, requantized_lm_head(model));
+  if (options.backend == "interp") {
+    return head ? Status(no_interpreter_for(head->tensor, "--backend interp")) : Status::success();
+  }
   auto state = std::make_shared<JitState>();
   state->verbose = options.verbose;
   auto jit = codegen::Jit::create({.target = options.target});
   if (!jit.ok()) {
+    if (head) return no_interpreter_for(head->tensor, fmt::format("the JIT is unavailable ({})", jit.error().message));
     fmt::print(stderr, "bitnet: warning: the JIT is unavailable ({}); using the interpreter\n", jit.error().message);
     return Status::success();
   }
   state->jit = std::move(*jit);
+  BITNET_RETURN_IF_ERROR(requantize_for(model, *state));
   install_jit_factory(model, std::move(state));
   return Status::success();
 }
@@ -102,7 +136,7 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   const std::string memo = writable.ok() ? cache.hashes_dir() : "";
   uint64_t size = 0;
   BITNET_ASSIGN_OR_RETURN(runtime::Hash128 hash, runtime::file_content_hash(path, memo, "model", &size));
-  const PlanCompileOptions compile_options{.target = options.backend.target};
+  const PlanCompileOptions compile_options{.target = options.backend.target, .lm_head = options.model.lm_head};
   BITNET_ASSIGN_OR_RETURN(PlanKey key, plan_cache_key(compile_options, hash, size));
   const std::string plan_path = cache.plan_path(key.hex);
 
@@ -135,6 +169,10 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   if (verbose) {
     fmt::print(stderr, "plan cache: miss; compiled {} kernels in {:.1f} ms (link {:.1f} ms, weight hashes {:.1f} ms)\n",
                compiled->plan->kernels.size(), compiled->compile_ms, compiled->link_ms, compiled->weights_ms);
+    for (const runtime::RepackedBlob& blob : compiled->repacked) {
+      fmt::print(stderr, "lm head: {} requantized to {} ({:.1f} MB, for the sidecar) in {:.1f} ms\n", blob.source,
+                 blob.dtype, static_cast<double>(blob.bytes.size()) / 1e6, compiled->repack_ms);
+    }
   }
   if (!writable.ok()) {
     fmt::print(stderr,
@@ -149,6 +187,7 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   auto state = std::make_shared<JitState>();
   state->verbose = verbose;
   state->jit = std::move(compiled->jit);
+  state->repacked = std::move(compiled->repacked);  // the bytes the plan's sidecar got, not made twice
   state->compiled[&model->graph(false)] = std::move(compiled->compiled[0]);
   state->compiled[&model->graph(true)] = std::move(compiled->compiled[1]);
   install_jit_factory(*model, std::move(state));
@@ -156,14 +195,18 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
 }
 
 void register_jit_backend() {
-  set_jit_model_loader([](const CommonRunOptions& o, const passes::PassOptions& passes) {
+  set_jit_model_loader([](const CommonRunOptions& o,
+                          const passes::PassOptions& passes) -> Expected<std::unique_ptr<runtime::Model>> {
     // Printing or timing passes needs them to run, which a cached plan skips.
     const bool passes_wanted = passes.print_after_all || passes.time_passes || !passes.print_after.empty();
     JitModelOptions jo;
     jo.model = {.tokenizer_path = o.tokenizer, .passes = passes};
     jo.backend = {o.backend, o.target, o.verbose};
     jo.use_cache = !o.no_cache && !passes_wanted;
-    return load_jit_model(o.model, jo);
+    BITNET_ASSIGN_OR_RETURN(jo.model.lm_head, parse_lm_head(o.lm_head));
+    BITNET_ASSIGN_OR_RETURN(auto model, load_jit_model(o.model, jo));
+    if (auto note = lm_head_note(*model, jo.model.lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);
+    return model;
   });
 }
 

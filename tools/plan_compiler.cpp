@@ -9,6 +9,7 @@
 #include "runtime/plan_files.h"
 #include "runtime/plan_graph.h"
 #include "runtime/progress.h"
+#include "tools/lm_head.h"
 
 #include <elf.h>
 #include <link.h>
@@ -93,13 +94,13 @@ Expected<PlanKey> plan_cache_key(const PlanCompileOptions& options, const runtim
       "plan_format_version={}\nweight_layout_version={}\n"
       "compiler_version={}\ncompiler_build_id={}\nllvm_version={}\n"
       "target={}\ntriple={}\ncpu={}\nfeatures={}\n"
-      "opt_level={}\nt_max={}\nmatmul_tuning={}\n"
+      "opt_level={}\nt_max={}\nmatmul_tuning={}\nlm_head={}\n"
       "codegen_env=\n"  // no environment variable changes code generation (listed here when one does)
       "model_xxh3_128={}\nmodel_size={}\n",
       runtime::kPlanFormatVersion, runtime::kWeightLayoutVersion, BITNET_VERSION, compiler_build_id(),
       codegen::llvm_version(), options.target, target.triple, target.cpu,
       target.features.empty() ? codegen::enabled_features(target) : target.features, options.opt_level, plan_t_max(),
-      tuning_text(), runtime::to_hex(model_hash), model_size);
+      tuning_text(), ir::dtype_name(options.lm_head), runtime::to_hex(model_hash), model_size);
   key.hex =
       runtime::to_hex(runtime::xxh3_128({reinterpret_cast<const uint8_t*>(key.material.data()), key.material.size()}));
   return key;
@@ -109,6 +110,14 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
                                     const runtime::Hash128& model_hash) {
   CompiledPlan out;
   const ir::Graph* graphs[2] = {&model.graph(false), &model.graph(true)};
+  // The key names options.lm_head, so the graphs must be what that option made of this model
+  // (a head that is not F16 is left alone, and the option with it).
+  BITNET_ASSIGN_OR_RETURN(auto head, requantized_lm_head(model));
+  const ir::DType have = head ? head->type.dtype : ir::DType::F16;
+  if (have != options.lm_head && lm_head_note(model, options.lm_head).empty()) {
+    return make_error("the model's graphs read a {} LM head but the plan is for --lm-head {}", ir::dtype_name(have),
+                      ir::dtype_name(options.lm_head));
+  }
   std::set<std::string> keys;
   for (const ir::Graph* g : graphs) {
     for (const ir::Node& n : g->nodes()) {
@@ -170,10 +179,19 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   plan->code->format = planfb::CodeFormat::ElfSharedObject;
   plan->code->image.assign(image.begin(), image.end());
 
-  // Weights: every tensor the graphs read from the GGUF, with its hash.
-  start = Clock::now();
+  // Weights the file does not have (the requantized LM head) go to the sidecar, so a plan
+  // that is loaded needs no requantization.
   const gguf::GgufFile& file = model.file();
   runtime::WeightIndex index;
+  if (head) {
+    start = Clock::now();
+    BITNET_ASSIGN_OR_RETURN(runtime::RepackedBlob blob, requantize_lm_head(file, *head));
+    index[blob.tensor] = {planfb::BindingKind::Repacked, static_cast<int32_t>(out.repacked.size())};
+    out.repacked.push_back(std::move(blob));
+    out.repack_ms = ms_since(start);
+  }
+  // Weights: every other tensor the graphs read, from the GGUF, with its hash.
+  start = Clock::now();
   {
     runtime::Progress hashing("hashing weights");
     for (const ir::Graph* g : graphs) {
@@ -213,7 +231,8 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   for (const auto& [k, v] :
        std::vector<std::pair<std::string, std::string>>{{"target", options.target},
                                                         {"opt_level", std::to_string(options.opt_level)},
-                                                        {"t_max", std::to_string(plan_t_max())}}) {
+                                                        {"t_max", std::to_string(plan_t_max())},
+                                                        {"lm_head", std::string(ir::dtype_name(have))}}) {
     auto kv = std::make_unique<planfb::KeyValueT>();
     kv->key = k;
     kv->value = v;

@@ -20,6 +20,9 @@ struct PlanCompileOptions {
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
   int opt_level = 3;
   int compile_threads = 2;
+  // The LM head's type (--lm-head): the model must have been loaded with the same option
+  // (runtime::ModelOptions::lm_head); a requantized head goes into the sidecar.
+  ir::DType lm_head = ir::DType::F16;
 };
 
 // The cache key: xxh3-128 of `material`, a text of "name=value" lines (the plan stores both).
@@ -33,12 +36,13 @@ Expected<PlanKey> plan_cache_key(const PlanCompileOptions& options, const runtim
 
 struct CompiledPlan {
   std::unique_ptr<planfb::PlanT> plan;
-  std::vector<runtime::RepackedBlob> repacked;  // for the sidecar (none yet: no pass repacks weights)
+  std::vector<runtime::RepackedBlob> repacked;  // for the sidecar: the requantized LM head, if any
   std::unique_ptr<codegen::Jit> jit;            // owns the in-process kernels below
   codegen::CompiledGraph compiled[2];           // graph(false), graph(true): runnable now
   double compile_ms = 0;
   double link_ms = 0;
   double weights_ms = 0;  // hashing each weight tensor
+  double repack_ms = 0;   // requantizing the LM head
 };
 
 // Compiles `model` (whose file has content hash `model_hash`) for `options.target`.

@@ -27,6 +27,11 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("--plan", o.plan,
                  "run this compiled plan (bitnet compile); -m then only says where the model is, and it must be "
                  "the model the plan was compiled for");
+  cmd.add_option("--lm-head", o.lm_head,
+                 "JIT: the LM head's type. q8_0 or q6_k requantize an F16 head once at load (fewer bytes per "
+                 "decoded token, slightly different logits; heads that are not F16 are used as they are)")
+      ->check(CLI::IsMember({"f16", "q8_0", "q6_k"}))
+      ->capture_default_str();
   cmd.add_flag("--no-cache", o.no_cache, "JIT: compile without looking in or writing to the plan cache");
   cmd.add_flag("-v,--verbose", o.verbose, "report compilation (kernels, per-kernel compile times) on stderr");
   cmd.add_flag("--deterministic", o.deterministic,
@@ -41,6 +46,14 @@ Status finish_common_options(CommonRunOptions& o) {
   if (const char* d = std::getenv("BITNET_DETERMINISTIC"); d && std::string_view(d) == "1") o.deterministic = true;
   if (o.threads < 0) return make_error("--threads must be positive");
   if (o.ctx < 0) return make_error("--ctx-size must be positive");
+  if (o.lm_head != "f16" && !o.plan.empty()) {
+    return make_error("--lm-head {} does not apply to a plan: its LM head was fixed by `bitnet compile --lm-head`",
+                      o.lm_head);
+  }
+  if (o.lm_head != "f16" && o.backend == "interp") {
+    return make_error("--lm-head {} needs --backend jit: the interpreter reads only the model file's tensors",
+                      o.lm_head);
+  }
   return Status::success();
 }
 

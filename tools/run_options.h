@@ -26,10 +26,12 @@ struct CommonRunOptions {
   bool deterministic = false;
   std::string plan;       // run this compiled plan (-m then only overrides where the model is)
   bool no_cache = false;  // JIT without the plan cache
+  std::string lm_head = "f16";  // f16 | q8_0 | q6_k: requantize an F16 LM head (JIT only; opt-in)
 };
 
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
-// Resolves defaults from the environment; fails on an unknown backend.
+// Resolves defaults from the environment; fails on an unknown backend, and on --lm-head other
+// than f16 with the interpreter or a plan (whose LM head `bitnet compile --lm-head` fixed).
 Status finish_common_options(CommonRunOptions& o);
 int resolved_threads(const CommonRunOptions& o);
 
