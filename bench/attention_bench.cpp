@@ -1,5 +1,7 @@
 // Decode (and prefill) attention kernels of the CPU backend at the BitNet b1.58 2B4T shape
-// (20 query heads, 5 KV heads, head_dim 128), one thread, next to the reference kernel.
+// (20 query heads, 5 KV heads, head_dim 128), one thread, next to the reference kernel; and
+// the prefill of the small test models' shapes (bitnet-tiny-mha: 4 heads of 64, b158-tiny-gqa:
+// 8 heads of 32 on 2 KV heads), where attention is half of the prompt time.
 // Usage: attention_bench [--benchmark_filter=...]
 #include "codegen_cpu/jit.h"
 #include "runtime/reference/kernels.h"
@@ -16,13 +18,18 @@ namespace {
 using namespace bitnet;
 using codegen::KernelArgs;
 
-constexpr int64_t kHeads = 20, kKvHeads = 5, kDim = 128, kCells = 4096;
+struct Shape {
+  int64_t heads, kv_heads, dim;
+};
+constexpr Shape k2b4t{20, 5, 128}, kTinyMha{4, 4, 64}, kTinyGqa{8, 2, 32};
+constexpr int64_t kCells = 4096;
 
 ir::Type f32(int64_t cols) {
   return ir::Type{ir::DType::F32, {ir::Dim::tokens(), ir::Dim{cols}}};
 }
 
-codegen::KernelFn compile(bool fused, benchmark::State& state, const std::string& target = "host") {
+codegen::KernelFn compile(const Shape& shape, bool fused, benchmark::State& state, const std::string& target = "host") {
+  const int64_t kHeads = shape.heads, kKvHeads = shape.kv_heads, kDim = shape.dim;
   static std::map<std::string, Expected<std::unique_ptr<codegen::Jit>>> jits;
   auto it = jits.find(target);
   if (it == jits.end()) {
@@ -64,7 +71,8 @@ std::vector<float> random_floats(size_t n, uint32_t seed) {
 }
 
 // A layer cache with random F16 entries in every cell (attention only reads the window).
-std::vector<uint16_t> random_cache(uint32_t seed) {
+std::vector<uint16_t> random_cache(const Shape& shape, uint32_t seed) {
+  const int64_t kKvHeads = shape.kv_heads, kDim = shape.dim;
   const std::vector<float> f = random_floats(static_cast<size_t>(kCells * kKvHeads * kDim), seed);
   std::vector<uint16_t> h(f.size());
   for (size_t i = 0; i < f.size(); ++i) h[i] = runtime::ref::fp32_to_fp16(f[i]);
@@ -72,15 +80,17 @@ std::vector<uint16_t> random_cache(uint32_t seed) {
 }
 
 // tokens = 1: decode at position `pos` (state.range(0)); tokens > 1: a prefill chunk from 0.
-void run_kernel(benchmark::State& state, bool fused, int64_t tokens, const std::string& target = "host") {
-  codegen::KernelFn fn = compile(fused, state, target);
+void run_kernel(benchmark::State& state, const Shape& shape, bool fused, int64_t tokens,
+                const std::string& target = "host") {
+  const int64_t kHeads = shape.heads, kKvHeads = shape.kv_heads, kDim = shape.dim;
+  codegen::KernelFn fn = compile(shape, fused, state, target);
   if (fn == nullptr) return;
   const int64_t pos = tokens == 1 ? state.range(0) : 0;
   const int64_t width = fused ? (kHeads + 2 * kKvHeads) * kDim : kHeads * kDim;
   const auto q = random_floats(static_cast<size_t>(tokens * width), 1);
   const auto k = random_floats(static_cast<size_t>(tokens * kKvHeads * kDim), 2);
   const auto v = random_floats(static_cast<size_t>(tokens * kKvHeads * kDim), 3);
-  std::vector<uint16_t> k_cache = random_cache(4), v_cache = random_cache(5);
+  std::vector<uint16_t> k_cache = random_cache(shape, 4), v_cache = random_cache(shape, 5);
   std::vector<float> out(static_cast<size_t>(tokens * kHeads * kDim)), scratch(4 * kCells + 12 * kDim);
   KernelArgs args{};
   args.in[0] = q.data();
@@ -104,24 +114,31 @@ void run_kernel(benchmark::State& state, bool fused, int64_t tokens, const std::
 }
 
 void BM_DecodeAttention(benchmark::State& state) {
-  run_kernel(state, false, 1);
+  run_kernel(state, k2b4t, false, 1);
 }
 void BM_DecodeRopeAttention(benchmark::State& state) {
-  run_kernel(state, true, 1);
+  run_kernel(state, k2b4t, true, 1);
 }
 void BM_PrefillRopeAttention(benchmark::State& state) {
-  run_kernel(state, true, state.range(0));
+  run_kernel(state, k2b4t, true, state.range(0));
+}
+void BM_PrefillRopeAttentionTinyMha(benchmark::State& state) {
+  run_kernel(state, kTinyMha, true, state.range(0));
+}
+void BM_PrefillRopeAttentionTinyGqa(benchmark::State& state) {
+  run_kernel(state, kTinyGqa, true, state.range(0));
 }
 // The AVX2 build (x86-64-v3): 256-bit vectors, query blocks of 2 heads.
 void BM_DecodeAttentionX86_64_v3(benchmark::State& state) {
-  run_kernel(state, false, 1, "x86-64-v3");
+  run_kernel(state, k2b4t, false, 1, "x86-64-v3");
 }
 
 // The reference kernel (runtime/reference) at the same shape, for scale.
 void BM_DecodeAttentionReference(benchmark::State& state) {
+  const int64_t kHeads = k2b4t.heads, kKvHeads = k2b4t.kv_heads, kDim = k2b4t.dim;
   const int64_t pos = state.range(0);
   const auto q = random_floats(static_cast<size_t>(kHeads * kDim), 1);
-  std::vector<uint16_t> k_cache = random_cache(4), v_cache = random_cache(5);
+  std::vector<uint16_t> k_cache = random_cache(k2b4t, 4), v_cache = random_cache(k2b4t, 5);
   std::vector<float> out(static_cast<size_t>(kHeads * kDim));
   const runtime::ref::AttentionShape shape{kHeads, kKvHeads, kDim};
   const runtime::ref::KvLayerView kv{k_cache.data(), v_cache.data(), kCells};
@@ -136,6 +153,8 @@ BENCHMARK(BM_DecodeRopeAttention)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrose
 BENCHMARK(BM_DecodeAttentionX86_64_v3)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DecodeAttentionReference)->Arg(128)->Arg(1024)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PrefillRopeAttention)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PrefillRopeAttentionTinyMha)->Arg(128)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillRopeAttentionTinyGqa)->Arg(128)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -179,7 +179,9 @@ struct Case {
   int64_t cols = 2560;
   int64_t tokens = 1;
   bool cold = true;
-  bool gated = false;  // gated_ffn (relu2) over two weights of `rows[0]` rows instead of a matmul_cat
+  bool gated = false;  // gated_ffn over two weights of `rows[0]` rows instead of a matmul_cat
+  std::string act = "relu2";  // gated_ffn activation
+  bool add = false;           // matmul_add (a residual input) instead of a matmul
 };
 
 void bm_kernel(benchmark::State& state, Case c) {
@@ -194,8 +196,11 @@ void bm_kernel(benchmark::State& state, Case c) {
   }
   const bool i8q = c.weight == ir::DType::I2_S;
   KernelDesc d;
-  d.op = c.gated ? ir::OpKind::GatedFfn : c.rows.size() > 1 ? ir::OpKind::MatMulCat : ir::OpKind::MatMul;
-  if (c.gated) d.attrs.push_back({"act", std::string("relu2")});
+  d.op = c.gated                ? ir::OpKind::GatedFfn
+         : c.rows.size() > 1      ? ir::OpKind::MatMulCat
+         : c.add                  ? ir::OpKind::MatMulAdd
+                                  : ir::OpKind::MatMul;
+  if (c.gated) d.attrs.push_back({"act", c.act});
   d.operands.push_back(type2(i8q ? ir::DType::I8Q : ir::DType::F32, -1, c.cols));
   int64_t total = 0;
   int64_t bytes = 0;
@@ -205,6 +210,7 @@ void bm_kernel(benchmark::State& state, Case c) {
     bytes += weight_bytes(c.weight, r, c.cols);
   }
   if (c.gated) total = c.rows[0];
+  if (c.add) d.operands.push_back(type2(ir::DType::F32, -1, total));
   d.result = type2(ir::DType::F32, -1, total);
   auto kernel = (*jit)->compile_one(d);
   matmul_tuning() = MatmulTuning{};
@@ -225,7 +231,7 @@ void bm_kernel(benchmark::State& state, Case c) {
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     for (int64_t i = 0; i < c.tokens * c.cols; ++i) f[i] = u(rng);
   }
-  std::vector<float> out(static_cast<size_t>(c.tokens * total));
+  std::vector<float> out(static_cast<size_t>(c.tokens * total)), residual(out.size(), 0.5f);
   Team team(threads);
   // Halves aligned to 64 features, as the executor splits.
   std::vector<std::pair<int64_t, int64_t>> ranges;
@@ -237,6 +243,18 @@ void bm_kernel(benchmark::State& state, Case c) {
   const size_t stride = (static_cast<size_t>(bytes) + 4095) / 4096 * 4096;
   const size_t copies = c.cold ? std::max<size_t>(1, (kPoolBytes - 4096) / stride) : 1;
   size_t copy = 0;
+  if (i8q) {
+    // The per-tensor I2_S scale behind each weight: 1.0 rather than whatever float the pool's
+    // bytes spell there (a subnormal or huge scale would time microcode assists, not the kernel).
+    const float one = 1.0f;
+    for (size_t k = 0; k < copies; ++k) {
+      int64_t at = 0;
+      for (int64_t r : c.rows) {
+        at += weight_bytes(c.weight, r, c.cols);
+        std::memcpy(pool() + stride * k + static_cast<size_t>(at) - 32, &one, 4);
+      }
+    }
+  }
   KernelArgs args{};
   args.in[0] = x.data();
   args.out = out.data();
@@ -254,6 +272,7 @@ void bm_kernel(benchmark::State& state, Case c) {
       args.in[i + 1] = base + at;
       at += weight_bytes(c.weight, c.rows[i], c.cols);
     }
+    if (c.add) args.in[2] = residual.data();
     team.run(job);
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -337,6 +356,38 @@ void register_all() {
   add("q8_0_lm_head_gemv/128256x2560", head, {1, 2});
   head.weight = ir::DType::Q6_K;
   add("q6_k_lm_head_gemv/128256x2560", head, {1, 2});
+
+  // ---- the small test models' decode kernels (weights cache-resident, per-call overheads) ----
+  for (const int64_t e : {int64_t{256}, int64_t{384}}) {
+    const std::string dims = std::to_string(3 * e) + "x" + std::to_string(e);
+    Case tiny;
+    tiny.cols = e;
+    tiny.cold = false;
+    tiny.rows = {e, e, e};
+    add("tiny/i2s_qkv_cat_" + dims, tiny, {1, 2});
+    tiny.tuning.i2s_gemv_batch = false;
+    add("tiny/i2s_qkv_cat_" + dims + "_unbatched", tiny, {1});
+    tiny.tuning.i2s_gemv_batch = true;
+    tiny.rows = {3 * e, 3 * e};
+    tiny.gated = true;
+    tiny.act = "silu";
+    add("tiny/i2s_gated_ffn_silu_2x" + dims, tiny, {1, 2});
+    tiny.act = "relu2";
+    add("tiny/i2s_gated_ffn_relu2_2x" + dims, tiny, {1, 2});
+    tiny.tuning.i2s_gemv_batch = false;
+    add("tiny/i2s_gated_ffn_relu2_2x" + dims + "_unbatched", tiny, {1});
+    tiny.tuning.i2s_gemv_batch = true;
+    tiny.gated = false;
+    tiny.add = true;
+    tiny.rows = {e};
+    tiny.cols = 3 * e;
+    add("tiny/i2s_ffn_down_add_" + std::to_string(e) + "x" + std::to_string(3 * e), tiny, {1, 2});
+    tiny.add = false;
+    tiny.weight = ir::DType::F16;
+    tiny.rows = {32000};
+    tiny.cols = e;
+    add("tiny/f16_lm_head_32000x" + std::to_string(e), tiny, {1, 2});
+  }
 
   // ---- design variants (1 thread; the defaults are the chosen ones) ----
   using Edit = std::function<void(Case&)>;

@@ -166,14 +166,46 @@ void AttentionEmitter::query_block(const Token& token, llvm::Value* g, llvm::Val
 
 // probs[j] = float(q . k_j * scale) + 0 for cells j < visible (ref::vec_dot_f16 on F16 q and
 // K; adding the zero mask is what turns -0 into +0 in the reference). Returns each row's max.
-// Each K row is converted from F16 once for all queries. (Reducing 16 cells' trees together
-// with shuffles was tried: no gain, these loops stream K at close to cache bandwidth.)
+// Each K row is converted from F16 once for all queries. Head dims that are a multiple of 64
+// (no double tail) take 16 cells at a time: their 16 tree sums are done together
+// (TreeSum16x16) and the scale, store and max run on whole vectors.
 std::vector<llvm::Value*> AttentionEmitter::scores(llvm::Value* g, const std::vector<Query>& queries,
                                                    llvm::Value* visible) {
   const auto dim = static_cast<unsigned>(s_.dim);
-  std::vector<llvm::Value*> init(queries.size(), kb_.cf32(-INFINITY));
-  return kb_.loop_carried(kb_.c64(0), visible, 1, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
-    llvm::Value* k = b_.CreateFPExt(load_vec(kb_, kb_.f16(), dim, k_row(g, j), kb_.c64(0), 2), kb_.vec(kb_.f32(), dim));
+  auto k_at = [&](llvm::Value* j) {
+    return b_.CreateFPExt(load_vec(kb_, kb_.f16(), dim, k_row(g, j), kb_.c64(0), 2), kb_.vec(kb_.f32(), dim));
+  };
+  std::vector<llvm::Value*> max(queries.size(), kb_.cf32(-INFINITY));
+  llvm::Value* start = kb_.c64(0);
+  if (s_.dim % 64 == 0) {
+    start = b_.CreateAnd(visible, kb_.c64(~int64_t{15}));
+    std::vector<llvm::Value*> init(queries.size(), kb_.splat(16, kb_.cf32(-INFINITY)));
+    std::vector<llvm::Value*> lanes =
+        kb_.loop_carried(kb_.c64(0), start, 16, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
+          std::vector<TreeSum16x16> sums(queries.size(), TreeSum16x16(kb_));
+          for (int c = 0; c < 16; ++c) {
+            llvm::Value* k = k_at(b_.CreateAdd(j, kb_.c64(c)));
+            for (size_t i = 0; i < queries.size(); ++i) sums[i].push(dot_lanes(kb_, k, queries[i].q, s_.dim));
+          }
+          std::vector<llvm::Value*> next(queries.size());
+          for (size_t i = 0; i < queries.size(); ++i) {
+            llvm::Value* w = b_.CreateFAdd(b_.CreateFMul(sums[i].finish(), kb_.splat(16, kb_.cf32(s_.scale))),
+                                           kb_.splat(16, kb_.cf32(0.0f)));
+            b_.CreateAlignedStore(w, kb_.element_ptr(kb_.f32(), queries[i].probs, j), llvm::MaybeAlign(4));
+            next[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, m[i]), w, m[i]);
+          }
+          return next;
+        });
+    // The running max over the lanes: the same select, so NaN scores are skipped as before.
+    for (size_t i = 0; i < queries.size(); ++i) {
+      for (unsigned l = 0; l < 16; ++l) {
+        llvm::Value* w = b_.CreateExtractElement(lanes[i], static_cast<uint64_t>(l));
+        max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
+      }
+    }
+  }
+  return kb_.loop_carried(start, visible, 1, max, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
+    llvm::Value* k = k_at(j);
     std::vector<llvm::Value*> next(queries.size());
     for (size_t i = 0; i < queries.size(); ++i) {
       llvm::Value* w =
@@ -199,10 +231,17 @@ void AttentionEmitter::normalise(llvm::Value* probs, llvm::Value* max, llvm::Val
         b_.CreateAlignedStore(e, kb_.element_ptr(kb_.f32(), probs, i), llvm::MaybeAlign(4));
         return std::vector<llvm::Value*>{b_.CreateFAdd(s[0], b_.CreateFPExt(tree_sum16(kb_, e), kb_.f64()))};
       })[0];
-  llvm::Value* inv =
-      b_.CreateVectorSplat(16, b_.CreateFPTrunc(b_.CreateFDiv(llvm::ConstantFP::get(kb_.f64(), 1.0), sum), kb_.f32()));
+  llvm::Value* inv = b_.CreateVectorSplat(
+      16, b_.CreateFPExt(b_.CreateFPTrunc(b_.CreateFDiv(llvm::ConstantFP::get(kb_.f64(), 1.0), sum), kb_.f32()),
+                         kb_.f64()));
+  llvm::VectorType* f64x16 = kb_.vec(kb_.f64(), 16);
   kb_.loop(kb_.c64(0), window, 16, [&](llvm::Value* i) {
-    llvm::Value* p = b_.CreateFMul(load_vec(kb_, kb_.f32(), 16, probs, i, 4), inv);
+    // float(e * inv), computed in double (exact) and rounded once, which is the float product:
+    // a float multiply with a subnormal e (wide score ranges give many) would cost a microcode
+    // assist per vector. The fence keeps LLVM from folding this back into a float multiply.
+    llvm::Value* wide = b_.CreateFMul(b_.CreateFPExt(load_vec(kb_, kb_.f32(), 16, probs, i, 4), f64x16), inv);
+    llvm::Value* p = b_.CreateFPTrunc(kb_.intrinsic(llvm::Intrinsic::arithmetic_fence, {f64x16}, {wide}),
+                                      kb_.vec(kb_.f32(), 16));
     p = b_.CreateSelect(round_to_half, round_to_f16(kb_, p), p);
     b_.CreateAlignedStore(p, kb_.element_ptr(kb_.f32(), probs, i), llvm::MaybeAlign(4));
   });

@@ -1,6 +1,7 @@
 // The weighted sums of V for the attention emitter: decode mode as ref::vec_dot_f16 on F16
 // probabilities, prompt mode as llamafile tinyBLAS on F32 probabilities, lane for lane.
 #include "codegen_cpu/emit_attention.h"
+#include "codegen_cpu/emit_math.h"
 
 #include <algorithm>
 
@@ -218,17 +219,49 @@ void AttentionEmitter::weighted_sum_prompt(llvm::Value* g, const std::vector<Que
     std::vector<llvm::Value*> acc =
         kb_.loop_carried(kb_.c64(0), window, 16, init, [&](llvm::Value* c, const std::vector<llvm::Value*>& a) {
           std::vector<llvm::Value*> p(n);
-          for (unsigned i = 0; i < n; ++i) p[i] = load_vec(kb_, kb_.f32(), 16, queries[i].probs, c, 4);
-          std::vector<llvm::Value*> next(a.size());
-          for (unsigned u = 0; u < rows; ++u) {
-            llvm::Value* vv = fext(load_vec(kb_, kb_.f16(), 16, v_at(v[u], c), kb_.c64(0), 2));
-            for (unsigned i = 0; i < n; ++i) next[u * n + i] = kb_.fma(vv, p[i], a[u * n + i]);
+          llvm::Value* subnormal = nullptr;
+          for (unsigned i = 0; i < n; ++i) {
+            p[i] = load_vec(kb_, kb_.f32(), 16, queries[i].probs, c, 4);
+            llvm::Value* s = b_.CreateAnd(b_.CreateFCmpOLT(p[i], kb_.splat(16, kb_.cf32(0x1p-126f))),
+                                          b_.CreateFCmpOGT(p[i], kb_.splat(16, kb_.cf32(0.0f))));
+            subnormal = subnormal ? b_.CreateOr(subnormal, s) : s;
           }
-          return next;
+          // A subnormal p in a float FMA costs a ~150-cycle microcode assist, once per V row; wide
+          // score ranges produce many. Chunks holding one take the exact FMA in double instead.
+          auto chunk = [&](bool in_double) {
+            std::vector<llvm::Value*> next(a.size());
+            for (unsigned u = 0; u < rows; ++u) {
+              llvm::Value* vv = fext(load_vec(kb_, kb_.f16(), 16, v_at(v[u], c), kb_.c64(0), 2));
+              for (unsigned i = 0; i < n; ++i) {
+                next[u * n + i] =
+                    in_double ? fma_in_double(kb_, vv, p[i], a[u * n + i]) : kb_.fma(vv, p[i], a[u * n + i]);
+              }
+            }
+            return next;
+          };
+          return kb_.if_else(kb_.intrinsic(llvm::Intrinsic::vector_reduce_or, {subnormal->getType()}, {subnormal}),
+                             [&] { return chunk(true); }, [&] { return chunk(false); });
         });
+    if (rows * n != 16) {
+      for (unsigned u = 0; u < rows; ++u) {
+        for (unsigned i = 0; i < n; ++i)
+          kb_.store(tree_sum16(kb_, acc[u * n + i]), queries[i].out, b_.CreateAdd(d, kb_.c64(u)), 4);
+      }
+      return;
+    }
+    // 16 chains: their tree sums together, as one vector (lane u * n + i: row u of query i).
+    TreeSum16x16 tree(kb_);
+    for (llvm::Value* a : acc) tree.push(a);
+    llvm::Value* sums = tree.finish();
+    if (n == 1) {
+      b_.CreateAlignedStore(sums, kb_.element_ptr(kb_.f32(), queries[0].out, d), llvm::MaybeAlign(4));
+      return;
+    }
     for (unsigned u = 0; u < rows; ++u) {
-      for (unsigned i = 0; i < n; ++i)
-        kb_.store(tree_sum16(kb_, acc[u * n + i]), queries[i].out, b_.CreateAdd(d, kb_.c64(u)), 4);
+      for (unsigned i = 0; i < n; ++i) {
+        kb_.store(b_.CreateExtractElement(sums, static_cast<uint64_t>(u * n + i)), queries[i].out,
+                  b_.CreateAdd(d, kb_.c64(u)), 4);
+      }
     }
   });
 }

@@ -2,6 +2,7 @@
 // range of output features over the node's weight matrices, runs the product generator
 // for the weight type on each piece and applies the op's epilogue to the results.
 #include "codegen_cpu/emit_matmul.h"
+#include "codegen_cpu/emit_math.h"
 #include "codegen_cpu/emitters.h"
 
 namespace bitnet::codegen {
@@ -13,48 +14,12 @@ MatmulTuning& matmul_tuning() {
 
 namespace {
 
-// ggml_v_expf lane for lane (runtime/reference/expf.cpp): the same float operations in
-// the same order, so SiLU in gated_ffn is bit-identical to the interpreter's. ldexp(j, n)
-// is one multiply by 2^n where 2^n is a normal float, and two exact-then-rounding
-// multiplies at the ends of the range (subnormal results, overflow to inf).
-llvm::Value* expf_ggml(KernelBuilder& kb, llvm::Value* x) {
-  auto& b = kb.b;
-  auto c = [&](float v) { return kb.like(x, v); };
-  llvm::Type* t = x->getType();
-  llvm::Type* int_type = b.getInt32Ty();
-  if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t)) int_type = kb.vec(b.getInt32Ty(), vt->getNumElements());
-  auto pow2 = [&](llvm::Value* e) {  // 2^e for integral e, clamped to the normal range
-    llvm::Value* clamped = kb.intrinsic(llvm::Intrinsic::maxnum, {t},
-                                        {kb.intrinsic(llvm::Intrinsic::minnum, {t}, {e, c(127.0f)}), c(-126.0f)});
-    llvm::Value* bits =
-        b.CreateShl(b.CreateAdd(b.CreateFPToSI(clamped, int_type), llvm::ConstantInt::get(int_type, 127)),
-                    llvm::ConstantInt::get(int_type, 23));
-    return b.CreateBitCast(bits, t);
-  };
-  llvm::Value* z = kb.fma(x, c(0x1.715476p+0f), c(0x1.8p23f));
-  llvm::Value* n = b.CreateFSub(z, c(0x1.8p23f));
-  llvm::Value* neg_n = b.CreateFNeg(n);
-  llvm::Value* r = kb.fma(neg_n, c(0x1.7f7d1cp-20f), kb.fma(neg_n, c(0x1.62e4p-1f), x));
-  llvm::Value* u = b.CreateFMul(r, r);
-  llvm::Value* j = kb.fma(
-      kb.fma(kb.fma(c(0x1.0e4020p-7f), r, c(0x1.573e2ep-5f)), u, kb.fma(c(0x1.555e66p-3f), r, c(0x1.fffdb6p-2f))), u,
-      kb.fma(c(0x1.ffffecp-1f), r, c(1.0f)));
-  llvm::Value* mid = b.CreateFMul(j, pow2(n));
-  llvm::Value* high = b.CreateFMul(b.CreateFMul(j, pow2(b.CreateFSub(n, c(100.0f)))), c(0x1p100f));
-  llvm::Value* low = b.CreateFMul(b.CreateFMul(j, pow2(b.CreateFAdd(n, c(100.0f)))), c(0x1p-100f));
-  llvm::Value* e =
-      b.CreateSelect(b.CreateFCmpOGT(n, c(127.0f)), high, b.CreateSelect(b.CreateFCmpOLT(n, c(-126.0f)), low, mid));
-  llvm::Value* outside = b.CreateFCmpOGT(kb.intrinsic(llvm::Intrinsic::fabs, {t}, {n}), c(192.0f));
-  llvm::Value* limit = b.CreateSelect(b.CreateFCmpOLE(n, c(0.0f)), c(0.0f), c(INFINITY));
-  return b.CreateSelect(outside, limit, e);
-}
-
 // The interpreter's silu_row: ggml_v_silu for the lanes of whole 16-blocks of the row, and
 // x / (1 + expf(-x)) for the last n % 16 (libm there; the builder's exp is within 2 ulp).
 llvm::Value* silu(KernelBuilder& kb, llvm::Value* x, llvm::Value* first_feature, int64_t features) {
   auto& b = kb.b;
   llvm::Value* one = kb.like(x, 1.0f);
-  llvm::Value* exact = b.CreateFDiv(x, b.CreateFAdd(one, expf_ggml(kb, b.CreateFSub(kb.like(x, 0.0f), x))));
+  llvm::Value* exact = b.CreateFDiv(x, b.CreateFAdd(one, ggml_expf(kb, b.CreateFSub(kb.like(x, 0.0f), x))));
   const int64_t vector_end = features - features % 16;
   if (vector_end == features) return exact;
   llvm::Value* tail = b.CreateFDiv(x, b.CreateFAdd(one, kb.exp_f32(b.CreateFNeg(x))));
@@ -97,33 +62,64 @@ bool fail(std::string* error, const std::string& message) {
 }  // namespace
 
 void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens,
-                const MicroKernel& micro, const RowPrologue& prologue, int gemv_streams) {
+                const MicroKernel& micro, const TileOptions& options) {
   auto& b = kb.b;
   llvm::Value* lo = p.row_begin;
   llvm::Value* hi = p.row_end;
   llvm::Value* tokens = p.n_tokens;
-  // Full tiles of `rows` over [from, hi), then single rows; body(rows, row).
-  auto over_rows = [&](llvm::Value* from, int rows, const std::function<void(int, llvm::Value*)>& body) {
-    llvm::Value* full_end = hi;
-    if (rows > 1) {
-      llvm::Value* count = b.CreateSub(hi, from);
-      full_end = b.CreateAdd(from, b.CreateMul(b.CreateSDiv(count, kb.c64(rows)), kb.c64(rows)));
-    }
-    kb.loop(from, full_end, rows, [&](llvm::Value* r) { body(rows, r); });
-    if (rows > 1) kb.loop(full_end, hi, 1, [&](llvm::Value* r) { body(1, r); });
+  // for (r = from; r < to; r += step) body(r), visiting the same r in descending order where
+  // `backwards` (a runtime i1; nullptr: never). to - from is a multiple of step.
+  auto loop = [&](llvm::Value* from, llvm::Value* to, int step, llvm::Value* backwards,
+                  const std::function<void(llvm::Value*)>& body) {
+    kb.loop(from, to, step, [&](llvm::Value* r) {
+      if (backwards) r = b.CreateSelect(backwards, b.CreateSub(b.CreateSub(b.CreateAdd(from, to), kb.c64(step)), r), r);
+      body(r);
+    });
   };
+  // The end of the whole tiles of `rows` in [from, hi).
+  auto tiles_end = [&](llvm::Value* from, int64_t rows) {
+    if (rows == 1) return hi;
+    return b.CreateAdd(from, b.CreateMul(b.CreateSDiv(b.CreateSub(hi, from), kb.c64(rows)), kb.c64(rows)));
+  };
+  // Full tiles of `rows` over [from, hi), then single rows; body(rows, row).
+  auto over_rows = [&](llvm::Value* from, int rows, llvm::Value* backwards,
+                       const std::function<void(int, llvm::Value*)>& body) {
+    llvm::Value* full_end = tiles_end(from, rows);
+    loop(from, full_end, rows, backwards, [&](llvm::Value* r) { body(rows, r); });
+    if (rows > 1) loop(full_end, hi, 1, backwards, [&](llvm::Value* r) { body(1, r); });
+  };
+  const int groups = options.batch ? options.batch_groups : 1;
   auto decode = [&] {
+    const bool two_streams = options.gemv_streams == 2 && gemv_rows >= 2 && p.weights.size() == 1;
+    const int per = gemv_rows / 2;
+    llvm::Value* half =
+        two_streams ? b.CreateMul(b.CreateSDiv(b.CreateSub(hi, lo), kb.c64(2 * per * groups)), kb.c64(per * groups))
+                    : nullptr;
+    if (options.decode_start && !options.reverse) {
+      options.decode_start(two_streams ? std::vector<llvm::Value*>{lo, b.CreateAdd(lo, half)}
+                                       : std::vector<llvm::Value*>{lo});
+    }
     kb.loop(kb.c64(0), tokens, 1, [&](llvm::Value* t) {
       llvm::Value* from = lo;
-      if (gemv_streams == 2 && gemv_rows >= 2 && p.weights.size() == 1) {
-        // Tiles of gemv_rows / 2 rows from each half, then the leftover rows as usual.
-        const int per = gemv_rows / 2;
-        llvm::Value* half = b.CreateMul(b.CreateSDiv(b.CreateSub(hi, lo), kb.c64(2 * per)), kb.c64(per));
-        kb.loop(lo, b.CreateAdd(lo, half), per,
-                [&](llvm::Value* r) { micro(per, 1, false, r, t, b.CreateAdd(r, half)); });
+      if (two_streams) {
+        // Tiles of gemv_rows / 2 rows from each half (batches of them where possible), then
+        // the leftover rows as usual.
+        loop(lo, b.CreateAdd(lo, half), per * groups, options.reverse, [&](llvm::Value* r) {
+          if (groups > 1) {
+            options.batch(groups, r, t, b.CreateAdd(r, half));
+          } else {
+            micro(per, 1, false, r, t, b.CreateAdd(r, half));
+          }
+        });
         from = b.CreateAdd(lo, b.CreateMul(half, kb.c64(2)));
+      } else if (groups > 1) {
+        llvm::Value* batched_end = tiles_end(from, gemv_rows * groups);
+        loop(from, batched_end, gemv_rows * groups, options.reverse,
+             [&](llvm::Value* r) { options.batch(groups, r, t, nullptr); });
+        from = batched_end;
       }
-      over_rows(from, gemv_rows, [&](int rows, llvm::Value* r) { micro(rows, 1, false, r, t, nullptr); });
+      over_rows(from, gemv_rows, options.reverse,
+                [&](int rows, llvm::Value* r) { micro(rows, 1, false, r, t, nullptr); });
     });
   };
   if (gemm_tokens <= 1) {
@@ -133,8 +129,8 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
   llvm::Value* gemm = b.CreateICmpSGE(tokens, kb.c64(gemm_tokens));
   kb.if_then(gemm, [&] {
     llvm::Value* full_tokens = b.CreateMul(b.CreateSDiv(tokens, kb.c64(gemm_tokens)), kb.c64(gemm_tokens));
-    over_rows(lo, gemm_rows, [&](int rows, llvm::Value* r) {
-      if (prologue) prologue(rows, r);
+    over_rows(lo, gemm_rows, nullptr, [&](int rows, llvm::Value* r) {
+      if (options.prologue) options.prologue(rows, r);
       kb.loop(kb.c64(0), full_tokens, gemm_tokens,
               [&](llvm::Value* t) { micro(rows, gemm_tokens, true, r, t, nullptr); });
       kb.loop(full_tokens, tokens, 1, [&](llvm::Value* t) { micro(rows, 1, true, r, t, nullptr); });

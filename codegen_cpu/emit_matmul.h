@@ -34,15 +34,30 @@ struct ProductArgs {
 // tokens, gemm, row, token) for each tile; rows and tokens are compile-time tile sizes
 // (remainders get tiles of 1), gemm tells the prefill path (n_tokens >= gemm_tokens, rows
 // outermost so a tile of weights is reused by every token) from the decode path.
-// In the prefill path, prologue(rows, row) (if set) runs once per row tile before its tokens.
-// With gemv_streams = 2 the decode path of a single-weight product reads two distant row
-// ranges at once (the first and second half of the range; more memory streams in flight):
-// micro then gets `row2`, the first of `rows` more rows of the same weight, and stores both.
 using MicroKernel =
     std::function<void(int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2)>;
 using RowPrologue = std::function<void(int rows, llvm::Value* row)>;
+// `groups` consecutive decode tiles from `row` (and from `row2`) with one shared epilogue.
+using BatchKernel = std::function<void(int groups, llvm::Value* row, llvm::Value* token, llvm::Value* row2)>;
+struct TileOptions {
+  // In the prefill path, prologue(rows, row) (if set) runs once per row tile before its tokens.
+  RowPrologue prologue;
+  // 2: the decode path of a single-weight product reads two distant row ranges at once (the
+  // first and second half of the range; more memory streams in flight): micro then gets
+  // `row2`, the first of `rows` more rows of the same weight, and stores both.
+  int gemv_streams = 1;
+  // An i1 (or nullptr: never): the decode path visits its row tiles in descending order.
+  llvm::Value* reverse = nullptr;
+  // Decode: batch(batch_groups, ...) covers batch_groups whole tiles at a time where it can
+  // (the rest of the range goes tile by tile through micro).
+  BatchKernel batch;
+  int batch_groups = 0;
+  // Decode (forwards): called once before the tiles with the first row of each memory stream
+  // (the generator prefetches their first bytes: the in-loop prefetches only reach ahead).
+  std::function<void(const std::vector<llvm::Value*>& stream_rows)> decode_start;
+};
 void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm_rows, int gemm_tokens,
-                const MicroKernel& micro, const RowPrologue& prologue = {}, int gemv_streams = 1);
+                const MicroKernel& micro, const TileOptions& options = {});
 
 // I2_S weights times i8q activations, bit-exact with ref::matmul_i8q_rows (emit_matmul_i2s.cpp).
 bool emit_product_i2s(KernelBuilder& kb, const ProductArgs& p, std::string* error);

@@ -16,6 +16,7 @@
 // distant row ranges at once and prefetches 8 KiB ahead: that is what reaches DRAM speed.
 // Prefill shifts the fields of a tile of 8 rows down once into a stack buffer and then spends
 // its vector slots on vpdpbusd only, for every tile of 4 tokens.
+#include "codegen_cpu/emit_math.h"
 #include "codegen_cpu/emit_matmul.h"
 
 #include <llvm/IR/IntrinsicsX86.h>
@@ -67,16 +68,45 @@ class I2sGenerator {
     // tiles spend their vector ALU slots on dot products only.
     const int64_t max_slots = static_cast<int64_t>(p_.weights.size()) * ((gemm_rows + halves_ - 1) / halves_);
     if (tune_.i2s_gemm_tokens > 1) codes_ = code_buffer(static_cast<uint64_t>(blocks_ * max_slots * 4 * vector_bytes_));
+    TileOptions options;
+    options.prologue = [&](int rows, llvm::Value* row) { extract_codes(rows, row); };
+    if (tune_.i2s_start_prefetch_bytes > 0) {
+      options.decode_start = [&](const std::vector<llvm::Value*>& stream_rows) {
+        start_prefetch(stream_rows, row_bytes_, tune_.i2s_start_prefetch_bytes);
+      };
+    }
+    options.gemv_streams = tune_.i2s_gemv_streams;
+    // Batched decode epilogues: 512-bit vectors (two rows per vector) and tiles of 2 rows per
+    // weight (or per stream), as the default tuning gives.
+    const bool two_streams = tune_.i2s_gemv_streams == 2 && p_.weights.size() == 1;
+    if (tune_.i2s_gemv_batch && halves_ == 2 && decode_split() > 0 && (two_streams ? gemv_rows / 2 : gemv_rows) == 2) {
+      options.batch_groups = 8;
+      options.batch = [&](int groups, llvm::Value* row, llvm::Value* token, llvm::Value* row2) {
+        micro_batch(groups, row, token, row2);
+      };
+    }
     emit_tiles(
         kb_, p_, gemv_rows, gemm_rows, tune_.i2s_gemm_tokens,
         [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2) {
           micro(rows, tokens, gemm, row, token, row2);
         },
-        [&](int rows, llvm::Value* row) { extract_codes(rows, row); }, tune_.i2s_gemv_streams);
+        options);
     return true;
   }
 
  private:
+  // The first `bytes` of each stream (its rows are contiguous), before the first tile: a decode
+  // kernel otherwise starts with nothing in flight but what the hardware prefetcher guesses.
+  void start_prefetch(const std::vector<llvm::Value*>& stream_rows, int64_t row_bytes, int64_t bytes) {
+    for (llvm::Value* w : p_.weights) {
+      std::vector<llvm::Value*> starts;
+      for (llvm::Value* r : stream_rows) starts.push_back(kb_.byte_offset(w, b_.CreateMul(r, kb_.c64(row_bytes))));
+      kb_.loop(kb_.c64(0), kb_.c64(bytes), 64, [&](llvm::Value* at) {
+        for (llvm::Value* s : starts) prefetch(kb_, kb_.byte_offset(s, at));
+      });
+    }
+  }
+
   bool vnni() const { return isa_ == Isa::kVnni512 || isa_ == Isa::kVnni256; }
 
   // The prefill code buffer: one 64-byte aligned stack array in the entry block, shared by
@@ -291,9 +321,17 @@ class I2sGenerator {
     });
   }
 
-  // Rows r0 .. r0 + rows - 1 of every weight matrix (or of the one weight from r0 and from r1)
-  // times tokens t0 .. t0 + tokens - 1.
-  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
+  // A tile's integer dot products before the lanes of each row are summed: per (slot, token)
+  // one vector (the split accumulators scaled back and added; exact, every lane is a multiple).
+  struct TileDots {
+    std::vector<Source> from;
+    size_t slots = 0;
+    std::vector<llvm::Value*> sums;  // [slot * tokens + token]
+  };
+
+  // The K loop of rows r0 .. r0 + rows - 1 of every weight matrix (or of the one weight from r0
+  // and from r1) times tokens t0 .. t0 + tokens - 1.
+  TileDots dot_tile(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
     const int split = gemm ? (vnni() && tune_.i2s_gemm_accs == 2 ? 2 : 1) : decode_split();
     std::vector<llvm::Value*> row_ptrs;
     const std::vector<Source> from = sources(r0, r1);
@@ -330,13 +368,8 @@ class I2sGenerator {
         });
     if (blocks_ % 2) block_step(slots.size(), source, act_rows, kb_.c64(blocks_ - 1), split, accs);
 
-    // D per (weight, row, token): fields scaled back (exact: every lane is a multiple), then
-    // the lanes of each half summed.
+    TileDots out{from, slots.size(), {}};
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
-    const unsigned half_lanes = lanes / halves_;
-    const int slots_per_weight = static_cast<int>(slots.size() / from.size());
-    std::vector<std::vector<std::vector<llvm::Value*>>> dots(
-        from.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
     for (size_t s = 0; s < slots.size(); ++s) {
       for (int n = 0; n < tokens; ++n) {
         const size_t at = (s * static_cast<size_t>(tokens) + static_cast<size_t>(n)) * static_cast<size_t>(split);
@@ -347,6 +380,36 @@ class I2sGenerator {
           if (shift) acc = b_.CreateAShr(acc, kb_.splat(lanes, kb_.c32(static_cast<int32_t>(shift))));
           sum = b_.CreateAdd(sum, acc);
         }
+        out.sums.push_back(sum);
+      }
+    }
+    return out;
+  }
+
+  // y = float(float(float(D - S) / s) * scale), each step rounded (no fast-math flags), for
+  // the D of one token and weight (any number of rows).
+  llvm::Value* y_of(llvm::Value* d, llvm::Value* t, size_t weight) {
+    const auto count = llvm::cast<llvm::FixedVectorType>(d->getType())->getNumElements();
+    llvm::Value* act_scale = b_.CreateAlignedLoad(kb_.f32(), kb_.element_ptr(kb_.f32(), scales_, t), llvm::Align(1));
+    llvm::Value* act_sum = b_.CreateAlignedLoad(kb_.i32(), kb_.element_ptr(kb_.i32(), sums_, t), llvm::Align(1));
+    llvm::Value* centered =
+        b_.CreateSIToFP(b_.CreateSub(d, b_.CreateVectorSplat(count, act_sum)), kb_.vec(kb_.f32(), count));
+    llvm::Value* y = b_.CreateFDiv(centered, b_.CreateVectorSplat(count, act_scale));
+    return b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[weight]));
+  }
+
+  // One tile: D per (weight, row, token) from the lanes of each half, then y and the stores.
+  void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
+    const TileDots dots_in = dot_tile(rows, tokens, gemm, r0, t0, r1);
+    const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
+    const unsigned half_lanes = lanes / halves_;
+    const std::vector<Source>& from = dots_in.from;
+    const int slots_per_weight = static_cast<int>(dots_in.slots / from.size());
+    std::vector<std::vector<std::vector<llvm::Value*>>> dots(
+        from.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
+    for (size_t s = 0; s < dots_in.slots; ++s) {
+      for (int n = 0; n < tokens; ++n) {
+        llvm::Value* sum = dots_in.sums[s * static_cast<size_t>(tokens) + static_cast<size_t>(n)];
         for (unsigned h = 0; h < halves_; ++h) {
           const int row = (static_cast<int>(s) % slots_per_weight) * static_cast<int>(halves_) + static_cast<int>(h);
           if (row >= rows) continue;
@@ -360,26 +423,44 @@ class I2sGenerator {
         }
       }
     }
-    // y = float(float(float(D - S) / s) * scale), each step rounded (no fast-math flags).
     for (int n = 0; n < tokens; ++n) {
       llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
-      llvm::Value* act_scale = b_.CreateAlignedLoad(kb_.f32(), kb_.element_ptr(kb_.f32(), scales_, t), llvm::Align(1));
-      llvm::Value* act_sum = b_.CreateAlignedLoad(kb_.i32(), kb_.element_ptr(kb_.i32(), sums_, t), llvm::Align(1));
       std::vector<llvm::Value*> ys;
-      for (size_t i = 0; i < from.size(); ++i) {
-        llvm::Value* d = gather_scalars(kb_, dots[i][static_cast<size_t>(n)]);
-        const auto count = static_cast<unsigned>(rows);
-        llvm::Value* centered =
-            b_.CreateSIToFP(b_.CreateSub(d, b_.CreateVectorSplat(count, act_sum)), kb_.vec(kb_.f32(), count));
-        llvm::Value* y = b_.CreateFDiv(centered, b_.CreateVectorSplat(count, act_scale));
-        ys.push_back(b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[from[i].weight])));
-      }
+      for (size_t i = 0; i < from.size(); ++i) ys.push_back(y_of(gather_scalars(kb_, dots[i][static_cast<size_t>(n)]), t, from[i].weight));
       if (r1) {
         p_.store(t, r0, {ys[0]});
         p_.store(t, r1, {ys[1]});
       } else {
         p_.store(t, r0, ys);
       }
+    }
+  }
+
+  // Decode, 512-bit vectors: `groups` tiles of 2 rows (per weight, or from r0 and from r1) whose
+  // epilogue runs once for all of them. Each tile leaves one vector per weight holding its two
+  // rows' 8 lanes; 8 such vectors are summed lane-wise together (TreeSum16x16 from level 1)
+  // and y, the activation and the store run on 16 rows at a time. With small K (the test
+  // models' 256 and 384) the per-row reductions and divisions cost more than the dot products.
+  void micro_batch(int groups, llvm::Value* r0, llvm::Value* t, llvm::Value* r1) {
+    // groups == 8: 16 rows per weight (or side), one full tree each.
+    const size_t n_from = r1 ? 2 : p_.weights.size();
+    std::vector<TreeSum16x16> trees(n_from, TreeSum16x16(kb_));
+    std::vector<size_t> weight(n_from);
+    for (int g = 0; g < groups; ++g) {
+      llvm::Value* offset = kb_.c64(2 * g);
+      const TileDots d = dot_tile(2, 1, false, b_.CreateAdd(r0, offset), t, r1 ? b_.CreateAdd(r1, offset) : nullptr);
+      for (size_t i = 0; i < n_from; ++i) {
+        trees[i].push_level(d.sums[i], 1);
+        weight[i] = d.from[i].weight;
+      }
+    }
+    std::vector<llvm::Value*> ys;
+    for (size_t i = 0; i < n_from; ++i) ys.push_back(y_of(trees[i].finish(), t, weight[i]));
+    if (r1) {
+      p_.store(t, r0, {ys[0]});
+      p_.store(t, r1, {ys[1]});
+    } else {
+      p_.store(t, r0, ys);
     }
   }
 

@@ -92,6 +92,32 @@ std::vector<llvm::Value*> KernelBuilder::loop_carried(
   return current;
 }
 
+std::vector<llvm::Value*> KernelBuilder::if_else(llvm::Value* cond,
+                                                const std::function<std::vector<llvm::Value*>()>& then_body,
+                                                const std::function<std::vector<llvm::Value*>()>& else_body) {
+  llvm::BasicBlock* then_block = llvm::BasicBlock::Create(ctx, "then", fn);
+  llvm::BasicBlock* else_block = llvm::BasicBlock::Create(ctx, "else", fn);
+  llvm::BasicBlock* merge = llvm::BasicBlock::Create(ctx, "endif", fn);
+  b.CreateCondBr(cond, then_block, else_block);
+  b.SetInsertPoint(then_block);
+  const std::vector<llvm::Value*> then_values = then_body();
+  llvm::BasicBlock* then_end = b.GetInsertBlock();
+  b.CreateBr(merge);
+  b.SetInsertPoint(else_block);
+  const std::vector<llvm::Value*> else_values = else_body();
+  llvm::BasicBlock* else_end = b.GetInsertBlock();
+  b.CreateBr(merge);
+  b.SetInsertPoint(merge);
+  std::vector<llvm::Value*> out;
+  for (size_t i = 0; i < then_values.size(); ++i) {
+    llvm::PHINode* phi = b.CreatePHI(then_values[i]->getType(), 2);
+    phi->addIncoming(then_values[i], then_end);
+    phi->addIncoming(else_values[i], else_end);
+    out.push_back(phi);
+  }
+  return out;
+}
+
 void KernelBuilder::if_then(llvm::Value* cond, const std::function<void()>& then_body) {
   llvm::BasicBlock* then_block = llvm::BasicBlock::Create(ctx, "then", fn);
   llvm::BasicBlock* merge = llvm::BasicBlock::Create(ctx, "endif", fn);

@@ -64,6 +64,9 @@ class KernelBuilder {
                                                                                        const std::vector<llvm::Value*>&)>& body);
   // if (cond) then_body()
   void if_then(llvm::Value* cond, const std::function<void()>& then_body);
+  // cond ? then_body() : else_body(), each returning values of the same types.
+  std::vector<llvm::Value*> if_else(llvm::Value* cond, const std::function<std::vector<llvm::Value*>()>& then_body,
+                                    const std::function<std::vector<llvm::Value*>()>& else_body);
 
   // ---- memory: element `index` of an array of `type` at `base` ----
   llvm::Value* element_ptr(llvm::Type* type, llvm::Value* base, llvm::Value* index);

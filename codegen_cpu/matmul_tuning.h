@@ -19,9 +19,14 @@ struct MatmulTuning {
   int i2s_gemv_split = 4;
   int i2s_gemm_accs = 1;          // accumulators per (row, token) in the prefill path (1 or 2)
   int i2s_prefetch_bytes = 8192;  // software prefetch distance along each weight row (0: off)
+  // Decode: bytes prefetched from the start of each memory stream before the first tile (0: off).
+  int i2s_start_prefetch_bytes = 8192;
   // Decode: 2 = each tile takes half its rows from the first and half from the second half of
   // the thread's range (two distant memory streams instead of one), 1 = consecutive rows.
   int i2s_gemv_streams = 2;
+  // Decode: the epilogue (row sums, (D - S) / s * scale, activation, store) of 8 tiles of 2
+  // rows runs once on 16 rows (512-bit vectors only); false: per tile.
+  bool i2s_gemv_batch = true;
   // Widest vector the I2_S code may use: 512 or 256 bits (512 needs AVX-512BW).
   int i2s_max_vector_bits = 512;
   bool i2s_allow_vnni = true;  // false: the vpmaddubsw path even where VNNI exists
@@ -34,6 +39,9 @@ struct MatmulTuning {
   int float_prefetch_bytes = 4096;
   int float_gemv_streams = 2;  // as i2s_gemv_streams
   int float_max_vector_bits = 512;
+  // Decode walks the rows of a float weight of at most this many bytes forwards and backwards
+  // on alternate positions (see emit_matmul_float.cpp; 0: always forwards).
+  int64_t float_zigzag_max_bytes = int64_t{64} << 20;
 
   // Only the portable code (no x86 intrinsics, 128-bit float vectors, integer f16 decoding):
   // what a CPU without AVX2/F16C gets. Lets tests check the fallback on any machine.

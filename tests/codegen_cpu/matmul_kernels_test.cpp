@@ -179,13 +179,14 @@ CompiledKernel compile(const std::string& target, const KernelDesc& d) {
 
 // Runs `k` over [begin, end) on an output prefilled with a sentinel.
 std::vector<float> run(const CompiledKernel& k, const void* x, const std::vector<const void*>& inputs, int64_t tokens,
-                       int64_t width, int64_t begin, int64_t end) {
+                       int64_t width, int64_t begin, int64_t end, int64_t pos = 0) {
   std::vector<float> out(static_cast<size_t>(tokens * width), -12345.0f);
   KernelArgs args{};
   args.in[0] = x;
   for (size_t i = 0; i < inputs.size(); ++i) args.in[i + 1] = inputs[i];
   args.out = out.data();
   args.n_tokens = tokens;
+  args.pos = pos;
   args.n_threads = 1;
   k.fn(&args, begin, end);
   return out;
@@ -360,6 +361,9 @@ void check_float(const std::string& target, const Weight& w, uint32_t seed) {
       expect_columns(out, w.rows, tokens, r.begin, r.end, 0, w.rows, want, &mag,
                      target + " " + std::string(ir::dtype_name(w.dtype)) + " " + std::to_string(w.rows) + "x" +
                          std::to_string(w.cols) + " T=" + std::to_string(tokens));
+      // Odd positions walk the rows backwards (zigzag): the same values.
+      const std::vector<float> odd = run(k, x.data(), {w.data}, tokens, w.rows, r.begin, r.end, 7);
+      EXPECT_EQ(std::memcmp(odd.data(), out.data(), out.size() * 4), 0) << target << " odd position T=" << tokens;
     }
   }
 }

@@ -457,7 +457,8 @@ class AttentionRun {
 
 // A prompt of 16 tokens, a second prompt chunk of 7, then decode steps past 32 and 64 cells,
 // each call split into head ranges (group-aligned or not: sequential calls may split anywhere).
-void run_attention_sequence(KernelTest& test, AttnShape s, bool fused, float q_scale, const std::string& label) {
+void run_attention_sequence(KernelTest& test, AttnShape s, bool fused, float q_scale, const std::string& label,
+                            bool sparse_v = false) {
   const int64_t cells = 96;
   AttentionRun run(test, s, cells, fused);
   ASSERT_TRUE(run.ok());
@@ -469,7 +470,11 @@ void run_attention_sequence(KernelTest& test, AttnShape s, bool fused, float q_s
     const int64_t rows = run.pos() == 0 ? 16 : run.pos() == 16 ? 7 : 1;
     const auto q = random_floats(static_cast<size_t>(rows * hd), seed++, q_scale);
     const auto k = random_floats(static_cast<size_t>(rows * kvd), seed++);
-    const auto v = random_floats(static_cast<size_t>(rows * kvd), seed++);
+    auto v = random_floats(static_cast<size_t>(rows * kvd), seed++);
+    // Exact zeros (an I2_S projection gives them): outputs that only tiny probabilities reach.
+    if (sparse_v) {
+      for (size_t i = 0; i < v.size(); ++i) v[i] = (i * 2654435761u) % 7 < 5 ? 0.0f : v[i];
+    }
     const int64_t pos = run.pos();
     const Diff d = run.step(q, k, v, rows, splits[static_cast<size_t>(step++) % splits.size()]);
     record(label, d);
@@ -493,6 +498,14 @@ TEST_P(KernelTest, RopeAttentionIsBitExactGqa) {
 }
 TEST_P(KernelTest, RopeAttentionIsBitExactMha) {
   run_attention_sequence(*this, {4, 4, 64}, true, 3.0f, "rope_attention");
+}
+// Scores spread over hundreds (q scaled by 40): many probabilities fall below 2^-126, where
+// the kernels avoid float multiplies on subnormals (exp by integer scaling, p = e * inv in
+// double, prompt-mode V sums of such chunks by an exact FMA in double) and must still match.
+TEST_P(KernelTest, AttentionWideScoresAreBitExact) {
+  run_attention_sequence(*this, {4, 4, 64}, false, 40.0f, "attention", true);
+  run_attention_sequence(*this, {8, 2, 32}, true, 60.0f, "rope_attention", true);
+  run_attention_sequence(*this, {20, 5, 128}, false, 30.0f, "attention", true);
 }
 // Long prompts in two chunks (the second one attending to the first one's cells), then decode.
 TEST_P(KernelTest, LongPromptChunks) {
