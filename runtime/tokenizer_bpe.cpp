@@ -41,9 +41,11 @@ std::string pair_key(std::string_view left, std::string_view right) {
 
 class BpeTokenizer final : public VocabTokenizer {
  public:
-  BpeTokenizer(Vocab vocab, std::shared_ptr<const RegexSplitter> splitter, TokenMap ranks, bool ignore_merges)
+  BpeTokenizer(Vocab vocab, std::shared_ptr<const RegexSplitter> splitter, std::vector<std::string> pairs,
+               StringIndex ranks, bool ignore_merges)
       : VocabTokenizer(std::move(vocab)),
         splitter_(std::move(splitter)),
+        pairs_(std::move(pairs)),
         ranks_(std::move(ranks)),
         ignore_merges_(ignore_merges) {}
 
@@ -75,8 +77,7 @@ class BpeTokenizer final : public VocabTokenizer {
 
  private:
   int rank(std::string_view left, std::string_view right) const {
-    const auto it = ranks_.find(pair_key(left, right));
-    return it == ranks_.end() ? -1 : it->second;
+    return ranks_.find(pairs_, pair_key(left, right));
   }
 
   void encode_word(const std::string& word, std::vector<TokenId>& out) const {
@@ -141,7 +142,8 @@ class BpeTokenizer final : public VocabTokenizer {
   }
 
   std::shared_ptr<const RegexSplitter> splitter_;
-  TokenMap ranks_;
+  std::vector<std::string> pairs_;  // pair_key of each merge, in rank order
+  StringIndex ranks_;                // over pairs_: a repeated pair keeps its first rank
   bool ignore_merges_;
 };
 
@@ -161,18 +163,19 @@ Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const gguf::TokenizerDat
 
   // "left right", split at the first space after the first character; the first rank of a
   // repeated pair wins (llama.cpp emplaces into a map).
-  TokenMap ranks;
-  ranks.reserve(data.merges.size());
+  std::vector<std::string> pairs(data.merges.size());
   for (size_t i = 0; i < data.merges.size(); ++i) {
     const std::string& m = data.merges[i];
     const size_t pos = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
-    const std::string key = pos == std::string::npos ? pair_key("", "")
-                                                     : pair_key(std::string_view(m).substr(0, pos),
-                                                                std::string_view(m).substr(pos + 1));
-    ranks.emplace(key, static_cast<TokenId>(i));
+    pairs[i] = pos == std::string::npos
+                   ? pair_key("", "")
+                   : pair_key(std::string_view(m).substr(0, pos), std::string_view(m).substr(pos + 1));
   }
+  StringIndex ranks;
+  ranks.insert_all(pairs, nullptr);
   return std::unique_ptr<Tokenizer>(
-      std::make_unique<BpeTokenizer>(std::move(vocab), std::move(splitter), std::move(ranks), pre.ignore_merges));
+      std::make_unique<BpeTokenizer>(std::move(vocab), std::move(splitter), std::move(pairs), std::move(ranks),
+                                     pre.ignore_merges));
 }
 
 }  // namespace bitnet::runtime::detail

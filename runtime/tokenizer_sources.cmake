@@ -3,6 +3,7 @@
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 target_link_libraries(runtime PRIVATE PkgConfig::PCRE2 nlohmann_json::nlohmann_json)
 target_sources(runtime PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/string_index.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tokenizer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tokenizer_bpe.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tokenizer_hf.cpp

@@ -53,15 +53,18 @@ Expected<Vocab> build_vocab(const gguf::TokenizerData& data, VocabKind kind, con
   v.text.resize(n);
   v.score.assign(n, 0.0f);
   v.attr.assign(n, kAttrNormal);  // llama.cpp's default when token_type is absent
-  v.ids.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     // Empty texts would match everywhere in the special-token partition; llama.cpp renames them.
     v.text[i] = data.tokens[i].empty() ? fmt::format("[EMPTY_{}]", i) : data.tokens[i];
-    if (!v.ids.emplace(v.text[i], static_cast<TokenId>(i)).second) {
-      return make_error("token text '{}' appears twice (ids {} and {})", v.text[i], v.ids[v.text[i]], i);
-    }
     if (!data.scores.empty()) v.score[i] = data.scores[i];
     if (!data.token_types.empty()) v.attr[i] = attr_of_type(data.token_types[i]);
+  }
+  std::vector<std::pair<int32_t, int32_t>> repeats;
+  v.ids.insert_all(v.text, &repeats);
+  if (!repeats.empty()) {
+    const auto [first, second] = repeats.front();
+    return make_error("token text '{}' appears twice (ids {} and {})", v.text[static_cast<size_t>(second)], first,
+                      second);
   }
 
   // Special ids: the model default unless the metadata names a valid token.

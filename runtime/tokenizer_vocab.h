@@ -3,12 +3,12 @@
 // SentencePiece and BPE tokenizers derive from (internal to runtime/).
 #pragma once
 
+#include "runtime/string_index.h"
 #include "runtime/tokenizer.h"
 
 #include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace bitnet::runtime::detail {
@@ -25,12 +25,6 @@ enum TokenAttr : uint32_t {
   kAttrLstrip = 1u << 7,
   kAttrRstrip = 1u << 8,
 };
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using TokenMap = std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>>;
 
 enum class VocabKind { kSpm, kBpe };
 
@@ -54,7 +48,7 @@ struct Vocab {
   std::vector<std::string> text;
   std::vector<float> score;
   std::vector<uint32_t> attr;
-  TokenMap ids;
+  StringIndex ids;  // text -> id, over `text`
   TokenId bos = -1, eos = -1, unk = -1, eot = -1, eom = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false, clean_spaces = false;
   std::vector<TokenId> special_tokens;  // control, user-defined and unknown tokens, longest text first
@@ -62,8 +56,7 @@ struct Vocab {
 
   bool valid(TokenId id) const { return id >= 0 && static_cast<size_t>(id) < text.size(); }
   TokenId find(std::string_view s) const {
-    const auto it = ids.find(s);
-    return it == ids.end() ? -1 : it->second;
+    return ids.find(text, s);
   }
   // llama.cpp's tokenizer_st_partition: user-defined tokens always, control and unknown
   // tokens only with parse_special, are cut out of the text before the model runs.
