@@ -27,6 +27,14 @@ struct ProductArgs {
   llvm::Value* row_end = nullptr;
   llvm::Value* n_tokens = nullptr;  // i64
   ProductStore store;
+
+  // Stores one token's results of a tile: ys has one vector per weight (from rows r0), or with
+  // two streams (r1 set: one weight) ys[0] for the rows at r0 and ys[1] for those at r1.
+  void store_tile(llvm::Value* token, llvm::Value* r0, llvm::Value* r1, const std::vector<llvm::Value*>& ys) const {
+    if (r1 == nullptr) return store(token, r0, ys);
+    store(token, r0, {ys[0]});
+    store(token, r1, {ys[1]});
+  }
 };
 
 // The loop nest shared by the generators: weight rows [row_begin, row_end) in tiles of

@@ -327,12 +327,7 @@ class FloatGenerator {
         ys.push_back(gather_scalars(kb_, values));
       }
       llvm::Value* t = b_.CreateAdd(t0, kb_.c64(static_cast<int64_t>(n)));
-      if (r1) {
-        p_.store(t, r0, {ys[0]});
-        p_.store(t, r1, {ys[1]});
-      } else {
-        p_.store(t, r0, ys);
-      }
+      p_.store_tile(t, r0, r1, ys);
     }
   }
 

@@ -427,12 +427,7 @@ class I2sGenerator {
       llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
       std::vector<llvm::Value*> ys;
       for (size_t i = 0; i < from.size(); ++i) ys.push_back(y_of(gather_scalars(kb_, dots[i][static_cast<size_t>(n)]), t, from[i].weight));
-      if (r1) {
-        p_.store(t, r0, {ys[0]});
-        p_.store(t, r1, {ys[1]});
-      } else {
-        p_.store(t, r0, ys);
-      }
+      p_.store_tile(t, r0, r1, ys);
     }
   }
 
@@ -456,12 +451,7 @@ class I2sGenerator {
     }
     std::vector<llvm::Value*> ys;
     for (size_t i = 0; i < n_from; ++i) ys.push_back(y_of(trees[i].finish(), t, weight[i]));
-    if (r1) {
-      p_.store(t, r0, {ys[0]});
-      p_.store(t, r1, {ys[1]});
-    } else {
-      p_.store(t, r0, ys);
-    }
+    p_.store_tile(t, r0, r1, ys);
   }
 
   KernelBuilder& kb_;

@@ -28,6 +28,10 @@ void add_compile(CLI::App& app, int& exit_code);  // needs the compiler (tools_e
 void add_dump_plan(CLI::App& app, int& exit_code);
 void add_cache(CLI::App& app, int& exit_code);
 
+// Parses the command line and runs the chosen command: its exit code, kExitUsage for a bad
+// command line (0 for --help / --version), kExitFailure for an exception (`program` names it).
+int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, std::string_view program);
+
 // Prints "bitnet <command>: error: <message>" to stderr.
 void print_error(std::string_view command, std::string_view message);
 

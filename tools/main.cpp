@@ -3,11 +3,6 @@
 #include "tools/commands.h"
 #include "tools/engine.h"
 
-#include <fmt/format.h>
-
-#include <cstdio>
-#include <exception>
-
 int main(int argc, char** argv) {
   using namespace bitnet::tools;
   CLI::App app{"bitnet: compiler and runtime for BitNet b1.58 and llama-family GGUF models"};
@@ -27,14 +22,5 @@ int main(int argc, char** argv) {
   add_dump_plan(app, exit_code);
   add_cache(app, exit_code);
   register_jit_backend();  // run/eval/bench -m compile (and cache plans) with the JIT
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bitnet: internal error: {}\n", e.what());
-    return kExitFailure;
-  }
-  return exit_code;
+  return parse_and_run(app, argc, argv, exit_code, "bitnet");
 }

@@ -4,11 +4,6 @@
 // NEEDED entries), so it starts fast and deploys small.
 #include "tools/commands.h"
 
-#include <fmt/format.h>
-
-#include <cstdio>
-#include <exception>
-
 int main(int argc, char** argv) {
   using namespace bitnet::tools;
   CLI::App app{"bitnet-rt: runs compiled BitNet/llama plans (bitnet compile) without a compiler"};
@@ -19,14 +14,5 @@ int main(int argc, char** argv) {
   add_eval(app, exit_code);
   add_bench(app, exit_code);
   add_dump_plan(app, exit_code);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bitnet-rt: internal error: {}\n", e.what());
-    return kExitFailure;
-  }
-  return exit_code;
+  return parse_and_run(app, argc, argv, exit_code, "bitnet-rt");
 }
