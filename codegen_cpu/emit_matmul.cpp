@@ -99,27 +99,31 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
       options.decode_start(two_streams ? std::vector<llvm::Value*>{lo, b.CreateAdd(lo, half)}
                                        : std::vector<llvm::Value*>{lo});
     }
-    kb.loop(kb.c64(0), tokens, 1, [&](llvm::Value* t) {
-      llvm::Value* from = lo;
-      if (two_streams) {
-        // Tiles of gemv_rows / 2 rows from each half (batches of them where possible), then
-        // the leftover rows as usual.
-        loop(lo, b.CreateAdd(lo, half), per * groups, options.reverse, [&](llvm::Value* r) {
+    // Tokens innermost: a tile's weights are read from memory once and stay in L1 for the
+    // other tokens of a short prompt (below gemm_tokens).
+    auto each_token = [&](const std::function<void(llvm::Value*)>& body) { kb.loop(kb.c64(0), tokens, 1, body); };
+    llvm::Value* from = lo;
+    if (two_streams) {
+      // Tiles of gemv_rows / 2 rows from each half (batches of them where possible), then
+      // the leftover rows as usual.
+      loop(lo, b.CreateAdd(lo, half), per * groups, options.reverse, [&](llvm::Value* r) {
+        each_token([&](llvm::Value* t) {
           if (groups > 1) {
             options.batch(groups, r, t, b.CreateAdd(r, half));
           } else {
             micro(per, 1, false, r, t, b.CreateAdd(r, half));
           }
         });
-        from = b.CreateAdd(lo, b.CreateMul(half, kb.c64(2)));
-      } else if (groups > 1) {
-        llvm::Value* batched_end = tiles_end(from, gemv_rows * groups);
-        loop(from, batched_end, gemv_rows * groups, options.reverse,
-             [&](llvm::Value* r) { options.batch(groups, r, t, nullptr); });
-        from = batched_end;
-      }
-      over_rows(from, gemv_rows, options.reverse,
-                [&](int rows, llvm::Value* r) { micro(rows, 1, false, r, t, nullptr); });
+      });
+      from = b.CreateAdd(lo, b.CreateMul(half, kb.c64(2)));
+    } else if (groups > 1) {
+      llvm::Value* batched_end = tiles_end(from, gemv_rows * groups);
+      loop(from, batched_end, gemv_rows * groups, options.reverse,
+           [&](llvm::Value* r) { each_token([&](llvm::Value* t) { options.batch(groups, r, t, nullptr); }); });
+      from = batched_end;
+    }
+    over_rows(from, gemv_rows, options.reverse, [&](int rows, llvm::Value* r) {
+      each_token([&](llvm::Value* t) { micro(rows, 1, false, r, t, nullptr); });
     });
   };
   if (gemm_tokens <= 1) {

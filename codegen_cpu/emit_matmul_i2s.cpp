@@ -313,6 +313,12 @@ class I2sGenerator {
     std::vector<llvm::Value*> row_ptrs;
     const std::vector<std::vector<llvm::Value*>> slots = make_slots(rows, sources(r0, nullptr), row_ptrs);
     kb_.loop(kb_.c64(0), kb_.c64(blocks_), 1, [&](llvm::Value* j) {
+      // The rows of consecutive tiles are one contiguous stream: prefetching ahead along each
+      // row reaches the next tiles' rows, which short prompts (few tokens per row tile) need.
+      if (tune_.i2s_prefetch_bytes > 0) {
+        llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+        for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+      }
       for (size_t s = 0; s < slots.size(); ++s) {
         const std::vector<Field> f = fields(load_rows(slots[s], j), 1);
         for (int g = 0; g < 4; ++g)
