@@ -25,7 +25,7 @@ Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threa
 
 // Read bandwidth in GB/s (1e9 bytes/s) streaming a buffer much larger than the caches with
 // `threads` threads: the best of single-stream and four-stream prefetching reads, a few
-// passes each.
+// passes each, on 2 MiB pages where the kernel gives them (0 when the buffer cannot be mapped).
 double measure_read_bandwidth(int threads, size_t bytes = size_t{1} << 30);
 
 // Bytes of weights a decode step reads: every matrix the graph multiplies by, the norm gains,
