@@ -13,7 +13,7 @@
 // decode runs at memory speed, and prefill already decodes each weight tile only once).
 // Decode masks the four code fields in place (codes * 1, 4, 16, 64, one AND each) into four
 // accumulators that are scaled back with exact arithmetic shifts at the end, reads two
-// distant row ranges at once and prefetches 8 KiB ahead: that is what reaches DRAM speed.
+// distant row ranges at once and prefetches 4 KiB ahead: that is what reaches DRAM speed.
 // Prefill shifts the fields of a tile of 8 rows down once into a stack buffer and then spends
 // its vector slots on vpdpbusd only, for every tile of 4 tokens.
 #include "codegen_cpu/emit_math.h"
