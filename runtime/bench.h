@@ -18,9 +18,11 @@ struct BenchStats {
   std::vector<double> samples;
 };
 
-// ppN: one batch of n_prompt tokens into a fresh session, `repetitions` times after a warm-up.
+// ppN: one batch of n_prompt tokens into a fresh session, `repetitions` times after a warm-up
+// (at least one run and 0.25 s).
 Expected<BenchStats> bench_prompt(const Model& model, int64_t n_prompt, int threads, int repetitions);
-// tgN: n_gen single-token steps from an empty cache, `repetitions` times after a warm-up.
+// tgN: n_gen single-token steps from an empty cache, `repetitions` times after a warm-up
+// (at least one run and 0.25 s).
 Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threads, int repetitions);
 
 // Read bandwidth in GB/s (1e9 bytes/s) streaming a buffer much larger than the caches with

@@ -106,7 +106,7 @@ void add_bench(CLI::App& app, int& exit_code) {
       for (const auto& s : stats) {
         nlohmann::json row = {{"test", s.test}, {"threads", s.threads}, {"tokens_per_s", s.mean}, {"stddev", s.stddev},
                               {"backend", o->common.plan.empty() ? o->common.backend : "plan"},
-                              {"lm_head", lm_head}, {"model", name}};
+                              {"lm_head", lm_head}, {"model", name}, {"samples_tokens_per_s", s.samples}};
         const bool tg = s.test.starts_with("tg");
         if (tg && bandwidth > 0) {
           const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);

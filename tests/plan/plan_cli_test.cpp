@@ -2,6 +2,8 @@
 // `bitnet-rt`, which must link no compiler (its ELF NEEDED entries) and give the same results.
 #include "plan_test_util.h"
 
+#include <nlohmann/json.hpp>
+
 namespace bitnet {
 namespace {
 
@@ -72,9 +74,19 @@ TEST(PlanCli, CompileDumpAndRunWithBothBinaries) {
   EXPECT_EQ(cut(eval_rt.out), cut(eval_jit.out));
   EXPECT_TRUE(contains(eval_rt.out, "mean NLL")) << eval_rt.out;
 
-  auto bench = run_command(rt() + " bench --plan " + plan + " -p 8 -n 4 -r 1 -t 1 --no-membw --json");
+  auto bench = run_command(rt() + " bench --plan " + plan + " -p 8 -n 4 -r 2 -t 1 --no-membw --json");
   ASSERT_EQ(bench.exit_code, 0) << bench.err;
-  EXPECT_TRUE(contains(bench.out, "\"backend\": \"plan\"")) << bench.out;
+  const auto rows = nlohmann::json::parse(bench.out, nullptr, false);
+  ASSERT_TRUE(rows.is_array() && rows.size() == 2) << bench.out;
+  EXPECT_EQ(rows[0]["test"], "pp8");
+  EXPECT_EQ(rows[1]["test"], "tg4");
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["backend"], "plan");
+    EXPECT_EQ(row["threads"], 1);
+    EXPECT_GT(row["tokens_per_s"].get<double>(), 0);
+    EXPECT_GE(row["stddev"].get<double>(), 0);
+    ASSERT_EQ(row["samples_tokens_per_s"].size(), 2u) << row.dump();  // one per repetition
+  }
 }
 
 TEST(PlanCli, RefusalsAreErrorsWithClearMessages) {
