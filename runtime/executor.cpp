@@ -20,6 +20,8 @@ using ir::OpKind;
 // Cache-line aligned zeroed memory. Large buffers (KV caches: ~300 MB for a 2B model at 4096
 // cells) are anonymous mappings, whose pages the kernel zeroes when first touched, so creating
 // a session does not write every byte up front (a warm start would otherwise spend ~130 ms here).
+// No huge pages here: the first token touches a cell in every head of every layer, and 2 MiB
+// pages would make that zero ~300 MB (the first prompt after a compile took 430 ms, not 90).
 struct AlignedBuffer {
   static constexpr size_t kMapThreshold = size_t{1} << 20;
   uint8_t* data = nullptr;
@@ -32,7 +34,6 @@ struct AlignedBuffer {
       if (p != MAP_FAILED) {
         data = static_cast<uint8_t*>(p);
         mapped = rounded;
-        ::madvise(p, rounded, MADV_HUGEPAGE);  // fewer TLB misses reading the KV cache (best effort)
       }
       return;
     }
