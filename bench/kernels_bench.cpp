@@ -179,7 +179,7 @@ struct Case {
   int64_t cols = 2560;
   int64_t tokens = 1;
   bool cold = true;
-  bool gated = false;  // gated_ffn over two weights of `rows[0]` rows instead of a matmul_cat
+  bool gated = false;         // gated_ffn over two weights of `rows[0]` rows instead of a matmul_cat
   std::string act = "relu2";  // gated_ffn activation
   bool add = false;           // matmul_add (a residual input) instead of a matmul
 };
@@ -196,10 +196,10 @@ void bm_kernel(benchmark::State& state, Case c) {
   }
   const bool i8q = c.weight == ir::DType::I2_S;
   KernelDesc d;
-  d.op = c.gated                ? ir::OpKind::GatedFfn
-         : c.rows.size() > 1      ? ir::OpKind::MatMulCat
-         : c.add                  ? ir::OpKind::MatMulAdd
-                                  : ir::OpKind::MatMul;
+  d.op = c.gated             ? ir::OpKind::GatedFfn
+         : c.rows.size() > 1 ? ir::OpKind::MatMulCat
+         : c.add             ? ir::OpKind::MatMulAdd
+                             : ir::OpKind::MatMul;
   if (c.gated) d.attrs.push_back({"act", c.act});
   d.operands.push_back(type2(i8q ? ir::DType::I8Q : ir::DType::F32, -1, c.cols));
   int64_t total = 0;

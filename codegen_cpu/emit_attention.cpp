@@ -240,8 +240,8 @@ void AttentionEmitter::normalise(llvm::Value* probs, llvm::Value* max, llvm::Val
     // a float multiply with a subnormal e (wide score ranges give many) would cost a microcode
     // assist per vector. The fence keeps LLVM from folding this back into a float multiply.
     llvm::Value* wide = b_.CreateFMul(b_.CreateFPExt(load_vec(kb_, kb_.f32(), 16, probs, i, 4), f64x16), inv);
-    llvm::Value* p = b_.CreateFPTrunc(kb_.intrinsic(llvm::Intrinsic::arithmetic_fence, {f64x16}, {wide}),
-                                      kb_.vec(kb_.f32(), 16));
+    llvm::Value* p =
+        b_.CreateFPTrunc(kb_.intrinsic(llvm::Intrinsic::arithmetic_fence, {f64x16}, {wide}), kb_.vec(kb_.f32(), 16));
     p = b_.CreateSelect(round_to_half, round_to_f16(kb_, p), p);
     b_.CreateAlignedStore(p, kb_.element_ptr(kb_.f32(), probs, i), llvm::MaybeAlign(4));
   });

@@ -239,8 +239,9 @@ void AttentionEmitter::weighted_sum_prompt(llvm::Value* g, const std::vector<Que
             }
             return next;
           };
-          return kb_.if_else(kb_.intrinsic(llvm::Intrinsic::vector_reduce_or, {subnormal->getType()}, {subnormal}),
-                             [&] { return chunk(true); }, [&] { return chunk(false); });
+          return kb_.if_else(
+              kb_.intrinsic(llvm::Intrinsic::vector_reduce_or, {subnormal->getType()}, {subnormal}),
+              [&] { return chunk(true); }, [&] { return chunk(false); });
         });
     if (rows * n != 16) {
       for (unsigned u = 0; u < rows; ++u) {

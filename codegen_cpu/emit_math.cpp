@@ -98,7 +98,8 @@ llvm::Value* fma_in_double(KernelBuilder& kb, llvm::Value* a, llvm::Value* b, ll
   // Round to odd: an inexact sum with an even last bit moves one ulp towards the exact value.
   llvm::Value* zero = constant_like(a, kb.f64(), 0.0);
   llvm::Value* sum_bits = bb.CreateBitCast(sum, bits_type);
-  llvm::Value* even = bb.CreateICmpEQ(bb.CreateAnd(sum_bits, constant_like(a, kb.i64(), 1)), constant_like(a, kb.i64(), 0));
+  llvm::Value* even =
+      bb.CreateICmpEQ(bb.CreateAnd(sum_bits, constant_like(a, kb.i64(), 1)), constant_like(a, kb.i64(), 0));
   llvm::Value* fix = bb.CreateAnd(bb.CreateFCmpONE(error, zero), even);
   llvm::Value* away = bb.CreateICmpEQ(bb.CreateFCmpOGT(sum, zero), bb.CreateFCmpOGT(error, zero));
   llvm::Value* step = bb.CreateSelect(away, constant_like(a, kb.i64(), 1), constant_like(a, kb.i64(), -1));

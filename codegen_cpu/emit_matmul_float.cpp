@@ -337,8 +337,8 @@ class FloatGenerator {
   const MatmulTuning& tune_;
   unsigned width_ = 8;
   BlockDecoder decoder_;
-  llvm::Value* x_ = nullptr;  // the activations the tiles read (F16 decode: the rounded copy)
-  bool round_loads_ = false;  // F16 with K % 16 != 0: every activation load rounded to F16
+  llvm::Value* x_ = nullptr;        // the activations the tiles read (F16 decode: the rounded copy)
+  bool round_loads_ = false;        // F16 with K % 16 != 0: every activation load rounded to F16
   llvm::Value* reverse_ = nullptr;  // i1: decode walks the rows backwards (zigzag), or nullptr
   bool float_type_ = false;
   int64_t row_bytes_ = 0;

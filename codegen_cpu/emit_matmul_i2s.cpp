@@ -432,7 +432,8 @@ class I2sGenerator {
     for (int n = 0; n < tokens; ++n) {
       llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
       std::vector<llvm::Value*> ys;
-      for (size_t i = 0; i < from.size(); ++i) ys.push_back(y_of(gather_scalars(kb_, dots[i][static_cast<size_t>(n)]), t, from[i].weight));
+      for (size_t i = 0; i < from.size(); ++i)
+        ys.push_back(y_of(gather_scalars(kb_, dots[i][static_cast<size_t>(n)]), t, from[i].weight));
       p_.store_tile(t, r0, r1, ys);
     }
   }

@@ -37,12 +37,24 @@ llvm::Value* KernelBuilder::field(int offset, llvm::Type* type) {
 llvm::Value* KernelBuilder::in(int i) {
   return field(static_cast<int>(offsetof(KernelArgs, in) + sizeof(void*) * static_cast<size_t>(i)), ptr());
 }
-llvm::Value* KernelBuilder::out() { return field(offsetof(KernelArgs, out), ptr()); }
-llvm::Value* KernelBuilder::n_tokens() { return field(offsetof(KernelArgs, n_tokens), i64()); }
-llvm::Value* KernelBuilder::pos() { return field(offsetof(KernelArgs, pos), i64()); }
-llvm::Value* KernelBuilder::kv_k() { return field(offsetof(KernelArgs, kv_k), ptr()); }
-llvm::Value* KernelBuilder::kv_v() { return field(offsetof(KernelArgs, kv_v), ptr()); }
-llvm::Value* KernelBuilder::kv_cells() { return field(offsetof(KernelArgs, kv_cells), i64()); }
+llvm::Value* KernelBuilder::out() {
+  return field(offsetof(KernelArgs, out), ptr());
+}
+llvm::Value* KernelBuilder::n_tokens() {
+  return field(offsetof(KernelArgs, n_tokens), i64());
+}
+llvm::Value* KernelBuilder::pos() {
+  return field(offsetof(KernelArgs, pos), i64());
+}
+llvm::Value* KernelBuilder::kv_k() {
+  return field(offsetof(KernelArgs, kv_k), ptr());
+}
+llvm::Value* KernelBuilder::kv_v() {
+  return field(offsetof(KernelArgs, kv_v), ptr());
+}
+llvm::Value* KernelBuilder::kv_cells() {
+  return field(offsetof(KernelArgs, kv_cells), i64());
+}
 
 llvm::Value* KernelBuilder::scratch() {
   llvm::Value* base = field(offsetof(KernelArgs, scratch), ptr());
@@ -51,9 +63,12 @@ llvm::Value* KernelBuilder::scratch() {
   return byte_offset(base, b.CreateMul(thread, stride));
 }
 
-llvm::Constant* KernelBuilder::cf32(float v) { return llvm::ConstantFP::get(f32(), static_cast<double>(v)); }
+llvm::Constant* KernelBuilder::cf32(float v) {
+  return llvm::ConstantFP::get(f32(), static_cast<double>(v));
+}
 
-void KernelBuilder::loop(llvm::Value* start, llvm::Value* end, int64_t step, const std::function<void(llvm::Value*)>& body) {
+void KernelBuilder::loop(llvm::Value* start, llvm::Value* end, int64_t step,
+                         const std::function<void(llvm::Value*)>& body) {
   loop_carried(start, end, step, {}, [&](llvm::Value* i, const std::vector<llvm::Value*>&) {
     body(i);
     return std::vector<llvm::Value*>{};
@@ -93,8 +108,8 @@ std::vector<llvm::Value*> KernelBuilder::loop_carried(
 }
 
 std::vector<llvm::Value*> KernelBuilder::if_else(llvm::Value* cond,
-                                                const std::function<std::vector<llvm::Value*>()>& then_body,
-                                                const std::function<std::vector<llvm::Value*>()>& else_body) {
+                                                 const std::function<std::vector<llvm::Value*>()>& then_body,
+                                                 const std::function<std::vector<llvm::Value*>()>& else_body) {
   llvm::BasicBlock* then_block = llvm::BasicBlock::Create(ctx, "then", fn);
   llvm::BasicBlock* else_block = llvm::BasicBlock::Create(ctx, "else", fn);
   llvm::BasicBlock* merge = llvm::BasicBlock::Create(ctx, "endif", fn);
@@ -162,9 +177,13 @@ llvm::Value* KernelBuilder::reduce_fadd(llvm::Value* v) {
   return call;
 }
 
-llvm::Value* KernelBuilder::reduce_add(llvm::Value* v) { return b.CreateAddReduce(v); }
+llvm::Value* KernelBuilder::reduce_add(llvm::Value* v) {
+  return b.CreateAddReduce(v);
+}
 
-llvm::Value* KernelBuilder::min_i64(llvm::Value* x, llvm::Value* y) { return b.CreateSelect(b.CreateICmpSLT(x, y), x, y); }
+llvm::Value* KernelBuilder::min_i64(llvm::Value* x, llvm::Value* y) {
+  return b.CreateSelect(b.CreateICmpSLT(x, y), x, y);
+}
 
 llvm::Constant* KernelBuilder::like(llvm::Value* x, float v) {
   llvm::Type* t = x->getType();
@@ -178,7 +197,8 @@ llvm::Value* KernelBuilder::exp_f32(llvm::Value* x) {
   if (auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t)) int_type = vec(b.getInt32Ty(), vt->getNumElements());
   auto c = [&](float v) { return like(x, v); };
   // Clamp so 2^n stays representable; the ends are fixed up below.
-  llvm::Value* xc = intrinsic(llvm::Intrinsic::maxnum, {t}, {intrinsic(llvm::Intrinsic::minnum, {t}, {x, c(88.0f)}), c(-87.0f)});
+  llvm::Value* xc =
+      intrinsic(llvm::Intrinsic::maxnum, {t}, {intrinsic(llvm::Intrinsic::minnum, {t}, {x, c(88.0f)}), c(-87.0f)});
   // n = round(x / ln2); r = x - n ln2 with ln2 split in two for precision (Cody-Waite).
   llvm::Value* n = intrinsic(llvm::Intrinsic::rint, {t}, {b.CreateFMul(xc, c(1.44269504088896341f))});
   llvm::Value* r = fma(n, c(-0.693359375f), xc);

@@ -27,14 +27,14 @@ class KernelBuilder {
   llvm::Function* fn;  // void symbol(const KernelArgs*, i64 begin, i64 end)
 
   // ---- KernelArgs fields (loaded in the entry block) ----
-  llvm::Value* in(int i);  // ptr
-  llvm::Value* out();      // ptr
-  llvm::Value* n_tokens();  // i64
-  llvm::Value* pos();       // i64
-  llvm::Value* kv_k();      // ptr
-  llvm::Value* kv_v();      // ptr
-  llvm::Value* kv_cells();  // i64
-  llvm::Value* scratch();   // ptr: this thread's scratch area
+  llvm::Value* in(int i);                  // ptr
+  llvm::Value* out();                      // ptr
+  llvm::Value* n_tokens();                 // i64
+  llvm::Value* pos();                      // i64
+  llvm::Value* kv_k();                     // ptr
+  llvm::Value* kv_v();                     // ptr
+  llvm::Value* kv_cells();                 // i64
+  llvm::Value* scratch();                  // ptr: this thread's scratch area
   llvm::Value* begin() { return begin_; }  // i64
   llvm::Value* end() { return end_; }      // i64
 
@@ -51,17 +51,18 @@ class KernelBuilder {
   llvm::Constant* c64(int64_t v) { return b.getInt64(static_cast<uint64_t>(v)); }
   llvm::Constant* c32(int32_t v) { return b.getInt32(static_cast<uint32_t>(v)); }
   llvm::Constant* cf32(float v);
-  llvm::Constant* splat(unsigned n, llvm::Constant* v) { return llvm::ConstantVector::getSplat(llvm::ElementCount::getFixed(n), v); }
+  llvm::Constant* splat(unsigned n, llvm::Constant* v) {
+    return llvm::ConstantVector::getSplat(llvm::ElementCount::getFixed(n), v);
+  }
 
   // ---- control flow ----
   // for (i = start; i < end; i += step) body(i). The body may create blocks of its own.
   void loop(llvm::Value* start, llvm::Value* end, int64_t step, const std::function<void(llvm::Value*)>& body);
   // The same with loop-carried values: body(i, current) returns the next values; the
   // final values are returned.
-  std::vector<llvm::Value*> loop_carried(llvm::Value* start, llvm::Value* end, int64_t step,
-                                         const std::vector<llvm::Value*>& init,
-                                         const std::function<std::vector<llvm::Value*>(llvm::Value*,
-                                                                                       const std::vector<llvm::Value*>&)>& body);
+  std::vector<llvm::Value*> loop_carried(
+      llvm::Value* start, llvm::Value* end, int64_t step, const std::vector<llvm::Value*>& init,
+      const std::function<std::vector<llvm::Value*>(llvm::Value*, const std::vector<llvm::Value*>&)>& body);
   // if (cond) then_body()
   void if_then(llvm::Value* cond, const std::function<void()>& then_body);
   // cond ? then_body() : else_body(), each returning values of the same types.

@@ -17,7 +17,7 @@ struct MatmulTuning {
   // (one AND per field, no shifts); 1 = fields shifted down first (3 shifts + 4 ANDs per
   // weight vector, one accumulator). The prefill path always uses 1.
   int i2s_gemv_split = 4;
-  int i2s_gemm_accs = 1;          // accumulators per (row, token) in the prefill path (1 or 2)
+  int i2s_gemm_accs = 1;  // accumulators per (row, token) in the prefill path (1 or 2)
   // Software prefetch distance along each weight row (0: off). Measured on the 2B4T shape with
   // the weights on 2 MiB pages: 4 KiB beats 8 KiB by ~2 % at 1 and 2 threads.
   int i2s_prefetch_bytes = 4096;
@@ -39,7 +39,7 @@ struct MatmulTuning {
   int float_gemm_rows = 4;
   int float_gemm_tokens = 4;
   int float_prefetch_bytes = 8192;  // the F16 LM head: 8 KiB beats 4 KiB by ~5 % (2B4T, huge pages)
-  int float_gemv_streams = 2;  // as i2s_gemv_streams
+  int float_gemv_streams = 2;       // as i2s_gemv_streams
   int float_max_vector_bits = 512;
   // Decode walks the rows of a float weight of at most this many bytes forwards and backwards
   // on alternate positions (see emit_matmul_float.cpp; 0: always forwards).

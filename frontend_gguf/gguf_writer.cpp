@@ -61,7 +61,9 @@ class Encoder {
   std::vector<uint8_t> out;
 };
 
-uint64_t align_up(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
+uint64_t align_up(uint64_t n, uint64_t alignment) {
+  return (n + alignment - 1) / alignment * alignment;
+}
 
 // Arrays written must be well-formed: packed size a multiple of the element width,
 // and nested arrays likewise.
@@ -222,8 +224,10 @@ Status GgufWriter::write_file_atomic(const std::string& path) const {
     return Status::success();
   });
   if (status.ok()) status = flush();
-  if (status.ok() && ::fsync(fd) != 0) status = make_error("fsync of '{}' failed: {}", tmp.string(), std::strerror(errno));
-  if (::close(fd) != 0 && status.ok()) status = make_error("close of '{}' failed: {}", tmp.string(), std::strerror(errno));
+  if (status.ok() && ::fsync(fd) != 0)
+    status = make_error("fsync of '{}' failed: {}", tmp.string(), std::strerror(errno));
+  if (::close(fd) != 0 && status.ok())
+    status = make_error("close of '{}' failed: {}", tmp.string(), std::strerror(errno));
   if (status.ok() && std::rename(tmp.c_str(), target.c_str()) != 0) {
     status = make_error("cannot rename '{}' to '{}': {}", tmp.string(), path, std::strerror(errno));
   }

@@ -13,9 +13,9 @@
 namespace bitnet::passes {
 
 struct LmHead {
-  std::string source;             // the model file's tensor ("token_embd.weight" when tied)
-  std::string tensor;             // what the matmul reads: `source`, or lm_head_tensor_name(source, dtype)
-  ir::Type type;                  // of `tensor`; [n_vocab, n_embd]
+  std::string source;  // the model file's tensor ("token_embd.weight" when tied)
+  std::string tensor;  // what the matmul reads: `source`, or lm_head_tensor_name(source, dtype)
+  ir::Type type;       // of `tensor`; [n_vocab, n_embd]
   bool retargeted() const { return tensor != source; }
 };
 

@@ -111,8 +111,12 @@ uint64_t sum_words(const uint64_t* p, size_t n) {
 #if defined(__x86_64__)
 // The same loops with 256-bit loads where the CPU has them (a baseline SSE2 loop issues
 // more instructions than one core can retire at DRAM speed).
-__attribute__((target("avx2"))) uint64_t sum_words_avx2_1(const uint64_t* p, size_t n) { return sum_words<1>(p, n); }
-__attribute__((target("avx2"))) uint64_t sum_words_avx2_4(const uint64_t* p, size_t n) { return sum_words<4>(p, n); }
+__attribute__((target("avx2"))) uint64_t sum_words_avx2_1(const uint64_t* p, size_t n) {
+  return sum_words<1>(p, n);
+}
+__attribute__((target("avx2"))) uint64_t sum_words_avx2_4(const uint64_t* p, size_t n) {
+  return sum_words<4>(p, n);
+}
 #endif
 
 // Anonymous memory aligned to 2 MiB and advised to use huge pages.

@@ -13,7 +13,7 @@ namespace bitnet::runtime {
 struct BenchStats {
   std::string test;  // "pp128" / "tg64"
   int threads = 0;
-  double mean = 0;    // tokens per second
+  double mean = 0;  // tokens per second
   double stddev = 0;
   std::vector<double> samples;
 };

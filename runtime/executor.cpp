@@ -61,7 +61,7 @@ struct Step {
   codegen::KernelFn fn = nullptr;
   codegen::KernelArgs args{};
   passes::NodeWork work;
-  int64_t granularity = 1;   // split ranges on multiples of this (head groups, SIMD row blocks)
+  int64_t granularity = 1;      // split ranges on multiples of this (head groups, SIMD row blocks)
   bool rows_are_tokens = true;  // the result's first dim is T (else a static 1)
 };
 
@@ -142,14 +142,18 @@ void Executor::Impl::print_profile() const {
     r.wait += waited;
     total += slowest;
   }
-  fmt::print(stderr, "executor profile over {} runs ({} threads): op, calls, ms in kernels (slowest thread), "
-             "ms waiting at barriers (all threads), share\n", profiled_runs, pool.size());
+  fmt::print(stderr,
+             "executor profile over {} runs ({} threads): op, calls, ms in kernels (slowest thread), "
+             "ms waiting at barriers (all threads), share\n",
+             profiled_runs, pool.size());
   for (const auto& [op, r] : rows) {
     fmt::print(stderr, "  {:<16} {:>8} {:>10.2f} {:>10.2f} {:>6.1f} %\n", op, r.calls, r.kernel * 1e3, r.wait * 1e3,
                total > 0 ? 100.0 * r.kernel / total : 0.0);
   }
 }
-int64_t Executor::arena_bytes() const { return impl_->plan.arena_bytes; }
+int64_t Executor::arena_bytes() const {
+  return impl_->plan.arena_bytes;
+}
 
 Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, const gguf::GgufFile& file,
                                                      std::vector<codegen::KernelFn> kernels,
@@ -162,7 +166,8 @@ Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, con
   impl->t_max = options.t_max;
   BITNET_ASSIGN_OR_RETURN(impl->plan, passes::plan_memory(graph, options.t_max));
   impl->arena = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->plan.arena_bytes));
-  if (impl->arena->data == nullptr) return make_error("cannot allocate the {}-byte activation arena", impl->plan.arena_bytes);
+  if (impl->arena->data == nullptr)
+    return make_error("cannot allocate the {}-byte activation arena", impl->plan.arena_bytes);
   impl->scratch_stride = (options.scratch_bytes_per_thread + 63) / 64 * 64;
   impl->scratch = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->scratch_stride * options.threads));
 
@@ -273,7 +278,8 @@ Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string
       } else if (node.op == OpKind::SelectLast) {
         if (thread == 0) {
           const int64_t cols = m.graph.value(node.result).type.shape[1].size;
-          std::memmove(m.slot(node.result), m.slot(node.operands[0]) + (n - 1) * cols * 4, static_cast<size_t>(cols) * 4);
+          std::memmove(m.slot(node.result), m.slot(node.operands[0]) + (n - 1) * cols * 4,
+                       static_cast<size_t>(cols) * 4);
         }
         m.pool.barrier().arrive_and_wait();
       }
@@ -305,8 +311,8 @@ Expected<std::map<std::string, Matrix>> Executor::run(std::span<const int32_t> t
   const auto n = static_cast<int64_t>(tokens.size());
   for (int64_t start = 0; start < n; start += impl_->t_max) {
     const int64_t count = std::min(impl_->t_max, n - start);
-    BITNET_RETURN_IF_ERROR(run_chunk(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(count)), outputs,
-                                     start + count == n));
+    BITNET_RETURN_IF_ERROR(
+        run_chunk(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(count)), outputs, start + count == n));
   }
   return outputs;
 }

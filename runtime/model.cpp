@@ -46,7 +46,8 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
     if (options.lm_head != ir::DType::F16) {
       // Before the pipeline, so the rewritten graph is verified and optimised like any other.
       auto head = passes::retarget_lm_head(*graph, options.lm_head);
-      if (!head.ok()) return make_error("{}: --lm-head {}: {}", path, ir::dtype_name(options.lm_head), head.error().message);
+      if (!head.ok())
+        return make_error("{}: --lm-head {}: {}", path, ir::dtype_name(options.lm_head), head.error().message);
     }
     if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph, options.passes));
     (all ? m->graph_all_ : m->graph_last_) = std::move(*graph);

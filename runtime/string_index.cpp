@@ -22,8 +22,7 @@ int32_t StringIndex::insert(const std::vector<std::string>& keys, int32_t id) {
   return insert_hashed(keys, id, hash_of(keys[static_cast<size_t>(id)]));
 }
 
-void StringIndex::insert_all(const std::vector<std::string>& keys,
-                             std::vector<std::pair<int32_t, int32_t>>* repeats) {
+void StringIndex::insert_all(const std::vector<std::string>& keys, std::vector<std::pair<int32_t, int32_t>>* repeats) {
   if ((size_ + keys.size()) * 2 > slots_.size()) {
     StringIndex bigger(size_ + keys.size());
     for (const Slot& s : slots_) {

@@ -76,9 +76,7 @@ class BpeTokenizer final : public VocabTokenizer {
   bool has_byte_tokens() const override { return false; }
 
  private:
-  int rank(std::string_view left, std::string_view right) const {
-    return ranks_.find(pairs_, pair_key(left, right));
-  }
+  int rank(std::string_view left, std::string_view right) const { return ranks_.find(pairs_, pair_key(left, right)); }
 
   void encode_word(const std::string& word, std::vector<TokenId>& out) const {
     if (word.empty()) return;
@@ -143,14 +141,14 @@ class BpeTokenizer final : public VocabTokenizer {
 
   std::shared_ptr<const RegexSplitter> splitter_;
   std::vector<std::string> pairs_;  // pair_key of each merge, in rank order
-  StringIndex ranks_;                // over pairs_: a repeated pair keeps its first rank
+  StringIndex ranks_;               // over pairs_: a repeated pair keeps its first rank
   bool ignore_merges_;
 };
 
 }  // namespace
 
-Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const gguf::TokenizerData& data,
-                                                        const PreTokenizerConfig& pre, std::string_view model_name) {
+Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const gguf::TokenizerData& data, const PreTokenizerConfig& pre,
+                                                        std::string_view model_name) {
   if (data.merges.empty()) return make_error("the BPE tokenizer has no merges (tokenizer.ggml.merges)");
   VocabDefaults defaults;
   defaults.bos = 11;  // llama.cpp's defaults for gpt2 vocabularies
@@ -173,9 +171,8 @@ Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const gguf::TokenizerDat
   }
   StringIndex ranks;
   ranks.insert_all(pairs, nullptr);
-  return std::unique_ptr<Tokenizer>(
-      std::make_unique<BpeTokenizer>(std::move(vocab), std::move(splitter), std::move(pairs), std::move(ranks),
-                                     pre.ignore_merges));
+  return std::unique_ptr<Tokenizer>(std::make_unique<BpeTokenizer>(
+      std::move(vocab), std::move(splitter), std::move(pairs), std::move(ranks), pre.ignore_merges));
 }
 
 }  // namespace bitnet::runtime::detail

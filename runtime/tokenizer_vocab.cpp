@@ -10,17 +10,26 @@ namespace {
 
 uint32_t attr_of_type(int32_t type) {
   switch (static_cast<gguf::TokenType>(type)) {
-    case gguf::TokenType::kNormal: return kAttrNormal;
-    case gguf::TokenType::kUnknown: return kAttrUnknown;
-    case gguf::TokenType::kControl: return kAttrControl;
-    case gguf::TokenType::kUserDefined: return kAttrUserDefined;
-    case gguf::TokenType::kUnused: return kAttrUnused;
-    case gguf::TokenType::kByte: return kAttrByte;
-    default: return kAttrUndefined;
+    case gguf::TokenType::kNormal:
+      return kAttrNormal;
+    case gguf::TokenType::kUnknown:
+      return kAttrUnknown;
+    case gguf::TokenType::kControl:
+      return kAttrControl;
+    case gguf::TokenType::kUserDefined:
+      return kAttrUserDefined;
+    case gguf::TokenType::kUnused:
+      return kAttrUnused;
+    case gguf::TokenType::kByte:
+      return kAttrByte;
+    default:
+      return kAttrUndefined;
   }
 }
 
-bool is_c_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+bool is_c_space(char c) {
+  return std::isspace(static_cast<unsigned char>(c)) != 0;
+}
 
 std::string lowercase(std::string_view s) {
   std::string out(s);
@@ -30,10 +39,16 @@ std::string lowercase(std::string_view s) {
 
 // Token texts llama.cpp treats as end-of-turn markers (its special_eog_ids list), which it
 // also forces to be control tokens.
-constexpr std::string_view kEogTexts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+constexpr std::string_view kEogTexts[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
                                           "<|endoftext|>", "<|eom_id|>", "<EOT>"};
-constexpr std::string_view kEotTexts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                          "<|endoftext|>", "<EOT>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"};
+constexpr std::string_view kEotTexts[] = {"<|eot_id|>",
+                                          "<|im_end|>",
+                                          "<|end|>",
+                                          "<end_of_turn>",
+                                          "<|endoftext|>",
+                                          "<EOT>",
+                                          "<\xEF\xBD\x9C"
+                                          "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"};
 
 }  // namespace
 
@@ -110,7 +125,8 @@ Expected<Vocab> build_vocab(const gguf::TokenizerData& data, VocabKind kind, con
                             v.end_of_generation.end());
 
   for (size_t i = 0; i < n; ++i) {
-    if (v.attr[i] & (kAttrControl | kAttrUserDefined | kAttrUnknown)) v.special_tokens.push_back(static_cast<TokenId>(i));
+    if (v.attr[i] & (kAttrControl | kAttrUserDefined | kAttrUnknown))
+      v.special_tokens.push_back(static_cast<TokenId>(i));
   }
   // Longest first so that a special token containing another wins; ties in id order.
   std::sort(v.special_tokens.begin(), v.special_tokens.end(), [&](TokenId a, TokenId b) {

@@ -51,13 +51,11 @@ struct Vocab {
   StringIndex ids;  // text -> id, over `text`
   TokenId bos = -1, eos = -1, unk = -1, eot = -1, eom = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false, clean_spaces = false;
-  std::vector<TokenId> special_tokens;  // control, user-defined and unknown tokens, longest text first
+  std::vector<TokenId> special_tokens;     // control, user-defined and unknown tokens, longest text first
   std::vector<TokenId> end_of_generation;  // sorted
 
   bool valid(TokenId id) const { return id >= 0 && static_cast<size_t>(id) < text.size(); }
-  TokenId find(std::string_view s) const {
-    return ids.find(text, s);
-  }
+  TokenId find(std::string_view s) const { return ids.find(text, s); }
   // llama.cpp's tokenizer_st_partition: user-defined tokens always, control and unknown
   // tokens only with parse_special, are cut out of the text before the model runs.
   std::vector<Fragment> partition(std::string_view input, bool parse_special) const;

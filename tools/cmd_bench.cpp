@@ -21,7 +21,8 @@ Expected<std::vector<int>> parse_threads(const std::string& text) {
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0 || v > 256) return make_error("bad thread count '{}' in '{}'", item, text);
+    if (item.empty() || *end != '\0' || v <= 0 || v > 256)
+      return make_error("bad thread count '{}' in '{}'", item, text);
     out.push_back(static_cast<int>(v));
   }
   if (out.empty()) return make_error("no thread counts in '{}'", text);
@@ -41,7 +42,8 @@ void add_bench(CLI::App& app, int& exit_code) {
     bool membw = true;
   };
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("bench", "Prompt (ppN) and generation (tgN) throughput with the bandwidth roofline");
+  CLI::App* cmd =
+      app.add_subcommand("bench", "Prompt (ppN) and generation (tgN) throughput with the bandwidth roofline");
   add_common_run_options(*cmd, o->common);
   cmd->remove_option(cmd->get_option("--threads"));
   cmd->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens per pp test (0: skip)")->capture_default_str();
@@ -104,9 +106,14 @@ void add_bench(CLI::App& app, int& exit_code) {
         stats.push_back(*tg);
       }
       for (const auto& s : stats) {
-        nlohmann::json row = {{"test", s.test}, {"threads", s.threads}, {"tokens_per_s", s.mean}, {"stddev", s.stddev},
+        nlohmann::json row = {{"test", s.test},
+                              {"threads", s.threads},
+                              {"tokens_per_s", s.mean},
+                              {"stddev", s.stddev},
                               {"backend", o->common.plan.empty() ? o->common.backend : "plan"},
-                              {"lm_head", lm_head}, {"model", name}, {"samples_tokens_per_s", s.samples}};
+                              {"lm_head", lm_head},
+                              {"model", name},
+                              {"samples_tokens_per_s", s.samples}};
         const bool tg = s.test.starts_with("tg");
         if (tg && bandwidth > 0) {
           const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);
@@ -123,10 +130,10 @@ void add_bench(CLI::App& app, int& exit_code) {
       }
       if (!o->json && bandwidth > 0 && o->n_gen > 0) {
         const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);
-        fmt::print("  roofline at {} threads: read bandwidth {:.2f} GB/s, {:.1f} MB per decoded token -> {:.2f} tok/s; "
-                   "tg reached {:.0f} %\n",
-                   t, bandwidth, static_cast<double>(bytes_per_token) / 1e6, roofline,
-                   100.0 * stats.back().mean / roofline);
+        fmt::print(
+            "  roofline at {} threads: read bandwidth {:.2f} GB/s, {:.1f} MB per decoded token -> {:.2f} tok/s; "
+            "tg reached {:.0f} %\n",
+            t, bandwidth, static_cast<double>(bytes_per_token) / 1e6, roofline, 100.0 * stats.back().mean / roofline);
       }
     }
     if (o->json) fmt::print("{}\n", rows.dump(2));

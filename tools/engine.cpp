@@ -195,19 +195,20 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
 }
 
 void register_jit_backend() {
-  set_jit_model_loader([](const CommonRunOptions& o,
-                          const passes::PassOptions& passes) -> Expected<std::unique_ptr<runtime::Model>> {
-    // Printing or timing passes needs them to run, which a cached plan skips.
-    const bool passes_wanted = passes.print_after_all || passes.time_passes || !passes.print_after.empty();
-    JitModelOptions jo;
-    jo.model = {.tokenizer_path = o.tokenizer, .passes = passes};
-    jo.backend = {o.backend, o.target, o.verbose};
-    jo.use_cache = !o.no_cache && !passes_wanted;
-    BITNET_ASSIGN_OR_RETURN(jo.model.lm_head, parse_lm_head(o.lm_head));
-    BITNET_ASSIGN_OR_RETURN(auto model, load_jit_model(o.model, jo));
-    if (auto note = lm_head_note(*model, jo.model.lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);
-    return model;
-  });
+  set_jit_model_loader(
+      [](const CommonRunOptions& o, const passes::PassOptions& passes) -> Expected<std::unique_ptr<runtime::Model>> {
+        // Printing or timing passes needs them to run, which a cached plan skips.
+        const bool passes_wanted = passes.print_after_all || passes.time_passes || !passes.print_after.empty();
+        JitModelOptions jo;
+        jo.model = {.tokenizer_path = o.tokenizer, .passes = passes};
+        jo.backend = {o.backend, o.target, o.verbose};
+        jo.use_cache = !o.no_cache && !passes_wanted;
+        BITNET_ASSIGN_OR_RETURN(jo.model.lm_head, parse_lm_head(o.lm_head));
+        BITNET_ASSIGN_OR_RETURN(auto model, load_jit_model(o.model, jo));
+        if (auto note = lm_head_note(*model, jo.model.lm_head); !note.empty())
+          fmt::print(stderr, "bitnet: note: {}\n", note);
+        return model;
+      });
 }
 
 }  // namespace bitnet::tools

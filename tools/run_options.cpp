@@ -4,8 +4,8 @@
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
 
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -86,7 +86,9 @@ Expected<std::unique_ptr<runtime::Model>> load_plan_model(const CommonRunOptions
 }
 }  // namespace
 
-void set_jit_model_loader(JitModelLoader loader) { jit_model_loader() = std::move(loader); }
+void set_jit_model_loader(JitModelLoader loader) {
+  jit_model_loader() = std::move(loader);
+}
 
 Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
                                                      const passes::PassOptions& passes) {
@@ -134,7 +136,8 @@ bool is_valid_utf8(std::string_view s) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
     }
     const auto c1 = len > 1 ? static_cast<unsigned char>(s[i + 1]) : 0;
-    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) {
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) ||
+        (c == 0xf4 && c1 >= 0x90)) {
       return false;
     }
     i += len;

@@ -24,8 +24,8 @@ struct CommonRunOptions {
   std::string target = "host";
   bool verbose = false;
   bool deterministic = false;
-  std::string plan;       // run this compiled plan (-m then only overrides where the model is)
-  bool no_cache = false;  // JIT without the plan cache
+  std::string plan;             // run this compiled plan (-m then only overrides where the model is)
+  bool no_cache = false;        // JIT without the plan cache
   std::string lm_head = "f16";  // f16 | q8_0 | q6_k: requantize an F16 LM head (JIT only; opt-in)
 };
 

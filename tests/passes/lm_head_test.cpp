@@ -1,10 +1,10 @@
 // retarget_lm_head: the logits matmul of an F16 head reads `<source>@q8_0` (or q6_k) of the
 // same shape, inserted just before it, while the embed keeps the original table; f16 and heads
 // that are not F16 leave the graph as it was; what cannot be requantized is refused.
+#include "passes/lm_head.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
 #include "pass_test_util.h"
-#include "passes/lm_head.h"
 #include "passes/pass_manager.h"
 #include "passes/schedule.h"
 

@@ -11,7 +11,8 @@ namespace {
 
 TEST(StringIndex, FindsEveryKeyAndNothingElse) {
   std::vector<std::string> keys;
-  for (int i = 0; i < 5000; ++i) keys.push_back(i % 3 == 0 ? "w" + std::to_string(i) : std::string(i % 40, 'a' + i % 26));
+  for (int i = 0; i < 5000; ++i)
+    keys.push_back(i % 3 == 0 ? "w" + std::to_string(i) : std::string(i % 40, 'a' + i % 26));
   StringIndex index;  // from empty: grows as keys come
   std::unordered_map<std::string, int32_t> first;
   for (size_t i = 0; i < keys.size(); ++i) {
