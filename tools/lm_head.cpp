@@ -4,6 +4,7 @@
 #include "codegen_cpu/requantize.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -38,6 +39,22 @@ std::string lm_head_note(const runtime::Model& model, ir::DType requested) {
                      ir::dtype_name(requested), head->source, ir::dtype_name(head->type.dtype));
 }
 
+namespace {
+
+// The requantized head is read whole on every decoded token, like the file's weights (see
+// gguf::MappedFile): its buffer is advised to use 2 MiB pages before anything touches it
+// (2B4T with a Q8_0 head: 81 % of the roofline on 4 KiB pages). Best effort.
+void reserve_on_huge_pages(std::vector<uint8_t>& bytes, size_t size) {
+  bytes.reserve(size);
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<uintptr_t>(bytes.data());
+  const uintptr_t first = (begin + kHuge - 1) / kHuge * kHuge;
+  const uintptr_t last = (begin + size) / kHuge * kHuge;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
+}  // namespace
+
 Expected<runtime::RepackedBlob> requantize_lm_head(const gguf::GgufFile& file, const passes::LmHead& head,
                                                    int threads) {
   const gguf::TensorInfo* t = file.find_tensor(head.source);
@@ -62,6 +79,7 @@ Expected<runtime::RepackedBlob> requantize_lm_head(const gguf::GgufFile& file, c
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t parts = std::clamp<int64_t>(threads, 1, rows);
   runtime::RepackedBlob blob{head.tensor, head.source, std::string(info.name), {}};
+  reserve_on_huge_pages(blob.bytes, static_cast<size_t>(rows * row_bytes));
   blob.bytes.resize(static_cast<size_t>(rows * row_bytes));
   // Each part converts its rows (the converters return fresh vectors) and copies them to
   // their place; a part per thread, since rows cost the same.
