@@ -15,8 +15,9 @@ llvm::Value* silu(KernelBuilder& kb, llvm::Value* x) {
 llvm::Value* gelu(KernelBuilder& kb, llvm::Value* x) {
   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), tanh(y) = 1 - 2 / (exp(2y) + 1)
   auto& b = kb.b;
-  llvm::Value* inner = b.CreateFMul(kb.cf32(0.7978845608f),
-                                    b.CreateFMul(x, b.CreateFAdd(kb.cf32(1.0f), b.CreateFMul(kb.cf32(0.044715f), b.CreateFMul(x, x)))));
+  llvm::Value* inner =
+      b.CreateFMul(kb.cf32(0.7978845608f),
+                   b.CreateFMul(x, b.CreateFAdd(kb.cf32(1.0f), b.CreateFMul(kb.cf32(0.044715f), b.CreateFMul(x, x)))));
   llvm::Value* e = kb.exp_f32(b.CreateFMul(kb.cf32(2.0f), inner));
   llvm::Value* tanh = b.CreateFSub(kb.cf32(1.0f), b.CreateFDiv(kb.cf32(2.0f), b.CreateFAdd(e, kb.cf32(1.0f))));
   return b.CreateFMul(b.CreateFMul(kb.cf32(0.5f), x), b.CreateFAdd(kb.cf32(1.0f), tanh));
@@ -49,14 +50,19 @@ bool emit_elementwise(KernelBuilder& kb, std::string* error) {
           y = d.op == ir::OpKind::Mul ? b.CreateFMul(x, v) : b.CreateFAdd(x, v);
           break;
         }
-        case ir::OpKind::Silu: y = silu(kb, x); break;
+        case ir::OpKind::Silu:
+          y = silu(kb, x);
+          break;
         case ir::OpKind::Relu2: {
           llvm::Value* r = b.CreateSelect(b.CreateFCmpOGT(x, kb.cf32(0.0f)), x, kb.cf32(0.0f));
           y = b.CreateFMul(r, r);
           break;
         }
-        case ir::OpKind::Gelu: y = gelu(kb, x); break;
-        default: break;
+        case ir::OpKind::Gelu:
+          y = gelu(kb, x);
+          break;
+        default:
+          break;
       }
       kb.store(y, out, idx, 4);
     });

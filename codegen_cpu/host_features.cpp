@@ -12,7 +12,9 @@
 namespace bitnet::codegen {
 namespace {
 
-std::string fmt_feature(const std::string& name, bool on) { return std::string(",") + (on ? "+" : "-") + name; }
+std::string fmt_feature(const std::string& name, bool on) {
+  return std::string(",") + (on ? "+" : "-") + name;
+}
 
 void set_flags(TargetFeatures& t, const llvm::StringMap<bool>& f) {
   auto has = [&](const char* name) {

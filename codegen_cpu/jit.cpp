@@ -24,14 +24,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string error_text(llvm::Error e) { return llvm::toString(std::move(e)); }
+std::string error_text(llvm::Error e) {
+  return llvm::toString(std::move(e));
+}
 
 llvm::OptimizationLevel opt_level(int level) {
   switch (level) {
-    case 0: return llvm::OptimizationLevel::O0;
-    case 1: return llvm::OptimizationLevel::O1;
-    case 2: return llvm::OptimizationLevel::O2;
-    default: return llvm::OptimizationLevel::O3;
+    case 0:
+      return llvm::OptimizationLevel::O0;
+    case 1:
+      return llvm::OptimizationLevel::O1;
+    case 2:
+      return llvm::OptimizationLevel::O2;
+    default:
+      return llvm::OptimizationLevel::O3;
   }
 }
 
@@ -77,7 +83,9 @@ struct Jit::Impl {
 
 Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Jit::~Jit() = default;
-const TargetFeatures& Jit::target() const { return impl_->target; }
+const TargetFeatures& Jit::target() const {
+  return impl_->target;
+}
 
 Expected<std::unique_ptr<Jit>> Jit::create(const JitOptions& options) {
   static const bool initialised = [] {
@@ -104,22 +112,24 @@ Expected<std::unique_ptr<Jit>> Jit::create(const JitOptions& options) {
   jtmb->setCodeModel(llvm::CodeModel::Small);
 
   Impl* raw = impl.get();
-  auto jit = llvm::orc::LLJITBuilder()
-                 .setJITTargetMachineBuilder(*jtmb)
-                 .setNumCompileThreads(static_cast<unsigned>(std::max(options.compile_threads, 1)))
-                 .setCompileFunctionCreator([raw](llvm::orc::JITTargetMachineBuilder builder)
-                                                -> llvm::Expected<std::unique_ptr<llvm::orc::IRCompileLayer::IRCompiler>> {
-                   return std::make_unique<TimedCompiler>(std::move(builder), raw->times);
-                 })
-                 .create();
+  auto jit =
+      llvm::orc::LLJITBuilder()
+          .setJITTargetMachineBuilder(*jtmb)
+          .setNumCompileThreads(static_cast<unsigned>(std::max(options.compile_threads, 1)))
+          .setCompileFunctionCreator([raw](llvm::orc::JITTargetMachineBuilder builder)
+                                         -> llvm::Expected<std::unique_ptr<llvm::orc::IRCompileLayer::IRCompiler>> {
+            return std::make_unique<TimedCompiler>(std::move(builder), raw->times);
+          })
+          .create();
   if (!jit) return make_error("cannot create the LLVM JIT: {}", error_text(jit.takeError()));
   impl->jit = std::move(*jit);
 
   const int level = options.opt_level;
   llvm::orc::JITTargetMachineBuilder tm_builder = *jtmb;
   impl->jit->getIRTransformLayer().setTransform(
-      [raw, level, tm_builder](llvm::orc::ThreadSafeModule tsm,
-                               const llvm::orc::MaterializationResponsibility&) -> llvm::Expected<llvm::orc::ThreadSafeModule> {
+      [raw, level, tm_builder](
+          llvm::orc::ThreadSafeModule tsm,
+          const llvm::orc::MaterializationResponsibility&) -> llvm::Expected<llvm::orc::ThreadSafeModule> {
         llvm::orc::JITTargetMachineBuilder builder = tm_builder;  // createTargetMachine is not const
         auto tm = builder.createTargetMachine();
         if (!tm) return tm.takeError();
@@ -136,7 +146,8 @@ Expected<std::unique_ptr<Jit>> Jit::create(const JitOptions& options) {
           pb.registerLoopAnalyses(lam);
           pb.crossRegisterProxies(lam, fam, cgam, mam);
           pb.buildPerModuleDefaultPipeline(opt_level(level)).run(m, mam);
-          raw->times.add(m.getModuleIdentifier(), std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+          raw->times.add(m.getModuleIdentifier(),
+                         std::chrono::duration<double, std::milli>(Clock::now() - start).count());
         });
         return tsm;
       });
@@ -192,8 +203,8 @@ Expected<CompiledGraph> Jit::compile(const ir::Graph& graph) {
   if (!pending.empty()) {
     llvm::orc::SymbolLookupSet symbols;
     for (const Pending& p : pending) symbols.add(m.jit->mangleAndIntern(p.symbol));
-    auto found = m.jit->getExecutionSession().lookup({{&m.jit->getMainJITDylib(), llvm::orc::JITDylibLookupFlags::MatchAllSymbols}},
-                                                    std::move(symbols));
+    auto found = m.jit->getExecutionSession().lookup(
+        {{&m.jit->getMainJITDylib(), llvm::orc::JITDylibLookupFlags::MatchAllSymbols}}, std::move(symbols));
     if (!found) return make_error("LLVM failed to compile the kernels: {}", error_text(found.takeError()));
     for (const Pending& p : pending) {
       auto it = found->find(m.jit->mangleAndIntern(p.symbol));
@@ -235,7 +246,9 @@ Expected<CompiledKernel> Jit::compile_one(const KernelDesc& desc) {
   return k;
 }
 
-std::string llvm_version() { return LLVM_VERSION_STRING; }
+std::string llvm_version() {
+  return LLVM_VERSION_STRING;
+}
 
 WorkSplit work_split(ir::OpKind op) {
   switch (op) {
@@ -254,9 +267,12 @@ WorkSplit work_split(ir::OpKind op) {
 
 int64_t work_units(const KernelDesc& desc, int64_t n_tokens) {
   switch (work_split(desc.op)) {
-    case WorkSplit::kRows: return desc.result.shape[1].size;
-    case WorkSplit::kHeads: return desc.attr_int("n_head");
-    case WorkSplit::kTokens: return n_tokens;
+    case WorkSplit::kRows:
+      return desc.result.shape[1].size;
+    case WorkSplit::kHeads:
+      return desc.attr_int("n_head");
+    case WorkSplit::kTokens:
+      return n_tokens;
   }
   return n_tokens;
 }

@@ -33,10 +33,10 @@ struct CompiledKernel {
 };
 
 struct CompiledGraph {
-  std::vector<CompiledKernel> kernels;   // distinct kernels
-  std::vector<int32_t> kernel_of_node;   // per graph node: index into kernels, or -1 (no kernel)
-  double compile_ms = 0;                 // wall time of the whole compilation
-  std::vector<double> kernel_ms;         // IR generation + optimisation + codegen per kernel (approximate)
+  std::vector<CompiledKernel> kernels;  // distinct kernels
+  std::vector<int32_t> kernel_of_node;  // per graph node: index into kernels, or -1 (no kernel)
+  double compile_ms = 0;                // wall time of the whole compilation
+  std::vector<double> kernel_ms;        // IR generation + optimisation + codegen per kernel (approximate)
 };
 
 class Jit {

@@ -28,10 +28,10 @@ struct KernelArgs {
   // stays one contiguous stream. Not the reference's layout (runtime/reference/kernels.h).
   void* kv_k;
   void* kv_v;
-  int64_t kv_cells;                  // cells allocated per layer cache (a multiple of 32, >= pos + n_tokens)
-  void* scratch;                     // per-thread scratch: scratch + thread * scratch_stride
+  int64_t kv_cells;  // cells allocated per layer cache (a multiple of 32, >= pos + n_tokens)
+  void* scratch;     // per-thread scratch: scratch + thread * scratch_stride
   int64_t scratch_stride;
-  int32_t thread;                    // index of the calling thread
+  int32_t thread;  // index of the calling thread
   int32_t n_threads;
 };
 

@@ -42,7 +42,8 @@ class Lowering {
     const TensorInfo* t = file_.find_tensor(name);
     if (t == nullptr) return make_error("required tensor '{}' is missing", name);
     auto dtype = ir_dtype(t->type);
-    if (!dtype) return make_error("tensor '{}' has type {}, which the engine cannot use", name, ggml_type_name(t->type));
+    if (!dtype)
+      return make_error("tensor '{}' has type {}, which the engine cannot use", name, ggml_type_name(t->type));
     std::vector<ir::Dim> shape;  // ggml ne is innermost-first; the IR is row-major
     for (auto it = t->ne.rbegin(); it != t->ne.rend(); ++it) shape.push_back(ir::Dim{static_cast<int64_t>(*it)});
     auto v = b_.weight(name, ir::Type::of(*dtype, std::move(shape)));
@@ -91,10 +92,10 @@ class Lowering {
     BITNET_ASSIGN_OR_RETURN(ValueId q, project(h, p + "attn_q.weight", n + "q"));
     BITNET_ASSIGN_OR_RETURN(ValueId k, project(h, p + "attn_k.weight", n + "k"));
     BITNET_ASSIGN_OR_RETURN(ValueId v, project(h, p + "attn_v.weight", n + "v"));
-    BITNET_ASSIGN_OR_RETURN(q, b_.rope(q, rope_style, heads, head_dim, c_.rope_freq_base, c_.rope_freq_scale,
-                                       n + "q.rope"));
-    BITNET_ASSIGN_OR_RETURN(k, b_.rope(k, rope_style, kv_heads, head_dim, c_.rope_freq_base, c_.rope_freq_scale,
-                                       n + "k.rope"));
+    BITNET_ASSIGN_OR_RETURN(
+        q, b_.rope(q, rope_style, heads, head_dim, c_.rope_freq_base, c_.rope_freq_scale, n + "q.rope"));
+    BITNET_ASSIGN_OR_RETURN(
+        k, b_.rope(k, rope_style, kv_heads, head_dim, c_.rope_freq_base, c_.rope_freq_scale, n + "k.rope"));
     BITNET_ASSIGN_OR_RETURN(ValueId a, b_.attention(q, k, v, il, heads, kv_heads, head_dim, n + "attn"));
     if (sub_norms) {
       BITNET_ASSIGN_OR_RETURN(a, norm(a, p + "attn_sub_norm.weight", n + "attn_sub_norm"));
@@ -155,16 +156,26 @@ class Lowering {
 
 std::optional<ir::DType> ir_dtype(GgmlType type) {
   switch (type) {
-    case GgmlType::F32: return ir::DType::F32;
-    case GgmlType::F16: return ir::DType::F16;
-    case GgmlType::BF16: return ir::DType::BF16;
-    case GgmlType::Q8_0: return ir::DType::Q8_0;
-    case GgmlType::Q4_0: return ir::DType::Q4_0;
-    case GgmlType::Q6_K: return ir::DType::Q6_K;
-    case GgmlType::TQ1_0: return ir::DType::TQ1_0;
-    case GgmlType::TQ2_0: return ir::DType::TQ2_0;
-    case GgmlType::I2_S: return ir::DType::I2_S;
-    default: return std::nullopt;
+    case GgmlType::F32:
+      return ir::DType::F32;
+    case GgmlType::F16:
+      return ir::DType::F16;
+    case GgmlType::BF16:
+      return ir::DType::BF16;
+    case GgmlType::Q8_0:
+      return ir::DType::Q8_0;
+    case GgmlType::Q4_0:
+      return ir::DType::Q4_0;
+    case GgmlType::Q6_K:
+      return ir::DType::Q6_K;
+    case GgmlType::TQ1_0:
+      return ir::DType::TQ1_0;
+    case GgmlType::TQ2_0:
+      return ir::DType::TQ2_0;
+    case GgmlType::I2_S:
+      return ir::DType::I2_S;
+    default:
+      return std::nullopt;
   }
 }
 

@@ -134,7 +134,9 @@ constexpr std::string_view kPresetNames[] = {"2b4t", "tiny", "small", "tiny-mha"
 
 }  // namespace
 
-std::span<const std::string_view> model_preset_names() { return kPresetNames; }
+std::span<const std::string_view> model_preset_names() {
+  return kPresetNames;
+}
 
 std::optional<GeneratedModelSpec> model_preset(std::string_view name) {
   GeneratedModelSpec s;
@@ -163,7 +165,8 @@ Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
   const ArchSpec* arch = find_arch(spec.arch);
   if (arch == nullptr) return make_error("unknown architecture '{}' (supported: {})", spec.arch, supported_arch_list());
   if (spec.n_head == 0 || spec.n_head_kv == 0 || spec.n_embd % spec.n_head != 0 || spec.n_head % spec.n_head_kv != 0) {
-    return make_error("heads {} / kv heads {} do not divide the embedding {}", spec.n_head, spec.n_head_kv, spec.n_embd);
+    return make_error("heads {} / kv heads {} do not divide the embedding {}", spec.n_head, spec.n_head_kv,
+                      spec.n_embd);
   }
   if (spec.n_embd % 128 != 0 || spec.n_ff % 128 != 0) {
     return make_error("I2_S needs embedding and feed-forward sizes that are multiples of 128 (got {} and {})",
@@ -212,26 +215,34 @@ Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
     return w.add_tensor({name, type, std::move(ne), buffers.back()});
   };
   // Tensor order of llama-quantize output for these models (see the shared b158 files).
-  BITNET_RETURN_IF_ERROR(
-      add("token_embd.weight", GgmlType::F16, {spec.n_embd, n_vocab}, f16_normal(uint64_t{spec.n_embd} * n_vocab, rng)));
+  BITNET_RETURN_IF_ERROR(add("token_embd.weight", GgmlType::F16, {spec.n_embd, n_vocab},
+                             f16_normal(uint64_t{spec.n_embd} * n_vocab, rng)));
   const GgmlType proj = GgmlType::I2_S;  // every projection, as `llama-quantize ... I2_S` writes them
   for (uint32_t i = 0; i < spec.n_layer; ++i) {
     const std::string b = fmt::format("blk.{}.", i);
     BITNET_RETURN_IF_ERROR(add(b + "attn_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(add(b + "ffn_down.weight", proj, {spec.n_ff, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_ff, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "ffn_down.weight", proj, {spec.n_ff, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_ff, rng)));
     if (arch->sub_norms) {
       BITNET_RETURN_IF_ERROR(add(b + "ffn_sub_norm.weight", GgmlType::F32, {spec.n_ff}, f32_normal(spec.n_ff, rng)));
     }
-    BITNET_RETURN_IF_ERROR(add(b + "ffn_gate.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(add(b + "ffn_up.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "ffn_gate.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "ffn_up.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
     BITNET_RETURN_IF_ERROR(add(b + "ffn_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
     if (arch->sub_norms) {
-      BITNET_RETURN_IF_ERROR(add(b + "attn_sub_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
+      BITNET_RETURN_IF_ERROR(
+          add(b + "attn_sub_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
     }
-    BITNET_RETURN_IF_ERROR(add(b + "attn_k.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(add(b + "attn_output.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(add(b + "attn_q.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(add(b + "attn_v.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "attn_k.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "attn_output.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "attn_q.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(
+        add(b + "attn_v.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
   }
   BITNET_RETURN_IF_ERROR(add("output_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
   return w.write_file_atomic(path);

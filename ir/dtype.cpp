@@ -12,8 +12,12 @@ constexpr DTypeInfo kDTypes[] = {
 
 }  // namespace
 
-const DTypeInfo& dtype_info(DType dtype) { return kDTypes[static_cast<size_t>(dtype)]; }
-std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
+const DTypeInfo& dtype_info(DType dtype) {
+  return kDTypes[static_cast<size_t>(dtype)];
+}
+std::string_view dtype_name(DType dtype) {
+  return dtype_info(dtype).name;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& row : kDTypes) {

@@ -10,20 +10,20 @@
 namespace bitnet::ir {
 
 #define BITNET_IR_DTYPES(X)                                                           \
-  /*  id     name     block  bytes  kind */                                            \
-  X(F32, "f32", 1, 4, kFloat)                                                          \
-  X(F16, "f16", 1, 2, kFloat)                                                          \
-  X(BF16, "bf16", 1, 2, kFloat)                                                        \
-  X(I32, "i32", 1, 4, kInteger)                                                        \
-  X(I8, "i8", 1, 1, kInteger)                                                          \
-  /* int8 activations quantized per row (token) with an absmax scale and a row sum */  \
-  X(I8Q, "i8q", 1, 1, kQuantizedActivation)                                            \
-  X(Q8_0, "q8_0", 32, 34, kQuantizedWeight)                                            \
-  X(Q4_0, "q4_0", 32, 18, kQuantizedWeight)                                            \
-  X(Q6_K, "q6_k", 256, 210, kQuantizedWeight)                                          \
-  X(TQ1_0, "tq1_0", 256, 54, kQuantizedWeight)                                         \
-  X(TQ2_0, "tq2_0", 256, 66, kQuantizedWeight)                                         \
-  /* 2-bit ternary, x86 packing, one f32 scale per tensor (spec 6) */                  \
+  /*  id     name     block  bytes  kind */                                           \
+  X(F32, "f32", 1, 4, kFloat)                                                         \
+  X(F16, "f16", 1, 2, kFloat)                                                         \
+  X(BF16, "bf16", 1, 2, kFloat)                                                       \
+  X(I32, "i32", 1, 4, kInteger)                                                       \
+  X(I8, "i8", 1, 1, kInteger)                                                         \
+  /* int8 activations quantized per row (token) with an absmax scale and a row sum */ \
+  X(I8Q, "i8q", 1, 1, kQuantizedActivation)                                           \
+  X(Q8_0, "q8_0", 32, 34, kQuantizedWeight)                                           \
+  X(Q4_0, "q4_0", 32, 18, kQuantizedWeight)                                           \
+  X(Q6_K, "q6_k", 256, 210, kQuantizedWeight)                                         \
+  X(TQ1_0, "tq1_0", 256, 54, kQuantizedWeight)                                        \
+  X(TQ2_0, "tq2_0", 256, 66, kQuantizedWeight)                                        \
+  /* 2-bit ternary, x86 packing, one f32 scale per tensor (spec 6) */                 \
   X(I2_S, "i2_s", 128, 32, kQuantizedWeight)
 
 enum class DType : uint8_t {

@@ -12,9 +12,15 @@ const Attr* Node::attr(std::string_view name) const {
   return nullptr;
 }
 
-int64_t Node::attr_int(std::string_view name) const { return std::get<int64_t>(attr(name)->value); }
-double Node::attr_float(std::string_view name) const { return std::get<double>(attr(name)->value); }
-const std::string& Node::attr_string(std::string_view name) const { return std::get<std::string>(attr(name)->value); }
+int64_t Node::attr_int(std::string_view name) const {
+  return std::get<int64_t>(attr(name)->value);
+}
+double Node::attr_float(std::string_view name) const {
+  return std::get<double>(attr(name)->value);
+}
+const std::string& Node::attr_string(std::string_view name) const {
+  return std::get<std::string>(attr(name)->value);
+}
 
 std::string Graph::unique_name(std::string hint) {
   if (hint.empty()) hint.assign("v");
@@ -78,7 +84,9 @@ void Graph::retain_nodes(const std::vector<bool>& keep) {
   values_ = std::move(values);
 }
 
-Expected<ValueId> Builder::input_tokens() { return g_.add(OpKind::InputTokens, {}, {}, "tokens"); }
+Expected<ValueId> Builder::input_tokens() {
+  return g_.add(OpKind::InputTokens, {}, {}, "tokens");
+}
 
 Expected<ValueId> Builder::weight(const std::string& tensor, Type type) {
   return g_.add(OpKind::Weight, {}, {{"tensor", tensor}}, {}, std::move(type));
@@ -119,8 +127,8 @@ Expected<ValueId> Builder::rope(ValueId x, std::string style, int64_t n_head, in
                 std::move(name));
 }
 
-Expected<ValueId> Builder::attention(ValueId q, ValueId k, ValueId v, int64_t layer, int64_t n_head,
-                                     int64_t n_head_kv, int64_t head_dim, std::string name) {
+Expected<ValueId> Builder::attention(ValueId q, ValueId k, ValueId v, int64_t layer, int64_t n_head, int64_t n_head_kv,
+                                     int64_t head_dim, std::string name) {
   return g_.add(OpKind::Attention, {q, k, v},
                 {{"layer", layer}, {"n_head", n_head}, {"n_head_kv", n_head_kv}, {"head_dim", head_dim}},
                 std::move(name));
@@ -130,9 +138,15 @@ Expected<ValueId> Builder::softmax(ValueId x, float scale, std::string name) {
   return g_.add(OpKind::Softmax, {x}, {{"scale", static_cast<double>(scale)}}, std::move(name));
 }
 
-Expected<ValueId> Builder::silu(ValueId x, std::string name) { return g_.add(OpKind::Silu, {x}, {}, std::move(name)); }
-Expected<ValueId> Builder::relu2(ValueId x, std::string name) { return g_.add(OpKind::Relu2, {x}, {}, std::move(name)); }
-Expected<ValueId> Builder::gelu(ValueId x, std::string name) { return g_.add(OpKind::Gelu, {x}, {}, std::move(name)); }
+Expected<ValueId> Builder::silu(ValueId x, std::string name) {
+  return g_.add(OpKind::Silu, {x}, {}, std::move(name));
+}
+Expected<ValueId> Builder::relu2(ValueId x, std::string name) {
+  return g_.add(OpKind::Relu2, {x}, {}, std::move(name));
+}
+Expected<ValueId> Builder::gelu(ValueId x, std::string name) {
+  return g_.add(OpKind::Gelu, {x}, {}, std::move(name));
+}
 
 Expected<ValueId> Builder::select_last(ValueId x, std::string name) {
   return g_.add(OpKind::SelectLast, {x}, {}, std::move(name));

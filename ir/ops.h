@@ -17,55 +17,55 @@
 namespace bitnet::ir {
 
 // X(Id, "name", min_operands, max_operands)
-#define BITNET_IR_OPS(X)                                                                        \
-  /* () -> i32[T]: the token ids of this call */                                               \
-  X(InputTokens, "input.tokens", 0, 0)                                                         \
-  /* () -> dtype[shape] {tensor}: a weight tensor of the model file, mapped, never copied */    \
-  X(Weight, "weight", 0, 0)                                                                    \
-  /* (table[V, E], ids i32[T]) -> f32[T, E]: rows of the table, dequantized */                  \
-  X(Embed, "embed", 2, 2)                                                                      \
-  /* (x f32[T, N]) -> f32[T, N] {eps}: x / sqrt(mean(x^2) + eps), no gain */                    \
-  X(RmsNorm, "rms_norm", 1, 1)                                                                 \
-  /* (a f32[T, N], b f32[N] | f32[1] | f32[T, N]) -> f32[T, N]: elementwise, b broadcast */  \
-  X(Mul, "mul", 2, 2)                                                                          \
-  X(Add, "add", 2, 2)                                                                          \
-  /* (x f32[T, K]) -> i8q[T, K]: per-token absmax int8 quantization (spec 8.2) */              \
-  X(QuantizeI8, "quantize_i8", 1, 1)                                                           \
-  /* (x f32[T, K] | i8q[T, K], w[M, K]) -> f32[T, M]: x times w transposed */                  \
-  X(MatMul, "matmul", 2, 2)                                                                    \
-  /* (x f32[T, H * D]) -> f32[T, H * D] {style, n_head, head_dim, freq_base, freq_scale}:      \
-     rotary embedding at positions pos..pos+T-1 */                                             \
-  X(Rope, "rope", 1, 1)                                                                        \
-  /* (q f32[T, H * D], k f32[T, HKV * D], v f32[T, HKV * D]) -> f32[T, H * D]                  \
-     {layer, n_head, n_head_kv, head_dim}: append k, v to the layer's KV cache at positions    \
-     pos.., then causal softmax(q k^T / sqrt(D)) v per head, GQA head groups */                \
-  X(Attention, "attention", 3, 3)                                                              \
-  /* (x f32[T, N]) -> f32[T, N] {scale}: row softmax of x * scale */                            \
-  X(Softmax, "softmax", 1, 1)                                                                  \
-  /* elementwise activations: x * sigmoid(x); max(x, 0)^2; tanh-approximated gelu */           \
-  X(Silu, "silu", 1, 1)                                                                        \
-  X(Relu2, "relu2", 1, 1)                                                                      \
-  X(Gelu, "gelu", 1, 1)                                                                        \
-  /* (x f32[T, N]) -> f32[1, N]: the last row (only the last token's logits are needed) */     \
-  X(SelectLast, "select_last", 1, 1)                                                           \
-  /* (x) -> x {name}: marks a graph output */                                                  \
-  X(Output, "output", 1, 1)                                                                    \
-  /* ---- fused ops (produced by passes; each is one kernel; the interpreter runs them as     \
-     the exact composition of the ops they replace) ---- */                                    \
-  /* (x f32[T, K], gain f32[K]) -> f32[T, K] {eps}: rms_norm then mul by the gain */           \
-  X(Norm, "norm", 2, 2)                                                                        \
-  /* (x f32[T, K], gain f32[K]) -> i8q[T, K] {eps}: norm then quantize_i8 */                   \
-  X(NormQuantize, "norm_quantize", 2, 2)                                                       \
-  /* (x, w1[M1, K], w2[M2, K], ...) -> f32[T, M1 + M2 + ...]: matmuls of one input by several  \
-     weights, results side by side (QKV concatenation without copying weights) */              \
-  X(MatMulCat, "matmul_cat", 3, 9)                                                             \
-  /* (x, w[M, K], r f32[T, M]) -> f32[T, M]: r + matmul(x, w) (residual add epilogue) */        \
-  X(MatMulAdd, "matmul_add", 3, 3)                                                             \
-  /* (x, w_gate[F, K], w_up[F, K]) -> f32[T, F] {act}: act(matmul(x, w_gate)) *                 \
-     matmul(x, w_up), act = "silu" | "relu2" */                                                 \
-  X(GatedFfn, "gated_ffn", 3, 3)                                                               \
-  /* (qkv f32[T, (H + 2 HKV) * D]) -> f32[T, H * D] {layer, n_head, n_head_kv, head_dim,       \
-     style, freq_base, freq_scale}: each row is q [H * D] | k [HKV * D] | v [HKV * D] (the      \
+#define BITNET_IR_OPS(X)                                                                          \
+  /* () -> i32[T]: the token ids of this call */                                                  \
+  X(InputTokens, "input.tokens", 0, 0)                                                            \
+  /* () -> dtype[shape] {tensor}: a weight tensor of the model file, mapped, never copied */      \
+  X(Weight, "weight", 0, 0)                                                                       \
+  /* (table[V, E], ids i32[T]) -> f32[T, E]: rows of the table, dequantized */                    \
+  X(Embed, "embed", 2, 2)                                                                         \
+  /* (x f32[T, N]) -> f32[T, N] {eps}: x / sqrt(mean(x^2) + eps), no gain */                      \
+  X(RmsNorm, "rms_norm", 1, 1)                                                                    \
+  /* (a f32[T, N], b f32[N] | f32[1] | f32[T, N]) -> f32[T, N]: elementwise, b broadcast */       \
+  X(Mul, "mul", 2, 2)                                                                             \
+  X(Add, "add", 2, 2)                                                                             \
+  /* (x f32[T, K]) -> i8q[T, K]: per-token absmax int8 quantization (spec 8.2) */                 \
+  X(QuantizeI8, "quantize_i8", 1, 1)                                                              \
+  /* (x f32[T, K] | i8q[T, K], w[M, K]) -> f32[T, M]: x times w transposed */                     \
+  X(MatMul, "matmul", 2, 2)                                                                       \
+  /* (x f32[T, H * D]) -> f32[T, H * D] {style, n_head, head_dim, freq_base, freq_scale}:         \
+     rotary embedding at positions pos..pos+T-1 */                                                \
+  X(Rope, "rope", 1, 1)                                                                           \
+  /* (q f32[T, H * D], k f32[T, HKV * D], v f32[T, HKV * D]) -> f32[T, H * D]                     \
+     {layer, n_head, n_head_kv, head_dim}: append k, v to the layer's KV cache at positions       \
+     pos.., then causal softmax(q k^T / sqrt(D)) v per head, GQA head groups */                   \
+  X(Attention, "attention", 3, 3)                                                                 \
+  /* (x f32[T, N]) -> f32[T, N] {scale}: row softmax of x * scale */                              \
+  X(Softmax, "softmax", 1, 1)                                                                     \
+  /* elementwise activations: x * sigmoid(x); max(x, 0)^2; tanh-approximated gelu */              \
+  X(Silu, "silu", 1, 1)                                                                           \
+  X(Relu2, "relu2", 1, 1)                                                                         \
+  X(Gelu, "gelu", 1, 1)                                                                           \
+  /* (x f32[T, N]) -> f32[1, N]: the last row (only the last token's logits are needed) */        \
+  X(SelectLast, "select_last", 1, 1)                                                              \
+  /* (x) -> x {name}: marks a graph output */                                                     \
+  X(Output, "output", 1, 1)                                                                       \
+  /* ---- fused ops (produced by passes; each is one kernel; the interpreter runs them as         \
+     the exact composition of the ops they replace) ---- */                                       \
+  /* (x f32[T, K], gain f32[K]) -> f32[T, K] {eps}: rms_norm then mul by the gain */              \
+  X(Norm, "norm", 2, 2)                                                                           \
+  /* (x f32[T, K], gain f32[K]) -> i8q[T, K] {eps}: norm then quantize_i8 */                      \
+  X(NormQuantize, "norm_quantize", 2, 2)                                                          \
+  /* (x, w1[M1, K], w2[M2, K], ...) -> f32[T, M1 + M2 + ...]: matmuls of one input by several     \
+     weights, results side by side (QKV concatenation without copying weights) */                 \
+  X(MatMulCat, "matmul_cat", 3, 9)                                                                \
+  /* (x, w[M, K], r f32[T, M]) -> f32[T, M]: r + matmul(x, w) (residual add epilogue) */          \
+  X(MatMulAdd, "matmul_add", 3, 3)                                                                \
+  /* (x, w_gate[F, K], w_up[F, K]) -> f32[T, F] {act}: act(matmul(x, w_gate)) *                   \
+     matmul(x, w_up), act = "silu" | "relu2" */                                                   \
+  X(GatedFfn, "gated_ffn", 3, 3)                                                                  \
+  /* (qkv f32[T, (H + 2 HKV) * D]) -> f32[T, H * D] {layer, n_head, n_head_kv, head_dim,          \
+     style, freq_base, freq_scale}: each row is q [H * D] | k [HKV * D] | v [HKV * D] (the        \
      matmul_cat of the Q, K, V products); rope on q and k, then attention (KV append included) */ \
   X(RopeAttention, "rope_attention", 1, 1)
 

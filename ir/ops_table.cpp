@@ -5,7 +5,9 @@
 namespace bitnet::ir {
 namespace {
 
-Error bad(const Node& n, std::string why) { return make_error("{}: {}", op_name(n.op), why); }
+Error bad(const Node& n, std::string why) {
+  return make_error("{}: {}", op_name(n.op), why);
+}
 
 // Checks a row-major activation [T, N] (or [1, N] after select_last).
 Status expect_activation(const Node& n, const Type& t, const char* what, DType dtype = DType::F32) {
@@ -30,7 +32,8 @@ Expected<Type> infer_embed(const Node& n, std::span<const Type> ops) {
   if (!is_weight_dtype(table.dtype) || table.rank() != 2) {
     return bad(n, fmt::format("table must be a weight matrix, got {}", to_string(table)));
   }
-  if (ids.dtype != DType::I32 || ids.rank() != 1) return bad(n, fmt::format("ids must be i32[T], got {}", to_string(ids)));
+  if (ids.dtype != DType::I32 || ids.rank() != 1)
+    return bad(n, fmt::format("ids must be i32[T], got {}", to_string(ids)));
   return Type::of(DType::F32, {ids.shape[0], table.shape[1]});
 }
 
@@ -89,11 +92,12 @@ Expected<Type> infer_attention(const Node& n, std::span<const Type> ops) {
     return bad(n, fmt::format("bad heads: n_head {}, n_head_kv {}, head_dim {}", heads, kv_heads, dim));
   }
   for (int i = 0; i < 3; ++i) BITNET_RETURN_IF_ERROR(expect_activation(n, ops[i], i == 0 ? "q" : i == 1 ? "k" : "v"));
-  if (ops[0].shape[1].size != heads * dim) return bad(n, fmt::format("q {} is not {} x {}", to_string(ops[0]), heads, dim));
+  if (ops[0].shape[1].size != heads * dim)
+    return bad(n, fmt::format("q {} is not {} x {}", to_string(ops[0]), heads, dim));
   for (int i = 1; i < 3; ++i) {
     if (ops[i].shape[1].size != kv_heads * dim || ops[i].shape[0] != ops[0].shape[0]) {
-      return bad(n, fmt::format("k/v {} is not [{}, {} x {}]", to_string(ops[i]), to_string(ops[0].shape[0]),
-                                kv_heads, dim));
+      return bad(
+          n, fmt::format("k/v {} is not [{}, {} x {}]", to_string(ops[i]), to_string(ops[0].shape[0]), kv_heads, dim));
     }
   }
   return ops[0];
@@ -143,7 +147,8 @@ Expected<Type> infer_matmul_cat(const Node& n, std::span<const Type> ops) {
 
 Expected<Type> infer_matmul_add(const Node& n, std::span<const Type> ops) {
   BITNET_ASSIGN_OR_RETURN(Type y, product_type(n, ops[0], ops[1]));
-  if (ops[2] != y) return bad(n, fmt::format("residual {} does not match the product {}", to_string(ops[2]), to_string(y)));
+  if (ops[2] != y)
+    return bad(n, fmt::format("residual {} does not match the product {}", to_string(ops[2]), to_string(y)));
   return y;
 }
 
@@ -179,16 +184,14 @@ constexpr AttrSpec kRopeAttrs[] = {{"style", AttrKind::kString},
                                    {"head_dim", AttrKind::kInt},
                                    {"freq_base", AttrKind::kFloat},
                                    {"freq_scale", AttrKind::kFloat}};
-constexpr AttrSpec kAttentionAttrs[] = {{"layer", AttrKind::kInt},
-                                        {"n_head", AttrKind::kInt},
-                                        {"n_head_kv", AttrKind::kInt},
-                                        {"head_dim", AttrKind::kInt}};
+constexpr AttrSpec kAttentionAttrs[] = {
+    {"layer", AttrKind::kInt}, {"n_head", AttrKind::kInt}, {"n_head_kv", AttrKind::kInt}, {"head_dim", AttrKind::kInt}};
 constexpr AttrSpec kScaleAttrs[] = {{"scale", AttrKind::kFloat}};
 constexpr AttrSpec kNameAttrs[] = {{"name", AttrKind::kString}};
 constexpr AttrSpec kActAttrs[] = {{"act", AttrKind::kString}};
-constexpr AttrSpec kRopeAttentionAttrs[] = {{"layer", AttrKind::kInt},      {"n_head", AttrKind::kInt},
-                                            {"n_head_kv", AttrKind::kInt},  {"head_dim", AttrKind::kInt},
-                                            {"style", AttrKind::kString},   {"freq_base", AttrKind::kFloat},
+constexpr AttrSpec kRopeAttentionAttrs[] = {{"layer", AttrKind::kInt},       {"n_head", AttrKind::kInt},
+                                            {"n_head_kv", AttrKind::kInt},   {"head_dim", AttrKind::kInt},
+                                            {"style", AttrKind::kString},    {"freq_base", AttrKind::kFloat},
                                             {"freq_scale", AttrKind::kFloat}};
 
 struct Rule {
@@ -198,24 +201,46 @@ struct Rule {
 
 Rule rule_for(OpKind kind) {
   switch (kind) {
-    case OpKind::InputTokens: return {{}, infer_input_tokens};
-    case OpKind::Weight: return {kWeightAttrs, nullptr};
-    case OpKind::Embed: return {{}, infer_embed};
-    case OpKind::RmsNorm: return {kEpsAttrs, same_as_first};
-    case OpKind::Mul: case OpKind::Add: return {{}, infer_broadcast_binary};
-    case OpKind::QuantizeI8: return {{}, infer_quantize};
-    case OpKind::MatMul: return {{}, infer_matmul};
-    case OpKind::Rope: return {kRopeAttrs, infer_rope};
-    case OpKind::Attention: return {kAttentionAttrs, infer_attention};
-    case OpKind::Softmax: return {kScaleAttrs, same_as_first};
-    case OpKind::Silu: case OpKind::Relu2: case OpKind::Gelu: return {{}, same_as_first};
-    case OpKind::SelectLast: return {{}, infer_select_last};
-    case OpKind::Output: return {kNameAttrs, infer_output};
-    case OpKind::Norm: case OpKind::NormQuantize: return {kEpsAttrs, infer_norm};
-    case OpKind::MatMulCat: return {{}, infer_matmul_cat};
-    case OpKind::MatMulAdd: return {{}, infer_matmul_add};
-    case OpKind::GatedFfn: return {kActAttrs, infer_gated_ffn};
-    case OpKind::RopeAttention: return {kRopeAttentionAttrs, infer_rope_attention};
+    case OpKind::InputTokens:
+      return {{}, infer_input_tokens};
+    case OpKind::Weight:
+      return {kWeightAttrs, nullptr};
+    case OpKind::Embed:
+      return {{}, infer_embed};
+    case OpKind::RmsNorm:
+      return {kEpsAttrs, same_as_first};
+    case OpKind::Mul:
+    case OpKind::Add:
+      return {{}, infer_broadcast_binary};
+    case OpKind::QuantizeI8:
+      return {{}, infer_quantize};
+    case OpKind::MatMul:
+      return {{}, infer_matmul};
+    case OpKind::Rope:
+      return {kRopeAttrs, infer_rope};
+    case OpKind::Attention:
+      return {kAttentionAttrs, infer_attention};
+    case OpKind::Softmax:
+      return {kScaleAttrs, same_as_first};
+    case OpKind::Silu:
+    case OpKind::Relu2:
+    case OpKind::Gelu:
+      return {{}, same_as_first};
+    case OpKind::SelectLast:
+      return {{}, infer_select_last};
+    case OpKind::Output:
+      return {kNameAttrs, infer_output};
+    case OpKind::Norm:
+    case OpKind::NormQuantize:
+      return {kEpsAttrs, infer_norm};
+    case OpKind::MatMulCat:
+      return {{}, infer_matmul_cat};
+    case OpKind::MatMulAdd:
+      return {{}, infer_matmul_add};
+    case OpKind::GatedFfn:
+      return {kActAttrs, infer_gated_ffn};
+    case OpKind::RopeAttention:
+      return {kRopeAttentionAttrs, infer_rope_attention};
   }
   return {{}, nullptr};
 }
@@ -236,6 +261,8 @@ const OpInfo& op_info(OpKind kind) {
   return table[static_cast<size_t>(kind)];
 }
 
-std::string_view op_name(OpKind kind) { return op_info(kind).name; }
+std::string_view op_name(OpKind kind) {
+  return op_info(kind).name;
+}
 
 }  // namespace bitnet::ir

@@ -31,7 +31,8 @@ std::string attr_text(const AttrValue& v) {
 std::string print_node(const Graph& g, const Node& node) {
   const OpInfo& info = op_info(node.op);
   std::string line = fmt::format("{} = {}", value_ref(g, node.result), info.name);
-  for (size_t i = 0; i < node.operands.size(); ++i) line += fmt::format("{}{}", i ? ", " : " ", value_ref(g, node.operands[i]));
+  for (size_t i = 0; i < node.operands.size(); ++i)
+    line += fmt::format("{}{}", i ? ", " : " ", value_ref(g, node.operands[i]));
   // Weights print their tensor as the value name already.
   if (node.op != OpKind::Weight && !info.attrs.empty()) {
     line += " {";

@@ -5,7 +5,9 @@
 
 namespace bitnet::ir {
 
-std::string to_string(const Dim& dim) { return dim.is_tokens() ? "T" : fmt::format("{}", dim.size); }
+std::string to_string(const Dim& dim) {
+  return dim.is_tokens() ? "T" : fmt::format("{}", dim.size);
+}
 
 std::string to_string(const Type& type) {
   std::string s = fmt::format("{}[", dtype_name(type.dtype));

@@ -8,9 +8,12 @@ namespace {
 
 bool kind_matches(const AttrValue& v, AttrKind kind) {
   switch (kind) {
-    case AttrKind::kInt: return std::holds_alternative<int64_t>(v);
-    case AttrKind::kFloat: return std::holds_alternative<double>(v);
-    case AttrKind::kString: return std::holds_alternative<std::string>(v);
+    case AttrKind::kInt:
+      return std::holds_alternative<int64_t>(v);
+    case AttrKind::kFloat:
+      return std::holds_alternative<double>(v);
+    case AttrKind::kString:
+      return std::holds_alternative<std::string>(v);
   }
   return false;
 }
@@ -22,8 +25,9 @@ Status verify_node_shape(const Node& node, ValueId first_undefined) {
   const int n = static_cast<int>(node.operands.size());
   if (n < info.min_operands || n > info.max_operands) {
     return make_error("{}: {} operands, expected {}", info.name, n,
-                      info.min_operands == info.max_operands ? fmt::format("{}", info.min_operands)
-                                                             : fmt::format("{}..{}", info.min_operands, info.max_operands));
+                      info.min_operands == info.max_operands
+                          ? fmt::format("{}", info.min_operands)
+                          : fmt::format("{}..{}", info.min_operands, info.max_operands));
   }
   for (ValueId v : node.operands) {
     // Operands must be defined by earlier nodes: this is what keeps graphs acyclic.
@@ -32,7 +36,8 @@ Status verify_node_shape(const Node& node, ValueId first_undefined) {
   for (const AttrSpec& spec : info.attrs) {
     const Attr* a = node.attr(spec.name);
     if (a == nullptr) return make_error("{}: missing attribute '{}'", info.name, spec.name);
-    if (!kind_matches(a->value, spec.kind)) return make_error("{}: attribute '{}' has the wrong kind", info.name, spec.name);
+    if (!kind_matches(a->value, spec.kind))
+      return make_error("{}: attribute '{}' has the wrong kind", info.name, spec.name);
   }
   for (const Attr& a : node.attrs) {
     bool known = false;

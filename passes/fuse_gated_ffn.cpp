@@ -37,7 +37,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 
 Pass fuse_gated_ffn() {
   return fusion_pass("fuse-gated-ffn",
-                     "act(x w_gate) * (x w_up) of one input is one gated_ffn kernel (intermediates read only here)", fuse);
+                     "act(x w_gate) * (x w_up) of one input is one gated_ffn kernel (intermediates read only here)",
+                     fuse);
 }
 
 }  // namespace bitnet::passes

@@ -30,8 +30,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 }  // namespace
 
 Pass fuse_norm() {
-  return fusion_pass("fuse-norm",
-                     "rms_norm then a mul by a per-feature f32 gain is one norm kernel (same float steps)", fuse);
+  return fusion_pass("fuse-norm", "rms_norm then a mul by a per-feature f32 gain is one norm kernel (same float steps)",
+                     fuse);
 }
 
 }  // namespace bitnet::passes

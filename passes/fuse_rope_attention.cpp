@@ -69,7 +69,8 @@ Expected<ir::Graph> fuse(const ir::Graph& g) {
 Pass fuse_rope_attention() {
   return fusion_pass("fuse-rope-attention",
                      "Q/K/V products of one input -> matmul_cat; rope(q), rope(k), attention -> rope_attention on it "
-          "(intermediates read only inside the pattern)", fuse);
+                     "(intermediates read only inside the pattern)",
+                     fuse);
 }
 
 }  // namespace bitnet::passes

@@ -30,8 +30,12 @@ struct MemoryPlan {
 //   i8q [T, K]  : int8 q[T][K], then float scale[T] at byte T*K, then int32 sum[T] at byte
 //                 T*K + 4*T (per token row: the absmax scale and the sum of that row's q, as
 //                 runtime::ref::I8Row). The compiled kernels (codegen_cpu/kernel_abi.h) use it too.
-inline int64_t i8q_scales_offset(int64_t n_tokens, int64_t k) { return n_tokens * k; }
-inline int64_t i8q_sums_offset(int64_t n_tokens, int64_t k) { return n_tokens * k + 4 * n_tokens; }
+inline int64_t i8q_scales_offset(int64_t n_tokens, int64_t k) {
+  return n_tokens * k;
+}
+inline int64_t i8q_sums_offset(int64_t n_tokens, int64_t k) {
+  return n_tokens * k + 4 * n_tokens;
+}
 // Bytes a value of `type` needs for n_tokens tokens (before alignment); -1 for weight types.
 int64_t value_bytes(const ir::Type& type, int64_t n_tokens);
 

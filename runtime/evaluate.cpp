@@ -18,7 +18,9 @@ double token_nll(std::span<const float> row, int32_t target) {
 
 }  // namespace
 
-double EvalResult::perplexity() const { return std::exp(mean_nll()); }
+double EvalResult::perplexity() const {
+  return std::exp(mean_nll());
+}
 
 Expected<EvalResult> evaluate(const Model& model, std::span<const int32_t> tokens, const EvalOptions& options) {
   const auto n = static_cast<int64_t>(tokens.size());

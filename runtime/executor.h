@@ -18,7 +18,7 @@ namespace bitnet::runtime {
 struct ExecutorOptions {
   int64_t n_ctx = 512;
   int threads = 1;
-  int64_t t_max = 512;                  // tokens per internal step; longer batches run in chunks
+  int64_t t_max = 512;                   // tokens per internal step; longer batches run in chunks
   int64_t scratch_bytes_per_thread = 0;  // on top of what the executor reserves itself
   // Weights that are not in the model file (repacked into a plan's sidecar), by the tensor
   // name their weight nodes use; looked up before the file. They must outlive the executor.
@@ -31,7 +31,9 @@ struct ExecutorOptions {
 
 // Per-thread scratch the kernels get for a context of n_ctx tokens (attention keeps a block of
 // query rows' probabilities over the cells there), the same for JIT and plan sessions.
-inline int64_t kernel_scratch_bytes(int64_t n_ctx) { return 64 * 1024 + n_ctx * 16; }
+inline int64_t kernel_scratch_bytes(int64_t n_ctx) {
+  return 64 * 1024 + n_ctx * 16;
+}
 
 // The multiple a kernel node's thread ranges are split on: whole KV-head groups for attention
 // (each thread appends only its own KV heads), 64 rows for the matmul family (SIMD row

@@ -34,7 +34,9 @@ std::string Utf8Stream::push(std::string_view bytes) {
   return out;
 }
 
-std::string Utf8Stream::flush() { return std::exchange(pending_, std::string()); }
+std::string Utf8Stream::flush() {
+  return std::exchange(pending_, std::string());
+}
 
 Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
                                   const GenerateOptions& options,

@@ -2,8 +2,8 @@
 // the KV cache, streaming text as it is produced.
 #pragma once
 
-#include "runtime/session.h"
 #include "runtime/sampler.h"
+#include "runtime/session.h"
 #include "runtime/tokenizer.h"
 
 #include <functional>
@@ -13,7 +13,7 @@
 namespace bitnet::runtime {
 
 struct GenerateOptions {
-  int32_t n_predict = 128;     // tokens to generate (stops earlier at end of generation)
+  int32_t n_predict = 128;  // tokens to generate (stops earlier at end of generation)
   SamplerOptions sampling;
   bool stop_at_eog = true;
   int32_t dump_logit_steps = 0;  // record the top-k logits of the first K steps
@@ -23,8 +23,8 @@ struct GenerateOptions {
 struct Timings {
   double prompt_ms = 0;
   int64_t prompt_tokens = 0;
-  double generate_ms = 0;         // time in single-token forward passes (decode)
-  int64_t generated_tokens = 0;   // single-token forward passes
+  double generate_ms = 0;        // time in single-token forward passes (decode)
+  int64_t generated_tokens = 0;  // single-token forward passes
   double prompt_tokens_per_s() const { return prompt_ms > 0 ? prompt_tokens * 1000.0 / prompt_ms : 0; }
   double generate_tokens_per_s() const { return generate_ms > 0 ? generated_tokens * 1000.0 / generate_ms : 0; }
 };

@@ -38,16 +38,26 @@ struct KvCache {
 
 std::optional<gguf::GgmlType> ggml_type_of(DType dtype) {
   switch (dtype) {
-    case DType::F32: return gguf::GgmlType::F32;
-    case DType::F16: return gguf::GgmlType::F16;
-    case DType::BF16: return gguf::GgmlType::BF16;
-    case DType::Q8_0: return gguf::GgmlType::Q8_0;
-    case DType::Q4_0: return gguf::GgmlType::Q4_0;
-    case DType::Q6_K: return gguf::GgmlType::Q6_K;
-    case DType::TQ1_0: return gguf::GgmlType::TQ1_0;
-    case DType::TQ2_0: return gguf::GgmlType::TQ2_0;
-    case DType::I2_S: return gguf::GgmlType::I2_S;
-    default: return std::nullopt;
+    case DType::F32:
+      return gguf::GgmlType::F32;
+    case DType::F16:
+      return gguf::GgmlType::F16;
+    case DType::BF16:
+      return gguf::GgmlType::BF16;
+    case DType::Q8_0:
+      return gguf::GgmlType::Q8_0;
+    case DType::Q4_0:
+      return gguf::GgmlType::Q4_0;
+    case DType::Q6_K:
+      return gguf::GgmlType::Q6_K;
+    case DType::TQ1_0:
+      return gguf::GgmlType::TQ1_0;
+    case DType::TQ2_0:
+      return gguf::GgmlType::TQ2_0;
+    case DType::I2_S:
+      return gguf::GgmlType::I2_S;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -140,16 +150,19 @@ struct Interpreter::Impl {
       if (n > 0) std::memcpy(vec.data(), at, vec.size() * sizeof(vec[0]));
     };
     switch (graph.value(id).type.dtype) {
-      case DType::I32: return get(p, b.i32, b.rows);
+      case DType::I32:
+        return get(p, b.i32, b.rows);
       case DType::I8Q:
         get(p, b.i8, b.rows * b.cols);
         b.scales.resize(static_cast<size_t>(b.rows));
         for (int64_t r = 0; r < b.rows; ++r) {
-          std::memcpy(&b.scales[static_cast<size_t>(r)].scale, p + passes::i8q_scales_offset(b.rows, b.cols) + 4 * r, 4);
+          std::memcpy(&b.scales[static_cast<size_t>(r)].scale, p + passes::i8q_scales_offset(b.rows, b.cols) + 4 * r,
+                      4);
           std::memcpy(&b.scales[static_cast<size_t>(r)].sum, p + passes::i8q_sums_offset(b.rows, b.cols) + 4 * r, 4);
         }
         return;
-      default: return get(p, b.f32, b.rows * b.cols);
+      default:
+        return get(p, b.f32, b.rows * b.cols);
     }
   }
 
@@ -176,7 +189,8 @@ struct Interpreter::Impl {
     const Buffer& x = in(node, 0);
     Buffer& out = out_f32(node, x.rows, x.cols);
     const auto eps = static_cast<float>(node.attr_float("eps"));
-    for (int64_t t = 0; t < x.rows; ++t) ref::rms_norm(x.f32.data() + t * x.cols, x.cols, eps, out.f32.data() + t * x.cols);
+    for (int64_t t = 0; t < x.rows; ++t)
+      ref::rms_norm(x.f32.data() + t * x.cols, x.cols, eps, out.f32.data() + t * x.cols);
   }
 
   // b: a weight row/scalar, or an activation of a's shape.
@@ -376,7 +390,8 @@ struct Interpreter::Impl {
     product(node, weight(node, 2), up.data());
     Buffer& out = out_f32(node, rows, wg.rows);
     if (node.attr_string("act") == "silu") {
-      for (int64_t t = 0; t < rows; ++t) ref::silu_row(gate.data() + t * wg.rows, wg.rows, out.f32.data() + t * wg.rows);
+      for (int64_t t = 0; t < rows; ++t)
+        ref::silu_row(gate.data() + t * wg.rows, wg.rows, out.f32.data() + t * wg.rows);
     } else {
       for (size_t i = 0; i < gate.size(); ++i) out.f32[i] = relu2(gate[i]);
     }
@@ -415,30 +430,52 @@ struct Interpreter::Impl {
         b.i32.assign(tokens.begin(), tokens.end());
         return;
       }
-      case OpKind::Weight: return;  // bound once, in `weights`
-      case OpKind::Embed: return embed(node);
-      case OpKind::RmsNorm: return rms_norm(node);
-      case OpKind::Mul: return binary(node, [](float a, float b) { return a * b; });
-      case OpKind::Add: return binary(node, [](float a, float b) { return a + b; });
-      case OpKind::QuantizeI8: return quantize(node);
-      case OpKind::MatMul: return matmul(node);
-      case OpKind::Rope: return rope(node, pos0);
-      case OpKind::Attention: return attention(node, pos0);
-      case OpKind::Softmax: return softmax(node);
-      case OpKind::Silu: return silu(node);
-      case OpKind::Relu2: return unary(node, relu2);
-      case OpKind::Gelu: return unary(node, [](float x) {
+      case OpKind::Weight:
+        return;  // bound once, in `weights`
+      case OpKind::Embed:
+        return embed(node);
+      case OpKind::RmsNorm:
+        return rms_norm(node);
+      case OpKind::Mul:
+        return binary(node, [](float a, float b) { return a * b; });
+      case OpKind::Add:
+        return binary(node, [](float a, float b) { return a + b; });
+      case OpKind::QuantizeI8:
+        return quantize(node);
+      case OpKind::MatMul:
+        return matmul(node);
+      case OpKind::Rope:
+        return rope(node, pos0);
+      case OpKind::Attention:
+        return attention(node, pos0);
+      case OpKind::Softmax:
+        return softmax(node);
+      case OpKind::Silu:
+        return silu(node);
+      case OpKind::Relu2:
+        return unary(node, relu2);
+      case OpKind::Gelu:
+        return unary(node, [](float x) {
           constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
           return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
         });
-      case OpKind::SelectLast: return select_last(node);
-      case OpKind::Output: values[static_cast<size_t>(node.result)] = in(node, 0); return;
-      case OpKind::Norm: return norm(node, false);
-      case OpKind::NormQuantize: return norm(node, true);
-      case OpKind::MatMulCat: return matmul_cat(node);
-      case OpKind::MatMulAdd: return matmul_add(node);
-      case OpKind::GatedFfn: return gated_ffn(node);
-      case OpKind::RopeAttention: return rope_attention(node, pos0);
+      case OpKind::SelectLast:
+        return select_last(node);
+      case OpKind::Output:
+        values[static_cast<size_t>(node.result)] = in(node, 0);
+        return;
+      case OpKind::Norm:
+        return norm(node, false);
+      case OpKind::NormQuantize:
+        return norm(node, true);
+      case OpKind::MatMulCat:
+        return matmul_cat(node);
+      case OpKind::MatMulAdd:
+        return matmul_add(node);
+      case OpKind::GatedFfn:
+        return gated_ffn(node);
+      case OpKind::RopeAttention:
+        return rope_attention(node, pos0);
     }
   }
 };

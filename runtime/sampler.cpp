@@ -8,7 +8,9 @@
 namespace bitnet::runtime {
 namespace {
 
-bool better(const Candidate& a, const Candidate& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+bool better(const Candidate& a, const Candidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
 
 }  // namespace
 
@@ -58,7 +60,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   std::vector<Candidate> c(adjusted.size());
   for (size_t i = 0; i < adjusted.size(); ++i) c[i] = {static_cast<int32_t>(i), adjusted[i]};
   std::sort(c.begin(), c.end(), better);
-  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < c.size()) c.resize(static_cast<size_t>(options_.top_k));
+  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < c.size())
+    c.resize(static_cast<size_t>(options_.top_k));
 
   // Probabilities at temperature 1 for the top-p and min-p cuts (as llama.cpp applies them
   // before the temperature), computed in double.

@@ -10,7 +10,7 @@
 namespace bitnet::runtime {
 
 struct SamplerOptions {
-  bool greedy = false;          // also implied by temperature <= 0
+  bool greedy = false;  // also implied by temperature <= 0
   float temperature = 0.8f;
   int32_t top_k = 40;           // <= 0: off
   float top_p = 0.95f;          // >= 1: off

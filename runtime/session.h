@@ -32,8 +32,8 @@ class Session {
   virtual int64_t pos() const = 0;
   virtual int64_t n_ctx() const = 0;
   virtual int64_t n_vocab() const = 0;
-  virtual void reset() = 0;                // forget the cache
-  virtual void truncate(int64_t pos) = 0;  // drop cache entries from `pos` on
+  virtual void reset() = 0;                      // forget the cache
+  virtual void truncate(int64_t pos) = 0;        // drop cache entries from `pos` on
   virtual std::string_view backend() const = 0;  // "interp" or "jit"
 };
 

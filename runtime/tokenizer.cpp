@@ -10,7 +10,7 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const gguf::TokenizerD
 }
 
 Expected<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const gguf::TokenizerData& data,
-                                                         std::string_view model_name) {
+                                                          std::string_view model_name) {
   if (data.model == "llama") return detail::make_spm_tokenizer(data, model_name);
   if (data.model == "gpt2") {
     BITNET_ASSIGN_OR_RETURN(auto pre, detail::bpe_pre_tokenizer(data.pre));

@@ -139,7 +139,8 @@ Expected<HfTokenizer> convert(const json& j, const std::optional<json>& config) 
       d.merges.push_back(m.get<std::string>());
     } else if (m.is_array() && m.size() == 2) {
       const std::string left = m[0].get<std::string>(), right = m[1].get<std::string>();
-      if (left.empty() || left.find(' ') != std::string::npos) return make_error("merge pair '{}' is not supported", left);
+      if (left.empty() || left.find(' ') != std::string::npos)
+        return make_error("merge pair '{}' is not supported", left);
       d.merges.push_back(left + " " + right);
     } else {
       return make_error("merges must be strings or pairs");
@@ -166,7 +167,8 @@ Expected<HfTokenizer> convert(const json& j, const std::optional<json>& config) 
     if (d.special.bos) d.add_bos = true;
   }
   if (config) {
-    if (auto bos = token_content(config->value("bos_token", json())); bos && !d.special.bos) d.special.bos = find_id(*bos);
+    if (auto bos = token_content(config->value("bos_token", json())); bos && !d.special.bos)
+      d.special.bos = find_id(*bos);
     if (auto eos = token_content(config->value("eos_token", json()))) d.special.eos = find_id(*eos);
     if (auto unk = token_content(config->value("unk_token", json()))) d.special.unk = find_id(*unk);
     const json& add_bos = config->value("add_bos_token", json());

@@ -13,8 +13,8 @@ namespace bitnet::runtime::detail {
 Expected<std::unique_ptr<Tokenizer>> make_spm_tokenizer(const gguf::TokenizerData& data, std::string_view model_name);
 
 // Byte-level BPE "gpt2" vocabulary with the given pre-tokenizer.
-Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const gguf::TokenizerData& data,
-                                                        const PreTokenizerConfig& pre, std::string_view model_name);
+Expected<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(const gguf::TokenizerData& data, const PreTokenizerConfig& pre,
+                                                        std::string_view model_name);
 
 // A tokenizer.json converted to GGUF-style data plus its pre-tokenizer (tokenizer_hf.cpp).
 struct HfTokenizer {

@@ -42,8 +42,8 @@ struct Subject {
 // "\v" (std::regex does not know them); so do we, which also keeps them out of literal
 // ranges such as DeepSeek's [\x{800}-\x{4E00}].
 bool is_wide_space(uint32_t cp) {
-  return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 Subject make_subject(std::string_view text) {

@@ -97,7 +97,9 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-const std::string& byte_to_unicode(uint8_t byte) { return byte_table().to_unicode[byte]; }
+const std::string& byte_to_unicode(uint8_t byte) {
+  return byte_table().to_unicode[byte];
+}
 
 int unicode_to_byte(uint32_t cp) {
   const auto& t = byte_table().from_unicode;

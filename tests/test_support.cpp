@@ -19,9 +19,15 @@ std::optional<std::filesystem::path> shared_dir() {
   return std::nullopt;
 }
 
-std::filesystem::path source_dir() { return BITNET_SOURCE_DIR; }
-std::filesystem::path binary_dir() { return BITNET_BINARY_DIR; }
-std::filesystem::path bitnet_cli() { return binary_dir() / "bin" / "bitnet"; }
+std::filesystem::path source_dir() {
+  return BITNET_SOURCE_DIR;
+}
+std::filesystem::path binary_dir() {
+  return BITNET_BINARY_DIR;
+}
+std::filesystem::path bitnet_cli() {
+  return binary_dir() / "bin" / "bitnet";
+}
 
 std::vector<std::filesystem::path> shared_gguf_files(const std::filesystem::path& shared) {
   std::vector<std::filesystem::path> out;
@@ -34,8 +40,8 @@ std::vector<std::filesystem::path> shared_gguf_files(const std::filesystem::path
 
 TempDir::TempDir() {
   std::random_device rd;
-  path_ = std::filesystem::temp_directory_path() / ("bitnet-test-" + std::to_string(::getpid()) + "-" +
-                                                    std::to_string(rd()));
+  path_ = std::filesystem::temp_directory_path() /
+          ("bitnet-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
   std::filesystem::create_directories(path_);
 }
 
@@ -57,8 +63,10 @@ void write_file(const std::filesystem::path& path, const std::vector<uint8_t>& b
 std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -71,8 +79,10 @@ CommandResult run_command(const std::string& command_line) {
       command_line + " >" + shell_quote(out_path.string()) + " 2>" + shell_quote(err_path.string());
   const int status = std::system(full.c_str());
   CommandResult r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.exit_code = 128 + WTERMSIG(status);
   auto out = read_file(out_path);
   auto err = read_file(err_path);
   r.out.assign(out.begin(), out.end());
@@ -91,8 +101,12 @@ namespace {
 std::atomic<size_t> g_peak_allocation{0};
 }  // namespace
 
-void reset_peak_allocation() { g_peak_allocation = 0; }
-size_t peak_allocation() { return g_peak_allocation; }
+void reset_peak_allocation() {
+  g_peak_allocation = 0;
+}
+size_t peak_allocation() {
+  return g_peak_allocation;
+}
 
 std::vector<uint8_t> random_tensor_data(gguf::GgmlType type, const std::vector<uint64_t>& ne, uint32_t seed) {
   auto nbytes = gguf::ggml_tensor_nbytes(type, ne);
@@ -217,6 +231,12 @@ void* operator new(size_t size, const std::nothrow_t&) noexcept {
   }
 }
 // Every form of delete must pair with these news (under ASan a mismatch aborts).
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}

@@ -95,9 +95,10 @@ void add_eval(CLI::App& app, int& exit_code) {
       fail(result.error().message);
       return;
     }
-    fmt::print("tokens {} | predicted {} | windows {} | mean NLL {:.6f} | perplexity {:.4f} | {:.1f} ms ({:.1f} tok/s)\n",
-               result->n_tokens, result->n_predicted, result->windows, result->mean_nll(), result->perplexity(),
-               result->ms, result->ms > 0 ? result->processed_tokens * 1000.0 / result->ms : 0);
+    fmt::print(
+        "tokens {} | predicted {} | windows {} | mean NLL {:.6f} | perplexity {:.4f} | {:.1f} ms ({:.1f} tok/s)\n",
+        result->n_tokens, result->n_predicted, result->windows, result->mean_nll(), result->perplexity(), result->ms,
+        result->ms > 0 ? result->processed_tokens * 1000.0 / result->ms : 0);
     if (!o->logits_out.empty()) {
       auto s = runtime::write_npy_f32(o->logits_out, result->logits, {result->n_tokens, result->n_vocab});
       if (!s.ok()) {

@@ -19,7 +19,8 @@ void add_gen_model(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<Options>();
   std::string presets;
   for (auto name : gguf::model_preset_names()) presets += fmt::format("{}{}", presets.empty() ? "" : ", ", name);
-  CLI::App* cmd = app.add_subcommand("gen-model", "Write a synthetic model with random ternary weights in the I2_S layout");
+  CLI::App* cmd =
+      app.add_subcommand("gen-model", "Write a synthetic model with random ternary weights in the I2_S layout");
   cmd->add_option("--arch", o->arch, "bitnet, bitnet-b1.58 (default of the presets), bitnet-25 or llama");
   cmd->add_option("--preset", o->preset, "shape preset: " + presets)->capture_default_str();
   cmd->add_option("--layers", o->layers, "override the layer count");
@@ -61,8 +62,8 @@ void add_gen_model(CLI::App& app, int& exit_code) {
       exit_code = kExitFailure;
       return;
     }
-    fmt::print("wrote {} ({} {} layers, n_embd {}, n_ff {}, heads {}/{}, seed {})\n", o->out, spec->arch,
-               spec->n_layer, spec->n_embd, spec->n_ff, spec->n_head, spec->n_head_kv, spec->seed);
+    fmt::print("wrote {} ({} {} layers, n_embd {}, n_ff {}, heads {}/{}, seed {})\n", o->out, spec->arch, spec->n_layer,
+               spec->n_embd, spec->n_ff, spec->n_head, spec->n_head_kv, spec->seed);
     exit_code = kExitOk;
   });
 }

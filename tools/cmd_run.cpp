@@ -35,7 +35,8 @@ void add_run(CLI::App& app, int& exit_code) {
   cmd->add_option("-p,--prompt", o->prompt, "prompt text")->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate")->capture_default_str();
   cmd->add_flag("--greedy", o->greedy, "always take the most likely token (same as --temperature 0)");
-  cmd->add_option("--temperature,--temp", o->sampling.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--temperature,--temp", o->sampling.temperature, "sampling temperature; 0 = greedy")
+      ->capture_default_str();
   cmd->add_option("--top-k", o->sampling.top_k, "keep the K most likely tokens (0 = off)")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling threshold (1 = off)")->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min-p x the top probability (0 = off)")
@@ -121,11 +122,12 @@ void add_run(CLI::App& app, int& exit_code) {
       return;
     }
     const runtime::Timings& t = result->timings;
-    fmt::print(stderr, "\nbackend {} | load {:.1f} ms | {} {:.1f} ms | prompt {} tokens in {:.1f} ms ({:.2f} tok/s) | "
-               "generation {} tokens in {:.1f} ms ({:.2f} tok/s) | stop: {}\n", (*session)->backend(), load_ms,
-               "session", session_ms, t.prompt_tokens, t.prompt_ms,
-               t.prompt_tokens_per_s(),
-               t.generated_tokens, t.generate_ms, t.generate_tokens_per_s(), result->stop_reason);
+    fmt::print(stderr,
+               "\nbackend {} | load {:.1f} ms | {} {:.1f} ms | prompt {} tokens in {:.1f} ms ({:.2f} tok/s) | "
+               "generation {} tokens in {:.1f} ms ({:.2f} tok/s) | stop: {}\n",
+               (*session)->backend(), load_ms, "session", session_ms, t.prompt_tokens, t.prompt_ms,
+               t.prompt_tokens_per_s(), t.generated_tokens, t.generate_ms, t.generate_tokens_per_s(),
+               result->stop_reason);
     if (!o->json_out.empty()) {
       nlohmann::json doc = {
           {"model", o->common.model},

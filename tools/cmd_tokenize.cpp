@@ -40,10 +40,18 @@ std::string escape(std::string_view piece) {
   std::string out;
   for (char c : piece) {
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\\': out += "\\\\"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
           out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
@@ -55,7 +63,9 @@ std::string escape(std::string_view piece) {
   return out;
 }
 
-std::string json_text(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string json_text(const json& doc) {
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 }  // namespace
 

@@ -7,10 +7,10 @@
 
 namespace bitnet::runtime::ref {
 
+using detail::f16_value;
 using detail::kLanes;
 using detail::Lanes;
 using detail::tree_sum;
-using detail::f16_value;
 
 // The dot products are built twice: for CPUs with FMA (where std::fma is one instruction)
 // and a baseline (where it is a libm call); glibc's ifunc picks one at load time. Both

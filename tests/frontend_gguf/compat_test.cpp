@@ -208,13 +208,24 @@ TEST_F(CompatTest, MisalignedTensorsAreRealigned) {
   };
   auto u32 = [&](uint32_t v) { put(&v, 4); };
   auto u64 = [&](uint64_t v) { put(&v, 8); };
-  auto str = [&](const std::string& s) { u64(s.size()); put(s.data(), s.size()); };
+  auto str = [&](const std::string& s) {
+    u64(s.size());
+    put(s.data(), s.size());
+  };
   put("GGUF", 4);
   u32(3);
   u64(2);
   u64(0);
-  str("a"); u32(1); u64(8); u32(0); u64(0);
-  str("b"); u32(1); u64(8); u32(0); u64(40);
+  str("a");
+  u32(1);
+  u64(8);
+  u32(0);
+  u64(0);
+  str("b");
+  u32(1);
+  u64(8);
+  u32(0);
+  u64(40);
   while (bytes.size() % 32) bytes.push_back(0);
   for (int i = 0; i < 80; ++i) bytes.push_back(static_cast<uint8_t>(i));
   testing::write_file(dir_ / "mis.gguf", bytes);

@@ -46,7 +46,9 @@ void check_model(const std::string& path, const std::string& name) {
   }
 }
 
-TEST(GoldenIr, Stories260K) { check_model((testing::source_dir() / "models/stories260K.gguf").string(), "stories260K"); }
+TEST(GoldenIr, Stories260K) {
+  check_model((testing::source_dir() / "models/stories260K.gguf").string(), "stories260K");
+}
 
 TEST(GoldenIr, GeneratedTestPreset) {
   testing::TempDir dir;

@@ -62,8 +62,8 @@ TEST(Generation, StreamingConcatenatesToText) {
   ASSERT_EQ(result->dumped_logits.size(), 3u);
   EXPECT_EQ(result->dumped_logits[0].size(), 5u);
   EXPECT_EQ(result->dumped_logits[0][0].id, result->generated_ids[0] == result->dumped_logits[0][0].id
-                                               ? result->generated_ids[0]
-                                               : result->dumped_logits[0][0].id);
+                                                ? result->generated_ids[0]
+                                                : result->dumped_logits[0][0].id);
   // Same seed, same text.
   auto again_session = model->new_session(false, 128, 2);
   auto again = generate(**again_session, model->tokenizer(), prompt, o);

@@ -1,7 +1,7 @@
 // Sampling: greedy ties, top-k ordering, each filter, seeded reproducibility, and the
 // UTF-8 stream that holds back partial characters.
-#include "runtime/generate.h"
 #include "runtime/sampler.h"
+#include "runtime/generate.h"
 
 #include <gtest/gtest.h>
 
@@ -102,10 +102,16 @@ TEST(Utf8Stream, HoldsBackPartialCharacters) {
   Utf8Stream s;
   EXPECT_EQ(s.push("a\xE2"), "a");
   EXPECT_EQ(s.push("\x96"), "");
-  EXPECT_EQ(s.push("\x81" "b"), "\xE2\x96\x81" "b");
+  EXPECT_EQ(s.push("\x81"
+                   "b"),
+            "\xE2\x96\x81"
+            "b");
   EXPECT_EQ(s.push("\xF0\x9F"), "");
   EXPECT_EQ(s.flush(), "\xF0\x9F");
-  EXPECT_EQ(s.push("\xFF" "x"), "\xFF" "x");  // invalid bytes pass through, never stall
+  EXPECT_EQ(s.push("\xFF"
+                   "x"),
+            "\xFF"
+            "x");  // invalid bytes pass through, never stall
 }
 
 }  // namespace

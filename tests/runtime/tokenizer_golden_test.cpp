@@ -18,8 +18,8 @@ size_t check_golden(const Tokenizer& tokenizer, const std::vector<GoldenCase>& c
     if (ids == cases[i].ids) {
       ++passed;
     } else {
-      ADD_FAILURE() << what << " string #" << i << " '" << cases[i].text << "'\n  expected:"
-                    << testing::join_ids(cases[i].ids) << "\n  actual:  " << testing::join_ids(ids);
+      ADD_FAILURE() << what << " string #" << i << " '" << cases[i].text
+                    << "'\n  expected:" << testing::join_ids(cases[i].ids) << "\n  actual:  " << testing::join_ids(ids);
     }
   }
   std::printf("[ golden   ] %-40s %zu/%zu\n", what.c_str(), passed, cases.size());
@@ -28,8 +28,8 @@ size_t check_golden(const Tokenizer& tokenizer, const std::vector<GoldenCase>& c
 
 // The GGUF vocabularies with goldens. bert-bge is absent on purpose: it is a WordPiece
 // ("bert") vocabulary, which this engine does not implement (see BertIsRejected below).
-const char* const kGgufVocabs[] = {"llama-spm", "phi-3",   "gpt-2", "deepseek-coder", "deepseek-llm",
-                                   "falcon",    "mpt",     "refact", "starcoder"};
+const char* const kGgufVocabs[] = {"llama-spm", "phi-3", "gpt-2",  "deepseek-coder", "deepseek-llm",
+                                   "falcon",    "mpt",   "refact", "starcoder"};
 
 class GgufGolden : public ::testing::TestWithParam<const char*> {};
 
@@ -44,12 +44,11 @@ TEST_P(GgufGolden, MatchesReferenceIds) {
   EXPECT_EQ(check_golden(*tokenizer, cases, "ggml-vocab-" + name), cases.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocab, GgufGolden, ::testing::ValuesIn(kGgufVocabs),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Vocab, GgufGolden, ::testing::ValuesIn(kGgufVocabs), [](const auto& info) {
+  std::string n = info.param;
+  for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return n;
+});
 
 // ggml-vocab-llama-bpe.gguf is not in ../shared (too large to fetch); its goldens are
 // checked with the same tokenizer from tokenizer.json (PROVENANCE section 4).

@@ -41,9 +41,11 @@ TEST(TokenizerRegex, Llama3Pattern) {
   const Pieces expected = {"I", "'LL", " pay", " ", "123", "45", " €!\n\n", "ok"};
   EXPECT_EQ(split_pre("llama-bpe", "I'LL pay 12345 €!\n\nok"), expected);
   // The tokenizer.json spelling with (?i:...) splits the same.
-  EXPECT_EQ(split({R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
-                  "I'LL pay 12345 €!\n\nok"),
-            expected);
+  EXPECT_EQ(
+      split(
+          {R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+          "I'LL pay 12345 €!\n\nok"),
+      expected);
   EXPECT_EQ(split_pre("llama-bpe", "\n\n  x  \n"), (Pieces{"\n\n", " ", " x", "  \n"}));
 }
 
@@ -93,11 +95,16 @@ TEST(TokenizerRegex, UnicodeWhitespaceAsLlamaCpp) {
             (Pieces{"\xe4\xbd\xa0", ideographic_space, "\xe5\xa5\xbd"}));
   // U+180E is not White_Space (llama.cpp: a format character), though PCRE2 counts it as \s.
   EXPECT_EQ(split_pre("gpt-2", mvs + mvs + "b"), (Pieces{mvs + mvs, "b"}));
-  EXPECT_EQ(split_pre("gpt-2", "a\xc2\x85\xc2\x85" "b"), (Pieces{"a", "\xc2\x85", "\xc2\x85", "b"}));
+  EXPECT_EQ(split_pre("gpt-2",
+                      "a\xc2\x85\xc2\x85"
+                      "b"),
+            (Pieces{"a", "\xc2\x85", "\xc2\x85", "b"}));
 }
 
 TEST(TokenizerRegex, InvalidUtf8IsKeptByteForByte) {
-  const std::string text = "a\xff" "b\xc3(\xe2\x82 \xed\xa0\x80z";
+  const std::string text =
+      "a\xff"
+      "b\xc3(\xe2\x82 \xed\xa0\x80z";
   const Pieces pieces = split_pre("gpt-2", text);
   std::string joined;
   for (const auto& p : pieces) joined += p;
@@ -108,9 +115,11 @@ TEST(TokenizerRegex, InvalidUtf8IsKeptByteForByte) {
 
 TEST(TokenizerRegex, PiecesAlwaysConcatenateBack) {
   std::mt19937 rng(7);
-  const char* pres[] = {"gpt-2", "llama-bpe", "default", "falcon", "starcoder", "deepseek-llm", "deepseek-coder", "qwen2"};
-  const std::string alphabet[] = {"a", "Z", " ", "\n", "\r", "\t", "1", "'", "s", "LL", "!", "€", "é", "你",
-                                  "\xff", "\xc3", "\x80", "😀", "\xe2\x80\xaf", "ـ"};
+  const char* pres[] = {"gpt-2",     "llama-bpe",    "default",        "falcon",
+                        "starcoder", "deepseek-llm", "deepseek-coder", "qwen2"};
+  const std::string alphabet[] = {
+      "a",  "Z",    " ",    "\n",   "\r", "\t",           "1", "'", "s", "LL", "!", "€", "é",
+      "你", "\xff", "\xc3", "\x80", "😀",  "\xe2\x80\xaf", "ـ"};
   for (const char* pre : pres) {
     auto config = bpe_pre_tokenizer(std::string(pre));
     ASSERT_TRUE(config.ok());

@@ -39,7 +39,7 @@ TEST(SyntheticSpm, UnknownCharactersWithoutByteTokens) {
   auto t = Tokenizer::from_gguf(spm_data(-0.1f, -0.5f));
   ASSERT_TRUE(t.ok());
   EXPECT_EQ((*t)->encode("z", kNoBos), (std::vector<TokenId>{3, 0}));
-  EXPECT_EQ((*t)->decode(std::vector<TokenId>{3, 0}), "");  // <unk> is hidden unless rendered
+  EXPECT_EQ((*t)->decode(std::vector<TokenId>{3, 0}), "");             // <unk> is hidden unless rendered
   EXPECT_EQ((*t)->decode(std::vector<TokenId>{3, 0}, true), "<unk>");  // first piece loses its space
   EXPECT_TRUE((*t)->is_end_of_generation(2));
   EXPECT_FALSE((*t)->is_end_of_generation(1));

@@ -183,8 +183,8 @@ TEST_F(SharedVocab, RoundTripAllGoldenStrings) {
   const auto inp = testing::vocab_path(shared, "gpt-2").string();
   const auto cases = testing::read_golden(inp + ".inp", inp + ".out");
   std::vector<std::pair<std::string, std::unique_ptr<Tokenizer>>> tokenizers;
-  for (const char* name : {"llama-spm", "phi-3", "gpt-2", "deepseek-coder", "deepseek-llm", "falcon", "mpt", "refact",
-                           "starcoder"}) {
+  for (const char* name :
+       {"llama-spm", "phi-3", "gpt-2", "deepseek-coder", "deepseek-llm", "falcon", "mpt", "refact", "starcoder"}) {
     tokenizers.emplace_back(name, load(name));
   }
   auto llama3 = Tokenizer::from_hf_json((shared / "models/vocab/llama3/tokenizer.json").string());
@@ -220,7 +220,9 @@ TEST_F(SharedVocab, InvalidIdsAndInvalidUtf8) {
   EXPECT_EQ(gpt2->decode(std::vector<TokenId>{-1, 50257, 15496}), "Hello");
   EXPECT_EQ(spm->token_text(-1), "");
 
-  const std::string garbage = "ok\xff\xfe\xc3(\xe2\x82\xed\xa0\x80 \xf8\x88\x80\x80\x80" "end\x80";
+  const std::string garbage =
+      "ok\xff\xfe\xc3(\xe2\x82\xed\xa0\x80 \xf8\x88\x80\x80\x80"
+      "end\x80";
   for (const Tokenizer* t : {spm.get(), gpt2.get()}) {
     const auto ids = t->encode(garbage, kNoBos);
     EXPECT_TRUE(t->check_ids(ids).ok());
@@ -228,7 +230,9 @@ TEST_F(SharedVocab, InvalidIdsAndInvalidUtf8) {
   }
   // SentencePiece cuts characters by their lead byte after spaces became U+2581, so a bad
   // lead byte swallows a following space's bytes, which come back as U+2581 (as in llama.cpp).
-  EXPECT_EQ(spm->decode(spm->encode("\xf0 a", kNoBos)), "\xf0\xe2\x96\x81" "a");
+  EXPECT_EQ(spm->decode(spm->encode("\xf0 a", kNoBos)),
+            "\xf0\xe2\x96\x81"
+            "a");
   EXPECT_EQ(gpt2->decode(gpt2->encode("\xf0 a", kNoBos)), "\xf0 a");
 }
 

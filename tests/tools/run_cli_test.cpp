@@ -13,8 +13,12 @@ namespace {
 using testing::run_command;
 using testing::shell_quote;
 
-std::string cli() { return shell_quote(testing::bitnet_cli().string()); }
-std::string stories() { return shell_quote((testing::source_dir() / "models/stories260K.gguf").string()); }
+std::string cli() {
+  return shell_quote(testing::bitnet_cli().string());
+}
+std::string stories() {
+  return shell_quote((testing::source_dir() / "models/stories260K.gguf").string());
+}
 
 nlohmann::json read_json(const std::filesystem::path& p) {
   std::ifstream in(p);
@@ -93,8 +97,8 @@ TEST(EvalCli, TextFileAndErrors) {
   testing::TempDir dir;
   const auto text = dir / "t.txt";
   std::ofstream(text) << "Once upon a time, there was a little dog. He liked to run and play in the sun.";
-  auto r = run_command(cli() + " eval -m " + stories() + " --text-file " + shell_quote(text.string()) +
-                       " -c 12 --stride 6");
+  auto r =
+      run_command(cli() + " eval -m " + stories() + " --text-file " + shell_quote(text.string()) + " -c 12 --stride 6");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("windows"), std::string::npos);
   EXPECT_EQ(run_command(cli() + " eval -m " + stories() + " --teacher-force-ids 1,99999").exit_code, 1);
@@ -107,7 +111,8 @@ TEST(DumpIrCli, StagesAndPassOptions) {
   auto lowered = run_command(cli() + " dump-ir -m " + stories());
   ASSERT_EQ(lowered.exit_code, 0) << lowered.err;
   EXPECT_NE(lowered.out.find("graph \"llama\" arch=\"llama\""), std::string::npos);
-  auto optimized = run_command(cli() + " dump-ir -m " + stories() + " --stage optimized --time-passes --print-after dce");
+  auto optimized =
+      run_command(cli() + " dump-ir -m " + stories() + " --stage optimized --time-passes --print-after dce");
   ASSERT_EQ(optimized.exit_code, 0) << optimized.err;
   EXPECT_NE(optimized.err.find("pass dce"), std::string::npos);
   EXPECT_NE(optimized.err.find("IR after dce"), std::string::npos);

@@ -10,7 +10,9 @@ namespace {
 using testing::run_command;
 using testing::shell_quote;
 
-std::string cli() { return shell_quote(testing::bitnet_cli().string()); }
+std::string cli() {
+  return shell_quote(testing::bitnet_cli().string());
+}
 
 std::string vocab(const std::filesystem::path& shared, const std::string& name) {
   return shell_quote((shared / "models" / "vocab" / ("ggml-vocab-" + name + ".gguf")).string());
@@ -20,8 +22,8 @@ TEST(TokenizeCli, HelpAndUsageErrors) {
   auto help = run_command(cli() + " tokenize --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--detokenize"), std::string::npos);
-  EXPECT_EQ(run_command(cli() + " tokenize --text hi").exit_code, 2);           // no tokenizer
-  EXPECT_EQ(run_command(cli() + " tokenize -m x.gguf").exit_code, 2);           // neither --text nor --detokenize
+  EXPECT_EQ(run_command(cli() + " tokenize --text hi").exit_code, 2);  // no tokenizer
+  EXPECT_EQ(run_command(cli() + " tokenize -m x.gguf").exit_code, 2);  // neither --text nor --detokenize
   EXPECT_EQ(run_command(cli() + " tokenize -m a --tokenizer b --text hi").exit_code, 2);
   EXPECT_EQ(run_command(cli() + " tokenize -m a --text hi --detokenize 1").exit_code, 2);
   EXPECT_EQ(run_command(cli() + " tokenize -m a --detokenize 1,x").exit_code, 2);
