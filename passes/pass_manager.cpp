@@ -5,12 +5,24 @@
 #include "ir/verifier.h"
 #include "passes/memory_plan.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 
 namespace bitnet::passes {
 
 Status PassManager::run(ir::Graph& graph, const PassOptions& options) const {
+  // A misspelt --print-after would otherwise print nothing and look like a pass that did nothing.
+  for (const std::string& name : options.print_after) {
+    if (std::none_of(passes_.begin(), passes_.end(), [&](const Pass& p) { return p.name == name; })) {
+      std::vector<std::string_view> known;
+      for (const Pass& p : passes_) {
+        if (std::find(known.begin(), known.end(), p.name) == known.end()) known.push_back(p.name);
+      }
+      return make_error("--print-after: no pass named '{}' (passes: {})", name, fmt::join(known, ", "));
+    }
+  }
   for (const Pass& pass : passes_) {
     const auto start = std::chrono::steady_clock::now();
     auto status = pass.run(graph);

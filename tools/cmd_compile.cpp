@@ -20,6 +20,7 @@ void add_compile(CLI::App& app, int& exit_code) {
     std::string target = "host";
     std::string lm_head = "f16";
     bool verbose = false;
+    passes::PassOptions passes;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("compile", "Compile a model ahead of time into a plan (kernels + schedule)");
@@ -37,13 +38,17 @@ void add_compile(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"f16", "q8_0", "q6_k"}))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose, "list the kernels with their compile times");
+  cmd->add_flag("--print-after-all", o->passes.print_after_all, "print the IR to stderr after every pass");
+  cmd->add_option("--print-after", o->passes.print_after, "print the IR to stderr after the named pass (repeatable)");
+  cmd->add_flag("--time-passes", o->passes.time_passes, "print each pass's time to stderr");
   cmd->callback([o, &exit_code] {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("compile", message); };
     const auto start = std::chrono::steady_clock::now();
     auto lm_head = parse_lm_head(o->lm_head);
     if (!lm_head.ok()) return fail(lm_head.error().message);
-    auto model = runtime::Model::load(o->model, {.lm_head = *lm_head});
+    o->passes.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
+    auto model = runtime::Model::load(o->model, {.passes = o->passes, .lm_head = *lm_head});
     if (!model.ok()) return fail(model.error().message);
     if (auto note = lm_head_note(**model, *lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);
     std::string memo;  // memoise the model's hash where `run` will look for it

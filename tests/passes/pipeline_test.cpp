@@ -59,5 +59,21 @@ TEST(Pipeline, ModelLoadPassesTheOptionsOn) {
   EXPECT_EQ(fused, 5);
 }
 
+// A misspelt --print-after is an error naming the passes, before any pass runs.
+TEST(Pipeline, PrintAfterAnUnknownPassIsAnError) {
+  ir::Graph g("empty");
+  ir::Builder b(g);
+  ASSERT_TRUE(b.output(*b.input_tokens(), "out").ok());
+  std::string log;
+  passes::PassOptions options;
+  options.print_after = {"fuse-residual", "fuse-nrm"};
+  options.sink = [&](std::string_view s) { log += s; };
+  const auto status = passes::default_pipeline().run(g, options);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().message.find("no pass named 'fuse-nrm'"), std::string::npos) << status.error().message;
+  EXPECT_NE(status.error().message.find("fuse-norm-quantize, fuse-rope-attention"), std::string::npos);
+  EXPECT_TRUE(log.empty()) << log;
+}
+
 }  // namespace
 }  // namespace bitnet

@@ -41,9 +41,12 @@ TEST(PlanCli, BitnetRtLinksNoCompiler) {
 TEST(PlanCli, CompileDumpAndRunWithBothBinaries) {
   TempDir dir;
   const std::string plan = shell_quote((dir / "s.bnplan").string());
-  auto compiled = run_command(cli(dir) + " compile -m " + stories() + " -o " + plan);
+  auto compiled = run_command(cli(dir) + " compile -m " + stories() + " -o " + plan +
+                              " --time-passes --print-after fuse-gated-ffn");
   ASSERT_EQ(compiled.exit_code, 0) << compiled.err;
   EXPECT_TRUE(contains(compiled.out, "compiled") && contains(compiled.out, "cache key")) << compiled.out;
+  EXPECT_TRUE(contains(compiled.err, "pass fuse-residual") && contains(compiled.err, "IR after fuse-gated-ffn"))
+      << compiled.err;
 
   for (const std::string& dumper : {cli(dir), rt()}) {
     auto dump = run_command(dumper + " dump-plan " + plan);
