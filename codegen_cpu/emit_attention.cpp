@@ -203,6 +203,27 @@ std::vector<llvm::Value*> AttentionEmitter::scores(llvm::Value* g, const std::ve
         max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
       }
     }
+  } else if (s_.dim < 64) {
+    start = b_.CreateAnd(visible, kb_.c64(~int64_t{15}));
+    std::vector<llvm::Value*> init(queries.size(), kb_.splat(16, kb_.cf32(-INFINITY)));
+    std::vector<llvm::Value*> lanes =
+        kb_.loop_carried(kb_.c64(0), start, 16, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
+          const std::vector<llvm::Value*> dots = scores_by_cell16(g, j, queries);
+          std::vector<llvm::Value*> next(queries.size());
+          for (size_t i = 0; i < queries.size(); ++i) {
+            llvm::Value* w =
+                b_.CreateFAdd(b_.CreateFMul(dots[i], kb_.splat(16, kb_.cf32(s_.scale))), kb_.splat(16, kb_.cf32(0.0f)));
+            b_.CreateAlignedStore(w, kb_.element_ptr(kb_.f32(), queries[i].probs, j), llvm::MaybeAlign(4));
+            next[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, m[i]), w, m[i]);
+          }
+          return next;
+        });
+    for (size_t i = 0; i < queries.size(); ++i) {
+      for (unsigned l = 0; l < 16; ++l) {
+        llvm::Value* w = b_.CreateExtractElement(lanes[i], static_cast<uint64_t>(l));
+        max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
+      }
+    }
   }
   return kb_.loop_carried(start, visible, 1, max, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
     llvm::Value* k = k_at(j);
@@ -215,6 +236,41 @@ std::vector<llvm::Value*> AttentionEmitter::scores(llvm::Value* g, const std::ve
     }
     return next;
   });
+}
+
+// Head dims below 64, where vec_dot_f16 has no vector part: per cell, the products k[d] * q[d]
+// (exact in float: both are F16 values) added in d order to a double from +0, then rounded to
+// float, exactly as dot_exact does, but for cells j .. j + 15 at once with the cells in the
+// lanes (16 double sums per query). K[cell][d] and K[cell][d + 1] of the 16 cells are one 32-bit
+// gather (consecutive cells' rows are head_dim * 2 bytes apart), shared by the queries. The
+// per-cell path spent most of its time on 32 dependent scalar double adds per cell.
+std::vector<llvm::Value*> AttentionEmitter::scores_by_cell16(llvm::Value* g, llvm::Value* j,
+                                                             const std::vector<Query>& queries) {
+  llvm::VectorType* f64x16 = kb_.vec(kb_.f64(), 16);
+  std::vector<llvm::Constant*> offsets;
+  for (int64_t c = 0; c < 16; ++c) offsets.push_back(kb_.c64(c * s_.dim * 2));
+  llvm::Value* rows = b_.CreateGEP(b_.getInt8Ty(), k_row(g, j), llvm::ConstantVector::get(offsets));
+  std::vector<llvm::Value*> sums(queries.size(), llvm::ConstantFP::get(f64x16, 0.0));
+  auto add = [&](llvm::Value* k, int64_t d) {  // k: <16 x float>, K[j + c][d] in lane c
+    for (size_t i = 0; i < queries.size(); ++i) {
+      llvm::Value* q = b_.CreateVectorSplat(16, b_.CreateExtractElement(queries[i].q, static_cast<uint64_t>(d)));
+      sums[i] = b_.CreateFAdd(sums[i], b_.CreateFPExt(b_.CreateFMul(k, q), f64x16));
+    }
+  };
+  llvm::VectorType* i16x16 = kb_.vec(b_.getInt16Ty(), 16);
+  llvm::VectorType* f32x16 = kb_.vec(kb_.f32(), 16);
+  auto to_float = [&](llvm::Value* halves) {
+    return b_.CreateFPExt(b_.CreateBitCast(halves, kb_.vec(kb_.f16(), 16)), f32x16);
+  };
+  for (int64_t d = 0; d < s_.dim; d += 2) {
+    llvm::Value* at = b_.CreateGEP(b_.getInt8Ty(), rows, kb_.c64(d * 2));
+    llvm::Value* pair = b_.CreateMaskedGather(kb_.vec(b_.getInt32Ty(), 16), at, llvm::Align(2));
+    add(to_float(b_.CreateTrunc(pair, i16x16)), d);
+    add(to_float(b_.CreateTrunc(b_.CreateLShr(pair, 16), i16x16)), d + 1);
+  }
+  std::vector<llvm::Value*> out;
+  for (llvm::Value* sum : sums) out.push_back(b_.CreateFPTrunc(sum, f32x16));
+  return out;
 }
 
 // probs[0, window) = softmax of the scores with cells from `visible` on masked (-inf), as
