@@ -203,7 +203,7 @@ std::vector<llvm::Value*> AttentionEmitter::scores(llvm::Value* g, const std::ve
         max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
       }
     }
-  } else if (s_.dim < 64) {
+  } else {
     start = b_.CreateAnd(visible, kb_.c64(~int64_t{15}));
     std::vector<llvm::Value*> init(queries.size(), kb_.splat(16, kb_.cf32(-INFINITY)));
     std::vector<llvm::Value*> lanes =
@@ -238,12 +238,13 @@ std::vector<llvm::Value*> AttentionEmitter::scores(llvm::Value* g, const std::ve
   });
 }
 
-// Head dims below 64, where vec_dot_f16 has no vector part: per cell, the products k[d] * q[d]
-// (exact in float: both are F16 values) added in d order to a double from +0, then rounded to
+// Head dims that are not a multiple of 64, where vec_dot_f16 ends in a double tail: per cell,
+// the float tree sum of the whole 64-chunks (none below 64) widened to double, then the tail's
+// products k[d] * q[d] (exact in float: both are F16 values) added in d order, then rounded to
 // float, exactly as dot_exact does, but for cells j .. j + 15 at once with the cells in the
 // lanes (16 double sums per query). K[cell][d] and K[cell][d + 1] of the 16 cells are one 32-bit
 // gather (consecutive cells' rows are head_dim * 2 bytes apart), shared by the queries. The
-// per-cell path spent most of its time on 32 dependent scalar double adds per cell.
+// per-cell path spent most of its time on dependent scalar double adds (32 per cell at dim 32).
 std::vector<llvm::Value*> AttentionEmitter::scores_by_cell16(llvm::Value* g, llvm::Value* j,
                                                              const std::vector<Query>& queries) {
   llvm::VectorType* f64x16 = kb_.vec(kb_.f64(), 16);
@@ -251,6 +252,17 @@ std::vector<llvm::Value*> AttentionEmitter::scores_by_cell16(llvm::Value* g, llv
   for (int64_t c = 0; c < 16; ++c) offsets.push_back(kb_.c64(c * s_.dim * 2));
   llvm::Value* rows = b_.CreateGEP(b_.getInt8Ty(), k_row(g, j), llvm::ConstantVector::get(offsets));
   std::vector<llvm::Value*> sums(queries.size(), llvm::ConstantFP::get(f64x16, 0.0));
+  const int64_t vector_end = s_.dim - s_.dim % 64;
+  if (vector_end > 0) {
+    std::vector<TreeSum16x16> trees(queries.size(), TreeSum16x16(kb_));
+    for (int64_t c = 0; c < 16; ++c) {
+      llvm::Value* k = b_.CreateFPExt(
+          load_vec(kb_, kb_.f16(), static_cast<unsigned>(s_.dim), k_row(g, b_.CreateAdd(j, kb_.c64(c))), kb_.c64(0), 2),
+          kb_.vec(kb_.f32(), static_cast<unsigned>(s_.dim)));
+      for (size_t i = 0; i < queries.size(); ++i) trees[i].push(dot_lanes(kb_, k, queries[i].q, s_.dim));
+    }
+    for (size_t i = 0; i < queries.size(); ++i) sums[i] = b_.CreateFPExt(trees[i].finish(), f64x16);
+  }
   auto add = [&](llvm::Value* k, int64_t d) {  // k: <16 x float>, K[j + c][d] in lane c
     for (size_t i = 0; i < queries.size(); ++i) {
       llvm::Value* q = b_.CreateVectorSplat(16, b_.CreateExtractElement(queries[i].q, static_cast<uint64_t>(d)));
@@ -262,7 +274,7 @@ std::vector<llvm::Value*> AttentionEmitter::scores_by_cell16(llvm::Value* g, llv
   auto to_float = [&](llvm::Value* halves) {
     return b_.CreateFPExt(b_.CreateBitCast(halves, kb_.vec(kb_.f16(), 16)), f32x16);
   };
-  for (int64_t d = 0; d < s_.dim; d += 2) {
+  for (int64_t d = vector_end; d < s_.dim; d += 2) {
     llvm::Value* at = b_.CreateGEP(b_.getInt8Ty(), rows, kb_.c64(d * 2));
     llvm::Value* pair = b_.CreateMaskedGather(kb_.vec(b_.getInt32Ty(), 16), at, llvm::Align(2));
     add(to_float(b_.CreateTrunc(pair, i16x16)), d);

@@ -56,7 +56,8 @@ class AttentionEmitter {
   void attend(llvm::Value* decode);
   void query_block(const Token& token, llvm::Value* g, llvm::Value* first_head, unsigned n);
   std::vector<llvm::Value*> scores(llvm::Value* g, const std::vector<Query>& queries, llvm::Value* visible);
-  // For head dims below 64: <16 x float> per query, the unscaled dot products of cells j .. j + 15.
+  // For head dims that are not a multiple of 64: <16 x float> per query, the unscaled dot
+  // products of cells j .. j + 15.
   std::vector<llvm::Value*> scores_by_cell16(llvm::Value* g, llvm::Value* j, const std::vector<Query>& queries);
   void normalise(llvm::Value* probs, llvm::Value* max, llvm::Value* visible, llvm::Value* window,
                  llvm::Value* round_to_half);

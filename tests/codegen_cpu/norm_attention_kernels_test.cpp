@@ -526,14 +526,17 @@ TEST_P(KernelTest, LongPromptChunks) {
   }
 }
 
-// Groups that do not fill whole query blocks (6 = 4 + 2, 3) and head dims that are not a
-// multiple of 16 (40) or 8 (36, the one-row fallback).
+// Groups that do not fill whole query blocks (6 = 4 + 2, 3), head dims that are not a
+// multiple of 16 (40) or 8 (36, the one-row fallback), and above 64 but not a multiple of it
+// (96, 80: a float part and a double tail per score).
 TEST_P(KernelTest, AttentionOddShapes) {
   run_attention_sequence(*this, {6, 1, 64}, false, 1.0f, "attention");
   run_attention_sequence(*this, {6, 2, 40}, false, 2.0f, "attention");
   run_attention_sequence(*this, {3, 1, 36}, false, 1.0f, "attention");
   run_attention_sequence(*this, {6, 2, 40}, true, 1.0f, "rope_attention");
   run_attention_sequence(*this, {3, 1, 36}, true, 1.0f, "rope_attention");
+  run_attention_sequence(*this, {4, 2, 96}, false, 2.0f, "attention");
+  run_attention_sequence(*this, {4, 2, 80}, true, 1.0f, "rope_attention");
 }
 
 // ---- teacher-forced on the reference's intermediates -----------------------------------------
