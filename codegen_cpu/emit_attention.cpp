@@ -166,65 +166,51 @@ void AttentionEmitter::query_block(const Token& token, llvm::Value* g, llvm::Val
 
 // probs[j] = float(q . k_j * scale) + 0 for cells j < visible (ref::vec_dot_f16 on F16 q and
 // K; adding the zero mask is what turns -0 into +0 in the reference). Returns each row's max.
-// Each K row is converted from F16 once for all queries. Head dims that are a multiple of 64
-// (no double tail) take 16 cells at a time: their 16 tree sums are done together
-// (TreeSum16x16) and the scale, store and max run on whole vectors.
+// Each K row is converted from F16 once for all queries. Whole chunks of 16 cells go together:
+// head dims that are a multiple of 64 (no double tail) do their 16 tree sums at once
+// (TreeSum16x16), other dims go through scores_by_cell16; the scale, store and max then run on
+// whole vectors.
 std::vector<llvm::Value*> AttentionEmitter::scores(llvm::Value* g, const std::vector<Query>& queries,
                                                    llvm::Value* visible) {
   const auto dim = static_cast<unsigned>(s_.dim);
   auto k_at = [&](llvm::Value* j) {
     return b_.CreateFPExt(load_vec(kb_, kb_.f16(), dim, k_row(g, j), kb_.c64(0), 2), kb_.vec(kb_.f32(), dim));
   };
-  std::vector<llvm::Value*> max(queries.size(), kb_.cf32(-INFINITY));
-  llvm::Value* start = kb_.c64(0);
-  if (s_.dim % 64 == 0) {
-    start = b_.CreateAnd(visible, kb_.c64(~int64_t{15}));
-    std::vector<llvm::Value*> init(queries.size(), kb_.splat(16, kb_.cf32(-INFINITY)));
-    std::vector<llvm::Value*> lanes =
-        kb_.loop_carried(kb_.c64(0), start, 16, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
-          std::vector<TreeSum16x16> sums(queries.size(), TreeSum16x16(kb_));
-          for (int c = 0; c < 16; ++c) {
-            llvm::Value* k = k_at(b_.CreateAdd(j, kb_.c64(c)));
-            for (size_t i = 0; i < queries.size(); ++i) sums[i].push(dot_lanes(kb_, k, queries[i].q, s_.dim));
-          }
-          std::vector<llvm::Value*> next(queries.size());
-          for (size_t i = 0; i < queries.size(); ++i) {
-            llvm::Value* w = b_.CreateFAdd(b_.CreateFMul(sums[i].finish(), kb_.splat(16, kb_.cf32(s_.scale))),
-                                           kb_.splat(16, kb_.cf32(0.0f)));
-            b_.CreateAlignedStore(w, kb_.element_ptr(kb_.f32(), queries[i].probs, j), llvm::MaybeAlign(4));
-            next[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, m[i]), w, m[i]);
-          }
-          return next;
-        });
-    // The running max over the lanes: the same select, so NaN scores are skipped as before.
-    for (size_t i = 0; i < queries.size(); ++i) {
-      for (unsigned l = 0; l < 16; ++l) {
-        llvm::Value* w = b_.CreateExtractElement(lanes[i], static_cast<uint64_t>(l));
-        max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
-      }
+  // The unscaled scores of cells j .. j + 15, one vector per query.
+  auto dots16 = [&](llvm::Value* j) {
+    if (s_.dim % 64 != 0) return scores_by_cell16(g, j, queries);
+    std::vector<TreeSum16x16> sums(queries.size(), TreeSum16x16(kb_));
+    for (int c = 0; c < 16; ++c) {
+      llvm::Value* k = k_at(b_.CreateAdd(j, kb_.c64(c)));
+      for (size_t i = 0; i < queries.size(); ++i) sums[i].push(dot_lanes(kb_, k, queries[i].q, s_.dim));
     }
-  } else {
-    start = b_.CreateAnd(visible, kb_.c64(~int64_t{15}));
-    std::vector<llvm::Value*> init(queries.size(), kb_.splat(16, kb_.cf32(-INFINITY)));
-    std::vector<llvm::Value*> lanes =
-        kb_.loop_carried(kb_.c64(0), start, 16, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
-          const std::vector<llvm::Value*> dots = scores_by_cell16(g, j, queries);
-          std::vector<llvm::Value*> next(queries.size());
-          for (size_t i = 0; i < queries.size(); ++i) {
-            llvm::Value* w =
-                b_.CreateFAdd(b_.CreateFMul(dots[i], kb_.splat(16, kb_.cf32(s_.scale))), kb_.splat(16, kb_.cf32(0.0f)));
-            b_.CreateAlignedStore(w, kb_.element_ptr(kb_.f32(), queries[i].probs, j), llvm::MaybeAlign(4));
-            next[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, m[i]), w, m[i]);
-          }
-          return next;
-        });
-    for (size_t i = 0; i < queries.size(); ++i) {
-      for (unsigned l = 0; l < 16; ++l) {
-        llvm::Value* w = b_.CreateExtractElement(lanes[i], static_cast<uint64_t>(l));
-        max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
-      }
+    std::vector<llvm::Value*> dots;
+    for (TreeSum16x16& sum : sums) dots.push_back(sum.finish());
+    return dots;
+  };
+  llvm::Value* start = b_.CreateAnd(visible, kb_.c64(~int64_t{15}));
+  std::vector<llvm::Value*> init(queries.size(), kb_.splat(16, kb_.cf32(-INFINITY)));
+  std::vector<llvm::Value*> lanes =
+      kb_.loop_carried(kb_.c64(0), start, 16, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
+        const std::vector<llvm::Value*> dots = dots16(j);
+        std::vector<llvm::Value*> next(queries.size());
+        for (size_t i = 0; i < queries.size(); ++i) {
+          llvm::Value* w =
+              b_.CreateFAdd(b_.CreateFMul(dots[i], kb_.splat(16, kb_.cf32(s_.scale))), kb_.splat(16, kb_.cf32(0.0f)));
+          b_.CreateAlignedStore(w, kb_.element_ptr(kb_.f32(), queries[i].probs, j), llvm::MaybeAlign(4));
+          next[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, m[i]), w, m[i]);
+        }
+        return next;
+      });
+  // The running max over the lanes: the same select, so NaN scores are skipped as before.
+  std::vector<llvm::Value*> max(queries.size(), kb_.cf32(-INFINITY));
+  for (size_t i = 0; i < queries.size(); ++i) {
+    for (unsigned l = 0; l < 16; ++l) {
+      llvm::Value* w = b_.CreateExtractElement(lanes[i], static_cast<uint64_t>(l));
+      max[i] = b_.CreateSelect(b_.CreateFCmpOGT(w, max[i]), w, max[i]);
     }
   }
+  // The cells of the last, partial chunk one by one.
   return kb_.loop_carried(start, visible, 1, max, [&](llvm::Value* j, const std::vector<llvm::Value*>& m) {
     llvm::Value* k = k_at(j);
     std::vector<llvm::Value*> next(queries.size());
