@@ -5,6 +5,7 @@
 #include "tools/commands.h"
 #include "tools/lm_head.h"
 #include "tools/plan_compiler.h"
+#include "tools/run_options.h"
 
 #include <fmt/format.h>
 
@@ -38,16 +39,13 @@ void add_compile(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"f16", "q8_0", "q6_k"}))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose, "list the kernels with their compile times");
-  cmd->add_flag("--print-after-all", o->passes.print_after_all, "print the IR to stderr after every pass");
-  cmd->add_option("--print-after", o->passes.print_after, "print the IR to stderr after the named pass (repeatable)");
-  cmd->add_flag("--time-passes", o->passes.time_passes, "print each pass's time to stderr");
+  add_pass_options(*cmd, o->passes);
   cmd->callback([o, &exit_code] {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("compile", message); };
     const auto start = std::chrono::steady_clock::now();
     auto lm_head = parse_lm_head(o->lm_head);
     if (!lm_head.ok()) return fail(lm_head.error().message);
-    o->passes.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
     auto model = runtime::Model::load(o->model, {.passes = o->passes, .lm_head = *lm_head});
     if (!model.ok()) return fail(model.error().message);
     if (auto note = lm_head_note(**model, *lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);

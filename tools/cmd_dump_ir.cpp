@@ -5,6 +5,7 @@
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
 #include "tools/commands.h"
+#include "tools/run_options.h"
 
 #include <fmt/format.h>
 
@@ -17,9 +18,7 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
     std::string model;
     std::string stage = "lowered";
     bool all_logits = false;
-    bool print_after_all = false;
-    std::vector<std::string> print_after;
-    bool time_passes = false;
+    passes::PassOptions passes;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("dump-ir", "Print the IR of a model's forward graph");
@@ -28,9 +27,7 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"lowered", "optimized"}))
       ->capture_default_str();
   cmd->add_flag("--all-logits", o->all_logits, "logits for every token (as eval uses) instead of the last one");
-  cmd->add_flag("--print-after-all", o->print_after_all, "print the IR to stderr after every pass");
-  cmd->add_option("--print-after", o->print_after, "print the IR to stderr after the named pass (repeatable)");
-  cmd->add_flag("--time-passes", o->time_passes, "print each pass's time to stderr");
+  add_pass_options(*cmd, o->passes);
   cmd->callback([o, &exit_code] {
     auto file = gguf::GgufFile::open(o->model);
     if (!file.ok()) {
@@ -45,9 +42,7 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
       return;
     }
     if (o->stage == "optimized") {
-      passes::PassOptions options{o->print_after_all, o->print_after, o->time_passes,
-                                  [](std::string_view text) { fmt::print(stderr, "{}", text); }};
-      auto status = passes::default_pipeline().run(*graph, options);
+      auto status = passes::default_pipeline().run(*graph, o->passes);
       if (!status.ok()) {
         print_error("dump-ir", status.error().message);
         exit_code = kExitFailure;

@@ -51,9 +51,7 @@ void add_run(CLI::App& app, int& exit_code) {
   cmd->add_option("--json-out", o->json_out, "write prompt_ids, generated_ids, text, timings (and dumped logits)");
   cmd->add_flag("--no-display-prompt", o->no_display_prompt, "print only the generated text");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after an end-of-generation token");
-  cmd->add_flag("--print-after-all", o->passes.print_after_all, "print the IR to stderr after every pass");
-  cmd->add_option("--print-after", o->passes.print_after, "print the IR to stderr after the named pass (repeatable)");
-  cmd->add_flag("--time-passes", o->passes.time_passes, "print each pass's time to stderr");
+  add_pass_options(*cmd, o->passes);
   cmd->callback([o, &exit_code] {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("run", message); };
@@ -81,7 +79,6 @@ void add_run(CLI::App& app, int& exit_code) {
     } else if (!o->common.deterministic) {
       seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     }
-    o->passes.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
     double load_ms = 0;
     auto model = load_model(o->common, &load_ms, o->passes);
     if (!model.ok()) {

@@ -4,6 +4,8 @@
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
@@ -37,6 +39,13 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_flag("--deterministic", o.deterministic,
                "reproducible results: a fixed seed unless one is given (results never depend on the thread count); "
                "also set by BITNET_DETERMINISTIC=1");
+}
+
+void add_pass_options(CLI::App& cmd, passes::PassOptions& o) {
+  cmd.add_flag("--print-after-all", o.print_after_all, "print the IR to stderr after every pass");
+  cmd.add_option("--print-after", o.print_after, "print the IR to stderr after the named pass (repeatable)");
+  cmd.add_flag("--time-passes", o.time_passes, "print each pass's time to stderr");
+  o.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
 }
 
 Status finish_common_options(CommonRunOptions& o) {

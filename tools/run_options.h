@@ -30,6 +30,8 @@ struct CommonRunOptions {
 };
 
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
+// --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile), printing to stderr.
+void add_pass_options(CLI::App& cmd, passes::PassOptions& o);
 // Resolves defaults from the environment; fails on an unknown backend, and on --lm-head other
 // than f16 with the interpreter or a plan (whose LM head `bitnet compile --lm-head` fixed).
 Status finish_common_options(CommonRunOptions& o);
