@@ -42,7 +42,7 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, 
                                   const GenerateOptions& options,
                                   const std::function<void(std::string_view)>& on_text) {
   if (prompt_ids.empty()) return make_error("the prompt is empty (no tokens to start from)");
-  if (options.n_predict < 0) return make_error("n_predict must not be negative");
+  if (options.n_predict < -1) return make_error("n_predict must be -1 (until the context is full) or more");
   if (static_cast<int64_t>(prompt_ids.size()) >= session.n_ctx()) {
     return make_error("the prompt has {} tokens but the context holds {}; use a larger --ctx-size or a shorter prompt",
                       prompt_ids.size(), session.n_ctx());
@@ -64,7 +64,8 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, 
   result.timings.prompt_tokens = static_cast<int64_t>(prompt_ids.size());
 
   result.stop_reason = "length";
-  for (int32_t step = 0; step < options.n_predict; ++step) {
+  const bool unlimited = options.n_predict == -1;
+  for (int32_t step = 0; unlimited || step < options.n_predict; ++step) {
     const Matrix& logits = outputs.at("logits");
     const auto row = logits.row(logits.rows - 1);
     if (step < options.dump_logit_steps && options.logits_topk > 0) {
@@ -72,6 +73,7 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, 
     }
     const int32_t next = sampler.sample(row, history);
     result.generated_ids.push_back(next);
+    ++result.timings.generated_tokens;
     history.push_back(next);
     if (options.stop_at_eog && tokenizer.is_end_of_generation(next)) {
       result.stop_reason = "eog";
@@ -87,7 +89,7 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, 
     start = std::chrono::steady_clock::now();
     BITNET_ASSIGN_OR_RETURN(outputs, session.run(one));
     result.timings.generate_ms += ms_since(start);
-    ++result.timings.generated_tokens;
+    ++result.timings.decode_steps;
   }
   const std::string rest = stream.flush();
   result.text += rest;

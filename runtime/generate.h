@@ -13,20 +13,27 @@
 namespace bitnet::runtime {
 
 struct GenerateOptions {
-  int32_t n_predict = 128;  // tokens to generate (stops earlier at end of generation)
+  // Tokens to generate (stops earlier at end of generation); -1: until end of generation or
+  // until the context is full (llama.cpp's -n -1).
+  int32_t n_predict = 128;
   SamplerOptions sampling;
   bool stop_at_eog = true;
   int32_t dump_logit_steps = 0;  // record the top-k logits of the first K steps
   int32_t logits_topk = 0;
 };
 
+// One count of generated tokens: `generated_tokens` is the number of ids generated (the
+// length of GenerateResult::generated_ids). The first of them is sampled from the prompt
+// pass's logits, so only the others cost a decode step: `decode_steps` (one fewer, or
+// equal when generation stopped right after a step) is what the decode rate divides by.
 struct Timings {
   double prompt_ms = 0;
   int64_t prompt_tokens = 0;
-  double generate_ms = 0;        // time in single-token forward passes (decode)
-  int64_t generated_tokens = 0;  // single-token forward passes
+  int64_t generated_tokens = 0;  // == generated_ids.size()
+  double generate_ms = 0;        // time in single-token forward passes (decode steps)
+  int64_t decode_steps = 0;      // single-token forward passes
   double prompt_tokens_per_s() const { return prompt_ms > 0 ? prompt_tokens * 1000.0 / prompt_ms : 0; }
-  double generate_tokens_per_s() const { return generate_ms > 0 ? generated_tokens * 1000.0 / generate_ms : 0; }
+  double generate_tokens_per_s() const { return generate_ms > 0 ? decode_steps * 1000.0 / generate_ms : 0; }
 };
 
 struct GenerateResult {
@@ -38,7 +45,8 @@ struct GenerateResult {
   std::string stop_reason;                            // "length", "eog" or "context"
 };
 
-// `session` must be fresh (pos 0) and built with last-token logits. `on_text` receives
+// `session` must be fresh (pos 0) and built with last-token logits; `prompt_ids` must not be
+// empty (a caller generating unconditionally passes just BOS). `on_text` receives
 // printable UTF-8 as soon as it is complete (multi-byte characters split across tokens
 // are held back until whole).
 Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,

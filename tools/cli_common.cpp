@@ -2,32 +2,103 @@
 // version string, the command-line driver and the error line format.
 #include "tools/commands.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <iostream>
+#include <system_error>
 
 namespace bitnet::tools {
+namespace {
+
+// A closed standard descriptor would be reused by the next file we open: a model opened as
+// fd 1 would receive what we print. Occupy it with /dev/null: read-only for stdin and stdout
+// (every write to a closed stdout then fails with EBADF, which the output check below
+// reports), write-only for stderr (diagnostics nobody asked to see are dropped).
+void occupy_closed_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int opened = ::open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY);
+    if (opened >= 0 && opened != fd) {
+      ::dup2(opened, fd);
+      ::close(opened);
+    }
+  }
+}
+
+// Why standard output failed, or "" when everything written reached it. fflush retries
+// what is still buffered, so its errno is the reason; a stream whose data was already lost
+// reports its error flag only.
+std::string output_failure() {
+  std::cout.flush();
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  const int flush_errno = errno;
+  if (!flush_failed && !std::ferror(stdout) && !std::cout.fail()) return {};
+  if (flush_failed && flush_errno != 0) return std::strerror(flush_errno);
+  // Nothing was left to flush: ask the descriptor itself (a zero-byte write reports EBADF).
+  if (::write(STDOUT_FILENO, "", 0) != 0) return std::strerror(errno);
+  return "a write to standard output failed";
+}
+
+// Last-resort messages must not throw when stderr itself cannot be written (2>/dev/full).
+void print_to_stderr(const std::string& line) {
+  std::fputs(line.c_str(), stderr);
+}
+
+int report_output_failure(std::string_view program, const std::string& reason) {
+  print_to_stderr(fmt::format("{}: error: cannot write output: {}\n", program, reason));
+  return kExitFailure;
+}
+
+}  // namespace
 
 std::string version_string() {
   return BITNET_VERSION;
 }
 
 int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, std::string_view program) {
+  occupy_closed_standard_fds();
+  // A reader that went away (`bitnet run ... | head`) is a failed write like any other
+  // (EPIPE, reported below), not a silent death by signal.
+  std::signal(SIGPIPE, SIG_IGN);
+  int rc = kExitOk;
   try {
     app.parse(argc, argv);
+    rc = exit_code;
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    // Usage errors, --help and --version (which print to stdout: checked below).
+    rc = app.exit(e) == 0 ? kExitOk : kExitUsage;
+  } catch (const std::system_error& e) {
+    // fmt::print throws when a write to stdout (or stderr) fails; anything else is a bug.
+    if (std::ferror(stdout)) return report_output_failure(program, e.code().message());
+    if (std::ferror(stderr)) return kExitFailure;
+    print_to_stderr(fmt::format("{}: internal error: {}\n", program, e.what()));
+    return kExitFailure;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "{}: internal error: {}\n", program, e.what());
+    print_to_stderr(fmt::format("{}: internal error: {}\n", program, e.what()));
     return kExitFailure;
   }
-  return exit_code;
+  // Every command's output is checked once it is done: a full disk, a closed or broken pipe
+  // must not end in exit 0.
+  if (const std::string reason = output_failure(); !reason.empty()) return report_output_failure(program, reason);
+  return rc;
+}
+
+void flush_stdout() {
+  errno = 0;
+  if (std::fflush(stdout) != 0) throw std::system_error(errno, std::generic_category(), "cannot write output");
 }
 
 void print_error(std::string_view command, std::string_view message) {
-  fmt::print(stderr, "bitnet {}: error: {}\n", command, message);
+  print_to_stderr(fmt::format("bitnet {}: error: {}\n", command, message));
 }
 
 }  // namespace bitnet::tools

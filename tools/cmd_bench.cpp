@@ -3,10 +3,13 @@
 // the same run: bytes read per decoded token and the fraction of the roofline reached.
 #include "passes/lm_head.h"
 #include "runtime/bench.h"
+#include "runtime/plan_cache.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <memory>
 #include <sstream>
@@ -14,19 +17,22 @@
 namespace bitnet::tools {
 namespace {
 
-Expected<std::vector<int>> parse_threads(const std::string& text) {
+// -t 1,2,4 (already checked by integer_list_in).
+std::vector<int> thread_counts(const std::string& text) {
   std::vector<int> out;
   std::stringstream ss(text);
   std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0 || v > 256)
-      return make_error("bad thread count '{}' in '{}'", item, text);
-    out.push_back(static_cast<int>(v));
-  }
-  if (out.empty()) return make_error("no thread counts in '{}'", text);
+  while (std::getline(ss, item, ',')) out.push_back(static_cast<int>(to_integer(item)));
   return out;
+}
+
+// The last-level cache's size (0 when unknown). Weights that fit in it are read from the
+// cache, not from DRAM, so the DRAM roofline does not bound their decode.
+int64_t last_level_cache_bytes() {
+  for (int name : {_SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+    if (const long bytes = ::sysconf(name); bytes > 0) return bytes;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -46,10 +52,17 @@ void add_bench(CLI::App& app, int& exit_code) {
       app.add_subcommand("bench", "Prompt (ppN) and generation (tgN) throughput with the bandwidth roofline");
   add_common_run_options(*cmd, o->common);
   cmd->remove_option(cmd->get_option("--threads"));
-  cmd->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens per pp test (0: skip)")->capture_default_str();
-  cmd->add_option("-n,--n-gen", o->n_gen, "generated tokens per tg test (0: skip)")->capture_default_str();
-  cmd->add_option("-t,--threads", o->threads, "comma-separated thread counts")->capture_default_str();
+  cmd->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens per pp test (0: skip; at most the context)")
+      ->check(integer_in(0, kMaxContext))
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->n_gen, "generated tokens per tg test (0: skip; at most the context)")
+      ->check(integer_in(0, kMaxContext))
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", o->threads, "comma-separated thread counts")
+      ->check(integer_list_in(1, max_threads()))
+      ->capture_default_str();
   cmd->add_option("-r,--repetitions", o->repetitions, "measured repetitions per test (after one warm-up)")
+      ->check(integer_in(1, 1000))
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "print a JSON list of {test, threads, tokens_per_s, stddev, ...}");
   cmd->add_flag("--membw,!--no-membw", o->membw, "measure read bandwidth and report the decode roofline")
@@ -60,19 +73,25 @@ void add_bench(CLI::App& app, int& exit_code) {
       print_error("bench", s.error().message);
       return;
     }
-    auto threads = parse_threads(o->threads);
-    if (!threads.ok() || o->repetitions <= 0 || o->n_prompt < 0 || o->n_gen < 0) {
-      print_error("bench", threads.ok() ? "repetitions must be positive and token counts non-negative"
-                                        : threads.error().message);
-      exit_code = kExitUsage;
-      return;
-    }
+    const std::vector<int> threads = thread_counts(o->threads);
     auto model = load_model(o->common, nullptr);
     if (!model.ok()) {
       print_error("bench", model.error().message);
       return;
     }
     const runtime::Model& m = **model;
+    // Each test runs in a context of its own length: past the model's context (or -c) the
+    // figures would be for positions the model was never meant to see.
+    const auto context = o->common.ctx > 0 ? o->common.ctx : static_cast<int64_t>(m.config().n_ctx_train);
+    const std::string context_source = o->common.ctx > 0 ? "-c" : "the model's context length";
+    if (o->n_prompt > context) {
+      throw_usage_error(
+          "-p", fmt::format("{} tokens exceed the context ({} tokens, {})", o->n_prompt, context, context_source));
+    }
+    if (o->n_gen > context) {
+      throw_usage_error("-n",
+                        fmt::format("{} tokens exceed the context ({} tokens, {})", o->n_gen, context, context_source));
+    }
     std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
     // A requantized LM head (--lm-head, or a plan compiled with it) changes the results: its
     // rows say so, apart from the default's.
@@ -85,8 +104,10 @@ void add_bench(CLI::App& app, int& exit_code) {
       fmt::print("| model | size | backend | threads | test | t/s |\n|---|---|---|---|---|---|\n");
     }
     const std::string name = m.file().path().substr(m.file().path().find_last_of('/') + 1);
-    const double gib = static_cast<double>(m.file().file_size()) / (1024.0 * 1024.0 * 1024.0);
-    for (int t : *threads) {
+    const std::string size = runtime::format_size(m.file().file_size());
+    const int64_t cache_bytes = last_level_cache_bytes();
+    const bool cache_resident = cache_bytes > 0 && bytes_per_token <= cache_bytes;
+    for (int t : threads) {
       double bandwidth = o->membw ? runtime::measure_read_bandwidth(t) : 0;
       std::vector<runtime::BenchStats> stats;
       if (o->n_prompt > 0) {
@@ -121,19 +142,27 @@ void add_bench(CLI::App& app, int& exit_code) {
           row["read_bandwidth_gbs"] = bandwidth;
           row["roofline_tokens_per_s"] = roofline;
           row["roofline_fraction"] = s.mean / roofline;
+          row["cache_resident"] = cache_resident;
         }
         rows.push_back(row);
         if (!o->json) {
-          fmt::print("| {} | {:.2f} GiB | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, gib, backend, t, s.test, s.mean,
+          fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, size, backend, t, s.test, s.mean,
                      s.stddev);
         }
       }
       if (!o->json && bandwidth > 0 && o->n_gen > 0) {
         const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);
-        fmt::print(
-            "  roofline at {} threads: read bandwidth {:.2f} GB/s, {:.1f} MB per decoded token -> {:.2f} tok/s; "
-            "tg reached {:.0f} %\n",
-            t, bandwidth, static_cast<double>(bytes_per_token) / 1e6, roofline, 100.0 * stats.back().mean / roofline);
+        if (cache_resident) {
+          fmt::print(
+              "  roofline at {} threads: {:.2f} MB per decoded token fit in the {} last-level cache: decode reads "
+              "the weights from the cache, so the DRAM roofline ({:.2f} GB/s -> {:.2f} tok/s) does not apply\n",
+              t, static_cast<double>(bytes_per_token) / 1e6, runtime::format_size(cache_bytes), bandwidth, roofline);
+        } else {
+          fmt::print(
+              "  roofline at {} threads: read bandwidth {:.2f} GB/s, {:.1f} MB per decoded token -> {:.2f} tok/s; "
+              "tg reached {:.0f} %\n",
+              t, bandwidth, static_cast<double>(bytes_per_token) / 1e6, roofline, 100.0 * stats.back().mean / roofline);
+        }
       }
     }
     if (o->json) fmt::print("{}\n", rows.dump(2));

@@ -5,6 +5,7 @@
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>
@@ -29,6 +30,12 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
   cmd->add_flag("--all-logits", o->all_logits, "logits for every token (as eval uses) instead of the last one");
   add_pass_options(*cmd, o->passes);
   cmd->callback([o, &exit_code] {
+    const passes::PassOptions& p = o->passes;
+    if (o->stage == "lowered" && (p.print_after_all || p.time_passes || !p.print_after.empty())) {
+      throw_usage_error("--stage",
+                        "--print-after-all, --print-after and --time-passes need --stage optimized "
+                        "(the lowered graph runs no passes)");
+    }
     auto file = gguf::GgufFile::open(o->model);
     if (!file.ok()) {
       print_error("dump-ir", file.error().message);

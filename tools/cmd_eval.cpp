@@ -3,13 +3,13 @@
 #include "runtime/evaluate.h"
 #include "runtime/npy.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>
 
-#include <fstream>
+#include <limits>
 #include <memory>
-#include <sstream>
 
 namespace bitnet::tools {
 
@@ -18,7 +18,7 @@ void add_eval(CLI::App& app, int& exit_code) {
     CommonRunOptions common;
     std::string text_file;
     std::string ids;
-    int64_t stride = 0;
+    int64_t stride = 0;  // 0: ctx / 2
     std::string mode = "prompt";
     std::string logits_out;
     int32_t dump_logit_steps = 0;
@@ -32,13 +32,21 @@ void add_eval(CLI::App& app, int& exit_code) {
   auto* text = cmd->add_option("--text-file", o->text_file, "text to evaluate (tokenized with BOS)");
   auto* ids = cmd->add_option("--teacher-force-ids", o->ids, "comma-separated token ids to evaluate as given");
   text->excludes(ids);
-  cmd->add_option("--stride", o->stride, "window step when the text is longer than --ctx-size (default ctx/2)");
+  constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
+  cmd->add_option("--stride", o->stride,
+                  "window step when the text is longer than --ctx-size, at most the window (default ctx/2)")
+      ->check(integer_in(1, kMaxContext));
   cmd->add_option("--mode", o->mode, "prompt: one batch per window; decode: one token per step")
       ->check(CLI::IsMember({"prompt", "decode"}))
       ->capture_default_str();
   cmd->add_option("--logits-out", o->logits_out, "write float32 [n_tokens, n_vocab] logits as .npy");
-  cmd->add_option("--dump-logit-steps", o->dump_logit_steps, "record the top logits after the first K tokens");
-  cmd->add_option("--logits-topk", o->logits_topk, "how many top logits to record per position");
+  auto* dump =
+      cmd->add_option("--dump-logit-steps", o->dump_logit_steps, "record the top logits after the first K tokens")
+          ->check(integer_in(0, kMaxInt32));
+  cmd->add_option("--logits-topk", o->logits_topk,
+                  fmt::format("how many top logits to record per position (default {})", kDefaultLogitsTopK))
+      ->check(integer_in(1, kMaxInt32))
+      ->needs(dump);
   cmd->add_option("--json-out", o->json_out, "write the results as JSON");
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend BOS to --text-file");
   cmd->callback([o, &exit_code] {
@@ -49,9 +57,12 @@ void add_eval(CLI::App& app, int& exit_code) {
       return;
     }
     if (o->text_file.empty() == o->ids.empty()) {
-      print_error("eval", "pass exactly one of --text-file or --teacher-force-ids");
-      exit_code = kExitUsage;
-      return;
+      throw_usage_error("eval", "pass exactly one of --text-file or --teacher-force-ids");
+    }
+    if (o->common.ctx == 1) throw_usage_error("--ctx-size", "an evaluation window must hold at least 2 tokens");
+    if (o->common.ctx > 0 && o->stride > o->common.ctx) {
+      throw_usage_error("--stride",
+                        fmt::format("{} is larger than the window (--ctx-size {})", o->stride, o->common.ctx));
     }
     double load_ms = 0;
     auto model = load_model(o->common, &load_ms);
@@ -68,14 +79,12 @@ void add_eval(CLI::App& app, int& exit_code) {
       }
       tokens = std::move(*parsed);
     } else {
-      std::ifstream in(o->text_file, std::ios::binary);
-      if (!in) {
-        fail(fmt::format("cannot read '{}'", o->text_file));
+      auto text = read_text_file(o->text_file);
+      if (!text.ok()) {
+        fail(text.error().message);
         return;
       }
-      std::stringstream buffer;
-      buffer << in.rdbuf();
-      const std::string content = buffer.str();
+      const std::string& content = *text;
       if (!is_valid_utf8(content)) {
         fail(fmt::format("'{}' is not valid UTF-8", o->text_file));
         return;
@@ -88,7 +97,7 @@ void add_eval(CLI::App& app, int& exit_code) {
     e.decode_mode = o->mode == "decode";
     e.keep_logits = !o->logits_out.empty();
     e.dump_logit_steps = o->dump_logit_steps;
-    e.logits_topk = o->logits_topk;
+    e.logits_topk = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
     e.threads = resolved_threads(o->common);
     auto result = runtime::evaluate(**model, tokens, e);
     if (!result.ok()) {

@@ -2,9 +2,11 @@
 // reference tools (random ternary weights, F16 tied embedding) for tests and benchmarks.
 #include "frontend_gguf/model_generator.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 
@@ -14,7 +16,7 @@ void add_gen_model(CLI::App& app, int& exit_code) {
   struct Options {
     std::string arch, preset = "tiny", out, vocab_from;
     std::optional<uint32_t> layers, embd, ff, heads, heads_kv;
-    uint64_t seed = 1;
+    std::string seed = "1";
   };
   auto o = std::make_shared<Options>();
   std::string presets;
@@ -23,13 +25,15 @@ void add_gen_model(CLI::App& app, int& exit_code) {
       app.add_subcommand("gen-model", "Write a synthetic model with random ternary weights in the I2_S layout");
   cmd->add_option("--arch", o->arch, "bitnet, bitnet-b1.58 (default of the presets), bitnet-25 or llama");
   cmd->add_option("--preset", o->preset, "shape preset: " + presets)->capture_default_str();
-  cmd->add_option("--layers", o->layers, "override the layer count");
-  cmd->add_option("--embd", o->embd, "override the embedding size (multiple of 128)");
-  cmd->add_option("--ff", o->ff, "override the feed-forward size (multiple of 128)");
-  cmd->add_option("--heads", o->heads, "override the head count");
-  cmd->add_option("--heads-kv", o->heads_kv, "override the KV head count");
+  cmd->add_option("--layers", o->layers, "override the layer count")->check(integer_in(1, 1024));
+  cmd->add_option("--embd", o->embd, "override the embedding size (multiple of 128)")->check(integer_in(1, 1 << 16));
+  cmd->add_option("--ff", o->ff, "override the feed-forward size (multiple of 128)")->check(integer_in(1, 1 << 18));
+  cmd->add_option("--heads", o->heads, "override the head count")->check(integer_in(1, 1024));
+  cmd->add_option("--heads-kv", o->heads_kv, "override the KV head count")->check(integer_in(1, 1024));
   cmd->add_option("--vocab-from", o->vocab_from, "copy the tokenizer of this GGUF");
-  cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "random seed, 0 to 2^64-1 (-1: a random one)")
+      ->check(seed_value())
+      ->capture_default_str();
   cmd->add_option("-o,--output", o->out, "output GGUF file")->required();
   cmd->callback([o, &exit_code] {
     auto spec = gguf::model_preset(o->preset);
@@ -44,7 +48,8 @@ void add_gen_model(CLI::App& app, int& exit_code) {
     if (o->ff) spec->n_ff = *o->ff;
     if (o->heads) spec->n_head = *o->heads;
     if (o->heads_kv) spec->n_head_kv = *o->heads_kv;
-    spec->seed = o->seed;
+    spec->seed =
+        to_seed(o->seed).value_or(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()));
     std::optional<gguf::GgufFile> vocab;
     if (!o->vocab_from.empty()) {
       auto file = gguf::GgufFile::open(o->vocab_from);

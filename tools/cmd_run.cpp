@@ -2,6 +2,7 @@
 // then a timing summary on stderr. llama.cpp's short options work (-m -p -n -t -s -c).
 #include "runtime/generate.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -21,7 +23,7 @@ void add_run(CLI::App& app, int& exit_code) {
     int32_t n_predict = 128;
     bool greedy = false;
     runtime::SamplerOptions sampling;
-    std::optional<uint64_t> seed;
+    std::string seed;  // checked by seed_value(); empty: BITNET_SEED, else random
     int32_t dump_logit_steps = 0;
     int32_t logits_topk = 0;
     std::string json_out;
@@ -32,22 +34,44 @@ void add_run(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt");
   add_common_run_options(*cmd, o->common);
-  cmd->add_option("-p,--prompt", o->prompt, "prompt text")->required();
-  cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate")->capture_default_str();
+  constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  cmd->add_option("-p,--prompt", o->prompt,
+                  "prompt text; empty (-p \"\") generates from BOS alone, for models that add BOS")
+      ->required();
+  cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate (-1: until end of generation or a full context)")
+      ->check(integer_in(-1, kMaxInt32))
+      ->capture_default_str();
   cmd->add_flag("--greedy", o->greedy, "always take the most likely token (same as --temperature 0)");
   cmd->add_option("--temperature,--temp", o->sampling.temperature, "sampling temperature; 0 = greedy")
+      ->check(real_in(0, kInf, false, true))
       ->capture_default_str();
-  cmd->add_option("--top-k", o->sampling.top_k, "keep the K most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling threshold (1 = off)")->capture_default_str();
+  cmd->add_option("--top-k", o->sampling.top_k, "keep the K most likely tokens (0 = off)")
+      ->check(integer_in(0, kMaxInt32))
+      ->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling threshold (1 = off)")
+      ->check(real_in(0, 1))
+      ->capture_default_str();
   cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min-p x the top probability (0 = off)")
+      ->check(real_in(0, 1))
       ->capture_default_str();
   cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "penalty for repeated tokens (1 = off)")
+      ->check(real_in(0, kInf, true, true))
       ->capture_default_str();
-  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "how many recent tokens the penalty considers")
+  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n,
+                  "how many recent tokens the penalty considers (0 = off)")
+      ->check(integer_in(0, kMaxInt32))
       ->capture_default_str();
-  cmd->add_option("-s,--seed", o->seed, "random seed (default: $BITNET_SEED, else random; 0 with --deterministic)");
-  cmd->add_option("--dump-logit-steps", o->dump_logit_steps, "record the top logits of the first K steps");
-  cmd->add_option("--logits-topk", o->logits_topk, "how many top logits to record per step");
+  cmd->add_option("-s,--seed", o->seed,
+                  "random seed, 0 to 2^64-1, or -1 for a random one (default: $BITNET_SEED, else random; 0 with "
+                  "--deterministic)")
+      ->check(seed_value());
+  auto* dump = cmd->add_option("--dump-logit-steps", o->dump_logit_steps, "record the top logits of the first K steps")
+                   ->check(integer_in(0, kMaxInt32));
+  cmd->add_option("--logits-topk", o->logits_topk,
+                  fmt::format("how many top logits to record per step (default {})", kDefaultLogitsTopK))
+      ->check(integer_in(1, kMaxInt32))
+      ->needs(dump);
   cmd->add_option("--json-out", o->json_out, "write prompt_ids, generated_ids, text, timings (and dumped logits)");
   cmd->add_flag("--no-display-prompt", o->no_display_prompt, "print only the generated text");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after an end-of-generation token");
@@ -59,26 +83,18 @@ void add_run(CLI::App& app, int& exit_code) {
       fail(s.error().message);
       return;
     }
-    if (o->prompt.empty()) {
-      fail("the prompt is empty; pass -p TEXT");
-      return;
-    }
     if (!is_valid_utf8(o->prompt)) {
       fail("the prompt is not valid UTF-8");
       return;
     }
-    if (o->n_predict < 0) {
-      fail("--n-predict must not be negative");
-      return;
+    // --seed, else $BITNET_SEED (both may say -1: random), else 0 with --deterministic, else random.
+    std::optional<uint64_t> seed = o->common.deterministic ? std::optional<uint64_t>(0) : std::nullopt;
+    if (!o->seed.empty()) {
+      seed = to_seed(o->seed);
+    } else if (auto env = checked_env("BITNET_SEED", seed_value())) {
+      seed = to_seed(*env);
     }
-    uint64_t seed = 0;
-    if (o->seed) {
-      seed = *o->seed;
-    } else if (const char* env = std::getenv("BITNET_SEED"); env && *env) {
-      seed = std::strtoull(env, nullptr, 10);
-    } else if (!o->common.deterministic) {
-      seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-    }
+    if (!seed) seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     double load_ms = 0;
     auto model = load_model(o->common, &load_ms, o->passes);
     if (!model.ok()) {
@@ -86,7 +102,12 @@ void add_run(CLI::App& app, int& exit_code) {
       return;
     }
     const runtime::Tokenizer& tok = (*model)->tokenizer();
+    // An empty prompt starts from BOS alone (llama.cpp, llama2.c), when the model has one.
     const std::vector<int32_t> prompt_ids = tok.encode(o->prompt, {.add_bos = true, .parse_special = false});
+    if (prompt_ids.empty()) {
+      fail("the prompt is empty and this model adds no BOS token to start from; pass -p TEXT");
+      return;
+    }
     // For the JIT backend, creating the session compiles the kernels.
     const auto session_start = std::chrono::steady_clock::now();
     auto session = (*model)->new_session(false, o->common.ctx, resolved_threads(o->common));
@@ -96,24 +117,34 @@ void add_run(CLI::App& app, int& exit_code) {
       fail(session.error().message);
       return;
     }
+    // Checked before anything is printed (generate checks it too).
+    if (static_cast<int64_t>(prompt_ids.size()) >= (*session)->n_ctx()) {
+      fail(
+          fmt::format("the prompt has {} tokens but the context holds {}; use a larger --ctx-size or a shorter "
+                      "prompt",
+                      prompt_ids.size(), (*session)->n_ctx()));
+      return;
+    }
     runtime::GenerateOptions g;
     g.n_predict = o->n_predict;
     g.sampling = o->sampling;
     g.sampling.greedy = o->greedy;
-    g.sampling.seed = seed;
+    g.sampling.seed = *seed;
     g.stop_at_eog = !o->ignore_eos;
     g.dump_logit_steps = o->dump_logit_steps;
-    g.logits_topk = o->logits_topk;
+    g.logits_topk = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
     if (!o->no_display_prompt) {
       fmt::print("{}", o->prompt);
-      std::fflush(stdout);
+      flush_stdout();
     }
+    // A failed write (full disk, reader gone) throws out of the stream and ends generation at
+    // once; parse_and_run reports it.
     auto result = runtime::generate(**session, tok, prompt_ids, g, [](std::string_view text) {
       fmt::print("{}", text);
-      std::fflush(stdout);
+      flush_stdout();
     });
     fmt::print("\n");
-    std::fflush(stdout);
+    flush_stdout();
     if (!result.ok()) {
       fail(result.error().message);
       return;
@@ -121,9 +152,9 @@ void add_run(CLI::App& app, int& exit_code) {
     const runtime::Timings& t = result->timings;
     fmt::print(stderr,
                "\nbackend {} | load {:.1f} ms | {} {:.1f} ms | prompt {} tokens in {:.1f} ms ({:.2f} tok/s) | "
-               "generation {} tokens in {:.1f} ms ({:.2f} tok/s) | stop: {}\n",
+               "generated {} tokens, {} decode steps in {:.1f} ms ({:.2f} tok/s) | stop: {}\n",
                (*session)->backend(), load_ms, "session", session_ms, t.prompt_tokens, t.prompt_ms,
-               t.prompt_tokens_per_s(), t.generated_tokens, t.generate_ms, t.generate_tokens_per_s(),
+               t.prompt_tokens_per_s(), t.generated_tokens, t.decode_steps, t.generate_ms, t.generate_tokens_per_s(),
                result->stop_reason);
     if (!o->json_out.empty()) {
       nlohmann::json doc = {
@@ -132,7 +163,7 @@ void add_run(CLI::App& app, int& exit_code) {
           {"prompt_ids", result->prompt_ids},
           {"generated_ids", result->generated_ids},
           {"text", result->text},
-          {"seed", seed},
+          {"seed", *seed},
           {"backend", (*session)->backend()},
           {"stop_reason", result->stop_reason},
           {"timings",
@@ -143,6 +174,7 @@ void add_run(CLI::App& app, int& exit_code) {
             {"prompt_tokens_per_s", t.prompt_tokens_per_s()},
             {"generate_ms", t.generate_ms},
             {"generated_tokens", t.generated_tokens},
+            {"decode_steps", t.decode_steps},
             {"generate_tokens_per_s", t.generate_tokens_per_s()}}},
       };
       if (!result->dumped_logits.empty()) doc["top_logits"] = top_logits_json(result->dumped_logits, tok);

@@ -32,6 +32,10 @@ void add_cache(CLI::App& app, int& exit_code);
 // command line (0 for --help / --version), kExitFailure for an exception (`program` names it).
 int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, std::string_view program);
 
+// Flushes stdout; throws std::system_error with the reason when the write fails (a full
+// disk, a reader that went away), which parse_and_run reports as "cannot write output".
+void flush_stdout();
+
 // Prints "bitnet <command>: error: <message>" to stderr.
 void print_error(std::string_view command, std::string_view message);
 

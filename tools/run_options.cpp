@@ -1,12 +1,19 @@
 // Shared run/eval options (see run_options.h).
 #include "tools/run_options.h"
 
+#include "passes/pass_manager.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
+#include "tools/option_values.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -17,8 +24,10 @@ namespace bitnet::tools {
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("-m,--model", o.model, "GGUF model (default: $BITNET_GGUF)")->envname("BITNET_GGUF");
   cmd.add_option("--tokenizer", o.tokenizer, "use this tokenizer.json or GGUF instead of the model's own");
-  cmd.add_option("-t,--threads", o.threads, "threads (default: all cores, at most 8)");
-  cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (default: the model's, at most 4096)");
+  cmd.add_option("-t,--threads", o.threads, "threads (default: all cores, at most 8)")
+      ->check(integer_in(1, max_threads()));
+  cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (default: the model's, at most 4096)")
+      ->check(integer_in(1, kMaxContext));
   cmd.add_option("--backend", o.backend,
                  "jit (kernels compiled for this CPU with LLVM) or interp (the reference interpreter)")
       ->check(CLI::IsMember({"jit", "interp"}))
@@ -42,19 +51,30 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
 }
 
 void add_pass_options(CLI::App& cmd, passes::PassOptions& o) {
+  // A misspelt pass name would print nothing and look like a pass that did nothing.
+  const CLI::Validator known_pass(
+      [](std::string& name) -> std::string {
+        std::vector<std::string> names;
+        const passes::PassManager pipeline = passes::default_pipeline();
+        for (const passes::Pass& p : pipeline.passes()) {
+          if (p.name == name) return {};
+          if (std::find(names.begin(), names.end(), p.name) == names.end()) names.emplace_back(p.name);
+        }
+        return fmt::format("no pass named '{}' (passes: {})", name, fmt::join(names, ", "));
+      },
+      "PASS", "known_pass");
   cmd.add_flag("--print-after-all", o.print_after_all, "print the IR to stderr after every pass");
-  cmd.add_option("--print-after", o.print_after, "print the IR to stderr after the named pass (repeatable)");
+  cmd.add_option("--print-after", o.print_after, "print the IR to stderr after the named pass (repeatable)")
+      ->check(known_pass);
   cmd.add_flag("--time-passes", o.time_passes, "print each pass's time to stderr");
   o.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
 }
 
 Status finish_common_options(CommonRunOptions& o) {
   if (o.model.empty() && o.plan.empty()) {
-    return make_error("no model: pass -m MODEL (or --plan PLAN) or set BITNET_GGUF");
+    throw_usage_error("-m", "no model: pass -m MODEL (or --plan PLAN) or set BITNET_GGUF");
   }
-  if (const char* d = std::getenv("BITNET_DETERMINISTIC"); d && std::string_view(d) == "1") o.deterministic = true;
-  if (o.threads < 0) return make_error("--threads must be positive");
-  if (o.ctx < 0) return make_error("--ctx-size must be positive");
+  if (bool_from_env("BITNET_DETERMINISTIC").value_or(false)) o.deterministic = true;
   if (o.lm_head != "f16" && !o.plan.empty()) {
     return make_error("--lm-head {} does not apply to a plan: its LM head was fixed by `bitnet compile --lm-head`",
                       o.lm_head);
@@ -152,6 +172,19 @@ bool is_valid_utf8(std::string_view s) {
     i += len;
   }
   return true;
+}
+
+Expected<std::string> read_text_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return make_error("cannot read '{}': {}", path, std::strerror(errno));
+  std::string text;
+  char buffer[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+  const int error = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (error != 0) return make_error("cannot read '{}': {}", path, std::strerror(error));
+  return text;
 }
 
 nlohmann::json top_logits_json(const std::vector<std::vector<runtime::Candidate>>& steps,

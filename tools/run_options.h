@@ -15,6 +15,12 @@
 
 namespace bitnet::tools {
 
+// The largest -c/--ctx-size accepted (the KV cache of a 2B model at this size is ~80 GB).
+inline constexpr int64_t kMaxContext = int64_t{1} << 20;
+
+// Top logits recorded per step by --dump-logit-steps when --logits-topk is not given.
+inline constexpr int32_t kDefaultLogitsTopK = 10;
+
 struct CommonRunOptions {
   std::string model;
   std::string tokenizer;
@@ -32,8 +38,9 @@ struct CommonRunOptions {
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
 // --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile), printing to stderr.
 void add_pass_options(CLI::App& cmd, passes::PassOptions& o);
-// Resolves defaults from the environment; fails on an unknown backend, and on --lm-head other
-// than f16 with the interpreter or a plan (whose LM head `bitnet compile --lm-head` fixed).
+// Resolves defaults from the environment (a bad BITNET_DETERMINISTIC is a usage error, thrown
+// as option_values.h says); fails on --lm-head other than f16 with the interpreter or a plan
+// (whose LM head `bitnet compile --lm-head` fixed).
 Status finish_common_options(CommonRunOptions& o);
 int resolved_threads(const CommonRunOptions& o);
 
@@ -50,6 +57,8 @@ Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, 
 // "1,2,3" -> ids; fails on anything that is not a comma-separated integer list.
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text);
 bool is_valid_utf8(std::string_view s);
+// The whole file; errors name the file and the system's reason ("Is a directory").
+Expected<std::string> read_text_file(const std::string& path);
 
 // [[{"id", "logit", "piece"}...] per step]
 nlohmann::json top_logits_json(const std::vector<std::vector<runtime::Candidate>>& steps,
