@@ -12,10 +12,17 @@
 
 namespace bitnet::testing {
 
+bool running_under_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && *ci != '\0' && std::string_view(ci) != "false" && std::string_view(ci) != "0";
+}
+
 std::optional<std::filesystem::path> shared_dir() {
   std::filesystem::path p = BITNET_DEFAULT_SHARED_DIR;
   if (const char* env = std::getenv("BITNET_SHARED_DIR"); env && *env) p = env;
   if (std::filesystem::is_directory(p / "models")) return p;
+  // CI always has the reference set: a check that would be skipped there is a failure.
+  if (running_under_ci()) ADD_FAILURE() << p.string() << " is absent but CI is set: the reference set must be there";
   return std::nullopt;
 }
 
@@ -35,6 +42,8 @@ std::vector<std::filesystem::path> shared_gguf_files(const std::filesystem::path
     if (e.is_regular_file() && e.path().extension() == ".gguf") out.push_back(e.path());
   }
   std::sort(out.begin(), out.end());
+  // Loops over this list must not pass by checking nothing: the set holds 14 models today.
+  EXPECT_GE(out.size(), kMinSharedGgufFiles) << "expected the reference models under " << (shared / "models").string();
   return out;
 }
 

@@ -4,6 +4,8 @@
 #include "pass_test_util.h"
 #include "passes/pass_manager.h"
 
+#include <optional>
+
 namespace bitnet {
 namespace {
 
@@ -12,12 +14,14 @@ struct Loaded {
   ir::Graph lowered;
 };
 
-Loaded load(const std::filesystem::path& path, bool all_logits) {
+// Fatal on failure (the caller wraps it in ASSERT_NO_FATAL_FAILURE): a model that does not
+// load must stop the test, not be dereferenced.
+void load(const std::filesystem::path& path, bool all_logits, std::optional<Loaded>& out) {
   auto file = gguf::GgufFile::open(path.string());
-  EXPECT_TRUE(file.ok()) << file.error().message;
+  ASSERT_TRUE(file.ok()) << file.error().message;
   auto graph = gguf::lower_to_ir(*file, {.all_logits = all_logits});
-  EXPECT_TRUE(graph.ok()) << graph.error().message;
-  return {std::move(*file), std::move(*graph)};
+  ASSERT_TRUE(graph.ok()) << graph.error().message;
+  out.emplace(Loaded{std::move(*file), std::move(*graph)});
 }
 
 ir::Graph after(ir::Graph g, const passes::Pass& pass) {
@@ -35,7 +39,9 @@ TEST_P(PassSemantics, EachPassInThePipelineKeepsEveryBit) {
   const passes::PassManager pipeline = passes::default_pipeline();
   for (const auto& path : testing::semantic_models(shared)) {
     SCOPED_TRACE(path.filename().string());
-    Loaded m = load(path, GetParam());
+    std::optional<Loaded> loaded;
+    ASSERT_NO_FATAL_FAILURE(load(path, GetParam(), loaded));
+    Loaded& m = *loaded;
     ir::Graph g = m.lowered;
     std::vector<float> want = testing::run_prompt_and_decode(g, m.file);
     ASSERT_FALSE(want.empty());
@@ -54,7 +60,9 @@ TEST_P(PassSemantics, EachPassAloneKeepsEveryBit) {
   const passes::PassManager pipeline = passes::default_pipeline();
   for (const auto& path : testing::semantic_models(shared)) {
     SCOPED_TRACE(path.filename().string());
-    const Loaded m = load(path, GetParam());
+    std::optional<Loaded> loaded;
+    ASSERT_NO_FATAL_FAILURE(load(path, GetParam(), loaded));
+    const Loaded& m = *loaded;
     const std::vector<float> want = testing::run_prompt_and_decode(m.lowered, m.file);
     for (const passes::Pass& pass : pipeline.passes()) {
       SCOPED_TRACE(std::string(pass.name));
@@ -71,7 +79,9 @@ TEST(PassSemantics, KernelsPerLayer) {
   BITNET_REQUIRE_SHARED(shared);
   for (const auto& path : testing::semantic_models(shared)) {
     SCOPED_TRACE(path.filename().string());
-    Loaded m = load(path, false);
+    std::optional<Loaded> loaded;
+    ASSERT_NO_FATAL_FAILURE(load(path, false, loaded));
+    Loaded& m = *loaded;
     ASSERT_TRUE(passes::default_pipeline().run(m.lowered).ok());
     std::vector<std::string> layer0;
     for (const ir::Node& n : m.lowered.nodes()) {

@@ -62,14 +62,13 @@ TEST(RunCli, SeedsAndEnvironment) {
 }
 
 TEST(RunCli, BadInputs) {
-  EXPECT_EQ(run_command(cli() + " run -m " + stories() + " -p ''").exit_code, 1);
   auto utf8 = run_command(cli() + " run -m " + stories() + " -p \"$(printf '\\377\\376')\"");
   EXPECT_EQ(utf8.exit_code, 1);
   EXPECT_NE(utf8.err.find("UTF-8"), std::string::npos);
   auto ctx = run_command(cli() + " run -m " + stories() + " -c 8 -p 'one two three four five six seven eight nine'");
   EXPECT_EQ(ctx.exit_code, 1);
   EXPECT_NE(ctx.err.find("context"), std::string::npos);
-  EXPECT_EQ(run_command("env -u BITNET_GGUF " + cli() + " run -p hi").exit_code, 1);
+  EXPECT_EQ(run_command("env -u BITNET_GGUF " + cli() + " run -p hi").exit_code, 2);  // no model: usage
   EXPECT_EQ(run_command(cli() + " run -m /nonexistent.gguf -p hi").exit_code, 1);
   EXPECT_EQ(run_command(cli() + " run -m " + stories() + " -p hi --backend gpu").exit_code, 2);
 }
