@@ -7,26 +7,139 @@
 #include "frontend_gguf/sha256.h"
 #include "frontend_gguf/tokenizer_data.h"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace bitnet::gguf {
 namespace {
 
 constexpr uint64_t kSimdAlignment = 32;
+// Bounded (load-time) data checks read at most this many bytes of each I2_S tensor's codes.
+constexpr uint64_t kBoundedCodeBytes = 4096;
+// ... and scan 1-D float tensors (the norms: n_embd or n_ff values) of at most this many elements.
+constexpr uint64_t kBoundedFloatElements = uint64_t{1} << 20;
+constexpr uint64_t kProgressMinBytes = uint64_t{256} << 20;
 
-// True when any 2-bit field of the packed codes is 3, which x86 I2_S never writes.
-bool has_code_three(std::span<const uint8_t> packed) {
-  uint8_t seen = 0;
-  for (uint8_t b : packed) seen |= static_cast<uint8_t>(b & (b >> 1) & 0x55);
-  return seen != 0;
+// A one-line progress display for the full data scan, drawn only on a terminal.
+class ScanProgress {
+ public:
+  ScanProgress(uint64_t total, bool wanted)
+      : total_(total), enabled_(wanted && total >= kProgressMinBytes && ::isatty(STDERR_FILENO) == 1) {}
+  ~ScanProgress() {
+    if (drawn_) std::fprintf(stderr, "\r%*s\r", 48, "");
+  }
+  ScanProgress(const ScanProgress&) = delete;
+  ScanProgress& operator=(const ScanProgress&) = delete;
+  void add(uint64_t bytes) {
+    done_ += bytes;
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    drawn_ = true;
+    std::fprintf(stderr, "\rcompat-check: scanning tensor data %3d %%",
+                 static_cast<int>(100.0 * static_cast<double>(done_) / static_cast<double>(total_)));
+    std::fflush(stderr);
+  }
+
+ private:
+  uint64_t total_ = 0;
+  uint64_t done_ = 0;
+  bool enabled_ = false;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+// Index of the first 2-bit field equal to 3 (which x86 I2_S never writes), if any.
+std::optional<uint64_t> first_code_three(std::span<const uint8_t> packed, ScanProgress* progress) {
+  constexpr size_t kChunk = size_t{1} << 20;
+  for (size_t at = 0; at < packed.size(); at += kChunk) {
+    const auto chunk = packed.subspan(at, std::min(kChunk, packed.size() - at));
+    uint8_t seen = 0;
+    for (uint8_t b : chunk) seen |= static_cast<uint8_t>(b & (b >> 1) & 0x55);
+    if (progress) progress->add(chunk.size());
+    if (seen == 0) continue;
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      if ((chunk[i] & (chunk[i] >> 1) & 0x55) != 0) return (at + i) * 4;  // byte index * 4 codes
+    }
+  }
+  return std::nullopt;
 }
 
-void check_i2s(const GgufFile& file, Findings& f) {
+// Index of the first non-finite value of an F32, F16 or BF16 tensor (all-ones exponent).
+template <class Bits, Bits kExponent>
+std::optional<uint64_t> first_non_finite(std::span<const uint8_t> data, ScanProgress* progress) {
+  const uint64_t n = data.size() / sizeof(Bits);
+  constexpr uint64_t kChunk = uint64_t{1} << 18;
+  for (uint64_t at = 0; at < n; at += kChunk) {
+    const uint64_t len = std::min(kChunk, n - at);
+    const uint8_t* p = data.data() + at * sizeof(Bits);
+    bool bad = false;
+    for (uint64_t i = 0; i < len; ++i) {
+      Bits b;
+      std::memcpy(&b, p + i * sizeof(Bits), sizeof(Bits));
+      bad |= (b & kExponent) == kExponent;
+    }
+    if (progress) progress->add(len * sizeof(Bits));
+    if (!bad) continue;
+    for (uint64_t i = 0; i < len; ++i) {
+      Bits b;
+      std::memcpy(&b, p + i * sizeof(Bits), sizeof(Bits));
+      if ((b & kExponent) == kExponent) return at + i;
+    }
+  }
+  return std::nullopt;
+}
+
+bool is_float_type(GgmlType t) {
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+}
+
+void check_float_values(const GgufFile& file, const CheckOptions& options, ScanProgress* progress, Findings& f) {
+  for (const auto& t : file.tensors()) {
+    if (!is_float_type(t.type)) continue;
+    if (!options.full_data_scan && (t.ne.size() != 1 || t.element_count() > kBoundedFloatElements)) continue;
+    std::optional<uint64_t> bad;
+    switch (t.type) {
+      case GgmlType::F32:
+        bad = first_non_finite<uint32_t, 0x7f800000u>(t.data, progress);
+        break;
+      case GgmlType::F16:
+        bad = first_non_finite<uint16_t, 0x7c00>(t.data, progress);
+        break;
+      default:
+        bad = first_non_finite<uint16_t, 0x7f80>(t.data, progress);
+        break;
+    }
+    if (!bad) continue;
+    float value = 0;
+    if (t.type == GgmlType::F32) {
+      std::memcpy(&value, t.data.data() + *bad * 4, 4);
+    } else {
+      uint16_t h = 0;
+      std::memcpy(&h, t.data.data() + *bad * 2, 2);
+      const bool f16 = t.type == GgmlType::F16;
+      const bool nan = f16 ? (h & 0x03ff) != 0 : (h & 0x007f) != 0;
+      value = nan ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+      if (h & 0x8000) value = -value;
+    }
+    f.add(Severity::kError, "non-finite-weight",
+          fmt::format("{} tensor '{}' holds a non-finite value ({}) at element {} (of {}): the model's outputs "
+                      "will be NaN",
+                      ggml_type_name(t.type), t.name, value, *bad, t.element_count()),
+          "the weights are corrupt; convert the model again from a good checkpoint");
+  }
+}
+
+void check_i2s(const GgufFile& file, const CheckOptions& options, ScanProgress* progress, Findings& f) {
   uint64_t count = 0;
   for (const auto& t : file.tensors()) {
     if (t.type != GgmlType::I2_S) continue;
@@ -35,7 +148,8 @@ void check_i2s(const GgufFile& file, Findings& f) {
       if (t.ne[0] % 64 == 0) {
         f.add(Severity::kError, "i2s-arm-layout",
               fmt::format("I2_S tensor '{}' has rows of {} weights: a multiple of 64 but not 128, so it can only be "
-                          "the ARM (NEON, 64-weight block) packing, which this engine does not read", t.name, t.ne[0]),
+                          "the ARM (NEON, 64-weight block) packing, which this engine does not read",
+                          t.name, t.ne[0]),
               "re-quantize the model with an x86 build of bitnet.cpp (llama-quantize ... I2_S 1)");
       } else {
         f.add(Severity::kError, "i2s-dims",
@@ -45,11 +159,13 @@ void check_i2s(const GgufFile& file, Findings& f) {
       continue;
     }
     const uint64_t n = t.element_count();
-    const auto packed = t.data.subspan(0, n / 4);
-    if (has_code_three(packed)) {
+    auto packed = t.data.subspan(0, n / 4);
+    if (!options.full_data_scan) packed = packed.subspan(0, std::min<uint64_t>(packed.size(), kBoundedCodeBytes));
+    if (auto at = first_code_three(packed, options.full_data_scan ? progress : nullptr)) {
       f.add(Severity::kError, "i2s-bad-code",
-            fmt::format("I2_S tensor '{}' contains the 2-bit code 3, which the x86 I2_S quantizer never writes: the "
-                        "data is corrupt or in another packing", t.name),
+            fmt::format("I2_S tensor '{}' contains the 2-bit code 3 (first at weight {}), which the x86 I2_S "
+                        "quantizer never writes: the data is corrupt or in another packing",
+                        t.name, *at),
             "re-quantize the model with an x86 build of bitnet.cpp");
     }
     float scale = 0;
@@ -66,13 +182,24 @@ void check_i2s(const GgufFile& file, Findings& f) {
   if (count > 0) {
     f.add(Severity::kWarning, "i2s-not-upstream",
           fmt::format("{} tensors use I2_S (ggml type 36), which upstream llama.cpp and ollama do not know; they "
-                      "refuse this file", count),
+                      "refuse this file",
+                      count),
           "run it with this engine or bitnet.cpp; upstream engines need TQ1_0/TQ2_0 instead");
     f.add(Severity::kInfo, "i2s-layout",
           "I2_S data is read in the x86 packing (128-weight blocks, ACT_PARALLEL); files quantized on ARM builds use "
           "64-weight blocks and give wrong results",
           "quantize I2_S models on x86, as the published files are");
   }
+}
+
+// Bytes the full data scan reads (for the progress display).
+uint64_t scanned_bytes(const GgufFile& file) {
+  uint64_t total = 0;
+  for (const auto& t : file.tensors()) {
+    if (t.type == GgmlType::I2_S && t.ne[0] % 128 == 0) total += t.element_count() / 4;
+    if (is_float_type(t.type)) total += t.nbytes;
+  }
+  return total;
 }
 
 void check_alignment(const GgufFile& file, Findings& f) {
@@ -102,35 +229,47 @@ void check_embedding(const GgufFile& file, Findings& f) {
 
 }  // namespace
 
-Findings check_compat(const GgufFile& file) {
+Findings check_compat(const GgufFile& file, const CheckOptions& options) {
   Findings f;
   if (file.tensors().empty()) {
     f.add(Severity::kError, "no-tensors", "the file has no tensors (a vocabulary-only GGUF): it cannot run as a model",
           "use it with `--tokenizer`, or pass the full model file");
-    check_tokenizer(file, std::nullopt, f);
+    if (options.tokenizer) check_tokenizer(file, std::nullopt, f);
     return f;
   }
   check_alignment(file, f);
   analyze_model(file, f);
-  std::optional<uint64_t> rows;
-  if (const TensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->ne.size() == 2) rows = embd->ne[1];
-  check_tokenizer(file, rows, f);
-  check_i2s(file, f);
+  if (options.tokenizer) {
+    std::optional<uint64_t> rows;
+    if (const TensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->ne.size() == 2) {
+      rows = embd->ne[1];
+    }
+    check_tokenizer(file, rows, f);
+  }
+  ScanProgress progress(options.full_data_scan ? scanned_bytes(file) : 0, options.progress);
+  check_i2s(file, options, &progress, f);
+  check_float_values(file, options, &progress, f);
   check_embedding(file, f);
   return f;
 }
 
-Findings check_compat_file(const std::string& path) {
+Findings check_compat_file(const std::string& path, const CheckOptions& options) {
   auto strict = GgufFile::open(path);
-  if (strict.ok()) return check_compat(*strict);
+  if (strict.ok()) return check_compat(*strict, options);
   ParseOptions lenient;
   lenient.allow_misaligned_tensors = true;
   auto relaxed = GgufFile::open(path, lenient);
-  if (relaxed.ok()) return check_compat(*relaxed);
+  if (relaxed.ok()) return check_compat(*relaxed, options);
   Findings f;
   f.add(Severity::kError, "parse-error", strict.error().message,
         "the file is not a valid GGUF (truncated or corrupt); download or convert it again");
   return f;
+}
+
+Status check_loadable(const GgufFile& file, bool own_tokenizer) {
+  const Findings f = check_compat(file, {.tokenizer = own_tokenizer, .full_data_scan = false, .progress = false});
+  if (const Finding* e = f.first_error()) return make_error("{}", format_finding(*e));
+  return Status::success();
 }
 
 namespace {

@@ -13,10 +13,10 @@ std::string_view severity_name(Severity s);
 
 struct Finding {
   Severity severity = Severity::kInfo;
-  std::string code;     // stable identifier, e.g. "missing-tensor" (documented in README)
-  std::string message;  // what is wrong, naming the key or tensor
-  std::string hint;     // one line: how to fix it
-  bool fixable = false; // `bitnet compat-fix` can repair it
+  std::string code;      // stable identifier, e.g. "missing-tensor" (documented in README)
+  std::string message;   // what is wrong, naming the key or tensor
+  std::string hint;      // one line: how to fix it
+  bool fixable = false;  // `bitnet compat-fix` can repair it
 };
 
 struct Findings {
@@ -28,5 +28,9 @@ struct Findings {
   bool has_warnings() const;
   const Finding* first_error() const;
 };
+
+// "error [code] message (fix: hint)": how loaders refuse a model with the finding compat-check
+// reports for it, so both name the same problem in the same words.
+std::string format_finding(const Finding& f);
 
 }  // namespace bitnet::gguf

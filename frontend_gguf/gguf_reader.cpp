@@ -61,10 +61,14 @@ class Cursor {
   uint64_t offset_ = 0;
 };
 
+// The GGUF spec: "tensor names are at most 64 bytes" (ggml's GGML_MAX_NAME). Applies whatever
+// ParseOptions::max_tensor_name_bytes says, which can only lower it.
+constexpr uint64_t kGgufMaxTensorNameBytes = 64;
+
 // Smallest number of bytes one element of `type` occupies in the file.
 uint64_t min_element_bytes(ValueType type) {
-  if (type == ValueType::String) return 8;   // u64 length
-  if (type == ValueType::Array) return 12;   // u32 type + u64 count
+  if (type == ValueType::String) return 8;  // u64 length
+  if (type == ValueType::Array) return 12;  // u32 type + u64 count
   return scalar_size(type);
 }
 
@@ -105,8 +109,10 @@ class Reader {
     if (version != 2 && version != 3) {
       const uint32_t swapped = __builtin_bswap32(version);
       if (swapped == 2 || swapped == 3) {
-        return make_error("GGUF version field at offset 4 reads {} little-endian: this is a big-endian GGUF v{}, "
-                          "which is not supported", version, swapped);
+        return make_error(
+            "GGUF version field at offset 4 reads {} little-endian: this is a big-endian GGUF v{}, "
+            "which is not supported",
+            version, swapped);
       }
       return make_error("unsupported GGUF version {} at offset 4 (supported: 2, 3)", version);
     }
@@ -119,13 +125,14 @@ class Reader {
     constexpr uint64_t kMinKv = 14;
     constexpr uint64_t kMinTensorInfo = 33;
     if (n_tensors_ > cur_.remaining() / kMinTensorInfo) {
-      return make_error("tensor count {} at offset 8 is impossible: the {} remaining bytes hold at most {}",
-                        n_tensors_, cur_.remaining(), cur_.remaining() / kMinTensorInfo);
+      return make_error("tensor count {} at offset 8 is impossible: the {} remaining bytes hold at most {}", n_tensors_,
+                        cur_.remaining(), cur_.remaining() / kMinTensorInfo);
     }
     if (n_kv_ > (cur_.remaining() - n_tensors_ * kMinTensorInfo) / kMinKv) {
-      return make_error("metadata count {} at offset 16 is impossible: the {} remaining bytes hold at most {} "
-                        "entries besides {} tensor infos", n_kv_, cur_.remaining(),
-                        (cur_.remaining() - n_tensors_ * kMinTensorInfo) / kMinKv, n_tensors_);
+      return make_error(
+          "metadata count {} at offset 16 is impossible: the {} remaining bytes hold at most {} "
+          "entries besides {} tensor infos",
+          n_kv_, cur_.remaining(), (cur_.remaining() - n_tensors_ * kMinTensorInfo) / kMinKv, n_tensors_);
     }
     return Status::success();
   }
@@ -156,16 +163,26 @@ class Reader {
     const uint64_t at = cur_.offset();
     const std::string what = fmt::format("value of '{}'", key);
     switch (type) {
-      case ValueType::U8: return read_scalar<uint8_t>(what);
-      case ValueType::I8: return read_scalar<int8_t>(what);
-      case ValueType::U16: return read_scalar<uint16_t>(what);
-      case ValueType::I16: return read_scalar<int16_t>(what);
-      case ValueType::U32: return read_scalar<uint32_t>(what);
-      case ValueType::I32: return read_scalar<int32_t>(what);
-      case ValueType::F32: return read_scalar<float>(what);
-      case ValueType::U64: return read_scalar<uint64_t>(what);
-      case ValueType::I64: return read_scalar<int64_t>(what);
-      case ValueType::F64: return read_scalar<double>(what);
+      case ValueType::U8:
+        return read_scalar<uint8_t>(what);
+      case ValueType::I8:
+        return read_scalar<int8_t>(what);
+      case ValueType::U16:
+        return read_scalar<uint16_t>(what);
+      case ValueType::I16:
+        return read_scalar<int16_t>(what);
+      case ValueType::U32:
+        return read_scalar<uint32_t>(what);
+      case ValueType::I32:
+        return read_scalar<int32_t>(what);
+      case ValueType::F32:
+        return read_scalar<float>(what);
+      case ValueType::U64:
+        return read_scalar<uint64_t>(what);
+      case ValueType::I64:
+        return read_scalar<int64_t>(what);
+      case ValueType::F64:
+        return read_scalar<double>(what);
       case ValueType::Bool: {
         BITNET_ASSIGN_OR_RETURN(uint8_t b, cur_.read<uint8_t>(what));
         if (b > 1) return make_error("{} at offset {}: bool byte is {}, not 0 or 1", what, at, b);
@@ -203,13 +220,14 @@ class Reader {
     BITNET_ASSIGN_OR_RETURN(uint64_t count, cur_.read<uint64_t>(fmt::format("array count of '{}'", key)));
     const uint64_t min_bytes = min_element_bytes(elem);
     if (count > cur_.remaining() / min_bytes) {
-      return make_error("metadata '{}': array count {} at offset {} needs at least {} bytes per {} element, "
-                        "but only {} bytes remain", key, count, count_at, min_bytes, value_type_name(elem),
-                        cur_.remaining());
+      return make_error(
+          "metadata '{}': array count {} at offset {} needs at least {} bytes per {} element, "
+          "but only {} bytes remain",
+          key, count, count_at, min_bytes, value_type_name(elem), cur_.remaining());
     }
     if (count > options_.max_array_elements - array_elements_) {
-      return make_error("metadata '{}': array count {} at offset {} exceeds the limit of {} array elements in all",
-                        key, count, count_at, options_.max_array_elements);
+      return make_error("metadata '{}': array count {} at offset {} exceeds the limit of {} array elements in all", key,
+                        count, count_at, options_.max_array_elements);
     }
     array_elements_ += count;
     if (elem == ValueType::Array) {
@@ -276,7 +294,8 @@ class Reader {
       TensorInfo t;
       t.info_offset = cur_.offset();
       BITNET_ASSIGN_OR_RETURN(t.name,
-                              cur_.read_string(fmt::format("name of tensor #{}", i), options_.max_tensor_name_bytes));
+                              cur_.read_string(fmt::format("name of tensor #{}", i),
+                                               std::min(options_.max_tensor_name_bytes, kGgufMaxTensorNameBytes)));
       if (t.name.empty()) return make_error("tensor #{} at offset {}: empty name", i, t.info_offset);
       if (file.tensor_index_.count(t.name)) {
         return make_error("tensor #{} at offset {}: duplicate tensor name '{}'", i, t.info_offset, t.name);
@@ -291,7 +310,8 @@ class Reader {
         const uint64_t ne_at = cur_.offset();
         BITNET_ASSIGN_OR_RETURN(uint64_t ne, cur_.read<uint64_t>(fmt::format("{} ne[{}]", label, d)));
         if (ne == 0) return make_error("{}: ne[{}] at offset {} is 0 (empty tensor)", label, d, ne_at);
-        if (ne > (uint64_t{1} << 62)) return make_error("{}: ne[{}] = {} at offset {} is too large", label, d, ne, ne_at);
+        if (ne > (uint64_t{1} << 62))
+          return make_error("{}: ne[{}] = {} at offset {} is too large", label, d, ne, ne_at);
         t.ne.push_back(ne);
       }
       const uint64_t type_at = cur_.offset();
@@ -326,15 +346,18 @@ class Reader {
     file.data_offset_ = padded;
     if (file.tensors_.empty()) return Status::success();
     if (padded > bytes_.size()) {
-      return make_error("tensor data section would start at offset {} (end of tensor infos {} aligned to {}), "
-                        "past the end of the file ({} bytes)", padded, end_of_infos, file.alignment_, bytes_.size());
+      return make_error(
+          "tensor data section would start at offset {} (end of tensor infos {} aligned to {}), "
+          "past the end of the file ({} bytes)",
+          padded, end_of_infos, file.alignment_, bytes_.size());
     }
     const uint64_t data_size = bytes_.size() - padded;
     for (TensorInfo& t : file.tensors_) {
       if (t.offset > data_size || t.nbytes > data_size - t.offset) {
-        return make_error("tensor '{}' (info at offset {}): data [{}, {}) of the data section at file offset {} runs "
-                          "past the end of the file ({} data bytes)", t.name, t.info_offset, t.offset,
-                          t.offset + t.nbytes, padded, data_size);
+        return make_error(
+            "tensor '{}' (info at offset {}): data [{}, {}) of the data section at file offset {} runs "
+            "past the end of the file ({} data bytes)",
+            t.name, t.info_offset, t.offset, t.offset + t.nbytes, padded, data_size);
       }
       t.data = bytes_.subspan(padded + t.offset, t.nbytes);
     }
@@ -363,7 +386,9 @@ class Reader {
   uint64_t nested_arrays_ = 0;
 };
 
-uint64_t TensorInfo::element_count() const { return checked_element_count(ne).value_or(0); }
+uint64_t TensorInfo::element_count() const {
+  return checked_element_count(ne).value_or(0);
+}
 
 Expected<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes, const ParseOptions& limits) {
   Reader reader(bytes, limits);

@@ -115,6 +115,12 @@ const Value* GgufWriter::find(const std::string& key) const {
 
 Status GgufWriter::add_tensor(TensorToWrite tensor) {
   if (tensor.name.empty()) return make_error("tensor with an empty name");
+  // The GGUF spec limits tensor names to 64 bytes; readers (ours included) refuse longer ones.
+  constexpr size_t kMaxTensorNameBytes = 64;
+  if (tensor.name.size() > kMaxTensorNameBytes) {
+    return make_error("tensor name '{}' is {} bytes; GGUF allows at most {}", tensor.name, tensor.name.size(),
+                      kMaxTensorNameBytes);
+  }
   for (const auto& t : tensors_) {
     if (t.name == tensor.name) return make_error("duplicate tensor name '{}'", tensor.name);
   }

@@ -1,6 +1,9 @@
 // Architecture table and model hyper-parameter analysis (see model_config.h).
 #include "frontend_gguf/model_config.h"
 
+#include <charconv>
+#include <climits>
+#include <cmath>
 #include <functional>
 
 namespace bitnet::gguf {
@@ -101,9 +104,54 @@ void expect_tensor(const GgufFile& file, const std::string& name, std::vector<ui
   }
 }
 
+// A tensor the graph would not use would be silently ignored; the lowering refuses such
+// files, so they are errors here too (same rules and words as lowering.cpp's check).
+void check_unexpected_tensors(const GgufFile& file, const ModelConfig& c, Findings& f) {
+  static constexpr std::string_view kProjections[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                                      "ffn_gate", "ffn_up", "ffn_down"};
+  for (const auto& t : file.tensors()) {
+    const std::string& name = t.name;
+    if (name == "token_embd.weight" || name == "output_norm.weight" || name == "output.weight") continue;
+    std::optional<uint64_t> layer;
+    std::string_view rest;
+    if (name.starts_with("blk.")) {
+      const auto dot = name.find('.', 4);
+      uint64_t idx = 0;
+      const char* begin = name.data() + 4;
+      const char* end = name.data() + (dot == std::string::npos ? name.size() : dot);
+      if (dot != std::string::npos && begin != end && std::from_chars(begin, end, idx).ptr == end) {
+        layer = idx;
+        rest = std::string_view(name).substr(dot + 1);
+      }
+    }
+    if (layer && *layer < c.n_layer) {
+      if (rest == "attn_norm.weight" || rest == "ffn_norm.weight") continue;
+      if (c.arch->sub_norms && (rest == "attn_sub_norm.weight" || rest == "ffn_sub_norm.weight")) continue;
+      bool known = false;
+      for (std::string_view proj : kProjections) {
+        known |=
+            rest.starts_with(proj) && (rest.substr(proj.size()) == ".weight" || rest.substr(proj.size()) == ".scale");
+      }
+      if (known) continue;
+    }
+    std::string message;
+    if (name == "rope_freqs.weight" || name.ends_with(".bias")) {
+      message = fmt::format("tensor '{}' is not supported by this engine (it would change the model's output)", name);
+    } else if (layer && *layer >= c.n_layer) {
+      message = fmt::format("tensor '{}' belongs to layer {} but block_count is {}", name, *layer, c.n_layer);
+    } else {
+      message = fmt::format("tensor '{}' is not part of the {} graph; refusing to ignore it", name, c.arch->name);
+    }
+    f.add(Severity::kError, "unexpected-tensor", std::move(message),
+          "the file holds tensors this engine's graph for the architecture does not use; re-convert the model");
+  }
+}
+
 }  // namespace
 
-std::span<const ArchSpec> supported_archs() { return kArchs; }
+std::span<const ArchSpec> supported_archs() {
+  return kArchs;
+}
 
 const ArchSpec* find_arch(std::string_view name) {
   for (const auto& a : kArchs) {
@@ -161,10 +209,75 @@ std::optional<ModelConfig> analyze_model(const GgufFile& file, Findings& f) {
   auto eps = read_float(file, p + "attention.layer_norm_rms_epsilon", true, f);
   auto freq_base = read_float(file, p + "rope.freq_base", false, f);
   auto scaling_factor = read_float(file, p + "rope.scaling.factor", false, f);
-  if (const std::string* scaling = file.get_string(p + "rope.scaling.type")) {
-    if (*scaling != "none" && *scaling != "linear") {
-      f.add(Severity::kError, "bad-hparam", fmt::format("RoPE scaling '{}' is not supported", *scaling),
+  if (const Value* scaling = file.find(p + "rope.scaling.type")) {
+    if (scaling->as_string() == nullptr) {
+      f.add(Severity::kError, "bad-hparam",
+            fmt::format("key '{}' has type {}, expected a string", p + "rope.scaling.type",
+                        value_type_name(scaling->type())),
+            "re-convert the model with a current converter");
+    } else if (*scaling->as_string() != "none" && *scaling->as_string() != "linear") {
+      f.add(Severity::kError, "bad-hparam", fmt::format("RoPE scaling '{}' is not supported", *scaling->as_string()),
             "only linear (or no) RoPE scaling is supported");
+    }
+  }
+
+  // Every value the engine cannot run with is its own finding (compat-check lists them all;
+  // loaders refuse with the first).
+  auto bad = [&](std::string msg) {
+    f.add(Severity::kError, "bad-hparam", std::move(msg),
+          "the hyper-parameters are impossible or inconsistent; "
+          "re-convert the model");
+  };
+  // Far beyond any real model; keeps derived sizes (and int64 arithmetic on them) sane.
+  constexpr uint64_t kMaxDim = uint64_t{1} << 20;
+  constexpr uint64_t kMaxLayers = 4096;
+  constexpr uint64_t kMaxHeads = 4096;
+  // Positions are exact in the f32 RoPE arithmetic only up to 2^24.
+  constexpr uint64_t kMaxContext = uint64_t{1} << 24;
+  auto in_range = [&](const std::optional<uint64_t>& v, const std::string& key, uint64_t max) {
+    if (!v) return false;
+    if (*v == 0) {
+      bad(fmt::format("{}{} is 0", p, key));
+      return false;
+    }
+    if (*v > max) {
+      bad(fmt::format("{}{} is {}, above the largest value this engine accepts ({})", p, key, *v, max));
+      return false;
+    }
+    return true;
+  };
+  const bool embd_ok = in_range(n_embd, "embedding_length", kMaxDim);
+  in_range(n_layer, "block_count", kMaxLayers);
+  in_range(n_ff, "feed_forward_length", kMaxDim);
+  const bool head_ok = in_range(n_head, "attention.head_count", kMaxHeads);
+  in_range(n_ctx, "context_length", kMaxContext);
+  const bool kv_ok = !n_head_kv || in_range(n_head_kv, "attention.head_count_kv", kMaxHeads);
+  if (eps && !(std::isfinite(*eps) && *eps > 0.0f)) {
+    bad(fmt::format("{}attention.layer_norm_rms_epsilon is {}: it must be a finite positive number", p, *eps));
+  }
+  if (freq_base && !(std::isfinite(*freq_base) && *freq_base > 0.0f)) {
+    bad(fmt::format("{}rope.freq_base is {}: it must be a finite positive number", p, *freq_base));
+  }
+  if (scaling_factor && !(std::isfinite(*scaling_factor) && *scaling_factor >= 0.0f)) {
+    bad(fmt::format("{}rope.scaling.factor is {}: it must be a finite positive number (or 0 for none)", p,
+                    *scaling_factor));
+  }
+  if (embd_ok && head_ok) {
+    if (*n_embd % *n_head != 0) {
+      bad(fmt::format("{}embedding_length {} is not a multiple of attention.head_count {}", p, *n_embd, *n_head));
+    } else {
+      const uint64_t head_dim = *n_embd / *n_head;
+      if (head_dim % 2 != 0) bad(fmt::format("head size {} is odd; RoPE needs an even head size", head_dim));
+      if (n_rot && *n_rot != head_dim) {
+        bad(
+            fmt::format("{}rope.dimension_count {} differs from the head size {} (embedding_length / head_count); "
+                        "partial RoPE is not supported",
+                        p, *n_rot, head_dim));
+      }
+    }
+    if (kv_ok && n_head_kv && (*n_head_kv > *n_head || *n_head % *n_head_kv != 0)) {
+      bad(fmt::format("{}attention.head_count {} is not a multiple of attention.head_count_kv {}", p, *n_head,
+                      *n_head_kv));
     }
   }
   if (had_new_error()) return std::nullopt;
@@ -178,45 +291,9 @@ std::optional<ModelConfig> analyze_model(const GgufFile& file, Findings& f) {
   c.rms_eps = *eps;
   c.rope_freq_base = freq_base.value_or(10000.0f);
   if (scaling_factor && *scaling_factor != 0.0f) c.rope_freq_scale = 1.0f / *scaling_factor;
-
-  auto bad = [&](std::string msg) {
-    f.add(Severity::kError, "bad-hparam", std::move(msg), "the hyper-parameters are inconsistent; re-convert the model");
-  };
-  if (c.n_embd == 0 || c.n_layer == 0 || c.n_ff == 0 || c.n_head == 0 || c.n_head_kv == 0) {
-    bad(fmt::format("zero hyper-parameter: embedding_length {}, block_count {}, feed_forward_length {}, "
-                    "head_count {}, head_count_kv {}", c.n_embd, c.n_layer, c.n_ff, c.n_head, c.n_head_kv));
-    return std::nullopt;
-  }
-  constexpr uint64_t kMaxDim = 1u << 20;  // far beyond any real model; keeps derived sizes sane
-  if (c.n_embd > kMaxDim || c.n_ff > kMaxDim || c.n_layer > 4096 || c.n_head > 4096) {
-    bad(fmt::format("implausible hyper-parameters: embedding_length {}, feed_forward_length {}, block_count {}, "
-                    "head_count {}", c.n_embd, c.n_ff, c.n_layer, c.n_head));
-    return std::nullopt;
-  }
-  if (c.n_embd % c.n_head != 0) {
-    bad(fmt::format("embedding_length {} is not a multiple of head_count {}", c.n_embd, c.n_head));
-    return std::nullopt;
-  }
-  if (c.n_head_kv > c.n_head || c.n_head % c.n_head_kv != 0) {
-    bad(fmt::format("head_count {} is not a multiple of head_count_kv {}", c.n_head, c.n_head_kv));
-    return std::nullopt;
-  }
   c.head_dim = c.n_embd / c.n_head;
   c.n_embd_kv = c.head_dim * c.n_head_kv;
   c.n_rot = n_rot.value_or(c.head_dim);
-  if (c.n_rot != c.head_dim) {
-    bad(fmt::format("rope.dimension_count {} differs from the head size {} (partial RoPE is not supported)", c.n_rot,
-                    c.head_dim));
-    return std::nullopt;
-  }
-  if (c.head_dim % 2 != 0) {
-    bad(fmt::format("head size {} is odd; RoPE needs an even head size", c.head_dim));
-    return std::nullopt;
-  }
-  if (!(c.rms_eps > 0.0f) || !(c.rope_freq_base > 0.0f)) {
-    bad(fmt::format("layer_norm_rms_epsilon {} and rope.freq_base {} must be positive", c.rms_eps, c.rope_freq_base));
-    return std::nullopt;
-  }
 
   // Vocabulary size comes from the embedding (the loader's n_vocab is the token list length;
   // tokenizer checks compare the two).
@@ -234,9 +311,14 @@ std::optional<ModelConfig> analyze_model(const GgufFile& file, Findings& f) {
     return std::nullopt;
   }
   c.n_vocab = embd->ne[1];
+  if (c.n_vocab > static_cast<uint64_t>(INT32_MAX)) {
+    bad(fmt::format("token_embd.weight has {} rows: token ids are 32-bit, so at most {} tokens", c.n_vocab, INT32_MAX));
+    return std::nullopt;
+  }
   if (!is_supported_weight_type(embd->type)) {
     f.add(Severity::kError, "unsupported-type",
-          fmt::format("tensor 'token_embd.weight' has type {}, which this engine cannot read", ggml_type_name(embd->type)),
+          fmt::format("tensor 'token_embd.weight' has type {}, which this engine cannot read",
+                      ggml_type_name(embd->type)),
           "re-quantize the embedding to F16, Q8_0 or F32");
   }
 
@@ -261,6 +343,7 @@ std::optional<ModelConfig> analyze_model(const GgufFile& file, Findings& f) {
       expect_tensor(file, b + "ffn_sub_norm.weight", {c.n_ff}, true, f);
     }
   }
+  check_unexpected_tensors(file, c, f);
   if (had_new_error()) return std::nullopt;
   return c;
 }
@@ -268,7 +351,7 @@ std::optional<ModelConfig> analyze_model(const GgufFile& file, Findings& f) {
 Expected<ModelConfig> read_model_config(const GgufFile& file) {
   Findings f;
   auto config = analyze_model(file, f);
-  if (const Finding* e = f.first_error()) return make_error("{} ({})", e->message, e->hint);
+  if (const Finding* e = f.first_error()) return make_error("{}", format_finding(*e));
   if (!config) return make_error("model configuration could not be read");
   return *config;
 }

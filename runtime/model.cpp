@@ -1,6 +1,7 @@
 // Model loading (see model.h).
 #include "runtime/model.h"
 
+#include "frontend_gguf/compat.h"
 #include "frontend_gguf/lowering.h"
 #include "frontend_gguf/tokenizer_data.h"
 #include "passes/lm_head.h"
@@ -25,6 +26,11 @@ Expected<std::unique_ptr<Tokenizer>> load_tokenizer(const gguf::GgufFile& model,
 Expected<std::unique_ptr<Model>> Model::open(const std::string& path, const ModelOptions& options) {
   BITNET_ASSIGN_OR_RETURN(gguf::GgufFile file, gguf::GgufFile::open(path));
   std::unique_ptr<Model> m(new Model(std::move(file)));
+  // compat-check's error checks, with bounded data checks (see gguf::check_loadable): a model
+  // compat-check calls broken is refused here with the same finding, on every path (plans too).
+  if (auto s = gguf::check_loadable(m->file_, options.tokenizer_path.empty()); !s.ok()) {
+    return make_error("{}: {}", path, s.error().message);
+  }
   auto config = gguf::read_model_config(m->file_);
   if (!config.ok()) return make_error("{}: {}", path, config.error().message);
   m->config_ = *config;

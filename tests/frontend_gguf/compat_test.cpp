@@ -1,5 +1,6 @@
 // compat-check findings and compat-fix repairs on synthetic models broken on purpose.
 #include "frontend_gguf/compat.h"
+#include "frontend_gguf/model_config.h"
 #include "frontend_gguf/sha256.h"
 
 #include "test_support.h"
@@ -182,6 +183,206 @@ TEST_F(CompatTest, I2sDataProblems) {
   EXPECT_TRUE(has_code(check_compat_file(write(a.writer, "a.gguf")), "i2s-arm-layout", Severity::kError));
 }
 
+// Every hyper-parameter value the engine cannot run with is a bad-hparam error naming the key,
+// and the loaders' check refuses the model with the same words.
+TEST_F(CompatTest, ImpossibleHyperParametersAreBadHparam) {
+  const float nan = std::nanf("");
+  const float inf = INFINITY;
+  struct Case {
+    std::string key;  // after "bitnet-b1.58."
+    Value value;
+    std::string needle;  // in the finding's message
+  };
+  const std::vector<Case> cases = {
+      {"context_length", uint32_t{0}, "context_length is 0"},
+      {"context_length", uint64_t{1} << 40, "context_length is 1099511627776, above"},
+      {"context_length", int32_t{-4}, "expected a non-negative integer"},
+      {"embedding_length", uint32_t{0}, "embedding_length is 0"},
+      {"embedding_length", uint32_t{1} << 21, "embedding_length is 2097152, above"},
+      {"block_count", uint32_t{0}, "block_count is 0"},
+      {"block_count", uint32_t{100000}, "block_count is 100000, above"},
+      {"feed_forward_length", uint32_t{0}, "feed_forward_length is 0"},
+      {"attention.head_count", uint32_t{0}, "attention.head_count is 0"},
+      {"attention.head_count", uint32_t{3}, "embedding_length 128 is not a multiple of attention.head_count 3"},
+      {"attention.head_count", uint32_t{128}, "head size 1 is odd"},
+      {"attention.head_count_kv", uint32_t{0}, "attention.head_count_kv is 0"},
+      {"attention.head_count_kv", uint32_t{3}, "attention.head_count 4 is not a multiple of attention.head_count_kv 3"},
+      {"attention.head_count_kv", uint32_t{8}, "attention.head_count 4 is not a multiple of attention.head_count_kv 8"},
+      {"rope.dimension_count", uint32_t{16}, "rope.dimension_count 16 differs from the head size 32"},
+      {"rope.dimension_count", uint32_t{0}, "rope.dimension_count 0 differs"},
+      {"attention.layer_norm_rms_epsilon", 0.0f, "layer_norm_rms_epsilon is 0"},
+      {"attention.layer_norm_rms_epsilon", -1e-5f, "layer_norm_rms_epsilon is -1e-05"},
+      {"attention.layer_norm_rms_epsilon", nan, "layer_norm_rms_epsilon is nan"},
+      {"attention.layer_norm_rms_epsilon", inf, "layer_norm_rms_epsilon is inf"},
+      {"attention.layer_norm_rms_epsilon", 1e300, "layer_norm_rms_epsilon is inf"},  // f64 beyond f32
+      {"attention.layer_norm_rms_epsilon", uint32_t{1}, "expected f32"},
+      {"rope.freq_base", 0.0f, "rope.freq_base is 0"},
+      {"rope.freq_base", nan, "rope.freq_base is nan"},
+      {"rope.freq_base", -inf, "rope.freq_base is -inf"},
+      {"rope.scaling.factor", -2.0f, "rope.scaling.factor is -2"},
+      {"rope.scaling.factor", inf, "rope.scaling.factor is inf"},
+      {"rope.scaling.type", uint32_t{1}, "rope.scaling.type' has type u32, expected a string"},
+      {"rope.scaling.type", std::string("yarn"), "RoPE scaling 'yarn' is not supported"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.key + " = " + c.value.to_display());
+    auto m = make_synthetic_model();
+    m.writer.set("bitnet-b1.58." + c.key, c.value);
+    auto file = GgufFile::open(write(m.writer, fmt::format("h{}.gguf", n++)));
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    Findings f = check_compat(*file);
+    ASSERT_TRUE(f.has_errors()) << codes(f);
+    EXPECT_EQ(f.first_error()->code, "bad-hparam") << codes(f);
+    EXPECT_NE(f.first_error()->message.find(c.needle), std::string::npos) << f.first_error()->message;
+    auto load = check_loadable(*file);
+    ASSERT_FALSE(load.ok());
+    EXPECT_EQ(load.error().message, format_finding(*f.first_error()));
+    EXPECT_TRUE(load.error().message.starts_with("error [bad-hparam] ")) << load.error().message;
+    auto config = read_model_config(*file);
+    ASSERT_FALSE(config.ok());
+    EXPECT_EQ(config.error().message, load.error().message);
+  }
+}
+
+TEST_F(CompatTest, EveryBadHyperParameterIsReported) {
+  auto m = make_synthetic_model();
+  m.writer.set("bitnet-b1.58.context_length", uint32_t{0});
+  m.writer.set("bitnet-b1.58.attention.layer_norm_rms_epsilon", -1.0f);
+  m.writer.set("bitnet-b1.58.rope.freq_base", 0.0f);
+  Findings f = check_compat_file(write(m.writer));
+  int bad = 0;
+  for (const auto& x : f.items) bad += x.code == "bad-hparam";
+  EXPECT_EQ(bad, 3) << codes(f);
+}
+
+// Tensors the graph would not use: the lowering refuses them, so compat-check reports them.
+TEST_F(CompatTest, TensorsTheGraphDoesNotUseAreErrors) {
+  const std::vector<uint8_t> data(128 * 4, 0);
+  for (const std::string name : {"blk.0.attn_q.bias", "rope_freqs.weight", "blk.1.attn_norm.weight", "extra.weight"}) {
+    SCOPED_TRACE(name);
+    auto m = make_synthetic_model();
+    ASSERT_TRUE(m.writer.add_tensor({name, GgmlType::F32, {128}, data}).ok());
+    auto file = GgufFile::open(write(m.writer, "x.gguf"));
+    ASSERT_TRUE(file.ok());
+    Findings f = check_compat(*file);
+    ASSERT_TRUE(has_code(f, "unexpected-tensor", Severity::kError)) << codes(f);
+    EXPECT_NE(f.first_error()->message.find(name), std::string::npos);
+    EXPECT_FALSE(check_loadable(*file).ok());
+  }
+  // Optional per-projection scales are part of the graph.
+  auto m = make_synthetic_model();
+  const std::vector<uint8_t> one(4, 0);
+  ASSERT_TRUE(m.writer.add_tensor({"blk.0.attn_q.scale", GgmlType::F32, {1}, one}).ok());
+  EXPECT_FALSE(has_code(check_compat_file(write(m.writer, "s.gguf")), "unexpected-tensor", Severity::kError));
+}
+
+// Loaders refuse every model compat-check calls an error (bounded data checks only).
+TEST_F(CompatTest, LoadableCheckRefusesWhatCompatCheckCallsAnError) {
+  SyntheticModelOptions arm;
+  arm.n_embd = 192;
+  arm.n_head = 3;
+  arm.n_head_kv = 3;
+  auto a = make_synthetic_model(arm);
+  auto file = GgufFile::open(write(a.writer, "arm.gguf"));
+  ASSERT_TRUE(file.ok());
+  auto s = check_loadable(*file);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(
+      s.error().message.starts_with("error [i2s-arm-layout] I2_S tensor 'blk.0.attn_q.weight' has rows of "
+                                    "192 weights"))
+      << s.error().message;
+  EXPECT_NE(s.error().message.find("(fix: re-quantize"), std::string::npos);
+
+  auto b = make_synthetic_model();
+  const float neg = -1.0f;
+  std::memcpy(b.buffers[3].data() + 128 * 128 / 4, &neg, 4);
+  auto scale = GgufFile::open(write(b.writer, "scale.gguf"));
+  EXPECT_NE(check_loadable(*scale).error().message.find("error [i2s-bad-scale]"), std::string::npos);
+
+  auto t = make_synthetic_model();
+  t.writer.erase("tokenizer.ggml.tokens");
+  auto tok = GgufFile::open(write(t.writer, "tok.gguf"));
+  EXPECT_NE(check_loadable(*tok).error().message.find("error [missing-tokenizer]"), std::string::npos);
+  EXPECT_TRUE(check_loadable(*tok, /*own_tokenizer=*/false).ok());  // another tokenizer is given
+
+  // Code 3 early in a tensor is found by the bounded check; far into it only by compat-check.
+  auto c = make_synthetic_model();
+  c.buffers[8][10] = 0xff;                 // blk.0.ffn_gate.weight, byte 10
+  c.buffers[9][128 * 256 / 4 - 1] = 0xff;  // blk.0.ffn_up.weight, last byte (8 KiB in)
+  auto codes3 = GgufFile::open(write(c.writer, "code3.gguf"));
+  auto cs = check_loadable(*codes3);
+  ASSERT_FALSE(cs.ok());
+  EXPECT_NE(cs.error().message.find("error [i2s-bad-code] I2_S tensor 'blk.0.ffn_gate.weight' contains the 2-bit "
+                                    "code 3 (first at weight 40)"),
+            std::string::npos)
+      << cs.error().message;
+  c.buffers[8][10] = 0;
+  auto late = GgufFile::open(write(c.writer, "late.gguf"));
+  EXPECT_TRUE(check_loadable(*late).ok());
+  Findings f = check_compat(*late);
+  ASSERT_TRUE(has_code(f, "i2s-bad-code", Severity::kError)) << codes(f);
+  EXPECT_NE(f.first_error()->message.find("'blk.0.ffn_up.weight'"), std::string::npos);
+
+  auto clean = make_synthetic_model();
+  auto ok = GgufFile::open(write(clean.writer, "clean.gguf"));
+  EXPECT_TRUE(check_loadable(*ok).ok());
+}
+
+// NaN/Inf in F32, F16 and BF16 weights: an error naming the tensor and the first bad element.
+TEST_F(CompatTest, NonFiniteFloatWeights) {
+  struct Case {
+    GgmlType type;
+    std::vector<uint8_t> bad_bytes;
+    std::string shown;
+  };
+  const float f32_inf = -INFINITY;
+  std::vector<uint8_t> f32_bytes(4);
+  std::memcpy(f32_bytes.data(), &f32_inf, 4);
+  const std::vector<Case> cases = {
+      {GgmlType::F32, f32_bytes, "-inf"},
+      {GgmlType::F16, {0x01, 0x7e}, "nan"},   // 0x7e01
+      {GgmlType::BF16, {0x80, 0x7f}, "inf"},  // 0x7f80
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(ggml_type_name(c.type)));
+    SyntheticModelOptions o;
+    o.arch = "llama";
+    o.weight_type = c.type;
+    auto m = make_synthetic_model(o);
+    if (c.type == GgmlType::BF16) {  // the synthetic BF16 data is random bits: make it finite first
+      for (size_t i = 2; i < m.buffers.size(); ++i) {
+        if (m.writer.tensors()[i].type != GgmlType::BF16) continue;
+        for (size_t b = 1; b < m.buffers[i].size(); b += 2) m.buffers[i][b] &= 0xbf;
+      }
+    }
+    ASSERT_EQ(m.writer.tensors()[8].name, "blk.0.ffn_gate.weight");
+    const size_t element = 1000;
+    std::memcpy(m.buffers[8].data() + element * c.bad_bytes.size(), c.bad_bytes.data(), c.bad_bytes.size());
+    auto file = GgufFile::open(write(m.writer, "nan.gguf"));
+    ASSERT_TRUE(file.ok());
+    Findings f = check_compat(*file);
+    ASSERT_TRUE(has_code(f, "non-finite-weight", Severity::kError)) << codes(f);
+    EXPECT_EQ(f.first_error()->message,
+              fmt::format("{} tensor 'blk.0.ffn_gate.weight' holds a non-finite value ({}) at element 1000 (of "
+                          "32768): the model's outputs will be NaN",
+                          ggml_type_name(c.type), c.shown));
+    // A matrix is not scanned at load (too slow for big files): generation catches it.
+    EXPECT_TRUE(check_loadable(*file).ok());
+  }
+  // A norm (1-D, small) is scanned at load too.
+  auto n = make_synthetic_model();
+  const float nan = std::nanf("");
+  std::memcpy(n.buffers[7].data() + 4 * 5, &nan, 4);  // blk.0.ffn_norm.weight[5]
+  auto file = GgufFile::open(write(n.writer, "norm.gguf"));
+  auto s = check_loadable(*file);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("error [non-finite-weight] F32 tensor 'blk.0.ffn_norm.weight' holds a non-finite "
+                                   "value (nan) at element 5"),
+            std::string::npos)
+      << s.error().message;
+}
+
 TEST_F(CompatTest, SmallAlignmentIsRealigned) {
   SyntheticModelOptions o;
   o.arch = "llama";
@@ -296,7 +497,9 @@ TEST_F(CompatTest, UnreadableInput) {
 
 TEST_F(CompatTest, SharedModels) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const auto& path : testing::shared_gguf_files(shared)) {
+  const auto files = testing::shared_gguf_files(shared);
+  ASSERT_GE(files.size(), testing::kMinSharedGgufFiles);
+  for (const auto& path : files) {
     SCOPED_TRACE(path.string());
     Findings f = check_compat_file(path.string());
     const bool vocab_only = path.parent_path().filename() == "vocab";

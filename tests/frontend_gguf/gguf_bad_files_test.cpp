@@ -88,7 +88,7 @@ TEST(GgufBadFiles, Versions) {
   expect_rejected(Raw().header(0, 0, 4).b, "unsupported GGUF version 4");
   expect_rejected(Raw().header(0, 0, 0xffffffffu).b, "unsupported GGUF version 4294967295");
   expect_rejected(Raw().header(0, 0, 0x03000000).b, "big-endian");
-  expect_rejected(Raw().u32(0x46554747).b, "version");  // ends after the magic
+  expect_rejected(Raw().u32(0x46554747).b, "version");         // ends after the magic
   EXPECT_TRUE(GgufFile::parse(Raw().header(0, 0, 2).b).ok());  // v2 is fine
 }
 
@@ -159,6 +159,23 @@ TEST(GgufBadFiles, DuplicateKeysAndNames) {
   Raw e;
   e.header(1, 0).tensor("", {8}, 0, 0).pad_to(32).zeros(32);
   expect_rejected(e.b, "empty name");
+}
+
+// The GGUF spec limits tensor names to 64 bytes.
+TEST(GgufBadFiles, TensorNameLongerThan64Bytes) {
+  const std::string longest(64, 'n');
+  Raw ok;
+  ok.header(1, 0).tensor(longest, {8}, 0, 0).pad_to(32).zeros(32);
+  auto file = GgufFile::parse(ok.b);
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  EXPECT_EQ(file->tensors()[0].name, longest);
+  Raw bad;
+  bad.header(1, 0).tensor(longest + "x", {8}, 0, 0).pad_to(32).zeros(32);
+  expect_rejected(bad.b, "name of tensor #0 at offset 24: length 65 exceeds the limit of 64 bytes");
+  // A caller cannot raise the spec's limit.
+  ParseOptions lax;
+  lax.max_tensor_name_bytes = 4096;
+  EXPECT_FALSE(GgufFile::parse(bad.b, lax).ok());
 }
 
 TEST(GgufBadFiles, Alignment) {

@@ -147,16 +147,31 @@ TEST(GgufRoundTrip, CustomAlignment) {
 TEST(GgufRoundTrip, WriterRejectsInconsistentTensors) {
   std::vector<uint8_t> data(10);
   GgufWriter w;
-  EXPECT_FALSE(w.add_tensor({"x", GgmlType::F32, {4}, data}).ok());       // needs 16 bytes
-  EXPECT_FALSE(w.add_tensor({"q", GgmlType::Q8_0, {10}, data}).ok());     // 10 not a multiple of 32
-  EXPECT_FALSE(w.add_tensor({"s", GgmlType::I8_S, {10}, data}).ok());     // never in files
+  EXPECT_FALSE(w.add_tensor({"x", GgmlType::F32, {4}, data}).ok());    // needs 16 bytes
+  EXPECT_FALSE(w.add_tensor({"q", GgmlType::Q8_0, {10}, data}).ok());  // 10 not a multiple of 32
+  EXPECT_FALSE(w.add_tensor({"s", GgmlType::I8_S, {10}, data}).ok());  // never in files
   std::vector<uint8_t> ok(16);
   EXPECT_TRUE(w.add_tensor({"x", GgmlType::F32, {4}, ok}).ok());
-  EXPECT_FALSE(w.add_tensor({"x", GgmlType::F32, {4}, ok}).ok());         // duplicate
-  w.set("general.alignment", uint32_t{48});  // not a power of two
+  EXPECT_FALSE(w.add_tensor({"x", GgmlType::F32, {4}, ok}).ok());  // duplicate
+  w.set("general.alignment", uint32_t{48});                        // not a power of two
   EXPECT_FALSE(w.to_bytes().ok());
   w.set("general.alignment", uint64_t{64});  // must be u32
   EXPECT_FALSE(w.to_bytes().ok());
+}
+
+// The writer refuses tensor names the GGUF spec (and every reader) refuses: over 64 bytes.
+TEST(GgufRoundTrip, WriterRejectsTensorNamesOver64Bytes) {
+  const std::vector<uint8_t> data(32, 0);
+  GgufWriter w;
+  auto ok = w.add_tensor({std::string(64, 'a'), GgmlType::F32, {8}, data});
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+  auto bad = w.add_tensor({std::string(65, 'b'), GgmlType::F32, {8}, data});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("65 bytes; GGUF allows at most 64"), std::string::npos) << bad.error().message;
+  EXPECT_EQ(w.tensors().size(), 1u);
+  auto bytes = w.to_bytes();
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_TRUE(GgufFile::parse(*bytes).ok());
 }
 
 TEST(GgufRoundTrip, AtomicFileWrite) {
@@ -178,7 +193,9 @@ TEST(GgufRoundTrip, AtomicFileWrite) {
 // Real files written by llama.cpp/gguf-py read back and re-write to identical bytes.
 TEST(GgufRoundTrip, SharedModelsRewriteIdentically) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const auto& path : testing::shared_gguf_files(shared)) {
+  const auto files = testing::shared_gguf_files(shared);
+  ASSERT_GE(files.size(), testing::kMinSharedGgufFiles);
+  for (const auto& path : files) {
     SCOPED_TRACE(path.string());
     auto file = GgufFile::open(path.string());
     ASSERT_TRUE(file.ok()) << file.error().message;
