@@ -38,8 +38,10 @@ class GgufWriter {
   Expected<uint64_t> alignment() const;
 
   Expected<std::vector<uint8_t>> to_bytes() const;
-  // Writes to `path` via a temporary file in the same directory, fsync and rename, so a
-  // reader never sees a half-written file and a failure leaves no partial output.
+  // Writes to `path` by the rules of output_file.h: a regular file (or nothing) is replaced
+  // via a temp file in the same directory, fsync and rename, so a reader never sees a
+  // half-written file and a failure leaves no partial output; a device or FIFO is written
+  // directly; anything else is refused.
   Status write_file_atomic(const std::string& path) const;
 
  private:

@@ -1,10 +1,9 @@
 // .npy writer (see npy.h): magic, version 1.0, a little-endian header dict padded so the
-// data starts on a 64-byte boundary, then the raw little-endian floats.
+// data starts on a 64-byte boundary, then the raw little-endian floats. Written by the rules of
+// frontend_gguf/output_file.h (temp file + rename over a regular file, /dev/null written directly).
 #include "runtime/npy.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include "frontend_gguf/output_file.h"
 
 namespace bitnet::runtime {
 
@@ -21,16 +20,14 @@ Status write_npy_f32(const std::string& path, std::span<const float> data, const
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return make_error("cannot create '{}': {}", path, std::strerror(errno));
   const uint16_t header_len = static_cast<uint16_t>(header.size());
   const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  bool ok = std::fwrite(magic, 1, 8, f) == 8 && std::fwrite(&header_len, 2, 1, f) == 1 &&
-            std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
-            std::fwrite(data.data(), sizeof(float), data.size(), f) == data.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) return make_error("write to '{}' failed", path);
-  return Status::success();
+  return gguf::write_output_file(path, [&](gguf::OutputFile& out) -> Status {
+    BITNET_RETURN_IF_ERROR(out.write(magic, sizeof magic));
+    BITNET_RETURN_IF_ERROR(out.write(&header_len, sizeof header_len));
+    BITNET_RETURN_IF_ERROR(out.write(header));
+    return out.write(data.data(), data.size_bytes());
+  });
 }
 
 }  // namespace bitnet::runtime

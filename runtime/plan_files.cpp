@@ -2,6 +2,7 @@
 #include "runtime/plan_files.h"
 
 #include "frontend_gguf/mapped_file.h"
+#include "frontend_gguf/output_file.h"
 #include "runtime/progress.h"
 
 #include <fcntl.h>
@@ -15,20 +16,6 @@
 #include <random>
 
 namespace bitnet::runtime {
-namespace {
-
-Status write_all(int fd, std::span<const uint8_t> bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return make_error("cannot write '{}': {}", path, std::strerror(errno));
-    bytes = bytes.subspan(static_cast<size_t>(n));
-  }
-  return Status::success();
-}
-
-}  // namespace
-
 std::string file_name_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -41,30 +28,10 @@ std::string dir_of(const std::string& path) {
 }
 
 Status write_file_atomically(const std::string& path, std::span<const std::span<const uint8_t>> parts) {
-  std::random_device rd;
-  const std::string temp = fmt::format("{}/.{}.tmp.{}.{:08x}", dir_of(path), file_name_of(path), ::getpid(), rd());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return make_error("cannot create '{}': {}", temp, std::strerror(errno));
-  Status status = Status::success();
-  for (auto part : parts) {
-    status = write_all(fd, part, temp);
-    if (!status.ok()) break;
-  }
-  if (status.ok() && ::fsync(fd) != 0) status = make_error("cannot fsync '{}': {}", temp, std::strerror(errno));
-  if (::close(fd) != 0 && status.ok()) status = make_error("cannot close '{}': {}", temp, std::strerror(errno));
-  if (status.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
-    status = make_error("cannot rename '{}' to '{}': {}", temp, path, std::strerror(errno));
-  }
-  if (!status.ok()) {
-    ::unlink(temp.c_str());
-    return status;
-  }
-  // The rename is durable only once the directory entry is on disk.
-  if (const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::success();
+  return gguf::write_output_file(path, [&](gguf::OutputFile& out) -> Status {
+    for (auto part : parts) BITNET_RETURN_IF_ERROR(out.write(part));
+    return Status::success();
+  });
 }
 
 std::string FileFingerprint::text() const {

@@ -11,9 +11,11 @@
 
 namespace bitnet::runtime {
 
-// Writes `parts` one after another to `path`: to a temp file in the same directory, fsync,
+// Writes `parts` one after another to `path` by the rules of frontend_gguf/output_file.h: a
+// regular file (or nothing) is replaced via a temp file in the same directory, fsync,
 // rename over `path`, fsync the directory. Readers see the old file or the whole new one,
-// never a part; of two concurrent writers the last rename wins and both files are whole.
+// never a part; of two concurrent writers the last rename wins and both files are whole. A
+// device or FIFO is written directly; a directory, dangling symlink, socket ... is refused.
 Status write_file_atomically(const std::string& path, std::span<const std::span<const uint8_t>> parts);
 
 // What identifies a file's contents without reading them: device, inode, size and

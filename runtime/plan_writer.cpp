@@ -1,6 +1,7 @@
 // Plan serialisation and sidecar layout (see plan_writer.h).
 #include "runtime/plan_writer.h"
 
+#include "frontend_gguf/output_file.h"
 #include "runtime/plan_files.h"
 #include "runtime/plan_format.h"
 
@@ -48,9 +49,14 @@ Status write_plan(const std::string& path, planfb::PlanT& plan, const std::vecto
     const Hash128 h = xxh3_128(bytes);
     sidecar->hash = std::make_unique<planfb::Hash128>(h.lo, h.hi);
     plan.sidecar = std::move(sidecar);
-    // The sidecar first: a plan is never visible before the weights it names.
-    const std::span<const uint8_t> part(bytes);
-    BITNET_RETURN_IF_ERROR(write_file_atomically(path + kSidecarSuffix, std::span(&part, 1)));
+    // The sidecar first: a plan is never visible before the weights it names. It is derived
+    // from PATH's name, so it is written only beside a regular file (output_file.h): a plan
+    // written to /dev/null or a pipe gets no /dev/null.weights.
+    BITNET_ASSIGN_OR_RETURN(const gguf::OutputKind kind, gguf::output_kind(path));
+    if (kind == gguf::OutputKind::kRegularFile) {
+      const std::span<const uint8_t> part(bytes);
+      BITNET_RETURN_IF_ERROR(write_file_atomically(path + kSidecarSuffix, std::span(&part, 1)));
+    }
   }
   const std::vector<uint8_t> file = serialize_plan(plan);
   const std::span<const uint8_t> part(file);

@@ -22,7 +22,9 @@ struct RepackedBlob {
 std::vector<uint8_t> serialize_plan(const planfb::PlanT& plan);
 
 // Sets plan.sidecar from `repacked` (cleared when it is empty; the blobs are placed at 64-byte
-// aligned offsets and hashed), then writes PATH.weights (if any) and PATH.
+// aligned offsets and hashed), then writes PATH.weights (if any) and PATH, by the rules of
+// frontend_gguf/output_file.h. When PATH is a device or FIFO (/dev/null, a pipe) the plan still
+// names its sidecar but PATH.weights is not written.
 Status write_plan(const std::string& path, planfb::PlanT& plan, const std::vector<RepackedBlob>& repacked);
 
 }  // namespace bitnet::runtime

@@ -92,7 +92,13 @@ void add_compat_fix(CLI::App& app, int& exit_code) {
                  fx.before.dump(-1, ' ', false, json::error_handler_t::replace),
                  fx.after.dump(-1, ' ', false, json::error_handler_t::replace), fx.description);
     }
-    fmt::print("wrote {} (sha256 {})\nreport {}\n", opts->out, result->output_sha256, result->report_path);
+    fmt::print("wrote {} (sha256 {})\n", opts->out, result->output_sha256);
+    if (result->report_path.empty()) {  // OUT is a device or FIFO: no OUT.compat.json beside it
+      fmt::print(stderr, "bitnet: note: '{}' is not a regular file: the report {}.compat.json was not written\n",
+                 opts->out, opts->out);
+    } else {
+      fmt::print("report {}\n", result->report_path);
+    }
     if (!result->remaining.items.empty()) {
       fmt::print("remaining findings (not safely fixable):\n");
       print_findings(result->remaining);

@@ -1,5 +1,6 @@
 // `bitnet compile`: compile a model ahead of time into a plan that `bitnet run --plan` and the
 // compiler-free `bitnet-rt` run (runtime/plan_model.h), for this CPU or a baseline target.
+#include "frontend_gguf/output_file.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_files.h"
 #include "tools/commands.h"
@@ -57,6 +58,9 @@ void add_compile(CLI::App& app, int& exit_code) {
     if (!hash.ok()) return fail(hash.error().message);
     auto compiled = compile_plan(**model, {.target = o->target, .lm_head = *lm_head}, *hash);
     if (!compiled.ok()) return fail(compiled.error().message);
+    // A device or FIFO (-o /dev/null) gets the plan but no PLAN.weights beside it (output_file.h).
+    const auto kind = gguf::output_kind(o->output);
+    const bool to_file = kind.ok() && *kind == gguf::OutputKind::kRegularFile;
     if (auto s = runtime::write_plan(o->output, *compiled->plan, compiled->repacked); !s.ok()) {
       return fail(s.error().message);
     }
@@ -66,13 +70,19 @@ void add_compile(CLI::App& app, int& exit_code) {
       for (const auto& k : plan.kernels) fmt::print("  {:8.2f} ms  {:10}  {}\n", k->compile_ms, k->symbol, k->key);
     }
     auto size = runtime::fingerprint_file(o->output);
+    const uint64_t plan_bytes = size.ok() ? size->size : runtime::serialize_plan(plan).size();
     fmt::print(
         "compiled {} kernels for {} ({}) in {:.0f} ms (codegen {:.0f} ms, link {:.1f} ms, weight hashes {:.0f} ms)\n"
         "wrote {} ({}; code image {}); cache key {}\n",
         plan.kernels.size(), plan.target->name, plan.target->cpu, total_ms, compiled->compile_ms, compiled->link_ms,
-        compiled->weights_ms, o->output, runtime::format_size(size.ok() ? size->size : 0),
+        compiled->weights_ms, o->output, runtime::format_size(plan_bytes),
         runtime::format_size(plan.code->image.size()), plan.provenance->cache_key);
     for (const runtime::RepackedBlob& blob : compiled->repacked) {
+      if (!to_file) {
+        fmt::print(stderr, "bitnet: note: '{}' is not a regular file: the sidecar {} ({}) was not written\n", o->output,
+                   o->output + runtime::kSidecarSuffix, runtime::format_size(blob.bytes.size()));
+        continue;
+      }
       fmt::print("LM head {} requantized to {} in {:.0f} ms: {} in {}\n", blob.source, blob.dtype, compiled->repack_ms,
                  runtime::format_size(blob.bytes.size()), o->output + runtime::kSidecarSuffix);
     }

@@ -1,6 +1,7 @@
 // Shared run/eval options (see run_options.h).
 #include "tools/run_options.h"
 
+#include "frontend_gguf/output_file.h"
 #include "passes/pass_manager.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
@@ -201,12 +202,9 @@ nlohmann::json top_logits_json(const std::vector<std::vector<runtime::Candidate>
 }
 
 Status write_json_file(const std::string& path, const nlohmann::json& doc) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return make_error("cannot create '{}'", path);
-  out << doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  out.flush();
-  if (!out) return make_error("cannot write '{}'", path);
-  return Status::success();
+  // frontend_gguf/output_file.h: temp file + rename over a regular file, /dev/null written directly.
+  const std::string text = doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return gguf::write_output_file(path, [&](gguf::OutputFile& out) { return out.write(text); });
 }
 
 }  // namespace bitnet::tools
