@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <random>
 
@@ -35,7 +36,7 @@ Status write_file_atomically(const std::string& path, std::span<const std::span<
 }
 
 std::string FileFingerprint::text() const {
-  return fmt::format("{} {} {} {}", device, inode, size, mtime_ns);
+  return fmt::format("{} {} {} {} {}", device, inode, size, mtime_ns, ctime_ns);
 }
 
 Expected<FileFingerprint> fingerprint_file(const std::string& path) {
@@ -47,7 +48,16 @@ Expected<FileFingerprint> fingerprint_file(const std::string& path) {
   f.inode = static_cast<uint64_t>(st.st_ino);
   f.size = static_cast<uint64_t>(st.st_size);
   f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  f.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
   return f;
+}
+
+// Whether the file last changed more than a second ago (by the system clock).
+static bool settled(const FileFingerprint& fp) {
+  timespec now{};
+  if (::clock_gettime(CLOCK_REALTIME, &now) != 0) return false;
+  const int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+  return now_ns - fp.ctime_ns > 1'000'000'000;
 }
 
 Expected<Hash128> file_content_hash(const std::string& path, const std::string& memo_dir, const std::string& label,
@@ -71,9 +81,11 @@ Expected<Hash128> file_content_hash(const std::string& path, const std::string& 
   BITNET_ASSIGN_OR_RETURN(auto mapping, gguf::MappedFile::open(path));
   Progress progress("hashing " + label);
   const Hash128 h = xxh3_128_chunked(mapping->bytes(), [&](double f) { progress.fraction(f); });
-  // Remember the hash only if the file did not change while it was read.
+  // Remember the hash only if the file did not change while it was read, and only once its
+  // last change is a second old: an edit within the timestamp tick of the ctime the memo
+  // records would leave ctime as it is (git's "racy" index entries).
   auto after = fingerprint_file(path);
-  if (!memo.empty() && after.ok() && after->text() == fp_text) {
+  if (!memo.empty() && after.ok() && after->text() == fp_text && settled(*after)) {
     const std::string text = fp_text + "\n" + to_hex(h) + "\n" + path + "\n";  // the path: for pruning
     const std::span<const uint8_t> part(reinterpret_cast<const uint8_t*>(text.data()), text.size());
     (void)write_file_atomically(memo, std::span(&part, 1));  // best effort: see the header

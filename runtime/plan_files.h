@@ -18,14 +18,18 @@ namespace bitnet::runtime {
 // device or FIFO is written directly; a directory, dangling symlink, socket ... is refused.
 Status write_file_atomically(const std::string& path, std::span<const std::span<const uint8_t>> parts);
 
-// What identifies a file's contents without reading them: device, inode, size and
-// modification time in nanoseconds. A rewrite or in-place edit changes mtime (or the inode).
+// What identifies a file's contents without reading them: device, inode, size, and the
+// modification and status-change times in nanoseconds. A rewrite changes the inode; an
+// in-place edit changes mtime and ctime, and ctime cannot be set back (`touch -d` restores
+// mtime but sets ctime to now). What it cannot see: an edit within one timestamp tick of the
+// ctime it recorded, a clock set back, a file system that does not keep ctime.
 struct FileFingerprint {
   uint64_t device = 0;
   uint64_t inode = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
-  std::string text() const;  // "dev ino size mtime_ns"
+  int64_t ctime_ns = 0;
+  std::string text() const;  // "dev ino size mtime_ns ctime_ns"
 };
 Expected<FileFingerprint> fingerprint_file(const std::string& path);
 
