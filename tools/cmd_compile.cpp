@@ -1,7 +1,7 @@
 // `bitnet compile`: compile a model ahead of time into a plan that `bitnet run --plan` and the
 // compiler-free `bitnet-rt` run (runtime/plan_model.h), for this CPU or a baseline target.
 #include "frontend_gguf/output_file.h"
-#include "runtime/plan_cache.h"
+#include "runtime/plan_cache.h"  // format_size
 #include "runtime/plan_files.h"
 #include "tools/commands.h"
 #include "tools/lm_head.h"
@@ -50,11 +50,8 @@ void add_compile(CLI::App& app, int& exit_code) {
     auto model = runtime::Model::load(o->model, {.passes = o->passes, .lm_head = *lm_head});
     if (!model.ok()) return fail(model.error().message);
     if (auto note = lm_head_note(**model, *lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);
-    std::string memo;  // memoise the model's hash where `run` will look for it
-    if (auto dir = runtime::default_cache_dir(); dir.ok() && runtime::PlanCache(*dir).prepare().ok()) {
-      memo = runtime::PlanCache(*dir).hashes_dir();
-    }
-    auto hash = runtime::file_content_hash(o->model, memo, "model");
+    // No memo: `compile -o` writes the plan and nothing else (not into the plan cache).
+    auto hash = runtime::file_content_hash(o->model, "", "model");
     if (!hash.ok()) return fail(hash.error().message);
     auto compiled = compile_plan(**model, {.target = o->target, .lm_head = *lm_head}, *hash);
     if (!compiled.ok()) return fail(compiled.error().message);
