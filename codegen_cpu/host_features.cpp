@@ -1,6 +1,8 @@
 // Target resolution (see host_features.h).
 #include "codegen_cpu/host_features.h"
 
+#include "runtime/plan_cpu.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -39,7 +41,18 @@ bool resolve_target(const std::string& name, TargetFeatures& out, std::string* e
   out = TargetFeatures{};
   out.triple = llvm::sys::getProcessTriple();
   if (name == "host") {
-    const llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    // BITNET_CPU_DISABLE (runtime/plan_cpu.h): the features it names are absent, and so are
+    // those that need them (turned off explicitly: the CPU name below would imply them).
+    auto disabled = runtime::cpu_disabled_features();
+    if (!disabled.ok()) {
+      if (error) *error = disabled.error().message;
+      return false;
+    }
+    for (const std::string& f : *disabled) {
+      features[f] = false;
+      llvm::X86::updateImpliedFeatures(f, false, features);
+    }
     out.cpu = llvm::sys::getHostCPUName().str();
     // StringMap iterates in hash order; sort so the string is stable (it keys caches).
     std::vector<std::string> items;

@@ -22,8 +22,9 @@ struct TargetFeatures {
   int vector_bits() const { return avx512f && avx512bw ? 512 : avx2 ? 256 : 128; }
 };
 
-// "host" (everything this CPU has), "x86-64-v3" (AVX2/FMA/F16C) or "x86-64-v4" (+AVX-512).
-// Fails (returns false) for an unknown target name.
+// "host" (everything this CPU has, less what BITNET_CPU_DISABLE hides: runtime/plan_cpu.h),
+// "x86-64-v3" (AVX2/FMA/F16C) or "x86-64-v4" (+AVX-512). Fails (returns false) for an unknown
+// target name or an invalid BITNET_CPU_DISABLE.
 bool resolve_target(const std::string& name, TargetFeatures& out, std::string* error);
 
 // Every feature code generated for `target` may use, as "+name" items joined by commas: the

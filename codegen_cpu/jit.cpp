@@ -4,6 +4,7 @@
 #include "codegen_cpu/jit.h"
 
 #include "codegen_cpu/kernel_builder.h"
+#include "runtime/plan_cpu.h"
 
 #include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
@@ -105,6 +106,10 @@ Expected<std::unique_ptr<Jit>> Jit::create(const JitOptions& options) {
   if (options.target != "host") {
     jtmb->setCPU(impl->target.cpu);
     jtmb->getFeatures() = llvm::SubtargetFeatures();
+  } else if (auto disabled = runtime::cpu_disabled_features(); disabled.ok() && !disabled->empty()) {
+    // BITNET_CPU_DISABLE: the host's features less those resolve_target turned off (explicit
+    // "-x" items: the host CPU's name alone would imply them).
+    jtmb->getFeatures() = llvm::SubtargetFeatures(impl->target.features);
   }
   jtmb->setCodeGenOptLevel(options.opt_level >= 3 ? llvm::CodeGenOptLevel::Aggressive : llvm::CodeGenOptLevel::Default);
   // Small code model + PIC: the objects can be saved in a plan and loaded elsewhere (TOOLCHAIN.md 2).

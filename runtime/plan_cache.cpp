@@ -1,21 +1,25 @@
 // The plan cache directory (see plan_cache.h).
 #include "runtime/plan_cache.h"
 
+#include "runtime/plan_cpu.h"
 #include "runtime/plan_files.h"
 #include "runtime/plan_format.h"
 #include "runtime/plan_reader.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 namespace bitnet::runtime {
 namespace fs = std::filesystem;
@@ -52,6 +56,36 @@ void remove_entry(const fs::path& p, PlanCache::Removed& removed) {
   }
 }
 
+// Why this machine cannot run a valid plan ("" when it can).
+std::string unusable_reason(const planfb::PlanT& plan) {
+  const planfb::TargetT* target = plan.target.get();
+  if (!target) return "names no target";
+  if (!target->triple.starts_with(std::string(host_arch()) + "-")) return "is for " + target->triple;
+  const std::vector<std::string> missing = missing_cpu_features(target->required);
+  if (missing.empty()) return "";
+  std::string out = "needs";
+  for (const std::string& m : missing) out += (out == "needs" ? " " : ", ") + m;
+  return out;
+}
+
+// Removes the lock files in `dir` that no process holds (locked for a moment to tell).
+void remove_free_locks(const std::string& dir, PlanCache::Removed& removed) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() != ".lock") continue;
+    const int fd = ::open(e.path().c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      const uint64_t bytes = size_or_zero(e.path());
+      if (::unlink(e.path().c_str()) == 0) {
+        ++removed.files;
+        removed.bytes += bytes;
+      }
+    }
+    ::close(fd);  // drops the lock
+  }
+}
+
 }  // namespace
 
 Expected<std::string> default_cache_dir() {
@@ -65,8 +99,12 @@ std::string PlanCache::plan_path(const std::string& key_hex) const {
   return plans_dir() + "/" + key_hex + kPlanExtension;
 }
 
+std::string PlanCache::lock_path(const std::string& key_hex) const {
+  return locks_dir() + "/" + key_hex + ".lock";
+}
+
 Status PlanCache::prepare() const {
-  for (const std::string& dir : {plans_dir(), hashes_dir()}) {
+  for (const std::string& dir : {plans_dir(), hashes_dir(), locks_dir()}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return make_error("cannot create '{}': {}", dir, ec.message());
@@ -84,8 +122,49 @@ void PlanCache::touch(const std::string& plan_path) const {
   fs::last_write_time(plan_path, fs::file_time_type::clock::now(), ec);
 }
 
+PlanCache::KeyLock::~KeyLock() {
+  ::unlink(path_.c_str());  // while holding the lock: see the class comment
+  ::close(fd_);
+}
+
+Expected<std::unique_ptr<PlanCache::KeyLock>> PlanCache::lock_key(const std::string& key_hex, double timeout_s,
+                                                                  const std::function<void()>& on_wait) const {
+  const std::string path = lock_path(key_hex);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::max(timeout_s, 0.0));
+  bool waiting = false;
+  for (;;) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return make_error("cannot create the lock file '{}': {}", path, std::strerror(errno));
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != EWOULDBLOCK) {
+        const int e = errno;
+        ::close(fd);
+        return make_error("cannot lock '{}': {}", path, std::strerror(e));
+      }
+      if (!waiting && on_wait) on_wait();
+      waiting = true;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::close(fd);
+        return std::unique_ptr<KeyLock>();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    // Ours only if the name still refers to the file we locked (its last holder removes it).
+    struct stat locked {};
+    struct stat named {};
+    if (::fstat(fd, &locked) == 0 && ::stat(path.c_str(), &named) == 0 && locked.st_dev == named.st_dev &&
+        locked.st_ino == named.st_ino) {
+      return std::make_unique<KeyLock>(fd, path);
+    }
+    ::close(fd);
+  }
+}
+
 Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
   std::vector<Entry> out;
+  // An invalid BITNET_CPU_DISABLE would make every plan look usable or not at random.
+  BITNET_RETURN_IF_ERROR(cpu_disabled_features());
   std::error_code ec;
   if (!fs::is_directory(plans_dir(), ec)) return out;
   for (const auto& e : fs::directory_iterator(plans_dir(), ec)) {
@@ -100,6 +179,7 @@ Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
     if (plan.ok()) {
       entry.model = (*plan)->model ? (*plan)->model->path : "";
       entry.target = (*plan)->target ? (*plan)->target->name : "";
+      entry.unusable = unusable_reason(**plan);
     } else {
       entry.problem = plan.error().message;
     }
@@ -112,6 +192,7 @@ Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
 
 Expected<PlanCache::Removed> PlanCache::clear() const {
   Removed removed;
+  remove_free_locks(locks_dir(), removed);  // those held are compiles in progress
   for (const std::string& dir : {plans_dir(), hashes_dir()}) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
@@ -132,6 +213,7 @@ Expected<PlanCache::Removed> PlanCache::clear() const {
 Expected<PlanCache::Removed> PlanCache::prune(std::optional<uint64_t> max_bytes) const {
   Removed removed;
   std::error_code ec;
+  remove_free_locks(locks_dir(), removed);  // left by processes that died while compiling
   if (!fs::is_directory(plans_dir(), ec)) return removed;
   // Temp files of writers that died; a live writer's temp file is younger than an hour.
   const auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
@@ -142,7 +224,7 @@ Expected<PlanCache::Removed> PlanCache::prune(std::optional<uint64_t> max_bytes)
   BITNET_ASSIGN_OR_RETURN(std::vector<Entry> entries, list());
   uint64_t total = 0;
   for (const Entry& e : entries) {
-    if (!e.valid) {
+    if (!e.valid || !e.unusable.empty()) {
       remove_entry(e.path, removed);
     } else {
       total += e.bytes;
@@ -163,7 +245,7 @@ Expected<PlanCache::Removed> PlanCache::prune(std::optional<uint64_t> max_bytes)
   if (max_bytes) {
     // `entries` is most recently used first: drop from the back.
     for (auto it = entries.rbegin(); it != entries.rend() && total > *max_bytes; ++it) {
-      if (!it->valid) continue;
+      if (!it->valid || !it->unusable.empty()) continue;
       remove_entry(it->path, removed);
       total -= std::min(total, it->bytes);
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -65,6 +66,49 @@ constexpr FeatureBit kFeatures[] = {
     {"lzcnt", 0x80000001, 0, Reg::kEcx, 5, OsState::kNone},
 };
 
+// What each feature needs (LLVM's implied features, X86TargetParser.cpp, for those above):
+// a feature whose prerequisite is disabled is disabled too, as LLVM does when it generates code.
+struct Prerequisite {
+  std::string_view name;
+  std::string_view needs;
+};
+constexpr Prerequisite kPrerequisites[] = {
+    {"sse2", "sse"},
+    {"sse3", "sse2"},
+    {"ssse3", "sse3"},
+    {"sse4.1", "ssse3"},
+    {"sse4.2", "sse4.1"},
+    {"pclmul", "sse2"},
+    {"aes", "sse2"},
+    {"sha", "sse2"},
+    {"gfni", "sse2"},
+    {"avx", "sse4.2"},
+    {"avx2", "avx"},
+    {"fma", "avx"},
+    {"f16c", "avx"},
+    {"vaes", "aes"},
+    {"vaes", "avx2"},
+    {"vpclmulqdq", "avx"},
+    {"vpclmulqdq", "pclmul"},
+    {"avxvnni", "avx2"},
+    {"avx512f", "avx2"},
+    {"avx512f", "fma"},
+    {"avx512f", "f16c"},
+    {"avx512dq", "avx512f"},
+    {"avx512ifma", "avx512f"},
+    {"avx512cd", "avx512f"},
+    {"avx512bw", "avx512f"},
+    {"avx512vl", "avx512f"},
+    {"avx512vbmi", "avx512bw"},
+    {"avx512vbmi2", "avx512bw"},
+    {"avx512vnni", "avx512f"},
+    {"avx512bitalg", "avx512bw"},
+    {"avx512vpopcntdq", "avx512f"},
+    {"avx512vp2intersect", "avx512f"},
+    {"avx512fp16", "avx512bw"},
+    {"avx512bf16", "avx512bw"},
+};
+
 const FeatureBit* find(std::string_view name) {
   for (const FeatureBit& f : kFeatures) {
     if (f.name == name) return &f;
@@ -102,7 +146,58 @@ bool has(const FeatureBit&) {
 }
 #endif
 
+std::string known_names() {
+  std::vector<std::string_view> names;
+  for (const FeatureBit& f : kFeatures) names.push_back(f.name);
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (std::string_view n : names) out += fmt::format("{}{}", out.empty() ? "" : " ", n);
+  return out;
+}
+
+bool disabled_in(std::string_view name, const std::vector<std::string>& disabled, int depth = 0) {
+  if (std::find(disabled.begin(), disabled.end(), name) != disabled.end()) return true;
+  if (depth > 16) return false;  // the table has no cycles; this only bounds a mistake in it
+  for (const Prerequisite& p : kPrerequisites) {
+    if (p.name == name && disabled_in(p.needs, disabled, depth + 1)) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+Expected<std::vector<std::string>> cpu_disabled_features() {
+  std::vector<std::string> out;
+  const char* env = std::getenv(kCpuDisableEnv);
+  std::string_view list = env ? env : "";
+  while (!list.empty()) {
+    const size_t comma = std::min(list.find(','), list.size());
+    std::string_view item = list.substr(0, comma);
+    list.remove_prefix(std::min(comma + 1, list.size()));
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) continue;
+    if (find(item) == nullptr) {
+      return make_error("{}: unknown CPU feature '{}' (known: {})", kCpuDisableEnv, item, known_names());
+    }
+    out.emplace_back(item);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Expected<std::string> cpu_disable_value() {
+  BITNET_ASSIGN_OR_RETURN(std::vector<std::string> names, cpu_disabled_features());
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
+bool cpu_feature_disabled(std::string_view name) {
+  auto disabled = cpu_disabled_features();
+  return disabled.ok() && !disabled->empty() && disabled_in(name, *disabled);
+}
 
 bool cpu_feature_known(std::string_view name) {
 #if defined(__x86_64__)
@@ -115,7 +210,7 @@ bool cpu_feature_known(std::string_view name) {
 
 bool cpu_has_feature(std::string_view name) {
   const FeatureBit* f = cpu_feature_known(name) ? find(name) : nullptr;
-  return f != nullptr && has(*f);
+  return f != nullptr && has(*f) && !cpu_feature_disabled(name);
 }
 
 void split_target_features(std::string_view llvm_features, std::vector<std::string>& required,
@@ -134,18 +229,29 @@ void split_target_features(std::string_view llvm_features, std::vector<std::stri
   std::sort(unchecked.begin(), unchecked.end());
 }
 
-Status check_cpu_features(const std::vector<std::string>& required) {
-  std::string missing;
+std::vector<std::string> missing_cpu_features(const std::vector<std::string>& required) {
+  std::vector<std::string> missing;
   for (const std::string& name : required) {
     if (cpu_has_feature(name)) continue;
-    missing += missing.empty() ? "" : ", ";
-    missing += cpu_feature_known(name) ? name : name + " (unknown to this runtime)";
+    missing.push_back(cpu_feature_known(name) ? name : name + " (unknown to this runtime)");
   }
+  return missing;
+}
+
+Status check_cpu_features(const std::vector<std::string>& required, std::string_view what) {
+  BITNET_ASSIGN_OR_RETURN(std::string disabled, cpu_disable_value());
+  const std::vector<std::string> missing = missing_cpu_features(required);
   if (missing.empty()) return Status::success();
+  std::string list;
+  bool hidden = false;  // by BITNET_CPU_DISABLE: say so, or the message contradicts /proc/cpuinfo
+  for (const std::string& m : missing) {
+    list += (list.empty() ? "" : ", ") + m;
+    hidden = hidden || cpu_feature_disabled(m);
+  }
   return make_error(
-      "the plan's code needs CPU features this machine lacks: {}; compile a plan for this CPU "
-      "(or for a baseline it has, e.g. --target x86-64-v3)",
-      missing);
+      "{} needs CPU features this machine lacks: {}{}; compile for this CPU (--target host) or for a "
+      "baseline it has (e.g. --target x86-64-v3)",
+      what, list, !hidden ? "" : fmt::format(" ({}={} hides some)", kCpuDisableEnv, disabled));
 }
 
 std::string_view host_arch() {

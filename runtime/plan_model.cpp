@@ -105,7 +105,11 @@ Status check_weight_bindings(const planfb::PlanT& plan, const gguf::GgufFile& fi
 }  // namespace
 
 Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_path, const PlanRunOptions& options,
-                                                      PlanLoadTimes* times) {
+                                                      PlanLoadTimes* times, PlanLoadFailure* failure) {
+  // Every error is the plan's, but for opening the model with the caller's options (below).
+  PlanLoadFailure ignored;
+  PlanLoadFailure& why = failure ? *failure : ignored;
+  why = PlanLoadFailure::kPlanRefused;
   PlanLoadTimes t;
   auto start = Clock::now();
   BITNET_ASSIGN_OR_RETURN(auto plan, read_plan(plan_path));
@@ -159,8 +163,15 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
 
   start = Clock::now();
   for (int g = 0; g < 2; ++g) state->kernel_of_node[g] = graphs[static_cast<size_t>(g)].kernel_of_node;
-  BITNET_ASSIGN_OR_RETURN(auto model, Model::load_with_graphs(model_path, std::move(graphs[0].graph),
-                                                              std::move(graphs[1].graph), options.model));
+  auto loaded =
+      Model::load_with_graphs(model_path, std::move(graphs[0].graph), std::move(graphs[1].graph), options.model);
+  if (!loaded.ok()) {
+    // The model's content is the plan's (checked above): what failed is the tokenizer file
+    // or another option, which a recompiled plan would not fix.
+    why = PlanLoadFailure::kModel;
+    return loaded.error();
+  }
+  std::unique_ptr<Model> model = std::move(*loaded);
   if (auto s = check_weight_bindings(*plan, model->file()); !s.ok()) return fail(s.error());
   state->graphs[0] = &model->graph(false);
   state->graphs[1] = &model->graph(true);
@@ -187,6 +198,7 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
   });
   t.model_ms = ms_since(start);
   if (times) *times = t;
+  why = PlanLoadFailure::kNone;
   return model;
 }
 

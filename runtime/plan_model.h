@@ -28,7 +28,14 @@ struct PlanLoadTimes {
   int64_t plan_bytes = 0;
 };
 
+// Why load_model_from_plan failed: the plan was refused (a check of the plan itself, against
+// this machine or against the model failed: recompiling it may help), or the model could not
+// be opened with the options given, e.g. a bad --tokenizer file (not the plan's fault:
+// recompiling would fail the same way).
+enum class PlanLoadFailure { kNone, kPlanRefused, kModel };
+
 Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_path, const PlanRunOptions& options,
-                                                      PlanLoadTimes* times = nullptr);
+                                                      PlanLoadTimes* times = nullptr,
+                                                      PlanLoadFailure* failure = nullptr);
 
 }  // namespace bitnet::runtime

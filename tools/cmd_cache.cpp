@@ -32,6 +32,8 @@ void add_cache(CLI::App& app, int& exit_code) {
                                      "List, clear or prune the plan cache ($BITNET_CACHE_DIR, "
                                      "else $XDG_CACHE_HOME/bitnet, else ~/.cache/bitnet)");
   cmd->require_subcommand(1);
+  // Before or after the action: `cache --dir DIR list` and `cache list --dir DIR` (the
+  // actions let options they do not know fall through to `cache`).
   cmd->add_option("--dir", o->dir, "the cache directory (default: as above)");
   auto cache = [o]() -> Expected<runtime::PlanCache> {
     if (!o->dir.empty()) return runtime::PlanCache(o->dir);
@@ -39,7 +41,10 @@ void add_cache(CLI::App& app, int& exit_code) {
     return runtime::PlanCache(dir);
   };
 
-  CLI::App* list = cmd->add_subcommand("list", "Plans in the cache, most recently used first");
+  CLI::App* list = cmd->add_subcommand("list",
+                                       "Plans in the cache, most recently used first (invalid ones and those this "
+                                       "CPU cannot run marked)");
+  list->fallthrough();
   list->callback([cache, &exit_code] {
     exit_code = kExitFailure;
     auto c = cache();
@@ -49,15 +54,17 @@ void add_cache(CLI::App& app, int& exit_code) {
     fmt::print("cache {}\n", c->root());
     for (const auto& e : *entries) {
       total += e.bytes;
+      std::string what = e.valid ? fmt::format("{} for {}", e.model, e.target) : "INVALID: " + e.problem;
+      if (e.valid && !e.unusable.empty()) what += "  UNUSABLE on this CPU: " + e.unusable;
       fmt::print("{}  {:>10}  used {}  {}\n", e.key.substr(0, 16), runtime::format_size(e.bytes),
-                 format_time(e.last_used_s),
-                 e.valid ? fmt::format("{} for {}", e.model, e.target) : "INVALID: " + e.problem);
+                 format_time(e.last_used_s), what);
     }
     fmt::print("{} plans, {}\n", entries->size(), runtime::format_size(total));
     exit_code = kExitOk;
   });
 
   CLI::App* clear = cmd->add_subcommand("clear", "Remove every cached plan and memoised model hash");
+  clear->fallthrough();
   clear->callback([cache, &exit_code] {
     exit_code = kExitFailure;
     auto c = cache();
@@ -68,8 +75,9 @@ void add_cache(CLI::App& app, int& exit_code) {
   });
 
   CLI::App* prune = cmd->add_subcommand("prune",
-                                        "Remove invalid plans and stale temp files, then the least "
-                                        "recently used plans beyond --max-size");
+                                        "Remove invalid plans, plans this CPU cannot run and stale temp and "
+                                        "lock files, then the least recently used plans beyond --max-size");
+  prune->fallthrough();
   prune->add_option("--max-size", o->max_size, "keep at most this much (e.g. 500M, 2G)");
   prune->callback([o, cache, &exit_code] {
     exit_code = kExitFailure;

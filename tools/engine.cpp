@@ -14,9 +14,10 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <filesystem>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace bitnet::tools {
 namespace {
@@ -31,6 +32,19 @@ struct JitState {
   std::vector<runtime::RepackedBlob> repacked;
   bool verbose = false;
 };
+
+// How long a process that misses the cache waits for another one compiling the same key:
+// $BITNET_CACHE_LOCK_TIMEOUT seconds, else 600 (a 2B-parameter model compiles in seconds;
+// a holder that is stuck, e.g. stopped with ^Z, must not block the others for ever).
+double cache_lock_timeout_s() {
+  if (const char* v = std::getenv("BITNET_CACHE_LOCK_TIMEOUT"); v && *v) {
+    char* end = nullptr;
+    const double s = std::strtod(v, &end);
+    if (end != v && *end == '\0' && s >= 0) return s;
+    fmt::print(stderr, "bitnet: warning: ignoring BITNET_CACHE_LOCK_TIMEOUT='{}' (not a number of seconds)\n", v);
+  }
+  return 600;
+}
 
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -104,6 +118,7 @@ Status attach_backend(runtime::Model& model, const BackendOptions& options) {
   if (options.backend == "interp") {
     return head ? Status(no_interpreter_for(head->tensor, "--backend interp")) : Status::success();
   }
+  BITNET_RETURN_IF_ERROR(check_target_runs_here(options.target));  // as load_jit_model: before any code runs
   auto state = std::make_shared<JitState>();
   state->verbose = options.verbose;
   auto jit = codegen::Jit::create({.target = options.target});
@@ -124,6 +139,10 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
     BITNET_RETURN_IF_ERROR(attach_backend(*model, options.backend));
     return model;
   };
+  if (options.backend.backend == "jit") {
+    // Before anything is compiled or cached: code this CPU cannot run would die with SIGILL.
+    BITNET_RETURN_IF_ERROR(check_target_runs_here(options.backend.target));
+  }
   if (!options.use_cache || options.backend.backend != "jit") return uncached();
   const bool verbose = options.backend.verbose;
   auto dir = options.cache_dir.empty() ? runtime::default_cache_dir() : Expected<std::string>(options.cache_dir);
@@ -140,12 +159,18 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   BITNET_ASSIGN_OR_RETURN(PlanKey key, plan_cache_key(compile_options, hash, size));
   const std::string plan_path = cache.plan_path(key.hex);
 
-  const auto start = std::chrono::steady_clock::now();
-  std::error_code ec;
-  if (std::filesystem::exists(plan_path, ec)) {
+  // The cached plan, if there is one this machine accepts. `refused` names the file refused
+  // (its fingerprint), so that the same file is not tried twice.
+  std::optional<std::string> refused;
+  auto try_hit = [&]() -> std::optional<Expected<std::unique_ptr<runtime::Model>>> {
+    const auto start = std::chrono::steady_clock::now();
+    auto fingerprint = runtime::fingerprint_file(plan_path);
+    if (!fingerprint.ok() || (refused && *refused == fingerprint->text())) return std::nullopt;
     runtime::PlanLoadTimes times;
+    runtime::PlanLoadFailure failure = runtime::PlanLoadFailure::kNone;
     auto model = runtime::load_model_from_plan(
-        plan_path, {.model_path = path, .memo_dir = memo, .model_hash = hash, .model = options.model}, &times);
+        plan_path, {.model_path = path, .memo_dir = memo, .model_hash = hash, .model = options.model}, &times,
+        &failure);
     if (model.ok()) {
       cache.touch(plan_path);
       if (verbose) {
@@ -155,7 +180,34 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
       }
       return model;
     }
+    // The model with these options (a bad --tokenizer, ...): an error of its own, not the plan's.
+    if (failure == runtime::PlanLoadFailure::kModel) return model.error();
     fmt::print(stderr, "bitnet: warning: refusing the cached plan ({}); compiling again\n", model.error().message);
+    refused = fingerprint->text();
+    return std::nullopt;
+  };
+  if (auto hit = try_hit()) return std::move(*hit);
+
+  // A miss: of the processes that miss this key at once, one compiles (holding the key's
+  // lock) and the others wait for its plan, at most cache_lock_timeout_s(), then compile too.
+  std::unique_ptr<runtime::PlanCache::KeyLock> lock;
+  if (writable.ok()) {
+    const double timeout_s = cache_lock_timeout_s();
+    auto locked = cache.lock_key(key.hex, timeout_s, [&] {
+      fmt::print(stderr, "bitnet: waiting for another process compiling this model into the plan cache (lock {})\n",
+                 cache.lock_path(key.hex));
+    });
+    if (!locked.ok()) {
+      fmt::print(stderr, "bitnet: warning: {}; compiling without it\n", locked.error().message);
+    } else if (!*locked) {
+      fmt::print(stderr,
+                 "bitnet: warning: gave up waiting for the plan cache lock {} after {:.0f} s; compiling here too\n",
+                 cache.lock_path(key.hex), timeout_s);
+    } else {
+      lock = std::move(*locked);
+      // The plan a process that held the lock before us stored.
+      if (auto hit = try_hit()) return std::move(*hit);
+    }
   }
 
   BITNET_ASSIGN_OR_RETURN(auto model, runtime::Model::load(path, options.model));

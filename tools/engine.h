@@ -19,7 +19,8 @@ struct BackendOptions {
 };
 
 // Installs the backend's session factory on `model` (nothing to do for interp). Kernels are
-// compiled when a graph's first session is created; nothing is cached.
+// compiled when a graph's first session is created; nothing is cached. Fails for a target
+// whose code this CPU cannot run.
 Status attach_backend(runtime::Model& model, const BackendOptions& options);
 
 struct JitModelOptions {
@@ -31,8 +32,14 @@ struct JitModelOptions {
 
 // `bitnet run -m MODEL` with the JIT: looks the model up in the plan cache and runs the plan on
 // a hit; on a miss (or a cache entry it refuses) it compiles both graphs, stores the plan and
-// runs the kernels it just compiled. A cache that cannot be written leaves a warning and an
-// in-memory JIT. Without the cache this is Model::load + attach_backend.
+// runs the kernels it just compiled. Processes that miss the same key at once compile it once:
+// the others wait on the key's lock (runtime::PlanCache::lock_key, saying so on stderr) for
+// its plan, at most $BITNET_CACHE_LOCK_TIMEOUT seconds (default 600), then compile it too. A
+// cache that cannot be written leaves a warning and an in-memory JIT. Without the cache this
+// is Model::load + attach_backend. Either way it first refuses (before compiling or caching
+// anything) a target whose code this CPU cannot run (check_target_runs_here), and a model
+// that does not open with the options given (e.g. a bad --tokenizer) is that error, never a
+// reason to recompile.
 Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path, const JitModelOptions& options);
 
 // Lets the shared run/eval/bench options (run_options.h) load models through load_jit_model.

@@ -89,6 +89,10 @@ Expected<PlanKey> plan_cache_key(const PlanCompileOptions& options, const runtim
   codegen::TargetFeatures target;
   std::string error;
   if (!codegen::resolve_target(options.target, target, &error)) return make_error("{}", error);
+  // BITNET_CPU_DISABLE changes the code only for the host target (named targets ignore it).
+  BITNET_ASSIGN_OR_RETURN(std::string disabled, runtime::cpu_disable_value());
+  const std::string codegen_env =
+      options.target == "host" && !disabled.empty() ? fmt::format("{}={}", runtime::kCpuDisableEnv, disabled) : "";
   PlanKey key;
   key.material = fmt::format(
       "bitnet-plan-cache-key\n"
@@ -96,15 +100,24 @@ Expected<PlanKey> plan_cache_key(const PlanCompileOptions& options, const runtim
       "compiler_version={}\ncompiler_build_id={}\nllvm_version={}\n"
       "target={}\ntriple={}\ncpu={}\nfeatures={}\n"
       "opt_level={}\nt_max={}\nmatmul_tuning={}\nlm_head={}\n"
-      "codegen_env=\n"  // no environment variable changes code generation (listed here when one does)
+      "codegen_env={}\n"  // the environment variables that change code generation
       "model_xxh3_128={}\nmodel_size={}\n",
       runtime::kPlanFormatVersion, runtime::kWeightLayoutVersion, BITNET_VERSION, compiler_build_id(),
       codegen::llvm_version(), options.target, target.triple, target.cpu,
       target.features.empty() ? codegen::enabled_features(target) : target.features, options.opt_level, plan_t_max(),
-      tuning_text(), ir::dtype_name(options.lm_head), runtime::to_hex(model_hash), model_size);
+      tuning_text(), ir::dtype_name(options.lm_head), codegen_env, runtime::to_hex(model_hash), model_size);
   key.hex =
       runtime::to_hex(runtime::xxh3_128({reinterpret_cast<const uint8_t*>(key.material.data()), key.material.size()}));
   return key;
+}
+
+Status check_target_runs_here(const std::string& target_name) {
+  codegen::TargetFeatures target;
+  std::string error;
+  if (!codegen::resolve_target(target_name, target, &error)) return make_error("{}", error);
+  std::vector<std::string> required, unchecked;
+  runtime::split_target_features(codegen::enabled_features(target), required, unchecked);
+  return runtime::check_cpu_features(required, fmt::format("code for --target {}", target_name));
 }
 
 Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompileOptions& options,

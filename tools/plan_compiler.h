@@ -30,7 +30,7 @@ struct PlanKey {
   std::string material;
   std::string hex;
 };
-// Fails for an unknown target.
+// Fails for an unknown target (or an invalid BITNET_CPU_DISABLE).
 Expected<PlanKey> plan_cache_key(const PlanCompileOptions& options, const runtime::Hash128& model_hash,
                                  uint64_t model_size);
 
@@ -48,6 +48,11 @@ struct CompiledPlan {
 // Compiles `model` (whose file has content hash `model_hash`) for `options.target`.
 Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompileOptions& options,
                                     const runtime::Hash128& model_hash);
+
+// Whether code compiled for `target` can run on this CPU: the check a plan's code gets before
+// it is loaded (runtime::check_cpu_features, on the features the plan would record), for the
+// JIT to run before it compiles anything. Fails naming the missing features.
+Status check_target_runs_here(const std::string& target);
 
 // GNU build id of the running executable (hex), or a hash of its file when it has none.
 std::string compiler_build_id();
