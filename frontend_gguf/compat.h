@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 
 namespace bitnet::gguf {
@@ -28,6 +29,10 @@ struct CheckOptions {
 Findings check_compat_file(const std::string& path, const CheckOptions& options = {});
 // Checks an already parsed file.
 Findings check_compat(const GgufFile& file, const CheckOptions& options = {});
+
+// Index of the first NaN or infinity among an F32, F16 or BF16 tensor's values (nullopt when
+// all are finite or the tensor has another type).
+std::optional<uint64_t> first_non_finite_element(const TensorInfo& tensor);
 
 // What loaders run before using a model: the error checks of check_compat with bounded data
 // checks (metadata, shapes, types, tokenizer, I2_S layout and scales, ...). Fails with the

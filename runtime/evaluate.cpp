@@ -1,6 +1,8 @@
 // Teacher-forced evaluation (see evaluate.h).
 #include "runtime/evaluate.h"
 
+#include "runtime/nonfinite.h"
+
 #include <chrono>
 #include <cmath>
 
@@ -65,6 +67,7 @@ Expected<EvalResult> evaluate(const Model& model, std::span<const int32_t> token
       BITNET_ASSIGN_OR_RETURN(auto out, session->run(window));
       window_logits = std::move(out.at("logits").data);
     }
+    if (first_non_finite(window_logits)) return nonfinite_logits_error(*session);  // names the first non-finite node
     for (int64_t j = std::max(begin + 1, scored_until + 1); j < end; ++j) {
       const std::span<const float> row(window_logits.data() + (j - 1 - begin) * n_vocab, static_cast<size_t>(n_vocab));
       result.nll_sum += token_nll(row, tokens[j]);

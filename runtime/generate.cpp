@@ -1,6 +1,8 @@
 // Generation loop (see generate.h).
 #include "runtime/generate.h"
 
+#include "runtime/nonfinite.h"
+
 #include <chrono>
 
 namespace bitnet::runtime {
@@ -68,6 +70,7 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, 
   for (int32_t step = 0; unlimited || step < options.n_predict; ++step) {
     const Matrix& logits = outputs.at("logits");
     const auto row = logits.row(logits.rows - 1);
+    if (first_non_finite(row)) return nonfinite_logits_error(session);  // names the first non-finite node
     if (step < options.dump_logit_steps && options.logits_topk > 0) {
       result.dumped_logits.push_back(top_k_logits(row, static_cast<size_t>(options.logits_topk)));
     }

@@ -506,6 +506,17 @@ Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& grap
 }
 
 Expected<std::map<std::string, Matrix>> Interpreter::run(std::span<const int32_t> tokens) {
+  return run_impl(tokens, nullptr);
+}
+
+Status Interpreter::run_observed(std::span<const int32_t> tokens, const NodeObserver& observe) {
+  auto outputs = run_impl(tokens, &observe);
+  if (!outputs.ok()) return outputs.error();
+  return Status::success();
+}
+
+Expected<std::map<std::string, Matrix>> Interpreter::run_impl(std::span<const int32_t> tokens,
+                                                              const NodeObserver* observe) {
   BITNET_RETURN_IF_ERROR(check_batch(tokens, pos_, n_ctx_, n_vocab_));
   const auto n = static_cast<int64_t>(tokens.size());
   Impl& m = *impl_;
@@ -522,6 +533,11 @@ Expected<std::map<std::string, Matrix>> Interpreter::run(std::span<const int32_t
       }
     }
     m.execute(node, tokens, pos_);
+    if (observe && node.op != OpKind::Weight && node.op != OpKind::Output &&
+        !(*observe)(i, m.values[static_cast<size_t>(node.result)].f32)) {
+      pos_ += n;
+      return outputs;
+    }
     if (node.op == OpKind::Output) {
       Buffer& b = m.values[static_cast<size_t>(node.result)];
       outputs[node.attr_string("name")] = Matrix{b.rows, b.cols, std::move(b.f32)};

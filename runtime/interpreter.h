@@ -10,6 +10,7 @@
 #include "runtime/session.h"
 #include "runtime/thread_pool.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -36,6 +37,11 @@ class Interpreter : public Session {
   ~Interpreter() override;
 
   Expected<std::map<std::string, Matrix>> run(std::span<const int32_t> tokens) override;
+  // Sees the F32 result of each node as it is computed (node index in graph order, the values
+  // row-major); returning false stops the run there, leaving the cache partly written
+  // (reset() before reusing the session). Used to find the first node that goes non-finite.
+  using NodeObserver = std::function<bool(size_t node_index, std::span<const float> values)>;
+  Status run_observed(std::span<const int32_t> tokens, const NodeObserver& observe);
   int64_t pos() const override { return pos_; }
   int64_t n_ctx() const override { return n_ctx_; }
   int64_t n_vocab() const override { return n_vocab_; }
@@ -46,6 +52,7 @@ class Interpreter : public Session {
  private:
   struct Impl;
   explicit Interpreter(std::unique_ptr<Impl> impl);
+  Expected<std::map<std::string, Matrix>> run_impl(std::span<const int32_t> tokens, const NodeObserver* observe);
   std::unique_ptr<Impl> impl_;
   int64_t pos_ = 0;
   int64_t n_ctx_ = 0;

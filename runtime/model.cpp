@@ -6,6 +6,7 @@
 #include "frontend_gguf/tokenizer_data.h"
 #include "passes/lm_head.h"
 #include "passes/pass_manager.h"
+#include "runtime/nonfinite.h"
 
 namespace bitnet::runtime {
 namespace {
@@ -71,9 +72,14 @@ Expected<std::unique_ptr<Model>> Model::load_with_graphs(const std::string& path
 
 Expected<std::unique_ptr<Session>> Model::new_session(bool all_logits, int64_t n_ctx, int threads) const {
   if (n_ctx <= 0) n_ctx = static_cast<int64_t>(std::min<uint64_t>(config_.n_ctx_train, 4096));
-  if (factory_) return factory_(graph(all_logits), file_, n_ctx, threads);
-  BITNET_ASSIGN_OR_RETURN(auto interpreter, Interpreter::create(graph(all_logits), file_, {n_ctx, threads}));
-  return std::unique_ptr<Session>(std::move(interpreter));
+  std::unique_ptr<Session> session;
+  if (factory_) {
+    BITNET_ASSIGN_OR_RETURN(session, factory_(graph(all_logits), file_, n_ctx, threads));
+  } else {
+    BITNET_ASSIGN_OR_RETURN(session, Interpreter::create(graph(all_logits), file_, {n_ctx, threads}));
+  }
+  // Remembers the tokens fed, so non-finite logits can be traced to the node that made them.
+  return diagnosable_session(std::move(session), *this);
 }
 
 }  // namespace bitnet::runtime
