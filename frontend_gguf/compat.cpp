@@ -4,6 +4,7 @@
 #include "frontend_gguf/gguf_json.h"
 #include "frontend_gguf/gguf_writer.h"
 #include "frontend_gguf/model_config.h"
+#include "frontend_gguf/output_file.h"
 #include "frontend_gguf/sha256.h"
 #include "frontend_gguf/tokenizer_data.h"
 
@@ -266,6 +267,19 @@ Findings check_compat_file(const std::string& path, const CheckOptions& options)
   return f;
 }
 
+std::optional<uint64_t> first_non_finite_element(const TensorInfo& tensor) {
+  switch (tensor.type) {
+    case GgmlType::F32:
+      return first_non_finite<uint32_t, 0x7f800000u>(tensor.data, nullptr);
+    case GgmlType::F16:
+      return first_non_finite<uint16_t, 0x7c00>(tensor.data, nullptr);
+    case GgmlType::BF16:
+      return first_non_finite<uint16_t, 0x7f80>(tensor.data, nullptr);
+    default:
+      return std::nullopt;
+  }
+}
+
 Status check_loadable(const GgufFile& file, bool own_tokenizer) {
   const Findings f = check_compat(file, {.tokenizer = own_tokenizer, .full_data_scan = false, .progress = false});
   if (const Finding* e = f.first_error()) return make_error("{}", format_finding(*e));
@@ -411,19 +425,7 @@ bool same_file(const std::string& a, const std::string& b) {
 }
 
 Status write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return make_error("cannot create '{}'", tmp);
-    out << text;
-    out.flush();
-    if (!out) return make_error("cannot write '{}'", tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return make_error("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(errno));
-  }
-  return Status::success();
+  return write_output_file(path, [&](OutputFile& out) { return out.write(text); });
 }
 
 }  // namespace
@@ -432,25 +434,43 @@ Expected<CompatFixResult> compat_fix(const std::string& in, const std::string& o
   if (same_file(in, out)) {
     return make_error("refusing to write '{}': it is the input file; compat-fix never modifies its input", out);
   }
+  // The report is derived from OUT's name: it is written only beside a regular file (for a
+  // device or FIFO such as /dev/null there is no report; result.report_path is empty).
+  BITNET_ASSIGN_OR_RETURN(const OutputKind out_kind, output_kind(out));
+  const bool out_is_file = out_kind == OutputKind::kRegularFile;
   const std::string report_path = out + ".compat.json";
-  if (same_file(in, report_path)) return make_error("refusing: the report path '{}' is the input file", report_path);
+  if (out_is_file && same_file(in, report_path)) {
+    return make_error("refusing: the report path '{}' is the input file", report_path);
+  }
   ParseOptions lenient;
   lenient.allow_misaligned_tensors = true;
   BITNET_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(in, lenient));
 
   CompatFixResult result;
   result.input_sha256 = sha256_hex(file.bytes());
-  result.report_path = report_path;
+  result.report_path = out_is_file ? report_path : std::string();
   GgufWriter writer = GgufWriter::from_file(file);
   FixPlanner planner(file, writer);
   planner.run();
   result.fixes = std::move(planner.fixes);
-  BITNET_RETURN_IF_ERROR(writer.write_file_atomic(out));
 
-  auto written = GgufFile::open(out);
+  std::vector<uint8_t> bytes;  // a device or FIFO cannot be read back: its bytes are checked before writing
+  Expected<GgufFile> written = make_error("not written");
+  if (out_is_file) {
+    BITNET_RETURN_IF_ERROR(writer.write_file_atomic(out));
+    written = GgufFile::open(out);
+  } else {
+    BITNET_ASSIGN_OR_RETURN(bytes, writer.to_bytes());
+    written = GgufFile::parse(bytes);
+  }
   if (!written.ok()) return make_error("the written file does not read back: {}", written.error().message);
   result.output_sha256 = sha256_hex(written->bytes());
   result.remaining = check_compat(*written);
+  if (!out_is_file) {
+    BITNET_RETURN_IF_ERROR(
+        write_output_file(out, [&](OutputFile& f) { return f.write(std::span<const uint8_t>(bytes)); }));
+    return result;
+  }
 
   nlohmann::json report;
   report["tool"] = "bitnet compat-fix";
