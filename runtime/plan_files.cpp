@@ -17,6 +17,7 @@
 #include <random>
 
 namespace bitnet::runtime {
+
 std::string file_name_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
