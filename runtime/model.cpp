@@ -25,8 +25,19 @@ Expected<std::unique_ptr<Tokenizer>> load_tokenizer(const gguf::GgufFile& model,
 }  // namespace
 
 Expected<std::unique_ptr<Model>> Model::open(const std::string& path, const ModelOptions& options) {
-  BITNET_ASSIGN_OR_RETURN(gguf::GgufFile file, gguf::GgufFile::open(path));
-  std::unique_ptr<Model> m(new Model(std::move(file)));
+  auto opened = gguf::GgufFile::open(path);
+  if (!opened.ok()) {
+    // Misaligned tensor data fails the strict parse; name it as compat-check does (compat-fix repairs it).
+    gguf::ParseOptions lenient;
+    lenient.allow_misaligned_tensors = true;
+    if (auto relaxed = gguf::GgufFile::open(path, lenient); relaxed.ok() && relaxed->misaligned_tensor_count() > 0) {
+      if (auto s = gguf::check_loadable(*relaxed, options.tokenizer_path.empty()); !s.ok()) {
+        return make_error("{}: {}", path, s.error().message);
+      }
+    }
+    return opened.error();
+  }
+  std::unique_ptr<Model> m(new Model(std::move(*opened)));
   // compat-check's error checks, with bounded data checks (see gguf::check_loadable): a model
   // compat-check calls broken is refused here with the same finding, on every path (plans too).
   if (auto s = gguf::check_loadable(m->file_, options.tokenizer_path.empty()); !s.ok()) {

@@ -1,6 +1,7 @@
 // Models the engine cannot run are refused by the real binary with the words compat-check uses
 // for them: impossible hyper-parameters, I2_S in the ARM packing, and NaN weights (compat-check
 // finds them up front; run and eval stop at the first non-finite logits and name the layer).
+#include "frontend_gguf/gguf_file.h"
 #include "test_support.h"
 
 #include <cmath>
@@ -133,6 +134,37 @@ TEST_F(ModelValidationCli, InfinityInANormIsRefusedAtLoad) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("error [non-finite-weight] F32 tensor 'blk.0.ffn_norm.weight' holds a non-finite value (inf) "
                        "at element 3"),
+            std::string::npos)
+      << r.err;
+}
+
+// Tensor data off general.alignment: compat-check's misaligned-tensor, and run names it alike.
+TEST_F(ModelValidationCli, MisalignedTensorDataIsNamedAsCompatCheckNamesIt) {
+  auto m = make_synthetic_model(llama_f32());
+  const std::string aligned = (dir_ / "aligned.gguf").string();
+  ASSERT_TRUE(m.writer.write_file_atomic(aligned).ok());
+  // Move the last tensor 4 bytes on (into 32 bytes appended to the file): a valid file
+  // otherwise, which the writer cannot produce.
+  auto bytes = testing::read_file(aligned);
+  auto file = gguf::GgufFile::parse(bytes);
+  ASSERT_TRUE(file.ok());
+  const gguf::TensorInfo& last = file->tensors().back();
+  const uint64_t offset_at = last.info_offset + 8 + last.name.size() + 4 + 8 * last.ne.size() + 4;
+  uint64_t offset = 0;
+  std::memcpy(&offset, bytes.data() + offset_at, 8);
+  ASSERT_EQ(offset, last.offset);
+  offset += 4;
+  std::memcpy(bytes.data() + offset_at, &offset, 8);
+  bytes.resize(bytes.size() + 32, 0);
+  testing::write_file(dir_ / "mis.gguf", bytes);
+  const std::string model = shell_quote((dir_ / "mis.gguf").string());
+  auto c = run_command(cli() + " compat-check " + model);
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.out.find("misaligned-tensor"), std::string::npos) << c.out;
+  auto r = run_command(env() + cli() + " run -m " + model + " -p hello -n 2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("error [misaligned-tensor] 1 tensors start at offsets that are not multiples of "
+                       "general.alignment = 32"),
             std::string::npos)
       << r.err;
 }
