@@ -142,7 +142,15 @@ std::vector<uint8_t> random_tensor_data(gguf::GgmlType type, const std::vector<u
       const uint16_t h = static_cast<uint16_t>((rng() & 0x83ff) | ((rng() % 30) << 10));
       std::memcpy(data.data() + i, &h, 2);
     }
+  } else if (type == gguf::GgmlType::BF16) {
+    for (size_t i = 0; i + 2 <= data.size(); i += 2) {
+      // finite values only: sign, exponent 0x70..0x8e (about 2^-15 .. 2^15), random mantissa
+      const uint16_t v = static_cast<uint16_t>((rng() & 0x807f) | ((0x70 + rng() % 31) << 7));
+      std::memcpy(data.data() + i, &v, 2);
+    }
   } else {
+    // Block-quantized types: random bytes (their F16 scales may be NaN/Inf; no test decodes them
+    // expecting finite values).
     for (auto& b : data) b = static_cast<uint8_t>(rng());
   }
   return data;
