@@ -24,17 +24,6 @@ std::string errno_text(int e) {
   return std::strerror(e);
 }
 
-std::string file_name_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-std::string dir_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // What a non-regular, non-writable kind of file is called in a refusal.
 std::string refusal(const std::string& path, mode_t mode) {
   if (S_ISDIR(mode)) return fmt::format("cannot write '{}': it is a directory; give a file path", path);
@@ -295,6 +284,17 @@ Status write_output_file(const std::string& path, const std::function<Status(Out
   BITNET_ASSIGN_OR_RETURN(OutputFile file, OutputFile::open(path));
   BITNET_RETURN_IF_ERROR(write(file));  // the destructor removes the temp file
   return file.commit();
+}
+
+std::string file_name_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 }  // namespace bitnet::gguf

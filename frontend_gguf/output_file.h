@@ -94,4 +94,9 @@ class OutputFile {
 // file keeps its old content).
 Status write_output_file(const std::string& path, const std::function<Status(OutputFile&)>& write);
 
+// Path parts as the writers use them: "dir/x.bnplan" -> "x.bnplan" and "dir" ("." for a bare
+// name, "/" at the root).
+std::string file_name_of(const std::string& path);
+std::string dir_of(const std::string& path);
+
 }  // namespace bitnet::gguf

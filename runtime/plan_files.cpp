@@ -18,17 +18,6 @@
 
 namespace bitnet::runtime {
 
-std::string file_name_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-std::string dir_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
 Status write_file_atomically(const std::string& path, std::span<const std::span<const uint8_t>> parts) {
   return gguf::write_output_file(path, [&](gguf::OutputFile& out) -> Status {
     for (auto part : parts) BITNET_RETURN_IF_ERROR(out.write(part));

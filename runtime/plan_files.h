@@ -3,6 +3,7 @@
 // does not re-read a 1.2 GB model to learn its hash.
 #pragma once
 
+#include "frontend_gguf/output_file.h"
 #include "runtime/plan_format.h"
 
 #include <span>
@@ -44,7 +45,7 @@ Expected<Hash128> file_content_hash(const std::string& path, const std::string& 
 // unreadable), so pruning may drop it.
 bool hash_memo_is_stale(const std::string& memo_file);
 
-std::string file_name_of(const std::string& path);  // "dir/x.bnplan" -> "x.bnplan"
-std::string dir_of(const std::string& path);        // "dir/x.bnplan" -> "dir" ("." for a bare name)
+using gguf::dir_of;        // "dir/x.bnplan" -> "dir" ("." for a bare name)
+using gguf::file_name_of;  // "dir/x.bnplan" -> "x.bnplan"
 
 }  // namespace bitnet::runtime

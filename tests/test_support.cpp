@@ -35,6 +35,12 @@ std::filesystem::path binary_dir() {
 std::filesystem::path bitnet_cli() {
   return binary_dir() / "bin" / "bitnet";
 }
+std::string cli() {
+  return shell_quote(bitnet_cli().string());
+}
+std::string stories() {
+  return shell_quote((source_dir() / "models/stories260K.gguf").string());
+}
 
 std::vector<std::filesystem::path> shared_gguf_files(const std::filesystem::path& shared) {
   std::vector<std::filesystem::path> out;

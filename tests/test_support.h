@@ -21,11 +21,14 @@ std::optional<std::filesystem::path> shared_dir();
 std::filesystem::path source_dir();
 std::filesystem::path binary_dir();
 std::filesystem::path bitnet_cli();  // build/bin/bitnet
+// For run_command lines: bitnet_cli() and the repo's models/stories260K.gguf, shell-quoted.
+std::string cli();
+std::string stories();
 
 // Skips the current test with a clear message when ../shared is absent (a failure under CI).
-#define BITNET_REQUIRE_SHARED(var)                                                             \
-  auto var##_opt = ::bitnet::testing::shared_dir();                                            \
-  if (!var##_opt) GTEST_SKIP() << "../shared is absent (set BITNET_SHARED_DIR); skipping";      \
+#define BITNET_REQUIRE_SHARED(var)                                                         \
+  auto var##_opt = ::bitnet::testing::shared_dir();                                        \
+  if (!var##_opt) GTEST_SKIP() << "../shared is absent (set BITNET_SHARED_DIR); skipping"; \
   const std::filesystem::path var = *var##_opt
 
 // Every *.gguf under shared/models (recursively), sorted; fewer than kMinSharedGgufFiles fails

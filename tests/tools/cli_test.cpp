@@ -7,10 +7,9 @@
 namespace bitnet {
 namespace {
 
+using testing::cli;
 using testing::run_command;
 using testing::shell_quote;
-
-std::string cli() { return shell_quote(testing::bitnet_cli().string()); }
 
 TEST(Cli, HelpAndUsage) {
   for (const char* cmd : {"--help", "inspect --help", "compat-check --help", "compat-fix --help"}) {
@@ -106,8 +105,8 @@ TEST(Cli, CompatCheckExitCodes) {
   bool found = false;
   for (const auto& f : doc["findings"]) found |= f["code"] == "i2s-not-upstream";
   EXPECT_TRUE(found);
-  auto err = run_command(cli() + " compat-check " +
-                         shell_quote((shared / "models/vocab/ggml-vocab-gpt-2.gguf").string()));
+  auto err =
+      run_command(cli() + " compat-check " + shell_quote((shared / "models/vocab/ggml-vocab-gpt-2.gguf").string()));
   EXPECT_EQ(err.exit_code, 2);
 }
 

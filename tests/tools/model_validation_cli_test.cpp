@@ -10,14 +10,11 @@
 namespace bitnet {
 namespace {
 
+using testing::cli;
 using testing::make_synthetic_model;
 using testing::run_command;
 using testing::shell_quote;
 using testing::SyntheticModelOptions;
-
-std::string cli() {
-  return shell_quote(testing::bitnet_cli().string());
-}
 
 class ModelValidationCli : public ::testing::Test {
  protected:

@@ -10,15 +10,11 @@
 namespace bitnet {
 namespace {
 
+using testing::cli;
 using testing::run_command;
 using testing::shell_quote;
+using testing::stories;
 
-std::string cli() {
-  return shell_quote(testing::bitnet_cli().string());
-}
-std::string stories() {
-  return shell_quote((testing::source_dir() / "models/stories260K.gguf").string());
-}
 std::string run_base() {
   return cli() + " run -m " + stories() + " -p hi -n 2 -t 1";
 }

@@ -18,12 +18,9 @@ namespace bitnet {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::cli;
 using testing::run_command;
 using testing::shell_quote;
-
-std::string cli() {
-  return shell_quote(testing::bitnet_cli().string());
-}
 
 bool is_char_device(const fs::path& p) {
   struct stat st {};

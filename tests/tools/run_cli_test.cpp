@@ -10,15 +10,10 @@
 namespace bitnet {
 namespace {
 
+using testing::cli;
 using testing::run_command;
 using testing::shell_quote;
-
-std::string cli() {
-  return shell_quote(testing::bitnet_cli().string());
-}
-std::string stories() {
-  return shell_quote((testing::source_dir() / "models/stories260K.gguf").string());
-}
+using testing::stories;
 
 nlohmann::json read_json(const std::filesystem::path& p) {
   std::ifstream in(p);

@@ -7,12 +7,9 @@
 namespace bitnet {
 namespace {
 
+using testing::cli;
 using testing::run_command;
 using testing::shell_quote;
-
-std::string cli() {
-  return shell_quote(testing::bitnet_cli().string());
-}
 
 std::string vocab(const std::filesystem::path& shared, const std::string& name) {
   return shell_quote((shared / "models" / "vocab" / ("ggml-vocab-" + name + ".gguf")).string());
