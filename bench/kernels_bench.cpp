@@ -447,13 +447,18 @@ void register_all() {
   variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm);
   // The AVX2 (vpmaddubsw) path has 16 vector registers instead of 32: its own tile sizes.
   std::vector<Variant> i2s_gemm_avx2;
-  for (auto [r, t] : std::vector<std::pair<int, int>>{{8, 4}, {4, 4}, {4, 2}, {2, 4}, {4, 3}, {3, 4}, {2, 6}, {6, 2}}) {
+  for (auto [r, t] : std::vector<std::pair<int, int>>{{3, 3}, {2, 4}, {4, 2}, {5, 2}, {2, 5}, {4, 3}, {3, 4}, {6, 2}}) {
     i2s_gemm_avx2.push_back({"v3_rows" + std::to_string(r) + "_tokens" + std::to_string(t), [r, t](Case& c) {
                                c.target = "x86-64-v3";
-                               c.tuning.i2s_gemm_rows = r, c.tuning.i2s_gemm_tokens = t;
+                               c.tuning.i2s_gemm_rows_avx2 = r, c.tuning.i2s_gemm_tokens_avx2 = t;
                              }});
   }
   variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm_avx2);
+  variants("i2s_gemm_T128_qkv_2560+640+640x2560", shape({2560, 640, 640}, 2560, 128, ir::DType::I2_S, true),
+           i2s_gemm_avx2);
+  Case gated_avx2 = shape({6912, 6912}, 2560, 128, ir::DType::I2_S, true);
+  gated_avx2.gated = true;
+  variants("i2s_gated_ffn_T128_2x6912x2560", gated_avx2, i2s_gemm_avx2);
   const std::vector<Variant> float_gemv = {
       {"default", none},
       {"streams1", tune([](MatmulTuning& t) { t.float_gemv_streams = 1; })},

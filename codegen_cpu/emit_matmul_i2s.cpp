@@ -15,7 +15,10 @@
 // accumulators that are scaled back with exact arithmetic shifts at the end, reads two
 // distant row ranges at once and prefetches 4 KiB ahead: that is what reaches DRAM speed.
 // Prefill shifts the fields of a tile of 8 rows down once into a stack buffer and then spends
-// its vector slots on vpdpbusd only, for every tile of 4 tokens.
+// its vector slots on vpdpbusd only, for every tile of 4 tokens. AVX2 without VNNI has 16
+// vector registers and no accumulating byte product: its tiles are smaller (4 rows x 2 tokens)
+// and sum vpmaddubsw results in int16 over 16 blocks before one vpmaddwd widens them (madd_gemm),
+// so that the K loop is vpmaddubsw and vpaddw on registers (at its vpmaddubsw throughput).
 #include "codegen_cpu/emit_math.h"
 #include "codegen_cpu/emit_matmul.h"
 
@@ -63,11 +66,13 @@ class I2sGenerator {
     }
     const int per_weight = static_cast<int>(p_.weights.size());
     const int gemv_rows = std::max(1, tune_.i2s_gemv_rows / per_weight);
-    const int gemm_rows = std::max(1, tune_.i2s_gemm_rows / per_weight);
+    const bool avx2 = isa_ == Isa::kMaddubs256;
+    const int gemm_rows = std::max(1, (avx2 ? tune_.i2s_gemm_rows_avx2 : tune_.i2s_gemm_rows) / per_weight);
+    const int gemm_tokens = avx2 ? tune_.i2s_gemm_tokens_avx2 : tune_.i2s_gemm_tokens;
     // Prefill: each row tile's fields are extracted once into a stack buffer, so the token
     // tiles spend their vector ALU slots on dot products only.
     const int64_t max_slots = static_cast<int64_t>(p_.weights.size()) * ((gemm_rows + halves_ - 1) / halves_);
-    if (tune_.i2s_gemm_tokens > 1) codes_ = code_buffer(static_cast<uint64_t>(blocks_ * max_slots * 4 * vector_bytes_));
+    if (gemm_tokens > 1) codes_ = code_buffer(static_cast<uint64_t>(blocks_ * max_slots * 4 * vector_bytes_));
     TileOptions options;
     options.prologue = [&](int rows, llvm::Value* row) { extract_codes(rows, row); };
     if (tune_.i2s_start_prefetch_bytes > 0) {
@@ -86,7 +91,7 @@ class I2sGenerator {
       };
     }
     emit_tiles(
-        kb_, p_, gemv_rows, gemm_rows, tune_.i2s_gemm_tokens,
+        kb_, p_, gemv_rows, gemm_rows, gemm_tokens,
         [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2) {
           micro(rows, tokens, gemm, row, token, row2);
         },
@@ -265,6 +270,61 @@ class I2sGenerator {
     }
   }
 
+  // AVX2 prefill: 16 vector registers, so per (slot, token) one int16 accumulator of
+  // vpmaddubsw results, group by group (the activations of one group for every token, then one
+  // code vector at a time), widened into int32 with vpmaddwd every kChunk blocks. Exact: a
+  // vpmaddubsw lane is a pair of products in [-2 * 2 * 128, 2 * 2 * 127], and 4 * kChunk = 64
+  // of them stay within int16 (vpaddw wraps, so even the partial sums need not). Returns the
+  // int32 accumulators [slot * tokens + token].
+  static constexpr int64_t kChunk = 16;
+  std::vector<llvm::Value*> madd_gemm(size_t n_slots, const std::vector<llvm::Value*>& act_rows) {
+    const size_t tokens = act_rows.size();
+    const size_t n = n_slots * tokens;
+    const std::vector<llvm::Value*> zero_words(n, llvm::Constant::getNullValue(kb_.vec(kb_.i16(), 16)));
+    auto block = [&](llvm::Value* j, std::vector<llvm::Value*>& words) {
+      llvm::Value* base = b_.CreateMul(j, kb_.c64(128));
+      for (int g = 0; g < 4; ++g) {
+        std::vector<llvm::Value*> acts;
+        for (size_t t = 0; t < tokens; ++t) {
+          acts.push_back(b_.CreateAlignedLoad(
+              bytes(32), kb_.byte_offset(act_rows[t], b_.CreateAdd(base, kb_.c64(32 * g))), llvm::Align(1)));
+        }
+        for (size_t s = 0; s < n_slots; ++s) {
+          llvm::Value* codes = b_.CreateAlignedLoad(bytes(32), code_address(n_slots, s, j, g), llvm::Align(32));
+          for (size_t t = 0; t < tokens; ++t)
+            words[s * tokens + t] = b_.CreateAdd(words[s * tokens + t], maddubs(codes, acts[t]));
+        }
+      }
+    };
+    // `count` (<= kChunk) blocks from j0 summed in int16, then widened and added to `acc`.
+    auto chunk = [&](llvm::Value* j0, int64_t count, const std::vector<llvm::Value*>& acc) {
+      const int64_t pairs = count / 2 * 2;
+      std::vector<llvm::Value*> words = zero_words;
+      if (pairs > 0) {
+        words = kb_.loop_carried(j0, b_.CreateAdd(j0, kb_.c64(pairs)), 2, zero_words,
+                                 [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+                                   std::vector<llvm::Value*> next = current;
+                                   block(j, next);
+                                   block(b_.CreateAdd(j, kb_.c64(1)), next);
+                                   return next;
+                                 });
+      }
+      if (count % 2) block(b_.CreateAdd(j0, kb_.c64(pairs)), words);
+      std::vector<llvm::Value*> out;
+      for (size_t i = 0; i < n; ++i) out.push_back(b_.CreateAdd(acc[i], madd_ones(words[i])));
+      return out;
+    };
+    std::vector<llvm::Value*> accs(n, llvm::Constant::getNullValue(acc_type()));
+    const int64_t full = blocks_ / kChunk * kChunk;
+    if (full > 0) {
+      accs = kb_.loop_carried(
+          kb_.c64(0), kb_.c64(full), kChunk, accs,
+          [&](llvm::Value* j0, const std::vector<llvm::Value*>& current) { return chunk(j0, kChunk, current); });
+    }
+    if (blocks_ % kChunk) accs = chunk(kb_.c64(full), blocks_ % kChunk, accs);
+    return accs;
+  }
+
   // The row ranges of a tile: `rows` rows of weight `weight` from row `first` each.
   struct Source {
     size_t weight;
@@ -361,18 +421,23 @@ class I2sGenerator {
     std::vector<llvm::Value*> init(n_accs, llvm::Constant::getNullValue(acc_type()));
     // Two blocks per iteration (one 64-byte line of each row: one prefetch per row).
     const int64_t pair_end = blocks_ - blocks_ % 2;
-    std::vector<llvm::Value*> accs = kb_.loop_carried(
-        kb_.c64(0), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
-          std::vector<llvm::Value*> next = current;
-          if (tune_.i2s_prefetch_bytes > 0 && !gemm) {
-            llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
-            for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
-          }
-          block_step(slots.size(), source, act_rows, j, split, next);
-          block_step(slots.size(), source, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
-          return next;
-        });
-    if (blocks_ % 2) block_step(slots.size(), source, act_rows, kb_.c64(blocks_ - 1), split, accs);
+    std::vector<llvm::Value*> accs;
+    if (gemm && isa_ == Isa::kMaddubs256) {
+      accs = madd_gemm(slots.size(), act_rows);
+    } else {
+      accs = kb_.loop_carried(
+          kb_.c64(0), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+            std::vector<llvm::Value*> next = current;
+            if (tune_.i2s_prefetch_bytes > 0 && !gemm) {
+              llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+              for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+            }
+            block_step(slots.size(), source, act_rows, j, split, next);
+            block_step(slots.size(), source, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
+            return next;
+          });
+      if (blocks_ % 2) block_step(slots.size(), source, act_rows, kb_.c64(blocks_ - 1), split, accs);
+    }
 
     TileDots out{from, slots.size(), {}};
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
@@ -404,6 +469,31 @@ class I2sGenerator {
     return b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[weight]));
   }
 
+  // AVX2 (one row per vector): the lane sums of every dot vector of a tile [slot * tokens +
+  // token], four vectors at a time by a vphaddd tree (token-major, so that one token's rows
+  // share a tree) instead of one shuffle-and-add ladder per vector.
+  std::vector<llvm::Value*> lane_sums(const TileDots& d, int tokens) {
+    const size_t n_tokens = static_cast<size_t>(tokens);
+    std::vector<size_t> order;  // indexes into d.sums, token-major
+    for (size_t n = 0; n < n_tokens; ++n)
+      for (size_t s = 0; s < d.slots; ++s) order.push_back(s * n_tokens + n);
+    std::vector<llvm::Value*> out(d.sums.size());
+    llvm::Value* zero = llvm::Constant::getNullValue(acc_type());
+    auto hadd = [&](llvm::Value* a, llvm::Value* b) {
+      return kb_.intrinsic(llvm::Intrinsic::x86_avx2_phadd_d, {}, {a, b});
+    };
+    for (size_t i = 0; i < order.size(); i += 4) {
+      llvm::Value* v[4];
+      for (size_t k = 0; k < 4; ++k) v[k] = i + k < order.size() ? d.sums[order[i + k]] : zero;
+      // [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, ...], then [sum a0..3, b, c, d | sum a4..7, b, c, d].
+      llvm::Value* quad = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));
+      llvm::Value* sums =
+          b_.CreateAdd(b_.CreateShuffleVector(quad, {0, 1, 2, 3}), b_.CreateShuffleVector(quad, {4, 5, 6, 7}));
+      for (size_t k = 0; k < 4 && i + k < order.size(); ++k) out[order[i + k]] = b_.CreateExtractElement(sums, k);
+    }
+    return out;
+  }
+
   // One tile: D per (weight, row, token) from the lanes of each half, then y and the stores.
   void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
     const TileDots dots_in = dot_tile(rows, tokens, gemm, r0, t0, r1);
@@ -413,8 +503,18 @@ class I2sGenerator {
     const int slots_per_weight = static_cast<int>(dots_in.slots / from.size());
     std::vector<std::vector<std::vector<llvm::Value*>>> dots(
         from.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
+    const std::vector<llvm::Value*> totals =
+        isa_ == Isa::kMaddubs256 ? lane_sums(dots_in, tokens) : std::vector<llvm::Value*>{};
     for (size_t s = 0; s < dots_in.slots; ++s) {
       for (int n = 0; n < tokens; ++n) {
+        if (!totals.empty()) {
+          const int row = static_cast<int>(s) % slots_per_weight;
+          if (row < rows) {
+            dots[s / static_cast<size_t>(slots_per_weight)][static_cast<size_t>(n)].push_back(
+                totals[s * static_cast<size_t>(tokens) + static_cast<size_t>(n)]);
+          }
+          continue;
+        }
         llvm::Value* sum = dots_in.sums[s * static_cast<size_t>(tokens) + static_cast<size_t>(n)];
         for (unsigned h = 0; h < halves_; ++h) {
           const int row = (static_cast<int>(s) % slots_per_weight) * static_cast<int>(halves_) + static_cast<int>(h);

@@ -18,6 +18,12 @@ struct MatmulTuning {
   // weight vector, one accumulator). The prefill path always uses 1.
   int i2s_gemv_split = 4;
   int i2s_gemm_accs = 1;  // accumulators per (row, token) in the prefill path (1 or 2)
+  // The prefill tile of the AVX2 (256-bit vpmaddubsw) path, which has 16 vector registers:
+  // rows x tokens int16 accumulators plus one activation vector per token and two temporaries
+  // must fit (the fields above are for the AVX-512 paths). 4 x 2 measured best on Zen 5 with
+  // --target x86-64-v3 (2560x2560, the QKV cat and the gated FFN at T=128).
+  int i2s_gemm_rows_avx2 = 4;
+  int i2s_gemm_tokens_avx2 = 2;
   // Software prefetch distance along each weight row (0: off). Measured on the 2B4T shape with
   // the weights on 2 MiB pages: 4 KiB beats 8 KiB by ~2 % at 1 and 2 threads.
   int i2s_prefetch_bytes = 4096;

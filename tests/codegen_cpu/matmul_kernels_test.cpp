@@ -295,6 +295,48 @@ TEST(MatmulKernels, I2sExtremesAreExact) {
   }
 }
 
+// The AVX2 prefill path sums up to 16 blocks (64 vpmaddubsw lanes of two products each) in
+// int16 before widening: rows long enough for whole 16-block runs and a remainder, with the
+// largest possible sums (codes all 2 against activations all -128 or all 127, which reach
+// -32768 and 32512 per lane) and random ones, stay exact for every tile shape.
+TEST(MatmulKernels, I2sAvx2LongRowsAreExact) {
+  const MatmulTuning saved = matmul_tuning();
+  for (int64_t cols : {int64_t{2048}, int64_t{2560}, int64_t{4352}}) {
+    Weight w = random_weight(DType::I2_S, 13, cols, 60 + static_cast<uint32_t>(cols));
+    const size_t row_bytes = static_cast<size_t>(cols / 4);
+    for (size_t i = 0; i < 4 * row_bytes; ++i) w.bytes[i] = i < 3 * row_bytes ? 0xAA : 0x00;  // rows 0-2: codes 2; 3: 0
+    const int64_t tokens = 7;
+    I8q a = quantize(random_floats(static_cast<size_t>(tokens * cols), 61, 3.0f), tokens, cols);
+    // Tokens 0 and 1 at the int8 extremes (no quantizer gives -128, the kernel must not care).
+    for (int64_t t = 0; t < 2; ++t) {
+      const int8_t v = t == 0 ? int8_t{-128} : int8_t{127};
+      for (int64_t i = 0; i < cols; ++i) a.q[static_cast<size_t>(t * cols + i)] = v;
+      a.rows[static_cast<size_t>(t)].sum = static_cast<int32_t>(v) * static_cast<int32_t>(cols);
+    }
+    std::memcpy(a.buffer.data(), a.q.data(), a.q.size());
+    for (int64_t t = 0; t < tokens; ++t)
+      std::memcpy(a.buffer.data() + tokens * cols + 4 * tokens + 4 * t, &a.rows[static_cast<size_t>(t)].sum, 4);
+    const std::vector<float> want = ref_i8q(w, a, tokens);
+    for (auto [rows, toks] : std::vector<std::pair<int, int>>{{4, 2}, {3, 3}, {2, 4}, {1, 7}}) {
+      matmul_tuning() = saved;
+      matmul_tuning().i2s_gemm_rows_avx2 = rows;
+      matmul_tuning().i2s_gemm_tokens_avx2 = toks;
+      JitOptions options;
+      options.target = "x86-64-v3";
+      auto jit = Jit::create(options);
+      ASSERT_TRUE(jit.ok());
+      auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
+      ASSERT_TRUE(k.ok()) << k.error().message;
+      for (const Range& r : ranges_for(w.rows)) {
+        const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, tokens, w.rows, r.begin, r.end);
+        expect_columns(out, w.rows, tokens, r.begin, r.end, 0, w.rows, want, nullptr,
+                       "avx2 K=" + std::to_string(cols) + " tile " + std::to_string(rows) + "x" + std::to_string(toks));
+      }
+    }
+  }
+  matmul_tuning() = saved;
+}
+
 // Other tile shapes and code shapes (the benchmark's variants, and the portable fallback a CPU
 // without AVX2 gets) stay exact.
 TEST(MatmulKernels, I2sTuningVariantsAreBitExact) {
@@ -303,14 +345,20 @@ TEST(MatmulKernels, I2sTuningVariantsAreBitExact) {
   struct Variant {
     int gemv_rows, gemm_rows, gemm_tokens, split, bits, streams, accs;
     bool vnni, portable;
+    int avx2_rows = 4, avx2_tokens = 2;  // the 256-bit vpmaddubsw path's prefill tile
   };
-  for (const Variant& v : {Variant{8, 2, 3, 2, 512, 2, 2, true, false}, Variant{2, 6, 5, 1, 512, 1, 1, true, false},
-                           Variant{4, 4, 4, 4, 256, 2, 2, true, false}, Variant{4, 4, 4, 4, 512, 1, 1, false, false},
-                           Variant{3, 3, 2, 2, 256, 2, 1, false, false}, Variant{4, 8, 4, 4, 512, 2, 1, true, true}}) {
+  for (const Variant& v :
+       {Variant{8, 2, 3, 2, 512, 2, 2, true, false}, Variant{2, 6, 5, 1, 512, 1, 1, true, false},
+        Variant{4, 4, 4, 4, 256, 2, 2, true, false}, Variant{4, 4, 4, 4, 512, 1, 1, false, false},
+        Variant{3, 3, 2, 2, 256, 2, 1, false, false, 3, 3}, Variant{3, 3, 2, 2, 256, 2, 1, false, false, 2, 5},
+        Variant{3, 3, 2, 2, 256, 2, 1, false, false, 6, 2}, Variant{3, 3, 2, 2, 256, 2, 1, false, false, 1, 4},
+        Variant{4, 8, 4, 4, 512, 2, 1, true, true}}) {
     MatmulTuning& t = matmul_tuning();
     t.i2s_gemv_rows = v.gemv_rows;
     t.i2s_gemm_rows = v.gemm_rows;
     t.i2s_gemm_tokens = v.gemm_tokens;
+    t.i2s_gemm_rows_avx2 = v.avx2_rows;
+    t.i2s_gemm_tokens_avx2 = v.avx2_tokens;
     t.i2s_gemv_split = v.split;
     t.i2s_max_vector_bits = v.bits;
     t.i2s_gemv_streams = v.streams;
@@ -327,7 +375,8 @@ TEST(MatmulKernels, I2sTuningVariantsAreBitExact) {
       for (const Range& r : ranges_for(w.rows)) {
         const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, tokens, w.rows, r.begin, r.end);
         expect_columns(out, w.rows, tokens, r.begin, r.end, 0, w.rows, ref_i8q(w, a, tokens), nullptr,
-                       "variant rows " + std::to_string(v.gemv_rows) + " split " + std::to_string(v.split) + " bits " +
+                       "variant rows " + std::to_string(v.gemv_rows) + " avx2 tile " + std::to_string(v.avx2_rows) +
+                           "x" + std::to_string(v.avx2_tokens) + " split " + std::to_string(v.split) + " bits " +
                            std::to_string(v.bits) + (v.portable ? " portable" : "") + " T=" + std::to_string(tokens));
       }
     }
