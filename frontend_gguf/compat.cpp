@@ -298,7 +298,9 @@ std::string utc_now_iso8601() {
   return buf;
 }
 
-nlohmann::json json_or_null(const Value* v) { return v ? value_to_json(*v) : nlohmann::json(nullptr); }
+nlohmann::json json_or_null(const Value* v) {
+  return v ? value_to_json(*v) : nlohmann::json(nullptr);
+}
 
 // Index of the first token equal to one of `candidates` (in candidate order).
 std::optional<uint32_t> find_token(const Array& tokens, std::initializer_list<std::string_view> candidates) {
@@ -389,11 +391,13 @@ class FixPlanner {
     if (model && tokens && tokens->elem_type == ValueType::String) {
       const bool spm = *model == "llama";
       if (!file_.find("tokenizer.ggml.bos_token_id")) {
-        auto id = spm ? find_token(*tokens, {"<s>"}) : find_token(*tokens, {"<|begin_of_text|>", "<s>", "<|endoftext|>"});
+        auto id =
+            spm ? find_token(*tokens, {"<s>"}) : find_token(*tokens, {"<|begin_of_text|>", "<s>", "<|endoftext|>"});
         if (id) set("missing-bos", "tokenizer.ggml.bos_token_id", *id, "found the BOS token in the vocabulary");
       }
       if (!file_.find("tokenizer.ggml.eos_token_id")) {
-        auto id = spm ? find_token(*tokens, {"</s>"}) : find_token(*tokens, {"<|end_of_text|>", "</s>", "<|endoftext|>"});
+        auto id =
+            spm ? find_token(*tokens, {"</s>"}) : find_token(*tokens, {"<|end_of_text|>", "</s>", "<|endoftext|>"});
         if (id) set("missing-eos", "tokenizer.ggml.eos_token_id", *id, "found the EOS token in the vocabulary");
       }
     }
@@ -480,7 +484,10 @@ Expected<CompatFixResult> compat_fix(const std::string& in, const std::string& o
   report["output"] = {{"path", out}, {"sha256", result.output_sha256}, {"size", written->file_size()}};
   nlohmann::json fixes = nlohmann::json::array();
   for (const auto& fx : result.fixes) {
-    fixes.push_back({{"code", fx.code}, {"key", fx.key}, {"before", fx.before}, {"after", fx.after},
+    fixes.push_back({{"code", fx.code},
+                     {"key", fx.key},
+                     {"before", fx.before},
+                     {"after", fx.after},
                      {"description", fx.description}});
   }
   report["fixes"] = fixes;
@@ -489,7 +496,8 @@ Expected<CompatFixResult> compat_fix(const std::string& in, const std::string& o
     remaining.push_back({{"severity", severity_name(f.severity)}, {"code", f.code}, {"message", f.message}});
   }
   report["remaining_findings"] = remaining;
-  BITNET_RETURN_IF_ERROR(write_text_atomic(report_path, report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
+  BITNET_RETURN_IF_ERROR(
+      write_text_atomic(report_path, report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
   return result;
 }
 

@@ -45,9 +45,10 @@ void add_compat_check(CLI::App& app, int& exit_code) {
     bool json = false;
   };
   auto opts = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand(
-      "compat-check", "Diagnose what makes a GGUF fail or misbehave here or in other engines (exit 0 clean, 1 "
-                      "warnings, 2 errors)");
+  CLI::App* cmd =
+      app.add_subcommand("compat-check",
+                         "Diagnose what makes a GGUF fail or misbehave here or in other engines (exit 0 clean, 1 "
+                         "warnings, 2 errors)");
   cmd->add_option("MODEL", opts->model, "GGUF file")->required();
   cmd->add_flag("--json", opts->json, "Print findings as JSON");
   cmd->callback([opts, &exit_code] {
@@ -55,7 +56,10 @@ void add_compat_check(CLI::App& app, int& exit_code) {
     exit_code = compat_exit_code(f);
     const char* verdict = exit_code == 0 ? "clean" : exit_code == 1 ? "warnings" : "errors";
     if (opts->json) {
-      json doc = {{"schema_version", 1}, {"file", opts->model}, {"verdict", verdict}, {"exit_code", exit_code},
+      json doc = {{"schema_version", 1},
+                  {"file", opts->model},
+                  {"verdict", verdict},
+                  {"exit_code", exit_code},
                   {"findings", findings_json(f)}};
       fmt::print("{}\n", doc.dump(2, ' ', false, json::error_handler_t::replace));
       return;
