@@ -19,6 +19,8 @@
 // vector registers and no accumulating byte product: its tiles are smaller (4 rows x 2 tokens)
 // and sum vpmaddubsw results in int16 over 16 blocks before one vpmaddwd widens them (madd_gemm),
 // so that the K loop is vpmaddubsw and vpaddw on registers (at its vpmaddubsw throughput).
+// Its decode (madd_gemv) extracts the fields with one shift (codes * 1 and * 4 in two int16
+// sums over 8 blocks) instead of three, and widens them once per 8 blocks.
 #include "codegen_cpu/emit_math.h"
 #include "codegen_cpu/emit_matmul.h"
 
@@ -229,10 +231,10 @@ class I2sGenerator {
     return kb_.intrinsic(id, {}, {codes, act});
   }
 
-  llvm::Value* madd_ones(llvm::Value* words) {
+  llvm::Value* madd_ones(llvm::Value* words, uint16_t factor = 1) {
     const auto id =
         isa_ == Isa::kMaddubs512 ? llvm::Intrinsic::x86_avx512_pmaddw_d_512 : llvm::Intrinsic::x86_avx2_pmadd_wd;
-    return kb_.intrinsic(id, {}, {words, kb_.splat(vector_bytes_ / 2, b_.getInt16(1))});
+    return kb_.intrinsic(id, {}, {words, kb_.splat(vector_bytes_ / 2, b_.getInt16(factor))});
   }
 
   using CodeSource = std::function<std::vector<Field>(size_t slot, llvm::Value* block)>;
@@ -322,6 +324,77 @@ class I2sGenerator {
           [&](llvm::Value* j0, const std::vector<llvm::Value*>& current) { return chunk(j0, kChunk, current); });
     }
     if (blocks_ % kChunk) accs = chunk(kb_.c64(full), blocks_ % kChunk, accs);
+    return accs;
+  }
+
+  // AVX2 decode: the fields of a weight vector with one shift (fields(w, 2): the codes of groups
+  // 0 and 2 scaled by 4, of groups 1 and 3 plain) and two int16 accumulators of vpmaddubsw
+  // results per (slot, token), words[2 * i + scale] (scale 1: the codes * 4), widened every
+  // kGemvChunk blocks as 4 * plain + scaled into one int32 accumulator of 4 * D, shifted back
+  // exactly at the end. Exact: a plain vpmaddubsw lane is in [-512, 508], a scaled one in
+  // [-2048, 2032] (no saturation), and a block adds two of each to every lane, so 8 blocks
+  // keep the scaled sum within [-32768, 32512] (vpaddw wraps, so partial sums need not fit).
+  // Per row and block: 1 shift, 4 ANDs, 4 vpmaddubsw and 4 vpaddw. Returns the int32
+  // accumulators [slot * tokens + token].
+  static constexpr int64_t kGemvChunk = 8;
+  std::vector<llvm::Value*> madd_gemv(const std::vector<std::vector<llvm::Value*>>& slots,
+                                      const std::vector<llvm::Value*>& act_rows,
+                                      const std::vector<llvm::Value*>& row_ptrs) {
+    const size_t tokens = act_rows.size();
+    const size_t n = slots.size() * tokens;
+    const std::vector<llvm::Value*> zero_words(2 * n, llvm::Constant::getNullValue(kb_.vec(kb_.i16(), 16)));
+    auto block = [&](llvm::Value* j, std::vector<llvm::Value*>& words) {
+      llvm::Value* base = b_.CreateMul(j, kb_.c64(128));
+      std::vector<std::vector<llvm::Value*>> acts(tokens);
+      for (size_t t = 0; t < tokens; ++t) {
+        for (int g = 0; g < 4; ++g) {
+          acts[t].push_back(b_.CreateAlignedLoad(
+              bytes(32), kb_.byte_offset(act_rows[t], b_.CreateAdd(base, kb_.c64(32 * g))), llvm::Align(1)));
+        }
+      }
+      for (size_t s = 0; s < slots.size(); ++s) {
+        const std::vector<Field> f = fields(load_rows(slots[s], j), 2);
+        for (size_t t = 0; t < tokens; ++t) {
+          for (size_t g = 0; g < 4; ++g) {
+            llvm::Value*& w = words[2 * (s * tokens + t) + static_cast<size_t>(f[g].acc)];
+            w = b_.CreateAdd(w, maddubs(f[g].codes, acts[t][g]));
+          }
+        }
+      }
+    };
+    auto chunk = [&](llvm::Value* j0, int64_t count, const std::vector<llvm::Value*>& acc) {
+      const int64_t pairs = count / 2 * 2;
+      std::vector<llvm::Value*> words = zero_words;
+      if (pairs > 0) {
+        words = kb_.loop_carried(j0, b_.CreateAdd(j0, kb_.c64(pairs)), 2, zero_words,
+                                 [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+                                   std::vector<llvm::Value*> next = current;
+                                   if (tune_.i2s_prefetch_bytes > 0) {
+                                     llvm::Value* ahead =
+                                         b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+                                     for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+                                   }
+                                   block(j, next);
+                                   block(b_.CreateAdd(j, kb_.c64(1)), next);
+                                   return next;
+                                 });
+      }
+      if (count % 2) block(b_.CreateAdd(j0, kb_.c64(pairs)), words);
+      std::vector<llvm::Value*> out;
+      for (size_t i = 0; i < n; ++i)
+        out.push_back(b_.CreateAdd(acc[i], b_.CreateAdd(madd_ones(words[2 * i], 4), madd_ones(words[2 * i + 1]))));
+      return out;
+    };
+    std::vector<llvm::Value*> accs(n, llvm::Constant::getNullValue(acc_type()));
+    const int64_t full = blocks_ / kGemvChunk * kGemvChunk;
+    if (full > 0) {
+      accs = kb_.loop_carried(
+          kb_.c64(0), kb_.c64(full), kGemvChunk, accs,
+          [&](llvm::Value* j0, const std::vector<llvm::Value*>& current) { return chunk(j0, kGemvChunk, current); });
+    }
+    if (blocks_ % kGemvChunk) accs = chunk(kb_.c64(full), blocks_ % kGemvChunk, accs);
+    const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
+    for (llvm::Value*& a : accs) a = b_.CreateAShr(a, kb_.splat(lanes, kb_.c32(2)));
     return accs;
   }
 
@@ -424,6 +497,8 @@ class I2sGenerator {
     std::vector<llvm::Value*> accs;
     if (gemm && isa_ == Isa::kMaddubs256) {
       accs = madd_gemm(slots.size(), act_rows);
+    } else if (!gemm && isa_ == Isa::kMaddubs256) {
+      accs = madd_gemv(slots, act_rows, row_ptrs);
     } else {
       accs = kb_.loop_carried(
           kb_.c64(0), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {

@@ -337,6 +337,46 @@ TEST(MatmulKernels, I2sAvx2LongRowsAreExact) {
   matmul_tuning() = saved;
 }
 
+// The AVX2 decode path sums 8 blocks of vpmaddubsw lanes in int16, half of them with the codes
+// scaled by 4 (up to -32768 per lane): one token at the int8 extremes or random, with rows of
+// whole 8-block runs and remainders (odd ones too), stays exact for several tile heights.
+TEST(MatmulKernels, I2sAvx2DecodeIsExact) {
+  const MatmulTuning saved = matmul_tuning();
+  for (int64_t cols : {int64_t{1024}, int64_t{2560}, int64_t{3200}, int64_t{4352}}) {
+    Weight w = random_weight(DType::I2_S, 13, cols, 70 + static_cast<uint32_t>(cols));
+    const size_t row_bytes = static_cast<size_t>(cols / 4);
+    for (size_t i = 0; i < 4 * row_bytes; ++i) w.bytes[i] = i < 3 * row_bytes ? 0xAA : 0x00;  // rows 0-2: codes 2; 3: 0
+    for (int gemv_rows : {4, 1, 3}) {
+      matmul_tuning() = saved;
+      matmul_tuning().i2s_gemv_rows = gemv_rows;
+      JitOptions options;
+      options.target = "x86-64-v3";
+      auto jit = Jit::create(options);
+      ASSERT_TRUE(jit.ok());
+      auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
+      ASSERT_TRUE(k.ok()) << k.error().message;
+      for (int mode = 0; mode < 3; ++mode) {
+        I8q a = quantize(random_floats(static_cast<size_t>(cols), 71 + static_cast<uint32_t>(mode), 3.0f), 1, cols);
+        if (mode < 2) {
+          const int8_t v = mode == 0 ? int8_t{-128} : int8_t{127};
+          for (int64_t i = 0; i < cols; ++i) a.q[static_cast<size_t>(i)] = v;
+          a.rows[0].sum = static_cast<int32_t>(v) * static_cast<int32_t>(cols);
+          std::memcpy(a.buffer.data(), a.q.data(), a.q.size());
+          std::memcpy(a.buffer.data() + cols + 4, &a.rows[0].sum, 4);
+        }
+        const std::vector<float> want = ref_i8q(w, a, 1);
+        for (const Range& r : ranges_for(w.rows)) {
+          const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, 1, w.rows, r.begin, r.end);
+          expect_columns(out, w.rows, 1, r.begin, r.end, 0, w.rows, want, nullptr,
+                         "avx2 decode K=" + std::to_string(cols) + " rows " + std::to_string(gemv_rows) + " mode " +
+                             std::to_string(mode));
+        }
+      }
+    }
+  }
+  matmul_tuning() = saved;
+}
+
 // Other tile shapes and code shapes (the benchmark's variants, and the portable fallback a CPU
 // without AVX2 gets) stay exact.
 TEST(MatmulKernels, I2sTuningVariantsAreBitExact) {
