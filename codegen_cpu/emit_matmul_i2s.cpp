@@ -272,6 +272,44 @@ class I2sGenerator {
     }
   }
 
+  // The K loop of the AVX2 paths: `blocks_` blocks in runs of `run` blocks (two per iteration,
+  // `before_pair` first, e.g. a prefetch), each run summed into `n_words` int16 vectors by
+  // `block` and then folded into the `n_accs` int32 accumulators by `widen`.
+  using WordBlock = std::function<void(llvm::Value* block, std::vector<llvm::Value*>& words)>;
+  using WidenWords = std::function<std::vector<llvm::Value*>(const std::vector<llvm::Value*>& words,
+                                                             const std::vector<llvm::Value*>& accs)>;
+  std::vector<llvm::Value*> int16_runs(int64_t run, size_t n_words, size_t n_accs, const WordBlock& block,
+                                       const WidenWords& widen,
+                                       const std::function<void(llvm::Value*)>& before_pair = {}) {
+    const std::vector<llvm::Value*> zero_words(n_words, llvm::Constant::getNullValue(kb_.vec(kb_.i16(), 16)));
+    // `count` (<= run) blocks from j0 summed in int16, then widened into `acc`.
+    auto one_run = [&](llvm::Value* j0, int64_t count, const std::vector<llvm::Value*>& acc) {
+      const int64_t pairs = count / 2 * 2;
+      std::vector<llvm::Value*> words = zero_words;
+      if (pairs > 0) {
+        words = kb_.loop_carried(j0, b_.CreateAdd(j0, kb_.c64(pairs)), 2, zero_words,
+                                 [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+                                   std::vector<llvm::Value*> next = current;
+                                   if (before_pair) before_pair(j);
+                                   block(j, next);
+                                   block(b_.CreateAdd(j, kb_.c64(1)), next);
+                                   return next;
+                                 });
+      }
+      if (count % 2) block(b_.CreateAdd(j0, kb_.c64(pairs)), words);
+      return widen(words, acc);
+    };
+    std::vector<llvm::Value*> accs(n_accs, llvm::Constant::getNullValue(acc_type()));
+    const int64_t full = blocks_ / run * run;
+    if (full > 0) {
+      accs = kb_.loop_carried(
+          kb_.c64(0), kb_.c64(full), run, accs,
+          [&](llvm::Value* j0, const std::vector<llvm::Value*>& current) { return one_run(j0, run, current); });
+    }
+    if (blocks_ % run) accs = one_run(kb_.c64(full), blocks_ % run, accs);
+    return accs;
+  }
+
   // AVX2 prefill: 16 vector registers, so per (slot, token) one int16 accumulator of
   // vpmaddubsw results, group by group (the activations of one group for every token, then one
   // code vector at a time), widened into int32 with vpmaddwd every kChunk blocks. Exact: a
@@ -282,7 +320,6 @@ class I2sGenerator {
   std::vector<llvm::Value*> madd_gemm(size_t n_slots, const std::vector<llvm::Value*>& act_rows) {
     const size_t tokens = act_rows.size();
     const size_t n = n_slots * tokens;
-    const std::vector<llvm::Value*> zero_words(n, llvm::Constant::getNullValue(kb_.vec(kb_.i16(), 16)));
     auto block = [&](llvm::Value* j, std::vector<llvm::Value*>& words) {
       llvm::Value* base = b_.CreateMul(j, kb_.c64(128));
       for (int g = 0; g < 4; ++g) {
@@ -298,33 +335,12 @@ class I2sGenerator {
         }
       }
     };
-    // `count` (<= kChunk) blocks from j0 summed in int16, then widened and added to `acc`.
-    auto chunk = [&](llvm::Value* j0, int64_t count, const std::vector<llvm::Value*>& acc) {
-      const int64_t pairs = count / 2 * 2;
-      std::vector<llvm::Value*> words = zero_words;
-      if (pairs > 0) {
-        words = kb_.loop_carried(j0, b_.CreateAdd(j0, kb_.c64(pairs)), 2, zero_words,
-                                 [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
-                                   std::vector<llvm::Value*> next = current;
-                                   block(j, next);
-                                   block(b_.CreateAdd(j, kb_.c64(1)), next);
-                                   return next;
-                                 });
-      }
-      if (count % 2) block(b_.CreateAdd(j0, kb_.c64(pairs)), words);
+    auto widen = [&](const std::vector<llvm::Value*>& words, const std::vector<llvm::Value*>& acc) {
       std::vector<llvm::Value*> out;
       for (size_t i = 0; i < n; ++i) out.push_back(b_.CreateAdd(acc[i], madd_ones(words[i])));
       return out;
     };
-    std::vector<llvm::Value*> accs(n, llvm::Constant::getNullValue(acc_type()));
-    const int64_t full = blocks_ / kChunk * kChunk;
-    if (full > 0) {
-      accs = kb_.loop_carried(
-          kb_.c64(0), kb_.c64(full), kChunk, accs,
-          [&](llvm::Value* j0, const std::vector<llvm::Value*>& current) { return chunk(j0, kChunk, current); });
-    }
-    if (blocks_ % kChunk) accs = chunk(kb_.c64(full), blocks_ % kChunk, accs);
-    return accs;
+    return int16_runs(kChunk, n, n, block, widen);
   }
 
   // AVX2 decode: the fields of a weight vector with one shift (fields(w, 2): the codes of groups
@@ -342,7 +358,6 @@ class I2sGenerator {
                                       const std::vector<llvm::Value*>& row_ptrs) {
     const size_t tokens = act_rows.size();
     const size_t n = slots.size() * tokens;
-    const std::vector<llvm::Value*> zero_words(2 * n, llvm::Constant::getNullValue(kb_.vec(kb_.i16(), 16)));
     auto block = [&](llvm::Value* j, std::vector<llvm::Value*>& words) {
       llvm::Value* base = b_.CreateMul(j, kb_.c64(128));
       std::vector<std::vector<llvm::Value*>> acts(tokens);
@@ -362,37 +377,18 @@ class I2sGenerator {
         }
       }
     };
-    auto chunk = [&](llvm::Value* j0, int64_t count, const std::vector<llvm::Value*>& acc) {
-      const int64_t pairs = count / 2 * 2;
-      std::vector<llvm::Value*> words = zero_words;
-      if (pairs > 0) {
-        words = kb_.loop_carried(j0, b_.CreateAdd(j0, kb_.c64(pairs)), 2, zero_words,
-                                 [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
-                                   std::vector<llvm::Value*> next = current;
-                                   if (tune_.i2s_prefetch_bytes > 0) {
-                                     llvm::Value* ahead =
-                                         b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
-                                     for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
-                                   }
-                                   block(j, next);
-                                   block(b_.CreateAdd(j, kb_.c64(1)), next);
-                                   return next;
-                                 });
-      }
-      if (count % 2) block(b_.CreateAdd(j0, kb_.c64(pairs)), words);
+    auto widen = [&](const std::vector<llvm::Value*>& words, const std::vector<llvm::Value*>& acc) {
       std::vector<llvm::Value*> out;
       for (size_t i = 0; i < n; ++i)
         out.push_back(b_.CreateAdd(acc[i], b_.CreateAdd(madd_ones(words[2 * i], 4), madd_ones(words[2 * i + 1]))));
       return out;
     };
-    std::vector<llvm::Value*> accs(n, llvm::Constant::getNullValue(acc_type()));
-    const int64_t full = blocks_ / kGemvChunk * kGemvChunk;
-    if (full > 0) {
-      accs = kb_.loop_carried(
-          kb_.c64(0), kb_.c64(full), kGemvChunk, accs,
-          [&](llvm::Value* j0, const std::vector<llvm::Value*>& current) { return chunk(j0, kGemvChunk, current); });
-    }
-    if (blocks_ % kGemvChunk) accs = chunk(kb_.c64(full), blocks_ % kGemvChunk, accs);
+    auto prefetch_ahead = [&](llvm::Value* j) {
+      if (tune_.i2s_prefetch_bytes <= 0) return;
+      llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+      for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+    };
+    std::vector<llvm::Value*> accs = int16_runs(kGemvChunk, 2 * n, n, block, widen, prefetch_ahead);
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
     for (llvm::Value*& a : accs) a = b_.CreateAShr(a, kb_.splat(lanes, kb_.c32(2)));
     return accs;
