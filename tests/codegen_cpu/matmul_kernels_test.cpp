@@ -295,6 +295,43 @@ TEST(MatmulKernels, I2sExtremesAreExact) {
   }
 }
 
+// An I2_S weight whose rows 0-2 hold code 2 everywhere and row 3 code 0, the rest random: the
+// rows with the largest possible integer sums next to ordinary ones.
+Weight extreme_i2s_weight(int64_t rows, int64_t cols, uint32_t seed) {
+  Weight w = random_weight(DType::I2_S, rows, cols, seed);
+  const size_t row_bytes = static_cast<size_t>(cols / 4);
+  for (size_t i = 0; i < 4 * row_bytes; ++i) w.bytes[i] = i < 3 * row_bytes ? 0xAA : 0x00;
+  return w;
+}
+
+// Sets every activation of token `t` to `v` (no quantizer gives -128: the kernels must not
+// care), with its sum, in `a` and in its kernel buffer.
+void set_token_to(I8q& a, int64_t t, int8_t v, int64_t tokens, int64_t cols) {
+  for (int64_t i = 0; i < cols; ++i) a.q[static_cast<size_t>(t * cols + i)] = v;
+  a.rows[static_cast<size_t>(t)].sum = static_cast<int32_t>(v) * static_cast<int32_t>(cols);
+  std::memcpy(a.buffer.data() + t * cols, a.q.data() + t * cols, static_cast<size_t>(cols));
+  std::memcpy(a.buffer.data() + tokens * cols + 4 * tokens + 4 * t, &a.rows[static_cast<size_t>(t)].sum, 4);
+}
+
+// The I8Q x I2_S matmul of `w` compiled by a fresh JIT for `target`, so that it reads the current
+// matmul_tuning() (jit_for's JITs cache kernels by description, which does not include it). The
+// JIT owns the kernel's code: keep it alive while the kernel runs.
+struct TunedKernel {
+  std::unique_ptr<Jit> jit;
+  CompiledKernel kernel;
+};
+TunedKernel compile_i2s_with_tuning(const std::string& target, const Weight& w) {
+  JitOptions options;
+  options.target = target;
+  auto jit = Jit::create(options);
+  EXPECT_TRUE(jit.ok());
+  if (!jit.ok()) return {};
+  auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
+  EXPECT_TRUE(k.ok()) << k.error().message;
+  if (!k.ok()) return {};
+  return {std::move(*jit), *k};
+}
+
 // The AVX2 prefill path sums up to 16 blocks (64 vpmaddubsw lanes of two products each) in
 // int16 before widening: rows long enough for whole 16-block runs and a remainder, with the
 // largest possible sums (codes all 2 against activations all -128 or all 127, which reach
@@ -302,33 +339,20 @@ TEST(MatmulKernels, I2sExtremesAreExact) {
 TEST(MatmulKernels, I2sAvx2LongRowsAreExact) {
   const MatmulTuning saved = matmul_tuning();
   for (int64_t cols : {int64_t{2048}, int64_t{2560}, int64_t{4352}}) {
-    Weight w = random_weight(DType::I2_S, 13, cols, 60 + static_cast<uint32_t>(cols));
-    const size_t row_bytes = static_cast<size_t>(cols / 4);
-    for (size_t i = 0; i < 4 * row_bytes; ++i) w.bytes[i] = i < 3 * row_bytes ? 0xAA : 0x00;  // rows 0-2: codes 2; 3: 0
+    const Weight w = extreme_i2s_weight(13, cols, 60 + static_cast<uint32_t>(cols));
     const int64_t tokens = 7;
     I8q a = quantize(random_floats(static_cast<size_t>(tokens * cols), 61, 3.0f), tokens, cols);
-    // Tokens 0 and 1 at the int8 extremes (no quantizer gives -128, the kernel must not care).
-    for (int64_t t = 0; t < 2; ++t) {
-      const int8_t v = t == 0 ? int8_t{-128} : int8_t{127};
-      for (int64_t i = 0; i < cols; ++i) a.q[static_cast<size_t>(t * cols + i)] = v;
-      a.rows[static_cast<size_t>(t)].sum = static_cast<int32_t>(v) * static_cast<int32_t>(cols);
-    }
-    std::memcpy(a.buffer.data(), a.q.data(), a.q.size());
-    for (int64_t t = 0; t < tokens; ++t)
-      std::memcpy(a.buffer.data() + tokens * cols + 4 * tokens + 4 * t, &a.rows[static_cast<size_t>(t)].sum, 4);
+    set_token_to(a, 0, -128, tokens, cols);  // tokens 0 and 1 at the int8 extremes
+    set_token_to(a, 1, 127, tokens, cols);
     const std::vector<float> want = ref_i8q(w, a, tokens);
     for (auto [rows, toks] : std::vector<std::pair<int, int>>{{4, 2}, {3, 3}, {2, 4}, {1, 7}}) {
       matmul_tuning() = saved;
       matmul_tuning().i2s_gemm_rows_avx2 = rows;
       matmul_tuning().i2s_gemm_tokens_avx2 = toks;
-      JitOptions options;
-      options.target = "x86-64-v3";
-      auto jit = Jit::create(options);
-      ASSERT_TRUE(jit.ok());
-      auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
-      ASSERT_TRUE(k.ok()) << k.error().message;
+      const TunedKernel k = compile_i2s_with_tuning("x86-64-v3", w);
+      ASSERT_NE(k.kernel.fn, nullptr);
       for (const Range& r : ranges_for(w.rows)) {
-        const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, tokens, w.rows, r.begin, r.end);
+        const std::vector<float> out = run(k.kernel, a.buffer.data(), {w.data}, tokens, w.rows, r.begin, r.end);
         expect_columns(out, w.rows, tokens, r.begin, r.end, 0, w.rows, want, nullptr,
                        "avx2 K=" + std::to_string(cols) + " tile " + std::to_string(rows) + "x" + std::to_string(toks));
       }
@@ -343,30 +367,18 @@ TEST(MatmulKernels, I2sAvx2LongRowsAreExact) {
 TEST(MatmulKernels, I2sAvx2DecodeIsExact) {
   const MatmulTuning saved = matmul_tuning();
   for (int64_t cols : {int64_t{1024}, int64_t{2560}, int64_t{3200}, int64_t{4352}}) {
-    Weight w = random_weight(DType::I2_S, 13, cols, 70 + static_cast<uint32_t>(cols));
-    const size_t row_bytes = static_cast<size_t>(cols / 4);
-    for (size_t i = 0; i < 4 * row_bytes; ++i) w.bytes[i] = i < 3 * row_bytes ? 0xAA : 0x00;  // rows 0-2: codes 2; 3: 0
+    const Weight w = extreme_i2s_weight(13, cols, 70 + static_cast<uint32_t>(cols));
     for (int gemv_rows : {4, 1, 3}) {
       matmul_tuning() = saved;
       matmul_tuning().i2s_gemv_rows = gemv_rows;
-      JitOptions options;
-      options.target = "x86-64-v3";
-      auto jit = Jit::create(options);
-      ASSERT_TRUE(jit.ok());
-      auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
-      ASSERT_TRUE(k.ok()) << k.error().message;
+      const TunedKernel k = compile_i2s_with_tuning("x86-64-v3", w);
+      ASSERT_NE(k.kernel.fn, nullptr);
       for (int mode = 0; mode < 3; ++mode) {
         I8q a = quantize(random_floats(static_cast<size_t>(cols), 71 + static_cast<uint32_t>(mode), 3.0f), 1, cols);
-        if (mode < 2) {
-          const int8_t v = mode == 0 ? int8_t{-128} : int8_t{127};
-          for (int64_t i = 0; i < cols; ++i) a.q[static_cast<size_t>(i)] = v;
-          a.rows[0].sum = static_cast<int32_t>(v) * static_cast<int32_t>(cols);
-          std::memcpy(a.buffer.data(), a.q.data(), a.q.size());
-          std::memcpy(a.buffer.data() + cols + 4, &a.rows[0].sum, 4);
-        }
+        if (mode < 2) set_token_to(a, 0, mode == 0 ? int8_t{-128} : int8_t{127}, 1, cols);
         const std::vector<float> want = ref_i8q(w, a, 1);
         for (const Range& r : ranges_for(w.rows)) {
-          const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, 1, w.rows, r.begin, r.end);
+          const std::vector<float> out = run(k.kernel, a.buffer.data(), {w.data}, 1, w.rows, r.begin, r.end);
           expect_columns(out, w.rows, 1, r.begin, r.end, 0, w.rows, want, nullptr,
                          "avx2 decode K=" + std::to_string(cols) + " rows " + std::to_string(gemv_rows) + " mode " +
                              std::to_string(mode));
