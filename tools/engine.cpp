@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -32,19 +31,6 @@ struct JitState {
   std::vector<runtime::RepackedBlob> repacked;
   bool verbose = false;
 };
-
-// How long a process that misses the cache waits for another one compiling the same key:
-// $BITNET_CACHE_LOCK_TIMEOUT seconds, else 600 (a 2B-parameter model compiles in seconds;
-// a holder that is stuck, e.g. stopped with ^Z, must not block the others for ever).
-double cache_lock_timeout_s() {
-  if (const char* v = std::getenv("BITNET_CACHE_LOCK_TIMEOUT"); v && *v) {
-    char* end = nullptr;
-    const double s = std::strtod(v, &end);
-    if (end != v && *end == '\0' && s >= 0) return s;
-    fmt::print(stderr, "bitnet: warning: ignoring BITNET_CACHE_LOCK_TIMEOUT='{}' (not a number of seconds)\n", v);
-  }
-  return 600;
-}
 
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -189,10 +175,10 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   if (auto hit = try_hit()) return std::move(*hit);
 
   // A miss: of the processes that miss this key at once, one compiles (holding the key's
-  // lock) and the others wait for its plan, at most cache_lock_timeout_s(), then compile too.
+  // lock) and the others wait for its plan, at most options.lock_timeout_s, then compile too.
   std::unique_ptr<runtime::PlanCache::KeyLock> lock;
   if (writable.ok()) {
-    const double timeout_s = cache_lock_timeout_s();
+    const double timeout_s = options.lock_timeout_s;
     auto locked = cache.lock_key(key.hex, timeout_s, [&] {
       fmt::print(stderr, "bitnet: waiting for another process compiling this model into the plan cache (lock {})\n",
                  cache.lock_path(key.hex));
@@ -255,6 +241,7 @@ void register_jit_backend() {
         jo.model = {.tokenizer_path = o.tokenizer, .passes = passes};
         jo.backend = {o.backend, o.target, o.verbose};
         jo.use_cache = !o.no_cache && !passes_wanted;
+        jo.lock_timeout_s = o.cache_lock_timeout_s;
         BITNET_ASSIGN_OR_RETURN(jo.model.lm_head, parse_lm_head(o.lm_head));
         BITNET_ASSIGN_OR_RETURN(auto model, load_jit_model(o.model, jo));
         if (auto note = lm_head_note(*model, jo.model.lm_head); !note.empty())

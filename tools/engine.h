@@ -28,6 +28,9 @@ struct JitModelOptions {
   BackendOptions backend;
   bool use_cache = true;
   std::string cache_dir;  // empty: runtime::default_cache_dir()
+  // How long a process that misses the cache waits for another one compiling the same key
+  // (a holder that is stuck, e.g. stopped with ^Z, must not block the others for ever).
+  double lock_timeout_s = 600;
 };
 
 // `bitnet run -m MODEL` with the JIT: looks the model up in the plan cache and runs the plan on

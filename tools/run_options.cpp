@@ -76,6 +76,9 @@ Status finish_common_options(CommonRunOptions& o) {
     throw_usage_error("-m", "no model: pass -m MODEL (or --plan PLAN) or set BITNET_GGUF");
   }
   if (bool_from_env("BITNET_DETERMINISTIC").value_or(false)) o.deterministic = true;
+  if (auto timeout = checked_env("BITNET_CACHE_LOCK_TIMEOUT", real_in(0, 86400))) {
+    o.cache_lock_timeout_s = std::stod(*timeout);
+  }
   if (o.lm_head != "f16" && !o.plan.empty()) {
     return make_error("--lm-head {} does not apply to a plan: its LM head was fixed by `bitnet compile --lm-head`",
                       o.lm_head);

@@ -106,6 +106,8 @@ TEST(OptionsCli, EnvironmentVariablesAreParsedStrictly) {
   expect_usage_error("BITNET_SEED=42abc " + base, "BITNET_SEED");
   expect_usage_error("BITNET_SEED=-5 " + base, "BITNET_SEED");
   expect_usage_error("BITNET_DETERMINISTIC=maybe " + base, "BITNET_DETERMINISTIC");
+  expect_usage_error("BITNET_CACHE_LOCK_TIMEOUT=soon " + base, "BITNET_CACHE_LOCK_TIMEOUT");
+  expect_usage_error("BITNET_CACHE_LOCK_TIMEOUT=-1 " + base, "BITNET_CACHE_LOCK_TIMEOUT");
   testing::TempDir dir;
   for (const char* value : {"1", "true", "YES", "on"}) {
     SCOPED_TRACE(value);
