@@ -4,7 +4,7 @@
 // 8 heads of 32 on 2 KV heads), where attention is half of the prompt time.
 // Usage: attention_bench [--benchmark_filter=...]
 #include "codegen_cpu/jit.h"
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
 #include <benchmark/benchmark.h>
 
@@ -16,7 +16,7 @@
 namespace {
 
 using namespace bitnet;
-using codegen::KernelArgs;
+using abi::KernelArgs;
 
 struct Shape {
   int64_t heads, kv_heads, dim;
@@ -28,7 +28,7 @@ ir::Type f32(int64_t cols) {
   return ir::Type{ir::DType::F32, {ir::Dim::tokens(), ir::Dim{cols}}};
 }
 
-codegen::KernelFn compile(const Shape& shape, bool fused, benchmark::State& state, const std::string& target = "host") {
+abi::KernelFn compile(const Shape& shape, bool fused, benchmark::State& state, const std::string& target = "host") {
   const int64_t kHeads = shape.heads, kKvHeads = shape.kv_heads, kDim = shape.dim;
   static std::map<std::string, Expected<std::unique_ptr<codegen::Jit>>> jits;
   auto it = jits.find(target);
@@ -75,7 +75,7 @@ std::vector<uint16_t> random_cache(const Shape& shape, uint32_t seed) {
   const int64_t kKvHeads = shape.kv_heads, kDim = shape.dim;
   const std::vector<float> f = random_floats(static_cast<size_t>(kCells * kKvHeads * kDim), seed);
   std::vector<uint16_t> h(f.size());
-  for (size_t i = 0; i < f.size(); ++i) h[i] = runtime::ref::fp32_to_fp16(f[i]);
+  for (size_t i = 0; i < f.size(); ++i) h[i] = ref::fp32_to_fp16(f[i]);
   return h;
 }
 
@@ -83,7 +83,7 @@ std::vector<uint16_t> random_cache(const Shape& shape, uint32_t seed) {
 void run_kernel(benchmark::State& state, const Shape& shape, bool fused, int64_t tokens,
                 const std::string& target = "host") {
   const int64_t kHeads = shape.heads, kKvHeads = shape.kv_heads, kDim = shape.dim;
-  codegen::KernelFn fn = compile(shape, fused, state, target);
+  abi::KernelFn fn = compile(shape, fused, state, target);
   if (fn == nullptr) return;
   const int64_t pos = tokens == 1 ? state.range(0) : 0;
   const int64_t width = fused ? (kHeads + 2 * kKvHeads) * kDim : kHeads * kDim;
@@ -140,10 +140,10 @@ void BM_DecodeAttentionReference(benchmark::State& state) {
   const auto q = random_floats(static_cast<size_t>(kHeads * kDim), 1);
   std::vector<uint16_t> k_cache = random_cache(k2b4t, 4), v_cache = random_cache(k2b4t, 5);
   std::vector<float> out(static_cast<size_t>(kHeads * kDim));
-  const runtime::ref::AttentionShape shape{kHeads, kKvHeads, kDim};
-  const runtime::ref::KvLayerView kv{k_cache.data(), v_cache.data(), kCells};
+  const ref::AttentionShape shape{kHeads, kKvHeads, kDim};
+  const ref::KvLayerView kv{k_cache.data(), v_cache.data(), kCells};
   for (auto _ : state) {
-    runtime::ref::attention(q.data(), 1, pos, shape, kv, runtime::ref::Mode::kDecode, out.data());
+    ref::attention(q.data(), 1, pos, shape, kv, ref::Mode::kDecode, out.data());
     benchmark::DoNotOptimize(out.data());
   }
 }

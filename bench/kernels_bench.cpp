@@ -7,7 +7,7 @@
 // as the executor does (halves aligned to 64).
 #include "codegen_cpu/jit.h"
 #include "codegen_cpu/matmul_tuning.h"
-#include "codegen_cpu/requantize.h"
+#include "compiler/requantize.h"
 
 #include <benchmark/benchmark.h>
 
@@ -26,6 +26,8 @@
 namespace {
 
 using namespace bitnet::codegen;
+using namespace bitnet::compiler;  // requantize_f16_to_*
+using bitnet::abi::KernelArgs;
 namespace ir = bitnet::ir;
 using Clock = std::chrono::steady_clock;
 

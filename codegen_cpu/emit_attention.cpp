@@ -11,7 +11,7 @@
 // converted from F16 once for all of them and each V chunk is loaded once, which halves the
 // conversion work that bounds these loops.
 //
-// KV cache layout (see kernel_abi.h): K [n_head_kv][kv_cells][head_dim] and V transposed in
+// KV cache layout (see schema/abi.h): K [n_head_kv][kv_cells][head_dim] and V transposed in
 // tiles of 32 cells, [n_head_kv][kv_cells / 32][head_dim][32], both F16.
 #include "codegen_cpu/emit_attention.h"
 #include "codegen_cpu/emitters.h"

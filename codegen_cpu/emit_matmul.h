@@ -19,7 +19,7 @@ using ProductStore = std::function<void(llvm::Value* t, llvm::Value* row, const 
 struct ProductArgs {
   ir::DType act = ir::DType::F32;     // F32 or I8Q
   ir::DType weight = ir::DType::F32;  // the weights' dtype (all weights of one product share it)
-  llvm::Value* x = nullptr;           // activation buffer (see kernel_abi.h for the i8q layout)
+  llvm::Value* x = nullptr;           // activation buffer (see schema/abi.h for the i8q layout)
   std::vector<llvm::Value*> weights;  // 1 (matmul) or 2 (gate and up) weight matrices [rows, cols]
   int64_t rows = 0;                   // M
   int64_t cols = 0;                   // K

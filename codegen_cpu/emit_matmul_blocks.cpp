@@ -1,6 +1,6 @@
 // Register decoders for the ggml block formats (Q8_0, Q4_0, Q6_K, TQ1_0, TQ2_0): one block
 // of a weight row becomes float vectors in element order, with the same per-weight float
-// arithmetic as runtime/reference/quant.cpp (so a decoded weight is bit-identical to the
+// arithmetic as reference/quant.cpp (so a decoded weight is bit-identical to the
 // reference's dequantized one; only the summation order of the product differs).
 #include "codegen_cpu/emit_matmul.h"
 

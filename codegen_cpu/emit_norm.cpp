@@ -8,7 +8,7 @@ namespace {
 
 constexpr unsigned kLanes = 16;
 
-// The i8q layout of the result (kernel_abi.h): int8 q[rows][K], then float scale[rows] at
+// The i8q layout of the result (schema/abi.h): int8 q[rows][K], then float scale[rows] at
 // byte rows * K, then int32 sum[rows] at byte rows * K + 4 * rows.
 struct I8qLayout {
   llvm::Value* q;

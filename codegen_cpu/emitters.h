@@ -1,5 +1,5 @@
 // The kernel emitters, one function per kernel family; emitters.cpp maps ops to them.
-// Each writes the body of `kb.fn` for `kb.desc` (see kernel_builder.h and kernel_abi.h for
+// Each writes the body of `kb.fn` for `kb.desc` (see kernel_builder.h and schema/abi.h for
 // the buffers they read and write) and returns false with a message when it cannot.
 #pragma once
 

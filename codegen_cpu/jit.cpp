@@ -178,7 +178,7 @@ Expected<CompiledGraph> Jit::compile(const ir::Graph& graph) {
   struct Pending {
     std::string symbol;
     std::string key;
-    WorkSplit split;
+    abi::WorkSplit split;
   };
   std::vector<Pending> pending;
   std::vector<std::pair<size_t, std::string>> node_keys;
@@ -202,7 +202,7 @@ Expected<CompiledGraph> Jit::compile(const ir::Graph& graph) {
     if (auto e = m.jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(context)))) {
       return make_error("cannot add kernel {}: {}", key, error_text(std::move(e)));
     }
-    pending.push_back({symbol, key, work_split(node.op)});
+    pending.push_back({symbol, key, *ir::kernel_split(node.op)});
   }
   // One lookup for all new kernels: ORC materialises them concurrently on its compile threads.
   if (!pending.empty()) {
@@ -214,7 +214,7 @@ Expected<CompiledGraph> Jit::compile(const ir::Graph& graph) {
     for (const Pending& p : pending) {
       auto it = found->find(m.jit->mangleAndIntern(p.symbol));
       if (it == found->end()) return make_error("kernel {} was not produced", p.key);
-      m.by_key[p.key] = CompiledKernel{p.symbol, p.key, it->second.getAddress().toPtr<KernelFn>(), p.split};
+      m.by_key[p.key] = CompiledKernel{p.symbol, p.key, it->second.getAddress().toPtr<abi::KernelFn>(), p.split};
     }
   }
   for (auto& [key, index] : index_of_key) {
@@ -246,40 +246,13 @@ Expected<CompiledKernel> Jit::compile_one(const KernelDesc& desc) {
   }
   auto address = m.jit->lookup(symbol);
   if (!address) return make_error("LLVM failed to compile kernel {}: {}", key, error_text(address.takeError()));
-  CompiledKernel k{symbol, key, address->toPtr<KernelFn>(), work_split(desc.op)};
+  CompiledKernel k{symbol, key, address->toPtr<abi::KernelFn>(), *ir::kernel_split(desc.op)};
   m.by_key[key] = k;
   return k;
 }
 
 std::string llvm_version() {
   return LLVM_VERSION_STRING;
-}
-
-WorkSplit work_split(ir::OpKind op) {
-  switch (op) {
-    case ir::OpKind::MatMul:
-    case ir::OpKind::MatMulCat:
-    case ir::OpKind::MatMulAdd:
-    case ir::OpKind::GatedFfn:
-      return WorkSplit::kRows;
-    case ir::OpKind::Attention:
-    case ir::OpKind::RopeAttention:
-      return WorkSplit::kHeads;
-    default:
-      return WorkSplit::kTokens;
-  }
-}
-
-int64_t work_units(const KernelDesc& desc, int64_t n_tokens) {
-  switch (work_split(desc.op)) {
-    case WorkSplit::kRows:
-      return desc.result.shape[1].size;
-    case WorkSplit::kHeads:
-      return desc.attr_int("n_head");
-    case WorkSplit::kTokens:
-      return n_tokens;
-  }
-  return n_tokens;
 }
 
 }  // namespace bitnet::codegen

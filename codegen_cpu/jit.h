@@ -5,9 +5,9 @@
 #pragma once
 
 #include "codegen_cpu/host_features.h"
-#include "codegen_cpu/kernel_abi.h"
 #include "codegen_cpu/kernel_desc.h"
 #include "ir/graph.h"
+#include "schema/abi.h"
 
 #include <functional>
 #include <memory>
@@ -28,8 +28,8 @@ struct JitOptions {
 struct CompiledKernel {
   std::string symbol;  // e.g. "bitnet_k3"
   std::string key;     // KernelDesc::key()
-  KernelFn fn = nullptr;
-  WorkSplit split = WorkSplit::kTokens;
+  abi::KernelFn fn = nullptr;
+  abi::WorkSplit split = abi::WorkSplit::kTokens;
 };
 
 struct CompiledGraph {
@@ -61,10 +61,5 @@ class Jit {
 
 // The LLVM release the code generator is built with ("19.1.7"); plans and cache keys record it.
 std::string llvm_version();
-
-// The work split of a kernel kind (what [begin, end) counts) and its number of units for a
-// call with `n_tokens` tokens.
-WorkSplit work_split(ir::OpKind op);
-int64_t work_units(const KernelDesc& desc, int64_t n_tokens);
 
 }  // namespace bitnet::codegen

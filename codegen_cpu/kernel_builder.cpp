@@ -1,7 +1,7 @@
 // Kernel builder helpers (see kernel_builder.h).
 #include "codegen_cpu/kernel_builder.h"
 
-#include "codegen_cpu/kernel_abi.h"
+#include "schema/abi.h"
 
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
@@ -35,31 +35,31 @@ llvm::Value* KernelBuilder::field(int offset, llvm::Type* type) {
 }
 
 llvm::Value* KernelBuilder::in(int i) {
-  return field(static_cast<int>(offsetof(KernelArgs, in) + sizeof(void*) * static_cast<size_t>(i)), ptr());
+  return field(static_cast<int>(offsetof(abi::KernelArgs, in) + sizeof(void*) * static_cast<size_t>(i)), ptr());
 }
 llvm::Value* KernelBuilder::out() {
-  return field(offsetof(KernelArgs, out), ptr());
+  return field(offsetof(abi::KernelArgs, out), ptr());
 }
 llvm::Value* KernelBuilder::n_tokens() {
-  return field(offsetof(KernelArgs, n_tokens), i64());
+  return field(offsetof(abi::KernelArgs, n_tokens), i64());
 }
 llvm::Value* KernelBuilder::pos() {
-  return field(offsetof(KernelArgs, pos), i64());
+  return field(offsetof(abi::KernelArgs, pos), i64());
 }
 llvm::Value* KernelBuilder::kv_k() {
-  return field(offsetof(KernelArgs, kv_k), ptr());
+  return field(offsetof(abi::KernelArgs, kv_k), ptr());
 }
 llvm::Value* KernelBuilder::kv_v() {
-  return field(offsetof(KernelArgs, kv_v), ptr());
+  return field(offsetof(abi::KernelArgs, kv_v), ptr());
 }
 llvm::Value* KernelBuilder::kv_cells() {
-  return field(offsetof(KernelArgs, kv_cells), i64());
+  return field(offsetof(abi::KernelArgs, kv_cells), i64());
 }
 
 llvm::Value* KernelBuilder::scratch() {
-  llvm::Value* base = field(offsetof(KernelArgs, scratch), ptr());
-  llvm::Value* stride = field(offsetof(KernelArgs, scratch_stride), i64());
-  llvm::Value* thread = b.CreateSExt(field(offsetof(KernelArgs, thread), i32()), i64());
+  llvm::Value* base = field(offsetof(abi::KernelArgs, scratch), ptr());
+  llvm::Value* stride = field(offsetof(abi::KernelArgs, scratch_stride), i64());
+  llvm::Value* thread = b.CreateSExt(field(offsetof(abi::KernelArgs, thread), i32()), i64());
   return byte_offset(base, b.CreateMul(thread, stride));
 }
 

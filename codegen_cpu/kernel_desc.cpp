@@ -49,15 +49,7 @@ const std::string& KernelDesc::attr_string(std::string_view name) const {
 }
 
 bool needs_kernel(ir::OpKind op) {
-  switch (op) {
-    case ir::OpKind::InputTokens:
-    case ir::OpKind::Weight:
-    case ir::OpKind::SelectLast:
-    case ir::OpKind::Output:
-      return false;
-    default:
-      return true;
-  }
+  return ir::op_info(op).kernel;
 }
 
 }  // namespace bitnet::codegen

@@ -245,10 +245,18 @@ Rule rule_for(OpKind kind) {
   return {{}, nullptr};
 }
 
+#define BITNET_OP_COUNT(id, name, min_ops, max_ops, split, effects) +1
+constexpr size_t kOpCount = 0 BITNET_IR_OPS(BITNET_OP_COUNT);
+#undef BITNET_OP_COUNT
+
 std::vector<OpInfo> build_table() {
   std::vector<OpInfo> table;
-#define BITNET_OP_ROW(id, name, min_ops, max_ops) \
-  table.push_back(OpInfo{OpKind::id, name, min_ops, max_ops, rule_for(OpKind::id).attrs, rule_for(OpKind::id).infer});
+  constexpr bool kKernel_None = false, kKernel_Rows = true, kKernel_Tokens = true, kKernel_Heads = true;
+  constexpr auto kSplit_None = abi::WorkSplit::kTokens, kSplit_Rows = abi::WorkSplit::kRows,
+                 kSplit_Tokens = abi::WorkSplit::kTokens, kSplit_Heads = abi::WorkSplit::kHeads;
+#define BITNET_OP_ROW(id, name, min_ops, max_ops, split, effects)                                                    \
+  table.push_back(OpInfo{OpKind::id, name, min_ops, max_ops, kKernel_##split, kSplit_##split, OpEffects::k##effects, \
+                         rule_for(OpKind::id).attrs, rule_for(OpKind::id).infer});
   BITNET_IR_OPS(BITNET_OP_ROW)
 #undef BITNET_OP_ROW
   return table;
@@ -259,6 +267,19 @@ std::vector<OpInfo> build_table() {
 const OpInfo& op_info(OpKind kind) {
   static const std::vector<OpInfo> table = build_table();
   return table[static_cast<size_t>(kind)];
+}
+
+std::optional<abi::WorkSplit> kernel_split(OpKind kind) {
+  const OpInfo& info = op_info(kind);
+  if (!info.kernel) return std::nullopt;
+  return info.split;
+}
+
+std::optional<OpKind> op_from_name(std::string_view name) {
+  for (size_t i = 0; i < kOpCount; ++i) {
+    if (op_info(static_cast<OpKind>(i)).name == name) return static_cast<OpKind>(i);
+  }
+  return std::nullopt;
 }
 
 std::string_view op_name(OpKind kind) {

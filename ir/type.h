@@ -33,4 +33,9 @@ struct Type {
 std::string to_string(const Dim& dim);
 std::string to_string(const Type& type);
 
+// Bytes an activation of `type` occupies in the arena for a call of n_tokens tokens (the
+// layouts of schema/abi.h, before slot alignment); -1 for weight types, which have no slot.
+//   f32 [T, N] : float[T][N]      i32 [T] : int32[T] (token ids)      i8q [T, K] : abi::i8q_bytes
+int64_t activation_bytes(const Type& type, int64_t n_tokens);
+
 }  // namespace bitnet::ir

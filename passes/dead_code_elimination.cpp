@@ -1,6 +1,5 @@
-// Dead-code elimination: removes nodes whose results nothing uses. Legal because every op
-// but `attention` and `rope_attention` (which append to the KV cache) and `output` is free of
-// side effects.
+// Dead-code elimination: removes nodes whose results nothing uses, unless the op table says
+// the op has an effect (attention appends to the KV cache; outputs are what the graph is for).
 #include "passes/pass_manager.h"
 
 namespace bitnet::passes {
@@ -12,8 +11,7 @@ Pass dead_code_elimination() {
             std::vector<bool> used(g.values().size(), false);
             for (size_t i = nodes.size(); i-- > 0;) {
               const ir::Node& n = nodes[i];
-              const bool effect =
-                  n.op == ir::OpKind::Output || n.op == ir::OpKind::Attention || n.op == ir::OpKind::RopeAttention;
+              const bool effect = ir::op_info(n.op).effects != ir::OpEffects::kPure;
               if (!effect && !used[static_cast<size_t>(n.result)]) continue;
               live[i] = true;
               for (ir::ValueId v : n.operands) used[static_cast<size_t>(v)] = true;

@@ -9,6 +9,7 @@
 #include "ir/graph.h"
 
 #include <string>
+#include <string_view>
 
 namespace bitnet::passes {
 
@@ -18,6 +19,9 @@ struct LmHead {
   ir::Type type;       // of `tensor`; [n_vocab, n_embd]
   bool retargeted() const { return tensor != source; }
 };
+
+// The graph property a retargeted head records its dtype in ("q8_0"); absent for the file's head.
+inline constexpr std::string_view kLmHeadProperty = "lm_head";
 
 // "token_embd.weight" + q8_0 -> "token_embd.weight@q8_0" ('@' never occurs in GGUF names the
 // frontend lowers, so the name cannot collide with a tensor of the file).

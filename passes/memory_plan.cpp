@@ -12,19 +12,6 @@ int64_t align_up(int64_t n) {
 
 }  // namespace
 
-int64_t value_bytes(const ir::Type& type, int64_t n_tokens) {
-  const ir::DTypeInfo& info = ir::dtype_info(type.dtype);
-  if (info.kind == ir::DTypeKind::kQuantizedWeight) return -1;
-  int64_t rows = 1;  // the leading dim (T, or 1 after select_last)
-  int64_t row_elems = 1;
-  for (size_t i = 0; i < type.shape.size(); ++i) {
-    const int64_t d = type.shape[i].is_tokens() ? n_tokens : type.shape[i].size;
-    (i == 0 ? rows : row_elems) *= d;
-  }
-  if (type.dtype == ir::DType::I8Q) return i8q_sums_offset(rows, row_elems) + rows * 4;
-  return rows * row_elems * info.block_bytes;
-}
-
 Expected<MemoryPlan> plan_memory(const ir::Graph& graph, int64_t t_max) {
   if (t_max <= 0) return make_error("plan-memory: T_max must be positive, got {}", t_max);
   const auto& nodes = graph.nodes();
@@ -45,7 +32,7 @@ Expected<MemoryPlan> plan_memory(const ir::Graph& graph, int64_t t_max) {
       continue;
     }
     if (n.op == ir::OpKind::Weight) continue;
-    const int64_t bytes = value_bytes(graph.value(n.result).type, t_max);
+    const int64_t bytes = ir::activation_bytes(graph.value(n.result).type, t_max);
     if (bytes < 0) return make_error("plan-memory: %{} has no activation layout", graph.value(n.result).name);
     s.bytes = align_up(std::max<int64_t>(bytes, 1));
     placed_first.push_back(n.result);

@@ -40,7 +40,7 @@ class PassManager {
 // The pipeline `dump-ir --stage optimized`, the runtime and the compilers start from: share
 // quantization, fuse (norms, QKV + attention, gated FFN, residual adds), then schedule and plan
 // memory for calls of up to `t_max` tokens.
-PassManager default_pipeline(int64_t t_max = 512);
+PassManager default_pipeline(int64_t t_max = abi::kTMax);
 
 // Individual passes (plan-memory and the schedule's queries are in memory_plan.h and schedule.h).
 Pass dead_code_elimination();

@@ -4,39 +4,7 @@
 namespace bitnet::passes {
 
 std::optional<WorkSplit> split_of(const ir::Node& node) {
-  using ir::OpKind;
-  switch (node.op) {
-    case OpKind::InputTokens:
-    case OpKind::Weight:
-    case OpKind::SelectLast:
-    case OpKind::Output:
-      return std::nullopt;
-    // Products: output features are independent (each is one weight row), and a split by rows
-    // keeps every result bit independent of the thread count.
-    case OpKind::MatMul:
-    case OpKind::MatMulCat:
-    case OpKind::MatMulAdd:
-    case OpKind::GatedFfn:
-      return WorkSplit::kRows;
-    // Heads attend independently; per head the whole KV window is read once.
-    case OpKind::Attention:
-    case OpKind::RopeAttention:
-      return WorkSplit::kHeads;
-    case OpKind::Embed:
-    case OpKind::RmsNorm:
-    case OpKind::Mul:
-    case OpKind::Add:
-    case OpKind::QuantizeI8:
-    case OpKind::Rope:
-    case OpKind::Softmax:
-    case OpKind::Silu:
-    case OpKind::Relu2:
-    case OpKind::Gelu:
-    case OpKind::Norm:
-    case OpKind::NormQuantize:
-      return WorkSplit::kTokens;
-  }
-  return std::nullopt;
+  return ir::kernel_split(node.op);
 }
 
 std::optional<NodeWork> work_of(const ir::Graph& graph, const ir::Node& node) {

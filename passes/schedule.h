@@ -8,13 +8,8 @@
 
 namespace bitnet::passes {
 
-// What a work unit [begin, end) of a kernel counts. The values are codegen::WorkSplit's
-// (codegen_cpu/kernel_abi.h); passes may not depend on a backend, so a test checks they agree.
-enum class WorkSplit : int32_t {
-  kRows = 0,    // output features (columns of the result): matmul, matmul_cat, matmul_add, gated_ffn
-  kTokens = 1,  // token rows: embed, norms, quantization, rope, softmax, elementwise ops
-  kHeads = 2,   // query heads: attention, rope_attention
-};
+// What a work unit [begin, end) of a kernel counts: the op table's split (ir/ops.h).
+using WorkSplit = abi::WorkSplit;
 
 struct NodeWork {
   WorkSplit split = WorkSplit::kTokens;

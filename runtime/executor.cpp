@@ -1,8 +1,7 @@
-// Compiled executor (see executor.h).
+// The executor (see executor.h).
 #include "runtime/executor.h"
 
-#include "passes/memory_plan.h"
-#include "passes/schedule.h"
+#include "runtime/plan_check.h"
 #include "runtime/worker_pool.h"
 
 #include <sys/mman.h>
@@ -14,8 +13,6 @@
 
 namespace bitnet::runtime {
 namespace {
-
-using ir::OpKind;
 
 // Cache-line aligned zeroed memory. Large buffers (KV caches: ~300 MB for a 2B model at 4096
 // cells) are anonymous mappings, whose pages the kernel zeroes when first touched, so creating
@@ -55,14 +52,24 @@ struct KvCache {
   std::unique_ptr<AlignedBuffer> k, v;
 };
 
-// One kernel node ready to call: its arguments (pointers fixed at creation) and split.
+// One call of the schedule ready to run: its arguments (pointers fixed at creation) and split.
 struct Step {
+  planfb::CallKind kind = planfb::CallKind::Kernel;
   int32_t node = -1;
-  codegen::KernelFn fn = nullptr;
-  codegen::KernelArgs args{};
-  passes::NodeWork work;
-  int64_t granularity = 1;      // split ranges on multiples of this (head groups, SIMD row blocks)
-  bool rows_are_tokens = true;  // the result's first dim is T (else a static 1)
+  abi::KernelFn fn = nullptr;
+  abi::KernelArgs args{};
+  int64_t units = -1;                  // work units; -1: T
+  int64_t granularity = 1;             // split ranges on multiples of this (head groups, SIMD row blocks)
+  bool token_rows = true;              // the kernel's n_tokens is T (else 1)
+  const uint8_t* copy_from = nullptr;  // CopyLastRow
+  int64_t row_bytes = 0;
+};
+
+struct Output {
+  std::string name;
+  const float* data = nullptr;
+  bool token_rows = false;
+  int64_t cols = 0;
 };
 
 }  // namespace
@@ -70,7 +77,7 @@ struct Step {
 using ProfileClock = std::chrono::steady_clock;
 
 struct Executor::Impl {
-  const ir::Graph& graph;
+  const planfb::GraphPlanT& graph;
   // Profiling (ExecutorOptions::profile): per step and thread, seconds in the kernel and at
   // the barrier after it.
   bool profiling = false;
@@ -82,27 +89,28 @@ struct Executor::Impl {
     wait_s[step][static_cast<size_t>(thread)] += std::chrono::duration<double>(t2 - t1).count();
   }
   void print_profile() const;
-  passes::MemoryPlan plan;
   std::unique_ptr<AlignedBuffer> arena;
   std::unique_ptr<AlignedBuffer> scratch;
   int64_t scratch_stride = 0;
-  std::map<int64_t, KvCache> kv;
-  std::vector<const void*> weight_data;  // by value id
-  std::vector<Step> steps;               // kernel nodes in order
-  std::vector<int32_t> step_of_node;     // -1 for nodes without a kernel
+  std::map<int32_t, KvCache> kv;  // by layer
+  std::vector<Step> steps;        // the schedule, in order
+  std::vector<Output> outputs;
   WorkerPool pool;
   int64_t t_max;
 
-  Impl(const ir::Graph& g, int threads) : graph(g), pool(threads) {}
+  Impl(const planfb::GraphPlanT& g, int threads) : graph(g), pool(threads) {}
 
-  uint8_t* slot(ir::ValueId v) {
-    const passes::Slot& s = plan.slots[static_cast<size_t>(v)];
-    const ir::ValueId target = s.alias >= 0 ? s.alias : v;
-    return arena->data + plan.slots[static_cast<size_t>(target)].offset;
-  }
-  const void* operand(ir::ValueId v) {
-    if (graph.def(v).op == OpKind::Weight) return weight_data[static_cast<size_t>(v)];
-    return slot(v);
+  // Where a binding points (checked by check_graph_plan before any is resolved).
+  const void* resolve(const planfb::Binding& b, const PlanBindings& bindings) const {
+    switch (b.kind()) {
+      case planfb::BindingKind::Weight:
+        return bindings.weights[static_cast<size_t>(b.index())].data();
+      case planfb::BindingKind::Repacked:
+        return bindings.repacked[static_cast<size_t>(b.index())].data();
+      case planfb::BindingKind::Arena:
+        break;
+    }
+    return arena->data + b.offset();
   }
 
   // Thread `t`'s share of `units`, on multiples of `granularity` where possible.
@@ -131,7 +139,8 @@ void Executor::Impl::print_profile() const {
   std::map<std::string, Row> rows;
   double total = 0;
   for (size_t i = 0; i < steps.size(); ++i) {
-    Row& r = rows[std::string(ir::op_name(graph.nodes()[static_cast<size_t>(steps[i].node)].op))];
+    const auto& node = graph.nodes[static_cast<size_t>(steps[i].node)];
+    Row& r = rows[node ? node->op : "?"];
     r.calls += profiled_runs;
     double slowest = 0, waited = 0;
     for (size_t t = 0; t < kernel_s[i].size(); ++t) {
@@ -152,80 +161,66 @@ void Executor::Impl::print_profile() const {
   }
 }
 int64_t Executor::arena_bytes() const {
-  return impl_->plan.arena_bytes;
+  return impl_->graph.arena_bytes;
 }
 
-Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, const gguf::GgufFile& file,
-                                                     std::vector<codegen::KernelFn> kernels,
+Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& graph, const PlanBindings& bindings,
                                                      const ExecutorOptions& options) {
-  if (options.n_ctx <= 0 || options.threads <= 0 || options.t_max <= 0) {
-    return make_error("executor: context, threads and t_max must be positive");
+  if (options.n_ctx <= 0 || options.threads <= 0 || options.n_vocab <= 0) {
+    return make_error("executor: context, threads and vocabulary size must be positive");
   }
-  if (kernels.size() != graph.nodes().size()) return make_error("executor: one kernel slot per graph node expected");
+  BITNET_RETURN_IF_ERROR(check_graph_plan(graph, bindings));
+  if (bindings.kernels.size() != bindings.kernel_splits.size() ||
+      std::find(bindings.kernels.begin(), bindings.kernels.end(), nullptr) != bindings.kernels.end()) {
+    return make_error("executor: not every kernel of the plan is bound");
+  }
   auto impl = std::make_unique<Impl>(graph, options.threads);
-  impl->t_max = options.t_max;
-  BITNET_ASSIGN_OR_RETURN(impl->plan, passes::plan_memory(graph, options.t_max));
-  impl->arena = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->plan.arena_bytes));
+  impl->t_max = graph.t_max;
+  impl->arena = std::make_unique<AlignedBuffer>(static_cast<size_t>(graph.arena_bytes));
   if (impl->arena->data == nullptr)
-    return make_error("cannot allocate the {}-byte activation arena", impl->plan.arena_bytes);
-  impl->scratch_stride = (options.scratch_bytes_per_thread + 63) / 64 * 64;
+    return make_error("cannot allocate the {}-byte activation arena", graph.arena_bytes);
+  impl->scratch_stride = (abi::kernel_scratch_bytes(options.n_ctx) + 63) / 64 * 64;
   impl->scratch = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->scratch_stride * options.threads));
 
-  // Weights: zero-copy views of the mapped file.
-  impl->weight_data.assign(graph.values().size(), nullptr);
-  int64_t n_vocab = 0;
-  for (const ir::Node& node : graph.nodes()) {
-    if (node.op == OpKind::Weight) {
-      const std::string& name = node.attr_string("tensor");
-      if (auto extra = options.extra_weights.find(name); extra != options.extra_weights.end()) {
-        impl->weight_data[static_cast<size_t>(node.result)] = extra->second;
-        continue;
-      }
-      const gguf::TensorInfo* t = file.find_tensor(name);
-      if (t == nullptr) return make_error("weight '{}' is not in the model file", name);
-      impl->weight_data[static_cast<size_t>(node.result)] = t->data.data();
-    }
-    if (node.op == OpKind::Embed) n_vocab = graph.value(node.operands[0]).type.shape[0].size;
-  }
-  // KV caches: cells rounded up to 32 (attention reads whole 32-cell windows), zeroed.
-  const int64_t cells = (options.n_ctx + 31) / 32 * 32;
-  for (const ir::Node& node : graph.nodes()) {
-    if (node.op != OpKind::Attention && node.op != OpKind::RopeAttention) continue;
-    const int64_t width = node.attr_int("n_head_kv") * node.attr_int("head_dim");
-    KvCache& c = impl->kv[node.attr_int("layer")];
+  // KV caches, zeroed: the plan's KV table, cells rounded up (attention reads whole windows).
+  const int64_t cells = abi::kv_cells_for(options.n_ctx);
+  for (const planfb::KvLayer& layer : graph.kv) {
+    const int64_t width = int64_t{layer.n_head_kv()} * layer.head_dim();
+    KvCache& c = impl->kv[layer.layer()];
     c.k = std::make_unique<AlignedBuffer>(static_cast<size_t>(cells * width * 2));
     c.v = std::make_unique<AlignedBuffer>(static_cast<size_t>(cells * width * 2));
     if (!c.k->data || !c.v->data) return make_error("cannot allocate the KV cache");
   }
-  // Steps.
-  impl->step_of_node.assign(graph.nodes().size(), -1);
-  for (size_t i = 0; i < graph.nodes().size(); ++i) {
-    const ir::Node& node = graph.nodes()[i];
-    auto work = passes::work_of(graph, node);
-    if (!work) continue;
-    if (kernels[i] == nullptr) return make_error("executor: node #{} ({}) has no kernel", i, ir::op_name(node.op));
+  for (const auto& call : graph.schedule) {
     Step s;
-    s.node = static_cast<int32_t>(i);
-    s.fn = kernels[i];
-    s.work = *work;
-    if (node.operands.size() > static_cast<size_t>(codegen::kMaxKernelInputs)) {
-      return make_error("executor: node #{} has more operands than a kernel takes", i);
+    s.kind = call->kind;
+    s.node = call->node;
+    s.args.out = const_cast<void*>(impl->resolve(*call->output, bindings));
+    if (call->kind == planfb::CallKind::CopyLastRow) {
+      s.copy_from = static_cast<const uint8_t*>(impl->resolve(call->inputs[0], bindings));
+      s.row_bytes = call->row_bytes;
     }
-    for (size_t k = 0; k < node.operands.size(); ++k) s.args.in[k] = impl->operand(node.operands[k]);
-    s.args.out = impl->slot(node.result);
-    s.args.scratch = impl->scratch->data;
-    s.args.scratch_stride = impl->scratch_stride;
-    s.args.kv_cells = cells;
-    s.args.n_threads = options.threads;
-    if (node.op == OpKind::Attention || node.op == OpKind::RopeAttention) {
-      KvCache& c = impl->kv.at(node.attr_int("layer"));
-      s.args.kv_k = c.k->data;
-      s.args.kv_v = c.v->data;
+    if (call->kind == planfb::CallKind::Kernel) {
+      s.fn = bindings.kernels[static_cast<size_t>(call->kernel)];
+      s.units = call->units;
+      s.granularity = call->granularity;
+      s.token_rows = call->token_rows;
+      for (size_t k = 0; k < call->inputs.size(); ++k) s.args.in[k] = impl->resolve(call->inputs[k], bindings);
+      s.args.scratch = impl->scratch->data;
+      s.args.scratch_stride = impl->scratch_stride;
+      s.args.kv_cells = cells;
+      s.args.n_threads = options.threads;
+      if (call->kv_layer >= 0) {
+        KvCache& c = impl->kv.at(call->kv_layer);
+        s.args.kv_k = c.k->data;
+        s.args.kv_v = c.v->data;
+      }
     }
-    s.granularity = split_granularity(graph, node);
-    s.rows_are_tokens = graph.value(node.result).type.shape[0].is_tokens();
-    impl->step_of_node[i] = static_cast<int32_t>(impl->steps.size());
     impl->steps.push_back(s);
+  }
+  for (const auto& out : graph.outputs) {
+    impl->outputs.push_back(
+        {out->name, reinterpret_cast<const float*>(impl->resolve(*out->value, bindings)), out->token_rows, out->cols});
   }
   const char* profile_env = std::getenv("BITNET_PROFILE");
   impl->profiling = options.profile || (profile_env != nullptr && std::string_view(profile_env) == "1");
@@ -233,72 +228,57 @@ Expected<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph, con
   impl->wait_s = impl->kernel_s;
   auto exec = std::unique_ptr<Executor>(new Executor(std::move(impl)));
   exec->n_ctx_ = options.n_ctx;
-  exec->n_vocab_ = n_vocab;
+  exec->n_vocab_ = options.n_vocab;
   exec->backend_name_ = options.backend_name;
   return exec;
-}
-
-int64_t split_granularity(const ir::Graph& graph, const ir::Node& node) {
-  if (node.op == OpKind::Attention || node.op == OpKind::RopeAttention) {
-    return node.attr_int("n_head") / node.attr_int("n_head_kv");
-  }
-  auto work = passes::work_of(graph, node);
-  return work && work->split == passes::WorkSplit::kRows ? 64 : 1;
 }
 
 Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string, Matrix>& outputs, bool last_chunk) {
   Impl& m = *impl_;
   const auto n = static_cast<int64_t>(tokens.size());
-  const int64_t pos = pos_;
   for (Step& s : m.steps) {
-    s.args.n_tokens = s.rows_are_tokens ? n : 1;
-    s.args.pos = pos;
+    s.args.n_tokens = s.token_rows ? n : 1;
+    s.args.pos = pos_;
   }
-  const auto& nodes = m.graph.nodes();
   m.pool.run([&](int thread) {
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      const ir::Node& node = nodes[i];
-      const int32_t step = m.step_of_node[i];
-      if (step >= 0) {
-        Step& s = m.steps[static_cast<size_t>(step)];
-        const int64_t units = passes::units_for(s.work, s.args.n_tokens);
-        const auto [begin, end] = m.share(units, s.granularity, thread);
-        const auto t0 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
-        if (begin < end) {
-          codegen::KernelArgs args = s.args;
-          args.thread = thread;
-          s.fn(&args, begin, end);
+    for (size_t i = 0; i < m.steps.size(); ++i) {
+      Step& s = m.steps[i];
+      const auto t0 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
+      switch (s.kind) {
+        case planfb::CallKind::Kernel: {
+          const int64_t units = s.units < 0 ? s.args.n_tokens : s.units;
+          const auto [begin, end] = m.share(units, s.granularity, thread);
+          if (begin < end) {
+            abi::KernelArgs args = s.args;
+            args.thread = thread;
+            s.fn(&args, begin, end);
+          }
+          break;
         }
-        const auto t1 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
-        m.pool.barrier().arrive_and_wait();
-        if (m.profiling) m.record(static_cast<size_t>(step), thread, t0, t1, ProfileClock::now());
-      } else if (node.op == OpKind::InputTokens) {
-        if (thread == 0) std::memcpy(m.slot(node.result), tokens.data(), tokens.size() * sizeof(int32_t));
-        m.pool.barrier().arrive_and_wait();
-      } else if (node.op == OpKind::SelectLast) {
-        if (thread == 0) {
-          const int64_t cols = m.graph.value(node.result).type.shape[1].size;
-          std::memmove(m.slot(node.result), m.slot(node.operands[0]) + (n - 1) * cols * 4,
-                       static_cast<size_t>(cols) * 4);
-        }
-        m.pool.barrier().arrive_and_wait();
+        case planfb::CallKind::LoadTokens:
+          if (thread == 0) std::memcpy(s.args.out, tokens.data(), tokens.size() * sizeof(int32_t));
+          break;
+        case planfb::CallKind::CopyLastRow:
+          if (thread == 0)
+            std::memmove(s.args.out, s.copy_from + (n - 1) * s.row_bytes, static_cast<size_t>(s.row_bytes));
+          break;
       }
+      const auto t1 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
+      m.pool.barrier().arrive_and_wait();
+      if (m.profiling) m.record(i, thread, t0, t1, ProfileClock::now());
     }
   });
-  for (const ir::Node* node : m.graph.outputs()) {
-    const ir::Type& type = m.graph.value(node->result).type;
-    const int64_t rows = type.shape[0].is_tokens() ? n : type.shape[0].size;
-    const int64_t cols = type.shape[1].size;
-    const auto* data = reinterpret_cast<const float*>(m.slot(node->operands[0]));
-    Matrix& out = outputs[node->attr_string("name")];
-    if (!type.shape[0].is_tokens()) {
+  for (const Output& o : m.outputs) {
+    const int64_t rows = o.token_rows ? n : 1;
+    Matrix& out = outputs[o.name];
+    if (!o.token_rows) {
       if (!last_chunk) continue;  // only the last chunk's last row counts
       out.rows = 0;
       out.data.clear();
     }
-    out.cols = cols;
+    out.cols = o.cols;
     out.rows += rows;
-    out.data.insert(out.data.end(), data, data + rows * cols);
+    out.data.insert(out.data.end(), o.data, o.data + rows * o.cols);
   }
   pos_ += n;
   ++m.profiled_runs;

@@ -1,51 +1,45 @@
-// The compiled executor: runs an optimised graph whose kernel nodes have compiled kernels
-// (codegen_cpu/kernel_abi.h), with every activation at its planned offset in one arena,
-// a KV cache per layer, and a persistent worker pool that meets at a barrier between
-// kernels. Nothing is allocated per token. Links no compiler: the kernels come in as
-// function pointers (from the JIT, or later from a plan).
+// The executor: runs one graph of a plan (planfb::GraphPlanT) exactly as stored: its schedule
+// of calls, in order with a barrier after each, every activation at its slot's offset in one
+// arena, a KV cache per layer of the plan's KV table, on a persistent worker pool. Nothing is
+// re-derived and nothing is allocated per token. The kernels come in as function pointers:
+// from a plan's code image (plan_model.h) or from the JIT's in-memory plan (compiler/).
 #pragma once
 
-#include "codegen_cpu/kernel_abi.h"
-#include "frontend_gguf/gguf_file.h"
-#include "ir/graph.h"
+#include "plan_generated.h"
 #include "runtime/session.h"
+#include "schema/abi.h"
 
+#include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace bitnet::runtime {
 
+// What a plan's bindings and kernel indices resolve to in this process.
+struct PlanBindings {
+  std::vector<abi::KernelFn> kernels;              // by Plan.kernels index
+  std::vector<abi::WorkSplit> kernel_splits;       // the split each kernel was compiled for
+  std::vector<std::span<const uint8_t>> weights;   // by Plan.weights index: the mapped GGUF bytes
+  std::vector<std::span<const uint8_t>> repacked;  // by Sidecar.weights index
+};
+
 struct ExecutorOptions {
   int64_t n_ctx = 512;
   int threads = 1;
-  int64_t t_max = 512;                   // tokens per internal step; longer batches run in chunks
-  int64_t scratch_bytes_per_thread = 0;  // on top of what the executor reserves itself
-  // Weights that are not in the model file (repacked into a plan's sidecar), by the tensor
-  // name their weight nodes use; looked up before the file. They must outlive the executor.
-  std::map<std::string, const void*> extra_weights;
-  std::string backend_name = "jit";  // what backend() reports ("plan" for kernels from a plan)
-  // Time every kernel and barrier per thread and print a summary by op on destruction
-  // (also switched on by BITNET_PROFILE=1).
+  int64_t n_vocab = 0;                // token ids must be below it
+  std::string backend_name = "plan";  // what backend() reports ("jit" for the JIT's in-memory plan)
+  // Time every call and barrier per thread and print a summary by op on destruction (also
+  // switched on by BITNET_PROFILE=1).
   bool profile = false;
 };
 
-// Per-thread scratch the kernels get for a context of n_ctx tokens (attention keeps a block of
-// query rows' probabilities over the cells there), the same for JIT and plan sessions.
-inline int64_t kernel_scratch_bytes(int64_t n_ctx) {
-  return 64 * 1024 + n_ctx * 16;
-}
-
-// The multiple a kernel node's thread ranges are split on: whole KV-head groups for attention
-// (each thread appends only its own KV heads), 64 rows for the matmul family (SIMD row
-// blocks), 1 otherwise. Plans record it in their schedule.
-int64_t split_granularity(const ir::Graph& graph, const ir::Node& node);
-
 class Executor : public Session {
  public:
-  // `kernels[i]` is the kernel of graph node i (null for nodes that need none). `graph` and
-  // `file` must outlive the executor.
-  static Expected<std::unique_ptr<Executor>> create(const ir::Graph& graph, const gguf::GgufFile& file,
-                                                    std::vector<codegen::KernelFn> kernels,
+  // Checks `graph` against `bindings` (check_graph_plan: every index and byte range), then
+  // allocates the arena and KV caches. `graph` and `bindings` must outlive the executor.
+  static Expected<std::unique_ptr<Executor>> create(const planfb::GraphPlanT& graph, const PlanBindings& bindings,
                                                     const ExecutorOptions& options);
   ~Executor() override;
 

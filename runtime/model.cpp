@@ -2,10 +2,7 @@
 #include "runtime/model.h"
 
 #include "frontend_gguf/compat.h"
-#include "frontend_gguf/lowering.h"
 #include "frontend_gguf/tokenizer_data.h"
-#include "passes/lm_head.h"
-#include "passes/pass_manager.h"
 #include "runtime/nonfinite.h"
 
 namespace bitnet::runtime {
@@ -56,39 +53,10 @@ Expected<std::unique_ptr<Model>> Model::open(const std::string& path, const Mode
   return m;
 }
 
-Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& options) {
-  BITNET_ASSIGN_OR_RETURN(auto m, open(path, options));
-  for (bool all : {false, true}) {
-    auto graph = gguf::lower_to_ir(m->file_, m->config_, {.all_logits = all});
-    if (!graph.ok()) return make_error("{}: {}", path, graph.error().message);
-    if (options.lm_head != ir::DType::F16) {
-      // Before the pipeline, so the rewritten graph is verified and optimised like any other.
-      auto head = passes::retarget_lm_head(*graph, options.lm_head);
-      if (!head.ok())
-        return make_error("{}: --lm-head {}: {}", path, ir::dtype_name(options.lm_head), head.error().message);
-    }
-    if (options.optimize) BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(*graph, options.passes));
-    (all ? m->graph_all_ : m->graph_last_) = std::move(*graph);
-  }
-  return m;
-}
-
-Expected<std::unique_ptr<Model>> Model::load_with_graphs(const std::string& path, ir::Graph graph_last,
-                                                         ir::Graph graph_all, const ModelOptions& options) {
-  BITNET_ASSIGN_OR_RETURN(auto m, open(path, options));
-  m->graph_last_ = std::move(graph_last);
-  m->graph_all_ = std::move(graph_all);
-  return m;
-}
-
 Expected<std::unique_ptr<Session>> Model::new_session(bool all_logits, int64_t n_ctx, int threads) const {
   if (n_ctx <= 0) n_ctx = static_cast<int64_t>(std::min<uint64_t>(config_.n_ctx_train, 4096));
-  std::unique_ptr<Session> session;
-  if (factory_) {
-    BITNET_ASSIGN_OR_RETURN(session, factory_(graph(all_logits), file_, n_ctx, threads));
-  } else {
-    BITNET_ASSIGN_OR_RETURN(session, Interpreter::create(graph(all_logits), file_, {n_ctx, threads}));
-  }
+  if (!factory_) return make_error("{}: the model has no backend to run it", file_.path());
+  BITNET_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, factory_(all_logits, n_ctx, threads));
   // Remembers the tokens fed, so non-finite logits can be traced to the node that made them.
   return diagnosable_session(std::move(session), *this);
 }

@@ -1,61 +1,70 @@
-// A model ready to run: the mapped GGUF, its configuration and tokenizer, and the forward
-// graph lowered from it. Sessions (interpreters) are created from it.
+// A model ready to run: the mapped GGUF, its configuration and tokenizer, and the backend that
+// makes its sessions. The runtime opens models and runs plans; the graphs a model runs are
+// made by the compiler (compiler/load_model.h) or read from a plan (runtime/plan_model.h),
+// which also install the session factory.
 #pragma once
 
 #include "frontend_gguf/gguf_file.h"
 #include "frontend_gguf/model_config.h"
 #include "ir/graph.h"
-#include "passes/pass_manager.h"
-#include "runtime/interpreter.h"
+#include "runtime/session.h"
 #include "runtime/tokenizer.h"
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 namespace bitnet::runtime {
 
 struct ModelOptions {
   std::string tokenizer_path;  // a tokenizer.json or GGUF to use instead of the model's own
-  bool optimize = true;        // run the IR pass pipeline (results are identical either way)
-  passes::PassOptions passes;  // printing and timing of the pipeline (both graphs go through it)
-  // q8_0 | q6_k: the logits matmul reads a requantized copy of an F16 head (passes/lm_head.h),
-  // whose bytes the session factory must supply (the interpreter has none). F16: the file's.
-  ir::DType lm_head = ir::DType::F16;
 };
 
 class Model {
  public:
-  static Expected<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& options = {});
-  // The same with graphs made earlier (a plan's) instead of lowering and optimising the file's.
-  static Expected<std::unique_ptr<Model>> load_with_graphs(const std::string& path, ir::Graph graph_last,
-                                                           ir::Graph graph_all, const ModelOptions& options = {});
+  // Opens the GGUF with compat-check's load checks (gguf::check_loadable), reads its
+  // configuration and tokenizer. The model has no graphs and no backend yet.
+  static Expected<std::unique_ptr<Model>> open(const std::string& path, const ModelOptions& options = {});
 
   const gguf::GgufFile& file() const { return file_; }
   const gguf::ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
 
-  // The forward graph with logits for the last token only (generation) or all tokens (eval).
+  // The forward graph with logits for the last token only (generation) or all tokens (eval):
+  // what the compiler made, or a plan's graph as stored (descriptive: sessions of a plan run
+  // its schedule, not this graph).
   const ir::Graph& graph(bool all_logits) const { return all_logits ? graph_all_ : graph_last_; }
-  // A fresh session (own KV cache) over this model: the reference interpreter, or whatever
-  // the session factory builds (the compiled executor; see set_session_factory). n_ctx <= 0
-  // picks the model's training context capped at 4096.
+  void set_graphs(ir::Graph last, ir::Graph all) {
+    graph_last_ = std::move(last);
+    graph_all_ = std::move(all);
+  }
+
+  // A fresh session (own KV cache) from the backend's factory. n_ctx <= 0 picks the model's
+  // training context capped at 4096. Fails when no backend was installed.
   Expected<std::unique_ptr<Session>> new_session(bool all_logits, int64_t n_ctx, int threads) const;
 
-  // Backends that need a compiler (which the runtime never links) plug in here.
-  using SessionFactory = std::function<Expected<std::unique_ptr<Session>>(
-      const ir::Graph& graph, const gguf::GgufFile& file, int64_t n_ctx, int threads)>;
+  // Backends plug in here: a plan's executor (runtime), the JIT's in-memory plan or the
+  // reference interpreter (compiler). The factory is owned by the model, so it may refer to it.
+  using SessionFactory = std::function<Expected<std::unique_ptr<Session>>(bool all_logits, int64_t n_ctx, int threads)>;
   void set_session_factory(SessionFactory factory) { factory_ = std::move(factory); }
+
+  // Explains non-finite logits seen after feeding `tokens` to a session of `backend` (see
+  // nonfinite.h); installed where a reference interpreter is linked, absent in the lean runtime.
+  using NonfiniteLocator = std::function<std::string(std::span<const int32_t> tokens, std::string_view backend)>;
+  void set_nonfinite_locator(NonfiniteLocator locator) { locator_ = std::move(locator); }
+  const NonfiniteLocator& nonfinite_locator() const { return locator_; }
 
  private:
   Model(gguf::GgufFile file) : file_(std::move(file)) {}
-  static Expected<std::unique_ptr<Model>> open(const std::string& path, const ModelOptions& options);
   gguf::GgufFile file_;
   gguf::ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
   ir::Graph graph_last_;
   ir::Graph graph_all_;
   SessionFactory factory_;
+  NonfiniteLocator locator_;
 };
 
 }  // namespace bitnet::runtime

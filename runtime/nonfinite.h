@@ -10,8 +10,6 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <string>
-#include <string_view>
 
 namespace bitnet::runtime {
 
@@ -24,15 +22,10 @@ std::optional<size_t> first_non_finite(std::span<const float> values);
 // the tokens fed since its last reset. Model::new_session returns its sessions wrapped.
 std::unique_ptr<Session> diagnosable_session(std::unique_ptr<Session> inner, const Model& model);
 
-// The error for non-finite logits out of `session`: "logits are not finite: the first non-finite
-// value appears in ..." when it is a diagnosable session (the diagnosis re-runs its tokens
-// through the reference interpreter), else a plain "logits are not finite".
+// The error for non-finite logits out of `session`: the model's locator's diagnosis when it is
+// a diagnosable session of a model that has one (the compiler's loaders install
+// reference::locate_first_non_finite, which re-runs its tokens through the reference
+// interpreter), else a plain "logits are not finite".
 Error nonfinite_logits_error(const Session& session);
-
-// The diagnosis: runs `tokens` as one batch through the reference interpreter on the model's
-// lowered (unoptimised) graph, node by node, and describes the first node whose output holds
-// a non-finite value: its value name, op, layer and the weight it read (and whether that
-// weight itself holds non-finite values). `backend` names the session that saw them.
-std::string locate_first_non_finite(const Model& model, std::span<const int32_t> tokens, std::string_view backend = {});
 
 }  // namespace bitnet::runtime

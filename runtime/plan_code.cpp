@@ -59,7 +59,7 @@ Expected<std::shared_ptr<LoadedCode>> LoadedCode::load(std::span<const uint8_t> 
   for (const std::string& symbol : symbols) {
     void* address = ::dlsym(handle, symbol.c_str());
     if (address == nullptr) return make_error("the plan's code has no kernel '{}'", symbol);
-    code->kernels_.push_back(reinterpret_cast<codegen::KernelFn>(address));
+    code->kernels_.push_back(reinterpret_cast<abi::KernelFn>(address));
   }
   return code;
 }

@@ -3,8 +3,8 @@
 // does the relocations), then each kernel's symbol is looked up. Unloaded with the last owner.
 #pragma once
 
-#include "codegen_cpu/kernel_abi.h"
 #include "ir/support/expected.h"
+#include "schema/abi.h"
 
 #include <memory>
 #include <span>
@@ -23,12 +23,12 @@ class LoadedCode {
   LoadedCode(const LoadedCode&) = delete;
   LoadedCode& operator=(const LoadedCode&) = delete;
 
-  const std::vector<codegen::KernelFn>& kernels() const { return kernels_; }
+  const std::vector<abi::KernelFn>& kernels() const { return kernels_; }
 
  private:
   LoadedCode() = default;
   void* handle_ = nullptr;
-  std::vector<codegen::KernelFn> kernels_;
+  std::vector<abi::KernelFn> kernels_;
 };
 
 }  // namespace bitnet::runtime

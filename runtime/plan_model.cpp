@@ -3,6 +3,7 @@
 
 #include "frontend_gguf/mapped_file.h"
 #include "runtime/executor.h"
+#include "runtime/plan_check.h"
 #include "runtime/plan_code.h"
 #include "runtime/plan_cpu.h"
 #include "runtime/plan_files.h"
@@ -23,15 +24,10 @@ Hash128 hash_of(const std::unique_ptr<planfb::Hash128>& h) {
   return h ? Hash128{h->lo(), h->hi()} : Hash128{};
 }
 
-// What every session of a plan's model shares: the code, the sidecar mapping, and the kernels
-// of each graph's nodes.
-struct PlanState {
+// What a plan's sessions need alive besides the plan and its bindings: the code and the sidecar.
+struct LoadedPlanFiles {
   std::shared_ptr<LoadedCode> code;
   std::shared_ptr<const gguf::MappedFile> sidecar;
-  std::map<std::string, const void*> extra_weights;
-  const ir::Graph* graphs[2] = {nullptr, nullptr};
-  std::vector<int32_t> kernel_of_node[2];
-  int64_t t_max[2] = {0, 0};
 };
 
 Status check_model(const planfb::PlanT& plan, const std::string& path, const PlanRunOptions& options) {
@@ -59,9 +55,9 @@ Status check_model(const planfb::PlanT& plan, const std::string& path, const Pla
   return Status::success();
 }
 
-// Maps and checks the sidecar; fills the extra weights and their index entries.
+// Maps and checks the sidecar; binds its weights.
 Status open_sidecar(const planfb::PlanT& plan, const std::string& plan_path, const PlanRunOptions& options,
-                    PlanState& state, WeightIndex& index) {
+                    LoadedPlanFiles& state, PlanBindings& bindings) {
   const planfb::SidecarT* sc = plan.sidecar.get();
   if (!sc) return Status::success();
   if (sc->file_name.empty() || sc->file_name.find('/') != std::string::npos) {
@@ -84,20 +80,20 @@ Status open_sidecar(const planfb::PlanT& plan, const std::string& plan_path, con
     if (!w || w->offset % kSidecarAlignment != 0 || w->offset > bytes.size() || w->bytes > bytes.size() - w->offset) {
       return make_error("the plan's repacked weight #{} lies outside its sidecar", i);
     }
-    state.extra_weights[w->tensor] = bytes.data() + w->offset;
-    index[w->tensor] = {planfb::BindingKind::Repacked, static_cast<int32_t>(i)};
+    bindings.repacked.push_back(bytes.subspan(w->offset, w->bytes));
   }
   return Status::success();
 }
 
 // The GGUF's tensor table must still be what the plan bound (the model hash already says so;
-// this names the tensor when a plan and model disagree anyway).
-Status check_weight_bindings(const planfb::PlanT& plan, const gguf::GgufFile& file) {
+// this names the tensor when a plan and model disagree anyway); binds each tensor's bytes.
+Status bind_weights(const planfb::PlanT& plan, const gguf::GgufFile& file, PlanBindings& bindings) {
   for (const auto& w : plan.weights) {
     const gguf::TensorInfo* t = w ? file.find_tensor(w->tensor) : nullptr;
     if (!t || file.data_offset() + t->offset != w->offset || t->nbytes != w->bytes) {
       return make_error("the model's tensor '{}' is not where the plan expects it", w ? w->tensor : "?");
     }
+    bindings.weights.push_back(t->data);
   }
   return Status::success();
 }
@@ -127,44 +123,10 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
   const std::string model_path = options.model_path.empty() && plan->model ? plan->model->path : options.model_path;
   if (auto s = check_model(*plan, model_path, options); !s.ok()) return fail(s.error());
 
-  auto state = std::make_shared<PlanState>();
-  WeightIndex index;
-  for (size_t i = 0; i < plan->weights.size(); ++i) {
-    if (plan->weights[i]) index[plan->weights[i]->tensor] = {planfb::BindingKind::Weight, static_cast<int32_t>(i)};
-  }
-  if (auto s = open_sidecar(*plan, plan_path, options, *state, index); !s.ok()) return fail(s.error());
-  std::vector<planfb::WorkSplit> splits;
-  std::vector<std::string> symbols;
-  for (const auto& k : plan->kernels) {
-    if (!k) return fail(make_error("the plan has an empty kernel entry"));
-    splits.push_back(k->split);
-    symbols.push_back(k->symbol);
-  }
-  if (plan->graphs.size() != 2 || !plan->graphs[0] || !plan->graphs[1] || plan->graphs[0]->all_logits ||
-      !plan->graphs[1]->all_logits) {
-    return fail(make_error("the plan must hold the last-token and the all-logits graph"));
-  }
-  std::vector<DecodedGraph> graphs;
-  for (const auto& g : plan->graphs) {
-    auto decoded = decode_graph(*g, index, splits);
-    if (!decoded.ok()) return fail(decoded.error());
-    graphs.push_back(std::move(*decoded));
-  }
-  t.checks_ms = ms_since(start);
-
-  start = Clock::now();
-  if (!plan->code || plan->code->format != planfb::CodeFormat::ElfSharedObject) {
-    return fail(make_error("the plan holds no shared-object code image"));
-  }
-  auto code = LoadedCode::load(plan->code->image, symbols);
-  if (!code.ok()) return fail(code.error());
-  state->code = std::move(*code);
-  t.code_ms = ms_since(start);
-
-  start = Clock::now();
-  for (int g = 0; g < 2; ++g) state->kernel_of_node[g] = graphs[static_cast<size_t>(g)].kernel_of_node;
-  auto loaded =
-      Model::load_with_graphs(model_path, std::move(graphs[0].graph), std::move(graphs[1].graph), options.model);
+  auto files = std::make_shared<LoadedPlanFiles>();
+  auto bindings = std::make_shared<PlanBindings>();
+  if (auto st = open_sidecar(*plan, plan_path, options, *files, *bindings); !st.ok()) return fail(st.error());
+  auto loaded = Model::open(model_path, options.model);
   if (!loaded.ok()) {
     // The model's content is the plan's (checked above): what failed is the tokenizer file
     // or another option, which a recompiled plan would not fix.
@@ -172,34 +134,85 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
     return loaded.error();
   }
   std::unique_ptr<Model> model = std::move(*loaded);
-  if (auto s = check_weight_bindings(*plan, model->file()); !s.ok()) return fail(s.error());
-  state->graphs[0] = &model->graph(false);
-  state->graphs[1] = &model->graph(true);
-  for (int g = 0; g < 2; ++g) state->t_max[g] = plan->graphs[static_cast<size_t>(g)]->t_max;
-  model->set_session_factory([state](const ir::Graph& graph, const gguf::GgufFile& file, int64_t n_ctx,
-                                     int threads) -> Expected<std::unique_ptr<Session>> {
-    const int g = &graph == state->graphs[1] ? 1 : 0;
-    std::vector<codegen::KernelFn> kernels(graph.nodes().size(), nullptr);
-    for (size_t i = 0; i < kernels.size(); ++i) {
-      const int32_t k = state->kernel_of_node[g][i];
-      if (k >= 0) kernels[i] = state->code->kernels()[static_cast<size_t>(k)];
-    }
-    ExecutorOptions eo;
-    eo.n_ctx = n_ctx;
-    eo.threads = threads;
-    eo.t_max = state->t_max[g];  // the t_max its layout was checked for
-    eo.scratch_bytes_per_thread = kernel_scratch_bytes(n_ctx);
-    eo.extra_weights = state->extra_weights;
-    eo.backend_name = "plan";
-    // The factory (owned by the model) holds `state`, so the code stays loaded as long as the
-    // model, which every session must not outlive anyway.
-    BITNET_ASSIGN_OR_RETURN(auto exec, Executor::create(graph, file, std::move(kernels), eo));
-    return std::unique_ptr<Session>(std::move(exec));
-  });
+  if (auto st = bind_weights(*plan, model->file(), *bindings); !st.ok()) return fail(st.error());
+  // Every index and byte range of the schedule, before any of the plan's code is loaded.
+  if (auto st = check_plan_graphs(*plan, *bindings); !st.ok()) return fail(st.error());
+  t.checks_ms = ms_since(start);
+
+  start = Clock::now();
+  if (!plan->code || plan->code->format != planfb::CodeFormat::ElfSharedObject) {
+    return fail(make_error("the plan holds no shared-object code image"));
+  }
+  std::vector<std::string> symbols;
+  for (const auto& k : plan->kernels) symbols.push_back(k->symbol);
+  auto code = LoadedCode::load(plan->code->image, symbols);
+  if (!code.ok()) return fail(code.error());
+  files->code = std::move(*code);
+  bindings->kernels = files->code->kernels();
+  t.code_ms = ms_since(start);
+
+  start = Clock::now();
+  std::shared_ptr<const planfb::PlanT> shared_plan = std::move(plan);
+  if (auto st = install_plan_backend(*model, shared_plan, bindings, {.backend_name = "plan", .keepalive = files});
+      !st.ok()) {
+    return fail(st.error());
+  }
   t.model_ms = ms_since(start);
   if (times) *times = t;
   why = PlanLoadFailure::kNone;
   return model;
+}
+
+Status check_plan_graphs(const planfb::PlanT& plan, PlanBindings& bindings) {
+  bindings.kernel_splits.clear();
+  for (const auto& k : plan.kernels) {
+    if (!k) return make_error("the plan has an empty kernel entry");
+    const auto split = static_cast<abi::WorkSplit>(k->split);
+    if (split != abi::WorkSplit::kRows && split != abi::WorkSplit::kTokens && split != abi::WorkSplit::kHeads) {
+      return make_error("kernel '{}' has a bad work split", k->symbol);
+    }
+    bindings.kernel_splits.push_back(split);
+  }
+  if (plan.graphs.size() != 2 || !plan.graphs[0] || !plan.graphs[1] || plan.graphs[0]->all_logits ||
+      !plan.graphs[1]->all_logits) {
+    return make_error("the plan must hold the last-token and the all-logits graph");
+  }
+  for (const auto& g : plan.graphs) BITNET_RETURN_IF_ERROR(check_graph_plan(*g, bindings));
+  // The graphs as IR: the stored nodes must type-check as any graph does.
+  for (const auto& g : plan.graphs) {
+    if (auto decoded = decode_graph(*g, bindings.kernel_splits); !decoded.ok()) return decoded.error();
+  }
+  return Status::success();
+}
+
+Status install_plan_backend(Model& model, std::shared_ptr<const planfb::PlanT> plan,
+                            std::shared_ptr<const PlanBindings> bindings, const PlanBackendOptions& options) {
+  if (bindings->kernels.size() != plan->kernels.size() || bindings->kernel_splits.size() != plan->kernels.size()) {
+    return make_error("the plan's kernels are not all bound");
+  }
+  for (size_t k = 0; k < bindings->kernels.size(); ++k) {
+    if (!bindings->kernels[k]) return make_error("the plan's kernel '{}' is not bound", plan->kernels[k]->symbol);
+  }
+  if (options.decode_graphs) {
+    BITNET_ASSIGN_OR_RETURN(DecodedGraph last, decode_graph(*plan->graphs[0], bindings->kernel_splits));
+    BITNET_ASSIGN_OR_RETURN(DecodedGraph all, decode_graph(*plan->graphs[1], bindings->kernel_splits));
+    model.set_graphs(std::move(last.graph), std::move(all.graph));
+  }
+  const int64_t n_vocab = static_cast<int64_t>(model.config().n_vocab);
+  model.set_session_factory([plan, bindings, options, n_vocab](bool all_logits, int64_t n_ctx,
+                                                               int threads) -> Expected<std::unique_ptr<Session>> {
+    ExecutorOptions eo;
+    eo.n_ctx = n_ctx;
+    eo.threads = threads;
+    eo.n_vocab = n_vocab;
+    eo.backend_name = options.backend_name;
+    // The factory (owned by the model) holds the plan, its bindings and what keeps them valid
+    // (options.keepalive: the loaded code), so they live as long as the model, which no session
+    // may outlive.
+    BITNET_ASSIGN_OR_RETURN(auto exec, Executor::create(*plan->graphs[all_logits ? 1 : 0], *bindings, eo));
+    return std::unique_ptr<Session>(std::move(exec));
+  });
+  return Status::success();
 }
 
 }  // namespace bitnet::runtime

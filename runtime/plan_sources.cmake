@@ -7,6 +7,7 @@ target_sources(runtime PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/plan_cpu.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_files.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_graph.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/plan_check.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_code.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_writer.cpp

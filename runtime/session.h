@@ -1,5 +1,5 @@
 // A running model: the KV cache and the code that advances it. Two implementations: the
-// reference interpreter (runtime/interpreter.h) and the compiled executor
+// reference interpreter (reference/interpreter.h) and the compiled executor
 // (runtime/executor.h). Generation and evaluation work with either.
 #pragma once
 

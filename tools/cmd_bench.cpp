@@ -95,9 +95,12 @@ void add_bench(CLI::App& app, int& exit_code) {
     std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
     // A requantized LM head (--lm-head, or a plan compiled with it) changes the results: its
     // rows say so, apart from the default's.
-    const auto head = passes::find_lm_head(m.graph(false));
-    const std::string lm_head = head.ok() ? std::string(ir::dtype_name(head->type.dtype)) : "";
-    if (head.ok() && head->retargeted()) backend += " lm_head=" + lm_head;
+    // (The graphs record a retargeted head's dtype; "" is the model file's own head.)
+    std::string lm_head;
+    for (const auto& [key, value] : m.graph(false).properties()) {
+      if (key == passes::kLmHeadProperty) lm_head = value;
+    }
+    if (!lm_head.empty()) backend += " lm_head=" + lm_head;
     const int64_t bytes_per_token = runtime::decode_bytes_per_token(m);
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json) {

@@ -1,11 +1,13 @@
 // `bitnet compile`: compile a model ahead of time into a plan that `bitnet run --plan` and the
 // compiler-free `bitnet-rt` run (runtime/plan_model.h), for this CPU or a baseline target.
+#include "compiler/lm_head.h"
+#include "compiler/load_model.h"
+#include "compiler/plan_compiler.h"
 #include "frontend_gguf/output_file.h"
 #include "runtime/plan_cache.h"  // format_size
 #include "runtime/plan_files.h"
 #include "tools/commands.h"
-#include "tools/lm_head.h"
-#include "tools/plan_compiler.h"
+#include "tools/compiler_backend.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>
@@ -22,7 +24,7 @@ void add_compile(CLI::App& app, int& exit_code) {
     std::string target = "host";
     std::string lm_head = "f16";
     bool verbose = false;
-    passes::PassOptions passes;
+    PassFlags passes;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("compile", "Compile a model ahead of time into a plan (kernels + schedule)");
@@ -45,15 +47,16 @@ void add_compile(CLI::App& app, int& exit_code) {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("compile", message); };
     const auto start = std::chrono::steady_clock::now();
-    auto lm_head = parse_lm_head(o->lm_head);
+    auto lm_head = compiler::parse_lm_head(o->lm_head);
     if (!lm_head.ok()) return fail(lm_head.error().message);
-    auto model = runtime::Model::load(o->model, {.passes = o->passes, .lm_head = *lm_head});
+    auto model = compiler::load_model(o->model, {.passes = to_pass_options(o->passes), .lm_head = *lm_head});
     if (!model.ok()) return fail(model.error().message);
-    if (auto note = lm_head_note(**model, *lm_head); !note.empty()) fmt::print(stderr, "bitnet: note: {}\n", note);
+    if (auto note = compiler::lm_head_note(**model, *lm_head); !note.empty())
+      fmt::print(stderr, "bitnet: note: {}\n", note);
     // No memo: `compile -o` writes the plan and nothing else (not into the plan cache).
     auto hash = runtime::file_content_hash(o->model, "", "model");
     if (!hash.ok()) return fail(hash.error().message);
-    auto compiled = compile_plan(**model, {.target = o->target, .lm_head = *lm_head}, *hash);
+    auto compiled = compiler::compile_plan(**model, {.target = o->target, .lm_head = *lm_head}, *hash);
     if (!compiled.ok()) return fail(compiled.error().message);
     // A device or FIFO (-o /dev/null) gets the plan but no PLAN.weights beside it (output_file.h).
     const auto kind = gguf::output_kind(o->output);

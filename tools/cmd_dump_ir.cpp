@@ -5,6 +5,7 @@
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
 #include "tools/commands.h"
+#include "tools/compiler_backend.h"
 #include "tools/option_values.h"
 #include "tools/run_options.h"
 
@@ -19,7 +20,7 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
     std::string model;
     std::string stage = "lowered";
     bool all_logits = false;
-    passes::PassOptions passes;
+    PassFlags passes;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("dump-ir", "Print the IR of a model's forward graph");
@@ -30,8 +31,7 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
   cmd->add_flag("--all-logits", o->all_logits, "logits for every token (as eval uses) instead of the last one");
   add_pass_options(*cmd, o->passes);
   cmd->callback([o, &exit_code] {
-    const passes::PassOptions& p = o->passes;
-    if (o->stage == "lowered" && (p.print_after_all || p.time_passes || !p.print_after.empty())) {
+    if (o->stage == "lowered" && o->passes.any()) {
       throw_usage_error("--stage",
                         "--print-after-all, --print-after and --time-passes need --stage optimized "
                         "(the lowered graph runs no passes)");
@@ -49,7 +49,7 @@ void add_dump_ir(CLI::App& app, int& exit_code) {
       return;
     }
     if (o->stage == "optimized") {
-      auto status = passes::default_pipeline().run(*graph, o->passes);
+      auto status = passes::default_pipeline().run(*graph, to_pass_options(o->passes));
       if (!status.ok()) {
         print_error("dump-ir", status.error().message);
         exit_code = kExitFailure;

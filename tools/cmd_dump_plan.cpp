@@ -52,10 +52,17 @@ void print_schedule(const planfb::GraphPlanT& g, const planfb::PlanT& plan) {
   for (size_t i = 0; i < g.schedule.size(); ++i) {
     const planfb::CallT& c = *g.schedule[i];
     const size_t k = static_cast<size_t>(c.kernel);
-    const std::string op =
-        static_cast<size_t>(c.node) < g.nodes.size() ? g.nodes[static_cast<size_t>(c.node)]->op : "?";
+    const auto node = static_cast<size_t>(c.node);
+    const std::string op = node < g.nodes.size() && g.nodes[node] ? g.nodes[node]->op : "?";
     std::string inputs;
     for (const auto& b : c.inputs) inputs += (inputs.empty() ? "" : ", ") + binding_text(b, g);
+    if (c.kind != planfb::CallKind::Kernel) {
+      fmt::print("    {:3} node {:4} {:15} {} ({}) -> {}\n", i, c.node, op,
+                 c.kind == planfb::CallKind::LoadTokens ? "load the token ids"
+                                                        : fmt::format("copy the last row ({} bytes)", c.row_bytes),
+                 inputs, c.output ? binding_text(*c.output, g) : "?");
+      continue;
+    }
     fmt::print("    {:3} node {:4} {:15} {:11} split {} {} by {}{}  ({}) -> {}\n", i, c.node, op,
                k < plan.kernels.size() ? plan.kernels[k]->symbol : "?", split_name(c.split),
                c.units < 0 ? std::string("T") : std::to_string(c.units), c.granularity,
@@ -120,12 +127,14 @@ void add_dump_plan(CLI::App& app, int& exit_code) {
       fmt::print("  {:10} {:6} {:8.1f} ms  {}\n", k->symbol, split_name(k->split), k->compile_ms, k->key);
     }
     for (const auto& g : p.graphs) {
+      const auto kernel_calls = std::count_if(g->schedule.begin(), g->schedule.end(),
+                                              [](const auto& c) { return c && c->kind == planfb::CallKind::Kernel; });
       int64_t kv_bytes_per_cell = 0;
       for (const auto& kv : g->kv) kv_bytes_per_cell += 2 * 2 * int64_t{kv.n_head_kv()} * kv.head_dim();
       fmt::print(
           "graph '{}' ({} logits): {} nodes, {} kernel calls, arena {} for t_max {}, KV cache {} layers x {} "
           "bytes per cell (f16 K and V)\n",
-          g->name, g->all_logits ? "all" : "last-token", g->nodes.size(), g->schedule.size(),
+          g->name, g->all_logits ? "all" : "last-token", g->nodes.size(), kernel_calls,
           runtime::format_size(static_cast<uint64_t>(g->arena_bytes)), g->t_max, g->kv.size(),
           g->kv.empty() ? 0 : kv_bytes_per_cell / static_cast<int64_t>(g->kv.size()));
     }

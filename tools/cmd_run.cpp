@@ -29,7 +29,7 @@ void add_run(CLI::App& app, int& exit_code) {
     std::string json_out;
     bool no_display_prompt = false;
     bool ignore_eos = false;
-    passes::PassOptions passes;
+    PassFlags passes;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt");

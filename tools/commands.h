@@ -24,7 +24,7 @@ void add_gen_model(CLI::App& app, int& exit_code);
 void add_run(CLI::App& app, int& exit_code);
 void add_eval(CLI::App& app, int& exit_code);
 void add_bench(CLI::App& app, int& exit_code);
-void add_compile(CLI::App& app, int& exit_code);  // needs the compiler (tools_engine)
+void add_compile(CLI::App& app, int& exit_code);  // needs the compiler (compiler/)
 void add_dump_plan(CLI::App& app, int& exit_code);
 void add_cache(CLI::App& app, int& exit_code);
 

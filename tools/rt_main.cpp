@@ -1,7 +1,7 @@
 // Entry point of `bitnet-rt`, the runtime without a compiler: run, eval and bench a plan made
-// by `bitnet compile` (--plan PLAN; the same options as `bitnet`), or use the reference
-// interpreter (--backend interp). It links no LLVM, no lld and no NVRTC (a test reads its ELF
-// NEEDED entries), so it starts fast and deploys small.
+// by `bitnet compile` (--plan PLAN; the same options as `bitnet`). It contains no passes, code
+// generators, compiler, reference interpreter, LLVM, lld or NVRTC (tests read its ELF NEEDED
+// entries and its symbols), so it starts fast and deploys small.
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {

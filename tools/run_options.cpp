@@ -2,7 +2,6 @@
 #include "tools/run_options.h"
 
 #include "frontend_gguf/output_file.h"
-#include "passes/pass_manager.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
 #include "tools/option_values.h"
@@ -51,16 +50,13 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
                "also set by BITNET_DETERMINISTIC=1");
 }
 
-void add_pass_options(CLI::App& cmd, passes::PassOptions& o) {
+void add_pass_options(CLI::App& cmd, PassFlags& o) {
   // A misspelt pass name would print nothing and look like a pass that did nothing.
   const CLI::Validator known_pass(
       [](std::string& name) -> std::string {
-        std::vector<std::string> names;
-        const passes::PassManager pipeline = passes::default_pipeline();
-        for (const passes::Pass& p : pipeline.passes()) {
-          if (p.name == name) return {};
-          if (std::find(names.begin(), names.end(), p.name) == names.end()) names.emplace_back(p.name);
-        }
+        const std::vector<std::string>& names = compiler_hooks().pass_names;
+        if (names.empty()) return "this runtime has no compiler and runs no passes";
+        if (std::find(names.begin(), names.end(), name) != names.end()) return {};
         return fmt::format("no pass named '{}' (passes: {})", name, fmt::join(names, ", "));
       },
       "PASS", "known_pass");
@@ -68,7 +64,6 @@ void add_pass_options(CLI::App& cmd, passes::PassOptions& o) {
   cmd.add_option("--print-after", o.print_after, "print the IR to stderr after the named pass (repeatable)")
       ->check(known_pass);
   cmd.add_flag("--time-passes", o.time_passes, "print each pass's time to stderr");
-  o.sink = [](std::string_view text) { fmt::print(stderr, "{}", text); };
 }
 
 Status finish_common_options(CommonRunOptions& o) {
@@ -96,10 +91,6 @@ int resolved_threads(const CommonRunOptions& o) {
 }
 
 namespace {
-JitModelLoader& jit_model_loader() {
-  static JitModelLoader loader;
-  return loader;
-}
 
 Expected<std::unique_ptr<runtime::Model>> load_plan_model(const CommonRunOptions& o) {
   // Model hashes are memoised in the cache directory when it is usable (plan_files.h).
@@ -119,22 +110,33 @@ Expected<std::unique_ptr<runtime::Model>> load_plan_model(const CommonRunOptions
 }
 }  // namespace
 
-void set_jit_model_loader(JitModelLoader loader) {
-  jit_model_loader() = std::move(loader);
+namespace {
+CompilerHooks& hooks_storage() {
+  static CompilerHooks hooks;
+  return hooks;
+}
+}  // namespace
+
+const CompilerHooks& compiler_hooks() {
+  return hooks_storage();
+}
+
+void set_compiler_hooks(CompilerHooks hooks) {
+  hooks_storage() = std::move(hooks);
 }
 
 Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
-                                                     const passes::PassOptions& passes) {
+                                                     const PassFlags& passes) {
   const auto start = std::chrono::steady_clock::now();
   Expected<std::unique_ptr<runtime::Model>> model = make_error("no backend");
+  const CompilerHooks& hooks = compiler_hooks();
   if (!o.plan.empty()) {
     model = load_plan_model(o);
-  } else if (o.backend == "interp") {
-    model = runtime::Model::load(o.model, {.tokenizer_path = o.tokenizer, .passes = passes});
-  } else if (jit_model_loader()) {
-    model = jit_model_loader()(o, passes);
+    if (model.ok() && hooks.on_plan_loaded) hooks.on_plan_loaded(**model);
+  } else if (hooks.load) {
+    model = hooks.load(o, passes);
   } else {
-    model = make_error("this runtime has no compiler: pass --plan PLAN (made by `bitnet compile`) or --backend interp");
+    model = make_error("this runtime has no compiler and no interpreter: pass --plan PLAN (made by `bitnet compile`)");
   }
   if (load_ms) *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return model;

@@ -37,23 +37,36 @@ struct CommonRunOptions {
 };
 
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
-// --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile), printing to stderr.
-void add_pass_options(CLI::App& cmd, passes::PassOptions& o);
+// --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile): what the
+// compiler's pass manager is asked to print to stderr (tools/compiler_backend.h turns them into
+// passes::PassOptions; bitnet-rt runs no passes and accepts none).
+struct PassFlags {
+  bool print_after_all = false;
+  std::vector<std::string> print_after;
+  bool time_passes = false;
+  bool any() const { return print_after_all || time_passes || !print_after.empty(); }
+};
+void add_pass_options(CLI::App& cmd, PassFlags& o);
 // Resolves defaults from the environment (a bad BITNET_DETERMINISTIC is a usage error, thrown
 // as option_values.h says); fails on --lm-head other than f16 with the interpreter or a plan
 // (whose LM head `bitnet compile --lm-head` fixed).
 Status finish_common_options(CommonRunOptions& o);
 int resolved_threads(const CommonRunOptions& o);
 
-// How the JIT backend loads a model (tools/engine.h registers it; bitnet-rt, which links no
-// compiler, has none and runs plans or the interpreter only).
-using JitModelLoader =
-    std::function<Expected<std::unique_ptr<runtime::Model>>(const CommonRunOptions&, const passes::PassOptions&)>;
-void set_jit_model_loader(JitModelLoader loader);
+// What `bitnet` adds to the commands both binaries share (tools/compiler_backend.h installs it;
+// bitnet-rt, which links no compiler and no interpreter, has none and runs plans only).
+struct CompilerHooks {
+  // Loads -m MODEL for --backend jit or interp, running the pass pipeline with the options.
+  std::function<Expected<std::unique_ptr<runtime::Model>>(const CommonRunOptions&, const PassFlags&)> load;
+  std::vector<std::string> pass_names;                  // what --print-after accepts
+  std::function<void(runtime::Model&)> on_plan_loaded;  // e.g. the non-finite diagnosis
+};
+void set_compiler_hooks(CompilerHooks hooks);
+const CompilerHooks& compiler_hooks();
 
 // Loads the model from --plan, or (running the pass pipeline with `passes`) for the backend.
 Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
-                                                     const passes::PassOptions& passes = {});
+                                                     const PassFlags& passes = {});
 
 // "1,2,3" -> ids; fails on anything that is not a comma-separated integer list.
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text);

@@ -10,6 +10,9 @@
 namespace bitnet::codegen {
 namespace {
 
+using abi::KernelArgs;
+using abi::KernelFn;
+
 ir::Type f32(std::vector<int64_t> dims) {
   ir::Type t{ir::DType::F32, {}};
   for (int64_t d : dims) t.shape.push_back(d < 0 ? ir::Dim::tokens() : ir::Dim{d});
@@ -44,7 +47,7 @@ TEST(Jit, CompilesAndRunsAKernel) {
   ASSERT_TRUE(jit.ok()) << jit.error().message;
   auto k = (*jit)->compile_one(add_desc(37));
   ASSERT_TRUE(k.ok()) << k.error().message;
-  EXPECT_EQ(k->split, WorkSplit::kTokens);
+  EXPECT_EQ(k->split, abi::WorkSplit::kTokens);
   std::vector<float> a(3 * 37), b(37), out(3 * 37, -1);
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i) * 0.5f;
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i);

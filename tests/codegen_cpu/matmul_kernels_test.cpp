@@ -4,10 +4,10 @@
 // on real weights, over arbitrary feature sub-ranges.
 #include "codegen_cpu/jit.h"
 #include "codegen_cpu/matmul_tuning.h"
-#include "codegen_cpu/requantize.h"
+#include "compiler/requantize.h"
 #include "frontend_gguf/gguf_file.h"
 #include "npy.h"
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -22,7 +22,13 @@
 namespace bitnet::codegen {
 namespace {
 
-namespace ref = runtime::ref;
+using abi::KernelArgs;
+using abi::KernelFn;
+using compiler::float_to_half;
+using compiler::half_to_float;
+using compiler::requantize_f16_to_q6_k;
+using compiler::requantize_f16_to_q8_0;
+
 using gguf::GgmlType;
 using ir::DType;
 
@@ -173,7 +179,7 @@ KernelDesc product_desc(ir::OpKind op, DType act, const std::vector<const Weight
 CompiledKernel compile(const std::string& target, const KernelDesc& d) {
   auto k = jit_for(target).compile_one(d);
   EXPECT_TRUE(k.ok()) << k.error().message;
-  EXPECT_EQ(k->split, WorkSplit::kRows);
+  EXPECT_EQ(k->split, abi::WorkSplit::kRows);
   return k.ok() ? *k : CompiledKernel{};
 }
 

@@ -3,7 +3,7 @@
 // C++ reference's own intermediates (../shared/crossval/*/intermediates_seq16), for the host
 // and the x86-64-v3 target, over whole and partial work ranges.
 #include "codegen_cpu/jit.h"
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 #include "runtime/reference_test_util.h"
 #include "test_support.h"
 
@@ -18,7 +18,9 @@
 namespace bitnet::codegen {
 namespace {
 
-namespace ref = runtime::ref;
+using abi::KernelArgs;
+using abi::KernelFn;
+
 using testing::CrossvalModel;
 
 constexpr double kTolerance = 1e-5;  // relative, per op (the float tolerance of the kernels)
@@ -143,7 +145,7 @@ struct I8q {
   std::vector<float> scale;
   std::vector<int32_t> sum;
 };
-// Unpacks the i8q layout of kernel_abi.h: q[rows][k], float scale[rows], int32 sum[rows].
+// Unpacks the i8q layout of schema/abi.h: q[rows][k], float scale[rows], int32 sum[rows].
 I8q unpack(const std::vector<uint8_t>& buf, int64_t rows, int64_t k) {
   I8q r;
   r.q.resize(static_cast<size_t>(rows * k));
@@ -426,7 +428,7 @@ class AttentionRun {
   }
 
   // Cache entries of the kernel (K [HKV][cell][D], V [HKV][cell / 32][D][cell % 32], see
-  // kernel_abi.h) that differ from the reference's (K [cell][HKV * D], V [HKV * D][cell]).
+  // schema/abi.h) that differ from the reference's (K [cell][HKV * D], V [HKV * D][cell]).
   int64_t cache_mismatches() const {
     int64_t n = 0;
     const int64_t kvd = s_.kv_heads * s_.dim;

@@ -2,12 +2,13 @@
 // reference's outputs and against the interpreter: logits within 1e-3 over the first
 // positions, greedy ids equal wherever the reference's top-2 margin exceeds 1e-3,
 // stories260K's 200 greedy tokens equal llama2.c's, and no dependence on the thread count.
+#include "compiler/jit_model.h"
+#include "compiler/load_model.h"
 #include "npy.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "test_support.h"
-#include "tools/engine.h"
 
 #include <nlohmann/json.hpp>
 
@@ -18,10 +19,10 @@ namespace bitnet {
 namespace {
 
 std::unique_ptr<runtime::Model> jit_model(const std::filesystem::path& path, const std::string& target = "host") {
-  auto model = runtime::Model::load(path.string());
+  auto model = compiler::load_model(path.string());
   EXPECT_TRUE(model.ok()) << model.error().message;
   if (!model.ok()) return nullptr;
-  auto status = tools::attach_backend(**model, {.backend = "jit", .target = target});
+  auto status = compiler::attach_backend(**model, {.backend = "jit", .target = target});
   EXPECT_TRUE(status.ok()) << status.error().message;
   return std::move(*model);
 }
@@ -131,7 +132,7 @@ TEST(JitEndToEnd, Stories260KMatchesLlama2c) {
 TEST(JitEndToEnd, CloseToTheInterpreterAndIndependentOfThreads) {
   BITNET_REQUIRE_SHARED(shared);
   const auto path = shared / "models/bitnet-i2s/b158-small-gqa.i2_s.gguf";
-  auto interp_model = runtime::Model::load(path.string());
+  auto interp_model = compiler::load_model(path.string());
   ASSERT_TRUE(interp_model.ok());
   auto jit = jit_model(path);
   ASSERT_TRUE(jit);
@@ -181,14 +182,14 @@ TEST(JitEndToEnd, LongPromptsRunInChunks) {
 }
 
 TEST(JitEndToEnd, UnknownTargetsAndBackendsAreErrors) {
-  auto model = runtime::Model::load((testing::source_dir() / "models/stories260K.gguf").string());
+  auto model = compiler::load_model((testing::source_dir() / "models/stories260K.gguf").string());
   ASSERT_TRUE(model.ok());
   // The target is checked against this CPU before anything is compiled: an unknown one is an
   // error naming it, not a silent fall back to the interpreter.
-  const Status unknown = tools::attach_backend(**model, {.backend = "jit", .target = "sparc"});
+  const Status unknown = compiler::attach_backend(**model, {.backend = "jit", .target = "sparc"});
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.error().message.find("sparc"), std::string::npos) << unknown.error().message;
-  EXPECT_FALSE(tools::attach_backend(**model, {.backend = "gpu"}).ok());
+  EXPECT_FALSE(compiler::attach_backend(**model, {.backend = "gpu"}).ok());
 }
 
 }  // namespace

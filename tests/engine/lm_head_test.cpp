@@ -2,14 +2,15 @@
 // greedy generation that follows the reference wherever its margin is wider than the
 // requantization error, a no-op on F32 heads (stories260K), the interpreter refused, the
 // requantized bytes independent of the thread split, and the bytes per decoded token.
-#include "tools/lm_head.h"
-#include "codegen_cpu/requantize.h"
+#include "compiler/lm_head.h"
+#include "compiler/jit_model.h"
+#include "compiler/load_model.h"
+#include "compiler/requantize.h"
 #include "runtime/bench.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "test_support.h"
-#include "tools/engine.h"
 
 #include <nlohmann/json.hpp>
 
@@ -23,10 +24,10 @@ namespace {
 using ir::DType;
 
 std::unique_ptr<runtime::Model> jit_model(const std::filesystem::path& path, DType lm_head) {
-  auto model = runtime::Model::load(path.string(), {.lm_head = lm_head});
+  auto model = compiler::load_model(path.string(), {.lm_head = lm_head});
   EXPECT_TRUE(model.ok()) << model.error().message;
   if (!model.ok()) return nullptr;
-  auto status = tools::attach_backend(**model, {.backend = "jit"});
+  auto status = compiler::attach_backend(**model, {.backend = "jit"});
   EXPECT_TRUE(status.ok()) << status.error().message;
   return status.ok() ? std::move(*model) : nullptr;
 }
@@ -181,17 +182,17 @@ TEST(LmHeadJit, GenerationRunsOnEveryModelAndIsANoOpOnF32Heads) {
     }
   }
   auto stories =
-      runtime::Model::load((testing::source_dir() / "models/stories260K.gguf").string(), {.lm_head = DType::Q8_0});
+      compiler::load_model((testing::source_dir() / "models/stories260K.gguf").string(), {.lm_head = DType::Q8_0});
   ASSERT_TRUE(stories.ok());
-  EXPECT_NE(tools::lm_head_note(**stories, DType::Q8_0).find("only to F16 LM heads"), std::string::npos);
-  EXPECT_EQ(tools::lm_head_note(**stories, DType::F16), "");
+  EXPECT_NE(compiler::lm_head_note(**stories, DType::Q8_0).find("only to F16 LM heads"), std::string::npos);
+  EXPECT_EQ(compiler::lm_head_note(**stories, DType::F16), "");
 }
 
 TEST(LmHeadJit, TheInterpreterIsRefused) {
   BITNET_REQUIRE_SHARED(shared);
-  auto model = runtime::Model::load(shared_model(shared, "b158-tiny-gqa").string(), {.lm_head = DType::Q8_0});
+  auto model = compiler::load_model(shared_model(shared, "b158-tiny-gqa").string(), {.lm_head = DType::Q8_0});
   ASSERT_TRUE(model.ok());
-  auto s = tools::attach_backend(**model, {.backend = "interp"});
+  auto s = compiler::attach_backend(**model, {.backend = "interp"});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("interpreter cannot run the requantized LM head"), std::string::npos)
       << s.error().message;
@@ -204,16 +205,16 @@ TEST(LmHeadJit, TheInterpreterIsRefused) {
 TEST(LmHeadJit, RequantizedBytesDoNotDependOnTheThreadSplit) {
   BITNET_REQUIRE_SHARED(shared);
   for (DType dtype : {DType::Q8_0, DType::Q6_K}) {
-    auto model = runtime::Model::load(shared_model(shared, "b158-tiny-gqa").string(), {.lm_head = dtype});
+    auto model = compiler::load_model(shared_model(shared, "b158-tiny-gqa").string(), {.lm_head = dtype});
     ASSERT_TRUE(model.ok());
-    auto head = tools::requantized_lm_head(**model);
+    auto head = compiler::requantized_lm_head(**model);
     ASSERT_TRUE(head.ok() && head->has_value());
     const gguf::TensorInfo* t = (*model)->file().find_tensor("token_embd.weight");
     ASSERT_NE(t, nullptr);
-    const auto whole = dtype == DType::Q8_0 ? codegen::requantize_f16_to_q8_0(t->data.data(), 32000, 256)
-                                            : codegen::requantize_f16_to_q6_k(t->data.data(), 32000, 256);
+    const auto whole = dtype == DType::Q8_0 ? compiler::requantize_f16_to_q8_0(t->data.data(), 32000, 256)
+                                            : compiler::requantize_f16_to_q6_k(t->data.data(), 32000, 256);
     for (int threads : {1, 3, 7}) {
-      auto blob = tools::requantize_lm_head((*model)->file(), **head, threads);
+      auto blob = compiler::requantize_lm_head((*model)->file(), **head, threads);
       ASSERT_TRUE(blob.ok()) << blob.error().message;
       EXPECT_EQ(blob->tensor, std::string("token_embd.weight@") + std::string(ir::dtype_name(dtype)));
       EXPECT_EQ(blob->source, "token_embd.weight");
@@ -225,9 +226,9 @@ TEST(LmHeadJit, RequantizedBytesDoNotDependOnTheThreadSplit) {
 TEST(LmHeadJit, BytesPerTokenCountTheRequantizedHead) {
   BITNET_REQUIRE_SHARED(shared);
   const auto path = shared_model(shared, "b158-tiny-gqa").string();
-  auto f16 = runtime::Model::load(path);
-  auto q8 = runtime::Model::load(path, {.lm_head = DType::Q8_0});
-  auto q6 = runtime::Model::load(path, {.lm_head = DType::Q6_K});
+  auto f16 = compiler::load_model(path);
+  auto q8 = compiler::load_model(path, {.lm_head = DType::Q8_0});
+  auto q6 = compiler::load_model(path, {.lm_head = DType::Q6_K});
   ASSERT_TRUE(f16.ok() && q8.ok() && q6.ok());
   const int64_t base = runtime::decode_bytes_per_token(**f16);
   const int64_t weights = 32000 * 256;

@@ -58,7 +58,7 @@ void check_plan(const ir::Graph& g, const passes::MemoryPlan& plan) {
     const std::string& name = g.value(n.result).name;
     EXPECT_EQ(s.offset % passes::kArenaAlignment, 0) << name;
     EXPECT_EQ(s.bytes % passes::kArenaAlignment, 0) << name;
-    EXPECT_GE(s.bytes, passes::value_bytes(g.value(n.result).type, plan.t_max)) << name;
+    EXPECT_GE(s.bytes, ir::activation_bytes(g.value(n.result).type, plan.t_max)) << name;
     EXPECT_LE(s.offset + s.bytes, plan.arena_bytes) << name;
     EXPECT_GE(s.offset, 0) << name;
     total += s.bytes;
@@ -99,12 +99,12 @@ void check_plan(const ir::Graph& g, const passes::MemoryPlan& plan) {
 
 TEST(MemoryPlan, ValueBytes) {
   using ir::Dim;
-  EXPECT_EQ(passes::value_bytes(ir::Type::of(ir::DType::F32, {Dim::tokens(), Dim{10}}), 3), 120);
-  EXPECT_EQ(passes::value_bytes(ir::Type::of(ir::DType::I32, {Dim::tokens()}), 5), 20);
+  EXPECT_EQ(ir::activation_bytes(ir::Type::of(ir::DType::F32, {Dim::tokens(), Dim{10}}), 3), 120);
+  EXPECT_EQ(ir::activation_bytes(ir::Type::of(ir::DType::I32, {Dim::tokens()}), 5), 20);
   // i8q: the int8 rows, then a float scale per row, then an int32 sum per row.
-  EXPECT_EQ(passes::value_bytes(ir::Type::of(ir::DType::I8Q, {Dim::tokens(), Dim{128}}), 2), 256 + 16);
-  EXPECT_EQ(passes::value_bytes(ir::Type::of(ir::DType::I8Q, {Dim::tokens(), Dim{5}}), 3), 15 + 24);
-  EXPECT_EQ(passes::value_bytes(ir::Type::of(ir::DType::F32, {Dim{1}, Dim{7}}), 512), 28);
+  EXPECT_EQ(ir::activation_bytes(ir::Type::of(ir::DType::I8Q, {Dim::tokens(), Dim{128}}), 2), 256 + 16);
+  EXPECT_EQ(ir::activation_bytes(ir::Type::of(ir::DType::I8Q, {Dim::tokens(), Dim{5}}), 3), 15 + 24);
+  EXPECT_EQ(ir::activation_bytes(ir::Type::of(ir::DType::F32, {Dim{1}, Dim{7}}), 512), 28);
   EXPECT_FALSE(passes::plan_memory(ir::Graph{}, 0).ok());
 }
 
@@ -160,7 +160,7 @@ TEST(MemoryPlan, InterpreterRefusesBatchesOverTheArenaSize) {
   auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
   auto g = gguf::lower_to_ir(*file, {});
   ASSERT_TRUE(passes::default_pipeline().run(*g).ok());
-  auto interp = runtime::Interpreter::create(*g, *file, {64, 1, 2});
+  auto interp = reference::Interpreter::create(*g, *file, {64, 1, 2});
   ASSERT_TRUE(interp.ok());
   auto r = (*interp)->run(std::vector<int32_t>{1, 2, 3});
   ASSERT_FALSE(r.ok());

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "frontend_gguf/lowering.h"
-#include "runtime/interpreter.h"
+#include "reference/interpreter.h"
 #include "test_support.h"
 
 #include <cstring>
@@ -24,8 +24,8 @@ inline std::vector<std::filesystem::path> semantic_models(const std::filesystem:
 // Logits of a 7-token prompt (one call, every row) then three single-token decode calls, all
 // concatenated: what "the same results" means for a pass.
 inline std::vector<float> run_prompt_and_decode(const ir::Graph& graph, const gguf::GgufFile& file,
-                                                runtime::InterpreterOptions options = {64, 2}) {
-  auto interp = runtime::Interpreter::create(graph, file, options);
+                                                reference::InterpreterOptions options = {64, 2}) {
+  auto interp = reference::Interpreter::create(graph, file, options);
   EXPECT_TRUE(interp.ok()) << interp.error().message;
   if (!interp.ok()) return {};
   std::vector<float> all;

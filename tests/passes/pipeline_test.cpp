@@ -1,5 +1,6 @@
 // The default pipeline as a whole: its order, the T_max option, and the pass options reaching
-// the pipeline that runtime::Model::load runs (what `bitnet run --time-passes` relies on).
+// the pipeline that compiler::load_model runs (what `bitnet run --time-passes` relies on).
+#include "compiler/load_model.h"
 #include "passes/pass_manager.h"
 #include "runtime/model.h"
 #include "test_support.h"
@@ -44,11 +45,11 @@ TEST(Pipeline, DceKeepsRopeAttention) {
 
 TEST(Pipeline, ModelLoadPassesTheOptionsOn) {
   std::string log;
-  runtime::ModelOptions options;
+  compiler::LoadOptions options;
   options.passes.time_passes = true;
   options.passes.print_after = {"fuse-residual"};
   options.passes.sink = [&](std::string_view s) { log += s; };
-  auto model = runtime::Model::load((testing::source_dir() / "models/stories260K.gguf").string(), options);
+  auto model = compiler::load_model((testing::source_dir() / "models/stories260K.gguf").string(), options);
   ASSERT_TRUE(model.ok()) << model.error().message;
   EXPECT_NE(log.find("pass plan-memory"), std::string::npos);
   EXPECT_NE(log.find("// ----- IR after fuse-residual -----"), std::string::npos);

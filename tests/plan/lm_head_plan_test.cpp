@@ -1,10 +1,11 @@
 // Plans with `--lm-head q8_0|q6_k`: the requantized head goes into the sidecar (named, typed,
 // hash-checked), the plan runs bit-identically to the JIT with the same option, the cache key
 // names the option, and the CLI (compile, run with the cache, bench, bitnet-rt) carries it.
+#include "compiler/jit_model.h"
+#include "compiler/load_model.h"
 #include "plan_test_util.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
-#include "tools/engine.h"
 
 namespace bitnet {
 namespace {
@@ -24,11 +25,11 @@ std::filesystem::path tiny(const std::filesystem::path& shared) {
 
 // compile_to with the model loaded for `lm_head` (what `bitnet compile --lm-head` does).
 void compile_with_head(const std::filesystem::path& model, const std::filesystem::path& plan, DType lm_head) {
-  auto m = runtime::Model::load(model.string(), {.lm_head = lm_head});
+  auto m = compiler::load_model(model.string(), {.lm_head = lm_head});
   ASSERT_TRUE(m.ok()) << m.error().message;
   auto hash = runtime::file_content_hash(model.string(), "", "model");
   ASSERT_TRUE(hash.ok());
-  auto compiled = tools::compile_plan(**m, {.lm_head = lm_head}, *hash);
+  auto compiled = compiler::compile_plan(**m, {.lm_head = lm_head}, *hash);
   ASSERT_TRUE(compiled.ok()) << compiled.error().message;
   ASSERT_TRUE(runtime::write_plan(plan.string(), *compiled->plan, compiled->repacked).ok());
 }
@@ -55,9 +56,9 @@ TEST(LmHeadPlan, SidecarIsWrittenCheckedAndRunsLikeTheJit) {
     EXPECT_TRUE(contains(plan->provenance->key_material, "lm_head=" + name));
 
     // Bit-identical to the in-process JIT with the same option (prompt, then decode).
-    auto jit = runtime::Model::load(tiny(shared).string(), {.lm_head = dtype});
+    auto jit = compiler::load_model(tiny(shared).string(), {.lm_head = dtype});
     ASSERT_TRUE(jit.ok());
-    ASSERT_TRUE(tools::attach_backend(**jit, {.backend = "jit"}).ok());
+    ASSERT_TRUE(compiler::attach_backend(**jit, {.backend = "jit"}).ok());
     auto loaded = runtime::load_model_from_plan(plan_path.string(), {});
     ASSERT_TRUE(loaded.ok()) << loaded.error().message;
     const std::vector<int32_t> prompt = {1, 450, 4996, 17354, 1701, 29916, 432, 17204};
@@ -84,7 +85,7 @@ TEST(LmHeadPlan, TheCacheKeyNamesTheOption) {
   const runtime::Hash128 model_hash{1, 2};
   std::set<std::string> keys;
   for (DType dtype : {DType::F16, DType::Q8_0, DType::Q6_K}) {
-    auto key = tools::plan_cache_key({.lm_head = dtype}, model_hash, 1000);
+    auto key = compiler::plan_cache_key({.lm_head = dtype}, model_hash, 1000);
     ASSERT_TRUE(key.ok());
     EXPECT_TRUE(contains(key->material, "\nlm_head=" + std::string(ir::dtype_name(dtype)) + "\n")) << key->material;
     keys.insert(key->hex);
@@ -97,17 +98,17 @@ TEST(LmHeadPlan, CompilePlanChecksTheModelAgainstTheOption) {
   auto hash = runtime::file_content_hash(tiny(shared).string(), "", "model");
   ASSERT_TRUE(hash.ok());
   // The key would say q8_0 while the graphs read the F16 head: refused.
-  auto f16 = runtime::Model::load(tiny(shared).string());
+  auto f16 = compiler::load_model(tiny(shared).string());
   ASSERT_TRUE(f16.ok());
-  auto mismatch = tools::compile_plan(**f16, {.lm_head = DType::Q8_0}, *hash);
+  auto mismatch = compiler::compile_plan(**f16, {.lm_head = DType::Q8_0}, *hash);
   ASSERT_FALSE(mismatch.ok());
   EXPECT_TRUE(contains(mismatch.error().message, "--lm-head q8_0")) << mismatch.error().message;
   // An F32 head is left alone by the option: no sidecar.
-  auto stories = runtime::Model::load(testing::stories_model().string(), {.lm_head = DType::Q8_0});
+  auto stories = compiler::load_model(testing::stories_model().string(), {.lm_head = DType::Q8_0});
   ASSERT_TRUE(stories.ok());
   auto stories_hash = runtime::file_content_hash(testing::stories_model().string(), "", "model");
   ASSERT_TRUE(stories_hash.ok());
-  auto compiled = tools::compile_plan(**stories, {.lm_head = DType::Q8_0}, *stories_hash);
+  auto compiled = compiler::compile_plan(**stories, {.lm_head = DType::Q8_0}, *stories_hash);
   ASSERT_TRUE(compiled.ok()) << compiled.error().message;
   EXPECT_TRUE(compiled->repacked.empty());
 }

@@ -1,8 +1,12 @@
 // The plan commands end to end: `bitnet compile`, `bitnet dump-plan`, `bitnet run --plan`, and
-// `bitnet-rt`, which must link no compiler (its ELF NEEDED entries) and give the same results.
+// `bitnet-rt`, which must link no compiler (its ELF NEEDED entries and its symbols) and give
+// the same results.
 #include "plan_test_util.h"
 
 #include <nlohmann/json.hpp>
+
+#include <regex>
+#include <sstream>
 
 namespace bitnet {
 namespace {
@@ -36,6 +40,36 @@ TEST(PlanCli, BitnetRtLinksNoCompiler) {
   // The compiler binary does link LLVM: the check above looks at the right thing.
   auto compiler = run_command("readelf -d " + shell_quote(testing::bitnet_cli().string()));
   EXPECT_TRUE(contains(compiler.out, "LLVM")) << compiler.out;
+}
+
+// The lean runtime contains no code of the compiler side: no symbol defined in bitnet-rt belongs
+// to the passes, the code generators, the compiler driver, the reference interpreter or its
+// kernels, LLVM or lld (static libraries would not show in NEEDED).
+TEST(PlanCli, BitnetRtContainsNoCompilerSymbols) {
+  const std::regex forbidden(R"((^|[ (<,])(bitnet::(passes|codegen|compiler|reference|ref)::|llvm::|lld::))");
+  auto symbols_of = [](const std::string& binary) {
+    auto r = run_command("nm -C --defined-only " + binary);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string rt_symbols = symbols_of(rt());
+  ASSERT_TRUE(contains(rt_symbols, "bitnet::runtime::Executor::run")) << "nm sees no symbols of bitnet-rt";
+  std::istringstream lines(rt_symbols);
+  std::string line, found;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    const size_t name = line.find(' ', line.find(' ') + 1);  // "ADDRESS TYPE NAME"
+    if (name != std::string::npos && std::regex_search(line.substr(name + 1), forbidden)) {
+      if (++count <= 10) found += line + "\n";
+    }
+  }
+  EXPECT_EQ(count, 0) << "bitnet-rt defines compiler-side symbols:\n" << found;
+  // The check sees them where they are: the full CLI has all of these.
+  const std::string cli_symbols = symbols_of(shell_quote(testing::bitnet_cli().string()));
+  for (const char* there :
+       {"bitnet::passes::", "bitnet::codegen::", "bitnet::compiler::", "bitnet::reference::", "bitnet::ref::"}) {
+    EXPECT_TRUE(contains(cli_symbols, there)) << there;
+  }
 }
 
 TEST(PlanCli, CompileDumpAndRunWithBothBinaries) {
@@ -118,12 +152,18 @@ TEST(PlanCli, RefusalsAreErrorsWithClearMessages) {
   EXPECT_EQ(swapped.exit_code, 1);
   EXPECT_TRUE(contains(swapped.err, "model mismatch")) << swapped.err;
 
-  // bitnet-rt has no compiler: -m alone is an error that says what to do.
+  // bitnet-rt has no compiler and no interpreter: -m alone is an error that says what to do.
   auto no_plan = run_command(rt() + " run -m " + stories() + " -p hello -n 4");
   EXPECT_EQ(no_plan.exit_code, 1);
   EXPECT_TRUE(contains(no_plan.err, "--plan")) << no_plan.err;
   auto interp = run_command(rt() + " run -m " + stories() + " -p hello -n 4 --backend interp");
-  EXPECT_EQ(interp.exit_code, 0) << interp.err;
+  EXPECT_EQ(interp.exit_code, 1);
+  EXPECT_TRUE(contains(interp.err, "--plan")) << interp.err;
+  // Nor passes to print.
+  auto print = run_command(rt() + " run --plan " + shell_quote((dir / "none.bnplan").string()) +
+                           " -p hello -n 4 --print-after dce");
+  EXPECT_EQ(print.exit_code, 2);
+  EXPECT_TRUE(contains(print.err, "runs no passes")) << print.err;
 
   EXPECT_EQ(run_command(cli(dir) + " compile -m " + stories() + " -o x.bnplan --target sparc").exit_code, 2);
   EXPECT_EQ(

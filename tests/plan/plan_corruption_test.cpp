@@ -1,7 +1,9 @@
 // Every way a plan can be wrong is refused with a clear message before any of its code runs:
 // truncation at many points, flipped bytes anywhere (FlatBuffer, code image, footer), a wrong
-// identifier, format or layout version, a target this CPU cannot run, a layout this runtime
-// would not derive, another model, and a sidecar that is not the one the plan was written with.
+// identifier, format or layout version, a target this CPU cannot run, a schedule that leaves
+// its buffers, another model, and a sidecar that is not the one the plan was written with. The
+// compiler-side deep check finds layouts this compiler would not derive.
+#include "compiler/plan_encode.h"
 #include "frontend_gguf/gguf_file.h"
 #include "plan_test_util.h"
 #include "runtime/plan_cpu.h"
@@ -9,6 +11,7 @@
 #include "runtime/plan_model.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace bitnet {
 namespace {
@@ -162,40 +165,120 @@ TEST(PlanCpu, FeaturesSplitIntoCheckedAndUnchecked) {
   EXPECT_TRUE(runtime::check_cpu_features({"sse", "sse2"}).ok());
 }
 
-TEST_F(PlanCorruption, LayoutsThisRuntimeWouldNotDeriveAreRefused) {
+// The runtime checks the bounds of everything the schedule points at (it never re-derives it):
+// a plan whose checksum is right but whose slots, bindings, calls or indices leave their
+// buffers is refused before any of its code is loaded.
+TEST_F(PlanCorruption, OutOfBoundsSchedulesAreRefused) {
+  auto refused = [&](const std::function<void(planfb::PlanT&)>& edit, const std::string& why) {
+    auto plan = testing::unpack_file(*dir_ / "good.bnplan");
+    ASSERT_TRUE(plan);
+    edit(*plan);
+    const std::string error = load_error(*plan);
+    EXPECT_FALSE(error.empty()) << "the plan was accepted; expected '" << why << "'";
+    EXPECT_TRUE(contains(error, why)) << "expected '" << why << "', got: " << error;
+  };
+  auto first_kernel_call = [](planfb::GraphPlanT& g) -> planfb::CallT& {
+    return **std::find_if(g.schedule.begin(), g.schedule.end(),
+                          [](const auto& c) { return c->kind == planfb::CallKind::Kernel; });
+  };
+  // A slot past the arena's end; an arena too small for its slots.
+  refused(
+      [](planfb::PlanT& p) {
+        auto& s = p.graphs[0]->slots[5];
+        s = planfb::Slot(p.graphs[0]->arena_bytes, s.bytes() > 0 ? s.bytes() : 64, s.alias());
+      },
+      "outside the");
+  refused([](planfb::PlanT& p) { p.graphs[1]->arena_bytes = 64; }, "outside the");
+  refused([](planfb::PlanT& p) { p.graphs[1]->arena_bytes = int64_t{1} << 50; }, "bad arena size");
+  refused([](planfb::PlanT& p) { p.graphs[0]->t_max = 0; }, "bad t_max");
+  // A binding that disagrees with its slot, or names a weight that does not exist.
+  refused(
+      [&](planfb::PlanT& p) {
+        auto& out = *first_kernel_call(*p.graphs[0]).output;
+        out = planfb::Binding(out.kind(), out.value(), out.index(), out.offset() + 64);
+      },
+      "its slot is at");
+  refused(
+      [&](planfb::PlanT& p) {
+        for (auto& c : p.graphs[0]->schedule) {
+          for (auto& b : c->inputs) {
+            if (b.kind() == planfb::BindingKind::Weight) {
+              b = planfb::Binding(b.kind(), b.value(), 100000, 0);
+              return;
+            }
+          }
+        }
+      },
+      "does not exist");
+  // Kernel indices, splits, work units, granularity, KV layers, call kinds.
+  refused([&](planfb::PlanT& p) { first_kernel_call(*p.graphs[1]).kernel = 999; }, "bad kernel index 999");
+  refused([&](planfb::PlanT& p) { first_kernel_call(*p.graphs[1]).granularity = 0; }, "granularity 0");
+  refused([&](planfb::PlanT& p) { first_kernel_call(*p.graphs[1]).units = 0; }, "work units");
+  refused(
+      [&](planfb::PlanT& p) {
+        for (auto& c : p.graphs[0]->schedule) {
+          if (c->kv_layer >= 0) {
+            c->kv_layer = 77;
+            return;
+          }
+        }
+      },
+      "KV layer 77");
+  refused([&](planfb::PlanT& p) { p.graphs[0]->schedule[0]->kind = static_cast<planfb::CallKind>(9); }, "unknown kind");
+  refused(
+      [&](planfb::PlanT& p) {
+        for (auto& c : p.graphs[0]->schedule) {
+          if (c->kind == planfb::CallKind::CopyLastRow) c->row_bytes = int64_t{1} << 40;
+        }
+      },
+      "rows of");
+  refused([&](planfb::PlanT& p) { p.graphs[0]->outputs[0]->cols = int64_t{1} << 30; }, "output 'logits'");
+  // The stored graph must still type-check as IR.
+  refused(
+      [&](planfb::PlanT& p) {
+        auto& node = **std::find_if(p.graphs[0]->nodes.begin(), p.graphs[0]->nodes.end(),
+                                    [](const auto& n) { return n->kernel >= 0; });
+        node.op = "frobnicate";
+      },
+      "unknown op");
+  refused(
+      [&](planfb::PlanT& p) {
+        for (auto& n : p.graphs[0]->nodes) {
+          if (n->operands.empty()) continue;
+          n->operands[0] = 1000;  // a value not defined before its use
+          break;
+        }
+      },
+      "");
+  refused([&](planfb::PlanT& p) { p.code->image[0] = 0; }, "not an ELF file");
+  refused([&](planfb::PlanT& p) { p.kernels[0]->symbol = "no_such_kernel"; }, "no_such_kernel");
+}
+
+// What the runtime cannot tell from bounds (a slot moved inside the arena, another split of the
+// same work) the compiler's deep check finds: the stored plan re-derived and compared.
+TEST_F(PlanCorruption, TheCompilerSideCheckFindsLayoutsItWouldNotDerive) {
+  auto rederived = [](const planfb::PlanT& p, int g) {
+    compiler::WeightIndex index;
+    for (size_t i = 0; i < p.weights.size(); ++i) {
+      index[p.weights[i]->tensor] = {planfb::BindingKind::Weight, static_cast<int32_t>(i)};
+    }
+    std::vector<abi::WorkSplit> splits;
+    for (const auto& k : p.kernels) splits.push_back(static_cast<abi::WorkSplit>(k->split));
+    auto s = compiler::check_rederived(*p.graphs[static_cast<size_t>(g)], index, splits);
+    return s.ok() ? std::string() : s.error().message;
+  };
   auto plan = testing::unpack_file(*dir_ / "good.bnplan");
   ASSERT_TRUE(plan);
+  EXPECT_EQ(rederived(*plan, 0), "");
+  EXPECT_EQ(rederived(*plan, 1), "");
   plan->graphs[0]->slots[5] = planfb::Slot(plan->graphs[0]->slots[5].offset() + 64, plan->graphs[0]->slots[5].bytes(),
                                            plan->graphs[0]->slots[5].alias());
-  EXPECT_TRUE(contains(load_error(*plan), "memory plan")) << load_error(*plan);
-
-  plan = testing::unpack_file(*dir_ / "good.bnplan");
+  EXPECT_TRUE(contains(rederived(*plan, 0), "memory plan")) << rederived(*plan, 0);
   plan->graphs[1]->schedule[3]->granularity = 3;
-  EXPECT_TRUE(contains(load_error(*plan), "schedule")) << load_error(*plan);
-
+  EXPECT_TRUE(contains(rederived(*plan, 1), "schedule")) << rederived(*plan, 1);
   plan = testing::unpack_file(*dir_ / "good.bnplan");
-  auto& node = **std::find_if(plan->graphs[0]->nodes.begin(), plan->graphs[0]->nodes.end(),
-                              [](const auto& n) { return n->kernel >= 0; });
-  node.kernel = 999;
-  EXPECT_TRUE(contains(load_error(*plan), "kernel index")) << load_error(*plan);
-  node.kernel = -1;
-  node.op = "frobnicate";
-  EXPECT_TRUE(contains(load_error(*plan), "unknown op")) << load_error(*plan);
-
-  plan = testing::unpack_file(*dir_ / "good.bnplan");
-  for (auto& n : plan->graphs[0]->nodes) {
-    if (n->operands.empty()) continue;
-    n->operands[0] = 1000;  // a value not defined before its use
-    break;
-  }
-  EXPECT_FALSE(load_error(*plan).empty());
-
-  plan = testing::unpack_file(*dir_ / "good.bnplan");
-  plan->code->image[0] = 0;
-  EXPECT_TRUE(contains(load_error(*plan), "not an ELF file")) << load_error(*plan);
-  plan = testing::unpack_file(*dir_ / "good.bnplan");
-  plan->kernels[0]->symbol = "no_such_kernel";
-  EXPECT_TRUE(contains(load_error(*plan), "no_such_kernel")) << load_error(*plan);
+  plan->graphs[1]->outputs[0]->name = "other";
+  EXPECT_TRUE(contains(rederived(*plan, 1), "outputs")) << rederived(*plan, 1);
 }
 
 // A copy of stories260K with one byte of its last tensor changed, written through a rename (a

@@ -2,9 +2,10 @@
 // prompt mode (the all-logits graph, one batch) and decode mode (the last-token graph, then
 // one token per call), on the shared models and stories260K, for this CPU and for the
 // x86-64-v3 baseline.
+#include "compiler/jit_model.h"
+#include "compiler/load_model.h"
 #include "plan_test_util.h"
 #include "runtime/plan_model.h"
-#include "tools/engine.h"
 
 namespace bitnet {
 namespace {
@@ -21,9 +22,9 @@ void check_equivalence(const std::filesystem::path& model_path, const std::strin
   const auto plan_path = dir / "model.bnplan";
   ASSERT_NO_FATAL_FAILURE(testing::compile_to(model_path, plan_path, target));
 
-  auto jit = runtime::Model::load(model_path.string());
+  auto jit = compiler::load_model(model_path.string());
   ASSERT_TRUE(jit.ok()) << jit.error().message;
-  ASSERT_TRUE(tools::attach_backend(**jit, {.backend = "jit", .target = target}).ok());
+  ASSERT_TRUE(compiler::attach_backend(**jit, {.backend = "jit", .target = target}).ok());
   auto plan = runtime::load_model_from_plan(plan_path.string(), {});
   ASSERT_TRUE(plan.ok()) << plan.error().message;
 

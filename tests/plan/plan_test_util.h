@@ -2,13 +2,14 @@
 // field, a re-computed footer), and comparing the logits of two sessions exactly.
 #pragma once
 
+#include "compiler/load_model.h"
+#include "compiler/plan_compiler.h"
 #include "runtime/model.h"
 #include "runtime/plan_files.h"
 #include "runtime/plan_format.h"
 #include "runtime/plan_reader.h"
 #include "runtime/plan_writer.h"
 #include "test_support.h"
-#include "tools/plan_compiler.h"
 
 #include <gtest/gtest.h>
 
@@ -27,11 +28,11 @@ inline std::filesystem::path stories_model() {
 // on error.
 inline void compile_to(const std::filesystem::path& model, const std::filesystem::path& plan,
                        const std::string& target = "host") {
-  auto m = runtime::Model::load(model.string());
+  auto m = compiler::load_model(model.string());
   ASSERT_TRUE(m.ok()) << m.error().message;
   auto hash = runtime::file_content_hash(model.string(), "", "model");
   ASSERT_TRUE(hash.ok()) << hash.error().message;
-  auto compiled = tools::compile_plan(**m, {.target = target}, *hash);
+  auto compiled = compiler::compile_plan(**m, {.target = target}, *hash);
   ASSERT_TRUE(compiled.ok()) << compiled.error().message;
   auto s = runtime::write_plan(plan.string(), *compiled->plan, compiled->repacked);
   ASSERT_TRUE(s.ok()) << s.error().message;

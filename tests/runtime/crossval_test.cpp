@@ -4,7 +4,7 @@
 #include "frontend_gguf/lowering.h"
 #include "npy.h"
 #include "passes/pass_manager.h"
-#include "runtime/interpreter.h"
+#include "reference/interpreter.h"
 #include "runtime/sampler.h"
 #include "test_support.h"
 
@@ -15,6 +15,8 @@
 
 namespace bitnet::runtime {
 namespace {
+
+using reference::Interpreter;
 
 struct Case {
   std::string model;  // crossval directory name = model file stem

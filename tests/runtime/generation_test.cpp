@@ -1,5 +1,6 @@
 // End-to-end generation and evaluation through runtime::Model: the trained stories260K
 // model reproduces llama2.c's greedy output; eval's NLL agrees with the logits it reports.
+#include "compiler/load_model.h"
 #include "runtime/evaluate.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
@@ -17,7 +18,7 @@ std::string read_text(const std::filesystem::path& p) {
 }
 
 std::unique_ptr<Model> load(const std::filesystem::path& path) {
-  auto model = Model::load(path.string());
+  auto model = compiler::load_model(path.string());
   EXPECT_TRUE(model.ok()) << model.error().message;
   return model.ok() ? std::move(*model) : nullptr;
 }
@@ -140,8 +141,8 @@ TEST(Evaluate, BadInputs) {
 
 TEST(Model, RejectsMismatchedTokenizer) {
   BITNET_REQUIRE_SHARED(shared);
-  auto model = Model::load((testing::source_dir() / "models/stories260K.gguf").string(),
-                           {.tokenizer_path = (shared / "models/vocab/ggml-vocab-llama-spm.gguf").string()});
+  auto model = compiler::load_model((testing::source_dir() / "models/stories260K.gguf").string(),
+                                    {.tokenizer_path = (shared / "models/vocab/ggml-vocab-llama-spm.gguf").string()});
   ASSERT_FALSE(model.ok());
   EXPECT_NE(model.error().message.find("32000"), std::string::npos);
 }

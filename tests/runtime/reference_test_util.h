@@ -4,7 +4,7 @@
 
 #include "frontend_gguf/gguf_file.h"
 #include "npy.h"
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
 #include <gtest/gtest.h>
 
@@ -17,8 +17,6 @@
 #include <vector>
 
 namespace bitnet::testing {
-
-namespace ref = runtime::ref;
 
 // Bit-exactness check: passes when every value is equal (numerically; NaN == NaN). The
 // failure message gives the number of differing values, max |diff| and the first one.

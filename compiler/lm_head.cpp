@@ -1,7 +1,7 @@
 // LM-head requantization (see lm_head.h).
-#include "tools/lm_head.h"
+#include "compiler/lm_head.h"
 
-#include "codegen_cpu/requantize.h"
+#include "compiler/requantize.h"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <thread>
 
-namespace bitnet::tools {
+namespace bitnet::compiler {
 
 Expected<ir::DType> parse_lm_head(const std::string& name) {
   for (ir::DType d : {ir::DType::F16, ir::DType::Q8_0, ir::DType::Q6_K}) {
@@ -72,8 +72,7 @@ Expected<runtime::RepackedBlob> requantize_lm_head(const gguf::GgufFile& file, c
   }
   const auto convert = [&](int64_t first, int64_t n) {
     const uint8_t* src = t->data.data() + first * cols * 2;
-    return dtype == ir::DType::Q8_0 ? codegen::requantize_f16_to_q8_0(src, n, cols)
-                                    : codegen::requantize_f16_to_q6_k(src, n, cols);
+    return dtype == ir::DType::Q8_0 ? requantize_f16_to_q8_0(src, n, cols) : requantize_f16_to_q6_k(src, n, cols);
   };
   const int64_t row_bytes = cols / info.block_size * info.block_bytes;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -96,4 +95,4 @@ Expected<runtime::RepackedBlob> requantize_lm_head(const gguf::GgufFile& file, c
   return blob;
 }
 
-}  // namespace bitnet::tools
+}  // namespace bitnet::compiler

@@ -1,6 +1,6 @@
 // Reference interpreter (see interpreter.h). One function per op kind; values live in
 // plain vectors and are freed after their last use.
-#include "runtime/interpreter.h"
+#include "reference/interpreter.h"
 
 #include "passes/memory_plan.h"
 
@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstring>
 
-namespace bitnet::runtime {
+namespace bitnet::reference {
 namespace {
 
 using ir::DType;
@@ -65,7 +65,7 @@ std::optional<gguf::GgmlType> ggml_type_of(DType dtype) {
 
 struct Interpreter::Impl {
   const ir::Graph& graph;
-  ThreadPool pool;
+  runtime::ThreadPool pool;
   std::vector<ref::WeightView> weights;  // by value id (only weight values are set)
   std::vector<int32_t> last_use;         // node index of each value's last use
   std::map<int64_t, KvCache> kv;         // by layer
@@ -136,8 +136,8 @@ struct Interpreter::Impl {
     put(p, b.i8);
     for (size_t r = 0; r < b.scales.size(); ++r) {  // i8q: the scale array, then the sum array
       const auto row = static_cast<int64_t>(r);
-      std::memcpy(p + passes::i8q_scales_offset(b.rows, b.cols) + 4 * row, &b.scales[r].scale, 4);
-      std::memcpy(p + passes::i8q_sums_offset(b.rows, b.cols) + 4 * row, &b.scales[r].sum, 4);
+      std::memcpy(p + abi::i8q_scales_offset(b.rows, b.cols) + 4 * row, &b.scales[r].scale, 4);
+      std::memcpy(p + abi::i8q_sums_offset(b.rows, b.cols) + 4 * row, &b.scales[r].sum, 4);
     }
     b = Buffer{b.rows, b.cols};
   }
@@ -156,9 +156,8 @@ struct Interpreter::Impl {
         get(p, b.i8, b.rows * b.cols);
         b.scales.resize(static_cast<size_t>(b.rows));
         for (int64_t r = 0; r < b.rows; ++r) {
-          std::memcpy(&b.scales[static_cast<size_t>(r)].scale, p + passes::i8q_scales_offset(b.rows, b.cols) + 4 * r,
-                      4);
-          std::memcpy(&b.scales[static_cast<size_t>(r)].sum, p + passes::i8q_sums_offset(b.rows, b.cols) + 4 * r, 4);
+          std::memcpy(&b.scales[static_cast<size_t>(r)].scale, p + abi::i8q_scales_offset(b.rows, b.cols) + 4 * r, 4);
+          std::memcpy(&b.scales[static_cast<size_t>(r)].sum, p + abi::i8q_sums_offset(b.rows, b.cols) + 4 * r, 4);
         }
         return;
       default:
@@ -505,7 +504,7 @@ Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& grap
   return interp;
 }
 
-Expected<std::map<std::string, Matrix>> Interpreter::run(std::span<const int32_t> tokens) {
+Expected<std::map<std::string, runtime::Matrix>> Interpreter::run(std::span<const int32_t> tokens) {
   return run_impl(tokens, nullptr);
 }
 
@@ -515,16 +514,16 @@ Status Interpreter::run_observed(std::span<const int32_t> tokens, const NodeObse
   return Status::success();
 }
 
-Expected<std::map<std::string, Matrix>> Interpreter::run_impl(std::span<const int32_t> tokens,
-                                                              const NodeObserver* observe) {
-  BITNET_RETURN_IF_ERROR(check_batch(tokens, pos_, n_ctx_, n_vocab_));
+Expected<std::map<std::string, runtime::Matrix>> Interpreter::run_impl(std::span<const int32_t> tokens,
+                                                                       const NodeObserver* observe) {
+  BITNET_RETURN_IF_ERROR(runtime::check_batch(tokens, pos_, n_ctx_, n_vocab_));
   const auto n = static_cast<int64_t>(tokens.size());
   Impl& m = *impl_;
   if (m.plan && n > m.plan->t_max) {
     return make_error("a batch of {} tokens exceeds the memory plan's {} tokens", n, m.plan->t_max);
   }
   m.values.assign(m.graph.values().size(), Buffer{});
-  std::map<std::string, Matrix> outputs;
+  std::map<std::string, runtime::Matrix> outputs;
   for (size_t i = 0; i < m.graph.nodes().size(); ++i) {
     const ir::Node& node = m.graph.nodes()[i];
     if (m.plan) {
@@ -540,7 +539,7 @@ Expected<std::map<std::string, Matrix>> Interpreter::run_impl(std::span<const in
     }
     if (node.op == OpKind::Output) {
       Buffer& b = m.values[static_cast<size_t>(node.result)];
-      outputs[node.attr_string("name")] = Matrix{b.rows, b.cols, std::move(b.f32)};
+      outputs[node.attr_string("name")] = runtime::Matrix{b.rows, b.cols, std::move(b.f32)};
     }
     for (ir::ValueId v : node.operands) {
       Buffer& b = m.values[static_cast<size_t>(v)];
@@ -552,4 +551,4 @@ Expected<std::map<std::string, Matrix>> Interpreter::run_impl(std::span<const in
   return outputs;
 }
 
-}  // namespace bitnet::runtime
+}  // namespace bitnet::reference

@@ -9,20 +9,24 @@
 #include "runtime/model.h"
 #include "runtime/plan_format.h"
 #include "runtime/plan_writer.h"
+#include "schema/abi.h"
 
 #include <memory>
 #include <string>
 #include <vector>
 
-namespace bitnet::tools {
+namespace bitnet::compiler {
 
 struct PlanCompileOptions {
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
   int opt_level = 3;
   int compile_threads = 2;
   // The LM head's type (--lm-head): the model must have been loaded with the same option
-  // (runtime::ModelOptions::lm_head); a requantized head goes into the sidecar.
+  // (compiler::LoadOptions::lm_head); a requantized head goes into the sidecar.
   ir::DType lm_head = ir::DType::F16;
+  // Record each weight's xxh3-64 (a plan file does; the JIT's in-memory plan, bound to the model
+  // it was compiled from, skips the cost).
+  bool hash_weights = true;
 };
 
 // The cache key: xxh3-128 of `material`, a text of "name=value" lines (the plan stores both).
@@ -57,4 +61,4 @@ Status check_target_runs_here(const std::string& target);
 // GNU build id of the running executable (hex), or a hash of its file when it has none.
 std::string compiler_build_id();
 
-}  // namespace bitnet::tools
+}  // namespace bitnet::compiler

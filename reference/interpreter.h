@@ -1,12 +1,12 @@
 // The reference interpreter: executes any ir::Graph op by op with the exact reference
-// kernels (runtime/reference). It is the golden model every pass and backend is tested
+// kernels (reference/kernels.h). It is the golden model every pass and backend is tested
 // against, so it favours plain code over speed (matmuls are split over threads by rows,
 // which leaves results independent of the thread count).
 #pragma once
 
 #include "frontend_gguf/gguf_file.h"
 #include "ir/graph.h"
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 #include "runtime/session.h"
 #include "runtime/thread_pool.h"
 
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace bitnet::runtime {
+namespace bitnet::reference {
 
 struct InterpreterOptions {
   int64_t n_ctx = 512;  // KV cache positions
@@ -28,7 +28,7 @@ struct InterpreterOptions {
   int64_t arena_t_max = 0;
 };
 
-class Interpreter : public Session {
+class Interpreter : public runtime::Session {
  public:
   // Binds the graph's weight nodes to the file's tensors (checking type and shape) and
   // allocates the KV cache. `graph` and `file` must outlive the interpreter.
@@ -36,7 +36,7 @@ class Interpreter : public Session {
                                                        const InterpreterOptions& options);
   ~Interpreter() override;
 
-  Expected<std::map<std::string, Matrix>> run(std::span<const int32_t> tokens) override;
+  Expected<std::map<std::string, runtime::Matrix>> run(std::span<const int32_t> tokens) override;
   // Sees the F32 result of each node as it is computed (node index in graph order, the values
   // row-major); returning false stops the run there, leaving the cache partly written
   // (reset() before reusing the session). Used to find the first node that goes non-finite.
@@ -52,11 +52,12 @@ class Interpreter : public Session {
  private:
   struct Impl;
   explicit Interpreter(std::unique_ptr<Impl> impl);
-  Expected<std::map<std::string, Matrix>> run_impl(std::span<const int32_t> tokens, const NodeObserver* observe);
+  Expected<std::map<std::string, runtime::Matrix>> run_impl(std::span<const int32_t> tokens,
+                                                            const NodeObserver* observe);
   std::unique_ptr<Impl> impl_;
   int64_t pos_ = 0;
   int64_t n_ctx_ = 0;
   int64_t n_vocab_ = 0;
 };
 
-}  // namespace bitnet::runtime
+}  // namespace bitnet::reference

@@ -2,10 +2,10 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/reference/kernels.h"
-#include "runtime/reference/lanes.h"
+#include "reference/kernels.h"
+#include "reference/lanes.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 
 // Each line below is one vector instruction of the AVX-512 routine; fnmadd(a, b, c) is
 // c - a*b with a single rounding, i.e. fma(-a, b, c). Every intermediate is a float, so the
@@ -46,4 +46,4 @@ void silu_row(const float* x, int64_t n, float* y) {
   for (int64_t i = vector_end; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

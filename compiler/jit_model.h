@@ -1,16 +1,18 @@
-// Composition of the backends for the CLI: `--backend jit` compiles the model's graphs with
-// codegen_cpu and runs them on the runtime's executor; on any compiler failure it says why
-// and falls back to the reference interpreter. With the plan cache, a model compiled before
-// (same key: plan_compiler.h) is loaded from its plan instead of compiled again. The logic
-// lives in the libraries; this only wires them together.
+// The JIT is "compile a plan in memory, then run it": `--backend jit` compiles the model's
+// graphs into a plan (plan_compiler.h) and runs it through the same checks and executor as a
+// plan file (runtime::install_plan_backend); on any compiler failure it says why and falls
+// back to the reference interpreter. With the plan cache, a model compiled before (same key)
+// is loaded from its plan instead of compiled again.
 #pragma once
 
+#include "compiler/load_model.h"
+#include "compiler/plan_compiler.h"
 #include "runtime/model.h"
 
 #include <memory>
 #include <string>
 
-namespace bitnet::tools {
+namespace bitnet::compiler {
 
 struct BackendOptions {
   std::string backend = "jit";  // jit | interp
@@ -18,13 +20,16 @@ struct BackendOptions {
   bool verbose = false;         // print per-kernel compile times (and cache hits) to stderr
 };
 
-// Installs the backend's session factory on `model` (nothing to do for interp). Kernels are
-// compiled when a graph's first session is created; nothing is cached. Fails for a target
-// whose code this CPU cannot run.
+// Installs the backend on `model` (made by load_model): the interpreter, or for jit both graphs
+// compiled now into an in-memory plan (nothing is cached). Fails for a target whose code this
+// CPU cannot run.
 Status attach_backend(runtime::Model& model, const BackendOptions& options);
 
+// Makes `model`'s sessions run `compiled`'s plan with the kernels the JIT holds in memory.
+Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, bool verbose);
+
 struct JitModelOptions {
-  runtime::ModelOptions model;
+  LoadOptions model;
   BackendOptions backend;
   bool use_cache = true;
   std::string cache_dir;  // empty: runtime::default_cache_dir()
@@ -39,13 +44,10 @@ struct JitModelOptions {
 // the others wait on the key's lock (runtime::PlanCache::lock_key, saying so on stderr) for
 // its plan, at most $BITNET_CACHE_LOCK_TIMEOUT seconds (default 600), then compile it too. A
 // cache that cannot be written leaves a warning and an in-memory JIT. Without the cache this
-// is Model::load + attach_backend. Either way it first refuses (before compiling or caching
+// is load_model + attach_backend. Either way it first refuses (before compiling or caching
 // anything) a target whose code this CPU cannot run (check_target_runs_here), and a model
 // that does not open with the options given (e.g. a bad --tokenizer) is that error, never a
 // reason to recompile.
 Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path, const JitModelOptions& options);
 
-// Lets the shared run/eval/bench options (run_options.h) load models through load_jit_model.
-void register_jit_backend();
-
-}  // namespace bitnet::tools
+}  // namespace bitnet::compiler

@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 
 // ---- scalar conversions ------------------------------------------------------------
 uint16_t fp32_to_fp16(float x);  // IEEE half, round to nearest even (F16C semantics)
@@ -135,4 +135,4 @@ int64_t padded_kv_length(int64_t end);
 // attention() uses this window: scores_out / probs_out rows have this length.
 int64_t padded_kv_length(int64_t end, int64_t n_ctx);
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

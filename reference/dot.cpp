@@ -2,10 +2,10 @@
 #include <cassert>
 #include <cmath>
 
-#include "runtime/reference/kernels.h"
-#include "runtime/reference/lanes.h"
+#include "reference/kernels.h"
+#include "reference/lanes.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 
 using detail::f16_value;
 using detail::kLanes;
@@ -70,4 +70,4 @@ BITNET_FMA_CLONES float tinyblas_dot_f32(const float* a, const float* b, int64_t
   return tree_sum(acc);
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

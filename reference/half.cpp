@@ -1,9 +1,9 @@
 // IEEE half and bfloat16 conversions with the rounding the F16C instructions use.
 #include <cstring>
 
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 
 uint16_t fp32_to_fp16(float x) {
   uint32_t f;
@@ -63,4 +63,4 @@ float bf16_to_fp32(uint16_t h) {
   return out;
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

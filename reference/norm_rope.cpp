@@ -1,9 +1,9 @@
 // RMSNorm and the two RoPE layouts, with the rounding steps of the reference binary.
 #include <cmath>
 
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 
 // Spec 8.1: squares rounded to float, summed in double in index order; the mean is rounded
 // to float before eps is added (in float); the scale is 1/sqrtf in float.
@@ -58,4 +58,4 @@ void rope_normal(float* x, int64_t head_dim, int64_t n_heads, int64_t pos, float
   rope(x, head_dim, n_heads, pos, freq_base, freq_scale, false);
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

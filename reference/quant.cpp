@@ -4,9 +4,9 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 namespace {
 
 using gguf::GgmlType;
@@ -207,4 +207,4 @@ I8Row quantize_row_i8(const float* x, int64_t n, int8_t* q) {
   return row;
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

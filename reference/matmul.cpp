@@ -2,9 +2,9 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 namespace {
 
 using gguf::GgmlType;
@@ -90,4 +90,4 @@ void matmul(const float* x, int64_t n_tokens, const WeightView& w, Mode mode, fl
   matmul_rows(x, n_tokens, w, 0, w.rows, mode, y);
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

@@ -4,10 +4,10 @@
 #include <limits>
 #include <vector>
 
-#include "runtime/reference/kernels.h"
-#include "runtime/reference/lanes.h"
+#include "reference/kernels.h"
+#include "reference/lanes.h"
 
-namespace bitnet::runtime::ref {
+namespace bitnet::ref {
 
 using detail::kLanes;
 using detail::Lanes;
@@ -117,4 +117,4 @@ void attention(const float* q, int64_t n_tokens, int64_t pos0, const AttentionSh
   }
 }
 
-}  // namespace bitnet::runtime::ref
+}  // namespace bitnet::ref

@@ -8,7 +8,7 @@ set(BITNET_REFERENCE_KERNEL_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/norm_rope.cpp
   ${CMAKE_CURRENT_LIST_DIR}/attention.cpp
 )
-target_sources(runtime PRIVATE ${BITNET_REFERENCE_KERNEL_SOURCES})
+target_sources(reference PRIVATE ${BITNET_REFERENCE_KERNEL_SOURCES})
 # Every rounding step is written out (std::fma where the reference fused): the compiler must
 # not fuse anything else, whatever -march or -std=gnu++ a build uses.
 set_source_files_properties(${BITNET_REFERENCE_KERNEL_SOURCES} PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-namespace bitnet::tools {
+namespace bitnet::compiler {
 
 // "f16" | "q8_0" | "q6_k" -> the dtype; fails on anything else.
 Expected<ir::DType> parse_lm_head(const std::string& name);
@@ -31,4 +31,4 @@ std::string lm_head_note(const runtime::Model& model, ir::DType requested);
 Expected<runtime::RepackedBlob> requantize_lm_head(const gguf::GgufFile& file, const passes::LmHead& head,
                                                    int threads = 0);
 
-}  // namespace bitnet::tools
+}  // namespace bitnet::compiler

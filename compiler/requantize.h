@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace bitnet::codegen {
+namespace bitnet::compiler {
 
 // F16 [rows][cols] row-major (any alignment) to Q8_0 rows; cols % 32 == 0. Per block of 32:
 // d = max|w| / 127 rounded to f16, q = round-half-away(w / d) (with the stored d) in [-127, 127].
@@ -22,4 +22,4 @@ std::vector<uint8_t> requantize_f16_to_q6_k(const uint8_t* f16, int64_t rows, in
 uint16_t float_to_half(float x);
 float half_to_float(uint16_t h);
 
-}  // namespace bitnet::codegen
+}  // namespace bitnet::compiler

@@ -1,13 +1,13 @@
 // F16 -> Q8_0 / Q6_K requantization (see requantize.h), written from the block layouts in
-// runtime/reference/quant.cpp: Q8_0 = f16 d + 32 x int8; Q6_K = ql[128] + qh[64] + int8
+// reference/quant.cpp: Q8_0 = f16 d + 32 x int8; Q6_K = ql[128] + qh[64] + int8
 // scales[16] + f16 d.
-#include "codegen_cpu/requantize.h"
+#include "compiler/requantize.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-namespace bitnet::codegen {
+namespace bitnet::compiler {
 
 uint16_t float_to_half(float x) {
   uint32_t f;
@@ -144,4 +144,4 @@ std::vector<uint8_t> requantize_f16_to_q6_k(const uint8_t* f16, int64_t rows, in
   return out;
 }
 
-}  // namespace bitnet::codegen
+}  // namespace bitnet::compiler

@@ -5,9 +5,9 @@
 #include <array>
 #include <cstdint>
 
-#include "runtime/reference/kernels.h"
+#include "reference/kernels.h"
 
-namespace bitnet::runtime::ref::detail {
+namespace bitnet::ref::detail {
 
 // One __m512 of floats.
 inline constexpr int kLanes = 16;
@@ -35,4 +35,4 @@ inline float f16_value(uint16_t h) {
   return table[h];
 }
 
-}  // namespace bitnet::runtime::ref::detail
+}  // namespace bitnet::ref::detail

@@ -1,15 +1,14 @@
 // Plan compilation and the cache key (see plan_compiler.h).
-#include "tools/plan_compiler.h"
+#include "compiler/plan_compiler.h"
 
 #include "codegen_cpu/host_features.h"
 #include "codegen_cpu/matmul_tuning.h"
 #include "codegen_cpu/plan_linker.h"
-#include "runtime/executor.h"
+#include "compiler/lm_head.h"
+#include "compiler/plan_encode.h"
 #include "runtime/plan_cpu.h"
 #include "runtime/plan_files.h"
-#include "runtime/plan_graph.h"
 #include "runtime/progress.h"
-#include "tools/lm_head.h"
 
 #include <elf.h>
 #include <link.h>
@@ -21,7 +20,7 @@
 #include <mutex>
 #include <set>
 
-namespace bitnet::tools {
+namespace bitnet::compiler {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -40,11 +39,6 @@ std::string tuning_text() {
                      t.i2s_allow_vnni, t.float_gemv_rows, t.float_gemv_accs, t.float_gemm_rows, t.float_gemm_tokens,
                      t.float_prefetch_bytes, t.float_gemv_streams, t.float_max_vector_bits, t.float_zigzag_max_bytes,
                      t.portable_only);
-}
-
-// The t_max every executor uses: plans are laid out for it.
-int64_t plan_t_max() {
-  return runtime::ExecutorOptions{}.t_max;
 }
 
 int build_id_note(dl_phdr_info* info, size_t, void* out) {
@@ -105,7 +99,7 @@ Expected<PlanKey> plan_cache_key(const PlanCompileOptions& options, const runtim
       "model_xxh3_128={}\nmodel_size={}\n",
       runtime::kPlanFormatVersion, runtime::kWeightLayoutVersion, BITNET_VERSION, compiler_build_id(),
       codegen::llvm_version(), options.target, target.triple, target.cpu,
-      target.features.empty() ? codegen::enabled_features(target) : target.features, options.opt_level, plan_t_max(),
+      target.features.empty() ? codegen::enabled_features(target) : target.features, options.opt_level, abi::kTMax,
       tuning_text(), ir::dtype_name(options.lm_head), codegen_env, runtime::to_hex(model_hash), model_size);
   key.hex =
       runtime::to_hex(runtime::xxh3_128({reinterpret_cast<const uint8_t*>(key.material.data()), key.material.size()}));
@@ -197,7 +191,7 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   // Weights the file does not have (the requantized LM head) go to the sidecar, so a plan
   // that is loaded needs no requantization.
   const gguf::GgufFile& file = model.file();
-  runtime::WeightIndex index;
+  WeightIndex index;
   if (head) {
     start = Clock::now();
     BITNET_ASSIGN_OR_RETURN(runtime::RepackedBlob blob, requantize_lm_head(file, *head));
@@ -218,7 +212,7 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
         w->tensor = t->name;
         w->offset = file.data_offset() + t->offset;
         w->bytes = t->nbytes;
-        w->hash = runtime::xxh3_64(t->data);
+        w->hash = options.hash_weights ? runtime::xxh3_64(t->data) : 0;
         index[t->name] = {planfb::BindingKind::Weight, static_cast<int32_t>(plan->weights.size())};
         plan->weights.push_back(std::move(w));
         hashing.count(static_cast<int64_t>(plan->weights.size()), static_cast<int64_t>(file.tensors().size()));
@@ -227,8 +221,7 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   }
   out.weights_ms = ms_since(start);
   for (int g = 0; g < 2; ++g) {
-    BITNET_ASSIGN_OR_RETURN(auto encoded,
-                            runtime::encode_graph(*graphs[g], g == 1, kernel_of_node[g], plan_t_max(), index));
+    BITNET_ASSIGN_OR_RETURN(auto encoded, encode_graph(*graphs[g], g == 1, kernel_of_node[g], abi::kTMax, index));
     plan->graphs.push_back(std::move(encoded));
   }
 
@@ -246,7 +239,7 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   for (const auto& [k, v] :
        std::vector<std::pair<std::string, std::string>>{{"target", options.target},
                                                         {"opt_level", std::to_string(options.opt_level)},
-                                                        {"t_max", std::to_string(plan_t_max())},
+                                                        {"t_max", std::to_string(abi::kTMax)},
                                                         {"lm_head", std::string(ir::dtype_name(have))}}) {
     auto kv = std::make_unique<planfb::KeyValueT>();
     kv->key = k;
@@ -272,4 +265,4 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   return out;
 }
 
-}  // namespace bitnet::tools
+}  // namespace bitnet::compiler
