@@ -11,6 +11,7 @@ packages=(
   llvm-19-dev                          # codegen_cpu: ORC JIT (find_package(LLVM 19.1))
   libzstd-dev lld-19 liblld-19-dev     # linking kernel objects into plan images in-process
   libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev   # plans (FlatBuffers 2.0.8)
+  python3 python3-jinja2               # tests: chat templates checked against their Jinja text
 )
 
 missing=()
