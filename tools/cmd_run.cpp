@@ -21,9 +21,7 @@ void add_run(CLI::App& app, int& exit_code) {
     CommonRunOptions common;
     std::string prompt;
     int32_t n_predict = 128;
-    bool greedy = false;
-    runtime::SamplerOptions sampling;
-    std::string seed;  // checked by seed_value(); empty: BITNET_SEED, else random
+    SamplingFlags sampling;
     int32_t dump_logit_steps = 0;
     int32_t logits_topk = 0;
     std::string json_out;
@@ -35,37 +33,13 @@ void add_run(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt");
   add_common_run_options(*cmd, o->common);
   constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
-  constexpr double kInf = std::numeric_limits<double>::infinity();
   cmd->add_option("-p,--prompt", o->prompt,
                   "prompt text; empty (-p \"\") generates from BOS alone, for models that add BOS")
       ->required();
   cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate (-1: until end of generation or a full context)")
       ->check(integer_in(-1, kMaxInt32))
       ->capture_default_str();
-  cmd->add_flag("--greedy", o->greedy, "always take the most likely token (same as --temperature 0)");
-  cmd->add_option("--temperature,--temp", o->sampling.temperature, "sampling temperature; 0 = greedy")
-      ->check(real_in(0, kInf, false, true))
-      ->capture_default_str();
-  cmd->add_option("--top-k", o->sampling.top_k, "keep the K most likely tokens (0 = off)")
-      ->check(integer_in(0, kMaxInt32))
-      ->capture_default_str();
-  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling threshold (1 = off)")
-      ->check(real_in(0, 1))
-      ->capture_default_str();
-  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min-p x the top probability (0 = off)")
-      ->check(real_in(0, 1))
-      ->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "penalty for repeated tokens (1 = off)")
-      ->check(real_in(0, kInf, true, true))
-      ->capture_default_str();
-  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n,
-                  "how many recent tokens the penalty considers (0 = off)")
-      ->check(integer_in(0, kMaxInt32))
-      ->capture_default_str();
-  cmd->add_option("-s,--seed", o->seed,
-                  "random seed, 0 to 2^64-1, or -1 for a random one (default: $BITNET_SEED, else random; 0 with "
-                  "--deterministic)")
-      ->check(seed_value());
+  add_sampling_options(*cmd, o->sampling);
   auto* dump = cmd->add_option("--dump-logit-steps", o->dump_logit_steps, "record the top logits of the first K steps")
                    ->check(integer_in(0, kMaxInt32));
   cmd->add_option("--logits-topk", o->logits_topk,
@@ -87,14 +61,7 @@ void add_run(CLI::App& app, int& exit_code) {
       fail("the prompt is not valid UTF-8");
       return;
     }
-    // --seed, else $BITNET_SEED (both may say -1: random), else 0 with --deterministic, else random.
-    std::optional<uint64_t> seed = o->common.deterministic ? std::optional<uint64_t>(0) : std::nullopt;
-    if (!o->seed.empty()) {
-      seed = to_seed(o->seed);
-    } else if (auto env = checked_env("BITNET_SEED", seed_value())) {
-      seed = to_seed(*env);
-    }
-    if (!seed) seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    const runtime::SamplerOptions sampling = resolve_sampling(o->sampling, o->common.deterministic);
     double load_ms = 0;
     auto model = load_model(o->common, &load_ms, o->passes);
     if (!model.ok()) {
@@ -127,9 +94,7 @@ void add_run(CLI::App& app, int& exit_code) {
     }
     runtime::GenerateOptions g;
     g.n_predict = o->n_predict;
-    g.sampling = o->sampling;
-    g.sampling.greedy = o->greedy;
-    g.sampling.seed = *seed;
+    g.sampling = sampling;
     g.stop_at_eog = !o->ignore_eos;
     g.dump_logit_steps = o->dump_logit_steps;
     g.logits_topk = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
@@ -163,7 +128,7 @@ void add_run(CLI::App& app, int& exit_code) {
           {"prompt_ids", result->prompt_ids},
           {"generated_ids", result->generated_ids},
           {"text", result->text},
-          {"seed", *seed},
+          {"seed", sampling.seed},
           {"backend", (*session)->backend()},
           {"stop_reason", result->stop_reason},
           {"timings",

@@ -22,6 +22,7 @@ void add_tokenize(CLI::App& app, int& exit_code);
 void add_dump_ir(CLI::App& app, int& exit_code);
 void add_gen_model(CLI::App& app, int& exit_code);
 void add_run(CLI::App& app, int& exit_code);
+void add_chat(CLI::App& app, int& exit_code);
 void add_eval(CLI::App& app, int& exit_code);
 void add_bench(CLI::App& app, int& exit_code);
 void add_compile(CLI::App& app, int& exit_code);  // needs the compiler (compiler/)

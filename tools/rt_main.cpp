@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = kExitOk;
   add_run(app, exit_code);
+  add_chat(app, exit_code);
   add_eval(app, exit_code);
   add_bench(app, exit_code);
   add_dump_plan(app, exit_code);

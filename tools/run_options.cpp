@@ -17,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <thread>
 
 namespace bitnet::tools {
@@ -48,6 +50,48 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_flag("--deterministic", o.deterministic,
                "reproducible results: a fixed seed unless one is given (results never depend on the thread count); "
                "also set by BITNET_DETERMINISTIC=1");
+}
+
+void add_sampling_options(CLI::App& cmd, SamplingFlags& o) {
+  constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  cmd.add_flag("--greedy", o.greedy, "always take the most likely token (same as --temperature 0)");
+  cmd.add_option("--temperature,--temp", o.sampling.temperature, "sampling temperature; 0 = greedy")
+      ->check(real_in(0, kInf, false, true))
+      ->capture_default_str();
+  cmd.add_option("--top-k", o.sampling.top_k, "keep the K most likely tokens (0 = off)")
+      ->check(integer_in(0, kMaxInt32))
+      ->capture_default_str();
+  cmd.add_option("--top-p", o.sampling.top_p, "nucleus sampling threshold (1 = off)")
+      ->check(real_in(0, 1))
+      ->capture_default_str();
+  cmd.add_option("--min-p", o.sampling.min_p, "drop tokens below min-p x the top probability (0 = off)")
+      ->check(real_in(0, 1))
+      ->capture_default_str();
+  cmd.add_option("--repeat-penalty", o.sampling.repeat_penalty, "penalty for repeated tokens (1 = off)")
+      ->check(real_in(0, kInf, true, true))
+      ->capture_default_str();
+  cmd.add_option("--repeat-last-n", o.sampling.repeat_last_n, "how many recent tokens the penalty considers (0 = off)")
+      ->check(integer_in(0, kMaxInt32))
+      ->capture_default_str();
+  cmd.add_option("-s,--seed", o.seed,
+                 "random seed, 0 to 2^64-1, or -1 for a random one (default: $BITNET_SEED, else random; 0 with "
+                 "--deterministic)")
+      ->check(seed_value());
+}
+
+runtime::SamplerOptions resolve_sampling(const SamplingFlags& o, bool deterministic) {
+  std::optional<uint64_t> seed = deterministic ? std::optional<uint64_t>(0) : std::nullopt;
+  if (!o.seed.empty()) {
+    seed = to_seed(o.seed);
+  } else if (auto env = checked_env("BITNET_SEED", seed_value())) {
+    seed = to_seed(*env);
+  }
+  if (!seed) seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  runtime::SamplerOptions out = o.sampling;
+  out.greedy = o.greedy;
+  out.seed = *seed;
+  return out;
 }
 
 void add_pass_options(CLI::App& cmd, PassFlags& o) {

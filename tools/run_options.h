@@ -37,6 +37,18 @@ struct CommonRunOptions {
 };
 
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
+// Sampling (llama.cpp's options and defaults): --greedy, --temperature, --top-k, --top-p,
+// --min-p, --repeat-penalty, --repeat-last-n, -s/--seed.
+struct SamplingFlags {
+  bool greedy = false;
+  runtime::SamplerOptions sampling;
+  std::string seed;  // checked by seed_value(); empty: BITNET_SEED, else random
+};
+void add_sampling_options(CLI::App& cmd, SamplingFlags& o);
+// The options with the seed resolved: --seed, else $BITNET_SEED (both may say -1: random), else 0
+// with --deterministic, else random.
+runtime::SamplerOptions resolve_sampling(const SamplingFlags& o, bool deterministic);
+
 // --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile): what the
 // compiler's pass manager is asked to print to stderr (tools/compiler_backend.h turns them into
 // passes::PassOptions; bitnet-rt runs no passes and accepts none).
