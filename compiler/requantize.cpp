@@ -3,54 +3,13 @@
 // scales[16] + f16 d.
 #include "compiler/requantize.h"
 
+#include "reference/kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 namespace bitnet::compiler {
-
-uint16_t float_to_half(float x) {
-  uint32_t f;
-  std::memcpy(&f, &x, 4);
-  const uint32_t sign = (f >> 16) & 0x8000u;
-  const uint32_t abs = f & 0x7fffffffu;
-  if (abs >= 0x7f800000u)
-    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));  // inf / NaN
-  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);                // rounds to >= 65520: inf
-  if (abs < 0x38800000u) {
-    // Subnormal half (or zero): the value in units of 2^-24, rounded to nearest even by
-    // adding it to 0.5 in float (the float grid there is exactly the half-subnormal grid).
-    float a;
-    std::memcpy(&a, &abs, 4);
-    const float shifted = a + 0.5f;
-    uint32_t bits;
-    std::memcpy(&bits, &shifted, 4);
-    return static_cast<uint16_t>(sign | (bits - 0x3f000000u));
-  }
-  // Normal: drop 13 mantissa bits with round-to-nearest-even (a carry moves the exponent up).
-  const uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
-  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
-}
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7fffu;
-  uint32_t bits;
-  if (em >= 0x7c00u) {
-    bits = sign | 0x7f800000u | ((em & 0x3ffu) << 13);
-  } else {
-    // Exponent and mantissa in float position, rebased by 2^112: exact for subnormals too.
-    const uint32_t moved = em << 13;
-    float f;
-    std::memcpy(&f, &moved, 4);
-    f *= 0x1p112f;
-    std::memcpy(&bits, &f, 4);
-    bits |= sign;
-  }
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
-}
 
 namespace {
 
@@ -60,12 +19,12 @@ void load_row(const uint8_t* f16, int64_t row, int64_t cols, std::vector<float>&
   for (int64_t i = 0; i < cols; ++i) {
     uint16_t h;
     std::memcpy(&h, p + i * 2, 2);
-    out[static_cast<size_t>(i)] = half_to_float(h);
+    out[static_cast<size_t>(i)] = ref::fp16_to_fp32(h);
   }
 }
 
 void put_half(uint8_t* at, float v) {
-  const uint16_t h = float_to_half(v);
+  const uint16_t h = ref::fp32_to_fp16(v);
   std::memcpy(at, &h, 2);
 }
 
@@ -83,7 +42,7 @@ std::vector<uint8_t> requantize_f16_to_q8_0(const uint8_t* f16, int64_t rows, in
       float amax = 0;
       for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
       // Quantize with the scale as stored (f16), so rounding of d does not bias the codes.
-      const float d = half_to_float(float_to_half(amax / 127.0f));
+      const float d = ref::fp16_to_fp32(ref::fp32_to_fp16(amax / 127.0f));
       put_half(block, d);
       for (int i = 0; i < 32; ++i) {
         const float q = d > 0 ? std::round(x[i] / d) : 0.0f;
@@ -115,7 +74,7 @@ std::vector<uint8_t> requantize_f16_to_q6_k(const uint8_t* f16, int64_t rows, in
         sub[j] = m / -32.0f;
         max_scale = std::max(max_scale, std::fabs(sub[j]));
       }
-      const float d = half_to_float(float_to_half(max_scale / 127.0f));
+      const float d = ref::fp16_to_fp32(ref::fp32_to_fp16(max_scale / 127.0f));
       put_half(block + 208, d);
       uint8_t codes[256];
       for (int j = 0; j < 16; ++j) {

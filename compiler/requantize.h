@@ -18,8 +18,4 @@ std::vector<uint8_t> requantize_f16_to_q8_0(const uint8_t* f16, int64_t rows, in
 // largest-magnitude weight on -32; the int8 sub-block scales share one f16 super-block scale.
 std::vector<uint8_t> requantize_f16_to_q6_k(const uint8_t* f16, int64_t rows, int64_t cols);
 
-// IEEE half conversions (round to nearest even), as F16C does them.
-uint16_t float_to_half(float x);
-float half_to_float(uint16_t h);
-
 }  // namespace bitnet::compiler

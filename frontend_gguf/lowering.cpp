@@ -155,28 +155,9 @@ class Lowering {
 }  // namespace
 
 std::optional<ir::DType> ir_dtype(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-      return ir::DType::F32;
-    case GgmlType::F16:
-      return ir::DType::F16;
-    case GgmlType::BF16:
-      return ir::DType::BF16;
-    case GgmlType::Q8_0:
-      return ir::DType::Q8_0;
-    case GgmlType::Q4_0:
-      return ir::DType::Q4_0;
-    case GgmlType::Q6_K:
-      return ir::DType::Q6_K;
-    case GgmlType::TQ1_0:
-      return ir::DType::TQ1_0;
-    case GgmlType::TQ2_0:
-      return ir::DType::TQ2_0;
-    case GgmlType::I2_S:
-      return ir::DType::I2_S;
-    default:
-      return std::nullopt;
-  }
+  auto dtype = ir::dtype_from_ggml(static_cast<uint32_t>(type));
+  if (!dtype || !ir::is_weight_dtype(*dtype)) return std::nullopt;
+  return dtype;
 }
 
 Expected<ir::Graph> lower_to_ir(const GgufFile& file, const ModelConfig& config, const LoweringOptions& options) {

@@ -5,7 +5,7 @@ namespace bitnet::ir {
 namespace {
 
 constexpr DTypeInfo kDTypes[] = {
-#define BITNET_DTYPE_ROW(id, name, block, bytes, kind) {DType::id, name, block, bytes, DTypeKind::kind},
+#define BITNET_DTYPE_ROW(id, name, block, bytes, kind, ggml) {DType::id, name, block, bytes, DTypeKind::kind, ggml},
     BITNET_IR_DTYPES(BITNET_DTYPE_ROW)
 #undef BITNET_DTYPE_ROW
 };
@@ -22,6 +22,13 @@ std::string_view dtype_name(DType dtype) {
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& row : kDTypes) {
     if (row.name == name) return row.dtype;
+  }
+  return std::nullopt;
+}
+
+std::optional<DType> dtype_from_ggml(uint32_t ggml_type) {
+  for (const auto& row : kDTypes) {
+    if (row.ggml_type >= 0 && static_cast<uint32_t>(row.ggml_type) == ggml_type) return row.dtype;
   }
   return std::nullopt;
 }

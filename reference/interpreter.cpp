@@ -36,29 +36,11 @@ struct KvCache {
   ref::KvLayerView view() { return {k.data(), v.data(), n_ctx}; }
 };
 
+// The file type of a weight's IR type (ir/dtype.h's one map).
 std::optional<gguf::GgmlType> ggml_type_of(DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return gguf::GgmlType::F32;
-    case DType::F16:
-      return gguf::GgmlType::F16;
-    case DType::BF16:
-      return gguf::GgmlType::BF16;
-    case DType::Q8_0:
-      return gguf::GgmlType::Q8_0;
-    case DType::Q4_0:
-      return gguf::GgmlType::Q4_0;
-    case DType::Q6_K:
-      return gguf::GgmlType::Q6_K;
-    case DType::TQ1_0:
-      return gguf::GgmlType::TQ1_0;
-    case DType::TQ2_0:
-      return gguf::GgmlType::TQ2_0;
-    case DType::I2_S:
-      return gguf::GgmlType::I2_S;
-    default:
-      return std::nullopt;
-  }
+  const int32_t id = ir::dtype_info(dtype).ggml_type;
+  if (id < 0 || !ir::is_weight_dtype(dtype)) return std::nullopt;
+  return static_cast<gguf::GgmlType>(id);
 }
 
 }  // namespace

@@ -24,8 +24,6 @@ namespace {
 
 using abi::KernelArgs;
 using abi::KernelFn;
-using compiler::float_to_half;
-using compiler::half_to_float;
 using compiler::requantize_f16_to_q6_k;
 using compiler::requantize_f16_to_q8_0;
 
@@ -49,26 +47,7 @@ Jit& jit_for(const std::string& target) {
 }
 
 GgmlType ggml_of(DType t) {
-  switch (t) {
-    case DType::F32:
-      return GgmlType::F32;
-    case DType::F16:
-      return GgmlType::F16;
-    case DType::BF16:
-      return GgmlType::BF16;
-    case DType::Q8_0:
-      return GgmlType::Q8_0;
-    case DType::Q4_0:
-      return GgmlType::Q4_0;
-    case DType::Q6_K:
-      return GgmlType::Q6_K;
-    case DType::TQ1_0:
-      return GgmlType::TQ1_0;
-    case DType::TQ2_0:
-      return GgmlType::TQ2_0;
-    default:
-      return GgmlType::I2_S;
-  }
+  return static_cast<GgmlType>(ir::dtype_info(t).ggml_type);
 }
 
 ir::Type type(DType dtype, int64_t rows, int64_t cols) {
@@ -833,31 +812,6 @@ TEST(MatmulKernels, TeacherForcedOnReferenceIntermediates) {
 }
 
 // ---- LM-head requantization --------------------------------------------------------------------
-
-TEST(Requantize, HalfConversionsMatchF16c) {
-  std::mt19937 rng(5);
-  for (int i = 0; i < 200000; ++i) {
-    uint32_t bits = rng();
-    if (i % 4 == 0) bits = (bits & 0x807fffffu) | ((100u + rng() % 40u) << 23);  // around the half range
-    float x;
-    std::memcpy(&x, &bits, 4);
-    const uint16_t want = ref::fp32_to_fp16(x);
-    if (std::isnan(x)) {
-      EXPECT_TRUE(std::isnan(half_to_float(float_to_half(x))));
-      continue;
-    }
-    ASSERT_EQ(float_to_half(x), want) << x;
-  }
-  for (uint32_t h = 0; h < 0x10000u; ++h) {
-    const float got = half_to_float(static_cast<uint16_t>(h));
-    const float want = ref::fp16_to_fp32(static_cast<uint16_t>(h));
-    if (std::isnan(want)) {
-      EXPECT_TRUE(std::isnan(got));
-    } else {
-      ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << h;
-    }
-  }
-}
 
 // Requantized rows decode (with the reference dequantizer) close to the F16 originals.
 TEST(Requantize, BlocksDecodeCloseToTheOriginal) {

@@ -1,9 +1,13 @@
 // The ggml type table and tensor byte sizes.
 #include "frontend_gguf/ggml_types.h"
+#include "frontend_gguf/lowering.h"
+#include "ir/dtype.h"
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <set>
+#include <string>
 
 namespace bitnet::gguf {
 namespace {
@@ -83,6 +87,34 @@ TEST(GgmlTypes, ElementCountOverflow) {
   EXPECT_FALSE(checked_element_count(big).has_value());
   const std::vector<uint64_t> fine = {1u << 20, 1u << 20};
   EXPECT_EQ(*checked_element_count(fine), uint64_t{1} << 40);
+}
+
+// The IR's dtype table names each type's ggml id (the one map between the two); where both
+// tables describe a type, they agree on its name and block layout, and lowering maps exactly
+// the weight types.
+TEST(GgmlTypes, TheIrDtypeTableAgreesWithTheGgmlTable) {
+  int mapped = 0;
+  for (int d = 0; d <= static_cast<int>(ir::DType::I2_S); ++d) {
+    const ir::DTypeInfo& info = ir::dtype_info(static_cast<ir::DType>(d));
+    if (info.ggml_type < 0) {
+      EXPECT_EQ(info.kind, ir::DTypeKind::kQuantizedActivation) << info.name;
+      continue;
+    }
+    const GgmlTypeInfo* g = find_ggml_type(static_cast<uint32_t>(info.ggml_type));
+    ASSERT_NE(g, nullptr) << info.name;
+    std::string lower(g->name);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    EXPECT_EQ(lower, info.name);
+    if (g->size_rule == SizeRule::kBlocks) {
+      EXPECT_EQ(g->block_size, info.block_size) << info.name;
+      EXPECT_EQ(g->block_bytes, info.block_bytes) << info.name;
+    }
+    EXPECT_EQ(ir::dtype_from_ggml(static_cast<uint32_t>(info.ggml_type)), info.dtype);
+    EXPECT_EQ(ir_dtype(g->type).has_value(), ir::is_weight_dtype(info.dtype)) << info.name;
+    ++mapped;
+  }
+  EXPECT_GE(mapped, 11);
+  EXPECT_FALSE(ir::dtype_from_ggml(static_cast<uint32_t>(GgmlType::Q4_K)).has_value());  // no IR type
 }
 
 }  // namespace
