@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <set>
+#include <string_view>
 
 namespace bitnet::runtime {
 namespace {
@@ -101,6 +102,41 @@ struct Checker {
     return binding(b, needed_bytes(f, g.t_max), output);
   }
 
+  // An integer attribute of the call's node (0 when absent).
+  int64_t node_attr(const planfb::CallT& c, std::string_view name) const {
+    const auto& node = g.nodes[static_cast<size_t>(c.node)];
+    if (!node) return 0;
+    for (const auto& a : node->attrs) {
+      if (a && a->name == name && a->kind == planfb::AttrKind::Int) return a->int_value;
+    }
+    return 0;
+  }
+
+  // The work a kernel is given must be the work its node's result has room for: rows split over
+  // the result's columns, heads over the node's heads, and an attention's KV layer as wide as
+  // the node's KV heads (the kernel writes that many).
+  Status units_and_kv_match_node(const planfb::CallT& c) const {
+    BITNET_ASSIGN_OR_RETURN(ValueFacts out, facts_of(g, c.output->value()));
+    const auto split = static_cast<abi::WorkSplit>(c.split);
+    const auto& shape = out.type.shape;
+    if (shape.size() != 2) return make_error("writes a value of rank {}", shape.size());
+    const int64_t expected = split == abi::WorkSplit::kRows    ? shape[1].size
+                             : split == abi::WorkSplit::kHeads ? node_attr(c, "n_head")
+                                                               : shape[0].size;
+    if (c.units != expected)
+      return make_error("has {} work units for a result of {}", c.units, ir::to_string(out.type));
+    if (split == abi::WorkSplit::kHeads) {
+      for (const planfb::KvLayer& kv : g.kv) {
+        if (kv.layer() == c.kv_layer &&
+            (kv.n_head_kv() != node_attr(c, "n_head_kv") || kv.head_dim() != node_attr(c, "head_dim"))) {
+          return make_error("uses KV layer {} of {} heads of {}, unlike its node", c.kv_layer, kv.n_head_kv(),
+                            kv.head_dim());
+        }
+      }
+    }
+    return Status::success();
+  }
+
   Status call(const planfb::CallT& c, const std::set<int32_t>& kv_layers) const {
     if (c.node < 0 || static_cast<size_t>(c.node) >= g.nodes.size()) return make_error("names node {}", c.node);
     if (!c.output) return make_error("has no output");
@@ -129,7 +165,7 @@ struct Checker {
         if (attention != (c.kv_layer >= 0) || (attention && !kv_layers.count(c.kv_layer))) {
           return make_error("names KV layer {}", c.kv_layer);
         }
-        return Status::success();
+        return units_and_kv_match_node(c);
       }
       case planfb::CallKind::LoadTokens:
         if (c.kernel != -1 || !c.inputs.empty() || c.kv_layer != -1) return make_error("is not a plain token load");
