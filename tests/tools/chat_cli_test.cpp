@@ -3,7 +3,7 @@
 // template chosen by name or from the model's tokenizer.chat_template, and bad options.
 #include "test_support.h"
 
-#include <regex>
+#include <string>
 
 namespace bitnet {
 namespace {
@@ -24,9 +24,12 @@ testing::CommandResult chat(const std::string& args, const std::string& input) {
 // "turn N: R tokens reused from the cache, F fed" lines of -v, as (R, F) per turn.
 std::vector<std::pair<int, int>> turns(const std::string& err) {
   std::vector<std::pair<int, int>> out;
-  const std::regex line(R"(turn (\d+): (\d+) tokens reused from the cache, (\d+) fed)");
-  for (auto it = std::sregex_iterator(err.begin(), err.end(), line); it != std::sregex_iterator(); ++it) {
-    out.emplace_back(std::stoi((*it)[2]), std::stoi((*it)[3]));
+  const std::string reused = " tokens reused from the cache, ";
+  for (size_t at = err.find("chat: turn "); at != std::string::npos; at = err.find("chat: turn ", at + 1)) {
+    const size_t colon = err.find(": ", at + 11);
+    const size_t mid = err.find(reused, colon);
+    if (colon == std::string::npos || mid == std::string::npos) break;
+    out.emplace_back(std::stoi(err.substr(colon + 2, mid - colon - 2)), std::stoi(err.substr(mid + reused.size())));
   }
   return out;
 }
