@@ -58,7 +58,7 @@ Expected<LmHead> retarget_lm_head(ir::Graph& graph, ir::DType dtype) {
   ir::Graph out(graph.name());
   out.properties() = graph.properties();
   // The choice travels with the graph (and a plan's copy of it): readers need not rediscover it.
-  out.properties().emplace_back(std::string(kLmHeadProperty), std::string(ir::dtype_name(dtype)));
+  out.properties().emplace_back(std::string(ir::kLmHeadProperty), std::string(ir::dtype_name(dtype)));
   std::vector<ir::ValueId> remap(graph.values().size(), -1);
   const std::string tensor = lm_head_tensor_name(head.source, dtype);
   const ir::Type type = ir::Type::of(dtype, head.type.shape);

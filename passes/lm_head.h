@@ -7,6 +7,7 @@
 #pragma once
 
 #include "ir/graph.h"
+#include "ir/graph_properties.h"
 
 #include <string>
 #include <string_view>
@@ -19,9 +20,6 @@ struct LmHead {
   ir::Type type;       // of `tensor`; [n_vocab, n_embd]
   bool retargeted() const { return tensor != source; }
 };
-
-// The graph property a retargeted head records its dtype in ("q8_0"); absent for the file's head.
-inline constexpr std::string_view kLmHeadProperty = "lm_head";
 
 // "token_embd.weight" + q8_0 -> "token_embd.weight@q8_0" ('@' never occurs in GGUF names the
 // frontend lowers, so the name cannot collide with a tensor of the file).

@@ -1,7 +1,7 @@
 // `bitnet bench`: llama-bench-style throughput table (ppN and tgN tokens/s, mean ± sd over
 // repetitions, per thread count), plus the memory-bandwidth roofline of decoding measured in
 // the same run: bytes read per decoded token and the fraction of the roofline reached.
-#include "passes/lm_head.h"
+#include "ir/graph_properties.h"
 #include "runtime/bench.h"
 #include "runtime/plan_cache.h"
 #include "tools/commands.h"
@@ -98,7 +98,7 @@ void add_bench(CLI::App& app, int& exit_code) {
     // (The graphs record a retargeted head's dtype; "" is the model file's own head.)
     std::string lm_head;
     for (const auto& [key, value] : m.graph(false).properties()) {
-      if (key == passes::kLmHeadProperty) lm_head = value;
+      if (key == ir::kLmHeadProperty) lm_head = value;
     }
     if (!lm_head.empty()) backend += " lm_head=" + lm_head;
     const int64_t bytes_per_token = runtime::decode_bytes_per_token(m);
