@@ -45,14 +45,21 @@ Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, 
                                   const std::function<void(std::string_view)>& on_text) {
   if (prompt_ids.empty()) return make_error("the prompt is empty (no tokens to start from)");
   if (options.n_predict < -1) return make_error("n_predict must be -1 (until the context is full) or more");
-  if (static_cast<int64_t>(prompt_ids.size()) >= session.n_ctx()) {
-    return make_error("the prompt has {} tokens but the context holds {}; use a larger --ctx-size or a shorter prompt",
-                      prompt_ids.size(), session.n_ctx());
+  if (session.pos() != static_cast<int64_t>(options.earlier_tokens.size())) {
+    return make_error("the session holds {} tokens, not the {} earlier tokens given", session.pos(),
+                      options.earlier_tokens.size());
+  }
+  if (session.pos() + static_cast<int64_t>(prompt_ids.size()) >= session.n_ctx()) {
+    return make_error(
+        "the prompt has {} tokens{} but the context holds {}; use a larger --ctx-size or a shorter prompt",
+        prompt_ids.size(), session.pos() > 0 ? fmt::format(" after the {} it already holds", session.pos()) : "",
+        session.n_ctx());
   }
   GenerateResult result;
   result.prompt_ids = prompt_ids;
   Sampler sampler(options.sampling);
-  std::vector<int32_t> history = prompt_ids;
+  std::vector<int32_t> history = options.earlier_tokens;
+  history.insert(history.end(), prompt_ids.begin(), prompt_ids.end());
   Utf8Stream stream;
   auto emit = [&](std::string_view piece) {
     const std::string ready = stream.push(piece);

@@ -20,6 +20,9 @@ struct GenerateOptions {
   bool stop_at_eog = true;
   int32_t dump_logit_steps = 0;  // record the top-k logits of the first K steps
   int32_t logits_topk = 0;
+  // Tokens the session already holds before `prompt_ids` (a chat's earlier turns): the
+  // repetition penalty looks at them too, as llama.cpp's does at the whole context.
+  std::vector<int32_t> earlier_tokens;
 };
 
 // One count of generated tokens: `generated_tokens` is the number of ids generated (the
@@ -45,10 +48,9 @@ struct GenerateResult {
   std::string stop_reason;                            // "length", "eog" or "context"
 };
 
-// `session` must be fresh (pos 0) and built with last-token logits; `prompt_ids` must not be
-// empty (a caller generating unconditionally passes just BOS). `on_text` receives
-// printable UTF-8 as soon as it is complete (multi-byte characters split across tokens
-// are held back until whole).
+// `session` is built with last-token logits and holds options.earlier_tokens (pos 0 when none); `prompt_ids` must not
+// be empty (a caller generating unconditionally passes just BOS). `on_text` receives printable UTF-8 as soon as it is
+// complete (multi-byte characters split across tokens are held back until whole).
 Expected<GenerateResult> generate(Session& session, const Tokenizer& tokenizer, std::vector<int32_t> prompt_ids,
                                   const GenerateOptions& options,
                                   const std::function<void(std::string_view)>& on_text = {});

@@ -128,6 +128,7 @@ void add_chat(CLI::App& app, int& exit_code) {
       g.n_predict = o->n_predict;
       g.sampling = sampling;
       g.sampling.seed = sampling.seed + static_cast<uint64_t>(turn - 1);  // one seed, a different draw per turn
+      g.earlier_tokens = cached;
       auto reply = runtime::generate(s, tok, fresh, g, [](std::string_view piece) {
         fmt::print("{}", piece);
         flush_stdout();

@@ -91,6 +91,34 @@ TEST(Generation, BadInputs) {
   EXPECT_EQ(full->stop_reason, "context");
 }
 
+// Continuing a session that already holds tokens (a chat's next turn): the caller says which,
+// and a continuation is what one generation over the whole prompt would give (greedy).
+TEST(Generation, ContinuesASessionThatHoldsEarlierTokens) {
+  auto model = load(testing::source_dir() / "models/stories260K.gguf");
+  ASSERT_TRUE(model);
+  const std::vector<int32_t> first = {1, 365, 201, 263}, second = {431, 29};
+  GenerateOptions o;
+  o.sampling.greedy = true;
+  o.n_predict = 8;
+  auto whole_session = model->new_session(false, 64, 1);
+  ASSERT_TRUE(whole_session.ok());
+  std::vector<int32_t> both = first;
+  both.insert(both.end(), second.begin(), second.end());
+  auto whole = generate(**whole_session, model->tokenizer(), both, o);
+  ASSERT_TRUE(whole.ok()) << whole.error().message;
+
+  auto session = model->new_session(false, 64, 1);
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->run(first).ok());
+  auto unsaid = generate(**session, model->tokenizer(), second, o);  // earlier_tokens not given
+  ASSERT_FALSE(unsaid.ok());
+  EXPECT_NE(unsaid.error().message.find("holds 4 tokens"), std::string::npos) << unsaid.error().message;
+  o.earlier_tokens = first;
+  auto continued = generate(**session, model->tokenizer(), second, o);
+  ASSERT_TRUE(continued.ok()) << continued.error().message;
+  EXPECT_EQ(continued->generated_ids, whole->generated_ids);
+}
+
 TEST(Evaluate, NllMatchesLogits) {
   auto model = load(testing::source_dir() / "models/stories260K.gguf");
   ASSERT_TRUE(model);
