@@ -58,14 +58,15 @@ Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, bool verb
   }
   // In plan order (the sidecar's): a blob's bytes stay where they are when the vector moves.
   for (const runtime::RepackedBlob& blob : compiled.repacked) bindings->repacked.emplace_back(blob.bytes);
-  BITNET_RETURN_IF_ERROR(runtime::check_plan_graphs(*compiled.plan, *bindings));
+  // The same checks as a plan file's; the model keeps the graphs the compiler made (the plan's
+  // decoded ones are the same).
+  if (auto checked = runtime::check_plan_graphs(*compiled.plan, *bindings); !checked.ok()) return checked.error();
   auto keep = std::make_shared<JitKeepalive>();
   keep->jit = std::move(compiled.jit);
   keep->repacked = std::move(compiled.repacked);
   std::shared_ptr<const planfb::PlanT> plan = std::move(compiled.plan);
-  // The model keeps the graphs the compiler made (the plan's are the same).
   return runtime::install_plan_backend(model, std::move(plan), std::move(bindings),
-                                       {.backend_name = "jit", .keepalive = std::move(keep), .decode_graphs = false});
+                                       {.backend_name = "jit", .keepalive = std::move(keep)});
 }
 
 Status attach_backend(runtime::Model& model, const BackendOptions& options) {

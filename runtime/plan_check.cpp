@@ -61,8 +61,9 @@ struct Checker {
 
   // `need` bytes through binding `b` (the write target when `output`).
   Status binding(const planfb::Binding& b, int64_t need, bool output) const {
-    BITNET_ASSIGN_OR_RETURN(ValueFacts f, facts_of(g, b.value()));
-    (void)f;
+    if (b.value() < 0 || static_cast<size_t>(b.value()) >= g.slots.size()) {
+      return make_error("value {} does not exist", b.value());
+    }
     switch (b.kind()) {
       case planfb::BindingKind::Arena: {
         BITNET_ASSIGN_OR_RETURN(const planfb::Slot* s, slot_of(b.value()));

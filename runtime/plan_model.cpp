@@ -136,7 +136,9 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
   std::unique_ptr<Model> model = std::move(*loaded);
   if (auto st = bind_weights(*plan, model->file(), *bindings); !st.ok()) return fail(st.error());
   // Every index and byte range of the schedule, before any of the plan's code is loaded.
-  if (auto st = check_plan_graphs(*plan, *bindings); !st.ok()) return fail(st.error());
+  auto graphs = check_plan_graphs(*plan, *bindings);
+  if (!graphs.ok()) return fail(graphs.error());
+  model->set_graphs(std::move(graphs->last), std::move(graphs->all));
   t.checks_ms = ms_since(start);
 
   start = Clock::now();
@@ -163,7 +165,7 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
   return model;
 }
 
-Status check_plan_graphs(const planfb::PlanT& plan, PlanBindings& bindings) {
+Expected<PlanGraphs> check_plan_graphs(const planfb::PlanT& plan, PlanBindings& bindings) {
   bindings.kernel_splits.clear();
   for (const auto& k : plan.kernels) {
     if (!k) return make_error("the plan has an empty kernel entry");
@@ -179,10 +181,9 @@ Status check_plan_graphs(const planfb::PlanT& plan, PlanBindings& bindings) {
   }
   for (const auto& g : plan.graphs) BITNET_RETURN_IF_ERROR(check_graph_plan(*g, bindings));
   // The graphs as IR: the stored nodes must type-check as any graph does.
-  for (const auto& g : plan.graphs) {
-    if (auto decoded = decode_graph(*g, bindings.kernel_splits); !decoded.ok()) return decoded.error();
-  }
-  return Status::success();
+  BITNET_ASSIGN_OR_RETURN(DecodedGraph last, decode_graph(*plan.graphs[0], bindings.kernel_splits));
+  BITNET_ASSIGN_OR_RETURN(DecodedGraph all, decode_graph(*plan.graphs[1], bindings.kernel_splits));
+  return PlanGraphs{std::move(last.graph), std::move(all.graph)};
 }
 
 Status install_plan_backend(Model& model, std::shared_ptr<const planfb::PlanT> plan,
@@ -192,11 +193,6 @@ Status install_plan_backend(Model& model, std::shared_ptr<const planfb::PlanT> p
   }
   for (size_t k = 0; k < bindings->kernels.size(); ++k) {
     if (!bindings->kernels[k]) return make_error("the plan's kernel '{}' is not bound", plan->kernels[k]->symbol);
-  }
-  if (options.decode_graphs) {
-    BITNET_ASSIGN_OR_RETURN(DecodedGraph last, decode_graph(*plan->graphs[0], bindings->kernel_splits));
-    BITNET_ASSIGN_OR_RETURN(DecodedGraph all, decode_graph(*plan->graphs[1], bindings->kernel_splits));
-    model.set_graphs(std::move(last.graph), std::move(all.graph));
   }
   const int64_t n_vocab = static_cast<int64_t>(model.config().n_vocab);
   model.set_session_factory([plan, bindings, options, n_vocab](bool all_logits, int64_t n_ctx,

@@ -45,12 +45,16 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
 
 // The plan-wide checks of the graphs (plan_check.h for each, and their nodes type-checked as
 // IR); fills bindings.kernel_splits from the plan's kernels. Needs no code loaded.
-Status check_plan_graphs(const planfb::PlanT& plan, PlanBindings& bindings);
+// Returns the two graphs as IR (last-token, all logits), for Model::set_graphs.
+struct PlanGraphs {
+  ir::Graph last;
+  ir::Graph all;
+};
+Expected<PlanGraphs> check_plan_graphs(const planfb::PlanT& plan, PlanBindings& bindings);
 
 struct PlanBackendOptions {
   std::string backend_name = "plan";      // what sessions report as their backend
   std::shared_ptr<const void> keepalive;  // what the bindings point into (loaded code, JIT, blobs)
-  bool decode_graphs = true;              // give the model the plan's graphs (Model::graph)
 };
 
 // Makes `model`'s sessions executors of `plan`'s graphs with `bindings` (checked by
