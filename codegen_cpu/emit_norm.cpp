@@ -63,8 +63,8 @@ bool emit_norm(KernelBuilder& kb, std::string* error) {
   llvm::Value* x = kb.in(0);
   llvm::Value* gain = has_gain ? kb.in(1) : nullptr;
   llvm::Value* out = kb.out();
-  // Rows of this call: T, or a static count (1 after select_last).
-  llvm::Value* rows = d.result.shape[0].is_tokens() ? kb.n_tokens() : kb.c64(d.result.shape[0].size);
+  // Rows of this call: T (or R after select_rows), or a static count.
+  llvm::Value* rows = d.result.shape[0].is_symbolic() ? kb.n_tokens() : kb.c64(d.result.shape[0].size);
   const I8qLayout layout = quantize ? i8q_layout(kb, out, rows, k) : I8qLayout{};
   llvm::Type* f64v = kb.vec(kb.f64(), kLanes);
   llvm::Type* i32v = kb.vec(kb.i32(), kLanes);

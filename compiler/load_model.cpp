@@ -31,12 +31,12 @@ Expected<std::unique_ptr<runtime::Model>> load_model(const std::string& path, co
 
 void use_interpreter(runtime::Model& model) {
   const runtime::Model* m = &model;  // the factory is owned by the model
-  model.set_session_factory(
-      [m](bool all_logits, int64_t n_ctx, int threads) -> Expected<std::unique_ptr<runtime::Session>> {
-        BITNET_ASSIGN_OR_RETURN(auto interp,
-                                reference::Interpreter::create(m->graph(all_logits), m->file(), {n_ctx, threads}));
-        return std::unique_ptr<runtime::Session>(std::move(interp));
-      });
+  model.set_session_factory([m](const runtime::SessionOptions& so) -> Expected<std::unique_ptr<runtime::Session>> {
+    reference::InterpreterOptions io{
+        .n_ctx = so.n_ctx, .threads = so.threads, .arena_t_max = 0, .n_seq_max = so.n_seq_max};
+    BITNET_ASSIGN_OR_RETURN(auto interp, reference::Interpreter::create(m->graph(so.all_logits), m->file(), io));
+    return std::unique_ptr<runtime::Session>(std::move(interp));
+  });
 }
 
 }  // namespace bitnet::compiler

@@ -107,14 +107,14 @@ Expected<std::unique_ptr<planfb::GraphPlanT>> encode_graph(const ir::Graph& grap
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const ir::Node& n = graph.nodes()[i];
     const ir::Type& type = graph.value(n.result).type;
-    if (n.op == ir::OpKind::InputTokens || n.op == ir::OpKind::SelectLast) {
+    if (n.op == ir::OpKind::InputTokens || n.op == ir::OpKind::SelectRows) {
       auto call = std::make_unique<planfb::CallT>();
       call->node = static_cast<int32_t>(i);
       call->kernel = -1;
       call->units = 0;
       call->granularity = 1;
-      if (n.op == ir::OpKind::SelectLast) {
-        call->kind = planfb::CallKind::CopyLastRow;
+      if (n.op == ir::OpKind::SelectRows) {
+        call->kind = planfb::CallKind::SelectRows;
         call->row_bytes = ir::activation_bytes(type, 1);
         BITNET_ASSIGN_OR_RETURN(planfb::Binding from, binding(n.operands[0]));
         call->inputs.push_back(from);
@@ -142,12 +142,26 @@ Expected<std::unique_ptr<planfb::GraphPlanT>> encode_graph(const ir::Graph& grap
     call->node = static_cast<int32_t>(i);
     call->kernel = kernel_of_node[i];
     call->split = static_cast<planfb::WorkSplit>(work->split);
-    call->units = work->units.size;
+    call->units = work->units.is_symbolic() ? -1 : work->units.size;
     call->granularity = split_granularity(n, work->split);
     call->token_rows = type.shape[0].is_tokens();
+    call->per_sequence = ir::runs_per_sequence(graph, n);
     for (ir::ValueId v : n.operands) {
       BITNET_ASSIGN_OR_RETURN(planfb::Binding b, binding(v));
       call->inputs.push_back(b);
+    }
+    if (call->per_sequence) {
+      // Each sequence's rows: operands and result are offset by whole rows.
+      for (ir::ValueId v : n.operands) {
+        const ir::Type& t = graph.value(v).type;
+        const bool rows = graph.def(v).op != ir::OpKind::Weight && t.rank() == 2 && t.shape[0].is_symbolic();
+        if (rows && t.dtype == ir::DType::I8Q) {
+          return make_error("node {} ({}) runs per sequence on quantized activations, whose layout has no row offset",
+                            i, ir::op_name(n.op));
+        }
+        call->input_row_bytes.push_back(rows ? ir::activation_bytes(t, 1) : 0);
+      }
+      call->row_bytes = ir::activation_bytes(type, 1);
     }
     BITNET_ASSIGN_OR_RETURN(planfb::Binding result, binding(n.result));
     call->output = std::make_unique<planfb::Binding>(result);

@@ -26,7 +26,7 @@ class Lowering {
       BITNET_ASSIGN_OR_RETURN(x, layer(static_cast<int64_t>(il), x));
     }
     if (!options_.all_logits) {
-      BITNET_ASSIGN_OR_RETURN(x, b_.select_last(x, "last"));
+      BITNET_ASSIGN_OR_RETURN(x, b_.select_rows(x, "last"));
     }
     BITNET_ASSIGN_OR_RETURN(ValueId y, norm(x, "output_norm.weight", "out"));
     BITNET_ASSIGN_OR_RETURN(ValueId head, weight(c_.separate_output ? "output.weight" : "token_embd.weight"));

@@ -148,8 +148,8 @@ Expected<ValueId> Builder::gelu(ValueId x, std::string name) {
   return g_.add(OpKind::Gelu, {x}, {}, std::move(name));
 }
 
-Expected<ValueId> Builder::select_last(ValueId x, std::string name) {
-  return g_.add(OpKind::SelectLast, {x}, {}, std::move(name));
+Expected<ValueId> Builder::select_rows(ValueId x, std::string name) {
+  return g_.add(OpKind::SelectRows, {x}, {}, std::move(name));
 }
 
 Expected<ValueId> Builder::output(ValueId x, std::string output_name) {

@@ -92,7 +92,7 @@ class Builder {
   Expected<ValueId> silu(ValueId x, std::string name = "silu");
   Expected<ValueId> relu2(ValueId x, std::string name = "relu2");
   Expected<ValueId> gelu(ValueId x, std::string name = "gelu");
-  Expected<ValueId> select_last(ValueId x, std::string name = "last");
+  Expected<ValueId> select_rows(ValueId x, std::string name = "last");
   Expected<ValueId> output(ValueId x, std::string output_name);
 
  private:

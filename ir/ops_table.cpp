@@ -9,7 +9,7 @@ Error bad(const Node& n, std::string why) {
   return make_error("{}: {}", op_name(n.op), why);
 }
 
-// Checks a row-major activation [T, N] (or [1, N] after select_last).
+// Checks a row-major activation [T, N] (or [R, N] after select_rows).
 Status expect_activation(const Node& n, const Type& t, const char* what, DType dtype = DType::F32) {
   if (t.dtype != dtype || t.rank() != 2 || t.shape[1].is_tokens()) {
     return bad(n, fmt::format("{} must be {}[T, N], got {}", what, dtype_name(dtype), to_string(t)));
@@ -103,9 +103,11 @@ Expected<Type> infer_attention(const Node& n, std::span<const Type> ops) {
   return ops[0];
 }
 
-Expected<Type> infer_select_last(const Node& n, std::span<const Type> ops) {
+Expected<Type> infer_select_rows(const Node& n, std::span<const Type> ops) {
   BITNET_RETURN_IF_ERROR(expect_activation(n, ops[0], "x"));
-  return Type::of(DType::F32, {Dim{1}, ops[0].shape[1]});
+  if (!ops[0].shape[0].is_tokens())
+    return bad(n, fmt::format("selects rows of {}, not of the tokens", to_string(ops[0])));
+  return Type::of(DType::F32, {Dim::selected(), ops[0].shape[1]});
 }
 
 Expected<Type> infer_output(const Node& n, std::span<const Type> ops) {
@@ -226,8 +228,8 @@ Rule rule_for(OpKind kind) {
     case OpKind::Relu2:
     case OpKind::Gelu:
       return {{}, same_as_first};
-    case OpKind::SelectLast:
-      return {{}, infer_select_last};
+    case OpKind::SelectRows:
+      return {{}, infer_select_rows};
     case OpKind::Output:
       return {kNameAttrs, infer_output};
     case OpKind::Norm:
@@ -245,7 +247,7 @@ Rule rule_for(OpKind kind) {
   return {{}, nullptr};
 }
 
-#define BITNET_OP_COUNT(id, name, min_ops, max_ops, split, effects) +1
+#define BITNET_OP_COUNT(id, name, min_ops, max_ops, split, effects, rows) +1
 constexpr size_t kOpCount = 0 BITNET_IR_OPS(BITNET_OP_COUNT);
 #undef BITNET_OP_COUNT
 
@@ -254,9 +256,9 @@ std::vector<OpInfo> build_table() {
   constexpr bool kKernel_None = false, kKernel_Rows = true, kKernel_Tokens = true, kKernel_Heads = true;
   constexpr auto kSplit_None = abi::WorkSplit::kTokens, kSplit_Rows = abi::WorkSplit::kRows,
                  kSplit_Tokens = abi::WorkSplit::kTokens, kSplit_Heads = abi::WorkSplit::kHeads;
-#define BITNET_OP_ROW(id, name, min_ops, max_ops, split, effects)                                                    \
+#define BITNET_OP_ROW(id, name, min_ops, max_ops, split, effects, rows)                                              \
   table.push_back(OpInfo{OpKind::id, name, min_ops, max_ops, kKernel_##split, kSplit_##split, OpEffects::k##effects, \
-                         rule_for(OpKind::id).attrs, rule_for(OpKind::id).infer});
+                         OpRows::k##rows, rule_for(OpKind::id).attrs, rule_for(OpKind::id).infer});
   BITNET_IR_OPS(BITNET_OP_ROW)
 #undef BITNET_OP_ROW
   return table;
@@ -273,6 +275,21 @@ std::optional<abi::WorkSplit> kernel_split(OpKind kind) {
   const OpInfo& info = op_info(kind);
   if (!info.kernel) return std::nullopt;
   return info.split;
+}
+
+bool runs_per_sequence(const Graph& graph, const Node& node) {
+  switch (op_info(node.op).rows) {
+    case OpRows::kIndependent:
+      return false;
+    case OpRows::kSequence:
+      return true;
+    case OpRows::kArithmetic:
+      break;
+  }
+  for (ValueId v : node.operands) {
+    if (graph.def(v).op == OpKind::Weight && graph.value(v).type.dtype != DType::I2_S) return true;
+  }
+  return false;
 }
 
 std::optional<OpKind> op_from_name(std::string_view name) {

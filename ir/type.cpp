@@ -5,10 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace bitnet::ir {
 
 std::string to_string(const Dim& dim) {
-  return dim.is_tokens() ? "T" : fmt::format("{}", dim.size);
+  return dim.is_tokens() ? "T" : dim.is_selected() ? "R" : fmt::format("{}", dim.size);
 }
 
 std::string to_string(const Type& type) {
@@ -20,10 +22,13 @@ std::string to_string(const Type& type) {
 int64_t activation_bytes(const Type& type, int64_t n_tokens) {
   const DTypeInfo& info = dtype_info(type.dtype);
   if (info.kind == DTypeKind::kQuantizedWeight) return -1;
-  int64_t rows = 1;  // the leading dim (T, or 1 after select_last)
+  int64_t rows = 1;  // the leading dim (T, or R after select_rows)
   int64_t row_elems = 1;
   for (size_t i = 0; i < type.shape.size(); ++i) {
-    const int64_t d = type.shape[i].is_tokens() ? n_tokens : type.shape[i].size;
+    const Dim& dim = type.shape[i];
+    const int64_t d = dim.is_tokens()     ? n_tokens
+                      : dim.is_selected() ? std::min(n_tokens, abi::kMaxOutputRows)
+                                          : dim.size;
     (i == 0 ? rows : row_elems) *= d;
   }
   if (type.dtype == DType::I8Q) return abi::i8q_bytes(rows, row_elems);

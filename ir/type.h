@@ -12,11 +12,15 @@
 namespace bitnet::ir {
 
 struct Dim {
-  static constexpr int64_t kTokens = -1;  // the symbolic dim "T" (tokens in this call)
+  static constexpr int64_t kTokens = -1;    // the symbolic dim "T" (tokens in this call)
+  static constexpr int64_t kSelected = -2;  // the symbolic dim "R" (rows whose logits are wanted)
   int64_t size = 0;
 
   static Dim tokens() { return Dim{kTokens}; }
+  static Dim selected() { return Dim{kSelected}; }
   bool is_tokens() const { return size == kTokens; }
+  bool is_selected() const { return size == kSelected; }
+  bool is_symbolic() const { return size < 0; }  // T or R: known per call, not at compile time
   bool operator==(const Dim&) const = default;
 };
 

@@ -13,17 +13,17 @@ using WorkSplit = abi::WorkSplit;
 
 struct NodeWork {
   WorkSplit split = WorkSplit::kTokens;
-  ir::Dim units;  // static for rows and heads; Dim::tokens() (T of the call) for token splits
+  ir::Dim units;  // static for rows and heads; the rows' dim (T or R of the call) for token splits
 };
 
 // The split of a node's kernel; nullopt for nodes that run no kernel (input.tokens, weights,
-// select_last, which is a row copy, and output markers).
+// select_rows, which is a row copy, and output markers).
 std::optional<WorkSplit> split_of(const ir::Node& node);
 // The split and its number of units.
 std::optional<NodeWork> work_of(const ir::Graph& graph, const ir::Node& node);
 // Units of a call with n_tokens tokens.
 inline int64_t units_for(const NodeWork& w, int64_t n_tokens) {
-  return w.units.is_tokens() ? n_tokens : w.units.size;
+  return w.units.is_symbolic() ? n_tokens : w.units.size;
 }
 // Nodes that run a kernel.
 int64_t kernel_count(const ir::Graph& graph);

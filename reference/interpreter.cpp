@@ -2,6 +2,8 @@
 // plain vectors and are freed after their last use.
 #include "reference/interpreter.h"
 
+#include <limits>
+
 #include "passes/memory_plan.h"
 
 #include <algorithm>
@@ -48,9 +50,11 @@ std::optional<gguf::GgmlType> ggml_type_of(DType dtype) {
 struct Interpreter::Impl {
   const ir::Graph& graph;
   runtime::ThreadPool pool;
-  std::vector<ref::WeightView> weights;  // by value id (only weight values are set)
-  std::vector<int32_t> last_use;         // node index of each value's last use
-  std::map<int64_t, KvCache> kv;         // by layer
+  std::vector<ref::WeightView> weights;            // by value id (only weight values are set)
+  std::vector<int32_t> last_use;                   // node index of each value's last use
+  std::map<int64_t, std::vector<KvCache>> kv;      // by layer, then by sequence
+  int32_t seq = 0;                                 // the sequence being run (its KV region)
+  const std::vector<int64_t>* selected = nullptr;  // select_rows: the rows wanted (null: the last)
   std::vector<Buffer> values;
 
   Impl(const ir::Graph& g, int threads) : graph(g), pool(threads) {}
@@ -86,17 +90,20 @@ struct Interpreter::Impl {
     }
   }
 
-  void allocate_kv(int64_t n_ctx) {
+  void allocate_kv(int64_t n_ctx_seq, int32_t n_seq) {
     // The reference pads the attended window to a multiple of 32 cells; keep that many
     // cells allocated so padded reads stay in bounds (they are masked).
-    const int64_t cells = (n_ctx + 31) / 32 * 32;
+    const int64_t cells = (n_ctx_seq + 31) / 32 * 32;
     for (const ir::Node& node : graph.nodes()) {
       if (node.op != OpKind::Attention && node.op != OpKind::RopeAttention) continue;
       const int64_t width = node.attr_int("n_head_kv") * node.attr_int("head_dim");
-      KvCache& c = kv[node.attr_int("layer")];
-      c.n_ctx = cells;
-      c.k.assign(static_cast<size_t>(cells * width), 0);
-      c.v.assign(static_cast<size_t>(cells * width), 0);
+      auto& regions = kv[node.attr_int("layer")];
+      regions.resize(static_cast<size_t>(n_seq));
+      for (KvCache& c : regions) {
+        c.n_ctx = cells;
+        c.k.assign(static_cast<size_t>(cells * width), 0);
+        c.v.assign(static_cast<size_t>(cells * width), 0);
+      }
     }
   }
 
@@ -270,7 +277,7 @@ struct Interpreter::Impl {
   void attend(const ir::Node& node, const float* q, const float* k, const float* v, int64_t rows, int64_t pos0,
               float* out) {
     const ref::AttentionShape shape{node.attr_int("n_head"), node.attr_int("n_head_kv"), node.attr_int("head_dim")};
-    KvCache& cache = kv[node.attr_int("layer")];
+    KvCache& cache = kv[node.attr_int("layer")][static_cast<size_t>(seq)];
     ref::kv_store(k, v, rows, pos0, shape, cache.view());
     const ref::Mode mode = rows == 1 ? ref::Mode::kDecode : ref::Mode::kPrompt;
     ref::attention(q, rows, pos0, shape, cache.view(), mode, out);
@@ -305,10 +312,17 @@ struct Interpreter::Impl {
     for (int64_t t = 0; t < x.rows; ++t) ref::silu_row(x.f32.data() + t * x.cols, x.cols, out.f32.data() + t * x.cols);
   }
 
-  void select_last(const ir::Node& node) {
+  void select_rows(const ir::Node& node) {
     const Buffer& x = in(node, 0);
-    Buffer& out = out_f32(node, 1, x.cols);
-    std::copy(x.f32.end() - x.cols, x.f32.end(), out.f32.begin());
+    if (selected == nullptr) {  // one sequence alone: its last row
+      Buffer& out = out_f32(node, 1, x.cols);
+      std::copy(x.f32.end() - x.cols, x.f32.end(), out.f32.begin());
+      return;
+    }
+    Buffer& out = out_f32(node, static_cast<int64_t>(selected->size()), x.cols);
+    for (size_t r = 0; r < selected->size(); ++r) {
+      std::copy_n(x.f32.begin() + (*selected)[r] * x.cols, x.cols, out.f32.begin() + static_cast<int64_t>(r) * x.cols);
+    }
   }
 
   // ---- fused ops: each is the exact composition of the ops it replaces (same kernels, same
@@ -440,8 +454,8 @@ struct Interpreter::Impl {
           constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
           return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
         });
-      case OpKind::SelectLast:
-        return select_last(node);
+      case OpKind::SelectRows:
+        return select_rows(node);
       case OpKind::Output:
         values[static_cast<size_t>(node.result)] = in(node, 0);
         return;
@@ -461,17 +475,23 @@ struct Interpreter::Impl {
   }
 };
 
-Interpreter::Interpreter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Interpreter::Interpreter(std::unique_ptr<Impl> impl, const InterpreterOptions& options, int64_t n_vocab)
+    : SequenceSession(options.n_seq_max, options.n_ctx,
+                      options.arena_t_max > 0 ? options.arena_t_max : std::numeric_limits<int32_t>::max(), n_vocab),
+      impl_(std::move(impl)) {}
 Interpreter::~Interpreter() = default;
 
 Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& graph, const gguf::GgufFile& file,
                                                            const InterpreterOptions& options) {
   if (options.n_ctx <= 0) return make_error("context size must be positive, got {}", options.n_ctx);
   if (options.threads <= 0) return make_error("thread count must be positive, got {}", options.threads);
+  if (options.n_seq_max <= 0 || options.n_seq_max > options.n_ctx) {
+    return make_error("cannot hold {} sequences in a context of {}", options.n_seq_max, options.n_ctx);
+  }
   auto impl = std::make_unique<Impl>(graph, options.threads);
   BITNET_RETURN_IF_ERROR(impl->bind_weights(file));
   impl->plan_lifetimes();
-  impl->allocate_kv(options.n_ctx);
+  impl->allocate_kv(options.n_ctx / options.n_seq_max, options.n_seq_max);
   if (options.arena_t_max > 0) {
     BITNET_ASSIGN_OR_RETURN(impl->plan, passes::plan_memory(graph, options.arena_t_max));
     impl->arena.assign(static_cast<size_t>(impl->plan->arena_bytes), 0);
@@ -480,32 +500,64 @@ Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& grap
   for (const ir::Node& node : graph.nodes()) {
     if (node.op == OpKind::Embed) n_vocab = impl->weight(node, 0).rows;
   }
-  auto interp = std::unique_ptr<Interpreter>(new Interpreter(std::move(impl)));
-  interp->n_ctx_ = options.n_ctx;
-  interp->n_vocab_ = n_vocab;
-  return interp;
-}
-
-Expected<std::map<std::string, runtime::Matrix>> Interpreter::run(std::span<const int32_t> tokens) {
-  return run_impl(tokens, nullptr);
+  return std::unique_ptr<Interpreter>(new Interpreter(std::move(impl), options, n_vocab));
 }
 
 Status Interpreter::run_observed(std::span<const int32_t> tokens, const NodeObserver& observe) {
-  auto outputs = run_impl(tokens, &observe);
+  if (tokens.empty()) return make_error("empty batch: nothing to evaluate");
+  if (pos() + static_cast<int64_t>(tokens.size()) > n_ctx_seq()) return make_error("context is full");
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= n_vocab()) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab());
+  }
+  auto outputs = run_rows(tokens, pos(), 0, nullptr, &observe);
   if (!outputs.ok()) return outputs.error();
   return Status::success();
 }
 
-Expected<std::map<std::string, runtime::Matrix>> Interpreter::run_impl(std::span<const int32_t> tokens,
-                                                                       const NodeObserver* observe) {
-  BITNET_RETURN_IF_ERROR(runtime::check_batch(tokens, pos_, n_ctx_, n_vocab_));
+Expected<runtime::Outputs> Interpreter::run_layout(const runtime::BatchLayout& layout) {
+  runtime::Outputs all;
+  for (const runtime::SequenceRows& g : layout.groups) {
+    std::vector<int64_t> selected;  // the group's wanted rows, relative to its first row
+    for (int64_t row : layout.selected) {
+      if (row >= g.row0 && row < g.row0 + g.n) selected.push_back(row - g.row0);
+    }
+    const std::span<const int32_t> tokens(layout.tokens.data() + g.row0, static_cast<size_t>(g.n));
+    BITNET_ASSIGN_OR_RETURN(runtime::Outputs out, run_rows(tokens, g.pos0, g.seq, &selected, nullptr));
+    for (auto& [name, m] : out) {
+      runtime::Matrix& into = all[name];
+      into.cols = m.cols;
+      into.rows += m.rows;
+      into.data.insert(into.data.end(), m.data.begin(), m.data.end());
+    }
+  }
+  return all;
+}
+
+void Interpreter::copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) {
+  // The reference layout (ref::KvLayerView): K [cell][width], V transposed [width][cell].
+  for (auto& [layer, regions] : impl_->kv) {
+    const KvCache& from = regions[static_cast<size_t>(from_seq)];
+    KvCache& to = regions[static_cast<size_t>(to_seq)];
+    const int64_t width = static_cast<int64_t>(from.k.size()) / from.n_ctx;
+    std::copy(from.k.begin() + p0 * width, from.k.begin() + p1 * width, to.k.begin() + p0 * width);
+    for (int64_t c = 0; c < width; ++c) {
+      std::copy(from.v.begin() + c * from.n_ctx + p0, from.v.begin() + c * from.n_ctx + p1,
+                to.v.begin() + c * to.n_ctx + p0);
+    }
+  }
+}
+
+Expected<runtime::Outputs> Interpreter::run_rows(std::span<const int32_t> tokens, int64_t pos0, int32_t seq,
+                                                 const std::vector<int64_t>* selected, const NodeObserver* observe) {
   const auto n = static_cast<int64_t>(tokens.size());
   Impl& m = *impl_;
   if (m.plan && n > m.plan->t_max) {
     return make_error("a batch of {} tokens exceeds the memory plan's {} tokens", n, m.plan->t_max);
   }
+  m.seq = seq;
+  m.selected = selected;
   m.values.assign(m.graph.values().size(), Buffer{});
-  std::map<std::string, runtime::Matrix> outputs;
+  runtime::Outputs outputs;
   for (size_t i = 0; i < m.graph.nodes().size(); ++i) {
     const ir::Node& node = m.graph.nodes()[i];
     if (m.plan) {
@@ -513,10 +565,9 @@ Expected<std::map<std::string, runtime::Matrix>> Interpreter::run_impl(std::span
         if (m.in_arena(v)) m.load(v);
       }
     }
-    m.execute(node, tokens, pos_);
+    m.execute(node, tokens, pos0);
     if (observe && node.op != OpKind::Weight && node.op != OpKind::Output &&
         !(*observe)(i, m.values[static_cast<size_t>(node.result)].f32)) {
-      pos_ += n;
       return outputs;
     }
     if (node.op == OpKind::Output) {
@@ -529,7 +580,6 @@ Expected<std::map<std::string, runtime::Matrix>> Interpreter::run_impl(std::span
     }
     if (m.plan && node.op != OpKind::Weight && node.op != OpKind::Output) m.store(node.result);
   }
-  pos_ += n;
   return outputs;
 }
 

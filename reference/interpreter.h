@@ -20,15 +20,18 @@
 namespace bitnet::reference {
 
 struct InterpreterOptions {
-  int64_t n_ctx = 512;  // KV cache positions
+  int64_t n_ctx = 512;  // KV cache positions of all sequences
   int threads = 1;
   // > 0: between nodes, activations live only in one arena at the offsets of
   // passes::plan_memory(graph, arena_t_max), in the plan's byte layouts; calls are limited to
   // that many tokens. Results are unchanged exactly when the plan is valid (tests use it).
   int64_t arena_t_max = 0;
+  int32_t n_seq_max = 1;  // sequences: KV regions of n_ctx / n_seq_max positions
 };
 
-class Interpreter : public runtime::Session {
+// Many sequences: a batch runs as each of its sequences alone, one after another, each with its
+// own KV region (the semantics the executor must reproduce while running them together).
+class Interpreter : public runtime::SequenceSession {
  public:
   // Binds the graph's weight nodes to the file's tensors (checking type and shape) and
   // allocates the KV cache. `graph` and `file` must outlive the interpreter.
@@ -36,28 +39,26 @@ class Interpreter : public runtime::Session {
                                                        const InterpreterOptions& options);
   ~Interpreter() override;
 
-  Expected<std::map<std::string, runtime::Matrix>> run(std::span<const int32_t> tokens) override;
   // Sees the F32 result of each node as it is computed (node index in graph order, the values
   // row-major); returning false stops the run there, leaving the cache partly written
   // (reset() before reusing the session). Used to find the first node that goes non-finite.
   using NodeObserver = std::function<bool(size_t node_index, std::span<const float> values)>;
+  // Runs `tokens` of sequence 0 at positions pos().. (one call, no chunking).
   Status run_observed(std::span<const int32_t> tokens, const NodeObserver& observe);
-  int64_t pos() const override { return pos_; }
-  int64_t n_ctx() const override { return n_ctx_; }
-  int64_t n_vocab() const override { return n_vocab_; }
-  void reset() override { pos_ = 0; }  // cells are overwritten later
-  void truncate(int64_t pos) override { pos_ = std::min(pos_, pos); }
   std::string_view backend() const override { return "interp"; }
+
+ protected:
+  Expected<runtime::Outputs> run_layout(const runtime::BatchLayout& layout) override;
+  void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) override;
 
  private:
   struct Impl;
-  explicit Interpreter(std::unique_ptr<Impl> impl);
-  Expected<std::map<std::string, runtime::Matrix>> run_impl(std::span<const int32_t> tokens,
-                                                            const NodeObserver* observe);
+  Interpreter(std::unique_ptr<Impl> impl, const InterpreterOptions& options, int64_t n_vocab);
+  // One sequence's rows: tokens at pos0.. in KV region `seq`; `selected` (rows of `tokens`)
+  // for select_rows, or null for the last row.
+  Expected<runtime::Outputs> run_rows(std::span<const int32_t> tokens, int64_t pos0, int32_t seq,
+                                      const std::vector<int64_t>* selected, const NodeObserver* observe);
   std::unique_ptr<Impl> impl_;
-  int64_t pos_ = 0;
-  int64_t n_ctx_ = 0;
-  int64_t n_vocab_ = 0;
 };
 
 }  // namespace bitnet::reference

@@ -48,8 +48,11 @@ struct AlignedBuffer {
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
 
+// One attention layer's cache: n_seq regions of `cells` cells each, every region laid out
+// as abi::KernelArgs describes.
 struct KvCache {
   std::unique_ptr<AlignedBuffer> k, v;
+  int64_t n_head_kv = 0, head_dim = 0;
 };
 
 // One call of the schedule ready to run: its arguments (pointers fixed at creation) and split.
@@ -58,11 +61,16 @@ struct Step {
   int32_t node = -1;
   abi::KernelFn fn = nullptr;
   abi::KernelArgs args{};
-  int64_t units = -1;                  // work units; -1: T
-  int64_t granularity = 1;             // split ranges on multiples of this (head groups, SIMD row blocks)
-  bool token_rows = true;              // the kernel's n_tokens is T (else 1)
-  const uint8_t* copy_from = nullptr;  // CopyLastRow
-  int64_t row_bytes = 0;
+  int64_t units = -1;         // work units; -1: T
+  int64_t granularity = 1;    // split ranges on multiples of this (head groups, SIMD row blocks)
+  bool token_rows = true;     // the kernel's rows are the T tokens (else the selected rows)
+  bool per_sequence = false;  // run once per sequence (offset by rows, its KV region)
+  int64_t in_row_bytes[abi::kMaxKernelInputs] = {};
+  const uint8_t* copy_from = nullptr;  // SelectRows
+  int64_t row_bytes = 0;               // SelectRows: per row copied; per_sequence: of the output
+  uint8_t* kv_k = nullptr;             // region 0 of the layer's cache (per_sequence attention)
+  uint8_t* kv_v = nullptr;
+  int64_t kv_region_bytes = 0;
 };
 
 struct Output {
@@ -93,6 +101,7 @@ struct Executor::Impl {
   std::unique_ptr<AlignedBuffer> scratch;
   int64_t scratch_stride = 0;
   std::map<int32_t, KvCache> kv;  // by layer
+  int64_t kv_cells = 0;           // cells per sequence region
   std::vector<Step> steps;        // the schedule, in order
   std::vector<Output> outputs;
   WorkerPool pool;
@@ -113,6 +122,38 @@ struct Executor::Impl {
     return arena->data + b.offset();
   }
 
+  // Runs a per-sequence step on thread `thread`: the threads share the work blocks
+  // (`granularity` units) of all sequences' calls; each sequence's call sees its own rows,
+  // positions and KV region.
+  void run_per_sequence(const Step& s, std::span<const SequenceRows> groups, int thread) const {
+    auto units_of = [&](const SequenceRows& g) { return s.units < 0 ? g.n : s.units; };
+    int64_t total = 0;
+    for (const SequenceRows& g : groups) total += (units_of(g) + s.granularity - 1) / s.granularity;
+    const auto [b0, b1] = share(total, 1, thread);
+    int64_t first = 0;
+    for (const SequenceRows& g : groups) {
+      const int64_t units = units_of(g);
+      const int64_t blocks = (units + s.granularity - 1) / s.granularity;
+      const int64_t lo = std::max(b0, first), hi = std::min(b1, first + blocks);
+      if (lo < hi) {
+        abi::KernelArgs args = s.args;
+        args.thread = thread;
+        args.n_tokens = g.n;
+        args.pos = g.pos0;
+        for (int k = 0; k < abi::kMaxKernelInputs; ++k) {
+          if (s.in_row_bytes[k]) args.in[k] = static_cast<const uint8_t*>(args.in[k]) + g.row0 * s.in_row_bytes[k];
+        }
+        args.out = static_cast<uint8_t*>(args.out) + g.row0 * s.row_bytes;
+        if (s.kv_k) {
+          args.kv_k = s.kv_k + g.seq * s.kv_region_bytes;
+          args.kv_v = s.kv_v + g.seq * s.kv_region_bytes;
+        }
+        s.fn(&args, (lo - first) * s.granularity, std::min(units, (hi - first) * s.granularity));
+      }
+      first += blocks;
+    }
+  }
+
   // Thread `t`'s share of `units`, on multiples of `granularity` where possible.
   std::pair<int64_t, int64_t> share(int64_t units, int64_t granularity, int t) const {
     const int n = pool.size();
@@ -125,7 +166,10 @@ struct Executor::Impl {
   }
 };
 
-Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Executor::Executor(std::unique_ptr<Impl> impl, const ExecutorOptions& options)
+    : SequenceSession(options.n_seq_max, options.n_ctx, impl->t_max, options.n_vocab),
+      impl_(std::move(impl)),
+      backend_name_(options.backend_name) {}
 Executor::~Executor() {
   if (impl_ && impl_->profiling) impl_->print_profile();
 }
@@ -166,8 +210,11 @@ int64_t Executor::arena_bytes() const {
 
 Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& graph, const PlanBindings& bindings,
                                                      const ExecutorOptions& options) {
-  if (options.n_ctx <= 0 || options.threads <= 0 || options.n_vocab <= 0) {
-    return make_error("executor: context, threads and vocabulary size must be positive");
+  if (options.n_ctx <= 0 || options.threads <= 0 || options.n_vocab <= 0 || options.n_seq_max <= 0) {
+    return make_error("executor: context, sequences, threads and vocabulary size must be positive");
+  }
+  if (options.n_ctx < options.n_seq_max) {
+    return make_error("a context of {} cells cannot hold {} sequences", options.n_ctx, options.n_seq_max);
   }
   BITNET_RETURN_IF_ERROR(check_graph_plan(graph, bindings));
   if (bindings.kernels.size() != bindings.kernel_splits.size() ||
@@ -182,21 +229,28 @@ Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& g
   impl->scratch_stride = (abi::kernel_scratch_bytes(options.n_ctx) + 63) / 64 * 64;
   impl->scratch = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->scratch_stride * options.threads));
 
-  // KV caches, zeroed: the plan's KV table, cells rounded up (attention reads whole windows).
-  const int64_t cells = abi::kv_cells_for(options.n_ctx);
+  // KV caches, zeroed: the plan's KV table, a region per sequence, cells rounded up
+  // (attention reads whole windows).
+  const int64_t cells = abi::kv_cells_for(options.n_ctx / options.n_seq_max);
+  impl->kv_cells = cells;
   for (const planfb::KvLayer& layer : graph.kv) {
     const int64_t width = int64_t{layer.n_head_kv()} * layer.head_dim();
     KvCache& c = impl->kv[layer.layer()];
-    c.k = std::make_unique<AlignedBuffer>(static_cast<size_t>(cells * width * 2));
-    c.v = std::make_unique<AlignedBuffer>(static_cast<size_t>(cells * width * 2));
-    if (!c.k->data || !c.v->data) return make_error("cannot allocate the KV cache");
+    c.n_head_kv = layer.n_head_kv();
+    c.head_dim = layer.head_dim();
+    const auto bytes = static_cast<size_t>(options.n_seq_max * cells * width * 2);
+    c.k = std::make_unique<AlignedBuffer>(bytes);
+    c.v = std::make_unique<AlignedBuffer>(bytes);
+    if (!c.k->data || !c.v->data)
+      return make_error("cannot allocate the {}-byte KV cache of layer {}", bytes, layer.layer());
   }
   for (const auto& call : graph.schedule) {
     Step s;
     s.kind = call->kind;
     s.node = call->node;
     s.args.out = const_cast<void*>(impl->resolve(*call->output, bindings));
-    if (call->kind == planfb::CallKind::CopyLastRow) {
+    if (call->kind == planfb::CallKind::SelectRows) {
+      s.token_rows = false;
       s.copy_from = static_cast<const uint8_t*>(impl->resolve(call->inputs[0], bindings));
       s.row_bytes = call->row_bytes;
     }
@@ -205,15 +259,21 @@ Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& g
       s.units = call->units;
       s.granularity = call->granularity;
       s.token_rows = call->token_rows;
+      s.per_sequence = call->per_sequence;
       for (size_t k = 0; k < call->inputs.size(); ++k) s.args.in[k] = impl->resolve(call->inputs[k], bindings);
+      for (size_t k = 0; k < call->input_row_bytes.size(); ++k) s.in_row_bytes[k] = call->input_row_bytes[k];
+      if (s.per_sequence) s.row_bytes = call->row_bytes;
       s.args.scratch = impl->scratch->data;
       s.args.scratch_stride = impl->scratch_stride;
       s.args.kv_cells = cells;
       s.args.n_threads = options.threads;
       if (call->kv_layer >= 0) {
         KvCache& c = impl->kv.at(call->kv_layer);
-        s.args.kv_k = c.k->data;
-        s.args.kv_v = c.v->data;
+        s.kv_k = c.k->data;
+        s.kv_v = c.v->data;
+        s.kv_region_bytes = cells * c.n_head_kv * c.head_dim * 2;
+        s.args.kv_k = s.kv_k;
+        s.args.kv_v = s.kv_v;
       }
     }
     impl->steps.push_back(s);
@@ -226,26 +286,33 @@ Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& g
   impl->profiling = options.profile || (profile_env != nullptr && std::string_view(profile_env) == "1");
   impl->kernel_s.assign(impl->steps.size(), std::vector<double>(static_cast<size_t>(options.threads), 0.0));
   impl->wait_s = impl->kernel_s;
-  auto exec = std::unique_ptr<Executor>(new Executor(std::move(impl)));
-  exec->n_ctx_ = options.n_ctx;
-  exec->n_vocab_ = options.n_vocab;
-  exec->backend_name_ = options.backend_name;
-  return exec;
+  return std::unique_ptr<Executor>(new Executor(std::move(impl), options));
 }
 
-Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string, Matrix>& outputs, bool last_chunk) {
+Expected<Outputs> Executor::run_layout(const BatchLayout& layout) {
   Impl& m = *impl_;
-  const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t n = layout.n_rows();
+  const auto n_selected = static_cast<int64_t>(layout.selected.size());
+  if (n_selected > std::min(m.t_max, abi::kMaxOutputRows) &&
+      std::any_of(m.outputs.begin(), m.outputs.end(), [](const Output& o) { return !o.token_rows; })) {
+    return make_error("{} rows of logits wanted; a call returns at most {}", n_selected,
+                      std::min(m.t_max, abi::kMaxOutputRows));
+  }
   for (Step& s : m.steps) {
-    s.args.n_tokens = s.token_rows ? n : 1;
-    s.args.pos = pos_;
+    s.args.n_tokens = s.token_rows ? n : n_selected;
+    s.args.pos = layout.groups.front().pos0;
   }
   m.pool.run([&](int thread) {
     for (size_t i = 0; i < m.steps.size(); ++i) {
       Step& s = m.steps[i];
+      if (!s.token_rows && n_selected == 0) continue;  // no logits wanted: skip the LM head
       const auto t0 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
       switch (s.kind) {
         case planfb::CallKind::Kernel: {
+          if (s.per_sequence) {
+            m.run_per_sequence(s, s.token_rows ? layout.groups : layout.out_groups, thread);
+            break;
+          }
           const int64_t units = s.units < 0 ? s.args.n_tokens : s.units;
           const auto [begin, end] = m.share(units, s.granularity, thread);
           if (begin < end) {
@@ -256,11 +323,17 @@ Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string
           break;
         }
         case planfb::CallKind::LoadTokens:
-          if (thread == 0) std::memcpy(s.args.out, tokens.data(), tokens.size() * sizeof(int32_t));
+          if (thread == 0) std::memcpy(s.args.out, layout.tokens.data(), layout.tokens.size() * sizeof(int32_t));
           break;
-        case planfb::CallKind::CopyLastRow:
-          if (thread == 0)
-            std::memmove(s.args.out, s.copy_from + (n - 1) * s.row_bytes, static_cast<size_t>(s.row_bytes));
+        case planfb::CallKind::SelectRows:
+          // Ascending rows into the first rows: a row never lands on a row still to be read.
+          if (thread == 0) {
+            auto* to = static_cast<uint8_t*>(s.args.out);
+            for (int64_t r = 0; r < n_selected; ++r) {
+              std::memmove(to + r * s.row_bytes, s.copy_from + layout.selected[static_cast<size_t>(r)] * s.row_bytes,
+                           static_cast<size_t>(s.row_bytes));
+            }
+          }
           break;
       }
       const auto t1 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
@@ -268,33 +341,39 @@ Status Executor::run_chunk(std::span<const int32_t> tokens, std::map<std::string
       if (m.profiling) m.record(i, thread, t0, t1, ProfileClock::now());
     }
   });
+  Outputs outputs;
   for (const Output& o : m.outputs) {
-    const int64_t rows = o.token_rows ? n : 1;
+    const int64_t rows = o.token_rows ? n : n_selected;
     Matrix& out = outputs[o.name];
-    if (!o.token_rows) {
-      if (!last_chunk) continue;  // only the last chunk's last row counts
-      out.rows = 0;
-      out.data.clear();
-    }
     out.cols = o.cols;
-    out.rows += rows;
-    out.data.insert(out.data.end(), o.data, o.data + rows * o.cols);
+    out.rows = rows;
+    out.data.assign(o.data, o.data + rows * o.cols);
   }
-  pos_ += n;
   ++m.profiled_runs;
-  return Status::success();
+  return outputs;
 }
 
-Expected<std::map<std::string, Matrix>> Executor::run(std::span<const int32_t> tokens) {
-  BITNET_RETURN_IF_ERROR(check_batch(tokens, pos_, n_ctx_, n_vocab_));
-  std::map<std::string, Matrix> outputs;
-  const auto n = static_cast<int64_t>(tokens.size());
-  for (int64_t start = 0; start < n; start += impl_->t_max) {
-    const int64_t count = std::min(impl_->t_max, n - start);
-    BITNET_RETURN_IF_ERROR(
-        run_chunk(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(count)), outputs, start + count == n));
+// Cells [p0, p1) of every layer, in the layouts of abi::KernelArgs: K rows are contiguous per
+// KV head; V is transposed in tiles of 32 cells.
+void Executor::copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) {
+  Impl& m = *impl_;
+  const int64_t cells = m.kv_cells;
+  for (auto& [layer, c] : m.kv) {
+    const int64_t hd = c.head_dim;
+    const int64_t region = cells * c.n_head_kv * hd;  // halves
+    auto* k = reinterpret_cast<uint16_t*>(c.k->data);
+    auto* v = reinterpret_cast<uint16_t*>(c.v->data);
+    for (int64_t g = 0; g < c.n_head_kv; ++g) {
+      const int64_t k_at = (g * cells + p0) * hd;
+      std::memcpy(k + to_seq * region + k_at, k + from_seq * region + k_at, static_cast<size_t>((p1 - p0) * hd * 2));
+      for (int64_t cell = p0; cell < p1; ++cell) {
+        for (int64_t d = 0; d < hd; ++d) {
+          const int64_t at = ((g * cells / 32 + cell / 32) * hd + d) * 32 + cell % 32;
+          v[to_seq * region + at] = v[from_seq * region + at];
+        }
+      }
+    }
   }
-  return outputs;
 }
 
 }  // namespace bitnet::runtime

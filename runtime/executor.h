@@ -1,7 +1,9 @@
 // The executor: runs one graph of a plan (planfb::GraphPlanT) exactly as stored: its schedule
 // of calls, in order with a barrier after each, every activation at its slot's offset in one
-// arena, a KV cache per layer of the plan's KV table, on a persistent worker pool. Nothing is
-// re-derived and nothing is allocated per token. The kernels come in as function pointers:
+// arena, a KV cache per layer of the plan's KV table (one region per sequence, batch.h), on a
+// persistent worker pool. Nothing is re-derived and nothing is allocated per token. A batch
+// of many sequences runs each call once over all rows, except calls the plan marks
+// per_sequence, which run once per sequence within the same step. The kernels come in as function pointers:
 // from a plan's code image (plan_model.h) or from the JIT's in-memory plan (compiler/).
 #pragma once
 
@@ -26,7 +28,8 @@ struct PlanBindings {
 };
 
 struct ExecutorOptions {
-  int64_t n_ctx = 512;
+  int64_t n_ctx = 512;    // cells of all sequences
+  int32_t n_seq_max = 1;  // sequences (KV regions of n_ctx / n_seq_max cells)
   int threads = 1;
   int64_t n_vocab = 0;                // token ids must be below it
   std::string backend_name = "plan";  // what backend() reports ("jit" for the JIT's in-memory plan)
@@ -35,7 +38,7 @@ struct ExecutorOptions {
   bool profile = false;
 };
 
-class Executor : public Session {
+class Executor : public SequenceSession {
  public:
   // Checks `graph` against `bindings` (check_graph_plan: every index and byte range), then
   // allocates the arena and KV caches. `graph` and `bindings` must outlive the executor.
@@ -43,24 +46,18 @@ class Executor : public Session {
                                                     const ExecutorOptions& options);
   ~Executor() override;
 
-  Expected<std::map<std::string, Matrix>> run(std::span<const int32_t> tokens) override;
-  int64_t pos() const override { return pos_; }
-  int64_t n_ctx() const override { return n_ctx_; }
-  int64_t n_vocab() const override { return n_vocab_; }
-  void reset() override { pos_ = 0; }
-  void truncate(int64_t pos) override { pos_ = std::min(pos_, pos); }
   std::string_view backend() const override { return backend_name_; }
 
   int64_t arena_bytes() const;
 
+ protected:
+  Expected<Outputs> run_layout(const BatchLayout& layout) override;
+  void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) override;
+
  private:
   struct Impl;
-  explicit Executor(std::unique_ptr<Impl> impl);
-  Status run_chunk(std::span<const int32_t> tokens, std::map<std::string, Matrix>& outputs, bool last_chunk);
+  Executor(std::unique_ptr<Impl> impl, const ExecutorOptions& options);
   std::unique_ptr<Impl> impl_;
-  int64_t pos_ = 0;
-  int64_t n_ctx_ = 0;
-  int64_t n_vocab_ = 0;
   std::string backend_name_;
 };
 

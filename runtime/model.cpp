@@ -53,10 +53,15 @@ Expected<std::unique_ptr<Model>> Model::open(const std::string& path, const Mode
   return m;
 }
 
-Expected<std::unique_ptr<Session>> Model::new_session(bool all_logits, int64_t n_ctx, int threads) const {
-  if (n_ctx <= 0) n_ctx = static_cast<int64_t>(std::min<uint64_t>(config_.n_ctx_train, 4096));
+Expected<std::unique_ptr<Session>> Model::new_session(const SessionOptions& options) const {
+  SessionOptions o = options;
+  if (o.n_ctx <= 0) o.n_ctx = static_cast<int64_t>(std::min<uint64_t>(config_.n_ctx_train, 4096));
+  if (o.threads <= 0) return make_error("thread count must be positive, got {}", o.threads);
+  if (o.n_seq_max <= 0 || o.n_seq_max > o.n_ctx) {
+    return make_error("cannot hold {} sequences in a context of {} cells", o.n_seq_max, o.n_ctx);
+  }
   if (!factory_) return make_error("{}: the model has no backend to run it", file_.path());
-  BITNET_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, factory_(all_logits, n_ctx, threads));
+  BITNET_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, factory_(o));
   // Remembers the tokens fed, so non-finite logits can be traced to the node that made them.
   return diagnosable_session(std::move(session), *this);
 }

@@ -18,6 +18,14 @@
 
 namespace bitnet::runtime {
 
+// What a session is made for.
+struct SessionOptions {
+  bool all_logits = false;  // the graph of all tokens' logits (eval) or of the selected rows
+  int64_t n_ctx = 0;        // cells of all sequences; <= 0: the training context capped at 4096
+  int threads = 1;
+  int32_t n_seq_max = 1;  // sequences (KV regions of n_ctx / n_seq_max cells)
+};
+
 struct ModelOptions {
   std::string tokenizer_path;  // a tokenizer.json or GGUF to use instead of the model's own
 };
@@ -43,11 +51,15 @@ class Model {
 
   // A fresh session (own KV cache) from the backend's factory. n_ctx <= 0 picks the model's
   // training context capped at 4096. Fails when no backend was installed.
-  Expected<std::unique_ptr<Session>> new_session(bool all_logits, int64_t n_ctx, int threads) const;
+  Expected<std::unique_ptr<Session>> new_session(const SessionOptions& options) const;
+  Expected<std::unique_ptr<Session>> new_session(bool all_logits, int64_t n_ctx, int threads) const {
+    return new_session(SessionOptions{all_logits, n_ctx, threads, 1});
+  }
 
   // Backends plug in here: a plan's executor (runtime), the JIT's in-memory plan or the
   // reference interpreter (compiler). The factory is owned by the model, so it may refer to it.
-  using SessionFactory = std::function<Expected<std::unique_ptr<Session>>(bool all_logits, int64_t n_ctx, int threads)>;
+  // Called with n_ctx resolved (> 0).
+  using SessionFactory = std::function<Expected<std::unique_ptr<Session>>(const SessionOptions& options)>;
   void set_session_factory(SessionFactory factory) { factory_ = std::move(factory); }
 
   // Explains non-finite logits seen after feeding `tokens` to a session of `backend` (see

@@ -15,28 +15,51 @@ class DiagnosableSession final : public Session {
  public:
   DiagnosableSession(std::unique_ptr<Session> inner, const Model& model) : inner_(std::move(inner)), model_(model) {}
 
-  Expected<std::map<std::string, Matrix>> run(std::span<const int32_t> tokens) override {
-    auto out = inner_->run(tokens);
-    if (out.ok()) tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  // Records sequence 0's tokens (what the locator re-runs); other sequences are not traced.
+  Expected<Outputs> decode(const Batch& batch) override {
+    auto out = inner_->decode(batch);
+    if (out.ok()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch.seq_ids[i].front() == 0) tokens_.push_back(batch.tokens[i]);
+      }
+    }
     return out;
   }
-  int64_t pos() const override { return inner_->pos(); }
+  int32_t n_seq_max() const override { return inner_->n_seq_max(); }
   int64_t n_ctx() const override { return inner_->n_ctx(); }
+  int64_t n_ctx_seq() const override { return inner_->n_ctx_seq(); }
+  int64_t max_batch() const override { return inner_->max_batch(); }
   int64_t n_vocab() const override { return inner_->n_vocab(); }
-  void reset() override {
-    inner_->reset();
+  std::string_view backend() const override { return inner_->backend(); }
+  void clear() override {
+    inner_->clear();
     tokens_.clear();
   }
-  void truncate(int64_t pos) override {
-    inner_->truncate(pos);
-    tokens_.resize(static_cast<size_t>(std::clamp<int64_t>(inner_->pos(), 0, static_cast<int64_t>(tokens_.size()))));
+  bool seq_rm(int32_t seq, int64_t p0, int64_t p1) override {
+    const bool ok = inner_->seq_rm(seq, p0, p1);
+    sync();
+    return ok;
   }
-  std::string_view backend() const override { return inner_->backend(); }
+  Status seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1) override {
+    auto s = inner_->seq_cp(src, dst, p0, p1);
+    sync();
+    return s;
+  }
+  Status seq_keep(int32_t seq) override {
+    auto s = inner_->seq_keep(seq);
+    sync();
+    return s;
+  }
+  int64_t seq_pos_min(int32_t seq) const override { return inner_->seq_pos_min(seq); }
+  int64_t seq_pos_max(int32_t seq) const override { return inner_->seq_pos_max(seq); }
 
   const Model& model() const { return model_; }
   std::span<const int32_t> tokens() const { return tokens_; }
 
  private:
+  void sync() {
+    tokens_.resize(static_cast<size_t>(std::clamp<int64_t>(inner_->pos(), 0, static_cast<int64_t>(tokens_.size()))));
+  }
   std::unique_ptr<Session> inner_;
   const Model& model_;
   std::vector<int32_t> tokens_;

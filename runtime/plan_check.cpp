@@ -30,8 +30,8 @@ Expected<ValueFacts> facts_of(const planfb::GraphPlanT& g, int32_t v) {
   f.weight_dtype = ir::dtype_info(*dtype).kind == ir::DTypeKind::kQuantizedWeight;
   __int128 elems = 1;
   for (int64_t d : stored.shape) {
-    if (d < ir::Dim::kTokens || d > kMaxDim) return make_error("value {} has a bad dim {}", v, d);
-    elems *= d == ir::Dim::kTokens ? kMaxPlanTMax : d;
+    if (d < ir::Dim::kSelected || d > kMaxDim) return make_error("value {} has a bad dim {}", v, d);
+    elems *= d < 0 ? kMaxPlanTMax : d;
     if (elems > kMaxArenaBytes) return make_error("value {} is too large", v);
     f.type.shape.push_back(ir::Dim{d});
   }
@@ -123,6 +123,7 @@ struct Checker {
     if (shape.size() != 2) return make_error("writes a value of rank {}", shape.size());
     const int64_t expected = split == abi::WorkSplit::kRows    ? shape[1].size
                              : split == abi::WorkSplit::kHeads ? node_attr(c, "n_head")
+                             : shape[0].size < 0               ? -1
                                                                : shape[0].size;
     if (c.units != expected)
       return make_error("has {} work units for a result of {}", c.units, ir::to_string(out.type));
@@ -135,6 +136,33 @@ struct Checker {
         }
       }
     }
+    return Status::success();
+  }
+
+  // A per-sequence call offsets each token-row operand by whole rows: the row sizes must be
+  // those of the values' types (so offsets stay inside their slots).
+  Status row_offsets(const planfb::CallT& c) const {
+    if (!c.per_sequence) {
+      if (!c.input_row_bytes.empty()) return make_error("has row offsets but does not run per sequence");
+      return Status::success();
+    }
+    if (c.input_row_bytes.size() != c.inputs.size())
+      return make_error("has {} row offsets for {} inputs", c.input_row_bytes.size(), c.inputs.size());
+    auto row_bytes_of = [&](int32_t value) -> Expected<int64_t> {
+      BITNET_ASSIGN_OR_RETURN(ValueFacts f, facts_of(g, value));
+      if (f.weight_dtype || f.type.shape.empty() || !f.type.shape[0].is_symbolic() || f.type.dtype == ir::DType::I8Q) {
+        return int64_t{0};
+      }
+      return ir::activation_bytes(f.type, 1);
+    };
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      BITNET_ASSIGN_OR_RETURN(int64_t want, row_bytes_of(c.inputs[k].value()));
+      if (c.input_row_bytes[k] != want) {
+        return make_error("offsets input {} by {} bytes per row, not {}", k, c.input_row_bytes[k], want);
+      }
+    }
+    BITNET_ASSIGN_OR_RETURN(int64_t want, row_bytes_of(c.output->value()));
+    if (want == 0 || c.row_bytes != want) return make_error("offsets its output by {} bytes per row", c.row_bytes);
     return Status::success();
   }
 
@@ -166,12 +194,14 @@ struct Checker {
         if (attention != (c.kv_layer >= 0) || (attention && !kv_layers.count(c.kv_layer))) {
           return make_error("names KV layer {}", c.kv_layer);
         }
+        if (attention && !c.per_sequence) return make_error("reads the KV cache but does not run per sequence");
+        BITNET_RETURN_IF_ERROR(row_offsets(c));
         return units_and_kv_match_node(c);
       }
       case planfb::CallKind::LoadTokens:
         if (c.kernel != -1 || !c.inputs.empty() || c.kv_layer != -1) return make_error("is not a plain token load");
         return binding(*c.output, 4 * g.t_max, true);
-      case planfb::CallKind::CopyLastRow:
+      case planfb::CallKind::SelectRows:
         if (c.kernel != -1 || c.inputs.size() != 1 || c.kv_layer != -1 ||
             c.inputs[0].kind() != planfb::BindingKind::Arena) {
           return make_error("is not a plain row copy");
@@ -179,7 +209,7 @@ struct Checker {
         if (c.row_bytes <= 0 || c.row_bytes > kMaxArenaBytes / g.t_max)
           return make_error("copies rows of {} bytes", c.row_bytes);
         BITNET_RETURN_IF_ERROR(binding(c.inputs[0], c.row_bytes * g.t_max, false));
-        return binding(*c.output, c.row_bytes, true);
+        return binding(*c.output, c.row_bytes * std::min(g.t_max, abi::kMaxOutputRows), true);
     }
     return make_error("has an unknown kind {}", static_cast<int>(c.kind));
   }

@@ -14,7 +14,8 @@ namespace bitnet::runtime {
 
 // Bump on any schema change an older runtime would misread (plans of another version are refused).
 // 2: the schedule holds every step (token loading, last-row copies) and the outputs.
-inline constexpr uint32_t kPlanFormatVersion = 2;
+// 3: many sequences: per-sequence calls with row offsets, select_rows of R rows.
+inline constexpr uint32_t kPlanFormatVersion = 3;
 // Bump when a repacked weight layout (sidecar contents) or a kernel's weight reading changes.
 inline constexpr uint32_t kWeightLayoutVersion = 1;
 inline constexpr const char* kPlanIdentifier = "BNPL";

@@ -11,7 +11,7 @@ Expected<ir::Type> decode_type(const planfb::ValueT& v) {
   if (!dtype) return make_error("value '{}' has unknown dtype '{}'", v.name, v.dtype);
   ir::Type t{*dtype, {}};
   for (int64_t d : v.shape) {
-    if (d < ir::Dim::kTokens) return make_error("value '{}' has a negative dim {}", v.name, d);
+    if (d < ir::Dim::kSelected) return make_error("value '{}' has a negative dim {}", v.name, d);
     t.shape.push_back(ir::Dim{d});
   }
   return t;

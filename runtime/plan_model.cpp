@@ -195,19 +195,20 @@ Status install_plan_backend(Model& model, std::shared_ptr<const planfb::PlanT> p
     if (!bindings->kernels[k]) return make_error("the plan's kernel '{}' is not bound", plan->kernels[k]->symbol);
   }
   const int64_t n_vocab = static_cast<int64_t>(model.config().n_vocab);
-  model.set_session_factory([plan, bindings, options, n_vocab](bool all_logits, int64_t n_ctx,
-                                                               int threads) -> Expected<std::unique_ptr<Session>> {
-    ExecutorOptions eo;
-    eo.n_ctx = n_ctx;
-    eo.threads = threads;
-    eo.n_vocab = n_vocab;
-    eo.backend_name = options.backend_name;
-    // The factory (owned by the model) holds the plan, its bindings and what keeps them valid
-    // (options.keepalive: the loaded code), so they live as long as the model, which no session
-    // may outlive.
-    BITNET_ASSIGN_OR_RETURN(auto exec, Executor::create(*plan->graphs[all_logits ? 1 : 0], *bindings, eo));
-    return std::unique_ptr<Session>(std::move(exec));
-  });
+  model.set_session_factory(
+      [plan, bindings, options, n_vocab](const SessionOptions& so) -> Expected<std::unique_ptr<Session>> {
+        ExecutorOptions eo;
+        eo.n_ctx = so.n_ctx;
+        eo.n_seq_max = so.n_seq_max;
+        eo.threads = so.threads;
+        eo.n_vocab = n_vocab;
+        eo.backend_name = options.backend_name;
+        // The factory (owned by the model) holds the plan, its bindings and what keeps them valid
+        // (options.keepalive: the loaded code), so they live as long as the model, which no session
+        // may outlive.
+        BITNET_ASSIGN_OR_RETURN(auto exec, Executor::create(*plan->graphs[so.all_logits ? 1 : 0], *bindings, eo));
+        return std::unique_ptr<Session>(std::move(exec));
+      });
   return Status::success();
 }
 

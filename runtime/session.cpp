@@ -1,18 +1,122 @@
-// Batch checks shared by the backends (see session.h).
+// Sessions: single-sequence runs, batches, KV edits (see session.h).
 #include "runtime/session.h"
+
+#include <algorithm>
 
 namespace bitnet::runtime {
 
-Status check_batch(std::span<const int32_t> tokens, int64_t pos, int64_t n_ctx, int64_t n_vocab) {
+Expected<Outputs> Session::run(std::span<const int32_t> tokens) {
   if (tokens.empty()) return make_error("empty batch: nothing to evaluate");
-  const auto n = static_cast<int64_t>(tokens.size());
-  if (pos + n > n_ctx) {
-    return make_error("context is full: {} tokens in the cache + {} new exceed the context size {}", pos, n, n_ctx);
+  if (pos() + static_cast<int64_t>(tokens.size()) > n_ctx_seq()) {
+    return make_error("context is full: {} tokens in the cache + {} new exceed the context size {}", pos(),
+                      tokens.size(), n_ctx_seq());
   }
   for (int32_t id : tokens) {
-    if (id < 0 || id >= n_vocab) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab);
+    if (id < 0 || id >= n_vocab()) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab());
+  }
+  Outputs all;
+  const auto n = static_cast<int64_t>(tokens.size());
+  Batch batch;
+  for (int64_t start = 0; start < n; start += max_batch()) {
+    const int64_t count = std::min(max_batch(), n - start);
+    batch.clear();
+    const int64_t p0 = pos();
+    for (int64_t i = 0; i < count; ++i)
+      batch.add(tokens[static_cast<size_t>(start + i)], p0 + i, {0}, start + i == n - 1);
+    BITNET_ASSIGN_OR_RETURN(Outputs out, decode(batch));
+    for (auto& [name, m] : out) {
+      Matrix& into = all[name];
+      if (m.rows == count) {  // every token's row: concatenate
+        into.cols = m.cols;
+        into.rows += m.rows;
+        into.data.insert(into.data.end(), m.data.begin(), m.data.end());
+      } else if (m.rows > 0) {
+        into = std::move(m);
+      }
+    }
+  }
+  return all;
+}
+
+SequenceSession::SequenceSession(int32_t n_seq, int64_t n_ctx, int64_t max_batch, int64_t n_vocab)
+    : cells_(n_seq, n_ctx / n_seq), n_ctx_(n_ctx), max_batch_(max_batch), n_vocab_(n_vocab) {}
+
+Expected<Outputs> SequenceSession::decode(const Batch& batch) {
+  BITNET_ASSIGN_OR_RETURN(BatchLayout layout, cells_.layout(batch, n_vocab_, max_batch_));
+  BITNET_ASSIGN_OR_RETURN(Outputs rows, run_layout(layout));
+  cells_.commit(layout);
+  for (const BatchLayout::Share& s : layout.shares) copy_cells(s.from_seq, s.to_seq, s.pos, s.pos + 1);
+  // Back to batch order.
+  const auto n_rows = static_cast<size_t>(layout.n_rows());
+  for (auto& [name, m] : rows) {
+    const bool every_row = static_cast<size_t>(m.rows) == n_rows;
+    const auto cols = static_cast<size_t>(m.cols);
+    std::vector<float> ordered(m.data.size());
+    for (size_t r = 0; r < static_cast<size_t>(m.rows); ++r) {
+      const auto to = static_cast<size_t>(every_row ? layout.batch_index[r] : layout.output_index[r]);
+      std::copy_n(m.data.begin() + static_cast<ptrdiff_t>(r * cols), cols,
+                  ordered.begin() + static_cast<ptrdiff_t>(to * cols));
+    }
+    m.data = std::move(ordered);
+  }
+  return rows;
+}
+
+void SequenceSession::clear() {
+  for (int32_t s = 0; s < cells_.n_seq(); ++s) cells_.set_length(s, 0);
+}
+
+bool SequenceSession::seq_rm(int32_t seq, int64_t p0, int64_t p1) {
+  if (!cells_.check_seq(seq, true).ok()) return false;
+  p0 = std::max<int64_t>(p0, 0);
+  const int32_t first = seq < 0 ? 0 : seq;
+  const int32_t last = seq < 0 ? cells_.n_seq() - 1 : seq;
+  // All or nothing: check every sequence before changing any.
+  for (int32_t s = first; s <= last; ++s) {
+    const int64_t len = cells_.length(s);
+    const int64_t end = p1 < 0 ? len : std::min(p1, len);
+    if (p0 < end && end < len) return false;  // a hole
+  }
+  for (int32_t s = first; s <= last; ++s) {
+    const int64_t len = cells_.length(s);
+    const int64_t end = p1 < 0 ? len : std::min(p1, len);
+    if (p0 < end) cells_.set_length(s, p0);
+  }
+  return true;
+}
+
+Status SequenceSession::seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1) {
+  BITNET_RETURN_IF_ERROR(cells_.check_seq(src, false));
+  BITNET_RETURN_IF_ERROR(cells_.check_seq(dst, false));
+  if (src == dst) return Status::success();
+  p0 = std::max<int64_t>(p0, 0);
+  const int64_t end = p1 < 0 ? cells_.length(src) : std::min(p1, cells_.length(src));
+  if (p0 >= end) return Status::success();
+  if (p0 > cells_.length(dst)) {
+    return make_error("seq_cp: sequence {} holds positions 0..{}; copying from position {} would leave a hole", dst,
+                      cells_.length(dst) - 1, p0);
+  }
+  copy_cells(src, dst, p0, end);
+  cells_.set_length(dst, std::max(cells_.length(dst), end));
+  return Status::success();
+}
+
+Status SequenceSession::seq_keep(int32_t seq) {
+  BITNET_RETURN_IF_ERROR(cells_.check_seq(seq, false));
+  for (int32_t s = 0; s < cells_.n_seq(); ++s) {
+    if (s != seq) cells_.set_length(s, 0);
   }
   return Status::success();
+}
+
+int64_t SequenceSession::seq_pos_min(int32_t seq) const {
+  if (!cells_.check_seq(seq, false).ok()) return -1;
+  return cells_.length(seq) > 0 ? 0 : -1;
+}
+
+int64_t SequenceSession::seq_pos_max(int32_t seq) const {
+  if (!cells_.check_seq(seq, false).ok()) return -1;
+  return cells_.length(seq) - 1;
 }
 
 }  // namespace bitnet::runtime

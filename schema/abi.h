@@ -26,6 +26,10 @@ inline constexpr int kMaxKernelInputs = 8;
 // in chunks of it. Part of every plan's layout and of the plan cache key.
 inline constexpr int64_t kTMax = 512;
 
+// Rows of logits one call can return from a graph that selects them (select_rows: R <= this),
+// as llama.cpp's n_outputs_max; the graph of all logits returns T rows.
+inline constexpr int64_t kMaxOutputRows = 64;
+
 // Row-split thread ranges are multiples of this many output features (SIMD row blocks).
 inline constexpr int64_t kRowSplitGranularity = 64;
 

@@ -162,10 +162,15 @@ TEST(MemoryPlan, InterpreterRefusesBatchesOverTheArenaSize) {
   ASSERT_TRUE(passes::default_pipeline().run(*g).ok());
   auto interp = reference::Interpreter::create(*g, *file, {64, 1, 2});
   ASSERT_TRUE(interp.ok());
-  auto r = (*interp)->run(std::vector<int32_t>{1, 2, 3});
+  runtime::Batch batch;
+  for (int32_t i = 0; i < 3; ++i) batch.add(i + 1, i, {0}, i == 2);
+  auto r = (*interp)->decode(batch);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("memory plan"), std::string::npos);
-  EXPECT_TRUE((*interp)->run(std::vector<int32_t>{1, 2}).ok());
+  EXPECT_NE(r.error().message.find("exceeds the 2 tokens a call takes"), std::string::npos) << r.error().message;
+  EXPECT_EQ((*interp)->pos(), 0);
+  // run() feeds longer inputs in calls of the arena's size.
+  EXPECT_TRUE((*interp)->run(std::vector<int32_t>{1, 2, 3}).ok());
+  EXPECT_EQ((*interp)->pos(), 3);
 }
 
 }  // namespace

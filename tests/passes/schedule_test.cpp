@@ -29,7 +29,7 @@ TEST(Schedule, SplitsAndUnits) {
                             {"freq_base", 1e4},
                             {"freq_scale", 1.0}});
   const auto ffn = *g.add(ir::OpKind::GatedFfn, {attn, wq, wq}, {{"act", std::string("silu")}});
-  const auto last = *b.select_last(ffn);
+  const auto last = *b.select_rows(ffn);
   ASSERT_TRUE(b.output(last, "out").ok());
   const auto work = [&](ir::ValueId v) { return passes::work_of(g, g.def(v)); };
   EXPECT_EQ(work(qkv)->split, WorkSplit::kRows);

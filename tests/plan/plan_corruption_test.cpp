@@ -225,10 +225,24 @@ TEST_F(PlanCorruption, OutOfBoundsSchedulesAreRefused) {
       },
       "KV layer 77");
   refused([&](planfb::PlanT& p) { p.graphs[0]->schedule[0]->kind = static_cast<planfb::CallKind>(9); }, "unknown kind");
+  // Per-sequence calls: attention must be one, and row offsets must be the values' row sizes.
+  auto first_attention = [](planfb::GraphPlanT& g) -> planfb::CallT& {
+    return **std::find_if(g.schedule.begin(), g.schedule.end(), [](const auto& c) { return c->kv_layer >= 0; });
+  };
+  refused(
+      [&](planfb::PlanT& p) {
+        auto& c = first_attention(*p.graphs[0]);
+        c.per_sequence = false;
+        c.input_row_bytes.clear();
+      },
+      "does not run per sequence");
+  refused([&](planfb::PlanT& p) { first_attention(*p.graphs[0]).input_row_bytes[0] *= 1000; }, "bytes per row, not");
+  refused([&](planfb::PlanT& p) { first_attention(*p.graphs[0]).input_row_bytes.pop_back(); }, "row offsets for");
+  refused([&](planfb::PlanT& p) { first_attention(*p.graphs[0]).row_bytes = 1 << 30; }, "offsets its output");
   refused(
       [&](planfb::PlanT& p) {
         for (auto& c : p.graphs[0]->schedule) {
-          if (c->kind == planfb::CallKind::CopyLastRow) c->row_bytes = int64_t{1} << 40;
+          if (c->kind == planfb::CallKind::SelectRows) c->row_bytes = int64_t{1} << 40;
         }
       },
       "rows of");
