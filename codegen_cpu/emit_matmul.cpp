@@ -100,20 +100,30 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
                                        : std::vector<llvm::Value*>{lo});
     }
     // Tokens innermost: a tile's weights are read from memory once and stay in L1 for the
-    // other tokens of a short prompt (below gemm_tokens).
+    // other tokens of a short prompt (below gemm_tokens). With decode_tokens > 1, micro gets
+    // that many tokens at once where it can (the gemv arithmetic per token, weights decoded
+    // once for them).
+    const int k = std::max(1, options.decode_tokens);
+    llvm::Value* full_tokens = k > 1 ? b.CreateMul(b.CreateSDiv(tokens, kb.c64(k)), kb.c64(k)) : nullptr;
+    auto each_token_tile = [&](const std::function<void(int, llvm::Value*)>& body) {
+      if (k > 1) {
+        kb.loop(kb.c64(0), full_tokens, k, [&](llvm::Value* t) { body(k, t); });
+        kb.loop(full_tokens, tokens, 1, [&](llvm::Value* t) { body(1, t); });
+      } else {
+        kb.loop(kb.c64(0), tokens, 1, [&](llvm::Value* t) { body(1, t); });
+      }
+    };
     auto each_token = [&](const std::function<void(llvm::Value*)>& body) { kb.loop(kb.c64(0), tokens, 1, body); };
     llvm::Value* from = lo;
     if (two_streams) {
       // Tiles of gemv_rows / 2 rows from each half (batches of them where possible), then
       // the leftover rows as usual.
       loop(lo, b.CreateAdd(lo, half), per * groups, options.reverse, [&](llvm::Value* r) {
-        each_token([&](llvm::Value* t) {
-          if (groups > 1) {
-            options.batch(groups, r, t, b.CreateAdd(r, half));
-          } else {
-            micro(per, 1, false, r, t, b.CreateAdd(r, half));
-          }
-        });
+        if (groups > 1) {
+          each_token([&](llvm::Value* t) { options.batch(groups, r, t, b.CreateAdd(r, half)); });
+        } else {
+          each_token_tile([&](int n, llvm::Value* t) { micro(per, n, false, r, t, b.CreateAdd(r, half)); });
+        }
       });
       from = b.CreateAdd(lo, b.CreateMul(half, kb.c64(2)));
     } else if (groups > 1) {
@@ -123,7 +133,7 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
       from = batched_end;
     }
     over_rows(from, gemv_rows, options.reverse, [&](int rows, llvm::Value* r) {
-      each_token([&](llvm::Value* t) { micro(rows, 1, false, r, t, nullptr); });
+      each_token_tile([&](int n, llvm::Value* t) { micro(rows, n, false, r, t, nullptr); });
     });
   };
   if (gemm_tokens <= 1) {
@@ -131,6 +141,7 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
     return;
   }
   llvm::Value* gemm = b.CreateICmpSGE(tokens, kb.c64(gemm_tokens));
+  if (options.force_decode) gemm = b.CreateAnd(gemm, b.CreateNot(options.force_decode));
   kb.if_then(gemm, [&] {
     llvm::Value* full_tokens = b.CreateMul(b.CreateSDiv(tokens, kb.c64(gemm_tokens)), kb.c64(gemm_tokens));
     over_rows(lo, gemm_rows, nullptr, [&](int rows, llvm::Value* r) {

@@ -60,6 +60,12 @@ struct TileOptions {
   // (the rest of the range goes tile by tile through micro).
   BatchKernel batch;
   int batch_groups = 0;
+  // An i1 (or nullptr: never): take the decode path whatever the token count (each token's
+  // rows then get the one-token arithmetic: KernelArgs::decode_rows).
+  llvm::Value* force_decode = nullptr;
+  // Decode: tokens per micro call (the micro kernel's arithmetic per token must not depend on
+  // it: rows of one-token sequences are then bit-identical to calls of one token).
+  int decode_tokens = 1;
   // Decode (forwards): called once before the tiles with the first row of each memory stream
   // (the generator prefetches their first bytes: the in-loop prefetches only reach ahead).
   std::function<void(const std::vector<llvm::Value*>& stream_rows)> decode_start;

@@ -196,7 +196,10 @@ class FloatGenerator {
         [&](int rows, int tokens, bool gemm, llvm::Value* row, llvm::Value* token, llvm::Value* row2) {
           micro(rows, tokens, gemm, row, token, row2);
         },
-        TileOptions{{}, tune_.float_gemv_streams, reverse_});
+        TileOptions{.gemv_streams = tune_.float_gemv_streams,
+                    .reverse = reverse_,
+                    .force_decode = kb_.decode_rows(),
+                    .decode_tokens = tune_.float_decode_tokens});
     return true;
   }
 
@@ -223,7 +226,20 @@ class FloatGenerator {
         b_.CreateAlignedStore(round_to_half(kb_, v), kb_.element_ptr(kb_.f32(), copy, k), llvm::Align(4));
       });
     });
-    x_ = b_.CreateSelect(decode, copy, p_.x);
+    // Several one-token rows (KernelArgs::decode_rows): every row rounded into this thread's
+    // scratch (the plan sizes it: GraphPlan.kernel_scratch_bytes), the same values per row as
+    // the one-token copy.
+    llvm::Value* rows = b_.CreateAnd(kb_.decode_rows(), b_.CreateNot(decode));
+    llvm::Value* scratch = kb_.scratch();
+    kb_.if_then(rows, [&] {
+      llvm::VectorType* vt = kb_.vec(kb_.f32(), width_);
+      const int64_t n = p_.cols;
+      kb_.loop(kb_.c64(0), b_.CreateMul(p_.n_tokens, kb_.c64(n)), width_, [&](llvm::Value* k) {
+        llvm::Value* v = b_.CreateAlignedLoad(vt, kb_.element_ptr(kb_.f32(), p_.x, k), llvm::Align(4));
+        b_.CreateAlignedStore(round_to_half(kb_, v), kb_.element_ptr(kb_.f32(), scratch, k), llvm::Align(4));
+      });
+    });
+    x_ = b_.CreateSelect(decode, copy, b_.CreateSelect(rows, scratch, p_.x));
   }
 
   llvm::Value* load_x(llvm::Type* type, llvm::Value* address) {

@@ -46,6 +46,9 @@ llvm::Value* KernelBuilder::n_tokens() {
 llvm::Value* KernelBuilder::pos() {
   return field(offsetof(abi::KernelArgs, pos), i64());
 }
+llvm::Value* KernelBuilder::decode_rows() {
+  return b.CreateICmpNE(field(offsetof(abi::KernelArgs, decode_rows), i32()), c32(0));
+}
 llvm::Value* KernelBuilder::kv_k() {
   return field(offsetof(abi::KernelArgs, kv_k), ptr());
 }

@@ -31,6 +31,7 @@ class KernelBuilder {
   llvm::Value* out();                      // ptr
   llvm::Value* n_tokens();                 // i64
   llvm::Value* pos();                      // i64
+  llvm::Value* decode_rows();              // i1: every row is a one-token sequence (abi.h)
   llvm::Value* kv_k();                     // ptr
   llvm::Value* kv_v();                     // ptr
   llvm::Value* kv_cells();                 // i64

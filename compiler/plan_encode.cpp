@@ -44,7 +44,10 @@ std::string first_difference(const planfb::GraphPlanT& a, const planfb::GraphPla
   if (a.name != b.name || a.all_logits != b.all_logits || !same(a.properties, b.properties)) return "header";
   if (!same(a.values, b.values)) return "values";
   if (!same(a.nodes, b.nodes)) return "nodes";
-  if (a.t_max != b.t_max || a.arena_bytes != b.arena_bytes || a.slots != b.slots) return "memory plan";
+  if (a.t_max != b.t_max || a.arena_bytes != b.arena_bytes || a.slots != b.slots ||
+      a.kernel_scratch_bytes != b.kernel_scratch_bytes) {
+    return "memory plan";
+  }
   if (!same(a.schedule, b.schedule)) return "schedule";
   if (!same(a.outputs, b.outputs)) return "outputs";
   return "KV-cache layout";
@@ -146,6 +149,12 @@ Expected<std::unique_ptr<planfb::GraphPlanT>> encode_graph(const ir::Graph& grap
     call->granularity = split_granularity(n, work->split);
     call->token_rows = type.shape[0].is_tokens();
     call->per_sequence = ir::runs_per_sequence(graph, n);
+    call->decode_rows = call->per_sequence && ir::op_info(n.op).rows == ir::OpRows::kArithmetic;
+    if (call->decode_rows && graph.value(n.operands[1]).type.dtype == ir::DType::F16) {
+      // The F16 kernels round their decode rows into scratch (codegen_cpu/emit_matmul_float.cpp).
+      out->kernel_scratch_bytes =
+          std::max(out->kernel_scratch_bytes, ir::activation_bytes(graph.value(n.operands[0]).type, memory.t_max));
+    }
     for (ir::ValueId v : n.operands) {
       BITNET_ASSIGN_OR_RETURN(planfb::Binding b, binding(v));
       call->inputs.push_back(b);

@@ -31,7 +31,10 @@ Status warm_up(Once&& once) {
 }
 
 BenchStats summarize(std::string test, int threads, std::vector<double> samples) {
-  BenchStats s{std::move(test), threads, 0, 0, std::move(samples)};
+  BenchStats s;
+  s.test = std::move(test);
+  s.threads = threads;
+  s.samples = std::move(samples);
   s.mean = std::accumulate(s.samples.begin(), s.samples.end(), 0.0) / static_cast<double>(s.samples.size());
   double var = 0;
   for (double x : s.samples) var += (x - s.mean) * (x - s.mean);
@@ -86,6 +89,67 @@ Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threa
     samples.push_back(static_cast<double>(n_gen) / s);
   }
   return summarize(fmt::format("tg{}", n_gen), threads, std::move(samples));
+}
+
+Expected<std::vector<BenchStats>> bench_batched(const Model& model, int64_t n_prompt, int64_t n_gen, int batch,
+                                                int threads, int repetitions) {
+  if (batch < 1) return make_error("batch must be positive, got {}", batch);
+  const auto vocab = static_cast<int64_t>(model.config().n_vocab);
+  const auto tokens = bench_tokens(n_prompt + n_gen, vocab);
+  BITNET_ASSIGN_OR_RETURN(
+      auto session,
+      model.new_session(
+          {.all_logits = false, .n_ctx = batch * (n_prompt + n_gen), .threads = threads, .n_seq_max = batch}));
+  // Every sequence gets the same ids (as llama-batched-bench without a shared prompt: each
+  // sequence still computes its own).
+  auto prefill = [&]() -> Status {
+    Batch b;
+    for (int32_t seq = 0; seq < batch; ++seq) {
+      for (int64_t t = 0; t < n_prompt; ++t) {
+        if (static_cast<int64_t>(b.size()) == session->max_batch()) {
+          BITNET_RETURN_IF_ERROR(session->decode(b));
+          b.clear();
+        }
+        b.add(tokens[static_cast<size_t>(t)], t, {seq}, t == n_prompt - 1);
+      }
+    }
+    if (b.size() > 0) BITNET_RETURN_IF_ERROR(session->decode(b));
+    return Status::success();
+  };
+  auto generate = [&]() -> Status {
+    Batch b;
+    for (int64_t i = 0; i < n_gen; ++i) {
+      b.clear();
+      for (int32_t seq = 0; seq < batch; ++seq) {
+        b.add(tokens[static_cast<size_t>(n_prompt + i)], n_prompt + i, {seq}, true);
+      }
+      BITNET_RETURN_IF_ERROR(session->decode(b));
+    }
+    return Status::success();
+  };
+  double pp_s = 0, tg_s = 0;
+  auto once = [&]() -> Expected<double> {
+    session->clear();
+    const auto start = Clock::now();
+    if (n_prompt > 0) BITNET_RETURN_IF_ERROR(prefill());
+    const auto mid = Clock::now();
+    if (n_gen > 0) BITNET_RETURN_IF_ERROR(generate());
+    pp_s = std::chrono::duration<double>(mid - start).count();
+    tg_s = std::chrono::duration<double>(Clock::now() - mid).count();
+    return pp_s + tg_s;
+  };
+  BITNET_RETURN_IF_ERROR(warm_up(once));
+  std::vector<double> pp, tg;
+  for (int r = 0; r < repetitions; ++r) {
+    BITNET_RETURN_IF_ERROR(once());
+    pp.push_back(static_cast<double>(batch * n_prompt) / pp_s);
+    tg.push_back(static_cast<double>(batch * n_gen) / tg_s);
+  }
+  std::vector<BenchStats> out;
+  if (n_prompt > 0) out.push_back(summarize(fmt::format("pp{}", n_prompt), threads, std::move(pp)));
+  if (n_gen > 0) out.push_back(summarize(fmt::format("tg{}", n_gen), threads, std::move(tg)));
+  for (BenchStats& s : out) s.batch = batch;
+  return out;
 }
 
 namespace {

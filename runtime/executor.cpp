@@ -65,6 +65,7 @@ struct Step {
   int64_t granularity = 1;    // split ranges on multiples of this (head groups, SIMD row blocks)
   bool token_rows = true;     // the kernel's rows are the T tokens (else the selected rows)
   bool per_sequence = false;  // run once per sequence (offset by rows, its KV region)
+  bool decode_rows = false;   // ... or as one call when every sequence has one row
   int64_t in_row_bytes[abi::kMaxKernelInputs] = {};
   const uint8_t* copy_from = nullptr;  // SelectRows
   int64_t row_bytes = 0;               // SelectRows: per row copied; per_sequence: of the output
@@ -226,7 +227,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& g
   impl->arena = std::make_unique<AlignedBuffer>(static_cast<size_t>(graph.arena_bytes));
   if (impl->arena->data == nullptr)
     return make_error("cannot allocate the {}-byte activation arena", graph.arena_bytes);
-  impl->scratch_stride = (abi::kernel_scratch_bytes(options.n_ctx) + 63) / 64 * 64;
+  impl->scratch_stride = (abi::kernel_scratch_bytes(options.n_ctx) + graph.kernel_scratch_bytes + 63) / 64 * 64;
   impl->scratch = std::make_unique<AlignedBuffer>(static_cast<size_t>(impl->scratch_stride * options.threads));
 
   // KV caches, zeroed: the plan's KV table, a region per sequence, cells rounded up
@@ -260,6 +261,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& g
       s.granularity = call->granularity;
       s.token_rows = call->token_rows;
       s.per_sequence = call->per_sequence;
+      s.decode_rows = call->decode_rows;
       for (size_t k = 0; k < call->inputs.size(); ++k) s.args.in[k] = impl->resolve(call->inputs[k], bindings);
       for (size_t k = 0; k < call->input_row_bytes.size(); ++k) s.in_row_bytes[k] = call->input_row_bytes[k];
       if (s.per_sequence) s.row_bytes = call->row_bytes;
@@ -298,9 +300,15 @@ Expected<Outputs> Executor::run_layout(const BatchLayout& layout) {
     return make_error("{} rows of logits wanted; a call returns at most {}", n_selected,
                       std::min(m.t_max, abi::kMaxOutputRows));
   }
+  auto one_row_each = [](const std::vector<SequenceRows>& groups) {
+    return std::all_of(groups.begin(), groups.end(), [](const SequenceRows& g) { return g.n == 1; });
+  };
+  const bool single_tokens = one_row_each(layout.groups), single_outputs = one_row_each(layout.out_groups);
   for (Step& s : m.steps) {
     s.args.n_tokens = s.token_rows ? n : n_selected;
     s.args.pos = layout.groups.front().pos0;
+    // Many one-row sequences: one call with each row's one-token arithmetic.
+    s.args.decode_rows = s.decode_rows && (s.token_rows ? single_tokens : single_outputs) && s.args.n_tokens > 1;
   }
   m.pool.run([&](int thread) {
     for (size_t i = 0; i < m.steps.size(); ++i) {
@@ -309,7 +317,7 @@ Expected<Outputs> Executor::run_layout(const BatchLayout& layout) {
       const auto t0 = m.profiling ? ProfileClock::now() : ProfileClock::time_point{};
       switch (s.kind) {
         case planfb::CallKind::Kernel: {
-          if (s.per_sequence) {
+          if (s.per_sequence && !s.args.decode_rows) {
             m.run_per_sequence(s, s.token_rows ? layout.groups : layout.out_groups, thread);
             break;
           }

@@ -143,7 +143,9 @@ struct Checker {
   // those of the values' types (so offsets stay inside their slots).
   Status row_offsets(const planfb::CallT& c) const {
     if (!c.per_sequence) {
-      if (!c.input_row_bytes.empty()) return make_error("has row offsets but does not run per sequence");
+      if (!c.input_row_bytes.empty() || c.decode_rows) {
+        return make_error("has row offsets or decode rows but does not run per sequence");
+      }
       return Status::success();
     }
     if (c.input_row_bytes.size() != c.inputs.size())
@@ -221,6 +223,9 @@ Status check_graph_plan(const planfb::GraphPlanT& g, const PlanBindings& binding
   auto fail = [&](const std::string& what) { return make_error("graph '{}': {}", g.name, what); };
   if (g.t_max <= 0 || g.t_max > kMaxPlanTMax) return fail(fmt::format("bad t_max {}", g.t_max));
   if (g.arena_bytes < 0 || g.arena_bytes > kMaxArenaBytes) return fail(fmt::format("bad arena size {}", g.arena_bytes));
+  if (g.kernel_scratch_bytes < 0 || g.kernel_scratch_bytes > kMaxArenaBytes) {
+    return fail(fmt::format("bad kernel scratch size {}", g.kernel_scratch_bytes));
+  }
   if (g.slots.size() != g.values.size()) {
     return fail(fmt::format("{} slots for {} values", g.slots.size(), g.values.size()));
   }

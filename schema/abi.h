@@ -78,10 +78,17 @@ struct KernelArgs {
   void* kv_k;
   void* kv_v;
   int64_t kv_cells;  // cells allocated per layer cache (kv_cells_for(n_ctx), >= pos + n_tokens)
-  void* scratch;     // per-thread scratch: scratch + thread * scratch_stride
+  // Per-thread scratch: scratch + thread * scratch_stride, kernel_scratch_bytes(n_ctx) plus the
+  // plan's GraphPlan.kernel_scratch_bytes; a kernel may use all of it during its call.
+  void* scratch;
   int64_t scratch_stride;
   int32_t thread;  // index of the calling thread
   int32_t n_threads;
+  // Float matmuls: 1 when each of the n_tokens rows is a sequence of its own with one token
+  // (batched decode, or the logits rows of several sequences): every row then gets the
+  // arithmetic the kernel uses for n_tokens == 1 (bit-identical to calling it row by row),
+  // with the weights read once for all rows. 0: the rows are one sequence's tokens.
+  int32_t decode_rows;
 };
 
 using KernelFn = void (*)(const KernelArgs* args, int64_t begin, int64_t end);

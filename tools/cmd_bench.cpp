@@ -1,6 +1,8 @@
 // `bitnet bench`: llama-bench-style throughput table (ppN and tgN tokens/s, mean ± sd over
 // repetitions, per thread count), plus the memory-bandwidth roofline of decoding measured in
-// the same run: bytes read per decoded token and the fraction of the roofline reached.
+// the same run: bytes read per decoded token and the fraction of the roofline reached. With
+// --batch B1,B2,...: llama-batched-bench's test, B sequences prefilled then decoded together,
+// aggregate tokens/s.
 #include "ir/graph_properties.h"
 #include "runtime/bench.h"
 #include "runtime/plan_cache.h"
@@ -46,6 +48,7 @@ void add_bench(CLI::App& app, int& exit_code) {
     int repetitions = 5;
     bool json = false;
     bool membw = true;
+    std::string batch;  // --batch 1,4,8: batched tests instead of the single-sequence ones
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd =
@@ -64,6 +67,10 @@ void add_bench(CLI::App& app, int& exit_code) {
   cmd->add_option("-r,--repetitions", o->repetitions, "measured repetitions per test (after one warm-up)")
       ->check(integer_in(1, 1000))
       ->capture_default_str();
+  cmd->add_option("--batch", o->batch,
+                  "comma-separated sequence counts: each gets the -p prompt, then -n tokens are decoded for all "
+                  "together (aggregate t/s, as llama-batched-bench)")
+      ->check(integer_list_in(1, 256));
   cmd->add_flag("--json", o->json, "print a JSON list of {test, threads, tokens_per_s, stddev, ...}");
   cmd->add_flag("--membw,!--no-membw", o->membw, "measure read bandwidth and report the decode roofline")
       ->capture_default_str();
@@ -92,6 +99,12 @@ void add_bench(CLI::App& app, int& exit_code) {
       throw_usage_error("-n",
                         fmt::format("{} tokens exceed the context ({} tokens, {})", o->n_gen, context, context_source));
     }
+    const std::vector<int> batches = o->batch.empty() ? std::vector<int>{} : thread_counts(o->batch);
+    if (!batches.empty() && o->n_prompt + o->n_gen > context) {
+      throw_usage_error("--batch", fmt::format("each sequence needs -p + -n = {} cells, more than the context ({} "
+                                               "tokens, {})",
+                                               o->n_prompt + o->n_gen, context, context_source));
+    }
     std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
     // A requantized LM head (--lm-head, or a plan compiled with it) changes the results: its
     // rows say so, apart from the default's.
@@ -103,17 +116,28 @@ void add_bench(CLI::App& app, int& exit_code) {
     if (!lm_head.empty()) backend += " lm_head=" + lm_head;
     const int64_t bytes_per_token = runtime::decode_bytes_per_token(m);
     nlohmann::json rows = nlohmann::json::array();
-    if (!o->json) {
+    if (!o->json && batches.empty()) {
       fmt::print("| model | size | backend | threads | test | t/s |\n|---|---|---|---|---|---|\n");
+    } else if (!o->json) {
+      fmt::print(
+          "| model | size | backend | threads | batch | test | aggregate t/s |\n|---|---|---|---|---|---|---|\n");
     }
     const std::string name = m.file().path().substr(m.file().path().find_last_of('/') + 1);
     const std::string size = runtime::format_size(m.file().file_size());
     const int64_t cache_bytes = last_level_cache_bytes();
     const bool cache_resident = cache_bytes > 0 && bytes_per_token <= cache_bytes;
     for (int t : threads) {
-      double bandwidth = o->membw ? runtime::measure_read_bandwidth(t) : 0;
+      double bandwidth = o->membw && batches.empty() ? runtime::measure_read_bandwidth(t) : 0;
       std::vector<runtime::BenchStats> stats;
-      if (o->n_prompt > 0) {
+      for (int b : batches) {
+        auto rows = runtime::bench_batched(m, o->n_prompt, o->n_gen, b, t, o->repetitions);
+        if (!rows.ok()) {
+          print_error("bench", rows.error().message);
+          return;
+        }
+        stats.insert(stats.end(), rows->begin(), rows->end());
+      }
+      if (batches.empty() && o->n_prompt > 0) {
         auto pp = runtime::bench_prompt(m, o->n_prompt, t, o->repetitions);
         if (!pp.ok()) {
           print_error("bench", pp.error().message);
@@ -121,7 +145,7 @@ void add_bench(CLI::App& app, int& exit_code) {
         }
         stats.push_back(*pp);
       }
-      if (o->n_gen > 0) {
+      if (batches.empty() && o->n_gen > 0) {
         auto tg = runtime::bench_generate(m, o->n_gen, t, o->repetitions);
         if (!tg.ok()) {
           print_error("bench", tg.error().message);
@@ -132,6 +156,7 @@ void add_bench(CLI::App& app, int& exit_code) {
       for (const auto& s : stats) {
         nlohmann::json row = {{"test", s.test},
                               {"threads", s.threads},
+                              {"batch", s.batch},
                               {"tokens_per_s", s.mean},
                               {"stddev", s.stddev},
                               {"backend", o->common.plan.empty() ? o->common.backend : "plan"},
@@ -148,9 +173,12 @@ void add_bench(CLI::App& app, int& exit_code) {
           row["cache_resident"] = cache_resident;
         }
         rows.push_back(row);
-        if (!o->json) {
+        if (!o->json && batches.empty()) {
           fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, size, backend, t, s.test, s.mean,
                      s.stddev);
+        } else if (!o->json) {
+          fmt::print("| {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, size, backend, t, s.batch, s.test,
+                     s.mean, s.stddev);
         }
       }
       if (!o->json && bandwidth > 0 && o->n_gen > 0) {
