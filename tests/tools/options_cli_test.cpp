@@ -249,5 +249,28 @@ TEST(OptionsCli, BenchSizesInAFittingUnit) {
   EXPECT_EQ(r.out.find("tg reached"), std::string::npos) << r.out;
 }
 
+// --batch: llama-batched-bench's rows, one pp and one tg row per sequence count with the
+// aggregate rate; bad counts and contexts too small for -p + -n are usage errors.
+TEST(OptionsCli, BenchBatchRowsCarryTheSequenceCount) {
+  const std::string bench = cli() + " bench -m " + stories() + " -p 8 -n 4 -t 1 -r 1";
+  auto r = run_command(bench + " --batch 1,3 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = nlohmann::json::parse(r.out);
+  ASSERT_EQ(rows.size(), 4u) << r.out;
+  const std::vector<std::pair<int, std::string>> want = {{1, "pp8"}, {1, "tg4"}, {3, "pp8"}, {3, "tg4"}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(rows[i]["batch"], want[i].first);
+    EXPECT_EQ(rows[i]["test"], want[i].second);
+    EXPECT_GT(rows[i]["tokens_per_s"].get<double>(), 0);
+  }
+  auto text = run_command(bench + " --batch 2");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("| threads | batch | test | aggregate t/s |"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("| 1 | 2 | tg4 |"), std::string::npos) << text.out;
+  expect_usage_error(bench + " --batch 0", "--batch");
+  expect_usage_error(bench + " --batch 2,x", "--batch");
+  expect_usage_error(bench + " -c 10 --batch 2", "--batch");
+}
+
 }  // namespace
 }  // namespace bitnet
