@@ -34,6 +34,15 @@ struct JitKeepalive {
   std::vector<runtime::RepackedBlob> repacked;
 };
 
+// A warning or -v line: to the options' log sink, or stderr (the CLI).
+void say(const BackendOptions& options, const std::string& line) {
+  if (options.log) {
+    options.log(line);
+  } else {
+    fmt::print(stderr, "{}\n", line);
+  }
+}
+
 }  // namespace
 
 Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, bool verbose) {
@@ -88,7 +97,7 @@ Status attach_backend(runtime::Model& model, const BackendOptions& options) {
       compiled.ok() ? run_compiled_plan(model, std::move(*compiled), options.verbose) : Status(compiled.error());
   if (ran.ok()) return ran;
   if (head) return no_interpreter_for(head->tensor, fmt::format("JIT compilation failed ({})", ran.error().message));
-  fmt::print(stderr, "bitnet: warning: JIT compilation failed ({}); using the interpreter\n", ran.error().message);
+  say(options, fmt::format("bitnet: warning: JIT compilation failed ({}); using the interpreter", ran.error().message));
   use_interpreter(model);
   return Status::success();
 }
@@ -107,7 +116,7 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   const bool verbose = options.backend.verbose;
   auto dir = options.cache_dir.empty() ? runtime::default_cache_dir() : Expected<std::string>(options.cache_dir);
   if (!dir.ok()) {
-    fmt::print(stderr, "bitnet: warning: {}; compiling in memory\n", dir.error().message);
+    say(options.backend, fmt::format("bitnet: warning: {}; compiling in memory", dir.error().message));
     return uncached();
   }
   const runtime::PlanCache cache(*dir);
@@ -138,15 +147,16 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
       cache.touch(plan_path);
       reference::install_nonfinite_locator(**model);
       if (verbose) {
-        fmt::print(stderr,
-                   "plan cache: hit {} ({:.1f} ms: read+verify {:.1f}, checks {:.1f}, code {:.1f}, model {:.1f})\n",
-                   plan_path, ms_since(start), times.read_ms, times.checks_ms, times.code_ms, times.model_ms);
+        say(options.backend,
+            fmt::format("plan cache: hit {} ({:.1f} ms: read+verify {:.1f}, checks {:.1f}, code {:.1f}, model {:.1f})",
+                        plan_path, ms_since(start), times.read_ms, times.checks_ms, times.code_ms, times.model_ms));
       }
       return model;
     }
     // The model with these options (a bad --tokenizer, ...): an error of its own, not the plan's.
     if (failure == runtime::PlanLoadFailure::kModel) return model.error();
-    fmt::print(stderr, "bitnet: warning: refusing the cached plan ({}); compiling again\n", model.error().message);
+    say(options.backend,
+        fmt::format("bitnet: warning: refusing the cached plan ({}); compiling again", model.error().message));
     refused = fingerprint->text();
     return std::nullopt;
   };
@@ -158,15 +168,16 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   if (writable.ok()) {
     const double timeout_s = options.lock_timeout_s;
     auto locked = cache.lock_key(key.hex, timeout_s, [&] {
-      fmt::print(stderr, "bitnet: waiting for another process compiling this model into the plan cache (lock {})\n",
-                 cache.lock_path(key.hex));
+      say(options.backend,
+          fmt::format("bitnet: waiting for another process compiling this model into the plan cache (lock {})",
+                      cache.lock_path(key.hex)));
     });
     if (!locked.ok()) {
-      fmt::print(stderr, "bitnet: warning: {}; compiling without it\n", locked.error().message);
+      say(options.backend, fmt::format("bitnet: warning: {}; compiling without it", locked.error().message));
     } else if (!*locked) {
-      fmt::print(stderr,
-                 "bitnet: warning: gave up waiting for the plan cache lock {} after {:.0f} s; compiling here too\n",
-                 cache.lock_path(key.hex), timeout_s);
+      say(options.backend,
+          fmt::format("bitnet: warning: gave up waiting for the plan cache lock {} after {:.0f} s; compiling here too",
+                      cache.lock_path(key.hex), timeout_s));
     } else {
       lock = std::move(*locked);
       // The plan a process that held the lock before us stored.
@@ -181,27 +192,31 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
     BITNET_ASSIGN_OR_RETURN(auto head, requantized_lm_head(*model));
     if (head)
       return no_interpreter_for(head->tensor, fmt::format("compiling the plan failed ({})", compiled.error().message));
-    fmt::print(stderr, "bitnet: warning: compiling the plan failed ({}); not caching, using the interpreter\n",
-               compiled.error().message);
+    say(options.backend,
+        fmt::format("bitnet: warning: compiling the plan failed ({}); not caching, using the interpreter",
+                    compiled.error().message));
     return model;
   }
   if (verbose) {
-    fmt::print(stderr, "plan cache: miss; compiled {} kernels in {:.1f} ms (link {:.1f} ms, weight hashes {:.1f} ms)\n",
-               compiled->plan->kernels.size(), compiled->compile_ms, compiled->link_ms, compiled->weights_ms);
+    say(options.backend,
+        fmt::format("plan cache: miss; compiled {} kernels in {:.1f} ms (link {:.1f} ms, weight hashes {:.1f} ms)",
+                    compiled->plan->kernels.size(), compiled->compile_ms, compiled->link_ms, compiled->weights_ms));
     for (const runtime::RepackedBlob& blob : compiled->repacked) {
-      fmt::print(stderr, "lm head: {} requantized to {} ({:.1f} MB, for the sidecar) in {:.1f} ms\n", blob.source,
-                 blob.dtype, static_cast<double>(blob.bytes.size()) / 1e6, compiled->repack_ms);
+      say(options.backend,
+          fmt::format("lm head: {} requantized to {} ({:.1f} MB, for the sidecar) in {:.1f} ms", blob.source,
+                      blob.dtype, static_cast<double>(blob.bytes.size()) / 1e6, compiled->repack_ms));
     }
   }
   if (!writable.ok()) {
-    fmt::print(stderr,
-               "bitnet: warning: the plan cache is not usable ({}); the compiled kernels are kept in memory only\n",
-               writable.error().message);
+    say(options.backend,
+        fmt::format("bitnet: warning: the plan cache is not usable ({}); the compiled kernels are kept in memory only",
+                    writable.error().message));
   } else if (auto s = runtime::write_plan(plan_path, *compiled->plan, compiled->repacked); !s.ok()) {
-    fmt::print(stderr, "bitnet: warning: cannot store the plan ({}); the compiled kernels are kept in memory only\n",
-               s.error().message);
+    say(options.backend,
+        fmt::format("bitnet: warning: cannot store the plan ({}); the compiled kernels are kept in memory only",
+                    s.error().message));
   } else if (verbose) {
-    fmt::print(stderr, "plan cache: stored {}\n", plan_path);
+    say(options.backend, fmt::format("plan cache: stored {}", plan_path));
   }
   BITNET_RETURN_IF_ERROR(run_compiled_plan(*model, std::move(*compiled), false));
   return model;

@@ -9,8 +9,10 @@
 #include "compiler/plan_compiler.h"
 #include "runtime/model.h"
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace bitnet::compiler {
 
@@ -18,6 +20,8 @@ struct BackendOptions {
   std::string backend = "jit";  // jit | interp
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
   bool verbose = false;         // print per-kernel compile times (and cache hits) to stderr
+  // Where warnings and -v lines go (one line each, no newline); empty: stderr.
+  std::function<void(std::string_view line)> log;
 };
 
 // Installs the backend on `model` (made by load_model): the interpreter, or for jit both graphs

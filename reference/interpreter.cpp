@@ -514,8 +514,8 @@ Status Interpreter::run_observed(std::span<const int32_t> tokens, const NodeObse
   return Status::success();
 }
 
-Expected<runtime::Outputs> Interpreter::run_layout(const runtime::BatchLayout& layout) {
-  runtime::Outputs all;
+Status Interpreter::run_layout(const runtime::BatchLayout& layout, runtime::Outputs& all) {
+  all.clear();
   for (const runtime::SequenceRows& g : layout.groups) {
     std::vector<int64_t> selected;  // the group's wanted rows, relative to its first row
     for (int64_t row : layout.selected) {
@@ -530,7 +530,7 @@ Expected<runtime::Outputs> Interpreter::run_layout(const runtime::BatchLayout& l
       into.data.insert(into.data.end(), m.data.begin(), m.data.end());
     }
   }
-  return all;
+  return Status::success();
 }
 
 void Interpreter::copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) {

@@ -48,7 +48,7 @@ class Interpreter : public runtime::SequenceSession {
   std::string_view backend() const override { return "interp"; }
 
  protected:
-  Expected<runtime::Outputs> run_layout(const runtime::BatchLayout& layout) override;
+  Status run_layout(const runtime::BatchLayout& layout, runtime::Outputs& out) override;
   void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) override;
 
  private:

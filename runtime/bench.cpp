@@ -102,18 +102,19 @@ Expected<std::vector<BenchStats>> bench_batched(const Model& model, int64_t n_pr
           {.all_logits = false, .n_ctx = batch * (n_prompt + n_gen), .threads = threads, .n_seq_max = batch}));
   // Every sequence gets the same ids (as llama-batched-bench without a shared prompt: each
   // sequence still computes its own).
+  Outputs outputs;  // reused: the loop allocates nothing per step
   auto prefill = [&]() -> Status {
     Batch b;
     for (int32_t seq = 0; seq < batch; ++seq) {
       for (int64_t t = 0; t < n_prompt; ++t) {
         if (static_cast<int64_t>(b.size()) == session->max_batch()) {
-          BITNET_RETURN_IF_ERROR(session->decode(b));
+          BITNET_RETURN_IF_ERROR(session->decode_into(b, outputs));
           b.clear();
         }
         b.add(tokens[static_cast<size_t>(t)], t, {seq}, t == n_prompt - 1);
       }
     }
-    if (b.size() > 0) BITNET_RETURN_IF_ERROR(session->decode(b));
+    if (b.size() > 0) BITNET_RETURN_IF_ERROR(session->decode_into(b, outputs));
     return Status::success();
   };
   auto generate = [&]() -> Status {
@@ -123,7 +124,7 @@ Expected<std::vector<BenchStats>> bench_batched(const Model& model, int64_t n_pr
       for (int32_t seq = 0; seq < batch; ++seq) {
         b.add(tokens[static_cast<size_t>(n_prompt + i)], n_prompt + i, {seq}, true);
       }
-      BITNET_RETURN_IF_ERROR(session->decode(b));
+      BITNET_RETURN_IF_ERROR(session->decode_into(b, outputs));
     }
     return Status::success();
   };

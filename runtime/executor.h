@@ -51,7 +51,7 @@ class Executor : public SequenceSession {
   int64_t arena_bytes() const;
 
  protected:
-  Expected<Outputs> run_layout(const BatchLayout& layout) override;
+  Status run_layout(const BatchLayout& layout, Outputs& out) override;
   void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) override;
 
  private:

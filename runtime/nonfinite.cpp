@@ -16,8 +16,8 @@ class DiagnosableSession final : public Session {
   DiagnosableSession(std::unique_ptr<Session> inner, const Model& model) : inner_(std::move(inner)), model_(model) {}
 
   // Records sequence 0's tokens (what the locator re-runs); other sequences are not traced.
-  Expected<Outputs> decode(const Batch& batch) override {
-    auto out = inner_->decode(batch);
+  Status decode_into(const Batch& batch, Outputs& outputs) override {
+    auto out = inner_->decode_into(batch, outputs);
     if (out.ok()) {
       for (size_t i = 0; i < batch.size(); ++i) {
         if (batch.seq_ids[i].front() == 0) tokens_.push_back(batch.tokens[i]);

@@ -41,25 +41,28 @@ Expected<Outputs> Session::run(std::span<const int32_t> tokens) {
 SequenceSession::SequenceSession(int32_t n_seq, int64_t n_ctx, int64_t max_batch, int64_t n_vocab)
     : cells_(n_seq, n_ctx / n_seq), n_ctx_(n_ctx), max_batch_(max_batch), n_vocab_(n_vocab) {}
 
-Expected<Outputs> SequenceSession::decode(const Batch& batch) {
+Status SequenceSession::decode_into(const Batch& batch, Outputs& out) {
   BITNET_ASSIGN_OR_RETURN(BatchLayout layout, cells_.layout(batch, n_vocab_, max_batch_));
-  BITNET_ASSIGN_OR_RETURN(Outputs rows, run_layout(layout));
+  BITNET_RETURN_IF_ERROR(run_layout(layout, rows_));
   cells_.commit(layout);
   for (const BatchLayout::Share& s : layout.shares) copy_cells(s.from_seq, s.to_seq, s.pos, s.pos + 1);
   // Back to batch order.
   const auto n_rows = static_cast<size_t>(layout.n_rows());
-  for (auto& [name, m] : rows) {
+  for (auto it = out.begin(); it != out.end();) it = rows_.count(it->first) ? std::next(it) : out.erase(it);
+  for (const auto& [name, m] : rows_) {
+    Matrix& into = out[name];
+    into.rows = m.rows;
+    into.cols = m.cols;
+    into.data.resize(m.data.size());
     const bool every_row = static_cast<size_t>(m.rows) == n_rows;
     const auto cols = static_cast<size_t>(m.cols);
-    std::vector<float> ordered(m.data.size());
     for (size_t r = 0; r < static_cast<size_t>(m.rows); ++r) {
       const auto to = static_cast<size_t>(every_row ? layout.batch_index[r] : layout.output_index[r]);
       std::copy_n(m.data.begin() + static_cast<ptrdiff_t>(r * cols), cols,
-                  ordered.begin() + static_cast<ptrdiff_t>(to * cols));
+                  into.data.begin() + static_cast<ptrdiff_t>(to * cols));
     }
-    m.data = std::move(ordered);
   }
-  return rows;
+  return Status::success();
 }
 
 void SequenceSession::clear() {

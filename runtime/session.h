@@ -34,7 +34,14 @@ class Session {
   // logits gives every token's row). Fails, changing nothing, on a batch that
   // SequenceCells::layout refuses (empty, too large, unknown token or sequence, positions that
   // do not continue a sequence, a full region).
-  virtual Expected<Outputs> decode(const Batch& batch) = 0;
+  // Into `out`, whose buffers are reused (a decode loop allocates nothing once they have
+  // grown); on failure `out` is unspecified.
+  virtual Status decode_into(const Batch& batch, Outputs& out) = 0;
+  Expected<Outputs> decode(const Batch& batch) {
+    Outputs out;
+    BITNET_RETURN_IF_ERROR(decode_into(batch, out));
+    return out;
+  }
 
   virtual int32_t n_seq_max() const = 0;
   virtual int64_t n_ctx() const = 0;      // cells of all sequences together
@@ -72,7 +79,7 @@ class SequenceSession : public Session {
  public:
   SequenceSession(int32_t n_seq, int64_t n_ctx, int64_t max_batch, int64_t n_vocab);
 
-  Expected<Outputs> decode(const Batch& batch) override;
+  Status decode_into(const Batch& batch, Outputs& out) override;
   int32_t n_seq_max() const override { return cells_.n_seq(); }
   int64_t n_ctx() const override { return n_ctx_; }
   int64_t n_ctx_seq() const override { return cells_.cells_per_seq(); }
@@ -87,15 +94,17 @@ class SequenceSession : public Session {
   int64_t seq_pos_max(int32_t seq) const override;
 
  protected:
-  // Runs the laid-out batch. Each output has layout.n_rows() rows (graphs of all logits, rows
-  // in layout order) or layout.selected.size() rows (in `selected` order).
-  virtual Expected<Outputs> run_layout(const BatchLayout& layout) = 0;
+  // Runs the laid-out batch into `out` (buffers reused). Each output has layout.n_rows() rows
+  // (graphs of all logits, rows in layout order) or layout.selected.size() rows (in
+  // `selected` order).
+  virtual Status run_layout(const BatchLayout& layout, Outputs& out) = 0;
   // Copies the K/V contents of cells [p0, p1) of every layer from one region to another.
   virtual void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) = 0;
   const SequenceCells& cells() const { return cells_; }
 
  private:
   SequenceCells cells_;
+  Outputs rows_;  // run_layout's, reused
   int64_t n_ctx_;
   int64_t max_batch_;
   int64_t n_vocab_;

@@ -1,0 +1,146 @@
+// Models and vocabularies of the public API (see bitnet/model.h): thin wrappers over the
+// compiler's loaders (compiler/jit_model.h) and the runtime's plans and tokenizers.
+#include "api/log_sink.h"
+#include "api/model_impl.h"
+#include "compiler/jit_model.h"
+#include "runtime/plan_model.h"
+
+#include <fmt/format.h>
+
+namespace bitnet {
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+Result<std::shared_ptr<const Model>> Model::load(const std::string& path, const ModelParams& params) {
+  auto impl = std::make_unique<Impl>();
+  if (!params.plan_path.empty()) {
+    runtime::PlanRunOptions options;
+    options.model_path = path;
+    options.model.tokenizer_path = params.tokenizer_path;
+    auto model = runtime::load_model_from_plan(params.plan_path, options);
+    if (!model.ok()) return Error{model.error().message};
+    impl->model = std::move(*model);
+    impl->backend = "plan";
+  } else {
+    if (path.empty()) return Error{"no model path given"};
+    compiler::JitModelOptions options;
+    options.model.tokenizer_path = params.tokenizer_path;
+    options.backend.backend = params.backend;
+    options.backend.target = params.target;
+    options.backend.log = [](std::string_view line) { api::log(LogLevel::kWarning, line); };
+    options.use_cache = params.use_cache;
+    options.cache_dir = params.cache_dir;
+    auto model = compiler::load_jit_model(path, options);
+    if (!model.ok()) return Error{model.error().message};
+    impl->model = std::move(*model);
+    impl->backend = params.backend;
+  }
+  impl->vocab_impl.tokenizer = &impl->model->tokenizer();
+  return std::shared_ptr<const Model>(new Model(std::move(impl)));
+}
+
+std::string Model::architecture() const {
+  return impl_->model->file().architecture();
+}
+
+std::string Model::description() const {
+  const auto& c = impl_->model->config();
+  const double billions = static_cast<double>(n_params()) / 1e9;
+  return fmt::format("{} {:.2f}B params, {} layers, {} embd", architecture(), billions, c.n_layer, c.n_embd);
+}
+
+int64_t Model::n_vocab() const {
+  return static_cast<int64_t>(impl_->model->config().n_vocab);
+}
+int64_t Model::n_embd() const {
+  return static_cast<int64_t>(impl_->model->config().n_embd);
+}
+int64_t Model::n_layer() const {
+  return static_cast<int64_t>(impl_->model->config().n_layer);
+}
+int64_t Model::n_head() const {
+  return static_cast<int64_t>(impl_->model->config().n_head);
+}
+int64_t Model::n_head_kv() const {
+  return static_cast<int64_t>(impl_->model->config().n_head_kv);
+}
+int64_t Model::n_ctx_train() const {
+  return static_cast<int64_t>(impl_->model->config().n_ctx_train);
+}
+
+int64_t Model::n_params() const {
+  int64_t n = 0;
+  for (const auto& t : impl_->model->file().tensors()) {
+    int64_t elems = 1;
+    for (uint64_t d : t.ne) elems *= static_cast<int64_t>(d);
+    n += elems;
+  }
+  return n;
+}
+
+int64_t Model::size() const {
+  int64_t n = 0;
+  for (const auto& t : impl_->model->file().tensors()) n += static_cast<int64_t>(t.nbytes);
+  return n;
+}
+
+std::optional<std::string> Model::meta(std::string_view key) const {
+  const gguf::GgufFile& f = impl_->model->file();
+  if (const std::string* s = f.get_string(key)) return *s;
+  const gguf::Value* v = f.find(key);
+  if (v == nullptr) return std::nullopt;
+  return v->to_display();
+}
+
+std::vector<std::string> Model::meta_keys() const {
+  std::vector<std::string> keys;
+  for (const auto& kv : impl_->model->file().metadata()) keys.push_back(kv.key);
+  return keys;
+}
+
+std::string Model::chat_template() const {
+  const std::string* t = impl_->model->file().get_string("tokenizer.chat_template");
+  return t ? *t : std::string();
+}
+
+std::string Model::backend() const {
+  return impl_->backend;
+}
+
+const Vocab& Model::vocab() const {
+  return impl_->vocab;
+}
+
+int64_t Vocab::n_tokens() const {
+  return static_cast<int64_t>(impl_->tokenizer->vocab_size());
+}
+Token Vocab::bos() const {
+  return impl_->tokenizer->bos();
+}
+Token Vocab::eos() const {
+  return impl_->tokenizer->eos();
+}
+bool Vocab::adds_bos() const {
+  return impl_->tokenizer->adds_bos();
+}
+bool Vocab::is_eog(Token id) const {
+  return id >= 0 && id < n_tokens() && impl_->tokenizer->is_end_of_generation(id);
+}
+std::string Vocab::text(Token id) const {
+  if (id < 0 || id >= n_tokens()) return {};
+  return std::string(impl_->tokenizer->token_text(id));
+}
+std::vector<Token> Vocab::tokenize(std::string_view text, bool add_special, bool parse_special) const {
+  return impl_->tokenizer->encode(text, {.add_bos = add_special, .parse_special = parse_special});
+}
+std::string Vocab::token_to_piece(Token id, bool render_special) const {
+  if (id < 0 || id >= n_tokens()) return {};
+  return impl_->tokenizer->token_to_piece(id, render_special);
+}
+Result<std::string> Vocab::detokenize(std::span<const Token> ids, bool render_special) const {
+  if (auto s = impl_->tokenizer->check_ids(ids); !s.ok()) return Error{s.error().message};
+  return impl_->tokenizer->decode(ids, render_special);
+}
+
+}  // namespace bitnet

@@ -1,0 +1,26 @@
+// Chat templates: built in for BitNet 2B4T ("bitnet"), llama3, llama2, chatml, zephyr, phi3,
+// gemma and mistral, chosen by name or detected from a model's tokenizer.chat_template text.
+#pragma once
+
+#include "bitnet/model.h"
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bitnet {
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+// `name_or_template`: a built-in name, a Jinja template text to recognise, or "" for the
+// model's own template (chatml when it has none). Tokenize the text as `bitnet chat` does:
+// with add_special and parse_special.
+Result<std::string> apply_chat_template(const Model& model, std::string_view name_or_template,
+                                        std::span<const ChatMessage> messages, bool add_generation_prompt);
+std::vector<std::string> chat_template_names();
+
+}  // namespace bitnet

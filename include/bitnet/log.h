@@ -1,0 +1,17 @@
+// Where the library's messages go. By default nowhere: the library prints nothing unless a
+// callback is set (warnings such as "the plan cache cannot be written; compiling in memory").
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+namespace bitnet {
+
+enum class LogLevel { kInfo, kWarning };
+using LogCallback = std::function<void(LogLevel level, std::string_view message)>;
+
+// Process-wide, as llama_log_set; nullptr silences. Calls may come from any thread that uses
+// the library; the callback must be thread-safe.
+void set_log_callback(LogCallback callback);
+
+}  // namespace bitnet

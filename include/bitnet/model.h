@@ -1,0 +1,87 @@
+// A model: a GGUF file compiled for this CPU (or a compiled plan), its metadata and its
+// vocabulary. Immutable once loaded: one Model may be shared by many Contexts on different
+// threads.
+#pragma once
+
+#include "bitnet/result.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bitnet {
+
+using Token = int32_t;
+
+struct ModelParams {
+  std::string backend = "jit";  // jit (compiled kernels) | interp (the reference interpreter)
+  std::string target = "host";  // host | x86-64-v3 | x86-64-v4
+  std::string tokenizer_path;   // a tokenizer.json or GGUF instead of the model's own
+  bool use_cache = true;        // the plan cache (compile once per model and target)
+  std::string cache_dir;        // empty: $BITNET_CACHE_DIR or the user's cache directory
+  std::string plan_path;        // run this compiled plan (the model path may then be empty)
+};
+
+class Vocab;
+
+class Model {
+ public:
+  // Loads `path` (a GGUF) with `params`; with params.plan_path, the plan's model (at `path`
+  // when given). Fails with compat-check's words on files the engine cannot run.
+  static Result<std::shared_ptr<const Model>> load(const std::string& path, const ModelParams& params = {});
+  ~Model();
+
+  std::string architecture() const;  // general.architecture
+  std::string description() const;   // e.g. "bitnet-b1.58 2B I2_S"
+  int64_t n_vocab() const;
+  int64_t n_embd() const;
+  int64_t n_layer() const;
+  int64_t n_head() const;
+  int64_t n_head_kv() const;
+  int64_t n_ctx_train() const;
+  int64_t n_params() const;  // elements of all weight tensors
+  int64_t size() const;      // bytes of all weight tensors
+  // A metadata value rendered as text (numbers in decimal, arrays as "[n items]"); nullopt
+  // when the key is absent.
+  std::optional<std::string> meta(std::string_view key) const;
+  std::vector<std::string> meta_keys() const;
+  std::string chat_template() const;  // tokenizer.chat_template, "" when absent
+  std::string backend() const;        // what runs it: "jit", "plan" or "interp"
+
+  const Vocab& vocab() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Vocab {
+ public:
+  int64_t n_tokens() const;
+  Token bos() const;  // -1 when none
+  Token eos() const;  // -1 when none
+  bool adds_bos() const;
+  bool is_eog(Token id) const;       // end of generation (EOS, EOT, ...)
+  std::string text(Token id) const;  // the raw vocabulary string; "" outside the vocabulary
+  // add_special: BOS (and EOS) where the vocabulary adds them; parse_special: control token
+  // texts in `text` become those tokens.
+  std::vector<Token> tokenize(std::string_view text, bool add_special, bool parse_special) const;
+  std::string token_to_piece(Token id, bool render_special = false) const;
+  // Ids outside the vocabulary are an error.
+  Result<std::string> detokenize(std::span<const Token> ids, bool render_special = false) const;
+
+  struct Impl;
+  explicit Vocab(const Impl* impl) : impl_(impl) {}
+
+ private:
+  const Impl* impl_;
+};
+
+}  // namespace bitnet

@@ -1,0 +1,232 @@
+// The public C++ library (include/bitnet/) as a user links it: load, tokenize, decode many
+// sequences, sample, edit the KV cache, chat templates; errors as values, nothing printed
+// without a log callback; one Model shared by Contexts on several threads.
+#include "bitnet/bitnet.h"
+#include "compiler/load_model.h"
+#include "runtime/generate.h"
+#include "test_support.h"
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace bitnet {
+namespace {
+
+const std::string kStories = (testing::source_dir() / "models/stories260K.gguf").string();
+
+std::shared_ptr<const Model> load(const std::string& path, ModelParams params = {}) {
+  params.use_cache = false;
+  auto model = Model::load(path, params);
+  EXPECT_TRUE(model.ok()) << model.error().message;
+  return model.ok() ? *model : nullptr;
+}
+
+// Greedy continuation of `prompt` on sequence `seq` of `ctx` (the sequence must be empty).
+std::vector<Token> greedy(Context& ctx, const std::vector<Token>& prompt, int n, int32_t seq = 0) {
+  Batch batch;
+  for (size_t i = 0; i < prompt.size(); ++i)
+    batch.add(prompt[i], static_cast<int64_t>(i), {seq}, i + 1 == prompt.size());
+  EXPECT_TRUE(ctx.decode(batch).ok());
+  auto sampler = Sampler::create({.temperature = 0});
+  EXPECT_TRUE(sampler.ok());
+  std::vector<Token> out;
+  for (int i = 0; i < n; ++i) {
+    const Token t = sampler->sample(ctx.logits(-1));
+    sampler->accept(t);
+    out.push_back(t);
+    batch.clear();
+    batch.add(t, static_cast<int64_t>(prompt.size()) + i, {seq}, true);
+    auto s = ctx.decode(batch);
+    EXPECT_TRUE(s.ok()) << s.error().message;
+  }
+  return out;
+}
+
+TEST(Api, ModelMetadataAndVocabulary) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->architecture(), "llama");
+  EXPECT_EQ(model->n_vocab(), model->vocab().n_tokens());
+  EXPECT_GT(model->n_layer(), 0);
+  EXPECT_GT(model->n_params(), 0);
+  EXPECT_GT(model->size(), 0);
+  EXPECT_EQ(model->meta("general.architecture"), "llama");
+  EXPECT_FALSE(model->meta("no.such.key").has_value());
+  EXPECT_FALSE(model->meta_keys().empty());
+  EXPECT_EQ(model->backend(), "jit");
+  const Vocab& v = model->vocab();
+  const auto ids = v.tokenize("Once upon a time", true, false);
+  ASSERT_FALSE(ids.empty());
+  EXPECT_EQ(ids.front(), v.bos());
+  auto text = v.detokenize(std::span(ids).subspan(1));
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "Once upon a time");
+  EXPECT_FALSE(v.detokenize(std::vector<Token>{-3}).ok());
+  EXPECT_EQ(v.text(-1), "");
+  EXPECT_TRUE(v.is_eog(v.eos()));
+}
+
+TEST(Api, ErrorsAreValues) {
+  auto missing = Model::load("/nonexistent/model.gguf");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_FALSE(missing.error().message.empty());
+  EXPECT_FALSE(Model::load("").ok());
+  EXPECT_FALSE(Context::create(nullptr).ok());
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  EXPECT_FALSE(Context::create(model, {.n_ctx = 8, .n_seq_max = 9}).ok());
+  EXPECT_FALSE(Context::create(model, {.threads = -1}).ok());
+  auto ctx = Context::create(model, {.n_ctx = 64, .n_seq_max = 2});
+  ASSERT_TRUE(ctx.ok());
+  Batch b;
+  EXPECT_FALSE((*ctx)->decode(b).ok());
+  b.add(1, 5, {0}, true);
+  auto s = (*ctx)->decode(b);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("continues at position 0"), std::string::npos);
+  EXPECT_TRUE((*ctx)->logits(0).empty());
+  EXPECT_TRUE((*ctx)->logits(-1).empty());
+  EXPECT_FALSE(Sampler::create({.top_p = 2}).ok());
+  EXPECT_FALSE(Sampler::create({.temperature = std::numeric_limits<float>::quiet_NaN()}).ok());
+  EXPECT_FALSE(Sampler::create({.repeat_penalty = 0}).ok());
+}
+
+// The API's greedy ids are the runtime generator's (what `bitnet run --greedy` prints), and
+// several sequences decoded together get the same ids as each alone.
+TEST(Api, GreedyMatchesTheGeneratorAlsoWithManySequences) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Tom went"};
+  std::vector<std::vector<Token>> want;
+  {
+    auto m = compiler::load_model(kStories);
+    ASSERT_TRUE(m.ok());
+    for (const std::string& p : prompts) {
+      auto session = (*m)->new_session(false, 128, 1);
+      ASSERT_TRUE(session.ok());
+      runtime::GenerateOptions o;
+      o.n_predict = 12;
+      o.sampling.greedy = true;
+      o.stop_at_eog = false;
+      auto r = runtime::generate(**session, (*m)->tokenizer(), model->vocab().tokenize(p, true, false), o);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      want.push_back(r->generated_ids);
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto ctx = Context::create(model, {.n_ctx = 128, .threads = 2});
+    ASSERT_TRUE(ctx.ok());
+    EXPECT_EQ(greedy(**ctx, model->vocab().tokenize(prompts[i], true, false), 12), want[i]) << prompts[i];
+  }
+  // All three at once: prompts in one batch, then one token of each per step.
+  auto ctx = Context::create(model, {.n_ctx = 3 * 128, .n_seq_max = 3, .threads = 2});
+  ASSERT_TRUE(ctx.ok());
+  Batch batch;
+  std::vector<int64_t> next(3);
+  for (int32_t s = 0; s < 3; ++s) {
+    const auto ids = model->vocab().tokenize(prompts[static_cast<size_t>(s)], true, false);
+    for (size_t i = 0; i < ids.size(); ++i) batch.add(ids[i], static_cast<int64_t>(i), {s}, i + 1 == ids.size());
+    next[static_cast<size_t>(s)] = static_cast<int64_t>(ids.size());
+  }
+  ASSERT_TRUE((*ctx)->decode(batch).ok());
+  ASSERT_EQ((*ctx)->n_outputs(), 3);
+  std::vector<std::vector<Token>> got(3);
+  for (int step = 0; step < 12; ++step) {
+    batch.clear();
+    for (int32_t s = 0; s < 3; ++s) {
+      std::span<const float> row = (*ctx)->logits(s);
+      const auto best = static_cast<Token>(std::max_element(row.begin(), row.end()) - row.begin());
+      got[static_cast<size_t>(s)].push_back(best);
+      batch.add(best, next[static_cast<size_t>(s)]++, {s}, true);
+    }
+    ASSERT_TRUE((*ctx)->decode(batch).ok());
+  }
+  EXPECT_EQ(got, want);
+}
+
+// One Model, four Contexts on four threads at once: each gets what it gets alone.
+TEST(Api, ContextsOnSeveralThreadsShareOneModel) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  const std::vector<std::string> prompts = {"Once", "The cat", "A big red", "She said"};
+  std::vector<std::vector<Token>> alone;
+  for (const auto& p : prompts) {
+    auto ctx = Context::create(model, {.n_ctx = 64, .threads = 1});
+    ASSERT_TRUE(ctx.ok());
+    alone.push_back(greedy(**ctx, model->vocab().tokenize(p, true, false), 16));
+  }
+  std::vector<std::vector<Token>> together(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto ctx = Context::create(model, {.n_ctx = 64, .threads = 1});
+      if (!ctx.ok()) return;
+      for (int round = 0; round < 3; ++round) {
+        (*ctx)->memory_clear();
+        together[i] = greedy(**ctx, model->vocab().tokenize(prompts[i], true, false), 16);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(together, alone);
+}
+
+TEST(Api, KvEditsAndSampling) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  auto ctx = Context::create(model, {.n_ctx = 128, .n_seq_max = 2, .threads = 1});
+  ASSERT_TRUE(ctx.ok());
+  const auto ids = model->vocab().tokenize("Once upon a time there", true, false);
+  const auto first = greedy(**ctx, ids, 4);
+  EXPECT_EQ((*ctx)->seq_pos_max(0), static_cast<int64_t>(ids.size()) + 3);
+  // Copy the prompt's cells to sequence 1 and continue there: the same ids.
+  ASSERT_TRUE((*ctx)->seq_rm(0, static_cast<int64_t>(ids.size()) - 1, -1));
+  ASSERT_TRUE((*ctx)->seq_cp(0, 1, -1, -1).ok());
+  EXPECT_FALSE((*ctx)->seq_rm(1, 0, 1));  // a hole
+  Batch b;
+  b.add(ids.back(), static_cast<int64_t>(ids.size()) - 1, {1}, true);
+  ASSERT_TRUE((*ctx)->decode(b).ok());
+  std::span<const float> row = (*ctx)->logits(0);
+  EXPECT_EQ(static_cast<Token>(std::max_element(row.begin(), row.end()) - row.begin()), first[0]);
+  EXPECT_TRUE((*ctx)->seq_keep(1).ok());
+  EXPECT_EQ((*ctx)->seq_pos_max(0), -1);
+  // A seeded sampler repeats itself after reset; accepted tokens feed the penalty.
+  auto s = Sampler::create({.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0, .seed = 7});
+  ASSERT_TRUE(s.ok());
+  std::vector<Token> a, c;
+  for (int i = 0; i < 8; ++i) a.push_back(s->sample(row));
+  s->reset();
+  for (int i = 0; i < 8; ++i) c.push_back(s->sample(row));
+  EXPECT_EQ(a, c);
+}
+
+TEST(Api, ChatTemplatesAndTheLogCallback) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  const std::vector<ChatMessage> messages = {{"system", "Be brief."}, {"user", "Hi"}};
+  auto text = apply_chat_template(*model, "chatml", messages, true);
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_EQ(*text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_FALSE(apply_chat_template(*model, "no-such-template", messages, true).ok());
+  EXPECT_EQ(chat_template_names().size(), 8u);
+
+  // Warnings reach the callback, never stderr: an unusable cache directory.
+  std::mutex m;
+  std::vector<std::string> lines;
+  set_log_callback([&](LogLevel, std::string_view line) {
+    std::lock_guard<std::mutex> lock(m);
+    lines.emplace_back(line);
+  });
+  ::testing::internal::CaptureStderr();
+  auto cached = Model::load(kStories, {.cache_dir = "/dev/null/cache"});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  set_log_callback(nullptr);
+  ASSERT_TRUE(cached.ok()) << cached.error().message;
+  EXPECT_EQ(err, "");
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("warning"), std::string::npos) << lines[0];
+}
+
+}  // namespace
+}  // namespace bitnet
