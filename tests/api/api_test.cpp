@@ -228,5 +228,22 @@ TEST(Api, ChatTemplatesAndTheLogCallback) {
   EXPECT_NE(lines[0].find("warning"), std::string::npos) << lines[0];
 }
 
+// lib/libbitnet.so with the public headers alone: a program linked only to it generates the
+// same greedy ids as the static library.
+TEST(ApiShared, AProgramLinkedToTheSharedLibraryRuns) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  auto ctx = Context::create(model, {.n_ctx = 64, .threads = 1});
+  ASSERT_TRUE(ctx.ok());
+  std::string want;
+  for (Token t : greedy(**ctx, model->vocab().tokenize("Once upon a time", true, false), 8)) {
+    want += std::to_string(t) + " ";
+  }
+  const auto r = testing::run_command((testing::bitnet_cli().parent_path() / "shared_library_smoke").string() + " " + kStories);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, want + "\n");
+  EXPECT_EQ(r.err, "");
+}
+
 }  // namespace
 }  // namespace bitnet
