@@ -75,6 +75,10 @@ Status Context::seq_keep(int32_t seq) {
   if (auto s = impl_->session->seq_keep(seq); !s.ok()) return Error{s.error().message};
   return {};
 }
+Status Context::seq_add(int32_t seq, int64_t p0, int64_t p1, int64_t delta) {
+  if (auto s = impl_->session->seq_add(seq, p0, p1, delta); !s.ok()) return Error{s.error().message};
+  return {};
+}
 int64_t Context::seq_pos_min(int32_t seq) const {
   return impl_->session->seq_pos_min(seq);
 }

@@ -177,8 +177,10 @@ Expected<std::unique_ptr<planfb::GraphPlanT>> encode_graph(const ir::Graph& grap
     if (work->split == abi::WorkSplit::kHeads) {
       call->kv_layer = static_cast<int32_t>(n.attr_int("layer"));
       if (kv_layers.insert(n.attr_int("layer")).second) {
+        const auto rope = ir::key_rope(graph, n);
         out->kv.emplace_back(call->kv_layer, static_cast<int32_t>(n.attr_int("n_head_kv")),
-                             static_cast<int32_t>(n.attr_int("head_dim")));
+                             static_cast<int32_t>(n.attr_int("head_dim")), rope.has_value(), rope && rope->neox,
+                             rope ? rope->freq_base : 0.0f, rope ? rope->freq_scale : 0.0f);
       }
     }
     out->schedule.push_back(std::move(call));

@@ -133,4 +133,14 @@ class Graph;
 // with the weights' types for matmuls) rather than once over all rows.
 bool runs_per_sequence(const Graph& graph, const Node& node);
 
+// How the keys an attention node caches were rotated (its own attributes for rope_attention,
+// the rope node that feeds its keys for attention); nullopt when they were not. Shifting
+// cached positions (a KV edit) rotates the keys again by the shift.
+struct KeyRope {
+  bool neox = false;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;
+};
+std::optional<KeyRope> key_rope(const Graph& graph, const Node& attention);
+
 }  // namespace bitnet::ir

@@ -292,6 +292,18 @@ bool runs_per_sequence(const Graph& graph, const Node& node) {
   return false;
 }
 
+std::optional<KeyRope> key_rope(const Graph& graph, const Node& attention) {
+  const Node* rope = nullptr;
+  if (attention.op == OpKind::RopeAttention) rope = &attention;
+  if (attention.op == OpKind::Attention && attention.operands.size() > 1) {
+    const Node& k = graph.def(attention.operands[1]);
+    if (k.op == OpKind::Rope) rope = &k;
+  }
+  if (rope == nullptr) return std::nullopt;
+  return KeyRope{rope->attr_string("style") == "neox", static_cast<float>(rope->attr_float("freq_base")),
+                 static_cast<float>(rope->attr_float("freq_scale"))};
+}
+
 std::optional<OpKind> op_from_name(std::string_view name) {
   for (size_t i = 0; i < kOpCount; ++i) {
     if (op_info(static_cast<OpKind>(i)).name == name) return static_cast<OpKind>(i);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "passes/memory_plan.h"
+#include "runtime/kv_shift.h"
 
 #include <algorithm>
 #include <cmath>
@@ -543,6 +544,24 @@ void Interpreter::copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64
     for (int64_t c = 0; c < width; ++c) {
       std::copy(from.v.begin() + c * from.n_ctx + p0, from.v.begin() + c * from.n_ctx + p1,
                 to.v.begin() + c * to.n_ctx + p0);
+    }
+  }
+}
+
+void Interpreter::move_cells(int32_t seq, int64_t from, int64_t to, int64_t n) {
+  for (const ir::Node& node : impl_->graph.nodes()) {
+    if (node.op != OpKind::Attention && node.op != OpKind::RopeAttention) continue;
+    const auto rope = ir::key_rope(impl_->graph, node);
+    const int64_t hd = node.attr_int("head_dim");
+    const runtime::KeyRotation rotation{rope.has_value(), rope && rope->neox, rope ? rope->freq_base : 0.0f,
+                                        rope ? rope->freq_scale : 0.0f, hd};
+    KvCache& c = impl_->kv[node.attr_int("layer")][static_cast<size_t>(seq)];
+    const int64_t width = static_cast<int64_t>(c.k.size()) / c.n_ctx;
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy_n(c.k.begin() + (from + i) * width, width, c.k.begin() + (to + i) * width);
+      for (int64_t h = 0; h < width / hd; ++h)
+        runtime::rotate_key(c.k.data() + (to + i) * width + h * hd, rotation, to - from);
+      for (int64_t e = 0; e < width; ++e) c.v[e * c.n_ctx + to + i] = c.v[e * c.n_ctx + from + i];
     }
   }
 }

@@ -50,6 +50,7 @@ class Interpreter : public runtime::SequenceSession {
  protected:
   Status run_layout(const runtime::BatchLayout& layout, runtime::Outputs& out) override;
   void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) override;
+  void move_cells(int32_t seq, int64_t from, int64_t to, int64_t n) override;
 
  private:
   struct Impl;

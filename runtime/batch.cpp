@@ -46,6 +46,12 @@ Expected<BatchLayout> SequenceCells::layout(const Batch& batch, int64_t n_vocab,
     for (size_t s = 0; s < seqs.size(); ++s) {
       const int32_t seq = seqs[s];
       BITNET_RETURN_IF_ERROR(check_seq(seq, false));
+      if (has_hole(seq)) {
+        return make_error(
+            "sequence {} has positions {}..{} removed from its middle; shift the positions after them down (seq_add) "
+            "before decoding it",
+            seq, hole(seq).first, hole(seq).second - 1);
+      }
       if (std::count(seqs.begin(), seqs.end(), seq) > 1) {
         return make_error("batch token {} names sequence {} twice", i, seq);
       }

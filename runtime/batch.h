@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace bitnet::runtime {
@@ -64,7 +65,9 @@ struct BatchLayout {
 class SequenceCells {
  public:
   SequenceCells(int32_t n_seq, int64_t cells_per_seq)
-      : length_(static_cast<size_t>(n_seq), 0), cells_per_seq_(cells_per_seq) {}
+      : length_(static_cast<size_t>(n_seq), 0),
+        hole_(static_cast<size_t>(n_seq), {0, 0}),
+        cells_per_seq_(cells_per_seq) {}
 
   int32_t n_seq() const { return static_cast<int32_t>(length_.size()); }
   int64_t cells_per_seq() const { return cells_per_seq_; }
@@ -80,9 +83,16 @@ class SequenceCells {
   // comments in batch.cpp). Cell contents are copied by the caller (SequenceSession).
   Status check_seq(int32_t seq, bool allow_all) const;
   void set_length(int32_t seq, int64_t n) { length_[static_cast<size_t>(seq)] = n; }
+  // Positions [begin, end) removed from the middle of a sequence (seq_rm), waiting for a
+  // seq_add that shifts the positions after them down; a sequence with a hole cannot be
+  // decoded. {0, 0}: none.
+  std::pair<int64_t, int64_t> hole(int32_t seq) const { return hole_[static_cast<size_t>(seq)]; }
+  bool has_hole(int32_t seq) const { return hole(seq).first < hole(seq).second; }
+  void set_hole(int32_t seq, int64_t begin, int64_t end) { hole_[static_cast<size_t>(seq)] = {begin, end}; }
 
  private:
   std::vector<int64_t> length_;
+  std::vector<std::pair<int64_t, int64_t>> hole_;
   int64_t cells_per_seq_;
 };
 

@@ -1,6 +1,7 @@
 // The executor (see executor.h).
 #include "runtime/executor.h"
 
+#include "runtime/kv_shift.h"
 #include "runtime/plan_check.h"
 #include "runtime/worker_pool.h"
 
@@ -53,6 +54,7 @@ struct AlignedBuffer {
 struct KvCache {
   std::unique_ptr<AlignedBuffer> k, v;
   int64_t n_head_kv = 0, head_dim = 0;
+  KeyRotation rotation;  // how the keys were rotated (the plan's KV table)
 };
 
 // One call of the schedule ready to run: its arguments (pointers fixed at creation) and split.
@@ -239,6 +241,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(const planfb::GraphPlanT& g
     KvCache& c = impl->kv[layer.layer()];
     c.n_head_kv = layer.n_head_kv();
     c.head_dim = layer.head_dim();
+    c.rotation = {layer.has_rope(), layer.rope_neox(), layer.rope_freq_base(), layer.rope_freq_scale(), c.head_dim};
     const auto bytes = static_cast<size_t>(options.n_seq_max * cells * width * 2);
     c.k = std::make_unique<AlignedBuffer>(bytes);
     c.v = std::make_unique<AlignedBuffer>(bytes);
@@ -358,6 +361,30 @@ Status Executor::run_layout(const BatchLayout& layout, Outputs& outputs) {
   }
   ++m.profiled_runs;
   return Status::success();
+}
+
+// Cells move down within a region (to < from: copying in increasing order never overwrites a
+// cell still to be read); each moved key is rotated by the shift.
+void Executor::move_cells(int32_t seq, int64_t from, int64_t to, int64_t n) {
+  Impl& m = *impl_;
+  const int64_t cells = m.kv_cells;
+  for (auto& [layer, c] : m.kv) {
+    const int64_t hd = c.head_dim;
+    const int64_t region = cells * c.n_head_kv * hd;  // halves
+    auto* k = reinterpret_cast<uint16_t*>(c.k->data) + seq * region;
+    auto* v = reinterpret_cast<uint16_t*>(c.v->data) + seq * region;
+    for (int64_t g = 0; g < c.n_head_kv; ++g) {
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t* key = k + (g * cells + to + i) * hd;
+        std::memmove(key, k + (g * cells + from + i) * hd, static_cast<size_t>(hd * 2));
+        rotate_key(key, c.rotation, to - from);
+        for (int64_t d = 0; d < hd; ++d) {
+          auto at = [&](int64_t cell) { return ((g * cells / 32 + cell / 32) * hd + d) * 32 + cell % 32; };
+          v[at(to + i)] = v[at(from + i)];
+        }
+      }
+    }
+  }
 }
 
 // Cells [p0, p1) of every layer, in the layouts of abi::KernelArgs: K rows are contiguous per

@@ -50,6 +50,12 @@ class DiagnosableSession final : public Session {
     sync();
     return s;
   }
+  Status seq_add(int32_t seq, int64_t p0, int64_t p1, int64_t delta) override {
+    // The recorded tokens no longer describe the cache: re-running them would not reproduce it.
+    auto s = inner_->seq_add(seq, p0, p1, delta);
+    if (s.ok() && seq == 0 && delta != 0) tokens_.clear();
+    return s;
+  }
   int64_t seq_pos_min(int32_t seq) const override { return inner_->seq_pos_min(seq); }
   int64_t seq_pos_max(int32_t seq) const override { return inner_->seq_pos_max(seq); }
 

@@ -66,7 +66,10 @@ Status SequenceSession::decode_into(const Batch& batch, Outputs& out) {
 }
 
 void SequenceSession::clear() {
-  for (int32_t s = 0; s < cells_.n_seq(); ++s) cells_.set_length(s, 0);
+  for (int32_t s = 0; s < cells_.n_seq(); ++s) {
+    cells_.set_length(s, 0);
+    cells_.set_hole(s, 0, 0);
+  }
 }
 
 bool SequenceSession::seq_rm(int32_t seq, int64_t p0, int64_t p1) {
@@ -78,12 +81,20 @@ bool SequenceSession::seq_rm(int32_t seq, int64_t p0, int64_t p1) {
   for (int32_t s = first; s <= last; ++s) {
     const int64_t len = cells_.length(s);
     const int64_t end = p1 < 0 ? len : std::min(p1, len);
-    if (p0 < end && end < len) return false;  // a hole
+    if (p0 >= end) continue;
+    if (end < len && (seq < 0 || cells_.has_hole(s))) return false;  // a (second) hole
+    if (end == len && cells_.has_hole(s) && p0 > cells_.hole(s).first) return false;
   }
   for (int32_t s = first; s <= last; ++s) {
     const int64_t len = cells_.length(s);
     const int64_t end = p1 < 0 ? len : std::min(p1, len);
-    if (p0 < end) cells_.set_length(s, p0);
+    if (p0 >= end) continue;
+    if (end < len) {
+      cells_.set_hole(s, p0, end);
+    } else {
+      cells_.set_length(s, p0);
+      cells_.set_hole(s, 0, 0);
+    }
   }
   return true;
 }
@@ -92,6 +103,10 @@ Status SequenceSession::seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1)
   BITNET_RETURN_IF_ERROR(cells_.check_seq(src, false));
   BITNET_RETURN_IF_ERROR(cells_.check_seq(dst, false));
   if (src == dst) return Status::success();
+  if (cells_.has_hole(src) || cells_.has_hole(dst)) {
+    return make_error("seq_cp: sequence {} has a removed range not shifted yet (seq_add)",
+                      cells_.has_hole(src) ? src : dst);
+  }
   p0 = std::max<int64_t>(p0, 0);
   const int64_t end = p1 < 0 ? cells_.length(src) : std::min(p1, cells_.length(src));
   if (p0 >= end) return Status::success();
@@ -107,14 +122,36 @@ Status SequenceSession::seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1)
 Status SequenceSession::seq_keep(int32_t seq) {
   BITNET_RETURN_IF_ERROR(cells_.check_seq(seq, false));
   for (int32_t s = 0; s < cells_.n_seq(); ++s) {
-    if (s != seq) cells_.set_length(s, 0);
+    if (s == seq) continue;
+    cells_.set_length(s, 0);
+    cells_.set_hole(s, 0, 0);
   }
+  return Status::success();
+}
+
+Status SequenceSession::seq_add(int32_t seq, int64_t p0, int64_t p1, int64_t delta) {
+  BITNET_RETURN_IF_ERROR(cells_.check_seq(seq, false));
+  p0 = std::max<int64_t>(p0, 0);
+  const int64_t len = cells_.length(seq);
+  const int64_t end = p1 < 0 ? len : std::min(p1, len);
+  if (delta == 0 || p0 >= end) return Status::success();
+  const auto [h0, h1] = cells_.hole(seq);
+  if (!cells_.has_hole(seq) || p0 > h1 || end != len || delta != h0 - h1) {
+    return make_error(
+        "seq_add: sequence {} holds positions 0..{}{}; a shift must close a removed range: seq_rm(s, a, b) then "
+        "seq_add(s, b, -1, a - b)",
+        seq, len - 1, cells_.has_hole(seq) ? fmt::format(" without {}..{}", h0, h1 - 1) : "");
+  }
+  move_cells(seq, h1, h0, len - h1);
+  cells_.set_length(seq, len - (h1 - h0));
+  cells_.set_hole(seq, 0, 0);
   return Status::success();
 }
 
 int64_t SequenceSession::seq_pos_min(int32_t seq) const {
   if (!cells_.check_seq(seq, false).ok()) return -1;
-  return cells_.length(seq) > 0 ? 0 : -1;
+  if (cells_.length(seq) == 0) return -1;
+  return cells_.has_hole(seq) && cells_.hole(seq).first == 0 ? cells_.hole(seq).second : 0;
 }
 
 int64_t SequenceSession::seq_pos_max(int32_t seq) const {

@@ -53,14 +53,19 @@ class Session {
   // KV edits, as llama.cpp's llama_memory_*; seq < 0 means every sequence where it says so.
   // p0 < 0 means 0 and p1 < 0 means "to the end".
   virtual void clear() = 0;
-  // Removes positions [p0, p1) of `seq` (< 0: all). False, changing nothing, when that would
-  // leave a hole (a range that is neither a suffix nor everything): a sequence's cells are
-  // its positions 0..n-1.
+  // Removes positions [p0, p1) of `seq` (< 0: all). A range in the middle of one sequence
+  // leaves a hole that only seq_add may close (the sequence cannot be decoded meanwhile);
+  // false, changing nothing, for a middle range of all sequences or a second hole.
   virtual bool seq_rm(int32_t seq, int64_t p0, int64_t p1) = 0;
   // Copies positions [p0, p1) of `src` to `dst` (cells and contents). Fails when dst would be
   // left with a hole (its cells must reach p0) or on unknown sequences.
   virtual Status seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1) = 0;
-  virtual Status seq_keep(int32_t seq) = 0;            // removes every other sequence
+  virtual Status seq_keep(int32_t seq) = 0;  // removes every other sequence
+  // Adds `delta` to the positions [p0, p1) of `seq`, rotating their cached keys (kv_shift.h).
+  // A sequence's cells are its positions, so the shift must close a range removed by seq_rm:
+  // seq_rm(s, a, b) then seq_add(s, b, -1, a - b), llama.cpp's context shift. Other shifts
+  // fail, changing nothing.
+  virtual Status seq_add(int32_t seq, int64_t p0, int64_t p1, int64_t delta) = 0;
   virtual int64_t seq_pos_min(int32_t seq) const = 0;  // -1 when empty
   virtual int64_t seq_pos_max(int32_t seq) const = 0;  // -1 when empty
 
@@ -90,6 +95,7 @@ class SequenceSession : public Session {
   bool seq_rm(int32_t seq, int64_t p0, int64_t p1) override;
   Status seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1) override;
   Status seq_keep(int32_t seq) override;
+  Status seq_add(int32_t seq, int64_t p0, int64_t p1, int64_t delta) override;
   int64_t seq_pos_min(int32_t seq) const override;
   int64_t seq_pos_max(int32_t seq) const override;
 
@@ -100,6 +106,9 @@ class SequenceSession : public Session {
   virtual Status run_layout(const BatchLayout& layout, Outputs& out) = 0;
   // Copies the K/V contents of cells [p0, p1) of every layer from one region to another.
   virtual void copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t p1) = 0;
+  // Within one sequence's region: cells [from, from + n) to [to, to + n) (to < from), keys
+  // rotated by to - from.
+  virtual void move_cells(int32_t seq, int64_t from, int64_t to, int64_t n) = 0;
   const SequenceCells& cells() const { return cells_; }
 
  private:

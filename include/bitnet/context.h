@@ -59,12 +59,16 @@ class Context {
   int32_t n_outputs() const;
 
   // KV edits (llama.cpp's llama_memory_*): seq < 0 means every sequence where allowed, p0 < 0
-  // means 0 and p1 < 0 means the end. A sequence holds positions 0..n-1 with no holes, so
-  // seq_rm of a range that is neither a suffix nor everything returns false.
+  // means 0 and p1 < 0 means the end. A sequence's cells are its positions: seq_rm of a middle
+  // range leaves a hole that seq_add must close before the sequence is decoded again.
   void memory_clear();
   bool seq_rm(int32_t seq, int64_t p0, int64_t p1);
   Status seq_cp(int32_t src, int32_t dst, int64_t p0, int64_t p1);
   Status seq_keep(int32_t seq);
+  // Shifts positions [p0, p1) of `seq` by delta, rotating their cached keys. It must close a
+  // range seq_rm removed from the middle: seq_rm(s, a, b) then seq_add(s, b, -1, a - b) (the
+  // context shift of llama.cpp's examples); the sequence cannot be decoded in between.
+  Status seq_add(int32_t seq, int64_t p0, int64_t p1, int64_t delta);
   int64_t seq_pos_min(int32_t seq) const;  // -1 when empty
   int64_t seq_pos_max(int32_t seq) const;  // -1 when empty
 

@@ -5,7 +5,10 @@
 // and KV-edit errors, which change nothing.
 #include "compiler/jit_model.h"
 #include "compiler/load_model.h"
+#include "ir/support/half.h"
+#include "ir/support/rope.h"
 #include "passes/pass_test_util.h"
+#include "runtime/kv_shift.h"
 #include "runtime/model.h"
 #include "test_support.h"
 
@@ -25,6 +28,7 @@ struct Step {
   std::vector<uint8_t> wanted;  // rows whose logits were asked for
   std::vector<float> logits;    // those rows, as the batched run gave them
   int64_t truncate_to = -1;
+  int64_t shift_from = -1, shift_to = -1;  // a context shift: positions [to, from) removed, the rest moved down
 };
 using Log = std::vector<Step>;
 
@@ -56,6 +60,11 @@ void expect_alone_matches(const runtime::Model& model, const Log& log, int threa
   ASSERT_TRUE(alone);
   for (size_t i = 0; i < log.size(); ++i) {
     const Step& step = log[i];
+    if (step.shift_from >= 0) {
+      ASSERT_TRUE(alone->seq_rm(0, step.shift_to, step.shift_from));
+      ASSERT_TRUE(alone->seq_add(0, step.shift_from, -1, step.shift_to - step.shift_from).ok());
+      continue;
+    }
     if (step.tokens.empty()) {
       ASSERT_TRUE(alone->seq_rm(0, step.truncate_to, -1));
       continue;
@@ -112,7 +121,7 @@ int64_t run_script(const runtime::Model& model, uint32_t seed, int threads, cons
   int64_t compared = 0;
   for (int round = 0; round < 8; ++round) {
     // Now and then a KV edit: truncate a sequence, or copy one over an empty one.
-    const auto edit = pick(0, 5);
+    const auto edit = pick(0, 6);
     const auto a = static_cast<int32_t>(pick(0, n_seq - 1));
     const auto b = static_cast<int32_t>(pick(0, n_seq - 1));
     auto& ha = history[static_cast<size_t>(a)];
@@ -122,6 +131,17 @@ int64_t run_script(const runtime::Model& model, uint32_t seed, int threads, cons
       ha.resize(static_cast<size_t>(keep));
       Step step;
       step.truncate_to = keep;
+      logs[static_cast<size_t>(a)].push_back(step);
+    } else if (edit == 2 && ha.size() > 3) {
+      // A context shift: drop a middle range, move the rest down (keys rotated).
+      const int64_t to = pick(1, static_cast<int64_t>(ha.size()) - 2);
+      const int64_t from = pick(to + 1, static_cast<int64_t>(ha.size()) - 1);
+      EXPECT_TRUE(batched->seq_rm(a, to, from));
+      EXPECT_TRUE(batched->seq_add(a, from, -1, to - from).ok());
+      ha.erase(ha.begin() + to, ha.begin() + from);
+      Step step;
+      step.shift_from = from;
+      step.shift_to = to;
       logs[static_cast<size_t>(a)].push_back(step);
     } else if (edit == 1 && a != b && !ha.empty()) {
       EXPECT_TRUE(batched->seq_rm(b, -1, -1));
@@ -301,8 +321,9 @@ TEST(Batch, ErrorsChangeNothing) {
   b.add(1, 3, {0, 1}, false);  // sequence 1 is empty: not at position 3
   refused(b, "sequence 1 continues at position 0, not 3");
 
-  // KV edits: a hole is refused; suffixes, copies and keep work.
-  EXPECT_FALSE(session.seq_rm(0, 1, 2));
+  // KV edits: a middle range of every sequence is refused (only seq_add may close a hole, one
+  // sequence at a time); suffixes, copies and keep work.
+  EXPECT_FALSE(session.seq_rm(-1, 1, 2));
   EXPECT_EQ(session.seq_pos_max(0), 2);
   EXPECT_FALSE(session.seq_rm(7, -1, -1));
   EXPECT_FALSE(session.seq_cp(0, 1, 1, -1).ok());  // sequence 1 would start at position 1
@@ -317,6 +338,86 @@ TEST(Batch, ErrorsChangeNothing) {
   EXPECT_EQ(session.seq_pos_max(1), 2);
   session.clear();
   EXPECT_EQ(session.seq_pos_max(1), -1);
+}
+
+// A context shift (seq_rm of a middle range, then seq_add moving the rest down) gives the
+// executor and the interpreter the same cache: their logits after it agree as closely as
+// without it, and differ from not shifting. The hole refuses decoding until it is closed.
+TEST(Batch, ContextShiftAgreesBetweenInterpreterAndJit) {
+  BITNET_REQUIRE_SHARED(shared);
+  for (const auto& path :
+       {shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf", testing::source_dir() / "models/stories260K.gguf"}) {
+    SCOPED_TRACE(path.filename().string());
+    std::vector<std::vector<float>> logits;  // interp, jit, jit without the shift
+    for (const char* backend : {"interp", "jit", "jit"}) {
+      const bool shift = logits.size() < 2;
+      auto model = load(path, backend);
+      ASSERT_TRUE(model);
+      auto s = model->new_session({.all_logits = false, .n_ctx = 96, .threads = 2, .n_seq_max = 3});
+      ASSERT_TRUE(s.ok());
+      runtime::Session& session = **s;
+      runtime::Batch b;
+      for (int32_t t = 0; t < 20; ++t) b.add(3 + 7 * t, t, {1}, false);
+      ASSERT_TRUE(session.decode(b).ok());
+      int64_t next = 20;
+      if (shift) {
+        ASSERT_TRUE(session.seq_rm(1, 5, 12));
+        EXPECT_EQ(session.seq_pos_max(1), 19);
+        b.clear();
+        b.add(1, 20, {1}, true);
+        auto refused = session.decode(b);
+        ASSERT_FALSE(refused.ok());
+        EXPECT_NE(refused.error().message.find("positions 5..11 removed"), std::string::npos)
+            << refused.error().message;
+        EXPECT_FALSE(session.seq_add(1, 12, -1, -6).ok());  // not the removed range's length
+        EXPECT_FALSE(session.seq_rm(1, 2, 3));              // a second hole
+        ASSERT_TRUE(session.seq_add(1, 12, -1, -7).ok());
+        EXPECT_EQ(session.seq_pos_max(1), 12);
+        next = 13;
+      }
+      b.clear();
+      for (int32_t t = 0; t < 3; ++t) b.add(11 + t, next + t, {1}, t == 2);
+      auto out = session.decode(b);
+      ASSERT_TRUE(out.ok()) << out.error().message;
+      logits.push_back(out->at("logits").data);
+    }
+    float scale = 0, diff = 0, shifted = 0;
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+      scale = std::max(scale, std::abs(logits[0][i]));
+      diff = std::max(diff, std::abs(logits[0][i] - logits[1][i]));
+      shifted = std::max(shifted, std::abs(logits[1][i] - logits[2][i]));
+    }
+    EXPECT_LT(diff, 1e-3f * std::max(scale, 1.0f));
+    EXPECT_GT(shifted, 10 * diff);
+  }
+}
+
+// A key rotated by delta is the key rotated at its position plus delta, to F16 rounding.
+TEST(Batch, RotatingACachedKeyMovesItsPosition) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-2, 2);
+  for (bool neox : {false, true}) {
+    const int64_t hd = 64;
+    std::vector<float> raw(hd);
+    for (float& x : raw) x = u(rng);
+    auto at = [&](int64_t pos) {
+      std::vector<float> x = raw;
+      rope::rotate_head(x.data(), hd, pos, rope::theta_scale(10000.0f, hd), 1.0f, neox);
+      std::vector<uint16_t> h(hd);
+      for (int64_t d = 0; d < hd; ++d) h[static_cast<size_t>(d)] = half::from_float(x[static_cast<size_t>(d)]);
+      return h;
+    };
+    std::vector<uint16_t> key = at(40);
+    runtime::rotate_key(key.data(), {true, neox, 10000.0f, 1.0f, hd}, -25);
+    const std::vector<uint16_t> want = at(15);
+    for (int64_t d = 0; d < hd; ++d) {
+      EXPECT_NEAR(half::to_float(key[static_cast<size_t>(d)]), half::to_float(want[static_cast<size_t>(d)]), 4e-3f)
+          << "neox " << neox << " element " << d;
+    }
+    std::vector<uint16_t> same = at(40);
+    runtime::rotate_key(same.data(), {false, neox, 10000.0f, 1.0f, hd}, -25);  // keys without RoPE stay
+    EXPECT_EQ(same, at(40));
+  }
 }
 
 // More logits rows than a call returns is an error, not an overflow.
