@@ -105,14 +105,31 @@ void add_chat(CLI::App& app, int& exit_code) {
         continue;
       }
       messages.push_back({"user", line});
-      auto text = tmpl->apply(messages, true, special);
-      if (!text.ok()) {
-        fail(text.error().message);
-        return;
-      }
       // The rendered text opens with BOS where the model adds one; the template's own special
-      // tokens are parsed, the user's text is part of it (as llama.cpp's chat does).
-      std::vector<int32_t> ids = tok.encode(*text, {.add_bos = true, .parse_special = true});
+      // tokens are parsed, the user's text is part of it (as llama.cpp's chat does). A
+      // conversation that outgrows the context (with room for the reply's first tokens)
+      // forgets its oldest exchanges, the system message kept.
+      std::vector<int32_t> ids;
+      int dropped = 0;
+      for (;;) {
+        auto text = tmpl->apply(messages, true, special);
+        if (!text.ok()) {
+          fail(text.error().message);
+          return;
+        }
+        ids = tok.encode(*text, {.add_bos = true, .parse_special = true});
+        const size_t first = !messages.empty() && messages.front().role == "system" ? 1 : 0;
+        const bool fits = static_cast<int64_t>(ids.size()) + std::min<int64_t>(s.n_ctx() / 4, 64) < s.n_ctx();
+        if (fits || messages.size() - first <= 1) break;
+        const size_t n = messages.size() - first > 2 ? 2 : 1;  // a user turn and its reply
+        messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(first),
+                       messages.begin() + static_cast<std::ptrdiff_t>(first + n));
+        ++dropped;
+      }
+      if (dropped > 0 && o->common.verbose) {
+        fmt::print(stderr, "chat: forgot the {} oldest exchanges before turn {} to fit the context of {}\n", dropped,
+                   turn, s.n_ctx());
+      }
       // Keep what the cache already holds of this conversation; feed the rest (at least one
       // token, whose logits start the reply).
       const size_t keep = std::min(common_prefix(cached, ids), ids.size() - 1);

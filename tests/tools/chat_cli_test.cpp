@@ -59,6 +59,16 @@ TEST(ChatCli, KeepsTheCacheAcrossTurnsAndStreamsReplies) {
   EXPECT_EQ(again.out, r.out);
 }
 
+// A conversation longer than the context forgets its oldest exchanges and goes on.
+TEST(ChatCli, ALongConversationForgetsItsOldestTurns) {
+  std::string input;
+  for (int i = 0; i < 8; ++i) input += "Once upon a time there was a little dog who liked to play in the park\n";
+  auto r = chat("-m " + stories() + " --temp 0 -n 16 -v -c 128 --system 'Tell a story.'", input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(turns(r.err).size(), 8u) << r.err;
+  EXPECT_NE(r.err.find("oldest exchanges before turn 2 to fit the context of 128"), std::string::npos) << r.err;
+}
+
 TEST(ChatCli, SystemMessageAndTemplateChoice) {
   auto plain = chat("-m " + stories() + " --temp 0 -n 4 -v", "Hi\n");
   auto with_system = chat("-m " + stories() + " --temp 0 -n 4 -v --system 'You tell stories.'", "Hi\n");
