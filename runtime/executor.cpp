@@ -375,12 +375,11 @@ void Executor::move_cells(int32_t seq, int64_t from, int64_t to, int64_t n) {
     auto* v = reinterpret_cast<uint16_t*>(c.v->data) + seq * region;
     for (int64_t g = 0; g < c.n_head_kv; ++g) {
       for (int64_t i = 0; i < n; ++i) {
-        uint16_t* key = k + (g * cells + to + i) * hd;
-        std::memmove(key, k + (g * cells + from + i) * hd, static_cast<size_t>(hd * 2));
+        uint16_t* key = k + abi::kv_k_index(g, to + i, 0, cells, hd);
+        std::memmove(key, k + abi::kv_k_index(g, from + i, 0, cells, hd), static_cast<size_t>(hd * 2));
         rotate_key(key, c.rotation, to - from);
         for (int64_t d = 0; d < hd; ++d) {
-          auto at = [&](int64_t cell) { return ((g * cells / 32 + cell / 32) * hd + d) * 32 + cell % 32; };
-          v[at(to + i)] = v[at(from + i)];
+          v[abi::kv_v_index(g, to + i, d, cells, hd)] = v[abi::kv_v_index(g, from + i, d, cells, hd)];
         }
       }
     }
@@ -398,11 +397,11 @@ void Executor::copy_cells(int32_t from_seq, int32_t to_seq, int64_t p0, int64_t 
     auto* k = reinterpret_cast<uint16_t*>(c.k->data);
     auto* v = reinterpret_cast<uint16_t*>(c.v->data);
     for (int64_t g = 0; g < c.n_head_kv; ++g) {
-      const int64_t k_at = (g * cells + p0) * hd;
+      const int64_t k_at = abi::kv_k_index(g, p0, 0, cells, hd);
       std::memcpy(k + to_seq * region + k_at, k + from_seq * region + k_at, static_cast<size_t>((p1 - p0) * hd * 2));
       for (int64_t cell = p0; cell < p1; ++cell) {
         for (int64_t d = 0; d < hd; ++d) {
-          const int64_t at = ((g * cells / 32 + cell / 32) * hd + d) * 32 + cell % 32;
+          const int64_t at = abi::kv_v_index(g, cell, d, cells, hd);
           v[to_seq * region + at] = v[from_seq * region + at];
         }
       }

@@ -39,6 +39,16 @@ inline constexpr int64_t kv_cells_for(int64_t n_ctx) {
   return (n_ctx + kKvCellMultiple - 1) / kKvCellMultiple * kKvCellMultiple;
 }
 
+// Where KV head g's element d of cell `cell` is in a layer cache of kv_cells cells (the layouts
+// KernelArgs describes), in halves.
+inline constexpr int64_t kv_k_index(int64_t g, int64_t cell, int64_t d, int64_t kv_cells, int64_t head_dim) {
+  return (g * kv_cells + cell) * head_dim + d;
+}
+inline constexpr int64_t kv_v_index(int64_t g, int64_t cell, int64_t d, int64_t kv_cells, int64_t head_dim) {
+  return ((g * kv_cells / kKvCellMultiple + cell / kKvCellMultiple) * head_dim + d) * kKvCellMultiple +
+         cell % kKvCellMultiple;
+}
+
 // Per-thread scratch a kernel may use for a context of n_ctx cells (attention keeps a block
 // of query rows' probabilities over the cells there).
 inline constexpr int64_t kernel_scratch_bytes(int64_t n_ctx) {
