@@ -46,7 +46,17 @@ Status SequenceSession::decode_into(const Batch& batch, Outputs& out) {
   BITNET_RETURN_IF_ERROR(run_layout(layout, rows_));
   cells_.commit(layout);
   for (const BatchLayout::Share& s : layout.shares) copy_cells(s.from_seq, s.to_seq, s.pos, s.pos + 1);
-  // Back to batch order.
+  // Back to batch order: nothing to move when the batch was already in row order (one
+  // sequence, or sequences in increasing order); the buffers are swapped instead of copied.
+  bool in_order = true;
+  for (size_t r = 0; r < layout.batch_index.size() && in_order; ++r)
+    in_order = layout.batch_index[r] == static_cast<int32_t>(r);
+  for (size_t r = 0; r < layout.output_index.size() && in_order; ++r)
+    in_order = layout.output_index[r] == static_cast<int32_t>(r);
+  if (in_order) {
+    out.swap(rows_);
+    return Status::success();
+  }
   const auto n_rows = static_cast<size_t>(layout.n_rows());
   for (auto it = out.begin(); it != out.end();) it = rows_.count(it->first) ? std::next(it) : out.erase(it);
   for (const auto& [name, m] : rows_) {
