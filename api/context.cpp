@@ -11,7 +11,6 @@ struct Context::Impl {
   std::shared_ptr<const Model> model;
   std::unique_ptr<runtime::Session> session;
   int threads = 1;
-  runtime::Batch batch;      // reused: no allocation per decode once it has grown
   runtime::Outputs outputs;  // of the last decode (buffers reused)
   const runtime::Matrix* logits = nullptr;
 };
@@ -37,13 +36,8 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
 }
 
 Status Context::decode(const Batch& batch) {
-  runtime::Batch& b = impl_->batch;
-  b.tokens = batch.tokens;
-  b.pos = batch.pos;
-  b.seq_ids = batch.seq_ids;
-  b.logits = batch.logits;
   impl_->logits = nullptr;
-  if (auto s = impl_->session->decode_into(b, impl_->outputs); !s.ok()) return s;
+  if (auto s = impl_->session->decode_into(batch, impl_->outputs); !s.ok()) return s;
   auto it = impl_->outputs.find("logits");
   if (it != impl_->outputs.end()) impl_->logits = &it->second;
   return {};

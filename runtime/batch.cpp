@@ -6,20 +6,6 @@
 
 namespace bitnet::runtime {
 
-void Batch::add(int32_t token, int64_t position, std::span<const int32_t> seqs, bool want_logits) {
-  tokens.push_back(token);
-  pos.push_back(position);
-  seq_ids.emplace_back(seqs.begin(), seqs.end());
-  logits.push_back(want_logits ? 1 : 0);
-}
-
-void Batch::clear() {
-  tokens.clear();
-  pos.clear();
-  seq_ids.clear();
-  logits.clear();
-}
-
 Status SequenceCells::check_seq(int32_t seq, bool allow_all) const {
   if ((allow_all && seq == -1) || (seq >= 0 && seq < n_seq())) return Status::success();
   return make_error("sequence id {} is outside [0, {}) (the context's n_seq_max)", seq, n_seq());

@@ -11,6 +11,7 @@
 // the other sequences' regions.
 #pragma once
 
+#include "bitnet/batch.h"
 #include "ir/support/expected.h"
 
 #include <cstdint>
@@ -21,19 +22,7 @@
 
 namespace bitnet::runtime {
 
-struct Batch {
-  std::vector<int32_t> tokens;
-  std::vector<int64_t> pos;
-  std::vector<std::vector<int32_t>> seq_ids;  // the first is the sequence whose context the token sees
-  std::vector<uint8_t> logits;                // 1: this token's logits are wanted
-
-  void add(int32_t token, int64_t position, std::span<const int32_t> seqs, bool want_logits);
-  void add(int32_t token, int64_t position, std::initializer_list<int32_t> seqs, bool want_logits) {
-    add(token, position, std::span<const int32_t>(seqs.begin(), seqs.size()), want_logits);
-  }
-  size_t size() const { return tokens.size(); }
-  void clear();
-};
+using Batch = ::bitnet::Batch;  // include/bitnet/batch.h
 
 // Rows of one sequence in a call: rows [row0, row0 + n) hold its tokens at positions
 // pos0..pos0+n-1, in its KV region `seq`.

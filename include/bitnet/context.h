@@ -3,6 +3,7 @@
 // may run on different threads at once.
 #pragma once
 
+#include "bitnet/batch.h"
 #include "bitnet/model.h"
 
 #include <cstdint>
@@ -12,30 +13,6 @@
 #include <vector>
 
 namespace bitnet {
-
-// Tokens to decode: each with its position, the sequences it belongs to (the first is the one
-// whose context it sees; a prompt shared by several sequences is computed once) and whether
-// its logits are wanted. A sequence's positions continue its cache: 0, 1, 2, ...
-struct Batch {
-  std::vector<Token> tokens;
-  std::vector<int64_t> pos;
-  std::vector<std::vector<int32_t>> seq_ids;
-  std::vector<uint8_t> logits;
-
-  void add(Token token, int64_t position, std::initializer_list<int32_t> seqs, bool want_logits) {
-    tokens.push_back(token);
-    pos.push_back(position);
-    seq_ids.emplace_back(seqs);
-    logits.push_back(want_logits ? 1 : 0);
-  }
-  void clear() {
-    tokens.clear();
-    pos.clear();
-    seq_ids.clear();
-    logits.clear();
-  }
-  size_t size() const { return tokens.size(); }
-};
 
 struct ContextParams {
   int64_t n_ctx = 0;        // cells of all sequences; 0: the training context capped at 4096
