@@ -239,7 +239,8 @@ TEST(ApiShared, AProgramLinkedToTheSharedLibraryRuns) {
   for (Token t : greedy(**ctx, model->vocab().tokenize("Once upon a time", true, false), 8)) {
     want += std::to_string(t) + " ";
   }
-  const auto r = testing::run_command((testing::bitnet_cli().parent_path() / "shared_library_smoke").string() + " " + kStories);
+  const auto r =
+      testing::run_command((testing::bitnet_cli().parent_path() / "shared_library_smoke").string() + " " + kStories);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, want + "\n");
   EXPECT_EQ(r.err, "");
