@@ -505,11 +505,7 @@ Expected<std::unique_ptr<Interpreter>> Interpreter::create(const ir::Graph& grap
 }
 
 Status Interpreter::run_observed(std::span<const int32_t> tokens, const NodeObserver& observe) {
-  if (tokens.empty()) return make_error("empty batch: nothing to evaluate");
-  if (pos() + static_cast<int64_t>(tokens.size()) > n_ctx_seq()) return make_error("context is full");
-  for (int32_t id : tokens) {
-    if (id < 0 || id >= n_vocab()) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab());
-  }
+  BITNET_RETURN_IF_ERROR(check_tokens(tokens));
   auto outputs = run_rows(tokens, pos(), 0, nullptr, &observe);
   if (!outputs.ok()) return outputs.error();
   return Status::success();

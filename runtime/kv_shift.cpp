@@ -10,13 +10,8 @@ namespace bitnet::runtime {
 
 void rotate_key(uint16_t* key, const KeyRotation& r, int64_t delta) {
   if (!r.rotated || delta == 0) return;
-  float row[1024];
-  std::vector<float> big;
-  float* x = row;
-  if (r.head_dim > 1024) {
-    big.resize(static_cast<size_t>(r.head_dim));
-    x = big.data();
-  }
+  std::vector<float> row(static_cast<size_t>(r.head_dim));  // a KV edit, not a hot path
+  float* x = row.data();
   for (int64_t d = 0; d < r.head_dim; ++d) x[d] = half::to_float(key[d]);
   rope::rotate_head(x, r.head_dim, delta, rope::theta_scale(r.freq_base, r.head_dim), r.freq_scale, r.neox);
   for (int64_t d = 0; d < r.head_dim; ++d) key[d] = half::from_float(x[d]);

@@ -5,7 +5,7 @@
 
 namespace bitnet::runtime {
 
-Expected<Outputs> Session::run(std::span<const int32_t> tokens) {
+Status Session::check_tokens(std::span<const int32_t> tokens) const {
   if (tokens.empty()) return make_error("empty batch: nothing to evaluate");
   if (pos() + static_cast<int64_t>(tokens.size()) > n_ctx_seq()) {
     return make_error("context is full: {} tokens in the cache + {} new exceed the context size {}", pos(),
@@ -14,6 +14,11 @@ Expected<Outputs> Session::run(std::span<const int32_t> tokens) {
   for (int32_t id : tokens) {
     if (id < 0 || id >= n_vocab()) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab());
   }
+  return Status::success();
+}
+
+Expected<Outputs> Session::run(std::span<const int32_t> tokens) {
+  BITNET_RETURN_IF_ERROR(check_tokens(tokens));  // all of them before any call runs
   Outputs all;
   const auto n = static_cast<int64_t>(tokens.size());
   Batch batch;

@@ -73,6 +73,8 @@ class Session {
   // tokens. The outputs are the graph's for the whole run: the last token's row (the last
   // call's), or every token's row.
   Expected<Outputs> run(std::span<const int32_t> tokens);
+  // Whether run(tokens) would accept `tokens` (non-empty, in the vocabulary, fitting).
+  Status check_tokens(std::span<const int32_t> tokens) const;
   int64_t pos() const { return seq_pos_max(0) + 1; }
   void reset() { clear(); }
   void truncate(int64_t pos) { seq_rm(0, pos, -1); }
