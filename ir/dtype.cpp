@@ -2,10 +2,23 @@
 #include "ir/dtype.h"
 
 namespace bitnet::ir {
+namespace decoders {  // dtype_decode.cpp
+void f32_to_float(const uint8_t* row, int64_t cols, float* out);
+void f16_to_float(const uint8_t* row, int64_t cols, float* out);
+void bf16_to_float(const uint8_t* row, int64_t cols, float* out);
+void q8_0_to_float(const uint8_t* row, int64_t cols, float* out);
+void q4_0_to_float(const uint8_t* row, int64_t cols, float* out);
+void q6_k_to_float(const uint8_t* row, int64_t cols, float* out);
+void tq1_0_to_float(const uint8_t* row, int64_t cols, float* out);
+void tq2_0_to_float(const uint8_t* row, int64_t cols, float* out);
+void i2_s_to_float(const uint8_t* row, int64_t cols, float* out);
+}  // namespace decoders
 namespace {
+using namespace decoders;
 
 constexpr DTypeInfo kDTypes[] = {
-#define BITNET_DTYPE_ROW(id, name, block, bytes, kind, ggml) {DType::id, name, block, bytes, DTypeKind::kind, ggml},
+#define BITNET_DTYPE_ROW(id, name, block, bytes, kind, ggml, decoder) \
+  {DType::id, name, block, bytes, DTypeKind::kind, ggml, decoder},
     BITNET_IR_DTYPES(BITNET_DTYPE_ROW)
 #undef BITNET_DTYPE_ROW
 };

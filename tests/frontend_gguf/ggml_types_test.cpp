@@ -111,6 +111,8 @@ TEST(GgmlTypes, TheIrDtypeTableAgreesWithTheGgmlTable) {
     }
     EXPECT_EQ(ir::dtype_from_ggml(static_cast<uint32_t>(info.ggml_type)), info.dtype);
     EXPECT_EQ(ir_dtype(g->type).has_value(), ir::is_weight_dtype(info.dtype)) << info.name;
+    // Every weight type decodes through the table (the interpreter's only way to read it).
+    EXPECT_EQ(info.to_float != nullptr, ir::is_weight_dtype(info.dtype)) << info.name;
     ++mapped;
   }
   EXPECT_GE(mapped, 11);
