@@ -3,6 +3,7 @@
 
 #include "frontend_gguf/gguf_writer.h"
 #include "frontend_gguf/model_config.h"
+#include "ir/support/half.h"
 
 #include <cmath>
 #include <cstring>
@@ -27,19 +28,6 @@ struct Rng {
     return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
   }
 };
-
-uint16_t to_f16(float x) {
-  // Round-to-nearest-even conversion for finite, normal-range values (generated data is N(0,1)).
-  uint32_t f;
-  std::memcpy(&f, &x, 4);
-  const uint32_t sign = (f >> 16) & 0x8000u;
-  const uint32_t abs = f & 0x7fffffffu;
-  if (abs < 0x38800000u) return static_cast<uint16_t>(sign);  // tiny: flush to zero
-  uint32_t h = (abs - 0x38000000u) >> 13;
-  const uint32_t rest = abs & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
-  return static_cast<uint16_t>(sign | std::min<uint32_t>(h, 0x7bffu));
-}
 
 // Ternary I2_S data (spec 6) for `rows` x `cols` weights drawn as the converters make
 // them: w ~ N(0, 1), s = mean|w|, code = round(w / s) clamped to [-1, 1]. For a normal
@@ -81,15 +69,48 @@ std::vector<uint8_t> f32_normal(uint64_t n, Rng& rng) {
 std::vector<uint8_t> f16_normal(uint64_t n, Rng& rng) {
   std::vector<uint8_t> data(n * 2);
   for (uint64_t i = 0; i < n; ++i) {
-    const uint16_t h = to_f16(rng.normal());
+    const uint16_t h = half::from_float(rng.normal());
     std::memcpy(data.data() + i * 2, &h, 2);
   }
   return data;
 }
 
+std::vector<uint8_t> bf16_normal(uint64_t n, Rng& rng) {
+  std::vector<uint8_t> data(n * 2);
+  for (uint64_t i = 0; i < n; ++i) {
+    const float v = rng.normal();
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    const auto upper = static_cast<uint16_t>(bits >> 16);  // truncated: any finite bf16 will do
+    std::memcpy(data.data() + i * 2, &upper, 2);
+  }
+  return data;
+}
+
+// Data for a `rows` x `cols` weight of `type`.
+Expected<std::vector<uint8_t>> weight_data(GgmlType type, uint64_t rows, uint64_t cols, Rng& rng) {
+  switch (type) {
+    case GgmlType::I2_S:
+      return ternary_i2s(rows, cols, rng);
+    case GgmlType::F32:
+      return f32_normal(rows * cols, rng);
+    case GgmlType::F16:
+      return f16_normal(rows * cols, rng);
+    case GgmlType::BF16:
+      return bf16_normal(rows * cols, rng);
+    default:
+      break;
+  }
+  const uint64_t ne[2] = {cols, rows};
+  BITNET_ASSIGN_OR_RETURN(const uint64_t bytes, ggml_tensor_nbytes(type, ne));
+  std::vector<uint8_t> data(bytes);
+  for (auto& b : data) b = static_cast<uint8_t>(rng.next());
+  return data;
+}
+
 // A SentencePiece-style vocabulary as the reference's dummy models carry: <unk> <s> </s>,
 // 256 byte-fallback tokens, a few hundred real pieces, then [PADn] fillers.
-void add_synthetic_vocab(GgufWriter& w, uint32_t n_vocab) {
+void add_synthetic_vocab(GgufWriter& w, uint32_t n_vocab, const std::string& model) {
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
   std::vector<float> scores = {0, 0, 0};
   std::vector<int32_t> types = {2, 3, 3};
@@ -121,8 +142,9 @@ void add_synthetic_vocab(GgufWriter& w, uint32_t n_vocab) {
   tokens.resize(n_vocab);
   scores.resize(n_vocab);
   types.resize(n_vocab);
-  w.set("tokenizer.ggml.model", std::string("llama"));
+  w.set("tokenizer.ggml.model", model);
   w.set("tokenizer.ggml.pre", std::string("default"));
+  if (model == "gpt2") w.set("tokenizer.ggml.merges", Array::of_strings({"e t", "t h", "h e"}));
   w.set("tokenizer.ggml.tokens", Array::of_strings(std::move(tokens)));
   w.set("tokenizer.ggml.scores", Array::of(scores));
   w.set("tokenizer.ggml.token_type", Array::of(types));
@@ -161,22 +183,28 @@ std::optional<GeneratedModelSpec> model_preset(std::string_view name) {
   return s;
 }
 
-Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
+std::span<uint8_t> GeneratedModel::data(std::string_view name) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return buffers[i];
+  }
+  return {};
+}
+
+Expected<GeneratedModel> build_model(const GeneratedModelSpec& spec) {
   const ArchSpec* arch = find_arch(spec.arch);
   if (arch == nullptr) return make_error("unknown architecture '{}' (supported: {})", spec.arch, supported_arch_list());
   if (spec.n_head == 0 || spec.n_head_kv == 0 || spec.n_embd % spec.n_head != 0 || spec.n_head % spec.n_head_kv != 0) {
     return make_error("heads {} / kv heads {} do not divide the embedding {}", spec.n_head, spec.n_head_kv,
                       spec.n_embd);
   }
-  if (spec.n_embd % 128 != 0 || spec.n_ff % 128 != 0) {
-    return make_error("I2_S needs embedding and feed-forward sizes that are multiples of 128 (got {} and {})",
-                      spec.n_embd, spec.n_ff);
-  }
+  if (spec.tokenizer_model != "llama" && spec.tokenizer_model != "gpt2")
+    return make_error("the synthetic vocabulary is 'llama' or 'gpt2', not '{}'", spec.tokenizer_model);
   if (spec.n_layer == 0 || spec.n_layer > 1024) return make_error("layer count {} is out of range", spec.n_layer);
   const uint64_t head_dim = spec.n_embd / spec.n_head;
   const uint64_t n_embd_kv = head_dim * spec.n_head_kv;
 
-  GgufWriter w;
+  GeneratedModel m;
+  GgufWriter& w = m.writer;
   const std::string p = spec.arch + ".";
   w.set("general.architecture", spec.arch);
   w.set("general.name", spec.name);
@@ -188,7 +216,7 @@ Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
   w.set(p + "attention.head_count_kv", spec.n_head_kv);
   w.set(p + "rope.freq_base", spec.rope_freq_base);
   w.set(p + "attention.layer_norm_rms_epsilon", spec.rms_eps);
-  w.set("general.file_type", uint32_t{40});  // MOSTLY_I2_S
+  if (spec.weight_type == GgmlType::I2_S) w.set("general.file_type", uint32_t{40});  // MOSTLY_I2_S
   uint32_t n_vocab = spec.n_vocab;
   if (spec.vocab_from != nullptr) {
     const Array* tokens = spec.vocab_from->get_array("tokenizer.ggml.tokens");
@@ -203,49 +231,57 @@ Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
       if (kv.key.starts_with("tokenizer.")) w.set(kv.key, kv.value);
     }
   } else {
-    add_synthetic_vocab(w, n_vocab);
+    add_synthetic_vocab(w, n_vocab, spec.tokenizer_model);
   }
   w.set("general.quantization_version", uint32_t{2});
 
   Rng rng{spec.seed * 0x2545f4914f6cdd1dull + 1};
-  std::vector<std::vector<uint8_t>> buffers;
-  buffers.reserve(2 + 11 * static_cast<size_t>(spec.n_layer) + 1);
+  // The writer keeps spans into the buffers: no reallocation of the outer vector.
+  m.buffers.reserve(2 + 11 * static_cast<size_t>(spec.n_layer));
   auto add = [&](const std::string& name, GgmlType type, std::vector<uint64_t> ne, std::vector<uint8_t> data) {
-    buffers.push_back(std::move(data));
-    return w.add_tensor({name, type, std::move(ne), buffers.back()});
+    m.names.push_back(name);
+    m.buffers.push_back(std::move(data));
+    return w.add_tensor({name, type, std::move(ne), m.buffers.back()});
+  };
+  // A projection of `rows` outputs over `cols` inputs.
+  auto projection = [&](const std::string& name, uint64_t cols, uint64_t rows) -> Status {
+    BITNET_ASSIGN_OR_RETURN(auto data, weight_data(spec.weight_type, rows, cols, rng));
+    return add(name, spec.weight_type, {cols, rows}, std::move(data));
   };
   // Tensor order of llama-quantize output for these models (see the shared b158 files).
   BITNET_RETURN_IF_ERROR(add("token_embd.weight", GgmlType::F16, {spec.n_embd, n_vocab},
                              f16_normal(uint64_t{spec.n_embd} * n_vocab, rng)));
-  const GgmlType proj = GgmlType::I2_S;  // every projection, as `llama-quantize ... I2_S` writes them
   for (uint32_t i = 0; i < spec.n_layer; ++i) {
     const std::string b = fmt::format("blk.{}.", i);
     BITNET_RETURN_IF_ERROR(add(b + "attn_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(
-        add(b + "ffn_down.weight", proj, {spec.n_ff, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_ff, rng)));
+    BITNET_RETURN_IF_ERROR(projection(b + "ffn_down.weight", spec.n_ff, spec.n_embd));
     if (arch->sub_norms) {
       BITNET_RETURN_IF_ERROR(add(b + "ffn_sub_norm.weight", GgmlType::F32, {spec.n_ff}, f32_normal(spec.n_ff, rng)));
     }
-    BITNET_RETURN_IF_ERROR(
-        add(b + "ffn_gate.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(
-        add(b + "ffn_up.weight", proj, {spec.n_embd, spec.n_ff}, ternary_i2s(spec.n_ff, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(projection(b + "ffn_gate.weight", spec.n_embd, spec.n_ff));
+    BITNET_RETURN_IF_ERROR(projection(b + "ffn_up.weight", spec.n_embd, spec.n_ff));
     BITNET_RETURN_IF_ERROR(add(b + "ffn_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
     if (arch->sub_norms) {
       BITNET_RETURN_IF_ERROR(
           add(b + "attn_sub_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
     }
-    BITNET_RETURN_IF_ERROR(
-        add(b + "attn_k.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(
-        add(b + "attn_output.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(
-        add(b + "attn_q.weight", proj, {spec.n_embd, spec.n_embd}, ternary_i2s(spec.n_embd, spec.n_embd, rng)));
-    BITNET_RETURN_IF_ERROR(
-        add(b + "attn_v.weight", proj, {spec.n_embd, n_embd_kv}, ternary_i2s(n_embd_kv, spec.n_embd, rng)));
+    BITNET_RETURN_IF_ERROR(projection(b + "attn_k.weight", spec.n_embd, n_embd_kv));
+    BITNET_RETURN_IF_ERROR(projection(b + "attn_output.weight", spec.n_embd, spec.n_embd));
+    BITNET_RETURN_IF_ERROR(projection(b + "attn_q.weight", spec.n_embd, spec.n_embd));
+    BITNET_RETURN_IF_ERROR(projection(b + "attn_v.weight", spec.n_embd, n_embd_kv));
   }
   BITNET_RETURN_IF_ERROR(add("output_norm.weight", GgmlType::F32, {spec.n_embd}, f32_normal(spec.n_embd, rng)));
-  return w.write_file_atomic(path);
+  return m;
+}
+
+Status generate_model(const GeneratedModelSpec& spec, const std::string& path) {
+  // build_model also makes models the engine refuses (tests of the checks); a file is for running.
+  if (spec.weight_type == GgmlType::I2_S && (spec.n_embd % 128 != 0 || spec.n_ff % 128 != 0)) {
+    return make_error("I2_S needs embedding and feed-forward sizes that are multiples of 128 (got {} and {})",
+                      spec.n_embd, spec.n_ff);
+  }
+  BITNET_ASSIGN_OR_RETURN(GeneratedModel m, build_model(spec));
+  return m.writer.write_file_atomic(path);
 }
 
 }  // namespace bitnet::gguf

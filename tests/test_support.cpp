@@ -163,77 +163,21 @@ std::vector<uint8_t> random_tensor_data(gguf::GgmlType type, const std::vector<u
 }
 
 SyntheticModel make_synthetic_model(const SyntheticModelOptions& o) {
-  using gguf::GgmlType;
-  using gguf::Value;
-  SyntheticModel m;
-  auto& w = m.writer;
-  const std::string p = o.arch + ".";
-  w.set("general.architecture", o.arch);
-  w.set("general.name", std::string("synthetic"));
-  w.set(p + "context_length", uint32_t{256});
-  w.set(p + "embedding_length", o.n_embd);
-  w.set(p + "block_count", o.n_layer);
-  w.set(p + "feed_forward_length", o.n_ff);
-  w.set(p + "attention.head_count", o.n_head);
-  w.set(p + "attention.head_count_kv", o.n_head_kv);
-  w.set(p + "attention.layer_norm_rms_epsilon", 1e-5f);
-  w.set(p + "rope.freq_base", 10000.0f);
-  w.set("tokenizer.ggml.model", o.tokenizer_model);
-  std::vector<std::string> tokens;
-  std::vector<float> scores;
-  std::vector<int32_t> types;
-  const char* specials[] = {"<unk>", "<s>", "</s>"};
-  for (uint32_t i = 0; i < o.n_vocab; ++i) {
-    if (i < 3) {
-      tokens.emplace_back(specials[i]);
-      types.push_back(i == 0 ? 2 : 3);
-    } else if (i < 3 + 256) {
-      tokens.push_back(fmt::format("<0x{:02X}>", i - 3));
-      types.push_back(6);
-    } else {
-      tokens.push_back(fmt::format("tok{}", i));
-      types.push_back(1);
-    }
-    scores.push_back(-static_cast<float>(i));
-  }
-  w.set("tokenizer.ggml.tokens", gguf::Array::of_strings(tokens));
-  w.set("tokenizer.ggml.scores", gguf::Array::of(scores));
-  w.set("tokenizer.ggml.token_type", gguf::Array::of(types));
-  if (o.tokenizer_model == "gpt2") {
-    w.set("tokenizer.ggml.merges", gguf::Array::of_strings({"t o", "to k"}));
-    w.set("tokenizer.ggml.pre", std::string("default"));
-  }
-  w.set("tokenizer.ggml.bos_token_id", uint32_t{1});
-  w.set("tokenizer.ggml.eos_token_id", uint32_t{2});
-
-  uint32_t seed = o.seed;
-  auto add = [&](const std::string& name, GgmlType type, std::vector<uint64_t> ne) {
-    m.buffers.push_back(random_tensor_data(type, ne, seed++));
-    auto status = w.add_tensor({name, type, ne, m.buffers.back()});
-    EXPECT_TRUE(status.ok()) << status.error().message;
-  };
-  const uint64_t kv = o.n_embd / o.n_head * o.n_head_kv;
-  m.buffers.reserve(4 + 11 * o.n_layer);  // spans must stay valid: no reallocation of the outer vector
-  add("token_embd.weight", o.embd_type, {o.n_embd, o.n_vocab});
-  add("output_norm.weight", GgmlType::F32, {o.n_embd});
-  const bool sub_norms = o.arch != "llama";
-  for (uint32_t i = 0; i < o.n_layer; ++i) {
-    const std::string b = fmt::format("blk.{}.", i);
-    add(b + "attn_norm.weight", GgmlType::F32, {o.n_embd});
-    add(b + "attn_q.weight", o.weight_type, {o.n_embd, o.n_embd});
-    add(b + "attn_k.weight", o.weight_type, {o.n_embd, kv});
-    add(b + "attn_v.weight", o.weight_type, {o.n_embd, kv});
-    add(b + "attn_output.weight", o.weight_type, {o.n_embd, o.n_embd});
-    add(b + "ffn_norm.weight", GgmlType::F32, {o.n_embd});
-    add(b + "ffn_gate.weight", o.weight_type, {o.n_embd, o.n_ff});
-    add(b + "ffn_up.weight", o.weight_type, {o.n_embd, o.n_ff});
-    add(b + "ffn_down.weight", o.weight_type, {o.n_ff, o.n_embd});
-    if (sub_norms) {
-      add(b + "attn_sub_norm.weight", GgmlType::F32, {o.n_embd});
-      add(b + "ffn_sub_norm.weight", GgmlType::F32, {o.n_ff});
-    }
-  }
-  return m;
+  gguf::GeneratedModelSpec spec;
+  spec.arch = o.arch;
+  spec.n_embd = o.n_embd;
+  spec.n_ff = o.n_ff;
+  spec.n_head = o.n_head;
+  spec.n_head_kv = o.n_head_kv;
+  spec.n_layer = o.n_layer;
+  spec.n_vocab = o.n_vocab;
+  spec.n_ctx = 256;
+  spec.seed = o.seed;
+  spec.weight_type = o.weight_type;
+  spec.tokenizer_model = o.tokenizer_model;
+  auto model = gguf::build_model(spec);
+  if (!model.ok()) ADD_FAILURE() << model.error().message;
+  return model.ok() ? std::move(*model) : SyntheticModel{};
 }
 
 }  // namespace bitnet::testing

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "frontend_gguf/gguf_writer.h"
+#include "frontend_gguf/model_generator.h"
 
 #include <gtest/gtest.h>
 
@@ -66,8 +67,9 @@ std::string shell_quote(const std::string& s);
 
 namespace bitnet::testing {
 
-// A small, valid model written with the GGUF writer: the architecture's full tensor
-// set with random data, an SPM-style tokenizer, and knobs to break it on purpose.
+// A small, valid model built in memory by the model generator (gguf::build_model): the
+// architecture's full tensor set, a synthetic tokenizer, and the writer, to break on purpose
+// before writing. Smaller defaults than the generator's presets.
 struct SyntheticModelOptions {
   std::string arch = "bitnet-b1.58";
   uint32_t n_embd = 128;
@@ -77,16 +79,11 @@ struct SyntheticModelOptions {
   uint32_t n_layer = 1;
   uint32_t n_vocab = 300;
   gguf::GgmlType weight_type = gguf::GgmlType::I2_S;
-  gguf::GgmlType embd_type = gguf::GgmlType::F16;
   std::string tokenizer_model = "llama";  // or "gpt2" (adds merges)
   uint32_t seed = 1;
 };
 
-struct SyntheticModel {
-  std::vector<std::vector<uint8_t>> buffers;  // tensor data the writer's spans point into
-  gguf::GgufWriter writer;
-};
-
+using SyntheticModel = gguf::GeneratedModel;
 SyntheticModel make_synthetic_model(const SyntheticModelOptions& options = {});
 // Random tensor bytes of the right size; I2_S data gets valid codes and a positive scale.
 std::vector<uint8_t> random_tensor_data(gguf::GgmlType type, const std::vector<uint64_t>& ne, uint32_t seed);
