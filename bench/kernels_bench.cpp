@@ -184,6 +184,7 @@ struct Case {
   bool gated = false;         // gated_ffn over two weights of `rows[0]` rows instead of a matmul_cat
   std::string act = "relu2";  // gated_ffn activation
   bool add = false;           // matmul_add (a residual input) instead of a matmul
+  bool decode_rows = false;   // every token a one-token sequence (KernelArgs::decode_rows)
 };
 
 void bm_kernel(benchmark::State& state, Case c) {
@@ -262,8 +263,16 @@ void bm_kernel(benchmark::State& state, Case c) {
   args.out = out.data();
   args.n_tokens = c.tokens;
   args.n_threads = threads;
+  args.decode_rows = c.decode_rows ? 1 : 0;
+  // Per-thread scratch (the F16 decode rows are rounded into it), as the executor provides.
+  const int64_t scratch_stride = (c.tokens * c.cols * 4 + 63) / 64 * 64;
+  std::vector<float> scratch(static_cast<size_t>(scratch_stride / 4 * threads + 16));
+  args.scratch = scratch.data();
+  args.scratch_stride = scratch_stride;
   const std::function<void(int)> job = [&](int t) {
-    kernel->fn(&args, ranges[static_cast<size_t>(t)].first, ranges[static_cast<size_t>(t)].second);
+    KernelArgs mine = args;
+    mine.thread = t;
+    kernel->fn(&mine, ranges[static_cast<size_t>(t)].first, ranges[static_cast<size_t>(t)].second);
   };
   const auto start = Clock::now();
   for (auto _ : state) {
@@ -447,6 +456,12 @@ void register_all() {
     }
   }
   variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm);
+  // Batched decode: 8 or 16 tokens per call (one per sequence).
+  for (int64_t tokens : {8, 16}) {
+    Case gated_rows = shape({6912, 6912}, 2560, tokens, ir::DType::I2_S, true);
+    gated_rows.gated = true;
+    variants("i2s_gated_ffn_T" + std::to_string(tokens) + "_2x6912x2560", gated_rows, i2s_gemm);
+  }
   // The AVX2 (vpmaddubsw) path has 16 vector registers instead of 32: its own tile sizes.
   std::vector<Variant> i2s_gemm_avx2;
   for (auto [r, t] : std::vector<std::pair<int, int>>{{3, 3}, {2, 4}, {4, 2}, {5, 2}, {2, 5}, {4, 3}, {3, 4}, {6, 2}}) {
@@ -481,6 +496,18 @@ void register_all() {
                           tune([r, t](MatmulTuning& m) { m.float_gemm_rows = r, m.float_gemm_tokens = t; })});
   }
   variants("f16_gemm_T16_128256x2560", shape(vocab, 2560, 16, ir::DType::F16, true), float_gemm);
+  // The LM head of batched decode: 8 or 16 sequences' last rows, each with the one-token
+  // arithmetic (KernelArgs::decode_rows), the weights read once for all.
+  std::vector<Variant> decode_rows;
+  for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 2}, {4, 3}, {4, 4}, {2, 6}, {6, 2}, {2, 4}}) {
+    decode_rows.push_back({"rows" + std::to_string(r) + "_tokens" + std::to_string(t),
+                           tune([r, t](MatmulTuning& m) { m.float_decode_rows_tile = r, m.float_decode_tokens = t; })});
+  }
+  for (int64_t tokens : {8, 16}) {
+    Case head_rows = shape(vocab, 2560, tokens, ir::DType::F16, true);
+    head_rows.decode_rows = true;
+    variants("f16_decode_rows_T" + std::to_string(tokens) + "_128256x2560", head_rows, decode_rows);
+  }
   benchmark::RegisterBenchmark("requantize/f16_to_q8_0/128256x2560",
                                [](benchmark::State& s) { bm_requantize(s, false); })
       ->Unit(benchmark::kMillisecond)

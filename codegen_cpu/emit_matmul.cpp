@@ -89,7 +89,8 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
     if (rows > 1) loop(full_end, hi, 1, backwards, [&](llvm::Value* r) { body(1, r); });
   };
   const int groups = options.batch ? options.batch_groups : 1;
-  auto decode = [&] {
+  // The decode path with tiles of gemv_rows rows and k tokens per micro call.
+  auto decode_with = [&](int gemv_rows, int k) {
     const bool two_streams = options.gemv_streams == 2 && gemv_rows >= 2 && p.weights.size() == 1;
     const int per = gemv_rows / 2;
     llvm::Value* half =
@@ -103,7 +104,6 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
     // other tokens of a short prompt (below gemm_tokens). With decode_tokens > 1, micro gets
     // that many tokens at once where it can (the gemv arithmetic per token, weights decoded
     // once for them).
-    const int k = std::max(1, options.decode_tokens);
     llvm::Value* full_tokens = k > 1 ? b.CreateMul(b.CreateSDiv(tokens, kb.c64(k)), kb.c64(k)) : nullptr;
     auto each_token_tile = [&](const std::function<void(int, llvm::Value*)>& body) {
       if (k > 1) {
@@ -135,6 +135,18 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
     over_rows(from, gemv_rows, options.reverse, [&](int rows, llvm::Value* r) {
       each_token_tile([&](int n, llvm::Value* t) { micro(rows, n, false, r, t, nullptr); });
     });
+  };
+  const int k = std::max(1, options.decode_tokens);
+  auto decode = [&] {
+    if (!options.force_decode || k == 1 || options.decode_rows_tile <= 0 || options.decode_rows_tile == gemv_rows) {
+      decode_with(gemv_rows, k);
+      return;
+    }
+    // Several one-token rows: their own tile shape (the weights are reused across the tokens
+    // of a tile, so fewer rows and more tokens per tile than a short prompt gets).
+    llvm::Value* several = b.CreateAnd(options.force_decode, b.CreateICmpSGT(tokens, kb.c64(1)));
+    kb.if_then(several, [&] { decode_with(options.decode_rows_tile, k); });
+    kb.if_then(b.CreateNot(several), [&] { decode_with(gemv_rows, k); });
   };
   if (gemm_tokens <= 1) {
     decode();

@@ -66,6 +66,8 @@ struct TileOptions {
   // Decode: tokens per micro call (the micro kernel's arithmetic per token must not depend on
   // it: rows of one-token sequences are then bit-identical to calls of one token).
   int decode_tokens = 1;
+  // Rows per decode tile when force_decode holds for more than one token (0: gemv_rows).
+  int decode_rows_tile = 0;
   // Decode (forwards): called once before the tiles with the first row of each memory stream
   // (the generator prefetches their first bytes: the in-loop prefetches only reach ahead).
   std::function<void(const std::vector<llvm::Value*>& stream_rows)> decode_start;

@@ -199,7 +199,8 @@ class FloatGenerator {
         TileOptions{.gemv_streams = tune_.float_gemv_streams,
                     .reverse = reverse_,
                     .force_decode = kb_.decode_rows(),
-                    .decode_tokens = tune_.float_decode_tokens});
+                    .decode_tokens = tune_.float_decode_tokens,
+                    .decode_rows_tile = tune_.float_decode_rows_tile});
     return true;
   }
 

@@ -45,6 +45,7 @@ struct MatmulTuning {
   int float_gemm_rows = 4;
   int float_gemm_tokens = 4;
   int float_decode_tokens = 2;      // tokens per decode-path micro-kernel (several decode rows)
+  int float_decode_rows_tile = 0;   // weight rows per micro-kernel for several decode rows (0: float_gemv_rows)
   int float_prefetch_bytes = 8192;  // the F16 LM head: 8 KiB beats 4 KiB by ~5 % (2B4T, huge pages)
   int float_gemv_streams = 2;       // as i2s_gemv_streams
   int float_max_vector_bits = 512;
