@@ -2,6 +2,8 @@
 // gemma and mistral, chosen by name or detected from a model's tokenizer.chat_template text.
 #pragma once
 
+#include "bitnet/export.h"
+
 #include "bitnet/model.h"
 
 #include <span>
@@ -19,8 +21,8 @@ struct ChatMessage {
 // `name_or_template`: a built-in name, a Jinja template text to recognise, or "" for the
 // model's own template (chatml when it has none). Tokenize the text as `bitnet chat` does:
 // with add_special and parse_special.
-Result<std::string> apply_chat_template(const Model& model, std::string_view name_or_template,
-                                        std::span<const ChatMessage> messages, bool add_generation_prompt);
-std::vector<std::string> chat_template_names();
+BITNET_API Result<std::string> apply_chat_template(const Model& model, std::string_view name_or_template,
+                                                   std::span<const ChatMessage> messages, bool add_generation_prompt);
+BITNET_API std::vector<std::string> chat_template_names();
 
 }  // namespace bitnet

@@ -3,6 +3,8 @@
 // may run on different threads at once.
 #pragma once
 
+#include "bitnet/export.h"
+
 #include "bitnet/batch.h"
 #include "bitnet/model.h"
 
@@ -21,7 +23,7 @@ struct ContextParams {
   bool all_logits = false;  // every token's logits (perplexity) instead of the wanted rows
 };
 
-class Context {
+class BITNET_API Context {
  public:
   static Result<std::unique_ptr<Context>> create(std::shared_ptr<const Model> model, const ContextParams& params = {});
   ~Context();

@@ -2,6 +2,8 @@
 // callback is set (warnings such as "the plan cache cannot be written; compiling in memory").
 #pragma once
 
+#include "bitnet/export.h"
+
 #include <functional>
 #include <string_view>
 
@@ -12,6 +14,6 @@ using LogCallback = std::function<void(LogLevel level, std::string_view message)
 
 // Process-wide, as llama_log_set; nullptr silences. Calls may come from any thread that uses
 // the library; the callback must be thread-safe.
-void set_log_callback(LogCallback callback);
+BITNET_API void set_log_callback(LogCallback callback);
 
 }  // namespace bitnet

@@ -3,6 +3,8 @@
 // threads.
 #pragma once
 
+#include "bitnet/export.h"
+
 #include "bitnet/result.h"
 
 #include <cstdint>
@@ -28,7 +30,7 @@ struct ModelParams {
 
 class Vocab;
 
-class Model {
+class BITNET_API Model {
  public:
   // Loads `path` (a GGUF) with `params`; with params.plan_path, the plan's model (at `path`
   // when given). Fails with compat-check's words on files the engine cannot run.
@@ -62,7 +64,7 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
-class Vocab {
+class BITNET_API Vocab {
  public:
   int64_t n_tokens() const;
   Token bos() const;  // -1 when none

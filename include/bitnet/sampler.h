@@ -3,6 +3,8 @@
 // Sampler per sequence: it remembers the tokens accepted for the penalty.
 #pragma once
 
+#include "bitnet/export.h"
+
 #include "bitnet/model.h"
 
 #include <cstdint>
@@ -21,7 +23,7 @@ struct SamplerParams {
   uint64_t seed = 0;
 };
 
-class Sampler {
+class BITNET_API Sampler {
  public:
   // Fails on values outside their ranges (temperature or top-p negative, ...).
   static Result<Sampler> create(const SamplerParams& params);

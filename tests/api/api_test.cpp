@@ -6,8 +6,10 @@
 #include "runtime/generate.h"
 #include "test_support.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 namespace bitnet {
@@ -244,6 +246,44 @@ TEST(ApiShared, AProgramLinkedToTheSharedLibraryRuns) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, want + "\n");
   EXPECT_EQ(r.err, "");
+}
+
+// The shared library exports the API of include/bitnet/ and nothing of the engine (whose
+// symbols would clash with a program's own copy of LLVM, fmt, ...): every defined dynamic
+// symbol is a public class's member or function, the standard library's vague-linkage
+// typeinfo/vtables, or the linker's own markers.
+TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
+  const auto lib = testing::binary_dir() / "lib" / "libbitnet.so";
+  const auto r = testing::run_command("nm -DC --defined-only " + testing::shell_quote(lib.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string_view> allowed = {"bitnet::Model::",
+                                                 "bitnet::Vocab::",
+                                                 "bitnet::Context::",
+                                                 "bitnet::Sampler::",
+                                                 "bitnet::apply_chat_template",
+                                                 "bitnet::chat_template_names",
+                                                 "bitnet::set_log_callback",
+                                                 "typeinfo for std::",
+                                                 "typeinfo name for std::",
+                                                 "vtable for std::",
+                                                 "_edata",
+                                                 "_end",
+                                                 "__bss_start",
+                                                 "_init",
+                                                 "_fini"};
+  size_t api = 0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    // "<address> <kind> <name>"
+    const size_t name_at = line.find(' ', line.find(' ') + 1);
+    ASSERT_NE(name_at, std::string::npos) << line;
+    const std::string_view name = std::string_view(line).substr(name_at + 1);
+    const bool ok =
+        std::any_of(allowed.begin(), allowed.end(), [&](std::string_view a) { return name.starts_with(a); });
+    EXPECT_TRUE(ok) << "exported: " << name;
+    if (name.starts_with("bitnet::")) ++api;
+  }
+  EXPECT_GE(api, 40u) << r.out;  // the API is there
 }
 
 }  // namespace
