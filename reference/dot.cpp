@@ -15,7 +15,13 @@ using detail::tree_sum;
 // The dot products are built twice: for CPUs with FMA (where std::fma is one instruction)
 // and a baseline (where it is a libm call); glibc's ifunc picks one at load time. Both
 // compute the same correctly rounded fma, so results do not depend on the CPU.
+// ThreadSanitizer cannot run ifunc resolvers (they run before its runtime starts, and the
+// instrumented resolver crashes the loader): sanitized builds keep the baseline only.
+#if defined(__SANITIZE_THREAD__)
+#define BITNET_FMA_CLONES
+#else
 #define BITNET_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#endif
 
 // ggml_vec_dot_f16, AVX-512 build: GGML_F16_STEP = 64 elements per iteration spread over
 // GGML_F16_ARR = 4 registers of 16 lanes, each lane its own FMA chain. The registers are
