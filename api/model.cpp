@@ -1,8 +1,9 @@
 // Models and vocabularies of the public API (see bitnet/model.h): thin wrappers over the
-// compiler's loaders (compiler/jit_model.h) and the runtime's plans and tokenizers.
+// runtime's plans and tokenizers and, in the full library, the compiler (model_loader.h).
 #include "api/log_sink.h"
 #include "api/model_impl.h"
-#include "compiler/jit_model.h"
+#include "api/model_loader.h"
+#include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
 
 #include <fmt/format.h>
@@ -12,30 +13,42 @@ namespace bitnet {
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-Result<std::shared_ptr<const Model>> Model::load(const std::string& path, const ModelParams& params) {
-  auto impl = std::make_unique<Impl>();
-  if (!params.plan_path.empty()) {
-    runtime::PlanRunOptions options;
-    options.model_path = path;
-    options.model.tokenizer_path = params.tokenizer_path;
-    auto model = runtime::load_model_from_plan(params.plan_path, options);
-    if (!model.ok()) return Error{model.error().message};
-    impl->model = std::move(*model);
-    impl->backend = "plan";
-  } else {
-    if (path.empty()) return Error{"no model path given"};
-    compiler::JitModelOptions options;
-    options.model.tokenizer_path = params.tokenizer_path;
-    options.backend.backend = params.backend;
-    options.backend.target = params.target;
-    options.backend.log = [](std::string_view line) { api::log(LogLevel::kWarning, line); };
-    options.use_cache = params.use_cache;
-    options.cache_dir = params.cache_dir;
-    auto model = compiler::load_jit_model(path, options);
-    if (!model.ok()) return Error{model.error().message};
-    impl->model = std::move(*model);
-    impl->backend = params.backend;
+namespace {
+
+Expected<std::unique_ptr<runtime::Model>> load_plan(const std::string& path, const ModelParams& params) {
+  // Model hashes are memoised in the cache directory when it is usable (plan_files.h).
+  std::string memo;
+  auto dir = params.cache_dir.empty() ? runtime::default_cache_dir() : Expected<std::string>(params.cache_dir);
+  if (dir.ok()) {
+    const runtime::PlanCache cache(*dir);
+    if (cache.prepare().ok()) memo = cache.hashes_dir();
   }
+  runtime::PlanLoadTimes times;
+  auto model = runtime::load_model_from_plan(
+      params.plan_path, {.model_path = path, .memo_dir = memo, .model = {.tokenizer_path = params.tokenizer_path}},
+      &times);
+  if (model.ok() && params.verbose) {
+    api::log(LogLevel::kInfo,
+             fmt::format("plan: {} bytes; read+verify {:.1f} ms, checks {:.1f} ms, code {:.1f} ms, model {:.1f} ms",
+                         times.plan_bytes, times.read_ms, times.checks_ms, times.code_ms, times.model_ms));
+  }
+  return model;
+}
+
+}  // namespace
+
+std::vector<std::string> compiler_pass_names() {
+  return api::pass_names();
+}
+
+Result<std::shared_ptr<const Model>> Model::load(const std::string& path, const ModelParams& params) {
+  if (params.plan_path.empty() && path.empty()) return Error{"no model path given"};
+  auto model = params.plan_path.empty() ? api::load_gguf_model(path, params) : load_plan(path, params);
+  if (!model.ok()) return Error{model.error().message};
+  auto impl = std::make_unique<Impl>();
+  impl->model = std::move(*model);
+  if (!params.plan_path.empty()) api::after_load(*impl->model);
+  impl->backend = params.plan_path.empty() ? params.backend : "plan";
   impl->vocab_impl.tokenizer = &impl->model->tokenizer();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

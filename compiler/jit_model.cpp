@@ -34,21 +34,27 @@ struct JitKeepalive {
   std::vector<runtime::RepackedBlob> repacked;
 };
 
-// A warning or -v line: to the options' log sink, or stderr (the CLI).
-void say(const BackendOptions& options, const std::string& line) {
+// A warning or -v line: to the options' log sink, or stderr.
+void say(const BackendOptions& options, LogLevel level, const std::string& line) {
   if (options.log) {
-    options.log(line);
+    options.log(level, line);
   } else {
     fmt::print(stderr, "{}\n", line);
   }
 }
+void warn(const BackendOptions& options, const std::string& line) {
+  say(options, LogLevel::kWarning, line);
+}
+void info(const BackendOptions& options, const std::string& line) {
+  say(options, LogLevel::kInfo, line);
+}
 
 }  // namespace
 
-Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, bool verbose) {
-  if (verbose) {
-    fmt::print(stderr, "jit: {} kernels in {:.1f} ms\n", compiled.plan->kernels.size(), compiled.compile_ms);
-    for (const auto& k : compiled.plan->kernels) fmt::print(stderr, "  {:8.2f} ms  {}\n", k->compile_ms, k->key);
+Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, const BackendOptions& options) {
+  if (options.verbose) {
+    info(options, fmt::format("jit: {} kernels in {:.1f} ms", compiled.plan->kernels.size(), compiled.compile_ms));
+    for (const auto& k : compiled.plan->kernels) info(options, fmt::format("  {:8.2f} ms  {}", k->compile_ms, k->key));
   }
   auto bindings = std::make_shared<runtime::PlanBindings>();
   std::map<std::string, abi::KernelFn> by_symbol;
@@ -93,11 +99,11 @@ Status attach_backend(runtime::Model& model, const BackendOptions& options) {
       .target = options.target, .lm_head = head ? head->type.dtype : ir::DType::F16, .hash_weights = false};
   // The in-memory plan is bound to this model object, never stored: no content hash needed.
   auto compiled = compile_plan(model, compile_options, runtime::Hash128{});
-  Status ran =
-      compiled.ok() ? run_compiled_plan(model, std::move(*compiled), options.verbose) : Status(compiled.error());
+  Status ran = compiled.ok() ? run_compiled_plan(model, std::move(*compiled), options) : Status(compiled.error());
   if (ran.ok()) return ran;
   if (head) return no_interpreter_for(head->tensor, fmt::format("JIT compilation failed ({})", ran.error().message));
-  say(options, fmt::format("bitnet: warning: JIT compilation failed ({}); using the interpreter", ran.error().message));
+  warn(options,
+       fmt::format("bitnet: warning: JIT compilation failed ({}); using the interpreter", ran.error().message));
   use_interpreter(model);
   return Status::success();
 }
@@ -116,7 +122,7 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   const bool verbose = options.backend.verbose;
   auto dir = options.cache_dir.empty() ? runtime::default_cache_dir() : Expected<std::string>(options.cache_dir);
   if (!dir.ok()) {
-    say(options.backend, fmt::format("bitnet: warning: {}; compiling in memory", dir.error().message));
+    warn(options.backend, fmt::format("bitnet: warning: {}; compiling in memory", dir.error().message));
     return uncached();
   }
   const runtime::PlanCache cache(*dir);
@@ -147,16 +153,16 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
       cache.touch(plan_path);
       reference::install_nonfinite_locator(**model);
       if (verbose) {
-        say(options.backend,
-            fmt::format("plan cache: hit {} ({:.1f} ms: read+verify {:.1f}, checks {:.1f}, code {:.1f}, model {:.1f})",
-                        plan_path, ms_since(start), times.read_ms, times.checks_ms, times.code_ms, times.model_ms));
+        info(options.backend,
+             fmt::format("plan cache: hit {} ({:.1f} ms: read+verify {:.1f}, checks {:.1f}, code {:.1f}, model {:.1f})",
+                         plan_path, ms_since(start), times.read_ms, times.checks_ms, times.code_ms, times.model_ms));
       }
       return model;
     }
     // The model with these options (a bad --tokenizer, ...): an error of its own, not the plan's.
     if (failure == runtime::PlanLoadFailure::kModel) return model.error();
-    say(options.backend,
-        fmt::format("bitnet: warning: refusing the cached plan ({}); compiling again", model.error().message));
+    warn(options.backend,
+         fmt::format("bitnet: warning: refusing the cached plan ({}); compiling again", model.error().message));
     refused = fingerprint->text();
     return std::nullopt;
   };
@@ -168,16 +174,16 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
   if (writable.ok()) {
     const double timeout_s = options.lock_timeout_s;
     auto locked = cache.lock_key(key.hex, timeout_s, [&] {
-      say(options.backend,
-          fmt::format("bitnet: waiting for another process compiling this model into the plan cache (lock {})",
-                      cache.lock_path(key.hex)));
+      info(options.backend,
+           fmt::format("bitnet: waiting for another process compiling this model into the plan cache (lock {})",
+                       cache.lock_path(key.hex)));
     });
     if (!locked.ok()) {
-      say(options.backend, fmt::format("bitnet: warning: {}; compiling without it", locked.error().message));
+      warn(options.backend, fmt::format("bitnet: warning: {}; compiling without it", locked.error().message));
     } else if (!*locked) {
-      say(options.backend,
-          fmt::format("bitnet: warning: gave up waiting for the plan cache lock {} after {:.0f} s; compiling here too",
-                      cache.lock_path(key.hex), timeout_s));
+      warn(options.backend,
+           fmt::format("bitnet: warning: gave up waiting for the plan cache lock {} after {:.0f} s; compiling here too",
+                       cache.lock_path(key.hex), timeout_s));
     } else {
       lock = std::move(*locked);
       // The plan a process that held the lock before us stored.
@@ -192,33 +198,35 @@ Expected<std::unique_ptr<runtime::Model>> load_jit_model(const std::string& path
     BITNET_ASSIGN_OR_RETURN(auto head, requantized_lm_head(*model));
     if (head)
       return no_interpreter_for(head->tensor, fmt::format("compiling the plan failed ({})", compiled.error().message));
-    say(options.backend,
-        fmt::format("bitnet: warning: compiling the plan failed ({}); not caching, using the interpreter",
-                    compiled.error().message));
+    warn(options.backend,
+         fmt::format("bitnet: warning: compiling the plan failed ({}); not caching, using the interpreter",
+                     compiled.error().message));
     return model;
   }
   if (verbose) {
-    say(options.backend,
-        fmt::format("plan cache: miss; compiled {} kernels in {:.1f} ms (link {:.1f} ms, weight hashes {:.1f} ms)",
-                    compiled->plan->kernels.size(), compiled->compile_ms, compiled->link_ms, compiled->weights_ms));
+    info(options.backend,
+         fmt::format("plan cache: miss; compiled {} kernels in {:.1f} ms (link {:.1f} ms, weight hashes {:.1f} ms)",
+                     compiled->plan->kernels.size(), compiled->compile_ms, compiled->link_ms, compiled->weights_ms));
     for (const runtime::RepackedBlob& blob : compiled->repacked) {
-      say(options.backend,
-          fmt::format("lm head: {} requantized to {} ({:.1f} MB, for the sidecar) in {:.1f} ms", blob.source,
-                      blob.dtype, static_cast<double>(blob.bytes.size()) / 1e6, compiled->repack_ms));
+      info(options.backend,
+           fmt::format("lm head: {} requantized to {} ({:.1f} MB, for the sidecar) in {:.1f} ms", blob.source,
+                       blob.dtype, static_cast<double>(blob.bytes.size()) / 1e6, compiled->repack_ms));
     }
   }
   if (!writable.ok()) {
-    say(options.backend,
-        fmt::format("bitnet: warning: the plan cache is not usable ({}); the compiled kernels are kept in memory only",
-                    writable.error().message));
+    warn(options.backend,
+         fmt::format("bitnet: warning: the plan cache is not usable ({}); the compiled kernels are kept in memory only",
+                     writable.error().message));
   } else if (auto s = runtime::write_plan(plan_path, *compiled->plan, compiled->repacked); !s.ok()) {
-    say(options.backend,
-        fmt::format("bitnet: warning: cannot store the plan ({}); the compiled kernels are kept in memory only",
-                    s.error().message));
+    warn(options.backend,
+         fmt::format("bitnet: warning: cannot store the plan ({}); the compiled kernels are kept in memory only",
+                     s.error().message));
   } else if (verbose) {
-    say(options.backend, fmt::format("plan cache: stored {}", plan_path));
+    info(options.backend, fmt::format("plan cache: stored {}", plan_path));
   }
-  BITNET_RETURN_IF_ERROR(run_compiled_plan(*model, std::move(*compiled), false));
+  BackendOptions quiet = options.backend;  // the kernels were reported above
+  quiet.verbose = false;
+  BITNET_RETURN_IF_ERROR(run_compiled_plan(*model, std::move(*compiled), quiet));
   return model;
 }
 

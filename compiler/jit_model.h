@@ -5,6 +5,7 @@
 // is loaded from its plan instead of compiled again.
 #pragma once
 
+#include "bitnet/log.h"
 #include "compiler/load_model.h"
 #include "compiler/plan_compiler.h"
 #include "runtime/model.h"
@@ -19,9 +20,9 @@ namespace bitnet::compiler {
 struct BackendOptions {
   std::string backend = "jit";  // jit | interp
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
-  bool verbose = false;         // print per-kernel compile times (and cache hits) to stderr
+  bool verbose = false;         // report per-kernel compile times (and cache hits) at LogLevel::kInfo
   // Where warnings and -v lines go (one line each, no newline); empty: stderr.
-  std::function<void(std::string_view line)> log;
+  std::function<void(LogLevel level, std::string_view line)> log;
 };
 
 // Installs the backend on `model` (made by load_model): the interpreter, or for jit both graphs
@@ -29,8 +30,9 @@ struct BackendOptions {
 // CPU cannot run.
 Status attach_backend(runtime::Model& model, const BackendOptions& options);
 
-// Makes `model`'s sessions run `compiled`'s plan with the kernels the JIT holds in memory.
-Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, bool verbose);
+// Makes `model`'s sessions run `compiled`'s plan with the kernels the JIT holds in memory
+// (with options.verbose, reporting the kernels' compile times to options.log).
+Status run_compiled_plan(runtime::Model& model, CompiledPlan compiled, const BackendOptions& options);
 
 struct JitModelOptions {
   LoadOptions model;

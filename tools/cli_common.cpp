@@ -2,6 +2,8 @@
 // version string, the command-line driver and the error line format.
 #include "tools/commands.h"
 
+#include "bitnet/log.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -69,6 +71,10 @@ int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, st
   // A reader that went away (`bitnet run ... | head`) is a failed write like any other
   // (EPIPE, reported below), not a silent death by signal.
   std::signal(SIGPIPE, SIG_IGN);
+  // The library's warnings and -v reports (and the compiler's diagnostics) go to stderr.
+  set_log_callback([](LogLevel, std::string_view message) {
+    print_to_stderr(message.ends_with('\n') ? std::string(message) : fmt::format("{}\n", message));
+  });
   int rc = kExitOk;
   try {
     app.parse(argc, argv);

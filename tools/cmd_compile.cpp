@@ -7,7 +7,7 @@
 #include "runtime/plan_cache.h"  // format_size
 #include "runtime/plan_files.h"
 #include "tools/commands.h"
-#include "tools/compiler_backend.h"
+#include "tools/pass_options.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>

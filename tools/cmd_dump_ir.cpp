@@ -5,8 +5,8 @@
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
 #include "tools/commands.h"
-#include "tools/compiler_backend.h"
 #include "tools/option_values.h"
+#include "tools/pass_options.h"
 #include "tools/run_options.h"
 
 #include <fmt/format.h>

@@ -115,7 +115,8 @@ void add_inspect(CLI::App& app, int& exit_code) {
     bool json = false;
   };
   auto opts = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("inspect", "Show a GGUF model's architecture, hyper-parameters, tokenizer and tensors");
+  CLI::App* cmd =
+      app.add_subcommand("inspect", "Show a GGUF model's architecture, hyper-parameters, tokenizer and tensors");
   cmd->add_option("MODEL", opts->model, "GGUF file")->required();
   cmd->add_flag("--json", opts->json, "Print the stable JSON document instead of text");
   cmd->callback([opts, &exit_code] {

@@ -1,7 +1,6 @@
 // Entry point of the `bitnet` CLI: registers the subcommands and maps failures to
 // the documented exit codes. Nothing here may crash on bad input.
 #include "tools/commands.h"
-#include "tools/compiler_backend.h"
 
 int main(int argc, char** argv) {
   using namespace bitnet::tools;
@@ -22,6 +21,5 @@ int main(int argc, char** argv) {
   add_compile(app, exit_code);
   add_dump_plan(app, exit_code);
   add_cache(app, exit_code);
-  register_compiler_backend();  // run/eval/bench -m: the JIT (and the plan cache) or the interpreter
   return parse_and_run(app, argc, argv, exit_code, "bitnet");
 }

@@ -1,9 +1,8 @@
 // Shared run/eval options (see run_options.h).
 #include "tools/run_options.h"
 
+#include "api/model_impl.h"
 #include "frontend_gguf/output_file.h"
-#include "runtime/plan_cache.h"
-#include "runtime/plan_model.h"
 #include "tools/option_values.h"
 
 #include <fmt/format.h>
@@ -98,7 +97,7 @@ void add_pass_options(CLI::App& cmd, PassFlags& o) {
   // A misspelt pass name would print nothing and look like a pass that did nothing.
   const CLI::Validator known_pass(
       [](std::string& name) -> std::string {
-        const std::vector<std::string>& names = compiler_hooks().pass_names;
+        const std::vector<std::string> names = compiler_pass_names();
         if (names.empty()) return "this runtime has no compiler and runs no passes";
         if (std::find(names.begin(), names.end(), name) != names.end()) return {};
         return fmt::format("no pass named '{}' (passes: {})", name, fmt::join(names, ", "));
@@ -134,56 +133,26 @@ int resolved_threads(const CommonRunOptions& o) {
   return static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
 }
 
-namespace {
-
-Expected<std::unique_ptr<runtime::Model>> load_plan_model(const CommonRunOptions& o) {
-  // Model hashes are memoised in the cache directory when it is usable (plan_files.h).
-  std::string memo;
-  if (auto dir = runtime::default_cache_dir(); dir.ok()) {
-    const runtime::PlanCache cache(*dir);
-    if (cache.prepare().ok()) memo = cache.hashes_dir();
-  }
-  runtime::PlanLoadTimes times;
-  auto model = runtime::load_model_from_plan(
-      o.plan, {.model_path = o.model, .memo_dir = memo, .model = {.tokenizer_path = o.tokenizer}}, &times);
-  if (model.ok() && o.verbose) {
-    fmt::print(stderr, "plan: {} bytes; read+verify {:.1f} ms, checks {:.1f} ms, code {:.1f} ms, model {:.1f} ms\n",
-               times.plan_bytes, times.read_ms, times.checks_ms, times.code_ms, times.model_ms);
-  }
-  return model;
-}
-}  // namespace
-
-namespace {
-CompilerHooks& hooks_storage() {
-  static CompilerHooks hooks;
-  return hooks;
-}
-}  // namespace
-
-const CompilerHooks& compiler_hooks() {
-  return hooks_storage();
+const runtime::Model& LoadedModel::operator*() const {
+  return *model->impl().model;
 }
 
-void set_compiler_hooks(CompilerHooks hooks) {
-  hooks_storage() = std::move(hooks);
-}
-
-Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
-                                                     const PassFlags& passes) {
+Expected<LoadedModel> load_model(const CommonRunOptions& o, double* load_ms, const PassFlags& passes) {
   const auto start = std::chrono::steady_clock::now();
-  Expected<std::unique_ptr<runtime::Model>> model = make_error("no backend");
-  const CompilerHooks& hooks = compiler_hooks();
-  if (!o.plan.empty()) {
-    model = load_plan_model(o);
-    if (model.ok() && hooks.on_plan_loaded) hooks.on_plan_loaded(**model);
-  } else if (hooks.load) {
-    model = hooks.load(o, passes);
-  } else {
-    model = make_error("this runtime has no compiler and no interpreter: pass --plan PLAN (made by `bitnet compile`)");
-  }
+  ModelParams params;
+  params.backend = o.backend;
+  params.target = o.target;
+  params.tokenizer_path = o.tokenizer;
+  params.use_cache = !o.no_cache;
+  params.plan_path = o.plan;
+  params.lm_head = o.lm_head;
+  params.verbose = o.verbose;
+  params.cache_lock_timeout_s = o.cache_lock_timeout_s;
+  params.diagnostics = {passes.print_after_all, passes.print_after, passes.time_passes};
+  auto model = bitnet::Model::load(o.model, params);
   if (load_ms) *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return model;
+  if (!model.ok()) return make_error("{}", model.error().message);
+  return LoadedModel{*model};
 }
 
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text) {

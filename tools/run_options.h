@@ -2,6 +2,7 @@
 // context, and the environment defaults (BITNET_GGUF, BITNET_SEED, BITNET_DETERMINISTIC).
 #pragma once
 
+#include "bitnet/model.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 
@@ -50,7 +51,7 @@ void add_sampling_options(CLI::App& cmd, SamplingFlags& o);
 runtime::SamplerOptions resolve_sampling(const SamplingFlags& o, bool deterministic);
 
 // --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile): what the
-// compiler's pass manager is asked to print to stderr (tools/compiler_backend.h turns them into
+// compiler's pass manager is asked to print to stderr (tools/pass_options.h turns them into
 // passes::PassOptions; bitnet-rt runs no passes and accepts none).
 struct PassFlags {
   bool print_after_all = false;
@@ -65,21 +66,17 @@ void add_pass_options(CLI::App& cmd, PassFlags& o);
 Status finish_common_options(CommonRunOptions& o);
 int resolved_threads(const CommonRunOptions& o);
 
-// What `bitnet` adds to the commands both binaries share (tools/compiler_backend.h installs it;
-// bitnet-rt, which links no compiler and no interpreter, has none and runs plans only).
-struct CompilerHooks {
-  // Loads -m MODEL for --backend jit or interp, running the pass pipeline with the options.
-  std::function<Expected<std::unique_ptr<runtime::Model>>(const CommonRunOptions&, const PassFlags&)> load;
-  std::vector<std::string> pass_names;                  // what --print-after accepts
-  std::function<void(runtime::Model&)> on_plan_loaded;  // e.g. the non-finite diagnosis
+// A model loaded through the library (bitnet::Model::load: the plan, or the GGUF through the
+// compiler in `bitnet`; bitnet-rt's library runs plans only). The commands not yet written
+// on the public API reach the engine's model through it: `->` and `*` give the runtime::Model.
+struct LoadedModel {
+  std::shared_ptr<const bitnet::Model> model;
+  const runtime::Model& operator*() const;
+  const runtime::Model* operator->() const { return &**this; }
 };
-void set_compiler_hooks(CompilerHooks hooks);
-const CompilerHooks& compiler_hooks();
-
-// Loads the model from --plan, or (running the pass pipeline with `passes`) for the backend.
-Expected<std::unique_ptr<runtime::Model>> load_model(const CommonRunOptions& o, double* load_ms,
-                                                     const PassFlags& passes = {});
-
+// Loads the model from --plan or -m (compiler diagnostics from `passes`); the library's
+// messages (warnings, -v reports) go to stderr.
+Expected<LoadedModel> load_model(const CommonRunOptions& o, double* load_ms, const PassFlags& passes = {});
 // "1,2,3" -> ids; fails on anything that is not a comma-separated integer list.
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text);
 bool is_valid_utf8(std::string_view s);

@@ -19,6 +19,16 @@ namespace bitnet {
 
 using Token = int32_t;
 
+// What the compiler prints while it compiles a GGUF (bitnet run --print-after-all, ...), sent
+// to the log callback at LogLevel::kInfo. Any of them skips the plan cache: a cached plan runs
+// no passes.
+struct CompilerDiagnostics {
+  bool print_after_all = false;          // the IR after every pass
+  std::vector<std::string> print_after;  // the IR after these passes (compiler_pass_names())
+  bool time_passes = false;              // each pass's time
+  bool any() const { return print_after_all || time_passes || !print_after.empty(); }
+};
+
 struct ModelParams {
   std::string backend = "jit";  // jit (compiled kernels) | interp (the reference interpreter)
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
@@ -26,7 +36,19 @@ struct ModelParams {
   bool use_cache = true;        // the plan cache (compile once per model and target)
   std::string cache_dir;        // empty: $BITNET_CACHE_DIR or the user's cache directory
   std::string plan_path;        // run this compiled plan (the model path may then be empty)
+  // jit: the LM head's type; q8_0 or q6_k requantize an F16 head once at load (fewer bytes per
+  // decoded token, slightly different logits). A plan's head was fixed when it was compiled.
+  std::string lm_head = "f16";
+  bool verbose = false;  // compilation and plan-load reports to the log callback (kInfo)
+  // How long a load that misses the plan cache waits for another process compiling the same
+  // model before it compiles too.
+  double cache_lock_timeout_s = 600;
+  CompilerDiagnostics diagnostics;
 };
+
+// The compiler's pass names (what CompilerDiagnostics::print_after accepts); empty in a
+// library built for plans only.
+BITNET_API std::vector<std::string> compiler_pass_names();
 
 class Vocab;
 

@@ -291,6 +291,7 @@ TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
                                                  "bitnet::apply_chat_template",
                                                  "bitnet::chat_template_names",
                                                  "bitnet::set_log_callback",
+                                                 "bitnet::compiler_pass_names",
                                                  "_edata",
                                                  "_end",
                                                  "__bss_start",

@@ -1,0 +1,62 @@
+// The full library's loader (see model_loader.h): GGUF models through the compiler.
+#include "api/log_sink.h"
+#include "api/model_loader.h"
+#include "compiler/jit_model.h"
+#include "compiler/lm_head.h"
+#include "compiler/load_model.h"
+#include "passes/pass_manager.h"
+#include "reference/locate_nonfinite.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace bitnet::api {
+
+Expected<std::unique_ptr<runtime::Model>> load_gguf_model(const std::string& path, const ModelParams& params) {
+  passes::PassOptions passes;
+  passes.print_after_all = params.diagnostics.print_after_all;
+  passes.print_after = params.diagnostics.print_after;
+  passes.time_passes = params.diagnostics.time_passes;
+  passes.sink = [](std::string_view text) { log(LogLevel::kInfo, text); };
+  compiler::LoadOptions load;
+  load.tokenizer_path = params.tokenizer_path;
+  load.passes = passes;
+  BITNET_ASSIGN_OR_RETURN(load.lm_head, compiler::parse_lm_head(params.lm_head));
+  if (params.backend == "interp") {
+    if (params.lm_head != "f16") {
+      return make_error("lm_head {} needs the jit backend: the interpreter reads only the model file's tensors",
+                        params.lm_head);
+    }
+    return compiler::load_model(path, load);  // with the non-finite diagnosis
+  }
+  compiler::JitModelOptions options;
+  options.model = load;
+  options.backend.backend = params.backend;
+  options.backend.target = params.target;
+  options.backend.verbose = params.verbose;
+  options.backend.log = [](LogLevel level, std::string_view line) { log(level, line); };
+  options.use_cache = params.use_cache && !params.diagnostics.any();  // a cached plan runs no passes
+  options.cache_dir = params.cache_dir;
+  options.lock_timeout_s = params.cache_lock_timeout_s;
+  BITNET_ASSIGN_OR_RETURN(auto model, compiler::load_jit_model(path, options));
+  if (auto note = compiler::lm_head_note(*model, load.lm_head); !note.empty()) {
+    log(LogLevel::kInfo, fmt::format("bitnet: note: {}", note));
+  }
+  return model;
+}
+
+void after_load(runtime::Model& model) {
+  reference::install_nonfinite_locator(model);
+}
+
+std::vector<std::string> pass_names() {
+  std::vector<std::string> names;
+  const passes::PassManager pipeline = passes::default_pipeline();
+  for (const passes::Pass& p : pipeline.passes()) {
+    if (std::find(names.begin(), names.end(), p.name) == names.end()) names.emplace_back(p.name);
+  }
+  return names;
+}
+
+}  // namespace bitnet::api
