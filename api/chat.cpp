@@ -19,6 +19,12 @@ Result<std::string> apply_chat_template(const Model& model, std::string_view nam
   return std::move(*text);
 }
 
+Result<std::string> chat_template_name(const Model& model, std::string_view name_or_template) {
+  auto chosen = runtime::ChatTemplate::choose(name_or_template, model.chat_template());
+  if (!chosen.ok()) return Error{chosen.error().message};
+  return std::string(chosen->name());
+}
+
 std::vector<std::string> chat_template_names() {
   std::vector<std::string> out;
   for (std::string_view n : runtime::chat_template_names()) out.emplace_back(n);

@@ -1,19 +1,11 @@
 // Contexts of the public API (see bitnet/context.h): a runtime session of the model's backend.
 #include "bitnet/context.h"
-#include "api/model_impl.h"
+#include "api/context_impl.h"
 
 #include <algorithm>
 #include <thread>
 
 namespace bitnet {
-
-struct Context::Impl {
-  std::shared_ptr<const Model> model;
-  std::unique_ptr<runtime::Session> session;
-  int threads = 1;
-  runtime::Outputs outputs;  // of the last decode (buffers reused)
-  const runtime::Matrix* logits = nullptr;
-};
 
 Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Context::~Context() = default;
@@ -96,6 +88,9 @@ int Context::threads() const {
 }
 const Model& Context::model() const {
   return *impl_->model;
+}
+std::string Context::backend() const {
+  return std::string(impl_->session->backend());
 }
 
 }  // namespace bitnet

@@ -127,7 +127,8 @@ void add_eval(CLI::App& app, int& exit_code) {
                             {"ms", result->ms},
                             {"load_ms", load_ms}};
       if (!result->dumped_logits.empty()) {
-        doc["top_logits"] = top_logits_json(result->dumped_logits, (*model)->tokenizer());
+        doc["top_logits"] = top_logits_json(result->dumped_logits,
+                                            [&](int32_t id) { return (*model)->tokenizer().token_to_piece(id, true); });
       }
       if (auto s = write_json_file(o->json_out, doc); !s.ok()) {
         fail(s.error().message);

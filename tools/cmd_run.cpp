@@ -1,6 +1,7 @@
 // `bitnet run`: generate text from a prompt, streaming it to stdout as it is produced,
 // then a timing summary on stderr. llama.cpp's short options work (-m -p -n -t -s -c).
-#include "runtime/generate.h"
+// Written on the public library (include/bitnet/) only.
+#include "bitnet/generate.h"
 #include "tools/commands.h"
 #include "tools/option_values.h"
 #include "tools/run_options.h"
@@ -61,50 +62,52 @@ void add_run(CLI::App& app, int& exit_code) {
       fail("the prompt is not valid UTF-8");
       return;
     }
-    const runtime::SamplerOptions sampling = resolve_sampling(o->sampling, o->common.deterministic);
+    const SamplerParams sampling = resolve_sampling(o->sampling, o->common.deterministic);
     double load_ms = 0;
-    auto model = load_model(o->common, &load_ms, o->passes);
-    if (!model.ok()) {
-      fail(model.error().message);
+    auto loaded = load_model(o->common, &load_ms, o->passes);
+    if (!loaded.ok()) {
+      fail(loaded.error().message);
       return;
     }
-    const runtime::Tokenizer& tok = (*model)->tokenizer();
+    const std::shared_ptr<const Model>& model = loaded->model;
+    const Vocab& vocab = model->vocab();
     // An empty prompt starts from BOS alone (llama.cpp, llama2.c), when the model has one.
-    const std::vector<int32_t> prompt_ids = tok.encode(o->prompt, {.add_bos = true, .parse_special = false});
+    const std::vector<Token> prompt_ids = vocab.tokenize(o->prompt, /*add_special=*/true, /*parse_special=*/false);
     if (prompt_ids.empty()) {
       fail("the prompt is empty and this model adds no BOS token to start from; pass -p TEXT");
       return;
     }
-    // For the JIT backend, creating the session compiles the kernels.
-    const auto session_start = std::chrono::steady_clock::now();
-    auto session = (*model)->new_session(false, o->common.ctx, resolved_threads(o->common));
+    // For the JIT backend, creating the context compiles the kernels (when the plan cache
+    // did not have them).
+    const auto context_start = std::chrono::steady_clock::now();
+    auto ctx = Context::create(model, {.n_ctx = o->common.ctx, .threads = resolved_threads(o->common)});
     const double session_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - session_start).count();
-    if (!session.ok()) {
-      fail(session.error().message);
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - context_start).count();
+    if (!ctx.ok()) {
+      fail(ctx.error().message);
       return;
     }
     // Checked before anything is printed (generate checks it too).
-    if (static_cast<int64_t>(prompt_ids.size()) >= (*session)->n_ctx()) {
+    if (static_cast<int64_t>(prompt_ids.size()) >= (*ctx)->n_ctx()) {
       fail(
           fmt::format("the prompt has {} tokens but the context holds {}; use a larger --ctx-size or a shorter "
                       "prompt",
-                      prompt_ids.size(), (*session)->n_ctx()));
+                      prompt_ids.size(), (*ctx)->n_ctx()));
       return;
     }
-    runtime::GenerateOptions g;
+    GenerateParams g;
     g.n_predict = o->n_predict;
     g.sampling = sampling;
     g.stop_at_eog = !o->ignore_eos;
-    g.dump_logit_steps = o->dump_logit_steps;
-    g.logits_topk = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
+    g.top_logits_steps = o->dump_logit_steps;
+    g.top_logits_k = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
     if (!o->no_display_prompt) {
       fmt::print("{}", o->prompt);
       flush_stdout();
     }
     // A failed write (full disk, reader gone) throws out of the stream and ends generation at
     // once; parse_and_run reports it.
-    auto result = runtime::generate(**session, tok, prompt_ids, g, [](std::string_view text) {
+    auto result = generate(**ctx, prompt_ids, g, [](std::string_view text) {
       fmt::print("{}", text);
       flush_stdout();
     });
@@ -114,13 +117,13 @@ void add_run(CLI::App& app, int& exit_code) {
       fail(result.error().message);
       return;
     }
-    const runtime::Timings& t = result->timings;
+    const GenerateTimings& t = result->timings;
+    const std::string backend = (*ctx)->backend();
     fmt::print(stderr,
                "\nbackend {} | load {:.1f} ms | {} {:.1f} ms | prompt {} tokens in {:.1f} ms ({:.2f} tok/s) | "
                "generated {} tokens, {} decode steps in {:.1f} ms ({:.2f} tok/s) | stop: {}\n",
-               (*session)->backend(), load_ms, "session", session_ms, t.prompt_tokens, t.prompt_ms,
-               t.prompt_tokens_per_s(), t.generated_tokens, t.decode_steps, t.generate_ms, t.generate_tokens_per_s(),
-               result->stop_reason);
+               backend, load_ms, "session", session_ms, t.prompt_tokens, t.prompt_ms, t.prompt_tokens_per_s(),
+               t.generated_tokens, t.decode_steps, t.generate_ms, t.generate_tokens_per_s(), result->stop_reason);
     if (!o->json_out.empty()) {
       nlohmann::json doc = {
           {"model", o->common.model},
@@ -129,7 +132,7 @@ void add_run(CLI::App& app, int& exit_code) {
           {"generated_ids", result->generated_ids},
           {"text", result->text},
           {"seed", sampling.seed},
-          {"backend", (*session)->backend()},
+          {"backend", backend},
           {"stop_reason", result->stop_reason},
           {"timings",
            {{"load_ms", load_ms},
@@ -142,7 +145,10 @@ void add_run(CLI::App& app, int& exit_code) {
             {"decode_steps", t.decode_steps},
             {"generate_tokens_per_s", t.generate_tokens_per_s()}}},
       };
-      if (!result->dumped_logits.empty()) doc["top_logits"] = top_logits_json(result->dumped_logits, tok);
+      if (!result->top_logits.empty()) {
+        doc["top_logits"] =
+            top_logits_json(result->top_logits, [&](Token id) { return vocab.token_to_piece(id, true); });
+      }
       if (auto s = write_json_file(o->json_out, doc); !s.ok()) {
         fail(s.error().message);
         return;

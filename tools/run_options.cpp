@@ -79,7 +79,7 @@ void add_sampling_options(CLI::App& cmd, SamplingFlags& o) {
       ->check(seed_value());
 }
 
-runtime::SamplerOptions resolve_sampling(const SamplingFlags& o, bool deterministic) {
+SamplerParams resolve_sampling(const SamplingFlags& o, bool deterministic) {
   std::optional<uint64_t> seed = deterministic ? std::optional<uint64_t>(0) : std::nullopt;
   if (!o.seed.empty()) {
     seed = to_seed(o.seed);
@@ -87,8 +87,8 @@ runtime::SamplerOptions resolve_sampling(const SamplingFlags& o, bool determinis
     seed = to_seed(*env);
   }
   if (!seed) seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  runtime::SamplerOptions out = o.sampling;
-  out.greedy = o.greedy;
+  SamplerParams out = o.sampling;
+  if (o.greedy) out.temperature = 0;  // greedy
   out.seed = *seed;
   return out;
 }
@@ -204,19 +204,6 @@ Expected<std::string> read_text_file(const std::string& path) {
   std::fclose(f);
   if (error != 0) return make_error("cannot read '{}': {}", path, std::strerror(error));
   return text;
-}
-
-nlohmann::json top_logits_json(const std::vector<std::vector<runtime::Candidate>>& steps,
-                               const runtime::Tokenizer& tokenizer) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& step : steps) {
-    nlohmann::json items = nlohmann::json::array();
-    for (const auto& c : step) {
-      items.push_back({{"id", c.id}, {"logit", c.logit}, {"piece", tokenizer.token_to_piece(c.id, true)}});
-    }
-    out.push_back(items);
-  }
-  return out;
 }
 
 Status write_json_file(const std::string& path, const nlohmann::json& doc) {

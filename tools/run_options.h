@@ -3,8 +3,8 @@
 #pragma once
 
 #include "bitnet/model.h"
+#include "bitnet/sampler.h"
 #include "runtime/model.h"
-#include "runtime/sampler.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -42,13 +42,13 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o);
 // --min-p, --repeat-penalty, --repeat-last-n, -s/--seed.
 struct SamplingFlags {
   bool greedy = false;
-  runtime::SamplerOptions sampling;
+  SamplerParams sampling;
   std::string seed;  // checked by seed_value(); empty: BITNET_SEED, else random
 };
 void add_sampling_options(CLI::App& cmd, SamplingFlags& o);
 // The options with the seed resolved: --seed, else $BITNET_SEED (both may say -1: random), else 0
 // with --deterministic, else random.
-runtime::SamplerOptions resolve_sampling(const SamplingFlags& o, bool deterministic);
+SamplerParams resolve_sampling(const SamplingFlags& o, bool deterministic);
 
 // --print-after-all, --print-after=PASS and --time-passes (dump-ir, run, compile): what the
 // compiler's pass manager is asked to print to stderr (tools/pass_options.h turns them into
@@ -83,9 +83,18 @@ bool is_valid_utf8(std::string_view s);
 // The whole file; errors name the file and the system's reason ("Is a directory").
 Expected<std::string> read_text_file(const std::string& path);
 
-// [[{"id", "logit", "piece"}...] per step]
-nlohmann::json top_logits_json(const std::vector<std::vector<runtime::Candidate>>& steps,
-                               const runtime::Tokenizer& tokenizer);
+// [[{"id", "logit", "piece"}...] per step]: `steps` of items with .id and .logit, piece(id) the
+// token's text.
+template <class Steps, class Piece>
+nlohmann::json top_logits_json(const Steps& steps, const Piece& piece) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& step : steps) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& c : step) items.push_back({{"id", c.id}, {"logit", c.logit}, {"piece", piece(c.id)}});
+    out.push_back(items);
+  }
+  return out;
+}
 Status write_json_file(const std::string& path, const nlohmann::json& doc);
 
 }  // namespace bitnet::tools

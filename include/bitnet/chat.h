@@ -24,5 +24,7 @@ struct ChatMessage {
 BITNET_API Result<std::string> apply_chat_template(const Model& model, std::string_view name_or_template,
                                                    std::span<const ChatMessage> messages, bool add_generation_prompt);
 BITNET_API std::vector<std::string> chat_template_names();
+// The built-in template apply_chat_template would use for `name_or_template` (as above).
+BITNET_API Result<std::string> chat_template_name(const Model& model, std::string_view name_or_template);
 
 }  // namespace bitnet

@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace bitnet {
@@ -57,9 +58,12 @@ class BITNET_API Context {
   int64_t n_batch() const;  // tokens per decode
   int threads() const;
   const Model& model() const;
+  std::string backend() const;  // what runs it: "jit", "plan" or "interp"
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
 
  private:
-  struct Impl;
   explicit Context(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

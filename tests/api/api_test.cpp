@@ -147,6 +147,63 @@ TEST(Api, GreedyMatchesTheGeneratorAlsoWithManySequences) {
   EXPECT_EQ(got, want);
 }
 
+// generate(): the same ids as the decode/sample loop, text streamed as it is produced, and a
+// second call continuing the context where the first left it.
+TEST(Api, GenerateStreamsAndContinuesAContext) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  const std::vector<Token> prompt = model->vocab().tokenize("Once upon a time", true, false);
+  auto fresh = Context::create(model, {.n_ctx = 64, .threads = 1});
+  ASSERT_TRUE(fresh.ok());
+  const std::vector<Token> want = greedy(**fresh, prompt, 16);
+
+  auto ctx = Context::create(model, {.n_ctx = 64, .threads = 2});
+  ASSERT_TRUE(ctx.ok());
+  GenerateParams params;
+  params.n_predict = 8;
+  params.sampling.temperature = 0;
+  params.top_logits_steps = 2;
+  params.top_logits_k = 3;
+  std::string streamed;
+  auto first = generate(**ctx, prompt, params, [&](std::string_view text) { streamed += text; });
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->generated_ids, std::vector<Token>(want.begin(), want.begin() + 8));
+  EXPECT_EQ(first->text, streamed);
+  EXPECT_EQ(first->stop_reason, "length");
+  ASSERT_EQ(first->top_logits.size(), 2u);
+  ASSERT_EQ(first->top_logits[0].size(), 3u);
+  EXPECT_EQ(first->top_logits[0][0].id, want[0]);
+  // The context holds the prompt and all generated tokens but the last.
+  EXPECT_EQ((*ctx)->seq_pos_max(0) + 1, static_cast<int64_t>(prompt.size() + 7));
+
+  // Continue: the last token is the next prompt; the earlier tokens are what the context holds.
+  params.top_logits_steps = 0;
+  params.earlier_tokens = prompt;
+  params.earlier_tokens.insert(params.earlier_tokens.end(), first->generated_ids.begin(),
+                               first->generated_ids.end() - 1);
+  const std::vector<Token> next = {first->generated_ids.back()};
+  auto second = generate(**ctx, next, params);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second->generated_ids, std::vector<Token>(want.begin() + 8, want.end()));
+
+  // Errors are values and change nothing.
+  params.earlier_tokens.clear();
+  EXPECT_FALSE(generate(**ctx, next, params).ok());  // the context holds more than that
+  auto empty = Context::create(model, {.n_ctx = 64, .threads = 1});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(generate(**empty, std::vector<Token>{}, params).ok());
+  params.top_logits_k = 0;
+  EXPECT_FALSE(generate(**empty, prompt, params).ok());
+  params.top_logits_k = 10;
+  params.sampling.top_p = 2;
+  EXPECT_FALSE(generate(**empty, prompt, params).ok());
+  EXPECT_EQ((*empty)->seq_pos_max(0), -1);
+
+  // The template a chat would use: the model has none, so chatml; a name is itself.
+  EXPECT_EQ(chat_template_name(*model, "").value(), "chatml");
+  EXPECT_EQ(chat_template_name(*model, "llama3").value(), "llama3");
+}
+
 // One Model, four Contexts on four threads at once (two of them with two worker threads of
 // their own): each gets what it gets alone. scripts/tsan.sh runs this under ThreadSanitizer.
 TEST(Api, ContextsOnSeveralThreadsShareOneModel) {
@@ -289,7 +346,8 @@ TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
                                                  "bitnet::Context::",
                                                  "bitnet::Sampler::",
                                                  "bitnet::apply_chat_template",
-                                                 "bitnet::chat_template_names",
+                                                 "bitnet::chat_template_name",
+                                                 "bitnet::generate",
                                                  "bitnet::set_log_callback",
                                                  "bitnet::compiler_pass_names",
                                                  "_edata",
