@@ -1,7 +1,7 @@
 // `bitnet eval`: teacher-forced negative log-likelihood and perplexity of a text file or a
 // token id list, optionally writing every logit as .npy.
 #include "runtime/evaluate.h"
-#include "runtime/npy.h"
+#include "tools/npy_writer.h"
 #include "tools/commands.h"
 #include "tools/option_values.h"
 #include "tools/run_options.h"
@@ -109,7 +109,7 @@ void add_eval(CLI::App& app, int& exit_code) {
         result->n_tokens, result->n_predicted, result->windows, result->mean_nll(), result->perplexity(), result->ms,
         result->ms > 0 ? result->processed_tokens * 1000.0 / result->ms : 0);
     if (!o->logits_out.empty()) {
-      auto s = runtime::write_npy_f32(o->logits_out, result->logits, {result->n_tokens, result->n_vocab});
+      auto s = write_npy_f32(o->logits_out, result->logits, {result->n_tokens, result->n_vocab});
       if (!s.ok()) {
         fail(s.error().message);
         return;

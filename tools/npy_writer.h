@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-namespace bitnet::runtime {
+namespace bitnet::tools {
 
 Status write_npy_f32(const std::string& path, std::span<const float> data, const std::vector<int64_t>& shape);
 
-}  // namespace bitnet::runtime
+}  // namespace bitnet::tools

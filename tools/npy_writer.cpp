@@ -1,11 +1,11 @@
 // .npy writer (see npy.h): magic, version 1.0, a little-endian header dict padded so the
 // data starts on a 64-byte boundary, then the raw little-endian floats. Written by the rules of
 // frontend_gguf/output_file.h (temp file + rename over a regular file, /dev/null written directly).
-#include "runtime/npy.h"
+#include "tools/npy_writer.h"
 
 #include "frontend_gguf/output_file.h"
 
-namespace bitnet::runtime {
+namespace bitnet::tools {
 
 Status write_npy_f32(const std::string& path, std::span<const float> data, const std::vector<int64_t>& shape) {
   int64_t count = 1;
@@ -30,4 +30,4 @@ Status write_npy_f32(const std::string& path, std::span<const float> data, const
   });
 }
 
-}  // namespace bitnet::runtime
+}  // namespace bitnet::tools
