@@ -1,8 +1,9 @@
 // `bitnet eval`: teacher-forced negative log-likelihood and perplexity of a text file or a
-// token id list, optionally writing every logit as .npy.
-#include "runtime/evaluate.h"
-#include "tools/npy_writer.h"
+// token id list, optionally writing every logit as .npy. Written on the public library
+// (include/bitnet/) only.
+#include "bitnet/evaluate.h"
 #include "tools/commands.h"
+#include "tools/npy_writer.h"
 #include "tools/option_values.h"
 #include "tools/run_options.h"
 
@@ -65,12 +66,13 @@ void add_eval(CLI::App& app, int& exit_code) {
                         fmt::format("{} is larger than the window (--ctx-size {})", o->stride, o->common.ctx));
     }
     double load_ms = 0;
-    auto model = load_model(o->common, &load_ms);
-    if (!model.ok()) {
-      fail(model.error().message);
+    auto loaded = load_model(o->common, &load_ms);
+    if (!loaded.ok()) {
+      fail(loaded.error().message);
       return;
     }
-    std::vector<int32_t> tokens;
+    const Model& model = *loaded->model;
+    std::vector<Token> tokens;
     if (!o->ids.empty()) {
       auto parsed = parse_id_list(o->ids);
       if (!parsed.ok()) {
@@ -89,17 +91,17 @@ void add_eval(CLI::App& app, int& exit_code) {
         fail(fmt::format("'{}' is not valid UTF-8", o->text_file));
         return;
       }
-      tokens = (*model)->tokenizer().encode(content, {.add_bos = !o->no_bos, .parse_special = false});
+      tokens = model.vocab().tokenize(content, /*add_special=*/!o->no_bos, /*parse_special=*/false);
     }
-    runtime::EvalOptions e;
+    EvalParams e;
     e.ctx = o->common.ctx;
     e.stride = o->stride;
     e.decode_mode = o->mode == "decode";
     e.keep_logits = !o->logits_out.empty();
-    e.dump_logit_steps = o->dump_logit_steps;
-    e.logits_topk = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
+    e.top_logits_steps = o->dump_logit_steps;
+    e.top_logits_k = o->logits_topk > 0 ? o->logits_topk : kDefaultLogitsTopK;
     e.threads = resolved_threads(o->common);
-    auto result = runtime::evaluate(**model, tokens, e);
+    auto result = evaluate(model, tokens, e);
     if (!result.ok()) {
       fail(result.error().message);
       return;
@@ -126,9 +128,9 @@ void add_eval(CLI::App& app, int& exit_code) {
                             {"perplexity", result->perplexity()},
                             {"ms", result->ms},
                             {"load_ms", load_ms}};
-      if (!result->dumped_logits.empty()) {
-        doc["top_logits"] = top_logits_json(result->dumped_logits,
-                                            [&](int32_t id) { return (*model)->tokenizer().token_to_piece(id, true); });
+      if (!result->top_logits.empty()) {
+        doc["top_logits"] =
+            top_logits_json(result->top_logits, [&](Token id) { return model.vocab().token_to_piece(id, true); });
       }
       if (auto s = write_json_file(o->json_out, doc); !s.ok()) {
         fail(s.error().message);

@@ -4,6 +4,7 @@
 
 #include "bitnet/chat.h"
 #include "bitnet/context.h"
+#include "bitnet/evaluate.h"
 #include "bitnet/generate.h"
 #include "bitnet/log.h"
 #include "bitnet/model.h"

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -204,6 +205,46 @@ TEST(Api, GenerateStreamsAndContinuesAContext) {
   EXPECT_EQ(chat_template_name(*model, "llama3").value(), "llama3");
 }
 
+// evaluate(): the NLL of each next token under the logits a Context gives for the same batch
+// (prompt mode, one window: the same logits bit for bit).
+TEST(Api, EvaluateScoresWhatAContextPredicts) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  const std::vector<Token> tokens = model->vocab().tokenize("Once upon a time there was a little dog", true, false);
+  ASSERT_GE(tokens.size(), 6u);
+  auto eval = evaluate(*model, tokens, {.keep_logits = true, .top_logits_steps = 1, .threads = 2});
+  ASSERT_TRUE(eval.ok()) << eval.error().message;
+  EXPECT_EQ(eval->n_tokens, static_cast<int64_t>(tokens.size()));
+  EXPECT_EQ(eval->n_predicted, static_cast<int64_t>(tokens.size()) - 1);
+  EXPECT_EQ(eval->windows, 1);
+  ASSERT_EQ(eval->n_vocab, model->n_vocab());
+  ASSERT_EQ(eval->logits.size(), tokens.size() * static_cast<size_t>(model->n_vocab()));
+
+  auto ctx = Context::create(model, {.n_ctx = 64, .threads = 1, .all_logits = true});
+  ASSERT_TRUE(ctx.ok());
+  Batch batch;
+  for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], static_cast<int64_t>(i), {0}, true);
+  ASSERT_TRUE((*ctx)->decode(batch).ok());
+  double nll = 0;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    const std::span<const float> row = (*ctx)->logits(static_cast<int32_t>(i));
+    const std::span<const float> kept(eval->logits.data() + i * row.size(), row.size());
+    EXPECT_TRUE(std::equal(row.begin(), row.end(), kept.begin())) << "row " << i;
+    const float top = *std::max_element(row.begin(), row.end());
+    double sum = 0;
+    for (float v : row) sum += std::exp(static_cast<double>(v) - top);
+    nll -= static_cast<double>(row[static_cast<size_t>(tokens[i + 1])]) - top - std::log(sum);
+  }
+  EXPECT_NEAR(eval->nll_sum, nll, 1e-6 * nll);
+  EXPECT_NEAR(eval->perplexity(), std::exp(nll / static_cast<double>(tokens.size() - 1)), 1e-6);
+  ASSERT_EQ(eval->top_logits.size(), 1u);
+
+  // Errors are values.
+  EXPECT_FALSE(evaluate(*model, std::vector<Token>{1}, {}).ok());
+  EXPECT_FALSE(evaluate(*model, std::vector<Token>{1, static_cast<Token>(model->n_vocab())}, {}).ok());
+  EXPECT_FALSE(evaluate(*model, tokens, {.ctx = 4, .stride = 5}).ok());
+}
+
 // One Model, four Contexts on four threads at once (two of them with two worker threads of
 // their own): each gets what it gets alone. scripts/tsan.sh runs this under ThreadSanitizer.
 TEST(Api, ContextsOnSeveralThreadsShareOneModel) {
@@ -348,6 +389,7 @@ TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
                                                  "bitnet::apply_chat_template",
                                                  "bitnet::chat_template_name",
                                                  "bitnet::generate",
+                                                 "bitnet::evaluate",
                                                  "bitnet::set_log_callback",
                                                  "bitnet::compiler_pass_names",
                                                  "_edata",
