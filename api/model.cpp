@@ -3,6 +3,8 @@
 #include "api/log_sink.h"
 #include "api/model_impl.h"
 #include "api/model_loader.h"
+#include "ir/graph_properties.h"
+#include "runtime/decode_bytes.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
 
@@ -115,6 +117,23 @@ std::vector<std::string> Model::meta_keys() const {
 std::string Model::chat_template() const {
   const std::string* t = impl_->model->file().get_string("tokenizer.chat_template");
   return t ? *t : std::string();
+}
+
+std::string Model::path() const {
+  return impl_->model->file().path();
+}
+int64_t Model::file_size() const {
+  return static_cast<int64_t>(impl_->model->file().file_size());
+}
+std::string Model::lm_head_type() const {
+  // The graphs record a retargeted head's dtype.
+  for (const auto& [key, value] : impl_->model->graph(false).properties()) {
+    if (key == ir::kLmHeadProperty) return value;
+  }
+  return {};
+}
+int64_t Model::decode_bytes_per_token() const {
+  return runtime::decode_bytes_per_token(*impl_->model);
 }
 
 std::string Model::backend() const {

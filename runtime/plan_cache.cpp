@@ -276,15 +276,4 @@ Expected<uint64_t> parse_size(const std::string& text) {
   return static_cast<uint64_t>(value * scale);
 }
 
-std::string format_size(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", v, units[u]);
-}
-
 }  // namespace bitnet::runtime

@@ -91,6 +91,5 @@ class PlanCache {
 
 // "500M", "2G", "1.5GiB", "4096" -> bytes (K, M, G, T: powers of 1024; an optional "B"/"iB").
 Expected<uint64_t> parse_size(const std::string& text);
-std::string format_size(uint64_t bytes);  // "1.18 GiB"
 
 }  // namespace bitnet::runtime

@@ -2,10 +2,8 @@
 // repetitions, per thread count), plus the memory-bandwidth roofline of decoding measured in
 // the same run: bytes read per decoded token and the fraction of the roofline reached. With
 // --batch B1,B2,...: llama-batched-bench's test, B sequences prefilled then decoded together,
-// aggregate tokens/s.
-#include "ir/graph_properties.h"
-#include "runtime/bench.h"
-#include "runtime/plan_cache.h"
+// aggregate tokens/s. Written on the public library (include/bitnet/) only.
+#include "tools/bench_runs.h"
 #include "tools/commands.h"
 #include "tools/option_values.h"
 #include "tools/run_options.h"
@@ -81,15 +79,15 @@ void add_bench(CLI::App& app, int& exit_code) {
       return;
     }
     const std::vector<int> threads = thread_counts(o->threads);
-    auto model = load_model(o->common, nullptr);
-    if (!model.ok()) {
-      print_error("bench", model.error().message);
+    auto loaded = load_model(o->common, nullptr);
+    if (!loaded.ok()) {
+      print_error("bench", loaded.error().message);
       return;
     }
-    const runtime::Model& m = **model;
+    const std::shared_ptr<const Model>& model = *loaded;
     // Each test runs in a context of its own length: past the model's context (or -c) the
     // figures would be for positions the model was never meant to see.
-    const auto context = o->common.ctx > 0 ? o->common.ctx : static_cast<int64_t>(m.config().n_ctx_train);
+    const auto context = o->common.ctx > 0 ? o->common.ctx : model->n_ctx_train();
     const std::string context_source = o->common.ctx > 0 ? "-c" : "the model's context length";
     if (o->n_prompt > context) {
       throw_usage_error(
@@ -108,13 +106,9 @@ void add_bench(CLI::App& app, int& exit_code) {
     std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
     // A requantized LM head (--lm-head, or a plan compiled with it) changes the results: its
     // rows say so, apart from the default's.
-    // (The graphs record a retargeted head's dtype; "" is the model file's own head.)
-    std::string lm_head;
-    for (const auto& [key, value] : m.graph(false).properties()) {
-      if (key == ir::kLmHeadProperty) lm_head = value;
-    }
+    const std::string lm_head = model->lm_head_type();  // "": the model file's own head
     if (!lm_head.empty()) backend += " lm_head=" + lm_head;
-    const int64_t bytes_per_token = runtime::decode_bytes_per_token(m);
+    const int64_t bytes_per_token = model->decode_bytes_per_token();
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json && batches.empty()) {
       fmt::print("| model | size | backend | threads | test | t/s |\n|---|---|---|---|---|---|\n");
@@ -122,15 +116,16 @@ void add_bench(CLI::App& app, int& exit_code) {
       fmt::print(
           "| model | size | backend | threads | batch | test | aggregate t/s |\n|---|---|---|---|---|---|---|\n");
     }
-    const std::string name = m.file().path().substr(m.file().path().find_last_of('/') + 1);
-    const std::string size = runtime::format_size(m.file().file_size());
+    const std::string path = model->path();
+    const std::string name = path.substr(path.find_last_of('/') + 1);
+    const std::string size = format_size(static_cast<uint64_t>(model->file_size()));
     const int64_t cache_bytes = last_level_cache_bytes();
     const bool cache_resident = cache_bytes > 0 && bytes_per_token <= cache_bytes;
     for (int t : threads) {
-      double bandwidth = o->membw && batches.empty() ? runtime::measure_read_bandwidth(t) : 0;
-      std::vector<runtime::BenchStats> stats;
+      double bandwidth = o->membw && batches.empty() ? measure_read_bandwidth(t) : 0;
+      std::vector<BenchStats> stats;
       for (int b : batches) {
-        auto rows = runtime::bench_batched(m, o->n_prompt, o->n_gen, b, t, o->repetitions);
+        auto rows = bench_batched(model, o->n_prompt, o->n_gen, b, t, o->repetitions);
         if (!rows.ok()) {
           print_error("bench", rows.error().message);
           return;
@@ -138,7 +133,7 @@ void add_bench(CLI::App& app, int& exit_code) {
         stats.insert(stats.end(), rows->begin(), rows->end());
       }
       if (batches.empty() && o->n_prompt > 0) {
-        auto pp = runtime::bench_prompt(m, o->n_prompt, t, o->repetitions);
+        auto pp = bench_prompt(model, o->n_prompt, t, o->repetitions);
         if (!pp.ok()) {
           print_error("bench", pp.error().message);
           return;
@@ -146,7 +141,7 @@ void add_bench(CLI::App& app, int& exit_code) {
         stats.push_back(*pp);
       }
       if (batches.empty() && o->n_gen > 0) {
-        auto tg = runtime::bench_generate(m, o->n_gen, t, o->repetitions);
+        auto tg = bench_generate(model, o->n_gen, t, o->repetitions);
         if (!tg.ok()) {
           print_error("bench", tg.error().message);
           return;
@@ -187,7 +182,8 @@ void add_bench(CLI::App& app, int& exit_code) {
           fmt::print(
               "  roofline at {} threads: {:.2f} MB per decoded token fit in the {} last-level cache: decode reads "
               "the weights from the cache, so the DRAM roofline ({:.2f} GB/s -> {:.2f} tok/s) does not apply\n",
-              t, static_cast<double>(bytes_per_token) / 1e6, runtime::format_size(cache_bytes), bandwidth, roofline);
+              t, static_cast<double>(bytes_per_token) / 1e6, format_size(static_cast<uint64_t>(cache_bytes)), bandwidth,
+              roofline);
         } else {
           fmt::print(
               "  roofline at {} threads: read bandwidth {:.2f} GB/s, {:.1f} MB per decoded token -> {:.2f} tok/s; "

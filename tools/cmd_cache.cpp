@@ -2,6 +2,7 @@
 // it, and trimming it to a size, least recently used plans first.
 #include "runtime/plan_cache.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 
 #include <fmt/format.h>
 
@@ -56,10 +57,10 @@ void add_cache(CLI::App& app, int& exit_code) {
       total += e.bytes;
       std::string what = e.valid ? fmt::format("{} for {}", e.model, e.target) : "INVALID: " + e.problem;
       if (e.valid && !e.unusable.empty()) what += "  UNUSABLE on this CPU: " + e.unusable;
-      fmt::print("{}  {:>10}  used {}  {}\n", e.key.substr(0, 16), runtime::format_size(e.bytes),
-                 format_time(e.last_used_s), what);
+      fmt::print("{}  {:>10}  used {}  {}\n", e.key.substr(0, 16), format_size(e.bytes), format_time(e.last_used_s),
+                 what);
     }
-    fmt::print("{} plans, {}\n", entries->size(), runtime::format_size(total));
+    fmt::print("{} plans, {}\n", entries->size(), format_size(total));
     exit_code = kExitOk;
   });
 
@@ -70,7 +71,7 @@ void add_cache(CLI::App& app, int& exit_code) {
     auto c = cache();
     auto removed = c.ok() ? c->clear() : Expected<runtime::PlanCache::Removed>(c.error());
     if (!removed.ok()) return print_error("cache clear", removed.error().message);
-    fmt::print("removed {} files ({})\n", removed->files, runtime::format_size(removed->bytes));
+    fmt::print("removed {} files ({})\n", removed->files, format_size(removed->bytes));
     exit_code = kExitOk;
   });
 
@@ -93,7 +94,7 @@ void add_cache(CLI::App& app, int& exit_code) {
     auto c = cache();
     auto removed = c.ok() ? c->prune(max_bytes) : Expected<runtime::PlanCache::Removed>(c.error());
     if (!removed.ok()) return print_error("cache prune", removed.error().message);
-    fmt::print("removed {} files ({})\n", removed->files, runtime::format_size(removed->bytes));
+    fmt::print("removed {} files ({})\n", removed->files, format_size(removed->bytes));
     exit_code = kExitOk;
   });
 }

@@ -70,7 +70,7 @@ void add_chat(CLI::App& app, int& exit_code) {
       fail(loaded.error().message);
       return;
     }
-    const std::shared_ptr<const Model>& model = loaded->model;
+    const std::shared_ptr<const Model>& model = *loaded;
     // The name given, else the model's template (recognised), else chatml.
     auto template_name = chat_template_name(*model, o->chat_template);
     if (!template_name.ok()) {

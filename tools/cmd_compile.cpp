@@ -4,9 +4,10 @@
 #include "compiler/load_model.h"
 #include "compiler/plan_compiler.h"
 #include "frontend_gguf/output_file.h"
-#include "runtime/plan_cache.h"  // format_size
+#include "runtime/plan_cache.h"
 #include "runtime/plan_files.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 #include "tools/pass_options.h"
 #include "tools/run_options.h"
 
@@ -75,16 +76,16 @@ void add_compile(CLI::App& app, int& exit_code) {
         "compiled {} kernels for {} ({}) in {:.0f} ms (codegen {:.0f} ms, link {:.1f} ms, weight hashes {:.0f} ms)\n"
         "wrote {} ({}; code image {}); cache key {}\n",
         plan.kernels.size(), plan.target->name, plan.target->cpu, total_ms, compiled->compile_ms, compiled->link_ms,
-        compiled->weights_ms, o->output, runtime::format_size(plan_bytes),
-        runtime::format_size(plan.code->image.size()), plan.provenance->cache_key);
+        compiled->weights_ms, o->output, format_size(plan_bytes), format_size(plan.code->image.size()),
+        plan.provenance->cache_key);
     for (const runtime::RepackedBlob& blob : compiled->repacked) {
       if (!to_file) {
         fmt::print(stderr, "bitnet: note: '{}' is not a regular file: the sidecar {} ({}) was not written\n", o->output,
-                   o->output + runtime::kSidecarSuffix, runtime::format_size(blob.bytes.size()));
+                   o->output + runtime::kSidecarSuffix, format_size(blob.bytes.size()));
         continue;
       }
       fmt::print("LM head {} requantized to {} in {:.0f} ms: {} in {}\n", blob.source, blob.dtype, compiled->repack_ms,
-                 runtime::format_size(blob.bytes.size()), o->output + runtime::kSidecarSuffix);
+                 format_size(blob.bytes.size()), o->output + runtime::kSidecarSuffix);
     }
     exit_code = kExitOk;
   });

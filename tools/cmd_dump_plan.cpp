@@ -4,6 +4,7 @@
 #include "runtime/plan_cache.h"
 #include "runtime/plan_reader.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 
 #include <fmt/format.h>
 
@@ -116,13 +117,12 @@ void add_dump_plan(CLI::App& app, int& exit_code) {
                model->hash ? model->hash->lo() : 0, p.tokenizer == "gguf" ? "the model's GGUF metadata" : p.tokenizer);
     uint64_t weight_bytes = 0;
     for (const auto& w : p.weights) weight_bytes += w->bytes;
-    fmt::print("weights: {} tensors mapped from the GGUF ({})", p.weights.size(), runtime::format_size(weight_bytes));
+    fmt::print("weights: {} tensors mapped from the GGUF ({})", p.weights.size(), format_size(weight_bytes));
     if (p.sidecar) {
       fmt::print("; {} repacked in {} ({})", p.sidecar->weights.size(), p.sidecar->file_name,
-                 runtime::format_size(p.sidecar->file_size));
+                 format_size(p.sidecar->file_size));
     }
-    fmt::print("\ncode: ELF shared object, {}, {} kernels\n", runtime::format_size(p.code->image.size()),
-               p.kernels.size());
+    fmt::print("\ncode: ELF shared object, {}, {} kernels\n", format_size(p.code->image.size()), p.kernels.size());
     for (const auto& k : p.kernels) {
       fmt::print("  {:10} {:6} {:8.1f} ms  {}\n", k->symbol, split_name(k->split), k->compile_ms, k->key);
     }
@@ -135,7 +135,7 @@ void add_dump_plan(CLI::App& app, int& exit_code) {
           "graph '{}' ({} logits): {} nodes, {} kernel calls, arena {} for t_max {}, KV cache {} layers x {} "
           "bytes per cell (f16 K and V)\n",
           g->name, g->all_logits ? "all" : "last-token", g->nodes.size(), kernel_calls,
-          runtime::format_size(static_cast<uint64_t>(g->arena_bytes)), g->t_max, g->kv.size(),
+          format_size(static_cast<uint64_t>(g->arena_bytes)), g->t_max, g->kv.size(),
           g->kv.empty() ? 0 : kv_bytes_per_cell / static_cast<int64_t>(g->kv.size()));
     }
     for (size_t i = 0; i < p.graphs.size(); ++i) {

@@ -71,7 +71,7 @@ void add_eval(CLI::App& app, int& exit_code) {
       fail(loaded.error().message);
       return;
     }
-    const Model& model = *loaded->model;
+    const Model& model = **loaded;
     std::vector<Token> tokens;
     if (!o->ids.empty()) {
       auto parsed = parse_id_list(o->ids);

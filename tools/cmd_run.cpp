@@ -69,7 +69,7 @@ void add_run(CLI::App& app, int& exit_code) {
       fail(loaded.error().message);
       return;
     }
-    const std::shared_ptr<const Model>& model = loaded->model;
+    const std::shared_ptr<const Model>& model = *loaded;
     const Vocab& vocab = model->vocab();
     // An empty prompt starts from BOS alone (llama.cpp, llama2.c), when the model has one.
     const std::vector<Token> prompt_ids = vocab.tokenize(o->prompt, /*add_special=*/true, /*parse_special=*/false);

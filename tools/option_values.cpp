@@ -143,4 +143,15 @@ std::optional<bool> bool_from_env(const char* name) {
   throw_usage_error(name, fmt::format("'{}' is not valid: expected 1/0, true/false, yes/no or on/off", value));
 }
 
+std::string format_size(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", v, units[u]);
+}
+
 }  // namespace bitnet::tools

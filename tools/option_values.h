@@ -42,4 +42,7 @@ std::optional<std::string> checked_env(const char* name, const CLI::Validator& c
 // Boolean variables: 1/0, true/false, yes/no, on/off (any case); nullopt when unset or empty.
 std::optional<bool> bool_from_env(const char* name);
 
+// A byte count for people: "1.18 GiB", "512 B".
+std::string format_size(uint64_t bytes);
+
 }  // namespace bitnet::tools

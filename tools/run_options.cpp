@@ -1,7 +1,6 @@
 // Shared run/eval options (see run_options.h).
 #include "tools/run_options.h"
 
-#include "api/model_impl.h"
 #include "frontend_gguf/output_file.h"
 #include "tools/option_values.h"
 
@@ -133,11 +132,7 @@ int resolved_threads(const CommonRunOptions& o) {
   return static_cast<int>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
 }
 
-const runtime::Model& LoadedModel::operator*() const {
-  return *model->impl().model;
-}
-
-Expected<LoadedModel> load_model(const CommonRunOptions& o, double* load_ms, const PassFlags& passes) {
+Expected<std::shared_ptr<const Model>> load_model(const CommonRunOptions& o, double* load_ms, const PassFlags& passes) {
   const auto start = std::chrono::steady_clock::now();
   ModelParams params;
   params.backend = o.backend;
@@ -152,7 +147,7 @@ Expected<LoadedModel> load_model(const CommonRunOptions& o, double* load_ms, con
   auto model = bitnet::Model::load(o.model, params);
   if (load_ms) *load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!model.ok()) return make_error("{}", model.error().message);
-  return LoadedModel{*model};
+  return *model;
 }
 
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text) {

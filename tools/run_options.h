@@ -4,7 +4,6 @@
 
 #include "bitnet/model.h"
 #include "bitnet/sampler.h"
-#include "runtime/model.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -66,17 +65,12 @@ void add_pass_options(CLI::App& cmd, PassFlags& o);
 Status finish_common_options(CommonRunOptions& o);
 int resolved_threads(const CommonRunOptions& o);
 
-// A model loaded through the library (bitnet::Model::load: the plan, or the GGUF through the
-// compiler in `bitnet`; bitnet-rt's library runs plans only). The commands not yet written
-// on the public API reach the engine's model through it: `->` and `*` give the runtime::Model.
-struct LoadedModel {
-  std::shared_ptr<const bitnet::Model> model;
-  const runtime::Model& operator*() const;
-  const runtime::Model* operator->() const { return &**this; }
-};
-// Loads the model from --plan or -m (compiler diagnostics from `passes`); the library's
-// messages (warnings, -v reports) go to stderr.
-Expected<LoadedModel> load_model(const CommonRunOptions& o, double* load_ms, const PassFlags& passes = {});
+// Loads the model through the library (bitnet::Model::load: the plan, or the GGUF through the
+// compiler in `bitnet`; bitnet-rt's library runs plans only) with compiler diagnostics from
+// `passes`; the library's messages (warnings, -v reports) go to stderr.
+Expected<std::shared_ptr<const Model>> load_model(const CommonRunOptions& o, double* load_ms,
+                                                  const PassFlags& passes = {});
+
 // "1,2,3" -> ids; fails on anything that is not a comma-separated integer list.
 Expected<std::vector<int32_t>> parse_id_list(const std::string& text);
 bool is_valid_utf8(std::string_view s);

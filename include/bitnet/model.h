@@ -75,6 +75,14 @@ class BITNET_API Model {
   std::vector<std::string> meta_keys() const;
   std::string chat_template() const;  // tokenizer.chat_template, "" when absent
   std::string backend() const;        // what runs it: "jit", "plan" or "interp"
+  std::string path() const;           // the GGUF file
+  int64_t file_size() const;          // its bytes
+  // The LM head's type when it is not the file's own (requantized with ModelParams::lm_head or
+  // by the plan's compilation: "q8_0", "q6_k"); "" for the file's head.
+  std::string lm_head_type() const;
+  // Bytes of weights one decode step reads (every matrix, the norm gains, one embedding row):
+  // with the machine's read bandwidth, the roofline of decoding.
+  int64_t decode_bytes_per_token() const;
 
   const Vocab& vocab() const;
 

@@ -6,7 +6,7 @@
 #include "compiler/jit_model.h"
 #include "compiler/load_model.h"
 #include "compiler/requantize.h"
-#include "runtime/bench.h"
+#include "runtime/decode_bytes.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"

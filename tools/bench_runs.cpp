@@ -1,5 +1,7 @@
-// Benchmark measurements (see bench.h).
-#include "runtime/bench.h"
+// Benchmark measurements (see bench_runs.h), on the public library.
+#include "tools/bench_runs.h"
+
+#include "ir/support/expected.h"  // make_error, BITNET_RETURN_IF_ERROR
 
 #include <sys/mman.h>
 
@@ -9,7 +11,7 @@
 #include <numeric>
 #include <thread>
 
-namespace bitnet::runtime {
+namespace bitnet::tools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -43,25 +45,56 @@ BenchStats summarize(std::string test, int threads, std::vector<double> samples)
 }
 
 // Deterministic token ids spread over the vocabulary (as llama-bench feeds random tokens).
-std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
+std::vector<Token> bench_tokens(int64_t n, int64_t vocab) {
+  std::vector<Token> ids(static_cast<size_t>(n));
   uint64_t x = 88172645463325252ull;
   for (auto& id : ids) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    id = static_cast<int32_t>(x % static_cast<uint64_t>(vocab));
+    id = static_cast<Token>(x % static_cast<uint64_t>(vocab));
   }
   return ids;
 }
 
 }  // namespace
 
-Expected<BenchStats> bench_prompt(const Model& model, int64_t n_prompt, int threads, int repetitions) {
-  const auto tokens = bench_tokens(n_prompt, static_cast<int64_t>(model.config().n_vocab));
-  BITNET_ASSIGN_OR_RETURN(auto session, model.new_session(false, n_prompt, threads));
+namespace {
+
+Expected<std::unique_ptr<Context>> new_context(const std::shared_ptr<const Model>& model, int64_t n_ctx, int threads,
+                                               int32_t n_seq_max = 1) {
+  auto ctx = Context::create(model, {.n_ctx = n_ctx, .n_seq_max = n_seq_max, .threads = threads});
+  if (!ctx.ok()) return make_error("{}", ctx.error().message);
+  return std::move(*ctx);
+}
+
+Status decoded(Status s) {
+  if (!s.ok()) return make_error("{}", s.error().message);
+  return Status::success();
+}
+
+// `tokens` into sequence `seq` from position `pos`, in calls of at most n_batch tokens; the
+// last token's logits only (a prompt).
+Status feed(Context& ctx, std::span<const Token> tokens, int64_t pos, int32_t seq = 0) {
+  Batch b;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (static_cast<int64_t>(b.size()) == ctx.n_batch()) {
+      BITNET_RETURN_IF_ERROR(decoded(ctx.decode(b)));
+      b.clear();
+    }
+    b.add(tokens[i], pos + static_cast<int64_t>(i), {seq}, i + 1 == tokens.size());
+  }
+  return b.size() > 0 ? decoded(ctx.decode(b)) : Status::success();
+}
+
+}  // namespace
+
+Expected<BenchStats> bench_prompt(const std::shared_ptr<const Model>& model, int64_t n_prompt, int threads,
+                                  int repetitions) {
+  const auto tokens = bench_tokens(n_prompt, model->n_vocab());
+  BITNET_ASSIGN_OR_RETURN(auto ctx, new_context(model, n_prompt, threads));
   auto once = [&]() -> Expected<double> {
-    session->reset();
+    ctx->memory_clear();
     const auto start = Clock::now();
-    BITNET_RETURN_IF_ERROR(session->run(tokens));
+    BITNET_RETURN_IF_ERROR(feed(*ctx, tokens, 0));
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
   BITNET_RETURN_IF_ERROR(warm_up(once));
@@ -73,13 +106,19 @@ Expected<BenchStats> bench_prompt(const Model& model, int64_t n_prompt, int thre
   return summarize(fmt::format("pp{}", n_prompt), threads, std::move(samples));
 }
 
-Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threads, int repetitions) {
-  const auto tokens = bench_tokens(n_gen, static_cast<int64_t>(model.config().n_vocab));
-  BITNET_ASSIGN_OR_RETURN(auto session, model.new_session(false, n_gen, threads));
+Expected<BenchStats> bench_generate(const std::shared_ptr<const Model>& model, int64_t n_gen, int threads,
+                                    int repetitions) {
+  const auto tokens = bench_tokens(n_gen, model->n_vocab());
+  BITNET_ASSIGN_OR_RETURN(auto ctx, new_context(model, n_gen, threads));
+  Batch step;
   auto once = [&]() -> Expected<double> {
-    session->reset();
+    ctx->memory_clear();
     const auto start = Clock::now();
-    for (int64_t i = 0; i < n_gen; ++i) BITNET_RETURN_IF_ERROR(session->run(std::span(&tokens[i], 1)));
+    for (int64_t i = 0; i < n_gen; ++i) {
+      step.clear();
+      step.add(tokens[static_cast<size_t>(i)], i, {0}, true);
+      BITNET_RETURN_IF_ERROR(decoded(ctx->decode(step)));
+    }
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
   BITNET_RETURN_IF_ERROR(warm_up(once));
@@ -91,46 +130,41 @@ Expected<BenchStats> bench_generate(const Model& model, int64_t n_gen, int threa
   return summarize(fmt::format("tg{}", n_gen), threads, std::move(samples));
 }
 
-Expected<std::vector<BenchStats>> bench_batched(const Model& model, int64_t n_prompt, int64_t n_gen, int batch,
-                                                int threads, int repetitions) {
+Expected<std::vector<BenchStats>> bench_batched(const std::shared_ptr<const Model>& model, int64_t n_prompt,
+                                                int64_t n_gen, int batch, int threads, int repetitions) {
   if (batch < 1) return make_error("batch must be positive, got {}", batch);
-  const auto vocab = static_cast<int64_t>(model.config().n_vocab);
-  const auto tokens = bench_tokens(n_prompt + n_gen, vocab);
-  BITNET_ASSIGN_OR_RETURN(
-      auto session,
-      model.new_session(
-          {.all_logits = false, .n_ctx = batch * (n_prompt + n_gen), .threads = threads, .n_seq_max = batch}));
+  const auto tokens = bench_tokens(n_prompt + n_gen, model->n_vocab());
+  BITNET_ASSIGN_OR_RETURN(auto ctx, new_context(model, batch * (n_prompt + n_gen), threads, batch));
   // Every sequence gets the same ids (as llama-batched-bench without a shared prompt: each
   // sequence still computes its own).
-  Outputs outputs;  // reused: the loop allocates nothing per step
   auto prefill = [&]() -> Status {
     Batch b;
     for (int32_t seq = 0; seq < batch; ++seq) {
       for (int64_t t = 0; t < n_prompt; ++t) {
-        if (static_cast<int64_t>(b.size()) == session->max_batch()) {
-          BITNET_RETURN_IF_ERROR(session->decode_into(b, outputs));
+        if (static_cast<int64_t>(b.size()) == ctx->n_batch()) {
+          BITNET_RETURN_IF_ERROR(decoded(ctx->decode(b)));
           b.clear();
         }
         b.add(tokens[static_cast<size_t>(t)], t, {seq}, t == n_prompt - 1);
       }
     }
-    if (b.size() > 0) BITNET_RETURN_IF_ERROR(session->decode_into(b, outputs));
+    if (b.size() > 0) BITNET_RETURN_IF_ERROR(decoded(ctx->decode(b)));
     return Status::success();
   };
+  Batch b;  // reused: the loop allocates nothing per step
   auto generate = [&]() -> Status {
-    Batch b;
     for (int64_t i = 0; i < n_gen; ++i) {
       b.clear();
       for (int32_t seq = 0; seq < batch; ++seq) {
         b.add(tokens[static_cast<size_t>(n_prompt + i)], n_prompt + i, {seq}, true);
       }
-      BITNET_RETURN_IF_ERROR(session->decode_into(b, outputs));
+      BITNET_RETURN_IF_ERROR(decoded(ctx->decode(b)));
     }
     return Status::success();
   };
   double pp_s = 0, tg_s = 0;
   auto once = [&]() -> Expected<double> {
-    session->clear();
+    ctx->memory_clear();
     const auto start = Clock::now();
     if (n_prompt > 0) BITNET_RETURN_IF_ERROR(prefill());
     const auto mid = Clock::now();
@@ -249,32 +283,4 @@ double measure_read_bandwidth(int threads, size_t bytes) {
   return best;
 }
 
-int64_t decode_bytes_per_token(const Model& model) {
-  const ir::Graph& g = model.graph(false);
-  int64_t bytes = 0;
-  for (const ir::Node& node : g.nodes()) {
-    if (node.op == ir::OpKind::Weight || node.op == ir::OpKind::InputTokens || node.op == ir::OpKind::Output) continue;
-    for (size_t k = 0; k < node.operands.size(); ++k) {
-      const ir::Node& def = g.def(node.operands[k]);
-      if (def.op != ir::OpKind::Weight) continue;
-      const gguf::TensorInfo* t = model.file().find_tensor(def.attr_string("tensor"));
-      if (t == nullptr) {
-        // Not in the file (a requantized LM head): whole blocks of its IR type.
-        const ir::Type& type = g.value(node.operands[k]).type;
-        const ir::DTypeInfo& info = ir::dtype_info(type.dtype);
-        int64_t n = 1;
-        for (const ir::Dim& d : type.shape) n *= d.size;
-        bytes += n / info.block_size * info.block_bytes;
-        continue;
-      }
-      if (node.op == ir::OpKind::Embed) {
-        bytes += static_cast<int64_t>(t->nbytes / t->ne.back());  // one row per token
-      } else {
-        bytes += static_cast<int64_t>(t->nbytes);
-      }
-    }
-  }
-  return bytes;
-}
-
-}  // namespace bitnet::runtime
+}  // namespace bitnet::tools
