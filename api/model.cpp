@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+
 namespace bitnet {
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -163,6 +165,45 @@ std::string Vocab::text(Token id) const {
   if (id < 0 || id >= n_tokens()) return {};
   return std::string(impl_->tokenizer->token_text(id));
 }
+namespace {
+
+// A tokenizer.json by name, or by content when the name says nothing.
+bool looks_like_json(const std::string& path) {
+  if (path.ends_with(".json")) return true;
+  std::ifstream in(path, std::ios::binary);
+  char c = 0;
+  while (in.get(c)) {
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
+  }
+  return false;
+}
+
+// A Vocab that owns its tokenizer (Vocab::load).
+struct StandaloneVocab {
+  std::unique_ptr<runtime::Tokenizer> tokenizer;
+  Vocab::Impl impl;
+  Vocab vocab{&impl};
+};
+
+}  // namespace
+
+Result<std::shared_ptr<const Vocab>> Vocab::load(const std::string& path) {
+  Expected<std::unique_ptr<runtime::Tokenizer>> tokenizer = make_error("no tokenizer");
+  if (looks_like_json(path)) {
+    tokenizer = runtime::Tokenizer::from_hf_json(path);
+  } else {
+    auto file = gguf::GgufFile::open(path);
+    if (!file.ok()) return Error{file.error().message};
+    tokenizer = runtime::Tokenizer::from_gguf_file(*file);
+    if (!tokenizer.ok()) return Error{fmt::format("{}: {}", path, tokenizer.error().message)};
+  }
+  if (!tokenizer.ok()) return Error{tokenizer.error().message};
+  auto owner = std::make_shared<StandaloneVocab>();
+  owner->tokenizer = std::move(*tokenizer);
+  owner->impl.tokenizer = owner->tokenizer.get();
+  return std::shared_ptr<const Vocab>(owner, &owner->vocab);
+}
+
 std::vector<Token> Vocab::tokenize(std::string_view text, bool add_special, bool parse_special) const {
   return impl_->tokenizer->encode(text, {.add_bos = add_special, .parse_special = parse_special});
 }

@@ -1,39 +1,18 @@
 // `bitnet tokenize`: text -> token ids and pieces, or ids -> text with --detokenize, using
-// the tokenizer of a GGUF model or vocabulary, or a Hugging Face tokenizer.json.
-#include "frontend_gguf/gguf_file.h"
-#include "runtime/tokenizer.h"
+// the tokenizer of a GGUF model or vocabulary, or a Hugging Face tokenizer.json. Written on
+// the public library (include/bitnet/) only.
+#include "bitnet/model.h"
 #include "tools/commands.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <memory>
 
 namespace bitnet::tools {
 namespace {
 
 using nlohmann::json;
-
-// A tokenizer.json by name, or by content when the name says nothing.
-bool looks_like_json(const std::string& path) {
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
-  std::ifstream in(path, std::ios::binary);
-  char c = 0;
-  while (in.get(c)) {
-    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
-  }
-  return false;
-}
-
-Expected<std::unique_ptr<runtime::Tokenizer>> load(const std::string& model, const std::string& tokenizer) {
-  if (!tokenizer.empty() && looks_like_json(tokenizer)) return runtime::Tokenizer::from_hf_json(tokenizer);
-  const std::string& path = model.empty() ? tokenizer : model;
-  BITNET_ASSIGN_OR_RETURN(auto file, gguf::GgufFile::open(path));
-  auto result = runtime::Tokenizer::from_gguf_file(file);
-  if (!result.ok()) return make_error("{}: {}", path, result.error().message);
-  return result;
-}
 
 // Pieces are printed between quotes; control characters are escaped so each token stays on one line.
 std::string escape(std::string_view piece) {
@@ -95,38 +74,35 @@ void add_tokenize(CLI::App& app, int& exit_code) {
   cmd->callback([opts, model, tok, text, detok, &exit_code] {
     if (model->count() == 0 && tok->count() == 0) throw CLI::RequiredError("--model or --tokenizer");
     if (text->count() == 0 && detok->count() == 0) throw CLI::RequiredError("--text or --detokenize");
-    auto tokenizer = load(opts->model, opts->tokenizer);
-    if (!tokenizer.ok()) {
-      print_error("tokenize", tokenizer.error().message);
+    auto vocab = Vocab::load(opts->model.empty() ? opts->tokenizer : opts->model);
+    if (!vocab.ok()) {
+      print_error("tokenize", vocab.error().message);
       exit_code = kExitFailure;
       return;
     }
-    const runtime::Tokenizer& t = **tokenizer;
+    const Vocab& v = **vocab;
     if (detok->count() > 0) {
-      if (Status s = t.check_ids(opts->ids); !s.ok()) {
-        print_error("tokenize", s.error().message);
+      auto decoded = v.detokenize(opts->ids, opts->parse_special);
+      if (!decoded.ok()) {
+        print_error("tokenize", decoded.error().message);
         exit_code = kExitFailure;
         return;
       }
-      const std::string decoded = t.decode(opts->ids, opts->parse_special);
       if (opts->json) {
-        fmt::print("{}\n", json_text(json{{"text", decoded}}));
+        fmt::print("{}\n", json_text(json{{"text", *decoded}}));
       } else {
-        fmt::print("{}\n", decoded);
+        fmt::print("{}\n", *decoded);
       }
       exit_code = kExitOk;
       return;
     }
-    runtime::EncodeOptions options;
-    options.add_bos = !opts->no_bos;
-    options.parse_special = opts->parse_special;
-    const std::vector<runtime::TokenId> ids = t.encode(opts->text, options);
+    const std::vector<Token> ids = v.tokenize(opts->text, /*add_special=*/!opts->no_bos, opts->parse_special);
     if (opts->json) {
       json pieces = json::array();
-      for (const runtime::TokenId id : ids) pieces.push_back(t.token_to_piece(id, true));
+      for (const Token id : ids) pieces.push_back(v.token_to_piece(id, true));
       fmt::print("{}\n", json_text(json{{"ids", ids}, {"pieces", pieces}}));
     } else {
-      for (const runtime::TokenId id : ids) fmt::print("{:>7} -> '{}'\n", id, escape(t.token_to_piece(id, true)));
+      for (const Token id : ids) fmt::print("{:>7} -> '{}'\n", id, escape(v.token_to_piece(id, true)));
     }
     exit_code = kExitOk;
   });

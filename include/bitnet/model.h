@@ -96,6 +96,10 @@ class BITNET_API Model {
 
 class BITNET_API Vocab {
  public:
+  // A vocabulary on its own, without a model: a GGUF file's tokenizer (a vocab-only GGUF will
+  // do) or a Hugging Face tokenizer.json (recognised by its .json name or its '{').
+  static Result<std::shared_ptr<const Vocab>> load(const std::string& path);
+
   int64_t n_tokens() const;
   Token bos() const;  // -1 when none
   Token eos() const;  // -1 when none

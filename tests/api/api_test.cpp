@@ -148,6 +148,23 @@ TEST(Api, GreedyMatchesTheGeneratorAlsoWithManySequences) {
   EXPECT_EQ(got, want);
 }
 
+// A vocabulary without a model: the same ids as the model's; bad files are errors.
+TEST(Api, AVocabularyLoadsOnItsOwn) {
+  auto model = load(kStories);
+  ASSERT_TRUE(model);
+  auto vocab = Vocab::load(kStories);
+  ASSERT_TRUE(vocab.ok()) << vocab.error().message;
+  const std::string text = "Once upon a time, Lily saw a big dog.";
+  EXPECT_EQ((*vocab)->tokenize(text, true, false), model->vocab().tokenize(text, true, false));
+  EXPECT_EQ((*vocab)->n_tokens(), model->vocab().n_tokens());
+  testing::TempDir dir;
+  EXPECT_FALSE(Vocab::load((dir / "missing.gguf").string()).ok());
+  testing::write_file(dir / "t.json", {'{', '}'});
+  EXPECT_FALSE(Vocab::load((dir / "t.json").string()).ok());
+  testing::write_file(dir / "junk.bin", {'G', 'G', 'U', 'X', 0, 0});
+  EXPECT_FALSE(Vocab::load((dir / "junk.bin").string()).ok());
+}
+
 // generate(): the same ids as the decode/sample loop, text streamed as it is produced, and a
 // second call continuing the context where the first left it.
 TEST(Api, GenerateStreamsAndContinuesAContext) {
