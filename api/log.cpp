@@ -1,5 +1,6 @@
-// The library's log sink (see bitnet/log.h).
+// The library's log and progress sinks (see bitnet/log.h).
 #include "api/log_sink.h"
+#include "runtime/progress.h"
 
 #include <mutex>
 
@@ -20,6 +21,10 @@ LogCallback& sink() {
 void set_log_callback(LogCallback callback) {
   std::lock_guard<std::mutex> lock(sink_mutex());
   sink() = std::move(callback);
+}
+
+void set_progress_callback(ProgressCallback callback) {
+  runtime::set_progress_sink(std::move(callback));
 }
 
 namespace api {

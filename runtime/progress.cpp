@@ -1,40 +1,45 @@
-// Terminal progress line (see progress.h).
+// Progress reports (see progress.h).
 #include "runtime/progress.h"
 
-#include <fmt/format.h>
-#include <unistd.h>
-
-#include <cstdio>
+#include <mutex>
 
 namespace bitnet::runtime {
+namespace {
 
-bool stderr_is_terminal() {
-  return ::isatty(STDERR_FILENO) == 1;
+std::mutex& sink_mutex() {
+  static std::mutex m;
+  return m;
+}
+ProgressSink& installed() {
+  static ProgressSink sink;
+  return sink;
 }
 
-Progress::Progress(std::string label) : Progress(std::move(label), stderr_is_terminal()) {}
-Progress::Progress(std::string label, bool enabled) : label_(std::move(label)), enabled_(enabled) {}
+}  // namespace
+
+void set_progress_sink(ProgressSink sink) {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  installed() = std::move(sink);
+}
+
+Progress::Progress(std::string what) : what_(std::move(what)) {
+  std::lock_guard<std::mutex> lock(sink_mutex());
+  sink_ = installed();
+}
 
 Progress::~Progress() {
-  if (drawn_) fmt::print(stderr, "\r\033[K");  // erase the line: the caller prints the outcome
-  std::fflush(stderr);
+  if (sink_ && reported_ && !finished_) sink_(what_, 1.0);
 }
 
 void Progress::fraction(double f) {
-  if (enabled_) draw(fmt::format("{}: {:3.0f} %", label_, 100.0 * f), f >= 1.0);
-}
-
-void Progress::count(int64_t done, int64_t total) {
-  if (enabled_) draw(fmt::format("{}: {}/{}", label_, done, total), done >= total);
-}
-
-void Progress::draw(const std::string& text, bool force) {
+  if (!sink_ || finished_) return;
   const auto now = std::chrono::steady_clock::now();
-  if (!force && drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
+  const bool done = f >= 1.0;
+  if (!done && reported_ && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
-  drawn_ = true;
-  fmt::print(stderr, "\r\033[K{}", text);
-  std::fflush(stderr);
+  reported_ = true;
+  finished_ = done;
+  sink_(what_, done ? 1.0 : f);
 }
 
 }  // namespace bitnet::runtime

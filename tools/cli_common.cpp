@@ -75,6 +75,14 @@ int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, st
   set_log_callback([](LogLevel, std::string_view message) {
     print_to_stderr(message.ends_with('\n') ? std::string(message) : fmt::format("{}\n", message));
   });
+  // Progress of long loads as one line, redrawn, on a terminal only (piped output stays clean).
+  if (::isatty(STDERR_FILENO) == 1) {
+    set_progress_callback([](std::string_view what, double fraction) {
+      print_to_stderr(fraction >= 1.0 ? std::string("\r\033[K")
+                                      : fmt::format("\r\033[K{}: {:3.0f} %", what, 100.0 * fraction));
+      std::fflush(stderr);
+    });
+  }
   int rc = kExitOk;
   try {
     app.parse(argc, argv);

@@ -16,4 +16,10 @@ using LogCallback = std::function<void(LogLevel level, std::string_view message)
 // the library; the callback must be thread-safe.
 BITNET_API void set_log_callback(LogCallback callback);
 
+// Progress of steps that take seconds while a model loads (hashing a large file, compiling
+// kernels): `what` and a fraction in [0, 1], 1 exactly once when the step is over.
+// Process-wide; nullptr (the default) reports nothing. The callback must be thread-safe.
+using ProgressCallback = std::function<void(std::string_view what, double fraction)>;
+BITNET_API void set_progress_callback(ProgressCallback callback);
+
 }  // namespace bitnet

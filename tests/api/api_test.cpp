@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -146,6 +147,33 @@ TEST(Api, GreedyMatchesTheGeneratorAlsoWithManySequences) {
     ASSERT_TRUE((*ctx)->decode(batch).ok());
   }
   EXPECT_EQ(got, want);
+}
+
+// Progress of a load goes to the progress callback, and nowhere without one.
+TEST(Api, LoadProgressGoesToTheCallback) {
+  std::mutex m;
+  std::vector<std::pair<std::string, double>> reports;
+  set_progress_callback([&](std::string_view what, double fraction) {
+    std::lock_guard<std::mutex> lock(m);
+    reports.emplace_back(std::string(what), fraction);
+  });
+  auto model = load(kStories);  // no plan cache: the kernels are compiled
+  set_progress_callback(nullptr);
+  ASSERT_TRUE(model);
+  ASSERT_FALSE(reports.empty());
+  EXPECT_EQ(reports.front().first, "compiling kernels");
+  // Each step ends with 1, once, after its other reports.
+  std::map<std::string, int> finished;
+  for (const auto& [what, fraction] : reports) {
+    EXPECT_TRUE(fraction >= 0 && fraction <= 1) << what;
+    EXPECT_EQ(finished[what], 0) << what << " reported after it finished";
+    if (fraction == 1.0) ++finished[what];
+  }
+  for (const auto& [what, n] : finished) EXPECT_EQ(n, 1) << what;
+  EXPECT_EQ(finished.count("compiling kernels"), 1u);
+  const size_t seen = reports.size();
+  ASSERT_TRUE(load(kStories));
+  EXPECT_EQ(reports.size(), seen);
 }
 
 // A vocabulary without a model: the same ids as the model's; bad files are errors.
@@ -408,6 +436,7 @@ TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
                                                  "bitnet::generate",
                                                  "bitnet::evaluate",
                                                  "bitnet::set_log_callback",
+                                                 "bitnet::set_progress_callback",
                                                  "bitnet::compiler_pass_names",
                                                  "_edata",
                                                  "_end",
