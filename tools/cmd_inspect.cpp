@@ -2,6 +2,7 @@
 // stable JSON document built by frontend_gguf (schema in README.md).
 #include "frontend_gguf/gguf_json.h"
 #include "tools/commands.h"
+#include "tools/option_values.h"
 
 #include <fmt/format.h>
 
@@ -11,17 +12,6 @@ namespace bitnet::tools {
 namespace {
 
 using nlohmann::json;
-
-std::string human_bytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.2f} {}", v, units[u]);
-}
 
 std::string human_count(uint64_t n) {
   if (n >= 1'000'000'000) return fmt::format("{:.2f} B", n / 1e9);
@@ -51,7 +41,7 @@ std::string shape_text(const json& shape) {
 void print_text(const json& doc) {
   const json& file = doc["file"];
   fmt::print("file            {}\n", file["path"].get<std::string>());
-  fmt::print("size            {} ({} bytes)\n", human_bytes(file["size"]), file["size"].get<uint64_t>());
+  fmt::print("size            {} ({} bytes)\n", format_size(file["size"]), file["size"].get<uint64_t>());
   fmt::print("format          GGUF v{}, alignment {}, tensor data at offset {}\n", file["gguf_version"].get<int>(),
              file["alignment"].get<uint64_t>(), file["data_offset"].get<uint64_t>());
   fmt::print("architecture    {}{}\n", doc["architecture"].get<std::string>(),
@@ -104,7 +94,7 @@ void print_text(const json& doc) {
   }
   fmt::print("\nparameters      {} ({})\n", human_count(doc["parameter_count"]),
              doc["parameter_count"].get<uint64_t>());
-  fmt::print("tensor data     {}\n", human_bytes(doc["tensor_bytes"]));
+  fmt::print("tensor data     {}\n", format_size(doc["tensor_bytes"]));
 }
 
 }  // namespace
