@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include <csignal>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -30,6 +32,49 @@ struct ScratchDir {
     std::error_code ec;
     if (!path.empty()) std::filesystem::remove_all(path, ec);
   }
+};
+
+// lld checks that it can write its output with a temporary file, which LLVM puts on its
+// remove-on-signal list: the first time in a process, that installs LLVM's handlers for
+// SIGINT, SIGTERM, SIGSEGV, ... and an alternate signal stack on the calling thread. A library
+// must leave the process's signal handling alone, so both are put back as they were after the
+// link (LLVM then counts its handlers as installed and does not install them again; a signal
+// during a link no longer removes lld's temporary file, which ScratchDir removes anyway).
+class SignalStateGuard {
+ public:
+  SignalStateGuard() {
+    for (int sig = 1; sig < NSIG; ++sig) saved_[sig].ok = ::sigaction(sig, nullptr, &saved_[sig].action) == 0;
+    alt_ok_ = ::sigaltstack(nullptr, &alt_) == 0;
+  }
+  ~SignalStateGuard() {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction now {};
+      if (!saved_[sig].ok || ::sigaction(sig, nullptr, &now) != 0) continue;
+      const struct sigaction& was = saved_[sig].action;
+      if (now.sa_sigaction != was.sa_sigaction || now.sa_flags != was.sa_flags) ::sigaction(sig, &was, nullptr);
+    }
+    stack_t now{};
+    if (!alt_ok_ || ::sigaltstack(nullptr, &now) != 0) return;
+    if (now.ss_sp == alt_.ss_sp && now.ss_flags == alt_.ss_flags) return;
+    if (alt_.ss_flags & SS_DISABLE) {
+      stack_t off{};
+      off.ss_flags = SS_DISABLE;
+      ::sigaltstack(&off, nullptr);
+    } else {
+      ::sigaltstack(&alt_, nullptr);
+    }
+  }
+  SignalStateGuard(const SignalStateGuard&) = delete;
+  SignalStateGuard& operator=(const SignalStateGuard&) = delete;
+
+ private:
+  struct Saved {
+    struct sigaction action {};
+    bool ok = false;
+  };
+  Saved saved_[NSIG];
+  stack_t alt_{};
+  bool alt_ok_ = false;
 };
 
 bool write_bytes(const std::string& path, const std::string& bytes) {
@@ -63,6 +108,7 @@ Expected<std::string> link_shared_object(const std::vector<std::pair<std::string
   {
     std::lock_guard<std::mutex> lock(lld_mutex);
     if (!lld_usable) return make_error("the in-process linker failed earlier and cannot run again in this process");
+    const SignalStateGuard signals;
     result = lld::lldMain(args, out_stream, err_stream, {{lld::Gnu, &lld::elf::link}});
     lld_usable = result.canRunAgain;
   }

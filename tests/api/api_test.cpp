@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -174,6 +175,40 @@ TEST(Api, LoadProgressGoesToTheCallback) {
   const size_t seen = reports.size();
   ASSERT_TRUE(load(kStories));
   EXPECT_EQ(reports.size(), seen);
+}
+
+// A library must leave the process's signal handling alone: loading a model that has to be
+// compiled and linked (a cache miss) installs no signal handler and no alternate signal stack
+// (LLVM's file-removal handlers would, were lld to write its output through a temp file).
+TEST(Api, LoadingInstallsNoSignalHandlers) {
+  const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGPIPE, SIGUSR1};
+  auto handlers = [&] {
+    std::vector<std::pair<void*, int>> out;
+    for (int sig : signals) {
+      struct sigaction sa {};
+      sigaction(sig, nullptr, &sa);
+      // glibc adds SA_RESTORER to whatever it installs (putting SIG_DFL back included).
+      out.emplace_back(reinterpret_cast<void*>(sa.sa_sigaction), sa.sa_flags & ~0x04000000);
+    }
+    return out;
+  };
+  auto alt_stack = [] {
+    stack_t st{};
+    sigaltstack(nullptr, &st);
+    return std::make_pair(st.ss_sp, st.ss_flags);
+  };
+  testing::TempDir cache;
+  const auto before = handlers();
+  std::pair<void*, int> thread_before, thread_after;
+  std::thread loader([&] {
+    thread_before = alt_stack();
+    auto model = Model::load(kStories, {.cache_dir = cache.path().string()});
+    EXPECT_TRUE(model.ok()) << model.error().message;
+    thread_after = alt_stack();
+  });
+  loader.join();
+  EXPECT_EQ(handlers(), before);
+  EXPECT_EQ(thread_after, thread_before);
 }
 
 // A vocabulary without a model: the same ids as the model's; bad files are errors.
