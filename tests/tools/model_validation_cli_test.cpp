@@ -77,7 +77,8 @@ TEST_F(ModelValidationCli, ArmPackedI2sIsRefusedByRunEvalAndCompile) {
   auto c = run_command(cli() + " compat-check " + model);
   EXPECT_EQ(c.exit_code, 2);
   const std::string message =
-      "I2_S tensor 'blk.0.ffn_gate.weight' has rows of 192 weights: a multiple of 64 but not 128, so it can only be the "
+      "I2_S tensor 'blk.0.ffn_gate.weight' has rows of 192 weights: a multiple of 64 but not 128, so it can only be "
+      "the "
       "ARM (NEON, 64-weight block) packing, which this engine does not read";
   EXPECT_NE(c.out.find("i2s-arm-layout"), std::string::npos) << c.out;
   EXPECT_NE(c.out.find(message), std::string::npos) << c.out;
