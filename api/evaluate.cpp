@@ -13,9 +13,8 @@ Result<Evaluation> evaluate(const Model& model, std::span<const Token> tokens, c
   if (params.top_logits_steps < 0 || params.top_logits_k < 1) {
     return Error{"top_logits_steps must not be negative and top_logits_k must be positive"};
   }
-  if (params.threads < 0 || params.ctx < 0 || params.stride < 0) {
-    return Error{"threads, ctx and stride must not be negative"};
-  }
+  if (params.threads < 0 || params.threads > 1024) return Error{"threads must be in [0, 1024]"};
+  if (params.ctx < 0 || params.stride < 0) return Error{"ctx and stride must not be negative"};
   runtime::EvalOptions options;
   options.ctx = params.ctx;
   options.stride = params.stride;

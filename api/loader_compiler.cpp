@@ -8,12 +8,23 @@
 #include "reference/locate_nonfinite.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
 namespace bitnet::api {
 
 Expected<std::unique_ptr<runtime::Model>> load_gguf_model(const std::string& path, const ModelParams& params) {
+  if (params.backend != "jit" && params.backend != "interp") {
+    return make_error("unknown backend '{}' (jit or interp)", params.backend);
+  }
+  // A misspelt pass name would print nothing and look like a pass that did nothing.
+  const std::vector<std::string> known = pass_names();
+  for (const std::string& name : params.diagnostics.print_after) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      return make_error("no pass named '{}' (passes: {})", name, fmt::join(known, ", "));
+    }
+  }
   passes::PassOptions passes;
   passes.print_after_all = params.diagnostics.print_after_all;
   passes.print_after = params.diagnostics.print_after;

@@ -47,6 +47,10 @@ std::vector<std::string> compiler_pass_names() {
 
 Result<std::shared_ptr<const Model>> Model::load(const std::string& path, const ModelParams& params) {
   if (params.plan_path.empty() && path.empty()) return Error{"no model path given"};
+  if (!params.plan_path.empty() && params.lm_head != "f16") {
+    return Error{
+        fmt::format("lm_head {} does not apply to a plan: its LM head was fixed when it was compiled", params.lm_head)};
+  }
   auto model = params.plan_path.empty() ? api::load_gguf_model(path, params) : load_plan(path, params);
   if (!model.ok()) return Error{model.error().message};
   auto impl = std::make_unique<Impl>();

@@ -95,6 +95,18 @@ TEST(Api, ErrorsAreValues) {
   EXPECT_FALSE(Sampler::create({.top_p = 2}).ok());
   EXPECT_FALSE(Sampler::create({.temperature = std::numeric_limits<float>::quiet_NaN()}).ok());
   EXPECT_FALSE(Sampler::create({.repeat_penalty = 0}).ok());
+  // Load options the library cannot honour are errors, not ignored.
+  auto expect_refused = [](const ModelParams& params, std::string_view words) {
+    auto m = Model::load(kStories, params);
+    ASSERT_FALSE(m.ok()) << words;
+    EXPECT_NE(m.error().message.find(words), std::string::npos) << m.error().message;
+  };
+  expect_refused({.use_cache = false, .lm_head = "q4_k"}, "q4_k");
+  expect_refused({.backend = "gpu", .use_cache = false}, "gpu");
+  expect_refused({.backend = "interp", .lm_head = "q8_0"}, "lm_head q8_0");
+  expect_refused({.plan_path = "/nonexistent.plan", .lm_head = "q8_0"}, "lm_head q8_0");
+  expect_refused({.use_cache = false, .diagnostics = {.print_after = {"no-such-pass"}}}, "no-such-pass");
+  EXPECT_FALSE(evaluate(*model, std::vector<Token>{1, 2, 3}, {.threads = 100000}).ok());
 }
 
 // The API's greedy ids are the runtime generator's (what `bitnet run --greedy` prints), and
