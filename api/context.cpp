@@ -1,6 +1,7 @@
 // Contexts of the public API (see bitnet/context.h): a runtime session of the model's backend.
 #include "bitnet/context.h"
 #include "api/context_impl.h"
+#include "api/conversions.h"
 
 #include <algorithm>
 #include <thread>
@@ -15,8 +16,7 @@ Result<std::unique_ptr<Context>> Context::create(std::shared_ptr<const Model> mo
   if (params.threads < 0 || params.threads > 1024) return Error{"threads must be in [0, 1024]"};
   if (params.n_ctx < 0) return Error{"n_ctx must not be negative"};
   auto impl = std::make_unique<Impl>();
-  impl->threads =
-      params.threads > 0 ? params.threads : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  impl->threads = api::resolve_threads(params.threads);
   auto session = model->impl().model->new_session({.all_logits = params.all_logits,
                                                    .n_ctx = params.n_ctx,
                                                    .threads = impl->threads,

@@ -1,11 +1,9 @@
 // Evaluation of the public API (see bitnet/evaluate.h): runtime::evaluate.
 #include "bitnet/evaluate.h"
 
+#include "api/conversions.h"
 #include "api/model_impl.h"
 #include "runtime/evaluate.h"
-
-#include <algorithm>
-#include <thread>
 
 namespace bitnet {
 
@@ -22,8 +20,7 @@ Result<Evaluation> evaluate(const Model& model, std::span<const Token> tokens, c
   options.keep_logits = params.keep_logits;
   options.dump_logit_steps = params.top_logits_steps;
   options.logits_topk = params.top_logits_k;
-  options.threads =
-      params.threads > 0 ? params.threads : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  options.threads = api::resolve_threads(params.threads);
   auto result = runtime::evaluate(*model.impl().model, tokens, options);
   if (!result.ok()) return Error{result.error().message};
   Evaluation e;
@@ -35,11 +32,7 @@ Result<Evaluation> evaluate(const Model& model, std::span<const Token> tokens, c
   e.ms = result->ms;
   e.n_vocab = result->n_vocab;
   e.logits = std::move(result->logits);
-  for (const auto& step : result->dumped_logits) {
-    std::vector<TopLogit> top;
-    for (const runtime::Candidate& c : step) top.push_back({c.id, c.logit});
-    e.top_logits.push_back(std::move(top));
-  }
+  e.top_logits = api::top_logits(result->dumped_logits);
   return e;
 }
 

@@ -3,6 +3,7 @@
 #include "bitnet/generate.h"
 
 #include "api/context_impl.h"
+#include "api/conversions.h"
 #include "runtime/generate.h"
 
 namespace bitnet {
@@ -18,15 +19,7 @@ Result<Generation> generate(Context& ctx, std::span<const Token> prompt, const G
   impl.logits = nullptr;  // the session's own outputs replace the last decode's
   runtime::GenerateOptions options;
   options.n_predict = params.n_predict;
-  const SamplerParams& s = params.sampling;
-  options.sampling = {.greedy = s.temperature <= 0,
-                      .temperature = s.temperature,
-                      .top_k = s.top_k,
-                      .top_p = s.top_p,
-                      .min_p = s.min_p,
-                      .repeat_penalty = s.repeat_penalty,
-                      .repeat_last_n = s.repeat_last_n,
-                      .seed = s.seed};
+  options.sampling = api::sampler_options(params.sampling);
   options.stop_at_eog = params.stop_at_eog;
   options.dump_logit_steps = params.top_logits_steps;
   options.logits_topk = params.top_logits_k;
@@ -41,11 +34,7 @@ Result<Generation> generate(Context& ctx, std::span<const Token> prompt, const G
   g.text = std::move(result->text);
   const runtime::Timings& t = result->timings;
   g.timings = {t.prompt_ms, t.prompt_tokens, t.generated_tokens, t.generate_ms, t.decode_steps};
-  for (const auto& step : result->dumped_logits) {
-    std::vector<TopLogit> top;
-    for (const runtime::Candidate& c : step) top.push_back({c.id, c.logit});
-    g.top_logits.push_back(std::move(top));
-  }
+  g.top_logits = api::top_logits(result->dumped_logits);
   g.stop_reason = std::move(result->stop_reason);
   return g;
 }

@@ -1,5 +1,6 @@
 // Samplers of the public API (see bitnet/sampler.h): runtime::Sampler plus the accepted tokens.
 #include "bitnet/sampler.h"
+#include "api/conversions.h"
 #include "runtime/sampler.h"
 
 #include <cmath>
@@ -11,18 +12,7 @@ struct Sampler::Impl {
   SamplerParams params;
   runtime::Sampler sampler;
   std::vector<Token> history;
-  runtime::SamplerOptions options() const {
-    runtime::SamplerOptions o;
-    o.greedy = params.temperature <= 0;
-    o.temperature = params.temperature;
-    o.top_k = params.top_k;
-    o.top_p = params.top_p;
-    o.min_p = params.min_p;
-    o.repeat_penalty = params.repeat_penalty;
-    o.repeat_last_n = params.repeat_last_n;
-    o.seed = params.seed;
-    return o;
-  }
+  runtime::SamplerOptions options() const { return api::sampler_options(params); }
 };
 
 Result<Sampler> Sampler::create(const SamplerParams& p) {

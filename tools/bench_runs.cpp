@@ -85,6 +85,19 @@ Status feed(Context& ctx, std::span<const Token> tokens, int64_t pos, int32_t se
   return b.size() > 0 ? decoded(ctx.decode(b)) : Status::success();
 }
 
+// `test`'s tokens/s: `once` (a run of `tokens` tokens, returning its seconds) after the
+// warm-up, `repetitions` times.
+template <typename Once>
+Expected<BenchStats> measure(std::string test, int64_t tokens, int threads, int repetitions, Once&& once) {
+  BITNET_RETURN_IF_ERROR(warm_up(once));
+  std::vector<double> samples;
+  for (int r = 0; r < repetitions; ++r) {
+    BITNET_ASSIGN_OR_RETURN(const double s, once());
+    samples.push_back(static_cast<double>(tokens) / s);
+  }
+  return summarize(std::move(test), threads, std::move(samples));
+}
+
 }  // namespace
 
 Expected<BenchStats> bench_prompt(const std::shared_ptr<const Model>& model, int64_t n_prompt, int threads,
@@ -97,13 +110,7 @@ Expected<BenchStats> bench_prompt(const std::shared_ptr<const Model>& model, int
     BITNET_RETURN_IF_ERROR(feed(*ctx, tokens, 0));
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
-  BITNET_RETURN_IF_ERROR(warm_up(once));
-  std::vector<double> samples;
-  for (int r = 0; r < repetitions; ++r) {
-    BITNET_ASSIGN_OR_RETURN(const double s, once());
-    samples.push_back(static_cast<double>(n_prompt) / s);
-  }
-  return summarize(fmt::format("pp{}", n_prompt), threads, std::move(samples));
+  return measure(fmt::format("pp{}", n_prompt), n_prompt, threads, repetitions, once);
 }
 
 Expected<BenchStats> bench_generate(const std::shared_ptr<const Model>& model, int64_t n_gen, int threads,
@@ -121,13 +128,7 @@ Expected<BenchStats> bench_generate(const std::shared_ptr<const Model>& model, i
     }
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
-  BITNET_RETURN_IF_ERROR(warm_up(once));
-  std::vector<double> samples;
-  for (int r = 0; r < repetitions; ++r) {
-    BITNET_ASSIGN_OR_RETURN(const double s, once());
-    samples.push_back(static_cast<double>(n_gen) / s);
-  }
-  return summarize(fmt::format("tg{}", n_gen), threads, std::move(samples));
+  return measure(fmt::format("tg{}", n_gen), n_gen, threads, repetitions, once);
 }
 
 Expected<std::vector<BenchStats>> bench_batched(const std::shared_ptr<const Model>& model, int64_t n_prompt,
