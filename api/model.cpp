@@ -159,8 +159,36 @@ Token Vocab::bos() const {
 Token Vocab::eos() const {
   return impl_->tokenizer->eos();
 }
+bool Vocab::is_bpe() const {
+  return impl_->tokenizer->facts().byte_level_bpe;
+}
+Token Vocab::eot() const {
+  return impl_->tokenizer->facts().eot;
+}
+Token Vocab::pad() const {
+  return impl_->tokenizer->facts().pad;
+}
+Token Vocab::sep() const {
+  return impl_->tokenizer->facts().sep;
+}
+Token Vocab::newline() const {
+  return impl_->tokenizer->facts().newline;
+}
 bool Vocab::adds_bos() const {
   return impl_->tokenizer->adds_bos();
+}
+bool Vocab::adds_eos() const {
+  return impl_->tokenizer->facts().adds_eos;
+}
+bool Vocab::is_control(Token id) const {
+  constexpr uint32_t kControl = 1u << 3;  // LLAMA_TOKEN_ATTR_CONTROL
+  return (attributes(id) & kControl) != 0;
+}
+float Vocab::score(Token id) const {
+  return impl_->tokenizer->token_score(id);
+}
+uint32_t Vocab::attributes(Token id) const {
+  return impl_->tokenizer->token_attributes(id);
 }
 bool Vocab::is_eog(Token id) const {
   return id >= 0 && id < n_tokens() && impl_->tokenizer->is_end_of_generation(id);

@@ -49,9 +49,11 @@ Expected<BatchLayout> SequenceCells::layout(const Batch& batch, int64_t n_vocab,
             i, seq, at, batch.pos[i]);
       }
       if (at >= cells_per_seq_) {
-        return make_error("context is full: {} tokens in the cache + {} new exceed the context size {}",
-                          length_[static_cast<size_t>(seq)], at - length_[static_cast<size_t>(seq)] + 1,
-                          cells_per_seq_);
+        Error full =
+            make_error("context is full: {} tokens in the cache + {} new exceed the context size {}",
+                       length_[static_cast<size_t>(seq)], at - length_[static_cast<size_t>(seq)] + 1, cells_per_seq_);
+        full.kind = ErrorKind::kContextFull;
+        return full;
       }
       ++at;
       if (s == 0) {

@@ -180,7 +180,12 @@ std::optional<ChatTemplate> ChatTemplate::detect(std::string_view jinja_text) {
 }
 
 Expected<ChatTemplate> ChatTemplate::choose(std::string_view name, std::string_view model_template_text) {
-  if (!name.empty()) return by_name(name);
+  if (!name.empty()) {
+    auto named = by_name(name);
+    if (named.ok()) return named;
+    if (auto detected = detect(name)) return *detected;  // a Jinja text given instead of a name
+    return named.error();
+  }
   if (model_template_text.empty()) return by_name("chatml");
   if (auto detected = detect(model_template_text)) return *detected;
   return make_error("the model's chat template is not one of the built-in ones ({}); choose one with --chat-template",

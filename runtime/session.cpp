@@ -8,8 +8,10 @@ namespace bitnet::runtime {
 Status Session::check_tokens(std::span<const int32_t> tokens) const {
   if (tokens.empty()) return make_error("empty batch: nothing to evaluate");
   if (pos() + static_cast<int64_t>(tokens.size()) > n_ctx_seq()) {
-    return make_error("context is full: {} tokens in the cache + {} new exceed the context size {}", pos(),
-                      tokens.size(), n_ctx_seq());
+    Error full = make_error("context is full: {} tokens in the cache + {} new exceed the context size {}", pos(),
+                            tokens.size(), n_ctx_seq());
+    full.kind = ErrorKind::kContextFull;
+    return full;
   }
   for (int32_t id : tokens) {
     if (id < 0 || id >= n_vocab()) return make_error("token id {} is outside the vocabulary [0, {})", id, n_vocab());

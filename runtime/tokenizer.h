@@ -18,6 +18,13 @@ namespace bitnet::runtime {
 
 using TokenId = int32_t;
 
+// Vocabulary facts beyond encoding and decoding, as llama.cpp's llama_vocab_* report them.
+struct VocabularyFacts {
+  bool byte_level_bpe = false;                         // "gpt2" (BPE); otherwise SentencePiece "llama"
+  TokenId eot = -1, pad = -1, sep = -1, newline = -1;  // -1 when none
+  bool adds_eos = false;
+};
+
 struct EncodeOptions {
   bool add_bos = true;         // prepend BOS when the vocabulary asks for it (add_bos_token, default per model type)
                                // (llama.cpp's add_special: also appends EOS where add_eos_token says so)
@@ -64,6 +71,9 @@ class Tokenizer {
   virtual bool adds_bos() const = 0;                          // model default for add_bos
   // End of generation: EOS, EOT and other end-of-turn control tokens.
   virtual bool is_end_of_generation(TokenId id) const = 0;
+  virtual VocabularyFacts facts() const = 0;
+  virtual float token_score(TokenId id) const = 0;          // 0 outside the vocabulary
+  virtual uint32_t token_attributes(TokenId id) const = 0;  // llama_token_attr bits; 0 outside
 };
 
 }  // namespace bitnet::runtime

@@ -91,6 +91,12 @@ Expected<Vocab> build_vocab(const gguf::TokenizerData& data, VocabKind kind, con
   v.eos = pick(data.special.eos, defaults.eos);
   v.unk = pick(data.special.unk, defaults.unk);
   v.eot = pick(data.special.eot, -1);
+  v.pad = pick(data.special.pad, -1);
+  v.sep = pick(data.special.sep, -1);
+  // llama.cpp's linefeed token: SentencePiece's byte token for '\n' (or a literal "\n"),
+  // byte-level BPE's 'Ċ' (U+010A, how the byte 0x0A is spelled there).
+  v.newline = kind == VocabKind::kSpm ? v.find("<0x0A>") : v.find("\xC4\x8A");
+  if (v.newline < 0 && kind == VocabKind::kSpm) v.newline = v.find("\n");
   v.add_bos = data.add_bos.value_or(defaults.add_bos);
   v.add_eos = data.add_eos.value_or(false);
   v.add_space_prefix = data.add_space_prefix.value_or(defaults.add_space_prefix);
@@ -284,6 +290,15 @@ std::string VocabTokenizer::decode(std::span<const TokenId> ids, bool render_spe
 
 std::string_view VocabTokenizer::token_text(TokenId id) const {
   return vocab_.valid(id) ? std::string_view(vocab_.text[id]) : std::string_view();
+}
+
+VocabularyFacts VocabTokenizer::facts() const {
+  return {.byte_level_bpe = vocab_.kind == VocabKind::kBpe,
+          .eot = vocab_.eot,
+          .pad = vocab_.pad,
+          .sep = vocab_.sep,
+          .newline = vocab_.newline,
+          .adds_eos = vocab_.add_eos && vocab_.eos >= 0};
 }
 
 bool VocabTokenizer::is_end_of_generation(TokenId id) const {

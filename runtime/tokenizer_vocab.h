@@ -49,7 +49,7 @@ struct Vocab {
   std::vector<float> score;
   std::vector<uint32_t> attr;
   StringIndex ids;  // text -> id, over `text`
-  TokenId bos = -1, eos = -1, unk = -1, eot = -1, eom = -1;
+  TokenId bos = -1, eos = -1, unk = -1, eot = -1, eom = -1, pad = -1, sep = -1, newline = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false, clean_spaces = false;
   std::vector<TokenId> special_tokens;     // control, user-defined and unknown tokens, longest text first
   std::vector<TokenId> end_of_generation;  // sorted
@@ -83,6 +83,9 @@ class VocabTokenizer : public Tokenizer {
   TokenId eos() const override { return vocab_.eos; }
   bool adds_bos() const override { return vocab_.add_bos && vocab_.bos >= 0; }
   bool is_end_of_generation(TokenId id) const override;
+  VocabularyFacts facts() const override;
+  float token_score(TokenId id) const override { return vocab_.valid(id) ? vocab_.score[id] : 0.0f; }
+  uint32_t token_attributes(TokenId id) const override { return vocab_.valid(id) ? vocab_.attr[id] : 0; }
 
  protected:
   // Encodes one raw-text fragment; `after_special` is true at the start and after a token

@@ -23,6 +23,11 @@ struct ChatMessage {
 // with add_special and parse_special.
 BITNET_API Result<std::string> apply_chat_template(const Model& model, std::string_view name_or_template,
                                                    std::span<const ChatMessage> messages, bool add_generation_prompt);
+// Without a model (llama_chat_apply_template): a built-in name or a Jinja text to recognise, ""
+// for chatml; templates that write the BOS or EOS text use `bos_text` and `eos_text`.
+BITNET_API Result<std::string> apply_chat_template(std::string_view name_or_template,
+                                                   std::span<const ChatMessage> messages, bool add_generation_prompt,
+                                                   std::string_view bos_text, std::string_view eos_text);
 BITNET_API std::vector<std::string> chat_template_names();
 // The built-in template apply_chat_template would use for `name_or_template` (as above).
 BITNET_API Result<std::string> chat_template_name(const Model& model, std::string_view name_or_template);

@@ -101,11 +101,22 @@ class BITNET_API Vocab {
   static Result<std::shared_ptr<const Vocab>> load(const std::string& path);
 
   int64_t n_tokens() const;
-  Token bos() const;  // -1 when none
-  Token eos() const;  // -1 when none
+  bool is_bpe() const;    // byte-level BPE ("gpt2"); otherwise SentencePiece ("llama")
+  Token bos() const;      // -1 when none
+  Token eos() const;      // -1 when none
+  Token eot() const;      // end of turn; -1 when none
+  Token pad() const;      // -1 when none
+  Token sep() const;      // -1 when none
+  Token newline() const;  // the token of "\n" alone; -1 when none
   bool adds_bos() const;
+  bool adds_eos() const;
   bool is_eog(Token id) const;       // end of generation (EOS, EOT, ...)
+  bool is_control(Token id) const;   // a control token (BOS, EOS, <|eot_id|>, ...)
   std::string text(Token id) const;  // the raw vocabulary string; "" outside the vocabulary
+  float score(Token id) const;       // the vocabulary's score (SentencePiece); 0 outside
+  // llama.cpp's llama_token_attr bits (normal 4, control 8, user-defined 16, byte 32, ...); 0
+  // outside the vocabulary.
+  uint32_t attributes(Token id) const;
   // add_special: BOS (and EOS) where the vocabulary adds them; parse_special: control token
   // texts in `text` become those tokens.
   std::vector<Token> tokenize(std::string_view text, bool add_special, bool parse_special) const;

@@ -10,8 +10,15 @@
 
 namespace bitnet {
 
+// What kind of failure an Error is, where a caller may act on it (llama_decode's return codes).
+enum class ErrorKind {
+  kInvalid,      // bad input or state: fix the call
+  kContextFull,  // a sequence has no room for the batch: free cells (seq_rm) or use a larger context
+};
+
 struct Error {
   std::string message;
+  ErrorKind kind = ErrorKind::kInvalid;
 };
 
 // A value or an error. Deliberately small: ok(), value(), error(), * and ->.

@@ -70,6 +70,17 @@ TEST(Api, ModelMetadataAndVocabulary) {
   EXPECT_FALSE(v.detokenize(std::vector<Token>{-3}).ok());
   EXPECT_EQ(v.text(-1), "");
   EXPECT_TRUE(v.is_eog(v.eos()));
+  // What llama.h's vocabulary calls report.
+  EXPECT_FALSE(v.is_bpe());  // SentencePiece ("llama")
+  EXPECT_TRUE(v.is_control(v.bos()));
+  EXPECT_FALSE(v.is_control(ids.back()));
+  EXPECT_EQ(v.attributes(v.bos()) & 8u, 8u);  // LLAMA_TOKEN_ATTR_CONTROL
+  EXPECT_EQ(v.attributes(-1), 0u);
+  EXPECT_EQ(v.score(-1), 0.0f);
+  EXPECT_NE(v.score(ids.back()), 0.0f);
+  ASSERT_GE(v.newline(), 0);
+  EXPECT_EQ(v.token_to_piece(v.newline()), "\n");
+  EXPECT_FALSE(v.adds_eos());
 }
 
 TEST(Api, ErrorsAreValues) {
@@ -90,6 +101,12 @@ TEST(Api, ErrorsAreValues) {
   auto s = (*ctx)->decode(b);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("continues at position 0"), std::string::npos);
+  EXPECT_EQ(s.error().kind, ErrorKind::kInvalid);
+  Batch fill;  // 32 cells per sequence: the 33rd token has no room
+  for (int i = 0; i < 33; ++i) fill.add(1, i, {1}, false);
+  auto full = (*ctx)->decode(fill);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().kind, ErrorKind::kContextFull) << full.error().message;
   EXPECT_TRUE((*ctx)->logits(0).empty());
   EXPECT_TRUE((*ctx)->logits(-1).empty());
   EXPECT_FALSE(Sampler::create({.top_p = 2}).ok());
@@ -430,6 +447,16 @@ TEST(Api, ChatTemplatesAndTheLogCallback) {
   ASSERT_TRUE(text.ok()) << text.error().message;
   EXPECT_EQ(*text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_FALSE(apply_chat_template(*model, "no-such-template", messages, true).ok());
+  // Without a model (llama_chat_apply_template): a Jinja text is recognised, BOS/EOS texts given.
+  auto by_text = apply_chat_template("{% for m in messages %}<|im_start|>{{ m.role }}", messages, true, "", "");
+  ASSERT_TRUE(by_text.ok()) << by_text.error().message;
+  EXPECT_EQ(*by_text, *text);
+  std::vector<ChatMessage> turns = messages;
+  turns.push_back({"assistant", "Hello."});
+  turns.push_back({"user", "Bye"});
+  auto llama2 = apply_chat_template("llama2", turns, false, "<s>", "</s>");
+  ASSERT_TRUE(llama2.ok());
+  EXPECT_EQ(*llama2, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]");
   EXPECT_EQ(chat_template_names().size(), 8u);
 
   // Warnings reach the callback, never stderr: an unusable cache directory.
