@@ -32,6 +32,7 @@ Status check_elf(std::span<const uint8_t> image) {
 
 LoadedCode::~LoadedCode() {
   if (handle_ != nullptr) ::dlclose(handle_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 Expected<std::shared_ptr<LoadedCode>> LoadedCode::load(std::span<const uint8_t> image,
@@ -49,12 +50,14 @@ Expected<std::shared_ptr<LoadedCode>> LoadedCode::load(std::span<const uint8_t> 
     }
     at += static_cast<size_t>(n);
   }
-  // dlopen maps the file itself; the descriptor is not needed afterwards.
+  // The descriptor stays open while the library is loaded: dlopen recognises a library it
+  // holds by its path, so a later image written to a reused descriptor number would be
+  // "found" as this one (another model's kernels, under the same symbol names).
+  std::shared_ptr<LoadedCode> code(new LoadedCode());
+  code->fd_ = fd;
   const std::string path = fmt::format("/proc/self/fd/{}", fd);
   void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  ::close(fd);
   if (handle == nullptr) return make_error("cannot load the plan's code: {}", ::dlerror());
-  std::shared_ptr<LoadedCode> code(new LoadedCode());
   code->handle_ = handle;
   for (const std::string& symbol : symbols) {
     void* address = ::dlsym(handle, symbol.c_str());

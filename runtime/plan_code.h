@@ -28,6 +28,7 @@ class LoadedCode {
  private:
   LoadedCode() = default;
   void* handle_ = nullptr;
+  int fd_ = -1;  // the memfd the library was loaded from, open as long as it is loaded
   std::vector<abi::KernelFn> kernels_;
 };
 

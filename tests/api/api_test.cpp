@@ -354,6 +354,44 @@ TEST(Api, EvaluateScoresWhatAContextPredicts) {
   EXPECT_FALSE(evaluate(*model, tokens, {.ctx = 4, .stride = 5}).ok());
 }
 
+// Two different models whose kernels come from plans, alive at once, each run their own code
+// (the dynamic loader once returned the first model's library for the second: both were loaded
+// through the same /proc/self/fd/N path).
+TEST(Api, TwoModelsFromPlansEachRunTheirOwnKernels) {
+  BITNET_REQUIRE_SHARED(shared);
+  testing::TempDir dir;
+  const std::string other = (shared / "models/bitnet-i2s/bitnet-tiny-mha.i2_s.gguf").string();
+  const ModelParams cached{.cache_dir = (dir.path() / "cache").string()};
+  // The logits after a short prompt.
+  auto logits_of = [](const std::shared_ptr<const Model>& model) {
+    auto ctx = Context::create(model, {.n_ctx = 64});
+    EXPECT_TRUE(ctx.ok());
+    if (!ctx.ok()) return std::vector<float>{};
+    Batch batch;
+    for (int i = 0; i < 3; ++i) batch.add(1 + 4 * i, i, {0}, i == 2);
+    EXPECT_TRUE((*ctx)->decode(batch).ok());
+    const auto logits = (*ctx)->logits(-1);
+    return std::vector<float>(logits.begin(), logits.end());
+  };
+  std::vector<float> stories_alone, other_alone;
+  for (int pass = 0; pass < 2; ++pass) {  // the first pass compiles into the cache, the second loads plans
+    auto a = Model::load(kStories, cached);
+    ASSERT_TRUE(a.ok()) << a.error().message;
+    stories_alone = logits_of(*a);
+  }
+  {
+    auto b = Model::load(other, cached);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    other_alone = logits_of(*b);
+  }
+  auto b = Model::load(other, cached);
+  ASSERT_TRUE(b.ok());
+  auto a = Model::load(kStories, cached);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(logits_of(*b), other_alone);
+  EXPECT_EQ(logits_of(*a), stories_alone);
+}
+
 // One Model, four Contexts on four threads at once (two of them with two worker threads of
 // their own): each gets what it gets alone. scripts/tsan.sh runs this under ThreadSanitizer.
 TEST(Api, ContextsOnSeveralThreadsShareOneModel) {
