@@ -18,6 +18,8 @@ inline runtime::SamplerOptions sampler_options(const SamplerParams& p) {
           .top_p = p.top_p,
           .min_p = p.min_p,
           .repeat_penalty = p.repeat_penalty,
+          .frequency_penalty = p.frequency_penalty,
+          .presence_penalty = p.presence_penalty,
           .repeat_last_n = p.repeat_last_n,
           .seed = p.seed};
 }

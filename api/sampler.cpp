@@ -20,6 +20,9 @@ Result<Sampler> Sampler::create(const SamplerParams& p) {
   if (!(p.top_p >= 0 && p.top_p <= 1)) return Error{"top_p must be in [0, 1]"};
   if (!(p.min_p >= 0 && p.min_p <= 1)) return Error{"min_p must be in [0, 1]"};
   if (!(p.repeat_penalty > 0) || !std::isfinite(p.repeat_penalty)) return Error{"repeat_penalty must be positive"};
+  if (!std::isfinite(p.frequency_penalty) || !std::isfinite(p.presence_penalty)) {
+    return Error{"frequency_penalty and presence_penalty must be finite"};
+  }
   if (p.top_k < 0 || p.repeat_last_n < 0) return Error{"top_k and repeat_last_n must not be negative"};
   auto impl = std::make_unique<Impl>(Impl{p, runtime::Sampler(runtime::SamplerOptions{}), {}});
   impl->sampler = runtime::Sampler(impl->options());

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace bitnet::runtime {
 namespace {
@@ -45,14 +45,19 @@ double Sampler::uniform() {
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   if (logits.empty()) return -1;
   std::vector<float> adjusted(logits.begin(), logits.end());
-  if (options_.repeat_penalty != 1.0f && options_.repeat_last_n != 0) {
+  const bool penalised =
+      options_.repeat_penalty != 1.0f || options_.frequency_penalty != 0.0f || options_.presence_penalty != 0.0f;
+  if (penalised && options_.repeat_last_n != 0) {
     const size_t n = options_.repeat_last_n < 0 ? history.size()
                                                 : std::min(history.size(), static_cast<size_t>(options_.repeat_last_n));
-    std::unordered_set<int32_t> seen(history.end() - static_cast<std::ptrdiff_t>(n), history.end());
-    for (int32_t id : seen) {
+    std::unordered_map<int32_t, int> count;
+    for (auto it = history.end() - static_cast<std::ptrdiff_t>(n); it != history.end(); ++it) ++count[*it];
+    for (const auto& [id, times] : count) {
       if (id < 0 || static_cast<size_t>(id) >= adjusted.size()) continue;
       float& l = adjusted[static_cast<size_t>(id)];
-      l = l > 0 ? l / options_.repeat_penalty : l * options_.repeat_penalty;  // llama.cpp's rule
+      // llama.cpp's rules in its order: the repetition penalty, then frequency and presence.
+      l = l > 0 ? l / options_.repeat_penalty : l * options_.repeat_penalty;
+      l -= static_cast<float>(times) * options_.frequency_penalty + options_.presence_penalty;
     }
   }
   if (options_.greedy || options_.temperature <= 0.0f) return greedy_pick(adjusted);

@@ -12,11 +12,13 @@ namespace bitnet::runtime {
 struct SamplerOptions {
   bool greedy = false;  // also implied by temperature <= 0
   float temperature = 0.8f;
-  int32_t top_k = 40;           // <= 0: off
-  float top_p = 0.95f;          // >= 1: off
-  float min_p = 0.05f;          // <= 0: off
-  float repeat_penalty = 1.0f;  // 1: off
-  int32_t repeat_last_n = 64;   // how many previous tokens the penalty looks at
+  int32_t top_k = 40;              // <= 0: off
+  float top_p = 0.95f;             // >= 1: off
+  float min_p = 0.05f;             // <= 0: off
+  float repeat_penalty = 1.0f;     // 1: off
+  float frequency_penalty = 0.0f;  // subtracted once per occurrence in the window
+  float presence_penalty = 0.0f;   // subtracted once for any occurrence in the window
+  int32_t repeat_last_n = 64;      // how many previous tokens the penalties look at
   uint64_t seed = 0;
 };
 

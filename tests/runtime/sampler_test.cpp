@@ -98,6 +98,25 @@ TEST(Sampler, RepetitionPenalty) {
   EXPECT_EQ(window.sample(logits, old), 0);  // token 0 is outside the last-1 window
 }
 
+// OpenAI's penalties as llama.cpp applies them after the repetition penalty: frequency once per
+// occurrence in the window, presence once.
+TEST(Sampler, FrequencyAndPresencePenalties) {
+  const std::vector<float> logits = {2.0f, 1.0f, 0.5f};
+  SamplerOptions o;
+  o.greedy = true;
+  o.frequency_penalty = 0.6f;
+  const std::vector<int32_t> twice = {0, 0};
+  EXPECT_EQ(Sampler(o).sample(logits, twice), 1);                    // 2.0 - 2 * 0.6 = 0.8 < 1.0
+  EXPECT_EQ(Sampler(o).sample(logits, std::vector<int32_t>{0}), 0);  // 1.4 > 1.0
+  o.frequency_penalty = 0;
+  o.presence_penalty = 1.2f;
+  EXPECT_EQ(Sampler(o).sample(logits, std::vector<int32_t>{0}), 1);  // 0.8 < 1.0
+  o.repeat_penalty = 2.0f;  // 2.0 / 2 - 1.2 = -0.2 and 1.0 / 2 - 1.2 = -0.7: token 2 wins
+  EXPECT_EQ(Sampler(o).sample(logits, std::vector<int32_t>{0, 1}), 2);
+  o.repeat_last_n = 1;  // only token 1 is in the window
+  EXPECT_EQ(Sampler(o).sample(logits, std::vector<int32_t>{0, 1}), 0);
+}
+
 TEST(Utf8Stream, HoldsBackPartialCharacters) {
   Utf8Stream s;
   EXPECT_EQ(s.push("a\xE2"), "a");
