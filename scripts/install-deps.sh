@@ -12,6 +12,8 @@ packages=(
   libzstd-dev lld-19 liblld-19-dev     # linking kernel objects into plan images in-process
   libflatbuffers-dev flatbuffers-compiler flatbuffers-compiler-dev   # plans (FlatBuffers 2.0.8)
   python3 python3-jinja2               # tests: chat templates checked against their Jinja text
+  pybind11-dev python3-dev python3-numpy  # the bitnet Python package (python/)
+  python3-pytest python3-venv python3-wheel  # its tests; installing it into a virtualenv
 )
 
 missing=()

@@ -18,7 +18,8 @@ ctest --test-dir build -j "$jobs" --output-on-failure
 stage "ASan+UBSan build and tests"
 # -g1 (line tables) keeps sanitizer reports readable at a fraction of the compile time of -g.
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBITNET_BUILD_TESTS=ON \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DBITNET_SANITIZE=address,undefined >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DBITNET_SANITIZE=address,undefined \
+  -DBITNET_BUILD_PYTHON=OFF >/dev/null  # an ASan extension module cannot load into the system python3
 cmake --build build-asan -j "$jobs"
 # The longest numeric comparisons (interpreter greedy runs, every pass re-checked on four models,
 # the float matmul variants against the instrumented reference loops: 280 s under ASan, 3.5 s in
@@ -27,6 +28,11 @@ cmake --build build-asan -j "$jobs"
 asan_skip='CrossVal.GreedyGenerationBitExact|PassSemantics|InterpreterInThePlannedArenaIsBitIdentical'
 asan_skip+='|MatmulKernels.FloatVariantsMatchTheReference|GreedyFollowsTheReferenceWhereTheMarginAllows'
 asan_skip+='|JitEndToEnd.GreedyIdsMatchWhereTheMarginAllows|EverySequenceGetsTheLogitsItGetsAlone/interp'
+asan_skip+='|capi.greedy_matches_cli'  # the C API's memory use is the other capi programs' to check
+# Numeric comparisons of whole models (LM-head requantization, plan equivalence, prompt logits
+# against the reference: 180 s under ASan) whose code paths shorter tests cover for memory.
+asan_skip+='|LmHeadJit.LogitsAreCloseToTheF16Head|LmHeadJit.GenerationRunsOnEveryModel|PlanEquivalence.SharedBitnetModels'
+asan_skip+='|JitEndToEnd.PromptLogitsMatchTheReference'
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -j "$jobs" --output-on-failure -E "$asan_skip"
 
