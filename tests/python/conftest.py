@@ -68,9 +68,7 @@ def run_cli(cli, tmp_path_factory):
     return run
 
 
-# Per test (a cached plan loads in milliseconds): different models never share a process.
-# Until the engine's plan loading keeps each kernel image's memfd open, a second model's
-# kernels can resolve to the first's (dlopen reuses the /proc/self/fd/N path of a closed fd).
+# Per test: a cached plan loads in milliseconds.
 @pytest.fixture
 def stories(model_path):
     with Llama(model_path(STORIES), n_ctx=256, verbose=False) as llm:

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import TINY
+from conftest import STORIES, TINY
 
 from bitnet import Llama
 
@@ -13,17 +13,20 @@ PROMPTS = ["Once upon a time", "The quick brown fox"]
 
 
 def test_two_threads_give_what_each_gives_alone(model_path):
-    path = model_path(TINY)
-    with Llama(path, n_ctx=256, n_threads=1, verbose=False) as alone:
-        expected = [alone(p, max_tokens=64, temperature=0)["choices"][0]["text"] for p in PROMPTS]
-    # Two Llamas of the same file: two models would need the engine fix named in conftest.py.
-    llms = [Llama(path, n_ctx=256, n_threads=1, verbose=False) for _ in PROMPTS]
-    results = [None] * len(PROMPTS)
+    # Two different models alive at once (each with its own plan's kernels), and two Llamas of one.
+    paths = [model_path(TINY), model_path(STORIES), model_path(TINY)]
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[1]]
+    expected = []
+    for path, prompt in zip(paths, prompts):
+        with Llama(path, n_ctx=256, n_threads=1, verbose=False) as alone:
+            expected.append(alone(prompt, max_tokens=64, temperature=0)["choices"][0]["text"])
+    llms = [Llama(path, n_ctx=256, n_threads=1, verbose=False) for path in paths]
+    results = [None] * len(llms)
 
     def complete(i: int) -> None:
-        results[i] = [llms[i](PROMPTS[i], max_tokens=64, temperature=0)["choices"][0]["text"] for _ in range(3)]
+        results[i] = [llms[i](prompts[i], max_tokens=64, temperature=0)["choices"][0]["text"] for _ in range(3)]
 
-    threads = [threading.Thread(target=complete, args=(i,)) for i in range(len(PROMPTS))]
+    threads = [threading.Thread(target=complete, args=(i,)) for i in range(len(llms))]
     for t in threads:
         t.start()
     for t in threads:
