@@ -10,3 +10,4 @@
 #include "bitnet/model.h"
 #include "bitnet/result.h"
 #include "bitnet/sampler.h"
+#include "bitnet/scheduler.h"

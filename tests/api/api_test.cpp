@@ -543,6 +543,7 @@ TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
                                                  "bitnet::Vocab::",
                                                  "bitnet::Context::",
                                                  "bitnet::Sampler::",
+                                                 "bitnet::Scheduler::",
                                                  "bitnet::apply_chat_template",
                                                  "bitnet::chat_template_name",
                                                  "bitnet::generate",
