@@ -108,7 +108,7 @@ TEST(Scheduler, ConcurrentRequestsGetWhatEachGetsAlone) {
     EXPECT_EQ(o.finish_reason, o.tokens.size() == 24 ? "length" : "stop");
     EXPECT_EQ(o.completion_tokens, static_cast<int64_t>(o.tokens.size()));
     EXPECT_GT(o.events, 1);  // streamed, not all at the end
-    std::string pieces;  // the streamed text continues the prompt: each token's piece as it is
+    std::string pieces;      // the streamed text continues the prompt: each token's piece as it is
     for (Token t : o.tokens) pieces += model->vocab().token_to_piece(t);
     EXPECT_EQ(o.text, pieces);
   }
