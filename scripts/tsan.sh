@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The library's threading contract under ThreadSanitizer: one Model shared by Contexts on
 # several threads, Contexts with worker threads of their own, two threads loading one model
-# through one plan cache (tests/api/api_test.cpp). Builds only what that test needs
+# through one plan cache, the Scheduler's thread beside its callers (tests/api/). Builds only what that test needs
 # (build-tsan/, about 20 minutes on 2 cores from scratch); not part of scripts/test.sh, which
 # runs the same tests in Release and under ASan+UBSan.
 set -euo pipefail
