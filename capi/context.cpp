@@ -329,6 +329,8 @@ float* llama_get_logits_ith(llama_context* ctx, int32_t i) {
 
 // ---- memory ------------------------------------------------------------------------
 
+}  // extern "C"
+
 namespace {
 bitnet::Context* engine_of(llama_memory_t mem, const char* caller) {
   if (!capi::is_live(mem)) {
@@ -337,7 +339,17 @@ bitnet::Context* engine_of(llama_memory_t mem, const char* caller) {
   }
   return mem->ctx->engine.get();
 }
+
+// An edit that returns a Status: failures are logged (llama.h's calls return nothing).
+template <class Edit>
+void edit(llama_memory_t mem, const char* caller, Edit&& apply) {
+  bitnet::Context* e = engine_of(mem, caller);
+  if (e == nullptr) return;
+  if (bitnet::Status s = apply(*e); !s.ok()) capi::log_error("{}: {}", caller, s.error().message);
+}
 }  // namespace
+
+extern "C" {
 
 void llama_memory_clear(llama_memory_t mem, bool) {
   if (bitnet::Context* e = engine_of(mem, "llama_memory_clear")) e->memory_clear();
@@ -348,23 +360,13 @@ bool llama_memory_seq_rm(llama_memory_t mem, llama_seq_id seq_id, llama_pos p0, 
 }
 void llama_memory_seq_cp(llama_memory_t mem, llama_seq_id seq_id_src, llama_seq_id seq_id_dst, llama_pos p0,
                          llama_pos p1) {
-  bitnet::Context* e = engine_of(mem, "llama_memory_seq_cp");
-  if (e == nullptr) return;
-  if (bitnet::Status s = e->seq_cp(seq_id_src, seq_id_dst, p0, p1); !s.ok()) {
-    capi::log_error("llama_memory_seq_cp: {}", s.error().message);
-  }
+  edit(mem, "llama_memory_seq_cp", [&](bitnet::Context& e) { return e.seq_cp(seq_id_src, seq_id_dst, p0, p1); });
 }
 void llama_memory_seq_keep(llama_memory_t mem, llama_seq_id seq_id) {
-  bitnet::Context* e = engine_of(mem, "llama_memory_seq_keep");
-  if (e == nullptr) return;
-  if (bitnet::Status s = e->seq_keep(seq_id); !s.ok()) capi::log_error("llama_memory_seq_keep: {}", s.error().message);
+  edit(mem, "llama_memory_seq_keep", [&](bitnet::Context& e) { return e.seq_keep(seq_id); });
 }
 void llama_memory_seq_add(llama_memory_t mem, llama_seq_id seq_id, llama_pos p0, llama_pos p1, llama_pos delta) {
-  bitnet::Context* e = engine_of(mem, "llama_memory_seq_add");
-  if (e == nullptr) return;
-  if (bitnet::Status s = e->seq_add(seq_id, p0, p1, delta); !s.ok()) {
-    capi::log_error("llama_memory_seq_add: {}", s.error().message);
-  }
+  edit(mem, "llama_memory_seq_add", [&](bitnet::Context& e) { return e.seq_add(seq_id, p0, p1, delta); });
 }
 llama_pos llama_memory_seq_pos_min(llama_memory_t mem, llama_seq_id seq_id) {
   bitnet::Context* e = engine_of(mem, "llama_memory_seq_pos_min");

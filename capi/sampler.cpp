@@ -58,12 +58,33 @@ class Cloneable : public SamplerState {
 
 // ---- helpers on candidate arrays (llama.cpp's llama_sampler_*_impl) --------------------
 
+// The order of a sorted array: descending logit, ties by lower id.
+bool better(const llama_token_data& a, const llama_token_data& b) {
+  return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
+}
+
 void sort_descending(llama_token_data_array& cur) {
   if (cur.sorted) return;
-  std::sort(cur.data, cur.data + cur.size, [](const llama_token_data& a, const llama_token_data& b) {
-    return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-  });
+  std::sort(cur.data, cur.data + cur.size, better);
   cur.sorted = true;
+}
+
+// The index of the highest logit, the first of equal ones; 0 for an empty array.
+size_t argmax(const llama_token_data_array& cur) {
+  size_t best = 0;
+  for (size_t i = 1; i < cur.size; ++i) {
+    if (cur.data[i].logit > cur.data[best].logit) best = i;
+  }
+  return best;
+}
+
+// -sum(p log p) of the probabilities softmax() wrote.
+double entropy(const llama_token_data_array& cur) {
+  double h = 0;
+  for (size_t i = 0; i < cur.size; ++i) {
+    if (cur.data[i].p > 0) h -= cur.data[i].p * std::log(cur.data[i].p);
+  }
+  return h;
 }
 
 // p = softmax(logit), sorted by descending logit.
@@ -83,10 +104,7 @@ void keep_top_k(llama_token_data_array& cur, int32_t k) {
   if (k <= 0 || cur.size == 0) return;
   const size_t keep = std::min(static_cast<size_t>(k), cur.size);
   if (!cur.sorted) {
-    std::partial_sort(cur.data, cur.data + keep, cur.data + cur.size,
-                      [](const llama_token_data& a, const llama_token_data& b) {
-                        return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-                      });
+    std::partial_sort(cur.data, cur.data + keep, cur.data + cur.size, better);
     cur.sorted = true;
   }
   cur.size = keep;
@@ -98,10 +116,7 @@ class Greedy : public Cloneable<Greedy> {
  public:
   const char* name() const override { return "greedy"; }
   void apply(llama_token_data_array& cur) override {
-    cur.selected = cur.size > 0 ? 0 : -1;
-    for (size_t i = 1; i < cur.size; ++i) {
-      if (cur.data[i].logit > cur.data[cur.selected].logit) cur.selected = static_cast<int64_t>(i);
-    }
+    cur.selected = cur.size > 0 ? static_cast<int64_t>(argmax(cur)) : -1;
   }
 };
 
@@ -192,12 +207,9 @@ class Typical : public Cloneable<Typical> {
   void apply(llama_token_data_array& cur) override {
     if (p_ >= 1.0f || cur.size == 0) return;
     softmax(cur);
-    double entropy = 0;
-    for (size_t i = 0; i < cur.size; ++i) {
-      if (cur.data[i].p > 0) entropy -= cur.data[i].p * std::log(cur.data[i].p);
-    }
+    const double h = entropy(cur);
     std::vector<double> shift(cur.size);
-    for (size_t i = 0; i < cur.size; ++i) shift[i] = std::fabs(-std::log(cur.data[i].p) - entropy);
+    for (size_t i = 0; i < cur.size; ++i) shift[i] = std::fabs(-std::log(cur.data[i].p) - h);
     std::vector<size_t> order(cur.size);
     std::iota(order.begin(), order.end(), size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return shift[a] < shift[b]; });
@@ -224,10 +236,7 @@ class Typical : public Cloneable<Typical> {
 
 void apply_temperature(llama_token_data_array& cur, float t) {
   if (t <= 0.0f) {  // only the most likely token survives
-    size_t best = 0;
-    for (size_t i = 1; i < cur.size; ++i) {
-      if (cur.data[i].logit > cur.data[best].logit) best = i;
-    }
+    const size_t best = argmax(cur);
     for (size_t i = 0; i < cur.size; ++i) {
       if (i != best) cur.data[i].logit = -std::numeric_limits<float>::infinity();
     }
@@ -259,12 +268,7 @@ class TempExt : public Cloneable<TempExt> {
     }
     const float min_t = std::max(0.0f, t_ - delta_), max_t = t_ + delta_;
     softmax(cur);
-    double entropy = 0;
-    for (size_t i = 0; i < cur.size; ++i) {
-      if (cur.data[i].p > 0) entropy -= cur.data[i].p * std::log(cur.data[i].p);
-    }
-    const double max_entropy = std::log(static_cast<double>(cur.size));
-    const double normalised = entropy / max_entropy;
+    const double normalised = entropy(cur) / std::log(static_cast<double>(cur.size));
     const auto t = static_cast<float>(min_t + (max_t - min_t) * std::pow(normalised, exponent_));
     apply_temperature(cur, t);
     softmax(cur);
