@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -80,6 +81,30 @@ int64_t default_slot_context(const Model& model) {
   return std::clamp<int64_t>(model.n_ctx_train(), 1, 4096);
 }
 
+constexpr int32_t kMaxTopLogprobs = 20;
+
+// log-softmax of `logits` at `token` and at the `n_top` largest, the normaliser summed in double.
+SampledLogprobs logprobs_of(std::span<const float> logits, Token token, int32_t n_top) {
+  const float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l) - max);
+  const double log_norm = max + std::log(sum);
+  auto logprob = [&](Token t) { return static_cast<float>(logits[static_cast<size_t>(t)] - log_norm); };
+  SampledLogprobs out;
+  out.sampled = {token, logprob(token)};
+  const auto n = static_cast<size_t>(std::min<int64_t>(n_top, static_cast<int64_t>(logits.size())));
+  std::vector<Token> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<Token>(i);
+  // Ties go to the lower id, so the list does not depend on the sort's implementation.
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](Token a, Token b) {
+    const float la = logits[static_cast<size_t>(a)];
+    const float lb = logits[static_cast<size_t>(b)];
+    return la > lb || (la == lb && a < b);
+  });
+  for (size_t i = 0; i < n; ++i) out.top.push_back({ids[i], logprob(ids[i])});
+  return out;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Scheduler>> Scheduler::create(std::shared_ptr<const Model> model,
@@ -132,6 +157,9 @@ Result<uint64_t> Scheduler::submit(CompletionRequest request) {
     if (t < 0 || t >= n_vocab) return Error{fmt::format("token id {} is outside the vocabulary [0, {})", t, n_vocab)};
   }
   if (request.max_tokens < -1) return Error{"max_tokens must be -1 (no limit) or more"};
+  if (request.top_logprobs > kMaxTopLogprobs) {
+    return Error{fmt::format("top_logprobs must be at most {}", kMaxTopLogprobs)};
+  }
   if (auto checked = Sampler::create(request.sampling); !checked.ok()) return checked.error();
   std::lock_guard lock(impl_->mutex);
   if (impl_->stopping) return Error{"the scheduler is stopping"};
@@ -145,6 +173,12 @@ Result<uint64_t> Scheduler::submit(CompletionRequest request) {
   impl_->stats.queued = static_cast<int32_t>(impl_->queue.size());
   impl_->wake.notify_all();
   return id;
+}
+
+bool Scheduler::can_accept() const {
+  std::lock_guard lock(impl_->mutex);
+  const int32_t free_slots = impl_->stats.slots - impl_->stats.slots_busy;
+  return !impl_->stopping && static_cast<int64_t>(impl_->queue.size()) < impl_->params.max_queued + free_slots;
 }
 
 void Scheduler::cancel(uint64_t id) {
@@ -307,6 +341,8 @@ void Scheduler::Impl::sample(Slot& slot, std::span<const float> logits) {
   if (slot.request.stop_at_eog && vocab.is_eog(token)) return finish(slot, "stop");
   ++slot.generated;
   slot.event.tokens.push_back(token);
+  if (slot.request.top_logprobs >= 0)
+    slot.event.logprobs.push_back(logprobs_of(logits, token, slot.request.top_logprobs));
   runtime::StopStrings::Pushed text = slot.stops->push(slot.utf8.push(vocab.token_to_piece(token)));
   slot.event.text += text.released;
   if (text.stopped) return finish(slot, "stop");

@@ -22,11 +22,23 @@
 
 namespace bitnet {
 
+// A token's log-probability under the model (the log-softmax of its raw logits, before any
+// sampling filter), as OpenAI's `logprobs` report it.
+struct TokenLogprob {
+  Token token = -1;
+  float logprob = 0;
+};
+struct SampledLogprobs {
+  TokenLogprob sampled;
+  std::vector<TokenLogprob> top;  // the most likely tokens, most likely first
+};
+
 // What a request streams: text that is final (whole UTF-8 characters, never part of a stop
 // string), then one event with `done`.
 struct CompletionEvent {
   std::string text;
-  std::vector<Token> tokens;  // sampled since the last event (an end-of-generation token is not)
+  std::vector<Token> tokens;              // sampled since the last event (an end-of-generation token is not)
+  std::vector<SampledLogprobs> logprobs;  // one per token of `tokens` when the request asks
   bool done = false;
   std::string finish_reason;  // when done: "stop" (end of generation or a stop string), "length",
                               // "cancelled" or "error"
@@ -41,6 +53,7 @@ struct CompletionRequest {
   SamplerParams sampling;     // temperature <= 0: greedy; the penalties also see the prompt
   std::vector<std::string> stop;
   bool stop_at_eog = true;
+  int32_t top_logprobs = -1;  // >= 0: each token's log-probability and this many alternatives (at most 20)
   // Called on the scheduler's thread; it holds up every stream while it runs, so it must
   // only hand the event over (to a connection, a queue).
   std::function<void(const CompletionEvent&)> on_event;
@@ -77,6 +90,9 @@ class BITNET_API Scheduler {
   // Queues a request; its id, or an error for a request that cannot run (an empty prompt or
   // one that does not fit a slot, bad sampling values) or when the queue is full.
   Result<uint64_t> submit(CompletionRequest request);
+  // Whether submit() would find room in the queue now (for a caller that submits from one
+  // thread, the answer holds until its next submit).
+  bool can_accept() const;
   // Ends a queued or running request with "cancelled" at the next step; unknown ids are ignored.
   void cancel(uint64_t id);
   SchedulerStats stats() const;
