@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs the standalone CUDA kernel check (bench/cuda_kernel_check.cpp) on a machine with an NVIDIA
+# GPU and prints its one JSON summary: parity of every kernel with the CPU reference and the
+# 2B4T decode GEMV / LM head timings against 4.8 TB/s.
+#
+#   bench/cuda_device_check.sh <path/to/cuda_kernel_check> [--iters N]
+#
+# Build the binary where the CUDA toolkit is (it embeds its kernels and needs only glibc >= 2.35
+# and the driver's libcuda.so.1 on the GPU machine):
+#   cmake -S . -B build-cuda -G Ninja -DBITNET_BUILD_BENCH=ON && cmake --build build-cuda --target cuda_kernel_check
+# Exit code: the check's (0 ok, 1 parity failed, 2 no GPU or driver, 3 CUDA error, 4 usage), or
+# 124 when it ran past BITNET_CHECK_TIMEOUT seconds (default 300).
+set -u
+if [ $# -lt 1 ]; then
+  echo "usage: $0 <cuda_kernel_check binary> [--iters N]" >&2
+  exit 4
+fi
+bin=$1
+shift
+limit=${BITNET_CHECK_TIMEOUT:-300}
+if [ ! -x "$bin" ]; then
+  printf '{"status":"error","exit_code":4,"reason":"not an executable: %s"}\n' "$bin"
+  exit 4
+fi
+timeout "$limit" "$bin" "$@"
+rc=$?
+if [ "$rc" -eq 124 ]; then
+  printf '{"status":"timeout","exit_code":124,"limit_s":%s}\n' "$limit"
+fi
+exit "$rc"

@@ -1,0 +1,19 @@
+// Text pieces shared by the CUDA emitters: the device prelude and literal formatting.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bitnet::codegen_cuda {
+
+// Helpers every kernel may call (warp reductions in a fixed order). Guarded so that several
+// kernels can be concatenated into one translation unit.
+const std::string& device_prelude();
+
+// A float as a hexadecimal literal ("0x1.4f8b58p-17f"): exact, whatever the locale.
+std::string float_literal(float value);
+
+// "name_k2560_m6912": identifiers from a prefix and shape numbers.
+std::string kernel_name(const std::string& prefix, std::initializer_list<std::pair<const char*, int64_t>> dims);
+
+}  // namespace bitnet::codegen_cuda

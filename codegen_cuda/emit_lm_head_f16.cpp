@@ -1,0 +1,101 @@
+#include "codegen_cuda/emit_lm_head_f16.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "codegen_cuda/emit_common.h"
+#include "codegen_cuda/repack.h"
+
+namespace bitnet::codegen_cuda {
+
+Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
+  const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
+  return Dim3{static_cast<uint32_t>((shape.m + rows_per_block - 1) / rows_per_block), static_cast<uint32_t>(n_tokens),
+              1};
+}
+
+KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
+  if (shape.k < 1 || shape.k > 12288 || shape.m < 1) throw std::invalid_argument("emit_lm_head_f16: bad shape");
+  if (shape.rows_per_warp < 1 || shape.warps < 1 || shape.warps > 32) {
+    throw std::invalid_argument("emit_lm_head_f16: bad tiling");
+  }
+  KernelSource kern;
+  kern.threads = shape.warps * 32;
+  kern.min_blocks = 2;
+  kern.name =
+      kernel_name("bn_lm_head_f16", {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}});
+  auto num = [](int64_t v) { return std::to_string(v); };
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
+       kern.name + R"((
+    const unsigned short* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {
+  constexpr int kK = )" +
+       num(shape.k) + R"(;
+  constexpr int kM = )" +
+       num(shape.m) + R"(;
+  constexpr int kRows = )" +
+       num(shape.rows_per_warp) + R"(;
+  constexpr int kWarps = )" +
+       num(shape.warps) + R"(;
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kStride = )" +
+       num(f16_row_stride(shape.k)) + R"(;
+  constexpr int kChunks = kK / 64;
+  constexpr int kGroups = kChunks / 4;
+  constexpr int kVectorEnd = kChunks * 64;
+  __shared__ float xs[kK];
+  const int token = blockIdx.y;
+  if (token >= n_tokens) return;  // uniform over the block
+  const int lane = threadIdx.x & 31;
+  const float* xt = x + (long long)token * kK;
+  // The decode path rounds the activations to F16 before the dot products (spec 8.6).
+  for (int i = threadIdx.x; i < kK; i += kThreads) xs[i] = __half2float(__float2half_rn(xt[i]));
+  __syncthreads();
+
+  const int first_row = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
+#pragma unroll 1
+  for (int r = 0; r < kRows; ++r) {
+    const int row = first_row + r;
+    if (row >= kM) break;  // uniform over the warp
+    const unsigned short* wr = w + (long long)row * kStride;
+    float chain_lo = 0.0f;  // element 64c + lane: register lane / 16, lane lane % 16
+    float chain_hi = 0.0f;  // element 64c + 32 + lane: register lane / 16 + 2
+#pragma unroll
+    for (int g = 0; g < kGroups; ++g) {
+      const uint4 packed = __ldg(reinterpret_cast<const uint4*>(wr + g * 256) + lane);
+      const unsigned int pair[4] = {packed.x, packed.y, packed.z, packed.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int base = 64 * (4 * g + j) + lane;
+        chain_lo = __fmaf_rn(__half2float(__ushort_as_half((unsigned short)(pair[j] & 0xffffu))), xs[base], chain_lo);
+        chain_hi = __fmaf_rn(__half2float(__ushort_as_half((unsigned short)(pair[j] >> 16))), xs[base + 32], chain_hi);
+      }
+    }
+#pragma unroll
+    for (int c = kGroups * 4; c < kChunks; ++c) {
+      const unsigned int pair = __ldg(reinterpret_cast<const unsigned int*>(wr + c * 64) + lane);
+      const int base = 64 * c + lane;
+      chain_lo = __fmaf_rn(__half2float(__ushort_as_half((unsigned short)(pair & 0xffffu))), xs[base], chain_lo);
+      chain_hi = __fmaf_rn(__half2float(__ushort_as_half((unsigned short)(pair >> 16))), xs[base + 32], chain_hi);
+    }
+    // Registers 0 += 2 and 1 += 3 (lanes 0-15 hold register 0 / 2, lanes 16-31 register 1 / 3),
+    // then 0 += 1, then the tree sum over lanes i + 8, i + 4, i + 2, i + 1.
+    float v = __fadd_rn(chain_lo, chain_hi);
+    v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 16));
+#pragma unroll
+    for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset));
+    if (lane == 0) {
+      double sum = (double)v;
+      for (int k = kVectorEnd; k < kK; ++k) {
+        sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(wr[k])), xs[k]));
+      }
+      y[(long long)token * kM + row] = __double2float_rn(sum);
+    }
+  }
+}
+)";
+  kern.source = std::move(s);
+  return kern;
+}
+
+}  // namespace bitnet::codegen_cuda

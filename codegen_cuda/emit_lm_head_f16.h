@@ -1,0 +1,27 @@
+// The F16 x F32 GEMV of the tied LM head in decode mode (spec 8.4, 8.6): each output is
+// ggml_vec_dot_f16(W row, f16(x)) reproduced lane for lane, one warp per row.
+#pragma once
+
+#include <cstdint>
+
+#include "codegen_cuda/kernel_source.h"
+
+namespace bitnet::codegen_cuda {
+
+struct LmHeadF16Shape {
+  int64_t k = 0;          // n_embd; <= 12288 (x is staged in 48 KB of shared memory)
+  int64_t m = 0;          // vocabulary rows
+  int rows_per_warp = 4;  // processed one after another, sharing the staged x
+  int warps = 8;
+};
+
+// Kernel signature: (const unsigned short* w, const float* x, float* y, int n_tokens)
+// w: repack_f16() halves (row stride f16_row_stride(k)); x: [n_tokens][k]; y: [n_tokens][m].
+// Grid (rows, n_tokens). x is rounded to F16 as the reference's decode path does; lane L keeps
+// the FMA chains of elements 64c + L and 64c + 32 + L, which are exactly ggml_vec_dot_f16's
+// chains (register L / 16 and L / 16 + 2, lane L % 16); the folds and the 16-lane tree sum run
+// in its order, the n % 64 tail in double: bit-identical to ref::vec_dot_f16.
+KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape);
+Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens);
+
+}  // namespace bitnet::codegen_cuda

@@ -1,0 +1,169 @@
+// The I2_S dp4a GEMV/GEMM on the host emulator against ref::matmul_i8q_rows, bit for bit, at the
+// 2B4T and shared models' shapes; the repacked layout against ref::i2s_unpack_row; and a real
+// weight of a shared model.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "codegen_cuda/emit_matmul_i2s.h"
+#include "codegen_cuda/repack.h"
+#include "emu_module.h"
+#include "frontend_gguf/gguf_file.h"
+#include "kernel_test_data.h"
+#include "reference/kernels.h"
+#include "test_support.h"
+
+namespace bitnet::testing {
+namespace {
+
+using codegen_cuda::MatmulI2sShape;
+
+// Quantized activations as the norm kernel makes them (ref::quantize_row_i8 of random rows).
+struct Activations {
+  std::vector<int8_t> q;
+  std::vector<ref::I8Row> rows;
+  std::vector<float> scale;
+  std::vector<int32_t> sum;
+};
+
+Activations quantized(int64_t k, int n_tokens, uint32_t seed) {
+  Activations a;
+  const std::vector<float> x = random_normal(static_cast<size_t>(k * n_tokens), seed, 2.0f);
+  a.q.resize(x.size());
+  for (int t = 0; t < n_tokens; ++t) {
+    a.rows.push_back(ref::quantize_row_i8(x.data() + t * k, k, a.q.data() + t * k));
+    a.scale.push_back(a.rows.back().scale);
+    a.sum.push_back(a.rows.back().sum);
+  }
+  return a;
+}
+
+// Runs the kernel for `shape` on `data` (GGUF I2_S bytes) and compares every output's bits.
+void check(const EmuModule& module, const MatmulI2sShape& shape, const uint8_t* data, int n_tokens, uint32_t seed) {
+  const codegen_cuda::KernelSource k = codegen_cuda::emit_matmul_i2s(shape);
+  const ref::WeightView w{gguf::GgmlType::I2_S, data, shape.m, shape.k};
+  const auto packed = codegen_cuda::repack_i2s(data, shape.m, shape.k);
+  ASSERT_TRUE(packed) << packed.error().message;
+  const Activations a = quantized(shape.k, n_tokens, seed);
+  std::vector<float> y(static_cast<size_t>(shape.m * n_tokens), -7.0f), expect(y.size());
+  ref::matmul_i8q_rows(a.q.data(), a.rows.data(), n_tokens, w, 0, shape.m, expect.data());
+  const std::string error =
+      module.launch(k.name, codegen_cuda::matmul_i2s_grid(shape, n_tokens), k.threads,
+                    static_cast<const unsigned int*>(packed->data()), ref::i2s_scale(w),
+                    reinterpret_cast<const signed char*>(a.q.data()), static_cast<const float*>(a.scale.data()),
+                    reinterpret_cast<const int*>(a.sum.data()), y.data(), n_tokens);
+  ASSERT_EQ(error, "");
+  int mismatches = 0;
+  for (size_t i = 0; i < y.size(); ++i) mismatches += float_bits(y[i]) != float_bits(expect[i]);
+  EXPECT_EQ(mismatches, 0) << k.name << " T=" << n_tokens << " first: " << y[0] << " vs " << expect[0];
+}
+
+struct Case {
+  MatmulI2sShape shape;
+  int n_tokens;
+};
+
+// 2B4T decode (q/o 2560x2560, k/v 2560->640, gate/up 2560->6912, down 6912->2560), GEMM tiles
+// with partial token tiles, and the shared models' projections (256/64/768, 384/128/1152).
+const std::vector<Case> kCases = {
+    {{2560, 2560, 1}, 1},     {{2560, 640, 1}, 1}, {{2560, 6912, 1}, 1},       {{6912, 2560, 1}, 1},
+    {{2560, 2560, 4}, 5},     {{6912, 640, 8}, 8}, {{2560, 640, 2, 1, 4}, 3},  {{256, 256, 1}, 1},
+    {{256, 64, 1}, 1},        {{256, 768, 1}, 2},  {{768, 256, 4}, 3},         {{384, 384, 1}, 1},
+    {{384, 128, 2, 3, 2}, 3}, {{384, 1152, 1}, 1}, {{1152, 384, 8, 1, 8}, 11},
+};
+
+TEST(CudaMatmulI2s, MatchesTheReferenceBitForBitOnTheHostEmulator) {
+  std::string source, error;
+  for (const Case& c : kCases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 1;
+  for (const Case& c : kCases) {
+    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, 0.0371f + 0.001f * seed, seed);
+    check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
+    ++seed;
+  }
+}
+
+// Extremes of the integer path: all codes +1 against all activations -128 and +127.
+TEST(CudaMatmulI2s, ExtremeCodesAndActivationsStayExact) {
+  const MatmulI2sShape shape{6912, 64, 2};
+  std::string error;
+  const auto module = EmuModule::build(codegen_cuda::emit_matmul_i2s(shape).source, &error);
+  ASSERT_TRUE(module) << error;
+  std::vector<uint8_t> data(static_cast<size_t>(shape.m * shape.k / 4 + 32), 0xAA);  // code 2 everywhere
+  std::fill(data.begin() + shape.k / 4, data.begin() + shape.k / 2, 0x00);           // row 1: code 0
+  const float scale = 1.5f;
+  std::memcpy(data.data() + shape.m * shape.k / 4, &scale, 4);
+  const codegen_cuda::KernelSource k = codegen_cuda::emit_matmul_i2s(shape);
+  const ref::WeightView w{gguf::GgmlType::I2_S, data.data(), shape.m, shape.k};
+  const auto packed = codegen_cuda::repack_i2s(data.data(), shape.m, shape.k);
+  ASSERT_TRUE(packed);
+  std::vector<int8_t> q(static_cast<size_t>(2 * shape.k));
+  std::fill(q.begin(), q.begin() + shape.k, int8_t{-128});
+  std::fill(q.begin() + shape.k, q.end(), int8_t{127});
+  std::vector<ref::I8Row> rows = {{0.25f, static_cast<int32_t>(-128 * shape.k)},
+                                  {3.0f, static_cast<int32_t>(127 * shape.k)}};
+  const std::vector<float> scales = {rows[0].scale, rows[1].scale};
+  const std::vector<int32_t> sums = {rows[0].sum, rows[1].sum};
+  std::vector<float> y(static_cast<size_t>(2 * shape.m)), expect(y.size());
+  ref::matmul_i8q_rows(q.data(), rows.data(), 2, w, 0, shape.m, expect.data());
+  ASSERT_EQ(module->launch(k.name, codegen_cuda::matmul_i2s_grid(shape, 2), k.threads,
+                           static_cast<const unsigned int*>(packed->data()), scale,
+                           reinterpret_cast<const signed char*>(q.data()), scales.data(),
+                           reinterpret_cast<const int*>(sums.data()), y.data(), 2),
+            "");
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(float_bits(y[i]), float_bits(expect[i])) << i;
+  EXPECT_EQ(y[0], -128.0f * 6912 / 0.25f * 1.5f);  // code 2 = +1 on every column
+  EXPECT_EQ(y[1], 128.0f * 6912 / 0.25f * 1.5f);   // code 0 = -1
+}
+
+// Decoding the repacked words as the kernel does gives back ref::i2s_unpack_row's codes.
+TEST(CudaMatmulI2s, RepackedWordsDecodeToTheReferenceCodes) {
+  for (int64_t cols : {128, 2048, 2560, 6912}) {
+    const int64_t rows = 3;
+    const std::vector<uint8_t> data = random_i2s(rows, cols, 1.0f, static_cast<uint32_t>(cols));
+    const ref::WeightView w{gguf::GgmlType::I2_S, data.data(), rows, cols};
+    const auto packed = codegen_cuda::repack_i2s(data.data(), rows, cols);
+    ASSERT_TRUE(packed);
+    const int64_t chunks = cols / 16, tiled = chunks / 128 * 128;
+    std::vector<uint8_t> codes(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      ref::i2s_unpack_row(w, r, codes.data());
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t slot = c < tiled ? c / 128 * 128 + (c % 128 % 32) * 4 + c % 128 / 32 : c;
+        const uint32_t word = (*packed)[r * chunks + slot];
+        for (int i = 0; i < 4; ++i) {
+          for (int lane = 0; lane < 4; ++lane) {
+            ASSERT_EQ((word >> (8 * lane + 2 * i)) & 3u, codes[c * 16 + 4 * i + lane]) << cols << " " << r << " " << c;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(codegen_cuda::repack_i2s(nullptr, 2, 100));
+}
+
+// A real projection of a shared model (b158-tiny-gqa: ffn_down 768 -> 256 and attn_k 256 -> 64).
+TEST(CudaMatmulI2s, SharedModelWeightsMatchTheReference) {
+  BITNET_REQUIRE_SHARED(shared);
+  auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
+  ASSERT_TRUE(file) << file.error().message;
+  std::string source, error;
+  std::vector<std::pair<const gguf::TensorInfo*, MatmulI2sShape>> picks;
+  for (const char* name : {"blk.0.ffn_down.weight", "blk.1.attn_k.weight"}) {
+    const gguf::TensorInfo* t = file->find_tensor(name);
+    ASSERT_NE(t, nullptr) << name;
+    ASSERT_EQ(t->type, gguf::GgmlType::I2_S);
+    const MatmulI2sShape shape{static_cast<int64_t>(t->ne[0]), static_cast<int64_t>(t->ne[1]), 1};
+    picks.emplace_back(t, shape);
+    source += codegen_cuda::emit_matmul_i2s(shape).source;
+  }
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  for (const auto& [tensor, shape] : picks) check(*module, shape, tensor->data.data(), 1, 77);
+}
+
+}  // namespace
+}  // namespace bitnet::testing

@@ -1,0 +1,115 @@
+// Every kernel kind at the 2B4T shapes compiled by NVRTC for sm_80 and sm_90 and checked with
+// `ptxas -v`: no spills, no stack frame, registers within the launch bounds. Skips (with the
+// reason) where NVRTC or ptxas is not installed.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "codegen_cuda/emit_lm_head_f16.h"
+#include "codegen_cuda/emit_matmul_i2s.h"
+#include "codegen_cuda/emit_rmsnorm_quant.h"
+#include "codegen_cuda/nvrtc.h"
+#include "codegen_cuda/ptxas_report.h"
+
+namespace bitnet::testing {
+namespace {
+
+namespace cc = codegen_cuda;
+
+std::vector<cc::KernelSource> kernels_2b4t() {
+  return {
+      cc::emit_rmsnorm_quant({2560, 1e-5f, true, false}),
+      cc::emit_rmsnorm_quant({6912, 1e-5f, true, false}),
+      cc::emit_rmsnorm_quant({2560, 1e-5f, true, true}),
+      cc::emit_matmul_i2s({2560, 2560, 1}),  // q, o
+      cc::emit_matmul_i2s({2560, 640, 1}),   // k, v
+      cc::emit_matmul_i2s({2560, 6912, 1}),  // gate, up
+      cc::emit_matmul_i2s({6912, 2560, 1}),  // down
+      cc::emit_matmul_i2s({2560, 6912, 4}),  // prompt tiles
+      cc::emit_matmul_i2s({6912, 2560, 8}),
+      cc::emit_lm_head_f16({2560, 128256}),
+  };
+}
+
+std::string ptxas_path() {
+#ifdef BITNET_PTXAS
+  if (std::filesystem::exists(BITNET_PTXAS)) return BITNET_PTXAS;
+#endif
+  return "";
+}
+
+TEST(CudaNvrtc, EveryKernelCompilesForSm80AndSm90WithoutSpills) {
+  auto nvrtc = cc::Nvrtc::load();
+  if (!nvrtc) GTEST_SKIP() << nvrtc.error().message;
+  const std::string ptxas = ptxas_path();
+  if (ptxas.empty()) GTEST_SKIP() << "ptxas not found (configure with the CUDA toolkit)";
+  const std::vector<cc::KernelSource> kernels = kernels_2b4t();
+  // One NVRTC program per architecture: the prelude is guarded and cuda_fp16.h is parsed once.
+  std::string source;
+  for (const cc::KernelSource& k : kernels) source += k.source;
+  for (int sm : {80, 90}) {
+    auto out = (*nvrtc)->compile(source, "kernels_2b4t.cu", {sm});
+    ASSERT_TRUE(out) << out.error().message;
+    EXPECT_GT(out->cubin.size(), 1000u);
+    EXPECT_NE(out->ptx.find(".target sm_" + std::to_string(sm)), std::string::npos);
+    EXPECT_NE(out->ptx.find("dp4a.s32.s32"), std::string::npos);
+    auto report = cc::run_ptxas(ptxas, out->ptx, sm);
+    ASSERT_TRUE(report) << report.error().message;
+    for (const cc::KernelSource& k : kernels) {
+      const cc::PtxasEntry* entry = nullptr;
+      for (const cc::PtxasEntry& e : *report) {
+        if (e.name == k.name) entry = &e;
+      }
+      ASSERT_NE(entry, nullptr) << k.name << " missing from the ptxas report";
+      SCOPED_TRACE(k.name + " sm_" + std::to_string(sm));
+      EXPECT_EQ(entry->spill_store_bytes, 0);
+      EXPECT_EQ(entry->spill_load_bytes, 0);
+      EXPECT_EQ(entry->stack_frame_bytes, 0);
+      EXPECT_GT(entry->registers, 0);
+      EXPECT_LE(entry->registers, cc::register_limit(k));
+      std::cout << "[ptxas] sm_" << sm << " " << k.name << ": " << entry->registers << " registers (limit "
+                << cc::register_limit(k) << "), spill " << entry->spill_store_bytes << "/" << entry->spill_load_bytes
+                << " B, stack " << entry->stack_frame_bytes << " B, smem " << entry->shared_bytes << " B\n";
+    }
+  }
+}
+
+TEST(CudaNvrtc, CompileErrorsCarryTheLog) {
+  auto nvrtc = cc::Nvrtc::load();
+  if (!nvrtc) GTEST_SKIP() << nvrtc.error().message;
+  auto out = (*nvrtc)->compile("extern \"C\" __global__ void broken() { undeclared_thing(); }", "broken.cu", {90});
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.error().message.find("undeclared_thing"), std::string::npos) << out.error().message;
+  EXPECT_NE(out.error().message.find("broken.cu"), std::string::npos);
+}
+
+TEST(CudaNvrtc, PtxasReportParser) {
+  const std::string text =
+      "ptxas info    : 0 bytes gmem\n"
+      "ptxas info    : Compiling entry function 'alpha' for 'sm_90'\n"
+      "ptxas info    : Function properties for alpha\n"
+      "    8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads\n"
+      "ptxas info    : Used 40 registers, used 1 barriers, 1024 bytes smem, 380 bytes cmem[0]\n"
+      "ptxas info    : Compiling entry function 'beta' for 'sm_90'\n"
+      "ptxas info    : Function properties for beta\n"
+      "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+      "ptxas info    : Used 128 registers, used 0 barriers, 372 bytes cmem[0]\n";
+  const auto entries = cc::parse_ptxas_report(text);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].name, "alpha");
+  EXPECT_EQ(entries[0].arch, "sm_90");
+  EXPECT_EQ(entries[0].registers, 40);
+  EXPECT_EQ(entries[0].stack_frame_bytes, 8);
+  EXPECT_EQ(entries[0].spill_store_bytes, 4);
+  EXPECT_EQ(entries[0].spill_load_bytes, 12);
+  EXPECT_EQ(entries[0].shared_bytes, 1024);
+  EXPECT_EQ(entries[1].name, "beta");
+  EXPECT_EQ(entries[1].registers, 128);
+  EXPECT_EQ(entries[1].shared_bytes, 0);
+}
+
+}  // namespace
+}  // namespace bitnet::testing
