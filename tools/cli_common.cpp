@@ -15,7 +15,9 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <string>
 #include <system_error>
+#include <vector>
 
 namespace bitnet::tools {
 namespace {
@@ -83,9 +85,15 @@ int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, st
       std::fflush(stderr);
     });
   }
+  // llama-server's two-letter short option (serve -np N), which CLI11 cannot name: its long form.
+  const bool serve = argc > 1 && std::string_view(argv[1]) == "serve";
+  std::vector<std::string> args;  // reversed, as CLI11 takes them
+  for (int i = argc - 1; i >= 1; --i) {
+    args.emplace_back(serve && std::string_view(argv[i]) == "-np" ? "--parallel" : argv[i]);
+  }
   int rc = kExitOk;
   try {
-    app.parse(argc, argv);
+    app.parse(std::move(args));
     rc = exit_code;
   } catch (const CLI::ParseError& e) {
     // Usage errors, --help and --version (which print to stdout: checked below).

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   add_gen_model(app, exit_code);
   add_run(app, exit_code);
   add_chat(app, exit_code);
+  add_serve(app, exit_code);
   add_eval(app, exit_code);
   add_bench(app, exit_code);
   add_compile(app, exit_code);

@@ -1,5 +1,5 @@
-// Entry point of `bitnet-rt`, the runtime without a compiler: run, eval and bench a plan made
-// by `bitnet compile` (--plan PLAN; the same options as `bitnet`). It contains no passes, code
+// Entry point of `bitnet-rt`, the runtime without a compiler: run, eval, bench and serve a plan
+// made by `bitnet compile` (--plan PLAN; the same options as `bitnet`). It contains no passes, code
 // generators, compiler, reference interpreter, LLVM, lld or NVRTC (tests read its ELF NEEDED
 // entries and its symbols), so it starts fast and deploys small.
 #include "tools/commands.h"
@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   int exit_code = kExitOk;
   add_run(app, exit_code);
   add_chat(app, exit_code);
+  add_serve(app, exit_code);
   add_eval(app, exit_code);
   add_bench(app, exit_code);
   add_dump_plan(app, exit_code);
