@@ -93,6 +93,7 @@ SampledLogprobs logprobs_of(std::span<const float> logits, Token token, int32_t 
   SampledLogprobs out;
   out.sampled = {token, logprob(token)};
   const auto n = static_cast<size_t>(std::min<int64_t>(n_top, static_cast<int64_t>(logits.size())));
+  if (n == 0) return out;
   std::vector<Token> ids(logits.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<Token>(i);
   // Ties go to the lower id, so the list does not depend on the sort's implementation.

@@ -1,5 +1,5 @@
 // Load test of `bitnet serve` (loopback only, stops by itself): for each client count, that many
-// clients each stream `--requests` chat-free completions of `--tokens` tokens, one after another;
+// clients each stream `--requests` completions of `--tokens` tokens, one after another;
 // reports aggregate tokens/s, time to first token and inter-token latency (p50/p99), errors.
 //   node bench/serve_load.mjs --url http://127.0.0.1:8080 --clients 1,4,8,16 --tokens 64
 // Prints one JSON object per client count (bench/serve_load.sh turns them into a table).
@@ -30,9 +30,10 @@ async function streamOnce(prompt) {
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
   const r = await fetch(`${url}/v1/completions`, {
     method: "POST", headers,
-    // ignore end of generation: every request produces exactly `tokens` tokens
+    // ignore_eos: every request produces exactly `tokens` tokens; logprobs: 0 sends each token as
+    // it is sampled, also one without text of its own (a control token, part of a character)
     body: JSON.stringify({ prompt, max_tokens: tokens, temperature: 0.8, seed: 1, stream: true,
-      stream_options: { include_usage: true }, ignore_eos: true }),
+      stream_options: { include_usage: true }, ignore_eos: true, logprobs: 0 }),
   });
   if (r.status !== 200) return { error: `HTTP ${r.status}` };
   const reader = r.body.getReader();
@@ -52,7 +53,10 @@ async function streamOnce(prompt) {
       const chunk = JSON.parse(event.slice(6));
       if (chunk.error) return { error: chunk.error.message };
       if (chunk.usage) completion = chunk.usage.completion_tokens;
-      else if (chunk.choices[0].text) arrivals.push(performance.now() - start);
+      else {
+        const n = chunk.choices[0].logprobs ? chunk.choices[0].logprobs.tokens.length : 0;
+        for (let k = 0; k < n; ++k) arrivals.push(performance.now() - start);
+      }
     }
   }
   return { arrivals, completion };
@@ -83,4 +87,5 @@ async function run(clients) {
     itl_p50_ms: +percentile(itl, 50).toFixed(1), itl_p99_ms: +percentile(itl, 99).toFixed(1), errors };
 }
 
+await streamOnce(prompts[0]);  // warm-up: first-touch of the weights and buffers is not measured
 for (const clients of clientCounts) console.log(JSON.stringify(await run(clients)));

@@ -3,7 +3,7 @@
 #   bench/serve_load.sh [MODEL] [THREADS]
 # MODEL defaults to a 2B4T-shape model generated on the spot (bitnet gen-model --preset 2b4t).
 # In one run: `bitnet bench` pp128 (the compute ceiling), then a server with 16 slots and 1, 4,
-# 8, 16 concurrent streaming clients generating 64 tokens each (bench/serve_load.mjs), the
+# 8, 16 concurrent streaming clients generating 64 tokens each, 3 requests per client (bench/serve_load.mjs), the
 # server's peak RSS against model + KV cache + 200 MB, and the issue's targets checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,7 @@ for _ in $(seq 600); do
 done
 curl -sf "$url/health" >/dev/null || { cat "$work/server.log"; exit 1; }
 
-node bench/serve_load.mjs --url "$url" --clients 1,4,8,16 --tokens 64 --requests 2 | tee "$work/load.jsonl"
+node bench/serve_load.mjs --url "$url" --clients 1,4,8,16 --tokens 64 --requests 3 | tee "$work/load.jsonl"
 rss_kb=$(grep VmHWM "/proc/$server_pid/status" | awk '{print $2}')
 kv_cells=$(curl -s "$url/v1/models" | python3 -c 'import json,sys; m=json.load(sys.stdin)["data"][0]["meta"]; print(m["n_ctx_slot"]*m["slots"])')
 kill -TERM "$server_pid"
