@@ -5,6 +5,7 @@
 #include "server/completion_request.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "server/utf8.h"
 #include "server/webui.h"
 
 #include <fmt/format.h>
@@ -43,15 +44,10 @@ std::string random_id(std::mt19937_64& rng, std::string_view prefix) {
 
 // A token's text for /tokenize's pieces: a string when it is valid UTF-8, else its bytes.
 json piece_json(const std::string& piece) {
-  const json s = piece;
-  try {
-    (void)s.dump();
-    return s;
-  } catch (const json::exception&) {
-    json bytes = json::array();
-    for (unsigned char c : piece) bytes.push_back(c);
-    return bytes;
-  }
+  if (is_valid_utf8(piece)) return piece;
+  json bytes = json::array();
+  for (unsigned char c : piece) bytes.push_back(c);
+  return bytes;
 }
 
 }  // namespace
@@ -139,7 +135,7 @@ void App::handle(HttpRequest request, std::shared_ptr<Reply> reply) {
     return;
   }
   auto allow = [&](const char* wanted) {
-    if (method == wanted || (std::string_view(wanted) == "GET" && method == "HEAD")) return true;
+    if (method == wanted) return true;
     reply->send(error_response({405, fmt::format("{} {} is not supported; use {}", method, path, wanted),
                                 "invalid_request_error", "method_not_allowed"}));
     return false;

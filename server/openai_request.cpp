@@ -2,6 +2,8 @@
 // it has one (temperature, penalties, logprobs) and llama-server's otherwise (top_k, min_p).
 #include "server/openai_request.h"
 
+#include "server/utf8.h"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -62,20 +64,6 @@ bool boolean(const json& body, const char* name, bool fallback) {
   if (!v) return fallback;
   if (!v->is_boolean()) fail(fmt::format("'{}' must be true or false", name));
   return v->get<bool>();
-}
-
-bool is_valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 std::string text_of(const json& v, const std::string& what) {

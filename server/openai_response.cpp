@@ -1,6 +1,8 @@
 // Response JSON in the shapes OpenAI's API documents (and its official clients parse).
 #include "server/openai_response.h"
 
+#include "server/utf8.h"
+
 namespace bitnet::server {
 namespace {
 
@@ -10,27 +12,6 @@ json utf8_bytes(const std::string& s) {
   json bytes = json::array();
   for (unsigned char c : s) bytes.push_back(c);
   return bytes;
-}
-
-// nlohmann refuses to serialise invalid UTF-8 (a token that is part of a character); such a
-// piece is shown with U+FFFD, while `bytes` keeps the exact bytes.
-std::string printable(const std::string& s) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok) {
-      out.append(s, i, n);
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      i += 1;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -54,6 +35,8 @@ json empty_logprobs(Endpoint endpoint) {
 // Chat: {"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]}
 // Completions (legacy): {"tokens": [...], "token_logprobs": [...], "top_logprobs": [{piece: logprob}],
 // "text_offset": [...]}
+// Token pieces can be part of a character, which nlohmann refuses to serialise: shown with U+FFFD,
+// while `bytes` keeps the exact bytes.
 void append_logprobs(Endpoint endpoint, const Vocab& vocab, const std::vector<SampledLogprobs>& logprobs,
                      int64_t& text_offset, json& into) {
   for (const SampledLogprobs& lp : logprobs) {
@@ -62,16 +45,16 @@ void append_logprobs(Endpoint endpoint, const Vocab& vocab, const std::vector<Sa
       json top = json::array();
       for (const TokenLogprob& t : lp.top) {
         const std::string p = vocab.token_to_piece(t.token);
-        top.push_back({{"token", printable(p)}, {"logprob", t.logprob}, {"bytes", utf8_bytes(p)}});
+        top.push_back({{"token", printable_utf8(p)}, {"logprob", t.logprob}, {"bytes", utf8_bytes(p)}});
       }
-      into["content"].push_back({{"token", printable(piece)},
+      into["content"].push_back({{"token", printable_utf8(piece)},
                                  {"logprob", lp.sampled.logprob},
                                  {"bytes", utf8_bytes(piece)},
                                  {"top_logprobs", std::move(top)}});
     } else {
       json top = json::object();
-      for (const TokenLogprob& t : lp.top) top[printable(vocab.token_to_piece(t.token))] = t.logprob;
-      into["tokens"].push_back(printable(piece));
+      for (const TokenLogprob& t : lp.top) top[printable_utf8(vocab.token_to_piece(t.token))] = t.logprob;
+      into["tokens"].push_back(printable_utf8(piece));
       into["token_logprobs"].push_back(lp.sampled.logprob);
       into["top_logprobs"].push_back(std::move(top));
       into["text_offset"].push_back(text_offset);

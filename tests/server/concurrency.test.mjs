@@ -73,6 +73,27 @@ test("a client that disconnects mid-stream frees its slot", async () => {
   }
 });
 
+test("a client that gives up on a whole (non-streamed) response frees its slot too", async () => {
+  const server = await Server.start(["-m", storiesModel, "-np", "1", "--metrics"]);
+  try {
+    const controller = new AbortController();
+    const abandoned = fetch(`${server.url}/v1/completions`, {
+      method: "POST", signal: controller.signal,
+      body: JSON.stringify({ prompt: prompts[0], max_tokens: -1, ignore_eos: true, temperature: 0 }),
+    }).catch(() => "aborted");
+    await new Promise((r) => setTimeout(r, 100));
+    controller.abort();
+    assert.equal(await abandoned, "aborted");
+    const text = await complete(server, { prompt: prompts[1], max_tokens: 8, temperature: 0 });
+    assert.ok(text.length > 0);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /^bitnet:requests_processing 0$/m);
+    assert.match(metrics, /^bitnet:requests_finished_total 2$/m);
+  } finally {
+    assert.equal((await server.stop()).code, 0);
+  }
+});
+
 test("a full queue answers 503 with Retry-After; a burst of 64 clients is all answered", async () => {
   const server = await Server.start(["-m", storiesModel, "-np", "2", "--max-queue", "4"]);
   try {
