@@ -3,7 +3,9 @@
 // build-time embedder (cuda_kernel_embed.cpp) and the check (cuda_kernel_check.cpp).
 #pragma once
 
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "codegen_cuda/emit_lm_head_f16.h"
@@ -16,16 +18,64 @@ struct NamedMatmul {
   std::string role;  // "q/o", "k/v", "gate/up", "down"
   codegen_cuda::MatmulI2sShape shape;
   int n_tokens;
+  std::string variant = "baseline";  // the tiling: "baseline" = the first slice's (r2 w8, no split)
 };
+
+// The decode GEMVs of one 2B4T layer: role, K, M.
+struct DecodeRole {
+  std::string role;
+  int64_t k, m;
+  int per_layer;  // launches per layer
+};
+inline std::vector<DecodeRole> decode_roles() {
+  return {{"q/o", 2560, 2560, 2}, {"k/v", 2560, 640, 2}, {"gate/up", 2560, 6912, 2}, {"down", 6912, 2560, 1}};
+}
+
+// The T = 1 tilings the check times per decode shape (the device run picks the fastest for the
+// decode-step graph): the first slice's, decode_gemv_shape()'s, and neighbours of the latter.
+inline std::vector<std::pair<std::string, codegen_cuda::MatmulI2sShape>> gemv_variants(int64_t k, int64_t m) {
+  const codegen_cuda::MatmulI2sShape d = codegen_cuda::decode_gemv_shape(k, m);
+  const int steps = static_cast<int>(codegen_cuda::matmul_i2s_k_steps(k));
+  const int s = d.k_split;
+  std::vector<std::pair<std::string, codegen_cuda::MatmulI2sShape>> v = {
+      {"baseline", {k, m, 1}},           {"decode", d},
+      {"r1 g4", {k, m, 1, 1, 4 * s, s}}, {"r4 g2", {k, m, 1, 4, 2 * s, s}},
+      {"r2 g8", {k, m, 1, 2, 8 * s, s}}, {"r2 g1", {k, m, 1, 2, s, s}},
+  };
+  if (steps > 1) v.push_back({"split all steps, r2 g2", {k, m, 1, 2, 2 * steps, steps}});
+  if (s > 1) v.push_back({"no split, r2 g4", {k, m, 1, 2, 4, 1}});
+  // Drop repeated tilings (same kernel).
+  std::vector<std::pair<std::string, codegen_cuda::MatmulI2sShape>> out;
+  std::set<std::string> names;
+  for (auto& e : v) {
+    if (names.insert(codegen_cuda::emit_matmul_i2s(e.second).name).second) out.push_back(e);
+  }
+  return out;
+}
+
+// One launch for q, k and v (gate and up) over their concatenated rows: a timing proxy for a
+// fused launch (the real one needs a scale per tensor, not written yet).
+inline std::vector<NamedMatmul> fused_proxies() {
+  return {{"qkv fused proxy", codegen_cuda::decode_gemv_shape(2560, 3840), 1, "decode"},
+          {"gate+up fused proxy", codegen_cuda::decode_gemv_shape(2560, 13824), 1, "decode"}};
+}
 
 inline std::vector<codegen_cuda::RmsNormQuantShape> check_norms() {
   return {{2560, 1e-5f, true, false}, {6912, 1e-5f, true, false}, {2560, 1e-5f, true, true}};
 }
 
 inline std::vector<NamedMatmul> check_matmuls() {
-  return {{"q/o", {2560, 2560, 1}, 1},    {"k/v", {2560, 640, 1}, 1},          {"gate/up", {2560, 6912, 1}, 1},
-          {"down", {6912, 2560, 1}, 1},   {"gate/up T=8", {2560, 6912, 8}, 8}, {"down T=8", {6912, 2560, 8}, 8},
-          {"q/o T=4", {2560, 2560, 4}, 4}};
+  std::vector<NamedMatmul> out = {{"q/o", {2560, 2560, 1}, 1},         {"k/v", {2560, 640, 1}, 1},
+                                  {"gate/up", {2560, 6912, 1}, 1},     {"down", {6912, 2560, 1}, 1},
+                                  {"gate/up T=8", {2560, 6912, 8}, 8}, {"down T=8", {6912, 2560, 8}, 8},
+                                  {"q/o T=4", {2560, 2560, 4}, 4}};
+  for (const DecodeRole& r : decode_roles()) {
+    for (const auto& [variant, shape] : gemv_variants(r.k, r.m)) {
+      if (variant != "baseline") out.push_back({r.role, shape, 1, variant});
+    }
+  }
+  for (const NamedMatmul& f : fused_proxies()) out.push_back(f);
+  return out;
 }
 
 inline codegen_cuda::LmHeadF16Shape check_lm_head() {
@@ -36,7 +86,11 @@ inline codegen_cuda::LmHeadF16Shape check_lm_head() {
 inline std::string check_source() {
   std::string source;
   for (const auto& n : check_norms()) source += codegen_cuda::emit_rmsnorm_quant(n).source;
-  for (const auto& m : check_matmuls()) source += codegen_cuda::emit_matmul_i2s(m.shape).source;
+  std::set<std::string> names;
+  for (const auto& m : check_matmuls()) {
+    const auto k = codegen_cuda::emit_matmul_i2s(m.shape);
+    if (names.insert(k.name).second) source += k.source;
+  }
   source += codegen_cuda::emit_lm_head_f16(check_lm_head()).source;
   return source;
 }

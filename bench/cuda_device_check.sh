@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the standalone CUDA kernel check (bench/cuda_kernel_check.cpp) on a machine with an NVIDIA
-# GPU and prints its one JSON summary: parity of every kernel with the CPU reference and the
-# 2B4T decode GEMV / LM head timings against 4.8 TB/s.
+# GPU and prints its one JSON summary: parity of every kernel with the CPU reference, the 2B4T
+# decode GEMV / LM head timings against 4.8 TB/s, and a decode-step CUDA graph of the existing
+# kernels for 30 layers ("decode_step": no attention, RoPE or embedding).
 #
 #   bench/cuda_device_check.sh <path/to/cuda_kernel_check> [--iters N]
 #

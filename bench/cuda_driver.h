@@ -38,6 +38,17 @@ struct CudaDriver {
   BN_CU_FN(cuEventRecord)
   BN_CU_FN(cuEventSynchronize)
   BN_CU_FN(cuEventElapsedTime)
+  BN_CU_FN(cuEventDestroy)
+  // Streams and graphs (the decode-step timing).
+  BN_CU_FN(cuStreamCreate)
+  BN_CU_FN(cuStreamDestroy)
+  BN_CU_FN(cuStreamSynchronize)
+  BN_CU_FN(cuStreamBeginCapture)
+  BN_CU_FN(cuStreamEndCapture)
+  BN_CU_FN(cuGraphInstantiate)
+  BN_CU_FN(cuGraphLaunch)
+  BN_CU_FN(cuGraphExecDestroy)
+  BN_CU_FN(cuGraphDestroy)
 
   // Loads libcuda.so.1 and every entry point; false with `why` when either is missing.
   bool load(std::string* why) {
@@ -78,6 +89,16 @@ struct CudaDriver {
     BN_CU_GET(cuEventCreate);
     BN_CU_GET(cuEventRecord);
     BN_CU_GET(cuEventSynchronize);
+    BN_CU_GET(cuEventDestroy);
+    BN_CU_GET(cuStreamCreate);
+    BN_CU_GET(cuStreamDestroy);
+    BN_CU_GET(cuStreamSynchronize);
+    BN_CU_GET(cuStreamBeginCapture);
+    BN_CU_GET(cuStreamEndCapture);
+    BN_CU_GET(cuGraphInstantiate);
+    BN_CU_GET(cuGraphLaunch);
+    BN_CU_GET(cuGraphExecDestroy);
+    BN_CU_GET(cuGraphDestroy);
 #undef BN_CU_GET
     // cuEventElapsedTime_v2 needs a 12.8+ driver; the original has the same signature.
     get(cuEventElapsedTime, BN_CU_STR(cuEventElapsedTime), "cuEventElapsedTime");

@@ -3,6 +3,7 @@
 // weight of a shared model.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,37 @@ TEST(CudaMatmulI2s, MatchesTheReferenceBitForBitOnTheHostEmulator) {
     check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
     ++seed;
   }
+}
+
+// The decode tilings (decode_gemv_shape: K split between warps, reduced in shared memory) and
+// explicit split-K tilings, including GEMM tiles and partial blocks, at the same shapes: the
+// same bits as the reference whatever the split.
+TEST(CudaMatmulI2s, SplitKAndDecodeTilingsMatchTheReferenceBitForBit) {
+  std::vector<Case> cases;
+  for (const auto& [k, m] : std::vector<std::pair<int64_t, int64_t>>{
+           {2560, 2560}, {2560, 640}, {2560, 6912}, {6912, 2560}, {2560, 3840}, {256, 64}, {768, 256}, {1152, 384}}) {
+    cases.push_back({codegen_cuda::decode_gemv_shape(k, m), 1});
+  }
+  cases.push_back({{6912, 2560, 1, 2, 10, 5}, 1});  // one step per warp
+  cases.push_back({{6912, 640, 1, 4, 6, 3}, 1});
+  cases.push_back({{6912, 2560, 1, 1, 4, 2}, 1});
+  cases.push_back({{6912, 100, 4, 3, 6, 3}, 6});  // GEMM tiles, partial row group and token tile
+  cases.push_back({{2560, 130, 2, 2, 4, 2}, 3});
+  cases.push_back({{1152, 384, 8, 1, 8, 2}, 11});
+  std::string source, error;
+  for (const Case& c : cases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 500;
+  for (const Case& c : cases) {
+    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, 0.0291f + 0.001f * seed, seed);
+    check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
+    ++seed;
+  }
+  EXPECT_EQ(codegen_cuda::matmul_i2s_k_steps(2560), 2);
+  EXPECT_EQ(codegen_cuda::matmul_i2s_k_steps(6912), 5);
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s({2560, 64, 1, 2, 6, 4}), std::invalid_argument);  // warps % split
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s({2560, 64, 1, 2, 3, 3}), std::invalid_argument);  // split > steps
 }
 
 // Extremes of the integer path: all codes +1 against all activations -128 and +127.

@@ -30,6 +30,11 @@ std::vector<cc::KernelSource> kernels_2b4t() {
       cc::emit_matmul_i2s({6912, 2560, 1}),  // down
       cc::emit_matmul_i2s({2560, 6912, 4}),  // prompt tiles
       cc::emit_matmul_i2s({6912, 2560, 8}),
+      cc::emit_matmul_i2s(cc::decode_gemv_shape(2560, 2560)),  // the decode tilings (split-K)
+      cc::emit_matmul_i2s(cc::decode_gemv_shape(2560, 640)),
+      cc::emit_matmul_i2s(cc::decode_gemv_shape(2560, 6912)),
+      cc::emit_matmul_i2s(cc::decode_gemv_shape(6912, 2560)),
+      cc::emit_matmul_i2s({6912, 2560, 1, 2, 10, 5}),
       cc::emit_lm_head_f16({2560, 128256}),
   };
 }
