@@ -30,10 +30,9 @@ async function streamOnce(prompt) {
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
   const r = await fetch(`${url}/v1/completions`, {
     method: "POST", headers,
-    // ignore_eos: every request produces exactly `tokens` tokens; logprobs: 0 sends each token as
-    // it is sampled, also one without text of its own (a control token, part of a character)
+    // ignore_eos: every request produces exactly `tokens` tokens (streamed one chunk per token)
     body: JSON.stringify({ prompt, max_tokens: tokens, temperature: 0.8, seed: 1, stream: true,
-      stream_options: { include_usage: true }, ignore_eos: true, logprobs: 0 }),
+      stream_options: { include_usage: true }, ignore_eos: true }),
   });
   if (r.status !== 200) return { error: `HTTP ${r.status}` };
   const reader = r.body.getReader();
@@ -53,10 +52,7 @@ async function streamOnce(prompt) {
       const chunk = JSON.parse(event.slice(6));
       if (chunk.error) return { error: chunk.error.message };
       if (chunk.usage) completion = chunk.usage.completion_tokens;
-      else {
-        const n = chunk.choices[0].logprobs ? chunk.choices[0].logprobs.tokens.length : 0;
-        for (let k = 0; k < n; ++k) arrivals.push(performance.now() - start);
-      }
+      else if (!chunk.choices[0].finish_reason) arrivals.push(performance.now() - start);
     }
   }
   return { arrivals, completion };

@@ -23,6 +23,10 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 
 pp128=$("$bitnet" bench -m "$model" -p 128 -n 0 -t "$threads" -r 3 --json |
   python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["tokens_per_s"])')
+# The engine's own batched decode (llama-batched-bench's test) at 1 and 8 sequences: the ceiling
+# of what 1 and 8 clients can get, without HTTP, sampling or prompts arriving.
+engine=$("$bitnet" bench -m "$model" --batch 1,8 -p 16 -n 32 -t "$threads" -r 2 --json |
+  python3 -c 'import json,sys; r=[x for x in json.load(sys.stdin) if x["test"].startswith("tg")]; print(" ".join(str(x["tokens_per_s"]) for x in r))')
 
 "$bitnet" serve -m "$model" -t "$threads" -np "$slots" -c $((slots * ctx_per_slot)) --port 0 --metrics \
   2>"$work/server.log" &
@@ -42,11 +46,12 @@ kill -TERM "$server_pid"
 wait "$server_pid" || true
 server_pid=""
 
-python3 - "$work/load.jsonl" "$pp128" "$rss_kb" "$kv_cells" "$model" "$cpu" "$threads" <<'EOF'
-import json, os, struct, sys
+python3 - "$work/load.jsonl" "$pp128" "$rss_kb" "$kv_cells" "$model" "$cpu" "$threads" "$engine" <<'EOF'
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 pp128, rss = float(sys.argv[2]), int(sys.argv[3]) * 1024
 kv_cells, model, cpu, threads = int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
+engine_b1, engine_b8 = (float(x) for x in sys.argv[8].split())
 print(f"\nbitnet serve load test: {os.path.basename(model)}, {threads} threads, CPU: {cpu}")
 print("| clients | requests | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) | errors |")
 print("|---|---|---|---|---|---|")
@@ -56,7 +61,9 @@ for r in rows:
 one = next(r for r in rows if r["clients"] == 1)["aggregate_tok_s"]
 eight = next(r for r in rows if r["clients"] == 8)["aggregate_tok_s"]
 target = min(4 * one, 0.7 * pp128)
-print(f"\npp128 (bitnet bench, same run): {pp128:.1f} tok/s")
+print(f"\npp128 (bitnet bench, same run): {pp128:.1f} tok/s; the engine's batched decode (bitnet bench --batch): "
+      f"{engine_b1:.1f} tok/s at 1 sequence, {engine_b8:.1f} at 8 ({engine_b8 / engine_b1:.2f}x)")
+print(f"server / engine: 1 client {one / engine_b1:.0%}, 8 clients {eight / engine_b8:.0%}")
 print(f"8 clients: {eight:.1f} tok/s; target min(4 x {one:.1f}, 0.7 x {pp128:.1f}) = {target:.1f}: "
       f"{'met' if eight >= target else 'NOT met'} ({eight / target:.2f}x)")
 errors = sum(r["errors"] for r in rows)

@@ -40,9 +40,10 @@ void CompletionRequestState::on_event(const CompletionEvent& event) {
       step_logprobs = empty_logprobs(endpoint_);
       append_logprobs(endpoint_, vocab_, event.logprobs, text_offset_, step_logprobs);
     }
-    // Tokens that add no text yet (part of a character or of a possible stop string) are sent
-    // with the text that completes them.
-    if (!event.text.empty() || (logprobs_ && !event.logprobs.empty())) {
+    // One chunk per step that sampled a token, as OpenAI streams: a token that adds no text yet
+    // (part of a character or of a possible stop string, a control token) gives an empty piece,
+    // and its text comes with the token that completes it.
+    if (!event.text.empty() || !event.tokens.empty()) {
       reply_->write(sse_event(chunk_json(header_, event.text, "", logprobs_ ? &step_logprobs : nullptr, first_chunk_)));
       first_chunk_ = false;
     }
