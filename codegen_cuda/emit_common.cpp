@@ -49,4 +49,13 @@ std::string kernel_name(const std::string& prefix, std::initializer_list<std::pa
   return name;
 }
 
+std::string int_constants(std::initializer_list<std::pair<const char*, std::string>> constants) {
+  std::string out;
+  for (const auto& [name, value] : constants) {
+    if (!out.empty()) out += '\n';
+    out += "  constexpr int " + std::string(name) + " = " + value + ";";
+  }
+  return out;
+}
+
 }  // namespace bitnet::codegen_cuda

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 namespace bitnet::codegen_cuda {
 
@@ -12,6 +14,10 @@ const std::string& device_prelude();
 
 // A float as a hexadecimal literal ("0x1.4f8b58p-17f"): exact, whatever the locale.
 std::string float_literal(float value);
+
+// "  constexpr int kK = 2560;" lines (joined by newlines, none after the last): the shape
+// constants a kernel is specialised to.
+std::string int_constants(std::initializer_list<std::pair<const char*, std::string>> constants);
 
 // "name_k2560_m6912": identifiers from a prefix and shape numbers.
 std::string kernel_name(const std::string& prefix, std::initializer_list<std::pair<const char*, int64_t>> dims);

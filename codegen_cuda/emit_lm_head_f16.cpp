@@ -29,14 +29,12 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
        kern.name + R"((
     const unsigned short* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {
-  constexpr int kK = )" +
-       num(shape.k) + R"(;
-  constexpr int kM = )" +
-       num(shape.m) + R"(;
-  constexpr int kRows = )" +
-       num(shape.rows_per_warp) + R"(;
-  constexpr int kWarps = )" +
-       num(shape.warps) + R"(;
+)" +
+       int_constants({{"kK", num(shape.k)},
+                      {"kM", num(shape.m)},
+                      {"kRows", num(shape.rows_per_warp)},
+                      {"kWarps", num(shape.warps)}}) +
+       R"(
   constexpr int kThreads = kWarps * 32;
   constexpr int kStride = )" +
        num(f16_row_stride(shape.k)) + R"(;

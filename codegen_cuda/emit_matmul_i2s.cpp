@@ -61,18 +61,14 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
        kern.name + R"((
     const unsigned int* __restrict__ w, float w_scale, const signed char* __restrict__ q,
     const float* __restrict__ act_scale, const int* __restrict__ act_sum, float* __restrict__ y, int n_tokens) {
-  constexpr int kK = )" +
-       num(shape.k) + R"(;
-  constexpr int kM = )" +
-       num(shape.m) + R"(;
-  constexpr int kTokens = )" +
-       num(shape.tokens_per_block) + R"(;
-  constexpr int kRows = )" +
-       num(shape.rows_per_warp) + R"(;
-  constexpr int kWarps = )" +
-       num(shape.warps) + R"(;
-  constexpr int kSplit = )" +
-       num(shape.k_split) + R"(;
+)" +
+       int_constants({{"kK", num(shape.k)},
+                      {"kM", num(shape.m)},
+                      {"kTokens", num(shape.tokens_per_block)},
+                      {"kRows", num(shape.rows_per_warp)},
+                      {"kWarps", num(shape.warps)},
+                      {"kSplit", num(shape.k_split)}}) +
+       R"(
   constexpr int kGroups = kWarps / kSplit;
   constexpr int kWordsPerRow = kK / 16;
   constexpr int kTileWords = )" +

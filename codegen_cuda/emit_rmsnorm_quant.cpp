@@ -33,10 +33,8 @@ KernelSource emit_rmsnorm_quant(const RmsNormQuantShape& shape) {
        std::to_string(k.min_blocks) + ") " + k.name + R"((
     const float* __restrict__ x, const float* __restrict__ gain, signed char* __restrict__ q,
     float* __restrict__ act_scale, int* __restrict__ act_sum, float* __restrict__ normed, int n_tokens) {
-  constexpr int kN = )" +
-       n + R"(;
-  constexpr int kThreads = )" +
-       std::to_string(k.threads) + R"(;
+)" + int_constants({{"kN", n}, {"kThreads", std::to_string(k.threads)}}) +
+       R"(
   constexpr int kPerThread = (kN + kThreads - 1) / kThreads;
   constexpr int kWarps = kThreads / 32;
   constexpr float kEps = )" +
