@@ -17,6 +17,9 @@ const prompts = ["Write a story about a robot who learns to paint.", "Explain ho
   "What makes a good cup of tea?", "Tell me about the history of bicycles.",
   "Describe the water cycle.", "Write a poem about autumn leaves."];
 
+// null when nothing was measured (a server that streams no chunk for tokens without text)
+const ms = (x) => (x === null ? null : +x.toFixed(1));
+
 function percentile(values, p) {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
@@ -79,8 +82,8 @@ async function run(clients) {
   const seconds = (performance.now() - start) / 1000;
   return { clients, requests: clients * requestsPerClient, tokens_per_request: tokens, generated,
     seconds: +seconds.toFixed(2), aggregate_tok_s: +(generated / seconds).toFixed(2),
-    ttft_p50_ms: +percentile(ttft, 50).toFixed(1), ttft_p99_ms: +percentile(ttft, 99).toFixed(1),
-    itl_p50_ms: +percentile(itl, 50).toFixed(1), itl_p99_ms: +percentile(itl, 99).toFixed(1), errors };
+    ttft_p50_ms: ms(percentile(ttft, 50)), ttft_p99_ms: ms(percentile(ttft, 99)),
+    itl_p50_ms: ms(percentile(itl, 50)), itl_p99_ms: ms(percentile(itl, 99)), errors };
 }
 
 await streamOnce(prompts[0]);  // warm-up: first-touch of the weights and buffers is not measured

@@ -56,8 +56,9 @@ print(f"\nbitnet serve load test: {os.path.basename(model)}, {threads} threads, 
 print("| clients | requests | aggregate tok/s | TTFT p50 / p99 (ms) | inter-token p50 / p99 (ms) | errors |")
 print("|---|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r['clients']} | {r['requests']} | {r['aggregate_tok_s']:.1f} | {r['ttft_p50_ms']:.0f} / {r['ttft_p99_ms']:.0f} "
-          f"| {r['itl_p50_ms']:.0f} / {r['itl_p99_ms']:.0f} | {r['errors']} |")
+    f = lambda x: "-" if x is None else f"{x:.0f}"
+    print(f"| {r['clients']} | {r['requests']} | {r['aggregate_tok_s']:.1f} | {f(r['ttft_p50_ms'])} / {f(r['ttft_p99_ms'])} "
+          f"| {f(r['itl_p50_ms'])} / {f(r['itl_p99_ms'])} | {r['errors']} |")
 one = next(r for r in rows if r["clients"] == 1)["aggregate_tok_s"]
 eight = next(r for r in rows if r["clients"] == 8)["aggregate_tok_s"]
 target = min(4 * one, 0.7 * pp128)
