@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "codegen_cuda/decode_program.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
 #include "codegen_cuda/emit_rmsnorm_quant.h"
@@ -82,16 +83,58 @@ inline codegen_cuda::LmHeadF16Shape check_lm_head() {
   return {2560, 128256};
 }
 
-// Every kernel above, one translation unit (one module on the device).
+// The whole-model decode steps the check runs (decode_program.h): the 2B4T shape on random
+// weights (timed at several context lengths) and the shared tiny models (checked against the CPU
+// reference, then timed). Their kernels are compiled in, so a model file must have exactly this
+// configuration (the check compares it).
+struct DecodeProgramCase {
+  std::string name;
+  std::string gguf;  // file name under --models, "" = random weights
+  codegen_cuda::DecodeModelConfig config;
+  codegen_cuda::DecodeProgramOptions options = {};
+};
+inline std::vector<DecodeProgramCase> decode_program_cases() {
+  using codegen_cuda::FfnActivation;
+  return {
+      // The tiny models with the norms folded (as in the recorded H200 runs) and separate.
+      {"bitnet-tiny-mha",
+       "bitnet-tiny-mha.i2_s.gguf",
+       {256, 768, 4, 4, 4, 32000, 512, 1e-5f, 10000.0f, 1.0f, FfnActivation::kSilu},
+       {.fuse_norms = true}},
+      {"b158-tiny-gqa",
+       "b158-tiny-gqa.i2_s.gguf",
+       {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = true}},
+      {"b158-tiny-gqa, norms as separate launches",
+       "b158-tiny-gqa.i2_s.gguf",
+       {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2}},
+      {"2b4t-shape (random weights), norms folded into the GEMVs",
+       "",
+       {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = true}},
+      {"2b4t-shape (random weights), norms as separate launches",
+       "",
+       {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = false}},
+  };
+}
+
+// Every kernel above, one translation unit (one module on the device); kernels of the same name
+// are the same text and appear once.
 inline std::string check_source() {
   std::string source;
-  for (const auto& n : check_norms()) source += codegen_cuda::emit_rmsnorm_quant(n).source;
   std::set<std::string> names;
-  for (const auto& m : check_matmuls()) {
-    const auto k = codegen_cuda::emit_matmul_i2s(m.shape);
+  auto add = [&](const codegen_cuda::KernelSource& k) {
     if (names.insert(k.name).second) source += k.source;
+  };
+  for (const auto& n : check_norms()) add(codegen_cuda::emit_rmsnorm_quant(n));
+  for (const auto& m : check_matmuls()) add(codegen_cuda::emit_matmul_i2s(m.shape));
+  add(codegen_cuda::emit_lm_head_f16(check_lm_head()));
+  for (const DecodeProgramCase& c : decode_program_cases()) {
+    auto program = codegen_cuda::plan_decode_program(c.config, c.options);
+    if (!program) continue;  // the check reports it when it plans the same config
+    for (const auto& k : program->kernels) add(k);
   }
-  source += codegen_cuda::emit_lm_head_f16(check_lm_head()).source;
   return source;
 }
 

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Runs the standalone CUDA kernel check (bench/cuda_kernel_check.cpp) on a machine with an NVIDIA
 # GPU and prints its one JSON summary: parity of every kernel with the CPU reference, the 2B4T
-# decode GEMV / LM head timings against 4.8 TB/s, and a decode-step CUDA graph of the existing
-# kernels for 30 layers ("decode_step": no attention, RoPE or embedding).
+# decode GEMV / LM head timings against 4.8 TB/s, a GEMV-only decode-step graph ("decode_step"),
+# and the whole decode step ("decode_programs": the shared tiny models' logits against the CPU
+# reference, then every case as a CUDA graph at several context lengths; --decode-only runs just
+# this part; --models DIR holds bitnet-tiny-mha.i2_s.gguf and b158-tiny-gqa.i2_s.gguf).
 #
-#   bench/cuda_device_check.sh <path/to/cuda_kernel_check> [--iters N]
+#   bench/cuda_device_check.sh <path/to/cuda_kernel_check> [--iters N] [--decode-only] [--models DIR]
 #
 # Build the binary where the CUDA toolkit is (it embeds its kernels and needs only glibc >= 2.35
 # and the driver's libcuda.so.1 on the GPU machine):
@@ -13,7 +15,7 @@
 # 124 when it ran past BITNET_CHECK_TIMEOUT seconds (default 300).
 set -u
 if [ $# -lt 1 ]; then
-  echo "usage: $0 <cuda_kernel_check binary> [--iters N]" >&2
+  echo "usage: $0 <cuda_kernel_check binary> [--iters N] [--decode-only] [--models DIR]" >&2
   exit 4
 fi
 bin=$1

@@ -22,6 +22,7 @@
 
 #include "bench/cuda_check_shapes.h"
 #include "bench/cuda_driver.h"
+#include "bench/cuda_reference_decode.h"
 #include "codegen_cuda/repack.h"
 #include "reference/kernels.h"
 
@@ -555,12 +556,295 @@ std::string run_decode_step(CUmodule module, int reps, const std::map<std::strin
   return out + "\n]}";
 }
 
+// ---- whole-model decode steps (codegen_cuda/decode_program.h) -------------------------------------
+// The shared tiny models: several decode steps launched one kernel at a time, logits against the
+// CPU reference decode (bench/cuda_reference_decode, itself checked against the interpreter in
+// codegen_cuda_tests) computed here; then every case's step captured once as a CUDA graph and
+// replayed at a few context lengths (the position is read from device memory, so the same graph
+// serves every position). Bytes per token: the weights one step reads plus the K and V cells
+// attention reads (2 x layers x (pos + 1) x n_embd_kv x 2 bytes).
+
+// The program's buffers on the device.
+struct ProgramBuffers {
+  std::vector<std::unique_ptr<DeviceBuffer>> buffers;
+  std::vector<CUfunction> functions;
+  explicit ProgramBuffers(CUmodule module, const codegen_cuda::DecodeProgram& p) {
+    for (const codegen_cuda::DecodeBuffer& b : p.buffers) {
+      buffers.push_back(std::make_unique<DeviceBuffer>(static_cast<size_t>(b.bytes)));
+      check(cu.cuMemsetD8(buffers.back()->ptr, 0, static_cast<size_t>(b.bytes)), "cuMemsetD8");
+    }
+    for (const codegen_cuda::KernelSource& k : p.kernels) {
+      CUfunction fn;
+      check(cu.cuModuleGetFunction(&fn, module, k.name.c_str()), ("cuModuleGetFunction " + k.name).c_str());
+      functions.push_back(fn);
+    }
+  }
+  void set_int(int buffer, int32_t value) { buffers[static_cast<size_t>(buffer)]->upload(&value, 4); }
+};
+
+std::vector<Node> program_nodes(const codegen_cuda::DecodeProgram& p, const ProgramBuffers& d) {
+  std::vector<Node> nodes;
+  for (const codegen_cuda::DecodeLaunch& l : p.launches) {
+    Node n{d.functions[static_cast<size_t>(l.kernel)], l.grid, l.threads, {}};
+    for (int index : l.args) n.slots.push_back(index < 0 ? 0 : d.buffers[static_cast<size_t>(index)]->ptr);
+    if (l.n_tokens_arg) n.slots.push_back(1);  // int 1 in the low bytes of the slot (little endian)
+    nodes.push_back(std::move(n));
+  }
+  return nodes;
+}
+
+// Random weights in every weight buffer: I2_S codes 0..2, scales 0.01, gains 1, F16 in [-1, 1],
+// the real RoPE tables. One random block is reused for all buffers of a kind (only timing uses it).
+void fill_random_weights(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d) {
+  using codegen_cuda::WeightLayout;
+  int64_t i2s_bytes = 0, f16_bytes = 0;
+  for (const auto& b : p.buffers) {
+    if (b.layout == WeightLayout::kI2sRows || b.layout == WeightLayout::kI2sPairs)
+      i2s_bytes = std::max(i2s_bytes, b.bytes);
+    if (b.layout == WeightLayout::kF16 || b.layout == WeightLayout::kF16LmHead)
+      f16_bytes = std::max(f16_bytes, b.bytes);
+  }
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return static_cast<uint32_t>(state >> 16);
+  };
+  std::vector<uint32_t> codes(static_cast<size_t>(i2s_bytes / 4 + 1)), halves(static_cast<size_t>(f16_bytes / 4 + 1));
+  for (uint32_t& w : codes) {
+    const uint32_t r = next();
+    w = r & ~(((r & 0xAAAAAAAAu) >> 1) & r & 0x55555555u);  // no code 3
+  }
+  for (uint32_t& w : halves) {
+    const uint32_t r = next();
+    const auto h0 = ref::fp32_to_fp16(static_cast<float>(static_cast<int32_t>(r & 0xffff) - 32768) / 32768.0f);
+    const auto h1 = ref::fp32_to_fp16(static_cast<float>(static_cast<int32_t>(r >> 16) - 32768) / 32768.0f);
+    w = h0 | (static_cast<uint32_t>(h1) << 16);
+  }
+  for (size_t i = 0; i < p.buffers.size(); ++i) {
+    const codegen_cuda::DecodeBuffer& b = p.buffers[i];
+    if (b.kind != codegen_cuda::BufferKind::kWeight) continue;
+    DeviceBuffer& dst = *d.buffers[i];
+    switch (b.layout) {
+      case codegen_cuda::WeightLayout::kI2sRows:
+      case codegen_cuda::WeightLayout::kI2sPairs:
+        dst.upload(codes.data(), static_cast<size_t>(b.bytes));
+        break;
+      case codegen_cuda::WeightLayout::kF16:
+      case codegen_cuda::WeightLayout::kF16LmHead:
+        dst.upload(halves.data(), static_cast<size_t>(b.bytes));
+        break;
+      case codegen_cuda::WeightLayout::kI2sScales: {
+        const std::vector<float> v(static_cast<size_t>(b.bytes / 4), 0.01f);
+        dst.upload(v.data(), static_cast<size_t>(b.bytes));
+        break;
+      }
+      case codegen_cuda::WeightLayout::kF32: {
+        const std::vector<float> v(static_cast<size_t>(b.bytes / 4), 1.0f);
+        dst.upload(v.data(), static_cast<size_t>(b.bytes));
+        break;
+      }
+      case codegen_cuda::WeightLayout::kRopeCos:
+      case codegen_cuda::WeightLayout::kRopeSin: {
+        auto bytes = codegen_cuda::decode_weight_bytes(
+            p, static_cast<int>(i), [](const std::string&) { return static_cast<const uint8_t*>(nullptr); });
+        if (!bytes) throw std::runtime_error(bytes.error().message);
+        dst.upload(bytes->data(), bytes->size());
+        break;
+      }
+    }
+  }
+}
+
+// Timed graph replays of the step at each position of `positions`.
+std::string time_program(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d, const std::vector<int32_t>& positions,
+                         int reps) {
+  const std::vector<Node> nodes = program_nodes(p, d);
+  CUstream stream;
+  check(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  CUgraph graph;
+  CUgraphExec exec;
+  check(cu.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+  enqueue(nodes, stream);
+  check(cu.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
+  check(cu.cuGraphInstantiate(&exec, graph, 0), "cuGraphInstantiate");
+  CUevent start, stop;
+  check(cu.cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
+  check(cu.cuEventCreate(&stop, CU_EVENT_DEFAULT), "cuEventCreate");
+  const codegen_cuda::DecodeModelConfig& c = p.config;
+  const int64_t n_embd_kv = c.n_embd / c.n_head * c.n_head_kv;
+  std::string out;
+  for (int32_t pos : positions) {
+    d.set_int(p.token_buffer, 1);
+    d.set_int(p.pos_buffer, pos);
+    for (int i = 0; i < 3; ++i) check(cu.cuGraphLaunch(exec, stream), "cuGraphLaunch");
+    check(cu.cuStreamSynchronize(stream), "decode program (graph)");
+    check(cu.cuEventRecord(start, stream), "cuEventRecord");
+    for (int i = 0; i < reps; ++i) check(cu.cuGraphLaunch(exec, stream), "cuGraphLaunch");
+    check(cu.cuEventRecord(stop, stream), "cuEventRecord");
+    check(cu.cuEventSynchronize(stop), "cuEventSynchronize");
+    float ms = 0;
+    check(cu.cuEventElapsedTime(&ms, start, stop), "cuEventElapsedTime");
+    const double us = 1000.0 * ms / reps;
+    std::vector<float> logits(static_cast<size_t>(c.n_vocab));
+    d.buffers[static_cast<size_t>(p.logits_buffer)]->download(logits.data(), logits.size() * 4);
+    int64_t non_finite = 0;
+    for (float v : logits) non_finite += !std::isfinite(v);
+    const double kv_bytes = 2.0 * static_cast<double>(c.n_layer) * (pos + 1) * static_cast<double>(n_embd_kv) * 2.0;
+    const double bytes = static_cast<double>(p.weight_bytes_read_per_token()) + kv_bytes;
+    const double roofline_us = bytes / (kPeakGbps * 1e3);
+    out += std::string(out.empty() ? "" : ",") + "{\"context\":" + std::to_string(pos + 1) +
+           ",\"graph_us_per_token\":" + num(us) + ",\"tokens_per_s\":" + num(1e6 / us) +
+           ",\"bytes_per_token\":" + num(bytes) + ",\"roofline_us\":" + num(roofline_us) +
+           ",\"roofline_tokens_per_s\":" + num(1e6 / roofline_us) +
+           ",\"fraction_of_hbm_roofline\":" + num(roofline_us / us) +
+           ",\"non_finite_logits\":" + std::to_string(non_finite) + "}";
+  }
+  cu.cuEventDestroy(start);
+  cu.cuEventDestroy(stop);
+  cu.cuGraphExecDestroy(exec);
+  cu.cuGraphDestroy(graph);
+  cu.cuStreamDestroy(stream);
+  return out;
+}
+
+// Where one step's time goes: every launch of a step bracketed by events in one stream (so each
+// figure includes a launch's own overhead but not the graph's savings), summed per role (the label
+// without its "blk.N." prefix), at position `pos`.
+std::string profile_program(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d, int32_t pos) {
+  const std::vector<Node> nodes = program_nodes(p, d);
+  d.set_int(p.token_buffer, 1);
+  d.set_int(p.pos_buffer, pos);
+  enqueue(nodes, nullptr);
+  check(cu.cuCtxSynchronize(), "decode program (profile warm-up)");
+  std::vector<CUevent> events(nodes.size() + 1);
+  for (CUevent& e : events) check(cu.cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate");
+  check(cu.cuEventRecord(events[0], nullptr), "cuEventRecord");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    enqueue({nodes[i]}, nullptr);
+    check(cu.cuEventRecord(events[i + 1], nullptr), "cuEventRecord");
+  }
+  check(cu.cuEventSynchronize(events.back()), "cuEventSynchronize");
+  std::map<std::string, std::pair<double, int>> roles;
+  std::vector<std::string> order;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    float ms = 0;
+    check(cu.cuEventElapsedTime(&ms, events[i], events[i + 1]), "cuEventElapsedTime");
+    std::string role = p.launches[i].label;
+    if (role.rfind("blk.", 0) == 0) role = role.substr(role.find('.', 4) + 1);
+    if (!roles.count(role)) order.push_back(role);
+    roles[role].first += 1000.0 * ms;
+    roles[role].second += 1;
+  }
+  for (CUevent& e : events) cu.cuEventDestroy(e);
+  std::string out;
+  for (const std::string& role : order) {
+    out += std::string(out.empty() ? "" : ",") + "\"" + role +
+           "\":{\"launches\":" + std::to_string(roles[role].second) + ",\"us\":" + num(roles[role].first) + "}";
+  }
+  return "{\"context\":" + std::to_string(pos + 1) + "," + out + "}";
+}
+
+// Logits of `steps` decode tokens against the CPU reference; greedy ids compared where the
+// reference's top-2 margin exceeds 1e-3.
+std::string check_program_parity(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d, const GgufModel& model,
+                                 bool* parity) {
+  const std::vector<int32_t> tokens = {1, 450, 4996, 17354, 1701, 29916, 432, 17204};
+  ReferenceDecoder reference(p.config, [&](const std::string& name) { return model.data(name); });
+  const std::vector<Node> nodes = program_nodes(p, d);
+  int64_t differing = 0, total = 0, greedy_checked = 0, greedy_equal = 0;
+  double max_rel = 0;
+  for (size_t pos = 0; pos < tokens.size(); ++pos) {
+    d.set_int(p.token_buffer, tokens[pos]);
+    d.set_int(p.pos_buffer, static_cast<int32_t>(pos));
+    enqueue(nodes, nullptr);
+    check(cu.cuCtxSynchronize(), "decode program step");
+    std::vector<float> got(static_cast<size_t>(p.config.n_vocab));
+    d.buffers[static_cast<size_t>(p.logits_buffer)]->download(got.data(), got.size() * 4);
+    const std::vector<float> want = reference.step(tokens[pos], static_cast<int64_t>(pos));
+    float scale = 0;
+    for (float v : want) scale = std::max(scale, std::fabs(v));
+    for (size_t i = 0; i < want.size(); ++i) {
+      differing += bits(got[i]) != bits(want[i]);
+      max_rel = std::max(max_rel, std::fabs(static_cast<double>(got[i]) - want[i]) / scale);
+    }
+    total += static_cast<int64_t>(want.size());
+    std::vector<float> sorted = want;
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+    if (sorted[0] - sorted[1] > 1e-3f) {
+      ++greedy_checked;
+      greedy_equal += std::max_element(got.begin(), got.end()) - got.begin() ==
+                      std::max_element(want.begin(), want.end()) - want.begin();
+    }
+  }
+  const bool ok = max_rel < 1e-4 && greedy_equal == greedy_checked;
+  *parity = *parity && ok;
+  return "\"steps\":" + std::to_string(tokens.size()) + ",\"logits_checked\":" + std::to_string(total) +
+         ",\"logits_not_bit_identical\":" + std::to_string(differing) +
+         ",\"max_abs_diff_over_max_abs_logit\":" + num(max_rel) +
+         ",\"greedy_checked\":" + std::to_string(greedy_checked) + ",\"greedy_equal\":" + std::to_string(greedy_equal) +
+         ",\"parity\":" + (ok ? "true" : "false");
+}
+
+std::string run_decode_programs(CUmodule module, const std::string& models_dir, int reps, bool* parity) {
+  std::string out = "[";
+  bool first = true;
+  for (const DecodeProgramCase& c : decode_program_cases()) {
+    std::string entry = "{\"model\":\"" + escape(c.name) + "\"";
+    auto program = codegen_cuda::plan_decode_program(c.config, c.options);
+    if (!program) throw std::runtime_error(program.error().message);
+    entry += ",\"launches_per_token\":" + std::to_string(program->launches.size()) +
+             ",\"n_ctx\":" + std::to_string(c.config.n_ctx) +
+             ",\"weight_bytes_read_per_token\":" + num(static_cast<double>(program->weight_bytes_read_per_token()));
+    ProgramBuffers d(module, *program);
+    std::vector<int32_t> positions;
+    if (c.gguf.empty()) {
+      fill_random_weights(*program, d);
+      positions = {127, 1023, 4095};
+    } else {
+      auto model = read_gguf(models_dir + "/" + c.gguf);
+      if (!model) {
+        entry += ",\"skipped\":\"" + escape(model.error().message) + "\"}";
+        out += (first ? "\n  " : ",\n  ") + entry;
+        first = false;
+        *parity = false;  // a model that was asked for and is missing is a failed check
+        continue;
+      }
+      auto config = decode_config(*model, c.config.n_ctx);
+      if (!config) throw std::runtime_error(c.gguf + ": " + config.error().message);
+      const codegen_cuda::DecodeModelConfig& g = *config;
+      if (g.n_embd != c.config.n_embd || g.n_ff != c.config.n_ff || g.n_head != c.config.n_head ||
+          g.n_head_kv != c.config.n_head_kv || g.n_layer != c.config.n_layer || g.n_vocab != c.config.n_vocab ||
+          g.eps != c.config.eps || g.freq_base != c.config.freq_base || g.freq_scale != c.config.freq_scale ||
+          g.act != c.config.act) {
+        throw std::runtime_error(c.gguf + ": configuration differs from the compiled-in kernels'");
+      }
+      for (size_t i = 0; i < program->buffers.size(); ++i) {
+        if (program->buffers[i].kind != codegen_cuda::BufferKind::kWeight) continue;
+        auto bytes = codegen_cuda::decode_weight_bytes(*program, static_cast<int>(i),
+                                                       [&](const std::string& name) { return model->data(name); });
+        if (!bytes) throw std::runtime_error(bytes.error().message);
+        d.buffers[i]->upload(bytes->data(), bytes->size());
+      }
+      entry += "," + check_program_parity(*program, d, *model, parity);
+      positions = {127, 511};
+    }
+    entry += ",\"timing\":[" + time_program(*program, d, positions, reps) + "]";
+    entry += ",\"per_role_stream_us\":[" + profile_program(*program, d, positions.front()) + "," +
+             profile_program(*program, d, positions.back()) + "]}";
+    out += (first ? "\n  " : ",\n  ") + entry;
+    first = false;
+  }
+  return out + "\n]";
+}
+
 int finish(const std::string& status, int code, const std::string& body) {
   std::printf("{\"status\":\"%s\",\"exit_code\":%d%s}\n", status.c_str(), code, body.c_str());
   return code;
 }
 
-int run(int iters) {
+int run(int iters, bool decode_only, const std::string& models_dir) {
   std::string why;
   if (!cu.load(&why)) return finish("no_gpu", kNoGpu, ",\"reason\":\"no CUDA driver: " + escape(why) + "\"");
   if (CUresult rc = cu.cuInit(0); rc != CUDA_SUCCESS) {
@@ -608,15 +892,22 @@ int run(int iters) {
       first = false;
       all_pass = all_pass && r.parity;
     };
-    for (const auto& n : check_norms()) add(run_norm(module, n, iters));
-    double decode_us = 0, head_us = 0;
-    std::map<std::string, BestGemv> best;
-    for (const auto& m : check_matmuls()) add(run_matmul(module, m, iters, &decode_us, &best));
-    add(run_lm_head(module, iters, &head_us));
-    // The first slice's per-kernel sum (baseline tilings, one launch at a time): kept as it was.
-    body += "\n],\"decode_layer_gemv_us\":" + num(decode_us) +
-            ",\"decode_30_layers_plus_head_us\":" + num(30 * decode_us + head_us);
-    body += ",\n\"decode_step\":" + run_decode_step(module, iters, best);
+    if (!decode_only) {
+      for (const auto& n : check_norms()) add(run_norm(module, n, iters));
+      double decode_us = 0, head_us = 0;
+      std::map<std::string, BestGemv> best;
+      for (const auto& m : check_matmuls()) add(run_matmul(module, m, iters, &decode_us, &best));
+      add(run_lm_head(module, iters, &head_us));
+      // The first slice's per-kernel sum (baseline tilings, one launch at a time): kept as it was.
+      body += "\n],\"decode_layer_gemv_us\":" + num(decode_us) +
+              ",\"decode_30_layers_plus_head_us\":" + num(30 * decode_us + head_us);
+      body += ",\n\"decode_step\":" + run_decode_step(module, iters, best);
+    } else {
+      body += "]";
+    }
+    bool programs_pass = true;
+    body += ",\n\"decode_programs\":" + run_decode_programs(module, models_dir, iters, &programs_pass);
+    all_pass = all_pass && programs_pass;
     return all_pass ? finish("ok", kOk, body) : finish("parity_failed", kParityFailed, body);
   } catch (const std::exception& e) {
     return finish("cuda_error", kCudaError, device + ",\"reason\":\"" + escape(e.what()) + "\"");
@@ -628,17 +919,26 @@ int run(int iters) {
 
 int main(int argc, char** argv) {
   int iters = 200;
+  bool decode_only = false;
+  std::string models_dir = "models";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--iters" && i + 1 < argc) {
       iters = std::atoi(argv[++i]);
+    } else if (arg == "--decode-only") {
+      decode_only = true;
+    } else if (arg == "--models" && i + 1 < argc) {
+      models_dir = argv[++i];
     } else {
-      std::fprintf(stderr,
-                   "usage: cuda_kernel_check [--iters N]\n"
-                   "exit codes: 0 ok, 1 parity failed, 2 no GPU/driver, 3 CUDA error, 4 usage\n");
+      std::fprintf(
+          stderr,
+          "usage: cuda_kernel_check [--iters N] [--decode-only] [--models DIR]\n"
+          "  --decode-only: only the whole-model decode steps (decode_programs)\n"
+          "  --models DIR: where bitnet-tiny-mha.i2_s.gguf and b158-tiny-gqa.i2_s.gguf are (default ./models)\n"
+          "exit codes: 0 ok, 1 parity failed, 2 no GPU/driver, 3 CUDA error, 4 usage\n");
       return bitnet::bench::kUsage;
     }
   }
   if (iters < 1) return bitnet::bench::kUsage;
-  return bitnet::bench::run(iters);
+  return bitnet::bench::run(iters, decode_only, models_dir);
 }

@@ -32,6 +32,34 @@ __device__ __forceinline__ float bn_warp_max_f32(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
 }
+// ref::expf_approx (ggml_v_expf, AVX-512) one lane: every step the same rounded float operation.
+__device__ __forceinline__ float bn_expf_approx(float x) {
+  const float shifter = 0x1.8p23f;
+  const float z = __fmaf_rn(x, 0x1.715476p+0f, shifter);
+  const float n = __fsub_rn(z, shifter);
+  const float b = __fmaf_rn(-n, 0x1.7f7d1cp-20f, __fmaf_rn(-n, 0x1.62e4p-1f, x));
+  const float u = __fmul_rn(b, b);
+  const float j = __fmaf_rn(__fmaf_rn(__fmaf_rn(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                      __fmaf_rn(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                            u, __fmaf_rn(0x1.ffffecp-1f, b, 1.0f));
+  if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : __int_as_float(0x7f800000);
+  if (n != n) return j;
+  return ldexpf(j, (int)n);  // exact scaling (0 ulp), as vscalefps
+}
+// ref::silu: x / (1 + expf_approx(0 - x)), in float.
+__device__ __forceinline__ float bn_silu(float x) {
+  return __fdiv_rn(x, __fadd_rn(1.0f, bn_expf_approx(__fsub_rn(0.0f, x))));
+}
+// ggml_vec_dot_f16's reduction of one warp's chains: lane L holds register L / 16 (chain_lo) and
+// register L / 16 + 2 (chain_hi) of lane L % 16. Folds 0 += 2, 1 += 3, then 0 += 1, then the
+// 16-lane tree (i + 8, i + 4, i + 2, i + 1); lane 0 ends with the float the reference widens.
+__device__ __forceinline__ float bn_f16_dot_fold(float chain_lo, float chain_hi) {
+  float v = __fadd_rn(chain_lo, chain_hi);
+  v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 16));
+#pragma unroll
+  for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset));
+  return v;
+}
 #endif
 )";
   return text;

@@ -32,12 +32,162 @@ MatmulI2sShape decode_gemv_shape(int64_t k, int64_t m) {
   return shape;
 }
 
+namespace {
+
+bool gated(MatmulI2sEpilogue e) {
+  return e == MatmulI2sEpilogue::kGluRelu2 || e == MatmulI2sEpilogue::kGluSilu;
+}
+
+std::string epilogue_suffix(MatmulI2sEpilogue e) {
+  switch (e) {
+    case MatmulI2sEpilogue::kStore:
+      return "";
+    case MatmulI2sEpilogue::kResidualAdd:
+      return "_add";
+    case MatmulI2sEpilogue::kGluRelu2:
+      return "_relu2";
+    case MatmulI2sEpilogue::kGluSilu:
+      return "_silu";
+  }
+  return "";
+}
+
+// The text that turns dot products into stored outputs. Defines bn_out(d, row, tok) for plain
+// rows (store or residual add) and bn_out_pair(d_gate, d_up, row, tok) for gated pairs.
+std::string epilogue_text(const MatmulI2sShape& shape) {
+  const bool fused = matmul_i2s_fused(shape);
+  const std::string seg0 = std::to_string(shape.segment_end[0] != 0 ? shape.segment_end[0] : shape.m);
+  const std::string seg1 = std::to_string(shape.segment_end[0] != 0 ? shape.segment_end[1] : shape.m);
+  std::string s;
+  // Spec 8.2 step 5: (D - S) exact in int32, then / s, then * tensor scale, each rounded.
+  s += std::string("  auto bn_value = [&](int d, ") + (shape.fuse_norm ? "int" : "int tok") +
+       ", float scale) {\n"
+       "    return __fmul_rn(__fdiv_rn(__int2float_rn(d - " +
+       std::string(shape.fuse_norm ? "s_act_sum" : "act_sum[tok]") + "), " +
+       (shape.fuse_norm ? "s_act_scale" : "act_scale[tok]") +
+       "), scale);\n"
+       "  };\n";
+  if (gated(shape.epilogue)) {
+    const std::string act = shape.epilogue == MatmulI2sEpilogue::kGluRelu2
+                                ? "const float r = g > 0.0f ? g : 0.0f; const float a = __fmul_rn(r, r);"
+                                : "const float a = bn_silu(g);";
+    s += "  auto bn_out_pair = [&](int d_gate, int d_up, int row, int tok) {\n"
+         "    const float g = bn_value(d_gate, tok, w_scales[0]);\n"
+         "    const float u = bn_value(d_up, tok, w_scales[1]);\n"
+         "    " +
+         act +
+         "\n"
+         "    y[(long long)tok * (kM / 2) + row / 2] = __fmul_rn(a, u);\n"
+         "  };\n";
+    return s;
+  }
+  if (!fused) {
+    s += "  auto bn_row_scale = [&](int) { return w_scale; };\n";
+  } else {
+    s += "  auto bn_row_scale = [&](int row) { return row < " + seg0 + " ? w_scales[0] : row < " + seg1 +
+         " ? w_scales[1] : w_scales[2]; };\n";
+  }
+  if (shape.epilogue == MatmulI2sEpilogue::kResidualAdd) {
+    s += "  auto bn_out = [&](int d, int row, int tok) {\n"
+         "    float* out = y + (long long)tok * kM + row;\n"
+         "    *out = __fadd_rn(*out, bn_value(d, tok, bn_row_scale(row)));\n"
+         "  };\n";
+  } else {
+    s += "  auto bn_out = [&](int d, int row, int tok) {\n"
+         "    y[(long long)tok * kM + row] = bn_value(d, tok, bn_row_scale(row));\n"
+         "  };\n";
+  }
+  return s;
+}
+
+}  // namespace
+
+bool matmul_i2s_fused(const MatmulI2sShape& shape) {
+  return shape.epilogue != MatmulI2sEpilogue::kStore || shape.segment_end[0] != 0 || shape.fuse_norm;
+}
+
+namespace {
+
+// The block's own RMSNorm + gain + int8 quantization of its token's row (emit_rmsnorm_quant's
+// steps, spec 8.1 and 8.2 steps 1-3): the codes land in shared memory, the scale and code sum in
+// s_act_scale / s_act_sum. x and gain are read three times (from L2): nothing is kept in registers.
+std::string fused_norm_decls(const MatmulI2sShape& shape) {
+  return R"(  constexpr float kEps = )" + float_literal(shape.norm_eps) + R"(;
+  __shared__ __align__(16) signed char s_q[kK];
+  __shared__ double s_norm_sum[kWarps];
+  __shared__ float s_norm_max[kWarps];
+  __shared__ int s_norm_codes[kWarps];
+  __shared__ float s_act_scale;
+  __shared__ int s_act_sum;
+)";
+}
+
+// The norm itself, run by every thread of the block once its first weight loads are in flight
+// (so that their memory latency overlaps the norm's).
+std::string fused_norm_body() {
+  return R"({
+    const float* xt = x + (long long)blockIdx.y * kK;
+    double squares = 0.0;
+    for (int i = threadIdx.x; i < kK; i += kWarps * 32) {
+      const float v = xt[i];
+      squares = __dadd_rn(squares, (double)__fmul_rn(v, v));
+    }
+    squares = bn_warp_sum_f64(squares);
+    if (lane == 0) s_norm_sum[warp] = squares;
+    __syncthreads();
+    double total = s_norm_sum[0];
+    for (int w = 1; w < kWarps; ++w) total = __dadd_rn(total, s_norm_sum[w]);
+    const float mean = __double2float_rn(__ddiv_rn(total, (double)kK));
+    const float inv_rms = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, kEps)));
+    float amax = 0.0f;
+    for (int i = threadIdx.x; i < kK; i += kWarps * 32) {
+      amax = fmaxf(amax, fabsf(__fmul_rn(__fmul_rn(xt[i], inv_rms), gain[i])));
+    }
+    amax = bn_warp_max_f32(amax);
+    if (lane == 0) s_norm_max[warp] = amax;
+    __syncthreads();
+    float block_max = s_norm_max[0];
+    for (int w = 1; w < kWarps; ++w) block_max = fmaxf(block_max, s_norm_max[w]);
+    const float scale = __double2float_rn(__ddiv_rn(127.0, fmax(0.00001, (double)block_max)));
+    int code_sum = 0;
+    for (int i = threadIdx.x; i < kK; i += kWarps * 32) {
+      int r = __float2int_rn(__fmul_rn(__fmul_rn(__fmul_rn(xt[i], inv_rms), gain[i]), scale));
+      r = r > 127 ? 127 : (r < -128 ? -128 : r);
+      s_q[i] = (signed char)r;
+      code_sum += r;
+    }
+    code_sum = bn_warp_sum_i32(code_sum);
+    if (lane == 0) s_norm_codes[warp] = code_sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int codes = 0;
+      for (int w = 0; w < kWarps; ++w) codes += s_norm_codes[w];
+      s_act_sum = codes;
+      s_act_scale = scale;
+    }
+    __syncthreads();
+  }
+)";
+}
+
+}  // namespace
+
 KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   if (shape.k <= 0 || shape.k % 128 != 0 || shape.m <= 0) throw std::invalid_argument("emit_matmul_i2s: bad shape");
   if (shape.tokens_per_block < 1 || shape.tokens_per_block > 8 || shape.rows_per_warp < 1 || shape.rows_per_warp > 4 ||
       shape.warps < 1 || shape.warps > 32 || shape.k_split < 1 || shape.warps % shape.k_split != 0 ||
       shape.k_split > matmul_i2s_k_steps(shape.k)) {
     throw std::invalid_argument("emit_matmul_i2s: bad tiling");
+  }
+  if (gated(shape.epilogue) && (shape.rows_per_warp % 2 != 0 || shape.m % 2 != 0 || shape.segment_end[0] != 0)) {
+    throw std::invalid_argument("emit_matmul_i2s: a gated epilogue needs row pairs and no segments");
+  }
+  if (shape.fuse_norm && (shape.tokens_per_block != 1 || shape.k > 32768)) {
+    throw std::invalid_argument("emit_matmul_i2s: a fused norm needs one token per block and k <= 32768");
+  }
+  if (shape.segment_end[0] < 0 || shape.segment_end[1] < shape.segment_end[0] || shape.segment_end[1] > shape.m ||
+      (shape.segment_end[0] == 0 && shape.segment_end[1] != 0)) {
+    throw std::invalid_argument("emit_matmul_i2s: bad row segments");
   }
   KernelSource kern;
   kern.threads = shape.warps * 32;
@@ -54,14 +204,27 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
                                                                  {"r", shape.rows_per_warp},
                                                                  {"w", shape.warps},
                                                                  {"s", shape.k_split}});
+  if (shape.segment_end[0] != 0) {
+    kern.name += "_seg" + std::to_string(shape.segment_end[0]) + "_" + std::to_string(shape.segment_end[1]);
+  }
+  kern.name += epilogue_suffix(shape.epilogue);
+  if (shape.fuse_norm) kern.name += "_norm";
   auto num = [](int64_t v) { return std::to_string(v); };
   const bool split = shape.k_split > 1;
+  // Codes from global memory through the read-only path, or from the fused norm's shared array.
+  const std::string act_load = shape.fuse_norm ? "reinterpret_cast<const int4*>(qtok[t])[chunk]"
+                                               : "__ldg(reinterpret_cast<const int4*>(qtok[t]) + chunk)";
   std::string s = device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
        kern.name + R"((
-    const unsigned int* __restrict__ w, float w_scale, const signed char* __restrict__ q,
+    const unsigned int* __restrict__ w, )" +
+       (matmul_i2s_fused(shape) ? "const float* __restrict__ w_scales" : "float w_scale") +
+       (shape.fuse_norm ? R"(, const float* __restrict__ x,
+    const float* __restrict__ gain, float* __restrict__ y, int n_tokens) {
+)"
+                        : R"(, const signed char* __restrict__ q,
     const float* __restrict__ act_scale, const int* __restrict__ act_sum, float* __restrict__ y, int n_tokens) {
-)" +
+)") +
        int_constants({{"kK", num(shape.k)},
                       {"kM", num(shape.m)},
                       {"kTokens", num(shape.tokens_per_block)},
@@ -82,7 +245,11 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   const int slice = warp % kSplit;  // this warp's K steps: slice, slice + kSplit, ...
   const int row0 = (blockIdx.x * kGroups + warp / kSplit) * kRows;
 )";
-  if (!split) s += "  if (row0 >= kM) return;  // uniform over the warp; no block-level barrier below\n";
+  if (shape.fuse_norm) s += fused_norm_decls(shape);
+  // (A fused norm has barriers: every warp stays; rows past the end are clamped and never stored.)
+  if (!split && !shape.fuse_norm) {
+    s += "  if (row0 >= kM) return;  // uniform over the warp; no block-level barrier below\n";
+  }
   s += R"(  const int tok0 = blockIdx.y * kTokens;
 
   // Rows and tokens past the end are clamped for loading (no divergence) and never stored.
@@ -91,7 +258,10 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   for (int r = 0; r < kRows; ++r) wrow[r] = w + (long long)(row0 + r < kM ? row0 + r : kM - 1) * kWordsPerRow;
   const signed char* qtok[kTokens];
 #pragma unroll
-  for (int t = 0; t < kTokens; ++t) qtok[t] = q + (long long)(tok0 + t < n_tokens ? tok0 + t : n_tokens - 1) * kK;
+  for (int t = 0; t < kTokens; ++t) )" +
+       std::string(shape.fuse_norm ? "qtok[t] = s_q;  // this block's own codes (one token)"
+                                   : "qtok[t] = q + (long long)(tok0 + t < n_tokens ? tok0 + t : n_tokens - 1) * kK;") +
+       R"(
 
   int acc[kRows][kTokens];
 #pragma unroll
@@ -122,7 +292,8 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
         }
       }
     }
-#pragma unroll
+)" + (shape.fuse_norm ? "    if (i0 == 0) " + fused_norm_body() : std::string()) +
+       R"(#pragma unroll
     for (int i = 0; i < kBatch; ++i) {
       const int step = slice + (i0 + i) * kSplit;
       if (step < kTiles) {
@@ -132,7 +303,8 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
           const int chunk = step * kTileWords + j * 32 + lane;
 #pragma unroll
           for (int t = 0; t < kTokens; ++t) {
-            const int4 a = __ldg(reinterpret_cast<const int4*>(qtok[t]) + chunk);
+            const int4 a = )" +
+       act_load + R"(;
 #pragma unroll
             for (int r = 0; r < kRows; ++r) {
               const unsigned int word = j == 0 ? wv[i][r].x : j == 1 ? wv[i][r].y : j == 2 ? wv[i][r].z : wv[i][r].w;
@@ -152,7 +324,8 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
           const int chunk = kTiles * kTileWords + c;
 #pragma unroll
           for (int t = 0; t < kTokens; ++t) {
-            const int4 a = __ldg(reinterpret_cast<const int4*>(qtok[t]) + chunk);
+            const int4 a = )" +
+       act_load + R"(;
 #pragma unroll
             for (int r = 0; r < kRows; ++r) {
               const unsigned int word = wv[i][r].x;
@@ -170,7 +343,8 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   }
 
 )";
-  if (!split) {
+  s += epilogue_text(shape);
+  if (!split && !gated(shape.epilogue)) {
     s += R"(#pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
@@ -178,11 +352,21 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
       const int d = bn_warp_sum_i32(acc[r][t]);
       const int row = row0 + r;
       const int tok = tok0 + t;
-      if (lane == 0 && row < kM && tok < n_tokens) {
-        // Spec 8.2 step 5: (D - S) exact in int32, then / s, then * tensor scale, each rounded.
-        const float centered = __int2float_rn(d - act_sum[tok]);
-        y[(long long)tok * kM + row] = __fmul_rn(__fdiv_rn(centered, act_scale[tok]), w_scale);
-      }
+      if (lane == 0 && row < kM && tok < n_tokens) bn_out(d, row, tok);
+    }
+  }
+}
+)";
+  } else if (!split) {
+    s += R"(#pragma unroll
+  for (int r = 0; r < kRows; r += 2) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      const int d_gate = bn_warp_sum_i32(acc[r][t]);
+      const int d_up = bn_warp_sum_i32(acc[r + 1][t]);
+      const int row = row0 + r;
+      const int tok = tok0 + t;
+      if (lane == 0 && row < kM && tok < n_tokens) bn_out_pair(d_gate, d_up, row, tok);
     }
   }
 }
@@ -200,7 +384,9 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
     }
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < kGroups * kRows * kTokens; e += kWarps * 32) {
+)";
+    if (!gated(shape.epilogue)) {
+      s += R"(  for (int e = threadIdx.x; e < kGroups * kRows * kTokens; e += kWarps * 32) {
     const int g = e / (kRows * kTokens);
     const int rt = e % (kRows * kTokens);
     int d = 0;
@@ -208,14 +394,29 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
     for (int p = 0; p < kSplit; ++p) d += s_part[g * kSplit + p][rt];
     const int row = (blockIdx.x * kGroups + g) * kRows + rt / kTokens;
     const int tok = tok0 + rt % kTokens;
-    if (row < kM && tok < n_tokens) {
-      // Spec 8.2 step 5: (D - S) exact in int32, then / s, then * tensor scale, each rounded.
-      const float centered = __int2float_rn(d - act_sum[tok]);
-      y[(long long)tok * kM + row] = __fmul_rn(__fdiv_rn(centered, act_scale[tok]), w_scale);
-    }
+    if (row < kM && tok < n_tokens) bn_out(d, row, tok);
   }
 }
 )";
+    } else {
+      s += R"(  for (int e = threadIdx.x; e < kGroups * (kRows / 2) * kTokens; e += kWarps * 32) {
+    const int g = e / ((kRows / 2) * kTokens);
+    const int pt = e % ((kRows / 2) * kTokens);
+    const int r = 2 * (pt / kTokens);
+    const int t = pt % kTokens;
+    int d_gate = 0, d_up = 0;
+#pragma unroll
+    for (int p = 0; p < kSplit; ++p) {
+      d_gate += s_part[g * kSplit + p][r * kTokens + t];
+      d_up += s_part[g * kSplit + p][(r + 1) * kTokens + t];
+    }
+    const int row = (blockIdx.x * kGroups + g) * kRows + r;
+    const int tok = tok0 + t;
+    if (row < kM && tok < n_tokens) bn_out_pair(d_gate, d_up, row, tok);
+  }
+}
+)";
+    }
   }
   kern.source = std::move(s);
   return kern;

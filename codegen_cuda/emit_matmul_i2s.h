@@ -9,6 +9,13 @@
 
 namespace bitnet::codegen_cuda {
 
+enum class MatmulI2sEpilogue {
+  kStore,        // y = v
+  kResidualAdd,  // y = y + v (the residual stream, updated in place)
+  kGluRelu2,     // gated FFN (bitnet-b1.58): see below
+  kGluSilu,      // gated FFN (bitnet)
+};
+
 struct MatmulI2sShape {
   int64_t k = 0;             // input features (cols), % 128 == 0
   int64_t m = 0;             // output features (rows)
@@ -22,7 +29,23 @@ struct MatmulI2sShape {
   // exact in any order, so the output is the same bits for every k_split. warps % k_split == 0
   // and k_split <= the number of steps.
   int k_split = 1;
+  // What happens to each output value v (see MatmulI2sEpilogue). Anything but a plain store with
+  // one segment uses the fused signature below (scales read from memory).
+  MatmulI2sEpilogue epilogue = MatmulI2sEpilogue::kStore;
+  // Row segments with a tensor scale each (q|k|v as one launch): rows [0, segment_end[0]) use
+  // w_scales[0], [segment_end[0], segment_end[1]) w_scales[1], the rest w_scales[2]; 0 = unused.
+  int64_t segment_end[2] = {0, 0};
+  // The RMSNorm (+ gain) and int8 quantization of the input row done by each block itself
+  // (emit_rmsnorm_quant's math, codes kept in shared memory) instead of by a separate launch:
+  // tokens_per_block must be 1. Uses the fused signature with x and gain in place of the codes.
+  bool fuse_norm = false;
+  float norm_eps = 1e-5f;
 };
+
+// Gated epilogues read rows in pairs: row 2r is gate row r, row 2r + 1 up row r (weights
+// interleaved by the caller), and store act(gate) * up at y[token][r] (m / 2 values per token),
+// act(g) = max(g, 0)^2 (relu2) or g / (1 + expf_approx(-g)) (silu, ref::silu for n % 16 == 0 rows),
+// with gate scaled by w_scales[0] and up by w_scales[1]. rows_per_warp must be even.
 
 // Kernel signature:
 //   (const unsigned int* w, float w_scale, const signed char* q, const float* act_scale,
@@ -32,7 +55,16 @@ struct MatmulI2sShape {
 // rows_per_warp rows and one token tile; a row's dot product is summed per lane in int32 and
 // reduced by warp shuffles (integers: exact in any order). y = float(float(float(D - S) / s) * scale)
 // with every step rounded as ref::matmul_i8q_rows, so the output is bit-identical.
+// Fused signature (matmul_i2s_fused(shape)): the same, with `const float* w_scales` in place of
+// `float w_scale`; with fuse_norm also `const float* x, const float* gain` (x: [n_tokens][k], the
+// norm's input; gain: [k]) in place of q, act_scale and act_sum:
+//   (const unsigned int* w, const float* w_scales, const float* x, const float* gain, float* y, int n_tokens)
+// The fused norm's codes, scale and code sum are emit_rmsnorm_quant's (the same rounding steps;
+// its sum of squares is a fixed tree over this kernel's threads, so the same 1-ulp caveat). Every epilogue keeps
+// spec 8.2 step 5's rounding; the residual add and the activation are the reference's float ops, so outputs stay
+// bit-identical.
 KernelSource emit_matmul_i2s(const MatmulI2sShape& shape);
+bool matmul_i2s_fused(const MatmulI2sShape& shape);
 Dim3 matmul_i2s_grid(const MatmulI2sShape& shape, int64_t n_tokens);
 
 // K steps of a row (see k_split): K/2048 tiles plus ceil(((K/16) % 128) / 32) groups of 32 chunks.

@@ -42,7 +42,10 @@ std::string compile_command(const fs::path& source, const fs::path& output) {
 
 std::shared_ptr<EmuModule> EmuModule::build(const std::string& source, std::string* error) {
   static std::mutex mutex;
-  static std::map<uint64_t, std::shared_ptr<EmuModule>> loaded;
+  // Weak: a module is unloaded once no test holds it, which also unmaps its runtime's fiber
+  // stacks (thousands of mappings per module; a process keeping every module would run out of
+  // vm.max_map_count). Loading it again from the disk cache is a plain dlopen.
+  static std::map<uint64_t, std::weak_ptr<EmuModule>> loaded;
   std::lock_guard<std::mutex> lock(mutex);
 
   // The key covers everything the object depends on: the source, the shim and its runtime.
@@ -52,7 +55,9 @@ std::shared_ptr<EmuModule> EmuModule::build(const std::string& source, std::stri
   key_text += std::to_string(fs::file_size(BITNET_HOST_EMU_RUNTIME, ec));
   key_text += std::to_string(fs::last_write_time(BITNET_HOST_EMU_RUNTIME, ec).time_since_epoch().count());
   const uint64_t key = fnv1a(key_text);
-  if (auto it = loaded.find(key); it != loaded.end()) return it->second;
+  if (auto it = loaded.find(key); it != loaded.end()) {
+    if (auto alive = it->second.lock()) return alive;
+  }
 
   const fs::path cache = binary_dir() / "codegen_cuda_emu_cache";
   fs::create_directories(cache, ec);

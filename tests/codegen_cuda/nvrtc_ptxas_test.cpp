@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen_cuda/decode_program.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
 #include "codegen_cuda/emit_rmsnorm_quant.h"
@@ -20,7 +21,7 @@ namespace {
 namespace cc = codegen_cuda;
 
 std::vector<cc::KernelSource> kernels_2b4t() {
-  return {
+  std::vector<cc::KernelSource> kernels = {
       cc::emit_rmsnorm_quant({2560, 1e-5f, true, false}),
       cc::emit_rmsnorm_quant({6912, 1e-5f, true, false}),
       cc::emit_rmsnorm_quant({2560, 1e-5f, true, true}),
@@ -37,6 +38,26 @@ std::vector<cc::KernelSource> kernels_2b4t() {
       cc::emit_matmul_i2s({6912, 2560, 1, 2, 10, 5}),
       cc::emit_lm_head_f16({2560, 128256}),
   };
+  // Every kernel of the 2B4T decode step (embedding, fused GEMV epilogues, RoPE + KV append,
+  // attention) and of the two shared tiny models' steps (silu and relu2, GQA with head_dim 32).
+  const std::vector<cc::DecodeModelConfig> configs = {
+      {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, cc::FfnActivation::kRelu2},
+      {256, 768, 4, 4, 4, 32000, 512, 1e-5f, 10000.0f, 1.0f, cc::FfnActivation::kSilu},
+      {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, cc::FfnActivation::kRelu2},
+  };
+  for (const cc::DecodeModelConfig& c : configs) {
+    for (const bool fuse_norms : {true, false}) {
+      auto program = cc::plan_decode_program(c, {.fuse_norms = fuse_norms});
+      EXPECT_TRUE(program) << program.error().message;
+      if (!program) continue;
+      for (const cc::KernelSource& k : program->kernels) {
+        bool seen = false;
+        for (const cc::KernelSource& other : kernels) seen = seen || other.name == k.name;
+        if (!seen) kernels.push_back(k);
+      }
+    }
+  }
+  return kernels;
 }
 
 std::string ptxas_path() {

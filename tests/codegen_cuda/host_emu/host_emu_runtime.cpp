@@ -105,8 +105,19 @@ struct Worker {
 thread_local Worker* tls_worker = nullptr;
 
 // Stack arenas are reused across launches: mapping and guarding 1024 stacks is the slow part.
+// Each arena is ~2 * kMaxThreads mappings (a guard page per stack); they are unmapped when the
+// runtime's copy goes away (a test's kernel module is dlclose'd), or a test process that loads
+// many modules runs out of vm.max_map_count and dlopen fails with "failed to map segment".
+constexpr size_t kArenaBytes = static_cast<size_t>(kMaxThreads) * kStackBytes;
 std::mutex arena_mutex;
-std::vector<char*> free_arenas;
+struct ArenaPool {
+  std::vector<char*> free;
+  ~ArenaPool() {
+    for (char* a : free) munmap(a, kArenaBytes);
+  }
+};
+ArenaPool arena_pool;
+std::vector<char*>& free_arenas = arena_pool.free;
 
 char* take_arena() {
   {
@@ -117,8 +128,7 @@ char* take_arena() {
       return a;
     }
   }
-  const size_t bytes = static_cast<size_t>(kMaxThreads) * kStackBytes;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return nullptr;
   char* arena = static_cast<char*>(p);
   for (int i = 0; i < kMaxThreads; ++i) mprotect(arena + i * kStackBytes, kGuardBytes, PROT_NONE);

@@ -1,0 +1,318 @@
+#include "codegen_cuda/decode_program.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+
+#include "codegen_cuda/emit_attention_decode.h"
+#include "codegen_cuda/emit_embed_f16.h"
+#include "codegen_cuda/emit_lm_head_f16.h"
+#include "codegen_cuda/emit_matmul_i2s.h"
+#include "codegen_cuda/emit_rmsnorm_quant.h"
+#include "codegen_cuda/emit_rope_kv.h"
+#include "codegen_cuda/repack.h"
+
+namespace bitnet::codegen_cuda {
+namespace {
+
+int64_t round16(int64_t bytes) {
+  return (bytes + 15) / 16 * 16;
+}
+
+// Collects distinct kernels, buffers and launches while the step is laid out.
+class Builder {
+ public:
+  explicit Builder(DecodeProgram& p) : p_(p) {}
+
+  int buffer(const std::string& name, BufferKind kind, int64_t bytes) {
+    DecodeBuffer b;
+    b.name = name;
+    b.kind = kind;
+    b.bytes = round16(bytes);
+    p_.buffers.push_back(std::move(b));
+    return static_cast<int>(p_.buffers.size()) - 1;
+  }
+  int weight(const std::string& name, WeightLayout layout, std::vector<std::string> tensors, std::vector<int64_t> rows,
+             int64_t cols, int64_t bytes) {
+    const int index = buffer(name, BufferKind::kWeight, bytes);
+    DecodeBuffer& b = p_.buffers[static_cast<size_t>(index)];
+    b.layout = layout;
+    b.tensors = std::move(tensors);
+    b.rows = std::move(rows);
+    b.cols = cols;
+    return index;
+  }
+  int kernel(const KernelSource& k) {
+    const auto it = kernel_index_.find(k.name);
+    if (it != kernel_index_.end()) return it->second;
+    p_.kernels.push_back(k);
+    const int index = static_cast<int>(p_.kernels.size()) - 1;
+    kernel_index_[k.name] = index;
+    return index;
+  }
+  void launch(const KernelSource& k, KernelRole role, Dim3 grid, std::vector<int> args, bool n_tokens,
+              std::string label) {
+    DecodeLaunch l;
+    l.kernel = kernel(k);
+    l.role = role;
+    l.grid = grid;
+    l.threads = k.threads;
+    l.args = std::move(args);
+    l.n_tokens_arg = n_tokens;
+    l.label = std::move(label);
+    p_.launches.push_back(std::move(l));
+  }
+
+ private:
+  DecodeProgram& p_;
+  std::map<std::string, int> kernel_index_;
+};
+
+std::string check_config(const DecodeModelConfig& c) {
+  if (c.n_embd <= 0 || c.n_ff <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.n_layer <= 0 || c.n_vocab <= 0) {
+    return "every dimension must be positive";
+  }
+  if (c.n_embd % 128 != 0 || c.n_ff % 128 != 0) return "n_embd and n_ff must be multiples of 128 (I2_S rows)";
+  if (c.n_embd % c.n_head != 0 || c.n_head % c.n_head_kv != 0) return "heads do not divide n_embd / n_head";
+  const int64_t hd = c.n_embd / c.n_head;
+  if (hd % 2 != 0 || hd > 256) return "head_dim must be even and <= 256";
+  if (c.n_ctx < 32 || c.n_ctx % 32 != 0 || c.n_ctx > 8192) return "n_ctx must be a multiple of 32 in [32, 8192]";
+  // ref::silu_row uses the C library's expf for the n % 16 leftovers; the epilogue reproduces
+  // only the vector lanes.
+  if (c.act == FfnActivation::kSilu && c.n_ff % 16 != 0) return "silu needs n_ff % 16 == 0";
+  if (c.n_embd > 12288) return "n_embd above the LM head kernel's 12288";
+  return "";
+}
+
+}  // namespace
+
+int DecodeProgram::find_buffer(const std::string& name) const {
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (buffers[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string DecodeProgram::source() const {
+  std::string s;
+  for (const KernelSource& k : kernels) s += k.source;
+  return s;
+}
+
+int64_t DecodeProgram::weight_bytes() const {
+  int64_t total = 0;
+  for (const DecodeBuffer& b : buffers) total += b.kind == BufferKind::kWeight ? b.bytes : 0;
+  return total;
+}
+
+int64_t DecodeProgram::weight_bytes_read_per_token() const {
+  int64_t total = 0;
+  for (const DecodeBuffer& b : buffers) {
+    if (b.kind != BufferKind::kWeight || b.layout == WeightLayout::kRopeCos || b.layout == WeightLayout::kRopeSin) {
+      continue;
+    }
+    total += b.layout == WeightLayout::kF16 ? config.n_embd * 2 : b.bytes;
+  }
+  return total;
+}
+
+Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const DecodeProgramOptions& options) {
+  if (const std::string why = check_config(c); !why.empty()) return Error{"plan_decode_program: " + why};
+  DecodeProgram p;
+  p.config = c;
+  Builder b(p);
+  const int64_t hd = c.n_embd / c.n_head;
+  const int64_t n_kv_embd = c.n_head_kv * hd;
+  const int64_t n_qkv = c.n_embd + 2 * n_kv_embd;
+  const int64_t embd_words = c.n_embd / 16 * 4;  // bytes of one repacked I2_S row of K = n_embd
+  const int64_t ff_words = c.n_ff / 16 * 4;
+
+  // Inputs, scratch, output.
+  p.token_buffer = b.buffer("token", BufferKind::kInput, 4);
+  p.pos_buffer = b.buffer("pos", BufferKind::kInput, 4);
+  const int x = b.buffer("x", BufferKind::kScratch, c.n_embd * 4);
+  const int act_q = b.buffer("act.q", BufferKind::kScratch, std::max(c.n_embd, c.n_ff));
+  const int act_scale = b.buffer("act.scale", BufferKind::kScratch, 4);
+  const int act_sum = b.buffer("act.sum", BufferKind::kScratch, 4);
+  const int qkv = b.buffer("qkv", BufferKind::kScratch, n_qkv * 4);
+  const int q16 = b.buffer("q16", BufferKind::kScratch, c.n_embd * 2);
+  const int scores = b.buffer("scores", BufferKind::kScratch, c.n_head * c.n_ctx * 4);
+  const int attn = b.buffer("attn", BufferKind::kScratch, c.n_embd * 4);
+  const int ffn = b.buffer("ffn", BufferKind::kScratch, c.n_ff * 4);
+  const int normed = b.buffer("normed", BufferKind::kScratch, c.n_embd * 4);
+  p.logits_buffer = b.buffer("logits", BufferKind::kOutput, c.n_vocab * 4);
+  // Global weights.
+  const int embd = b.weight("token_embd", WeightLayout::kF16, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+                            c.n_vocab * c.n_embd * 2);
+  const int lm_head = b.weight("lm_head", WeightLayout::kF16LmHead, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+                               c.n_vocab * f16_row_stride(c.n_embd) * 2);
+  const int out_norm = b.weight("output_norm", WeightLayout::kF32, {"output_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+  const int rope_cos = b.weight("rope.cos", WeightLayout::kRopeCos, {}, {}, 0, c.n_ctx * (hd / 2) * 4);
+  const int rope_sin = b.weight("rope.sin", WeightLayout::kRopeSin, {}, {}, 0, c.n_ctx * (hd / 2) * 4);
+
+  // Kernels (shared by all layers).
+  MatmulI2sShape qkv_shape = decode_gemv_shape(c.n_embd, n_qkv);
+  qkv_shape.segment_end[0] = c.n_embd;
+  qkv_shape.segment_end[1] = c.n_embd + n_kv_embd;
+  MatmulI2sShape o_shape = decode_gemv_shape(c.n_embd, c.n_embd);
+  o_shape.epilogue = MatmulI2sEpilogue::kResidualAdd;
+  MatmulI2sShape gate_up_shape = decode_gemv_shape(c.n_embd, 2 * c.n_ff);
+  gate_up_shape.epilogue = c.act == FfnActivation::kSilu ? MatmulI2sEpilogue::kGluSilu : MatmulI2sEpilogue::kGluRelu2;
+  MatmulI2sShape down_shape = decode_gemv_shape(c.n_ff, c.n_embd);
+  down_shape.epilogue = MatmulI2sEpilogue::kResidualAdd;
+  for (MatmulI2sShape* shape : {&qkv_shape, &o_shape, &gate_up_shape, &down_shape}) {
+    shape->fuse_norm = options.fuse_norms;
+    shape->norm_eps = c.eps;
+  }
+  const RopeKvShape rope_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
+  const AttentionDecodeShape attn_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
+  const LmHeadF16Shape lm_shape{c.n_embd, c.n_vocab};
+  // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
+  KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
+  try {
+    embed_k = emit_embed_f16({c.n_embd, c.n_vocab});
+    norm_embd = emit_rmsnorm_quant({c.n_embd, c.eps, true, false});
+    norm_ff = emit_rmsnorm_quant({c.n_ff, c.eps, true, false});
+    norm_out = emit_rmsnorm_quant({c.n_embd, c.eps, true, true});
+    qkv_k = emit_matmul_i2s(qkv_shape);
+    o_k = emit_matmul_i2s(o_shape);
+    gate_up_k = emit_matmul_i2s(gate_up_shape);
+    down_k = emit_matmul_i2s(down_shape);
+    rope_k = emit_rope_kv(rope_shape);
+    scores_k = emit_attention_scores(attn_shape);
+    pv_k = emit_attention_softmax_pv(attn_shape);
+    lm_k = emit_lm_head_f16(lm_shape);
+  } catch (const std::invalid_argument& e) {
+    return Error{std::string("plan_decode_program: ") + e.what()};
+  }
+
+  b.launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed");
+  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+    const std::string blk = "blk." + std::to_string(layer) + ".";
+    const int attn_norm =
+        b.weight(blk + "attn_norm", WeightLayout::kF32, {blk + "attn_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+    const std::vector<std::string> qkv_names = {blk + "attn_q.weight", blk + "attn_k.weight", blk + "attn_v.weight"};
+    const int w_qkv = b.weight(blk + "qkv", WeightLayout::kI2sRows, qkv_names, {c.n_embd, n_kv_embd, n_kv_embd},
+                               c.n_embd, n_qkv * embd_words);
+    const int s_qkv = b.weight(blk + "qkv.scales", WeightLayout::kI2sScales, qkv_names,
+                               {c.n_embd, n_kv_embd, n_kv_embd}, c.n_embd, 12);
+    const int sub_norm = b.weight(blk + "attn_sub_norm", WeightLayout::kF32, {blk + "attn_sub_norm.weight"}, {c.n_embd},
+                                  0, c.n_embd * 4);
+    const int w_o = b.weight(blk + "o", WeightLayout::kI2sRows, {blk + "attn_output.weight"}, {c.n_embd}, c.n_embd,
+                             c.n_embd * embd_words);
+    const int s_o =
+        b.weight(blk + "o.scales", WeightLayout::kI2sScales, {blk + "attn_output.weight"}, {c.n_embd}, c.n_embd, 4);
+    const int ffn_norm =
+        b.weight(blk + "ffn_norm", WeightLayout::kF32, {blk + "ffn_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+    const std::vector<std::string> gu_names = {blk + "ffn_gate.weight", blk + "ffn_up.weight"};
+    const int w_gu = b.weight(blk + "gate_up", WeightLayout::kI2sPairs, gu_names, {c.n_ff, c.n_ff}, c.n_embd,
+                              2 * c.n_ff * embd_words);
+    const int s_gu =
+        b.weight(blk + "gate_up.scales", WeightLayout::kI2sScales, gu_names, {c.n_ff, c.n_ff}, c.n_embd, 8);
+    const int ffn_sub =
+        b.weight(blk + "ffn_sub_norm", WeightLayout::kF32, {blk + "ffn_sub_norm.weight"}, {c.n_ff}, 0, c.n_ff * 4);
+    const int w_down = b.weight(blk + "down", WeightLayout::kI2sRows, {blk + "ffn_down.weight"}, {c.n_embd}, c.n_ff,
+                                c.n_embd * ff_words);
+    const int s_down =
+        b.weight(blk + "down.scales", WeightLayout::kI2sScales, {blk + "ffn_down.weight"}, {c.n_embd}, c.n_ff, 4);
+    const int k_cache = b.buffer(blk + "k_cache", BufferKind::kState, c.n_ctx * n_kv_embd * 2);
+    const int v_cache = b.buffer(blk + "v_cache", BufferKind::kState, c.n_ctx * n_kv_embd * 2);
+
+    // A GEMV on the norm of `input`: one fused launch, or rmsnorm_quant then the GEMV.
+    auto gemv = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input, int gain,
+                    int output, const std::string& label, const KernelSource& norm_k, const std::string& norm_label) {
+      if (options.fuse_norms) {
+        b.launch(k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1), {weights, scales, input, gain, output}, true,
+                 label);
+        return;
+      }
+      b.launch(norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, act_q, act_scale, act_sum, -1},
+               true, norm_label);
+      b.launch(k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1),
+               {weights, scales, act_q, act_scale, act_sum, output}, true, label);
+    };
+    gemv(qkv_k, qkv_shape, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
+    b.launch(rope_k, KernelRole::kRopeKv, rope_kv_grid(rope_shape),
+             {qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache}, false, blk + "rope_kv");
+    b.launch(scores_k, KernelRole::kAttnScores, attention_scores_grid(attn_shape), {q16, k_cache, p.pos_buffer, scores},
+             false, blk + "attn_scores");
+    b.launch(pv_k, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(attn_shape),
+             {scores, v_cache, p.pos_buffer, attn}, false, blk + "attn_softmax_pv");
+    gemv(o_k, o_shape, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
+    gemv(gate_up_k, gate_up_shape, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
+    gemv(down_k, down_shape, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
+  }
+  b.launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {x, out_norm, act_q, act_scale, act_sum, normed},
+           true, "output_norm");
+  b.launch(lm_k, KernelRole::kLmHead, lm_head_f16_grid(lm_shape, 1), {lm_head, normed, p.logits_buffer}, true,
+           "lm_head");
+  return p;
+}
+
+Expected<std::vector<uint8_t>> decode_weight_bytes(const DecodeProgram& program, int index,
+                                                   const TensorBytes& tensors) {
+  if (index < 0 || index >= static_cast<int>(program.buffers.size()) ||
+      program.buffers[static_cast<size_t>(index)].kind != BufferKind::kWeight) {
+    return Error{"decode_weight_bytes: not a weight buffer"};
+  }
+  const DecodeBuffer& b = program.buffers[static_cast<size_t>(index)];
+  const DecodeModelConfig& c = program.config;
+  std::vector<uint8_t> out(static_cast<size_t>(b.bytes), 0);
+  std::vector<const uint8_t*> data;
+  for (const std::string& name : b.tensors) {
+    const uint8_t* d = tensors(name);
+    if (d == nullptr) return Error{"decode_weight_bytes: tensor " + name + " missing"};
+    data.push_back(d);
+  }
+  auto repacked = [&](size_t t) { return repack_i2s(data[t], b.rows[t], b.cols); };
+  switch (b.layout) {
+    case WeightLayout::kF32:
+      std::memcpy(out.data(), data[0], static_cast<size_t>(b.rows[0] * 4));
+      break;
+    case WeightLayout::kI2sRows: {
+      size_t offset = 0;
+      for (size_t t = 0; t < data.size(); ++t) {
+        auto words = repacked(t);
+        if (!words) return words.error();
+        std::memcpy(out.data() + offset, words->data(), words->size() * 4);
+        offset += words->size() * 4;
+      }
+      break;
+    }
+    case WeightLayout::kI2sPairs: {
+      auto first = repacked(0);
+      if (!first) return first.error();
+      auto second = repacked(1);
+      if (!second) return second.error();
+      const size_t row_bytes = static_cast<size_t>(b.cols / 16 * 4);
+      for (int64_t r = 0; r < b.rows[0]; ++r) {
+        std::memcpy(out.data() + (2 * r) * row_bytes, first->data() + r * (b.cols / 16), row_bytes);
+        std::memcpy(out.data() + (2 * r + 1) * row_bytes, second->data() + r * (b.cols / 16), row_bytes);
+      }
+      break;
+    }
+    case WeightLayout::kI2sScales:
+      // I2_S: rows * cols / 4 code bytes, then the tensor's float scale (spec 6).
+      for (size_t t = 0; t < data.size(); ++t) std::memcpy(out.data() + 4 * t, data[t] + b.rows[t] * b.cols / 4, 4);
+      break;
+    case WeightLayout::kF16:
+      std::memcpy(out.data(), data[0], static_cast<size_t>(b.rows[0] * b.cols * 2));
+      break;
+    case WeightLayout::kF16LmHead: {
+      const std::vector<uint16_t> halves = repack_f16(reinterpret_cast<const uint16_t*>(data[0]), b.rows[0], b.cols);
+      std::memcpy(out.data(), halves.data(), halves.size() * 2);
+      break;
+    }
+    case WeightLayout::kRopeCos:
+    case WeightLayout::kRopeSin: {
+      const RopeTables t = rope_tables(c.n_ctx, c.n_embd / c.n_head, c.freq_base, c.freq_scale);
+      const std::vector<float>& v = b.layout == WeightLayout::kRopeCos ? t.cos : t.sin;
+      std::memcpy(out.data(), v.data(), v.size() * 4);
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace bitnet::codegen_cuda

@@ -1,0 +1,119 @@
+// One decode token of a BitNet b1.58 model (spec 7) as a list of CUDA kernel launches over named
+// buffers: what a GPU runtime backend executes per token, and what the host emulator test and the
+// device check run. Host side only: no CUDA here. The token id and its position are read by the
+// kernels from two small device buffers, so one captured CUDA graph serves every step.
+//
+// Per layer (11 launches): rmsnorm_quant(attn_norm) -> q|k|v GEMV (one launch, a scale per
+// tensor) -> rope_kv (RoPE, q to F16, K/V cache append) -> attention scores -> softmax + P.V ->
+// rmsnorm_quant(attn_sub_norm) -> o GEMV (the residual add in its epilogue) ->
+// rmsnorm_quant(ffn_norm) -> gate|up GEMV (rows interleaved, act(gate) * up in its epilogue) ->
+// rmsnorm_quant(ffn_sub_norm) -> down GEMV (residual add). Then the final rmsnorm(output_norm)
+// and the F16 LM head; the embedding lookup comes first. With fuse_norms each rmsnorm_quant is
+// folded into the GEMV it feeds (7 launches per layer): exact too, but measured slower on an H200
+// (every block repeats the norm before its dot products; see codegen_cuda/README.md).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bitnet/result.h"
+#include "codegen_cuda/kernel_source.h"
+
+namespace bitnet::codegen_cuda {
+
+enum class FfnActivation { kSilu, kRelu2 };  // arch bitnet / bitnet-b1.58 (and bitnet-25)
+
+// The hyper-parameters one decode step is specialised to (from the GGUF metadata).
+struct DecodeModelConfig {
+  int64_t n_embd = 0;
+  int64_t n_ff = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;
+  int64_t n_layer = 0;
+  int64_t n_vocab = 0;
+  int64_t n_ctx = 0;  // KV cache cells; % 32 == 0
+  float eps = 1e-5f;
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;
+  FfnActivation act = FfnActivation::kRelu2;
+};
+
+// How a weight buffer's host bytes are made from the GGUF tensors it names.
+enum class WeightLayout {
+  kF32,        // one F32 tensor, copied (norm gains)
+  kI2sRows,    // I2_S tensors repacked (repack_i2s) and stacked by rows (q|k|v, o, down)
+  kI2sPairs,   // two I2_S tensors, rows interleaved: 2r = first's row r, 2r + 1 = second's
+  kI2sScales,  // the tensors' float scales, in order
+  kF16,        // the F16 embedding as stored (the lookup reads rows of it)
+  kF16LmHead,  // the F16 embedding repacked for the LM head (repack_f16)
+  kRopeCos,
+  kRopeSin,  // rope_tables()
+};
+
+enum class BufferKind {
+  kWeight,   // constant, made by decode_weight_bytes
+  kState,    // KV cache: zeros at the start, kept across steps
+  kScratch,  // written before it is read within a step
+  kInput,    // token id / position: one int, written by the host before each step
+  kOutput,   // the logits
+};
+
+struct DecodeBuffer {
+  std::string name;  // "blk.3.qkv", "blk.3.k_cache", "x", "logits", ...
+  BufferKind kind = BufferKind::kScratch;
+  int64_t bytes = 0;
+  WeightLayout layout = WeightLayout::kF32;  // kWeight only
+  std::vector<std::string> tensors;          // kWeight: GGUF tensor names
+  std::vector<int64_t> rows;                 // kWeight: each tensor's rows (elements for 1-D)
+  int64_t cols = 0;                          // kWeight matrices: the common row length (K)
+};
+
+enum class KernelRole { kEmbed, kRmsNormQuant, kMatmulI2s, kRopeKv, kAttnScores, kAttnSoftmaxPv, kLmHead };
+
+// A launch: kernel `kernel` of DecodeProgram::kernels with `args` in signature order (buffer
+// indices; -1 = a null pointer), then, where `n_tokens_arg`, the int 1.
+struct DecodeLaunch {
+  int kernel = 0;
+  KernelRole role = KernelRole::kEmbed;
+  Dim3 grid;
+  int threads = 0;
+  std::vector<int> args;
+  bool n_tokens_arg = false;
+  std::string label;  // "blk.3.qkv" etc., for reports
+};
+
+struct DecodeProgram {
+  DecodeModelConfig config;
+  std::vector<KernelSource> kernels;  // distinct kernels (layers share them)
+  std::vector<DecodeBuffer> buffers;
+  std::vector<DecodeLaunch> launches;
+  int token_buffer = -1;   // int: the token id of the step
+  int pos_buffer = -1;     // int: its position (0-based; < n_ctx)
+  int logits_buffer = -1;  // float [n_vocab]
+
+  int find_buffer(const std::string& name) const;  // -1 when absent
+  // Every kernel's text in one translation unit (the prelude is guarded).
+  std::string source() const;
+  // Bytes of all kWeight buffers, and those one step reads (all weights but the embedding
+  // table, plus its one row): the numerator of the HBM roofline.
+  int64_t weight_bytes() const;
+  int64_t weight_bytes_read_per_token() const;
+};
+
+struct DecodeProgramOptions {
+  bool fuse_norms = false;  // fold each rmsnorm_quant into the GEMV it feeds (measured slower)
+};
+
+// Plans the kernels, buffers and launches of one decode token. Errors for shapes the kernels do
+// not support (n_embd or n_ff not a multiple of 128, silu with n_ff % 16 != 0, head_dim odd or > 256,
+// n_ctx not a multiple of 32 or above 8192, ...).
+Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& config, const DecodeProgramOptions& options = {});
+
+// The GGUF bytes of a tensor by name (I2_S with its trailing scale, F16, F32), or null.
+using TensorBytes = std::function<const uint8_t*(const std::string& name)>;
+// The host contents of weight buffer `index` (kWeight), from the model's tensors.
+Expected<std::vector<uint8_t>> decode_weight_bytes(const DecodeProgram& program, int index, const TensorBytes& tensors);
+
+}  // namespace bitnet::codegen_cuda

@@ -1,0 +1,223 @@
+#include "codegen_cuda/emit_attention_decode.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "codegen_cuda/emit_common.h"
+
+namespace bitnet::codegen_cuda {
+namespace {
+
+void validate(const AttentionDecodeShape& s) {
+  if (s.n_head < 1 || s.n_head_kv < 1 || s.n_head % s.n_head_kv != 0 || s.head_dim < 1 || s.head_dim > 256 ||
+      s.n_ctx < 32 || s.n_ctx % 32 != 0 || s.n_ctx > 8192) {
+    throw std::invalid_argument("attention_decode: bad shape");
+  }
+  if (s.warps < 1 || s.warps > 32 || s.positions_per_warp < 1 || s.dims_per_warp < 1) {
+    throw std::invalid_argument("attention_decode: bad tiling");
+  }
+}
+
+std::string num(int64_t v) {
+  return std::to_string(v);
+}
+
+std::string shape_constants(const AttentionDecodeShape& s) {
+  return int_constants({{"kHeads", num(s.n_head)},
+                        {"kHeadsKv", num(s.n_head_kv)},
+                        {"kHd", num(s.head_dim)},
+                        {"kCtx", num(s.n_ctx)},
+                        {"kWarps", num(s.warps)}}) +
+         R"(
+  constexpr int kGroup = kHeads / kHeadsKv;
+  constexpr int kThreads = kWarps * 32;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+)";
+}
+
+}  // namespace
+
+Dim3 attention_scores_grid(const AttentionDecodeShape& shape) {
+  const int64_t per_block = static_cast<int64_t>(shape.warps) * shape.positions_per_warp;
+  return Dim3{static_cast<uint32_t>((shape.n_ctx + per_block - 1) / per_block), static_cast<uint32_t>(shape.n_head_kv),
+              1};
+}
+
+Dim3 attention_softmax_pv_grid(const AttentionDecodeShape& shape) {
+  const int64_t per_block = static_cast<int64_t>(shape.warps) * shape.dims_per_warp;
+  return Dim3{static_cast<uint32_t>(shape.n_head), static_cast<uint32_t>((shape.head_dim + per_block - 1) / per_block),
+              1};
+}
+
+KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
+  validate(shape);
+  KernelSource k;
+  k.threads = shape.warps * 32;
+  k.min_blocks = 1;
+  k.name = kernel_name("bn_attn_scores", {{"h", shape.n_head},
+                                          {"hkv", shape.n_head_kv},
+                                          {"d", shape.head_dim},
+                                          {"c", shape.n_ctx},
+                                          {"w", shape.warps},
+                                          {"p", shape.positions_per_warp}});
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
+    const unsigned short* __restrict__ q16, const unsigned short* __restrict__ k_cache, const int* __restrict__ pos_ptr,
+    float* __restrict__ scores) {
+)" + shape_constants(shape) +
+       "  constexpr int kPerWarp = " + num(shape.positions_per_warp) + R"(;
+  constexpr int kEmbdKv = kHeadsKv * kHd;
+  constexpr int kChunks = kHd / 64;
+  constexpr int kVectorEnd = kChunks * 64;
+  constexpr int kRegs = kChunks > 0 ? kChunks : 1;
+  __shared__ float qs[kGroup * kHd];
+  const int g = blockIdx.y;
+  const int pos = *pos_ptr;
+  const int first = blockIdx.x * kWarps * kPerWarp;
+  if (first > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
+  // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
+  for (int i = threadIdx.x; i < kGroup * kHd; i += kThreads) {
+    qs[i] = __half2float(__ushort_as_half(q16[g * kGroup * kHd + i]));
+  }
+  __syncthreads();
+#pragma unroll 1
+  for (int i = 0; i < kPerWarp; ++i) {
+    const int j = first + warp * kPerWarp + i;
+    if (j > pos) break;  // uniform over the warp
+    const unsigned short* kr = k_cache + (long long)j * kEmbdKv + g * kHd;
+    // Lane L owns elements 64c + L and 64c + 32 + L: ggml_vec_dot_f16's chains (see bn_f16_dot_fold).
+    float k_lo[kRegs], k_hi[kRegs];
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      k_lo[c] = __half2float(__ushort_as_half(kr[64 * c + lane]));
+      k_hi[c] = __half2float(__ushort_as_half(kr[64 * c + 32 + lane]));
+    }
+#pragma unroll 1
+    for (int hi = 0; hi < kGroup; ++hi) {
+      const float* qh = qs + hi * kHd;
+      float lo = 0.0f, up = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        lo = __fmaf_rn(k_lo[c], qh[64 * c + lane], lo);
+        up = __fmaf_rn(k_hi[c], qh[64 * c + 32 + lane], up);
+      }
+      const float v = bn_f16_dot_fold(lo, up);
+      if (lane == 0) {
+        // The n % 64 tail: float products added in double in index order, as the reference.
+        double sum = (double)v;
+        for (int e = kVectorEnd; e < kHd; ++e) {
+          sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(kr[e])), qh[e]));
+        }
+        scores[(long long)(g * kGroup + hi) * kCtx + j] = __double2float_rn(sum);
+      }
+    }
+  }
+}
+)";
+  k.source = std::move(s);
+  return k;
+}
+
+KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
+  validate(shape);
+  KernelSource k;
+  k.threads = shape.warps * 32;
+  k.min_blocks = 1;
+  k.name = kernel_name("bn_attn_softmax_pv", {{"h", shape.n_head},
+                                              {"hkv", shape.n_head_kv},
+                                              {"d", shape.head_dim},
+                                              {"c", shape.n_ctx},
+                                              {"w", shape.warps},
+                                              {"r", shape.dims_per_warp}});
+  // As ref::attention: 1.0f / sqrtf(float(head_dim)) in float, applied to the raw q.k.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
+    const float* __restrict__ scores, const unsigned short* __restrict__ v_cache, const int* __restrict__ pos_ptr,
+    float* __restrict__ out) {
+)" + shape_constants(shape) +
+       "  constexpr int kPerWarp = " + num(shape.dims_per_warp) +
+       ";\n  constexpr float kScale = " + float_literal(scale) + R"(;
+  __shared__ float p_s[kCtx];
+  __shared__ float s_max[kWarps];
+  __shared__ double s_sum[kWarps];
+  const int h = blockIdx.x;
+  const int g = h / kGroup;
+  const int pos = *pos_ptr;
+  if (pos < 0 || pos >= kCtx) return;  // uniform over the block
+  // ref::padded_kv_length(pos + 1, n_ctx): the window the reference's softmax and V product span.
+  int n_kv = (pos + 32) / 32 * 32;
+  n_kv = n_kv < kCtx ? n_kv : kCtx;
+  const float* srow = scores + (long long)h * kCtx;
+
+  // w = float(s * scale); cells past pos are masked (-inf), so they add nothing to the max.
+  float m = -__int_as_float(0x7f800000);
+  for (int j = threadIdx.x; j <= pos; j += kThreads) {
+    const float w = __fmul_rn(srow[j], kScale);
+    p_s[j] = w;
+    m = fmaxf(m, w);
+  }
+  m = bn_warp_max_f32(m);
+  if (lane == 0) s_max[warp] = m;
+  __syncthreads();
+  float row_max = s_max[0];
+  for (int w = 1; w < kWarps; ++w) row_max = fmaxf(row_max, s_max[w]);
+  // e = expf_approx(w - max); a masked cell is expf_approx(-inf) = 0 exactly.
+  for (int j = threadIdx.x; j < n_kv; j += kThreads) p_s[j] = j <= pos ? bn_expf_approx(__fsub_rn(p_s[j], row_max)) : 0.0f;
+  __syncthreads();
+  // The reference's 16-lane block sums (tree order i + 8, i + 4, i + 2, i + 1), added in double.
+  double part = 0.0;
+  for (int b = threadIdx.x; b < n_kv / 16; b += kThreads) {
+    float t[16];
+#pragma unroll
+    for (int l = 0; l < 16; ++l) t[l] = p_s[16 * b + l];
+#pragma unroll
+    for (int width = 8; width >= 1; width >>= 1) {
+#pragma unroll
+      for (int l = 0; l < width; ++l) t[l] = __fadd_rn(t[l], t[l + width]);
+    }
+    part = __dadd_rn(part, (double)t[0]);
+  }
+  part = bn_warp_sum_f64(part);
+  if (lane == 0) s_sum[warp] = part;
+  __syncthreads();
+  double total = s_sum[0];
+  for (int w = 1; w < kWarps; ++w) total = __dadd_rn(total, s_sum[w]);
+  const float inv = __double2float_rn(__ddiv_rn(1.0, total));
+  // p = float(e * inv), rounded to F16 for the decode-mode vec_dot_f16 (spec 8.4).
+  for (int j = threadIdx.x; j < n_kv; j += kThreads) p_s[j] = __half2float(__float2half_rn(__fmul_rn(p_s[j], inv)));
+  __syncthreads();
+
+  // o[h][d] = vec_dot_f16(V row (g, d) over the window, p). Chunks wholly past pos hold p = 0
+  // and leave the chains unchanged (fma(v, 0, acc) = acc), so they are skipped.
+  const int n_chunks = n_kv / 64;
+  const int live_chunks = n_chunks < pos / 64 + 1 ? n_chunks : pos / 64 + 1;
+#pragma unroll 1
+  for (int i = 0; i < kPerWarp; ++i) {
+    const int d = (blockIdx.y * kWarps + warp) * kPerWarp + i;
+    if (d >= kHd) break;  // uniform over the warp
+    const unsigned short* vr = v_cache + (long long)(g * kHd + d) * kCtx;
+    float lo = 0.0f, up = 0.0f;
+#pragma unroll 4
+    for (int c = 0; c < live_chunks; ++c) {
+      lo = __fmaf_rn(__half2float(__ushort_as_half(vr[64 * c + lane])), p_s[64 * c + lane], lo);
+      up = __fmaf_rn(__half2float(__ushort_as_half(vr[64 * c + 32 + lane])), p_s[64 * c + 32 + lane], up);
+    }
+    const float v = bn_f16_dot_fold(lo, up);
+    if (lane == 0) {
+      double sum = (double)v;
+      for (int e = n_chunks * 64; e < n_kv && e <= pos; ++e) {
+        sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(vr[e])), p_s[e]));
+      }
+      out[h * kHd + d] = __double2float_rn(sum);
+    }
+  }
+}
+)";
+  k.source = std::move(s);
+  return k;
+}
+
+}  // namespace bitnet::codegen_cuda

@@ -1,0 +1,44 @@
+// Decode attention over the F16 KV cache (spec 8.4, decode mode), GQA, in two launches:
+//   scores:     s[h][j] = vec_dot_f16(K_j, f16(q_h)) for every cached position j <= pos, split over
+//               the context (a block per 32 positions and kv head; the kv head's K row is loaded
+//               once for all query heads of its group);
+//   softmax_pv: per query head, softmax(s * 1/sqrt(head_dim)) recomputed by each block of the head
+//               (it is cheap next to the V stream), p rounded to F16, then o[h][d] =
+//               vec_dot_f16(V_d over the padded window, p), a warp per output element.
+// Every dot product keeps ggml_vec_dot_f16's own FMA chains, folds and tree (bit-identical to
+// ref::vec_dot_f16); the causal window is ref::padded_kv_length(pos + 1, n_ctx), masked cells
+// give exactly 0 as in the reference. The one reordering: the softmax denominator's 16-lane block
+// sums (each bit-identical) are added in double in a fixed tree instead of index order, which
+// moves float(1 / sum) only when the double sum lies within ~n * 2^-53 relative of a float
+// rounding boundary (as emit_rmsnorm_quant's sum of squares). Deterministic: no atomics.
+// Not flash-decoding: the V pass is split over output elements, not over the context, so that
+// each output keeps the reference's single FMA chain per lane.
+#pragma once
+
+#include <cstdint>
+
+#include "codegen_cuda/kernel_source.h"
+
+namespace bitnet::codegen_cuda {
+
+struct AttentionDecodeShape {
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;  // n_head % n_head_kv == 0; query head h uses kv head h / (n_head / n_head_kv)
+  int64_t head_dim = 0;   // <= 256
+  int64_t n_ctx = 0;      // cache cells, % 32 == 0 and <= 8192 (the probabilities live in shared memory)
+  int warps = 8;
+  int positions_per_warp = 4;  // scores kernel
+  int dims_per_warp = 2;       // softmax_pv kernel
+};
+
+// Kernel signature: (const unsigned short* q16, const unsigned short* k_cache, const int* pos,
+// float* scores). q16 from emit_rope_kv; scores: [n_head][n_ctx], entries j <= pos written.
+KernelSource emit_attention_scores(const AttentionDecodeShape& shape);
+Dim3 attention_scores_grid(const AttentionDecodeShape& shape);
+
+// Kernel signature: (const float* scores, const unsigned short* v_cache, const int* pos, float* out)
+// out: [n_head * head_dim], the heads concatenated (the attn_sub_norm input).
+KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape);
+Dim3 attention_softmax_pv_grid(const AttentionDecodeShape& shape);
+
+}  // namespace bitnet::codegen_cuda

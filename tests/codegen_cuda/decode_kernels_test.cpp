@@ -1,0 +1,352 @@
+// The decode step's kernels beyond the GEMV and the norm, on the host emulator against the
+// reference kernels, bit for bit: the embedding lookup, RoPE + KV append + attention (one decode
+// token over a partly filled cache, MHA and GQA, head sizes with and without a 64-element tail),
+// and the fused GEMV epilogues (q|k|v with a scale per tensor, residual add, gated FFN).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "codegen_cuda/emit_attention_decode.h"
+#include "codegen_cuda/emit_embed_f16.h"
+#include "codegen_cuda/emit_matmul_i2s.h"
+#include "codegen_cuda/emit_rope_kv.h"
+#include "codegen_cuda/repack.h"
+#include "emu_module.h"
+#include "kernel_test_data.h"
+#include "reference/kernels.h"
+
+namespace bitnet::testing {
+namespace {
+
+namespace cc = codegen_cuda;
+
+int count_mismatches(const std::vector<float>& got, const std::vector<float>& want) {
+  int n = 0;
+  for (size_t i = 0; i < want.size(); ++i) n += float_bits(got[i]) != float_bits(want[i]);
+  return n;
+}
+
+TEST(CudaEmbedF16, RowsWidenExactlyAndBadIdsGiveZeros) {
+  const cc::EmbedF16Shape shape{384, 50};
+  const cc::KernelSource k = cc::emit_embed_f16(shape);
+  std::string error;
+  const auto module = EmuModule::build(k.source, &error);
+  ASSERT_TRUE(module) << error;
+  std::vector<uint16_t> table(static_cast<size_t>(shape.n_vocab * shape.n_embd));
+  const std::vector<float> values = random_normal(table.size(), 3, 4.0f);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = ref::fp32_to_fp16(values[i]);
+  table[5] = 0x7c00;  // +inf and a subnormal widen exactly too
+  table[6] = 0x0003;
+  const std::vector<int> tokens = {0, 49, 17, -1, 50};
+  std::vector<float> x(tokens.size() * shape.n_embd, -3.0f);
+  ASSERT_EQ(module->launch(k.name, cc::embed_f16_grid(5), k.threads, static_cast<const unsigned short*>(table.data()),
+                           tokens.data(), x.data(), 5),
+            "");
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    for (int64_t i = 0; i < shape.n_embd; ++i) {
+      const bool valid = tokens[t] >= 0 && tokens[t] < shape.n_vocab;
+      const float want = valid ? ref::fp16_to_fp32(table[static_cast<size_t>(tokens[t] * shape.n_embd + i)]) : 0.0f;
+      ASSERT_EQ(float_bits(x[t * shape.n_embd + i]), float_bits(want)) << t << " " << i;
+    }
+  }
+}
+
+struct AttentionCase {
+  int64_t n_head, n_head_kv, head_dim, n_ctx;
+  std::vector<int64_t> positions;
+  float freq_base;
+};
+
+// rope_kv + attention_scores + attention_softmax_pv for one token at `pos`, the cache holding
+// random F16 keys/values at cells < pos, against ref::rope_neox, ref::kv_store and
+// ref::attention (decode mode).
+TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
+  const std::vector<AttentionCase> cases = {
+      {4, 4, 64, 64, {0, 1, 31, 32, 63}, 10000.0f},  // bitnet-tiny-mha
+      {8, 2, 32, 96, {5, 40, 95}, 500000.0f},        // b158-tiny-gqa (no 64-element chunk at all)
+      {20, 5, 128, 256, {100, 255}, 500000.0f},      // 2B4T heads, shorter cache
+      {2, 1, 80, 128, {33, 64, 127}, 10000.0f},      // a head with a 16-element tail
+  };
+  std::string source, error;
+  for (const AttentionCase& c : cases) {
+    source += cc::emit_rope_kv({c.n_head, c.n_head_kv, c.head_dim, c.n_ctx}).source;
+    const cc::AttentionDecodeShape a{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    source += cc::emit_attention_scores(a).source + cc::emit_attention_softmax_pv(a).source;
+  }
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 10;
+  for (const AttentionCase& c : cases) {
+    const cc::RopeKvShape rope_shape{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    const cc::AttentionDecodeShape shape{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    const cc::KernelSource rope_k = cc::emit_rope_kv(rope_shape);
+    const cc::KernelSource scores_k = cc::emit_attention_scores(shape);
+    const cc::KernelSource pv_k = cc::emit_attention_softmax_pv(shape);
+    const cc::RopeTables tables = cc::rope_tables(c.n_ctx, c.head_dim, c.freq_base, 1.0f);
+    const int64_t n_embd = c.n_head * c.head_dim, n_embd_kv = c.n_head_kv * c.head_dim;
+    for (int64_t pos : c.positions) {
+      SCOPED_TRACE("h" + std::to_string(c.n_head) + " kv" + std::to_string(c.n_head_kv) + " d" +
+                   std::to_string(c.head_dim) + " pos " + std::to_string(pos));
+      // Large scores (stddev 3 q and k) so that the softmax is peaked, as in the dummy models.
+      const std::vector<float> qkv = random_normal(static_cast<size_t>(n_embd + 2 * n_embd_kv), ++seed, 3.0f);
+      const std::vector<float> old_kv = random_normal(static_cast<size_t>(2 * c.n_ctx * n_embd_kv), ++seed, 3.0f);
+      std::vector<uint16_t> k_cache(static_cast<size_t>(c.n_ctx * n_embd_kv), 0), v_cache(k_cache.size(), 0);
+      for (int64_t cell = 0; cell < pos; ++cell) {
+        for (int64_t e = 0; e < n_embd_kv; ++e) {
+          k_cache[cell * n_embd_kv + e] = ref::fp32_to_fp16(old_kv[cell * n_embd_kv + e]);
+          v_cache[e * c.n_ctx + cell] = ref::fp32_to_fp16(old_kv[(c.n_ctx + cell) * n_embd_kv + e]);
+        }
+      }
+      std::vector<uint16_t> ref_k = k_cache, ref_v = v_cache;
+      // Reference: rope q and k in place, store k and v, attention in decode mode.
+      std::vector<float> q(qkv.begin(), qkv.begin() + n_embd);
+      std::vector<float> kk(qkv.begin() + n_embd, qkv.begin() + n_embd + n_embd_kv);
+      const std::vector<float> vv(qkv.begin() + n_embd + n_embd_kv, qkv.end());
+      ref::rope_neox(q.data(), c.head_dim, c.n_head, pos, c.freq_base, 1.0f);
+      ref::rope_neox(kk.data(), c.head_dim, c.n_head_kv, pos, c.freq_base, 1.0f);
+      const ref::AttentionShape ashape{c.n_head, c.n_head_kv, c.head_dim};
+      const ref::KvLayerView view{ref_k.data(), ref_v.data(), c.n_ctx};
+      ref::kv_store(kk.data(), vv.data(), 1, pos, ashape, view);
+      std::vector<float> want(static_cast<size_t>(n_embd));
+      ref::attention(q.data(), 1, pos, ashape, view, ref::Mode::kDecode, want.data());
+
+      const int pos_i = static_cast<int>(pos);
+      std::vector<uint16_t> q16(static_cast<size_t>(n_embd));
+      std::vector<float> scores(static_cast<size_t>(c.n_head * c.n_ctx), 0.0f), out(want.size(), -5.0f);
+      ASSERT_EQ(module->launch(rope_k.name, cc::rope_kv_grid(rope_shape), rope_k.threads, qkv.data(), tables.cos.data(),
+                               tables.sin.data(), &pos_i, q16.data(), k_cache.data(), v_cache.data()),
+                "");
+      for (int64_t i = 0; i < n_embd; ++i) ASSERT_EQ(q16[i], ref::fp32_to_fp16(q[i])) << "q16 " << i;
+      ASSERT_EQ(k_cache, ref_k);
+      ASSERT_EQ(v_cache, ref_v);
+      ASSERT_EQ(module->launch(scores_k.name, cc::attention_scores_grid(shape), scores_k.threads,
+                               static_cast<const unsigned short*>(q16.data()),
+                               static_cast<const unsigned short*>(k_cache.data()), &pos_i, scores.data()),
+                "");
+      ASSERT_EQ(module->launch(pv_k.name, cc::attention_softmax_pv_grid(shape), pv_k.threads,
+                               static_cast<const float*>(scores.data()),
+                               static_cast<const unsigned short*>(v_cache.data()), &pos_i, out.data()),
+                "");
+      EXPECT_EQ(count_mismatches(out, want), 0) << "first: " << out[0] << " vs " << want[0];
+    }
+  }
+}
+
+// Quantized activations for one token, as the norm kernel makes them.
+struct OneToken {
+  std::vector<int8_t> q;
+  ref::I8Row row;
+};
+OneToken quantized(int64_t k, uint32_t seed) {
+  OneToken a;
+  const std::vector<float> x = random_normal(static_cast<size_t>(k), seed, 2.0f);
+  a.q.resize(x.size());
+  a.row = ref::quantize_row_i8(x.data(), k, a.q.data());
+  return a;
+}
+
+// Plain outputs of one I2_S tensor as the reference computes them.
+std::vector<float> reference_rows(const std::vector<uint8_t>& data, int64_t rows, int64_t cols, const OneToken& a) {
+  const ref::WeightView w{gguf::GgmlType::I2_S, data.data(), rows, cols};
+  std::vector<float> y(static_cast<size_t>(rows));
+  ref::matmul_i8q_rows(a.q.data(), &a.row, 1, w, 0, rows, y.data());
+  return y;
+}
+
+std::vector<uint32_t> repacked(const std::vector<uint8_t>& data, int64_t rows, int64_t cols) {
+  auto words = cc::repack_i2s(data.data(), rows, cols);
+  EXPECT_TRUE(words);
+  return words ? *words : std::vector<uint32_t>{};
+}
+
+// The fused launches of the decode step: q|k|v stacked with three scales, the o/down projection
+// adding onto the residual, gate|up interleaved with relu2 or silu applied, each at a split-K
+// decode tiling and a plain one.
+TEST(CudaMatmulI2sEpilogues, FusedLaunchesMatchTheSeparateReferenceOpsBitForBit) {
+  struct Dims {
+    int64_t k, n_embd, n_kv, n_ff;
+  };
+  for (const Dims& d : {Dims{256, 256, 64, 768}, Dims{6912, 256, 128, 384}, Dims{384, 384, 128, 1152}}) {
+    SCOPED_TRACE("k " + std::to_string(d.k));
+    const OneToken a = quantized(d.k, static_cast<uint32_t>(d.k));
+    const std::vector<float> act_scale = {a.row.scale};
+    const std::vector<int> act_sum = {a.row.sum};
+    const auto q = random_i2s(d.n_embd, d.k, 0.031f, 1), k = random_i2s(d.n_kv, d.k, 0.047f, 2),
+               v = random_i2s(d.n_kv, d.k, 0.013f, 3);
+    const auto gate = random_i2s(d.n_ff, d.k, 0.021f, 4), up = random_i2s(d.n_ff, d.k, 0.017f, 5);
+    const auto o = random_i2s(d.n_embd, d.k, 0.029f, 6);
+
+    // q|k|v: one stacked weight, three scales.
+    std::vector<uint32_t> qkv_w = repacked(q, d.n_embd, d.k);
+    for (const auto& [t, rows] : {std::pair{&k, d.n_kv}, std::pair{&v, d.n_kv}}) {
+      const auto words = repacked(*t, rows, d.k);
+      qkv_w.insert(qkv_w.end(), words.begin(), words.end());
+    }
+    const std::vector<float> qkv_scales = {0.031f, 0.047f, 0.013f};
+    std::vector<float> want_qkv = reference_rows(q, d.n_embd, d.k, a);
+    for (const auto& [t, rows] : {std::pair{&k, d.n_kv}, std::pair{&v, d.n_kv}}) {
+      const auto y = reference_rows(*t, rows, d.k, a);
+      want_qkv.insert(want_qkv.end(), y.begin(), y.end());
+    }
+    // gate|up interleaved by rows.
+    const auto gate_w = repacked(gate, d.n_ff, d.k), up_w = repacked(up, d.n_ff, d.k);
+    std::vector<uint32_t> gu_w;
+    const int64_t row_words = d.k / 16;
+    for (int64_t r = 0; r < d.n_ff; ++r) {
+      gu_w.insert(gu_w.end(), gate_w.begin() + r * row_words, gate_w.begin() + (r + 1) * row_words);
+      gu_w.insert(gu_w.end(), up_w.begin() + r * row_words, up_w.begin() + (r + 1) * row_words);
+    }
+    const std::vector<float> gu_scales = {0.021f, 0.017f};
+    const std::vector<float> g_ref = reference_rows(gate, d.n_ff, d.k, a), u_ref = reference_rows(up, d.n_ff, d.k, a);
+    std::vector<float> want_relu2(g_ref.size()), want_silu(g_ref.size());
+    ref::silu_row(g_ref.data(), d.n_ff, want_silu.data());
+    for (size_t i = 0; i < g_ref.size(); ++i) {
+      const float r = g_ref[i] > 0.0f ? g_ref[i] : 0.0f;
+      want_relu2[i] = (r * r) * u_ref[i];
+      want_silu[i] = want_silu[i] * u_ref[i];
+    }
+    // Residual add.
+    const std::vector<float> residual = random_normal(static_cast<size_t>(d.n_embd), 9, 5.0f);
+    const std::vector<float> o_ref = reference_rows(o, d.n_embd, d.k, a);
+    std::vector<float> want_add(residual.size());
+    for (size_t i = 0; i < residual.size(); ++i) want_add[i] = residual[i] + o_ref[i];
+    const std::vector<float> o_scale = {0.029f};
+
+    for (const bool decode_tiling : {true, false}) {
+      auto shape_for = [&](int64_t m) {
+        return decode_tiling ? cc::decode_gemv_shape(d.k, m) : cc::MatmulI2sShape{d.k, m, 1, 2, 4};
+      };
+      cc::MatmulI2sShape qkv_shape = shape_for(d.n_embd + 2 * d.n_kv);
+      qkv_shape.segment_end[0] = d.n_embd;
+      qkv_shape.segment_end[1] = d.n_embd + d.n_kv;
+      cc::MatmulI2sShape relu_shape = shape_for(2 * d.n_ff), silu_shape = relu_shape, add_shape = shape_for(d.n_embd);
+      relu_shape.epilogue = cc::MatmulI2sEpilogue::kGluRelu2;
+      silu_shape.epilogue = cc::MatmulI2sEpilogue::kGluSilu;
+      add_shape.epilogue = cc::MatmulI2sEpilogue::kResidualAdd;
+      std::string source, error;
+      for (const auto* s : {&qkv_shape, &relu_shape, &silu_shape, &add_shape}) source += cc::emit_matmul_i2s(*s).source;
+      const auto module = EmuModule::build(source, &error);
+      ASSERT_TRUE(module) << error;
+      auto run = [&](const cc::MatmulI2sShape& shape, const std::vector<uint32_t>& w, const std::vector<float>& scales,
+                     std::vector<float>& y) {
+        const cc::KernelSource kern = cc::emit_matmul_i2s(shape);
+        ASSERT_TRUE(cc::matmul_i2s_fused(shape));
+        ASSERT_EQ(module->launch(kern.name, cc::matmul_i2s_grid(shape, 1), kern.threads,
+                                 static_cast<const unsigned int*>(w.data()), scales.data(),
+                                 reinterpret_cast<const signed char*>(a.q.data()), act_scale.data(), act_sum.data(),
+                                 y.data(), 1),
+                  "");
+      };
+      std::vector<float> y_qkv(want_qkv.size()), y_relu(want_relu2.size()), y_silu(want_silu.size()), y_add = residual;
+      run(qkv_shape, qkv_w, qkv_scales, y_qkv);
+      run(relu_shape, gu_w, gu_scales, y_relu);
+      run(silu_shape, gu_w, gu_scales, y_silu);
+      run(add_shape, repacked(o, d.n_embd, d.k), o_scale, y_add);
+      EXPECT_EQ(count_mismatches(y_qkv, want_qkv), 0) << "qkv, decode tiling " << decode_tiling;
+      EXPECT_EQ(count_mismatches(y_relu, want_relu2), 0) << "relu2, decode tiling " << decode_tiling;
+      EXPECT_EQ(count_mismatches(y_silu, want_silu), 0) << "silu, decode tiling " << decode_tiling;
+      EXPECT_EQ(count_mismatches(y_add, want_add), 0) << "residual, decode tiling " << decode_tiling;
+    }
+  }
+  cc::MatmulI2sShape odd{256, 96, 1, 1, 4};
+  odd.epilogue = cc::MatmulI2sEpilogue::kGluRelu2;
+  EXPECT_THROW(cc::emit_matmul_i2s(odd), std::invalid_argument);  // gated needs row pairs
+  cc::MatmulI2sShape bad_segments{256, 96, 1};
+  bad_segments.segment_end[0] = 64;
+  bad_segments.segment_end[1] = 32;
+  EXPECT_THROW(cc::emit_matmul_i2s(bad_segments), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace bitnet::testing
+
+namespace bitnet::testing {
+namespace {
+
+// A GEMV with the RMSNorm + gain + int8 quantization folded in (every block quantizes the row
+// itself) against ref::rms_norm, the gain multiply, ref::quantize_row_i8 and the GEMV, bit for
+// bit, for the decode step's four fused launches: q|k|v (segments), o and down (residual add,
+// down with split-K), gate|up (relu2), at the 2B4T and tiny shapes, two tokens (grid.y).
+TEST(CudaMatmulI2sFusedNorm, NormFoldedIntoTheGemvMatchesTheSeparateOpsBitForBit) {
+  struct Case {
+    int64_t k, m;
+    cc::MatmulI2sEpilogue epilogue;
+    bool segments;
+  };
+  const std::vector<Case> cases = {
+      {2560, 3840, cc::MatmulI2sEpilogue::kStore, true},    {6912, 256, cc::MatmulI2sEpilogue::kResidualAdd, false},
+      {256, 1536, cc::MatmulI2sEpilogue::kGluRelu2, false}, {768, 256, cc::MatmulI2sEpilogue::kResidualAdd, false},
+      {256, 384, cc::MatmulI2sEpilogue::kStore, true},
+  };
+  std::vector<cc::MatmulI2sShape> shapes;
+  std::string source, error;
+  for (const Case& c : cases) {
+    cc::MatmulI2sShape shape = cc::decode_gemv_shape(c.k, c.m);
+    shape.epilogue = c.epilogue;
+    if (c.segments) {
+      shape.segment_end[0] = c.m * 2 / 3;
+      shape.segment_end[1] = c.m * 5 / 6;
+    }
+    shape.fuse_norm = true;
+    shape.norm_eps = 1e-5f;
+    shapes.push_back(shape);
+    source += cc::emit_matmul_i2s(shape).source;
+  }
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  const int n_tokens = 2;
+  uint32_t seed = 900;
+  for (const cc::MatmulI2sShape& shape : shapes) {
+    SCOPED_TRACE(cc::emit_matmul_i2s(shape).name);
+    const std::vector<float> x = random_normal(static_cast<size_t>(n_tokens * shape.k), ++seed, 3.0f);
+    std::vector<float> gain = random_normal(static_cast<size_t>(shape.k), ++seed, 0.5f);
+    // The weight is one I2_S tensor with one scale; its scale is given for every segment / half.
+    const float scale = 0.023f;
+    const std::vector<uint8_t> data = random_i2s(shape.m, shape.k, scale, ++seed);
+    const std::vector<float> scales = {scale, scale, scale};
+    // Reference: norm, gain, quantize, product (rows in order), then the epilogue.
+    std::vector<float> plain(static_cast<size_t>(n_tokens * shape.m));
+    for (int t = 0; t < n_tokens; ++t) {
+      std::vector<float> h(static_cast<size_t>(shape.k));
+      ref::rms_norm(x.data() + t * shape.k, shape.k, 1e-5f, h.data());
+      for (int64_t i = 0; i < shape.k; ++i) h[i] = h[i] * gain[i];
+      std::vector<int8_t> q(h.size());
+      const ref::I8Row row = ref::quantize_row_i8(h.data(), shape.k, q.data());
+      const ref::WeightView w{gguf::GgmlType::I2_S, data.data(), shape.m, shape.k};
+      ref::matmul_i8q_rows(q.data(), &row, 1, w, 0, shape.m, plain.data() + t * shape.m);
+    }
+    const std::vector<float> residual = random_normal(plain.size(), ++seed, 4.0f);
+    std::vector<float> want, y;
+    if (shape.epilogue == cc::MatmulI2sEpilogue::kGluRelu2) {
+      for (int t = 0; t < n_tokens; ++t) {
+        for (int64_t r = 0; r < shape.m / 2; ++r) {
+          const float g = plain[t * shape.m + 2 * r], u = plain[t * shape.m + 2 * r + 1];
+          const float a = g > 0.0f ? g : 0.0f;
+          want.push_back((a * a) * u);
+        }
+      }
+      y.assign(want.size(), -1.0f);
+    } else if (shape.epilogue == cc::MatmulI2sEpilogue::kResidualAdd) {
+      for (size_t i = 0; i < plain.size(); ++i) want.push_back(residual[i] + plain[i]);
+      y = residual;
+    } else {
+      want = plain;
+      y.assign(want.size(), -1.0f);
+    }
+    const cc::KernelSource kern = cc::emit_matmul_i2s(shape);
+    const std::vector<uint32_t> words = repacked(data, shape.m, shape.k);
+    ASSERT_EQ(module->launch(kern.name, cc::matmul_i2s_grid(shape, n_tokens), kern.threads,
+                             static_cast<const unsigned int*>(words.data()), scales.data(), x.data(),
+                             static_cast<const float*>(gain.data()), y.data(), n_tokens),
+              "");
+    EXPECT_EQ(count_mismatches(y, want), 0);
+  }
+  cc::MatmulI2sShape tiled{256, 64, 2};
+  tiled.fuse_norm = true;
+  EXPECT_THROW(cc::emit_matmul_i2s(tiled), std::invalid_argument);  // one token per block only
+}
+
+}  // namespace
+}  // namespace bitnet::testing

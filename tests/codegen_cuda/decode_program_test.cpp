@@ -1,0 +1,213 @@
+// The whole decode step (codegen_cuda/decode_program.h) on the host emulator against the CPU
+// reference interpreter on the shared tiny models: logits of several decode steps (one token per
+// call, so both sides are in decode mode), greedy ids equal wherever the top-2 margin > 1e-3.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/cuda_reference_decode.h"
+#include "codegen_cuda/decode_program.h"
+#include "emu_module.h"
+#include "frontend_gguf/gguf_file.h"
+#include "frontend_gguf/lowering.h"
+#include "frontend_gguf/model_config.h"
+#include "reference/interpreter.h"
+#include "test_support.h"
+
+namespace bitnet::testing {
+namespace {
+
+namespace cc = codegen_cuda;
+
+// The program's buffers in host memory (16-byte aligned, zeroed) and its launches on the emulator.
+class EmuDecodeRunner {
+ public:
+  EmuDecodeRunner(const cc::DecodeProgram& program, std::shared_ptr<EmuModule> module)
+      : program_(program), module_(std::move(module)) {
+    for (const cc::DecodeBuffer& b : program.buffers) {
+      storage_.emplace_back(static_cast<size_t>(b.bytes / 16 + 1));
+    }
+  }
+  void* address(int buffer) { return buffer < 0 ? nullptr : storage_[static_cast<size_t>(buffer)].data(); }
+  float* logits() { return static_cast<float*>(address(program_.logits_buffer)); }
+
+  // One decode token; "" or the emulator's error.
+  std::string step(int32_t token, int32_t pos) {
+    std::memcpy(address(program_.token_buffer), &token, 4);
+    std::memcpy(address(program_.pos_buffer), &pos, 4);
+    for (const cc::DecodeLaunch& l : program_.launches) {
+      const std::string& name = program_.kernels[static_cast<size_t>(l.kernel)].name;
+      std::vector<void*> a;
+      for (int index : l.args) a.push_back(address(index));
+      std::string error;
+      // Every parameter is a pointer, then maybe the int n_tokens (identical ABI for all pointer types).
+      if (l.n_tokens_arg && a.size() == 3) {
+        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], 1);
+      } else if (l.n_tokens_arg && a.size() == 5) {
+        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3], a[4], 1);
+      } else if (l.n_tokens_arg && a.size() == 6) {
+        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3], a[4], a[5], 1);
+      } else if (!l.n_tokens_arg && a.size() == 4) {
+        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3]);
+      } else if (!l.n_tokens_arg && a.size() == 7) {
+        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      } else {
+        error = "unexpected signature of " + name;
+      }
+      if (!error.empty()) return l.label + ": " + error;
+    }
+    return "";
+  }
+
+ private:
+  struct alignas(16) Block {
+    unsigned char bytes[16] = {};
+  };
+  const cc::DecodeProgram& program_;
+  std::shared_ptr<EmuModule> module_;
+  std::vector<std::vector<Block>> storage_;
+};
+
+cc::DecodeModelConfig config_of(const gguf::GgufFile& file, const gguf::ModelConfig& m, int64_t n_ctx) {
+  cc::DecodeModelConfig c;
+  c.n_embd = static_cast<int64_t>(m.n_embd);
+  c.n_ff = static_cast<int64_t>(m.n_ff);
+  c.n_head = static_cast<int64_t>(m.n_head);
+  c.n_head_kv = static_cast<int64_t>(m.n_head_kv);
+  c.n_layer = static_cast<int64_t>(m.n_layer);
+  c.n_vocab = static_cast<int64_t>(m.n_vocab);
+  c.n_ctx = n_ctx;
+  c.eps = m.rms_eps;
+  c.freq_base = m.rope_freq_base;
+  c.freq_scale = m.rope_freq_scale;
+  c.act = file.architecture() == "bitnet" ? cc::FfnActivation::kSilu : cc::FfnActivation::kRelu2;
+  return c;
+}
+
+TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefusesUnsupportedShapes) {
+  cc::DecodeModelConfig c{2560, 6912, 20, 5, 30, 128256, 4096};
+  auto p = cc::plan_decode_program(c);
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->launches.size(), 30u * 11 + 3);
+  EXPECT_EQ(p->kernels.size(), 12u);  // embed, 3 norms, 4 GEMVs, rope_kv, 2 attention, LM head
+  auto folded = cc::plan_decode_program(c, {.fuse_norms = true});
+  ASSERT_TRUE(folded) << folded.error().message;
+  EXPECT_EQ(folded->launches.size(), 30u * 7 + 3);
+  EXPECT_EQ(folded->kernels.size(), 10u);  // the n_embd / n_ff rmsnorm_quant kernels folded away
+  // 2B4T: 30 layers of I2_S (q|k|v, o, gate|up, down) + the F16 LM head + one embedding row.
+  const int64_t i2s = 30 * (3840 + 2560 + 13824 + 2560) * (2560 / 4) + 30 * 2560 * 6912 / 4 - 30 * 2560 * 2560 / 4;
+  EXPECT_GT(p->weight_bytes_read_per_token(), i2s + 128256LL * 2560 * 2);
+  EXPECT_LT(p->weight_bytes_read_per_token(), i2s + 128256LL * 2560 * 2 + 4'000'000);
+  c.n_ctx = 100;
+  EXPECT_FALSE(cc::plan_decode_program(c));
+  c.n_ctx = 64;
+  c.n_ff = 100;
+  EXPECT_FALSE(cc::plan_decode_program(c));
+  c.n_ff = 40960;  // past the norm kernel's 32768: an error value, not an exception
+  const auto too_wide = cc::plan_decode_program(c);
+  ASSERT_FALSE(too_wide);
+  EXPECT_NE(too_wide.error().message.find("emit_rmsnorm_quant"), std::string::npos) << too_wide.error().message;
+}
+
+// Both models as planned by default (norms as separate launches), b158-tiny-gqa also with the norms
+// folded into the GEMVs; two steps each (the second attends over two cells), to keep the test short
+// (CudaAttentionDecode covers many positions).
+TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
+  BITNET_REQUIRE_SHARED(shared);
+  const int64_t n_ctx = 64;
+  struct Run {
+    const char* model;
+    bool fuse_norms;
+    size_t steps;
+  };
+  for (const Run& run :
+       {Run{"bitnet-tiny-mha", false, 2}, Run{"b158-tiny-gqa", false, 2}, Run{"b158-tiny-gqa", true, 2}}) {
+    const char* model = run.model;
+    const std::vector<int32_t> tokens = {1, 450, 4996};
+    SCOPED_TRACE(std::string(model) + (run.fuse_norms ? " (norms folded)" : " (norms separate)"));
+    auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s" / (std::string(model) + ".i2_s.gguf")).string());
+    ASSERT_TRUE(file) << file.error().message;
+    auto mc = gguf::read_model_config(*file);
+    ASSERT_TRUE(mc) << mc.error().message;
+    auto program = cc::plan_decode_program(config_of(*file, *mc, n_ctx), {.fuse_norms = run.fuse_norms});
+    ASSERT_TRUE(program) << program.error().message;
+
+    std::string error;
+    auto module = EmuModule::build(program->source(), &error);
+    ASSERT_TRUE(module) << error;
+    EmuDecodeRunner runner(*program, module);
+    const cc::TensorBytes lookup = [&](const std::string& name) -> const uint8_t* {
+      const gguf::TensorInfo* t = file->find_tensor(name);
+      return t == nullptr ? nullptr : t->data.data();
+    };
+    for (size_t i = 0; i < program->buffers.size(); ++i) {
+      if (program->buffers[i].kind != cc::BufferKind::kWeight) continue;
+      auto bytes = cc::decode_weight_bytes(*program, static_cast<int>(i), lookup);
+      ASSERT_TRUE(bytes) << bytes.error().message;
+      std::memcpy(runner.address(static_cast<int>(i)), bytes->data(), bytes->size());
+    }
+
+    auto graph = gguf::lower_to_ir(*file);
+    ASSERT_TRUE(graph) << graph.error().message;
+    auto interp = reference::Interpreter::create(*graph, *file, {n_ctx, 2});
+    ASSERT_TRUE(interp) << interp.error().message;
+
+    // The device check's CPU reference (bench/cuda_reference_decode) reads the same configuration
+    // and computes the same logits as the interpreter.
+    auto small = bench::read_gguf((shared / "models/bitnet-i2s" / (std::string(model) + ".i2_s.gguf")).string());
+    ASSERT_TRUE(small) << small.error().message;
+    auto small_config = bench::decode_config(*small, n_ctx);
+    ASSERT_TRUE(small_config) << small_config.error().message;
+    EXPECT_EQ(small_config->n_embd, program->config.n_embd);
+    EXPECT_EQ(small_config->n_ff, program->config.n_ff);
+    EXPECT_EQ(small_config->n_head_kv, program->config.n_head_kv);
+    EXPECT_EQ(small_config->n_vocab, program->config.n_vocab);
+    EXPECT_EQ(small_config->eps, program->config.eps);
+    EXPECT_EQ(small_config->freq_base, program->config.freq_base);
+    EXPECT_EQ(small_config->act, program->config.act);
+    bench::ReferenceDecoder reference(*small_config, [&](const std::string& name) { return small->data(name); });
+
+    int64_t differing = 0, total = 0;
+    double max_rel = 0;
+    for (size_t pos = 0; pos < run.steps; ++pos) {
+      SCOPED_TRACE("pos " + std::to_string(pos));
+      auto out = (*interp)->run(std::span<const int32_t>(&tokens[pos], 1));
+      ASSERT_TRUE(out) << out.error().message;
+      const runtime::Matrix& want = out->at("logits");
+      ASSERT_EQ(want.cols, program->config.n_vocab);
+      ASSERT_EQ(runner.step(tokens[pos], static_cast<int32_t>(pos)), "");
+      const float* got = runner.logits();
+      const std::span<const float> w = want.row(want.rows - 1);
+      const std::vector<float> bench_ref = reference.step(tokens[pos], static_cast<int64_t>(pos));
+      ASSERT_EQ(bench_ref.size(), w.size());
+      EXPECT_EQ(std::memcmp(bench_ref.data(), w.data(), w.size() * 4), 0) << "bench reference vs interpreter";
+      float scale = 0;
+      for (float v : w) scale = std::max(scale, std::fabs(v));
+      for (size_t i = 0; i < w.size(); ++i) {
+        differing += got[i] != w[i];
+        max_rel = std::max(max_rel, std::fabs(static_cast<double>(got[i]) - w[i]) / scale);
+      }
+      total += static_cast<int64_t>(w.size());
+      // Greedy ids agree wherever the reference's top-2 margin exceeds 1e-3.
+      std::vector<float> sorted(w.begin(), w.end());
+      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+      const auto best_want = std::max_element(w.begin(), w.end()) - w.begin();
+      const auto best_got = std::max_element(got, got + w.size()) - got;
+      if (sorted[0] - sorted[1] > 1e-3f) {
+        EXPECT_EQ(best_got, best_want);
+      }
+    }
+    std::cout << "[decode] " << model << (run.fuse_norms ? " (norms folded)" : " (norms separate)") << ": " << run.steps
+              << " steps, " << differing << " of " << total
+              << " logits differ from the interpreter, max |diff| / max |logit| = " << max_rel << "\n";
+    EXPECT_LT(max_rel, 1e-4);
+  }
+}
+
+}  // namespace
+}  // namespace bitnet::testing
