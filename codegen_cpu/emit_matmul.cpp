@@ -188,8 +188,9 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
   for (int i : weight_operands) {
     const ir::Type& w = d.operands[static_cast<size_t>(i)];
     if (w.rank() != 2 || w.shape[1].size != cols) return fail(error, "weight shape does not match the activations");
-    if (act == ir::DType::I8Q && w.dtype != ir::DType::I2_S)
-      return fail(error, "i8q activations multiply only i2_s weights");
+    if (act == ir::DType::I8Q && w.dtype != ir::DType::I2_S && w.dtype != ir::DType::TQ1_0 &&
+        w.dtype != ir::DType::TQ2_0)
+      return fail(error, "i8q activations multiply only ternary (i2_s, tq1_0, tq2_0) weights");
     if (act == ir::DType::F32 && w.dtype == ir::DType::I2_S) {
       return fail(error, "i2_s weights need i8q activations (quantize_i8 before the product, as the lowering does)");
     }
@@ -259,8 +260,13 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
       store_vec(kb, value, out, index);
     };
     bool ok = true;
-    kb.if_then(b.CreateICmpSLT(lo, hi),
-               [&] { ok = act == ir::DType::I8Q ? emit_product_i2s(kb, p, error) : emit_product_float(kb, p, error); });
+    kb.if_then(b.CreateICmpSLT(lo, hi), [&] {
+      if (act != ir::DType::I8Q) {
+        ok = emit_product_float(kb, p, error);
+      } else {
+        ok = p.weight == ir::DType::I2_S ? emit_product_i2s(kb, p, error) : emit_product_tq(kb, p, error);
+      }
+    });
     if (!ok) return false;
   }
   return true;

@@ -77,6 +77,9 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
 
 // I2_S weights times i8q activations, bit-exact with ref::matmul_i8q_rows (emit_matmul_i2s.cpp).
 bool emit_product_i2s(KernelBuilder& kb, const ProductArgs& p, std::string* error);
+// TQ1_0 / TQ2_0 weights times i8q activations, bit-exact with ref::matmul_i8q_rows_tq
+// (emit_matmul_tq.cpp).
+bool emit_product_tq(KernelBuilder& kb, const ProductArgs& p, std::string* error);
 // F32 / F16 / BF16 and the block formats times f32 activations (emit_matmul_float.cpp).
 bool emit_product_float(KernelBuilder& kb, const ProductArgs& p, std::string* error);
 

@@ -37,7 +37,7 @@ struct MatmulTuning {
   bool i2s_gemv_batch = true;
   // Widest vector the I2_S code may use: 512 or 256 bits (512 needs AVX-512BW).
   int i2s_max_vector_bits = 512;
-  bool i2s_allow_vnni = true;  // false: the vpmaddubsw path even where VNNI exists
+  bool i2s_allow_vnni = true;  // false: the vpmaddubsw path even where VNNI exists (also for TQ1_0/TQ2_0)
 
   // ---- float and block-quantized weights x f32 ----
   int float_gemv_rows = 4;  // rows per micro-kernel when n_tokens < float_gemm_tokens

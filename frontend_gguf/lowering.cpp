@@ -60,13 +60,15 @@ class Lowering {
     return b_.mul(n, g, name);
   }
 
-  // x times a projection weight. I2_S weights get their activations quantized to int8
-  // first (spec 8.2), once per product as in the reference graph; the shared-quantize
-  // pass removes the repeats later. An optional scalar `<proj>.scale` multiplies the result.
+  // x times a projection weight. Ternary weights (I2_S, and TQ1_0/TQ2_0 with the same
+  // semantics: docs/ternary-formats.md) get their activations quantized to int8 first (spec
+  // 8.2), once per product as in the reference graph; the shared-quantize pass removes the
+  // repeats later. An optional scalar `<proj>.scale` multiplies the result.
   Expected<ValueId> project(ValueId x, const std::string& tensor, const std::string& name) {
     BITNET_ASSIGN_OR_RETURN(ValueId w, weight(tensor));
     ValueId in = x;
-    if (b_.graph().value(w).type.dtype == ir::DType::I2_S) {
+    const ir::DType wt = b_.graph().value(w).type.dtype;
+    if (wt == ir::DType::I2_S || wt == ir::DType::TQ1_0 || wt == ir::DType::TQ2_0) {
       BITNET_ASSIGN_OR_RETURN(in, b_.quantize_i8(x, name + ".q8"));
     }
     BITNET_ASSIGN_OR_RETURN(ValueId y, b_.matmul(in, w, name));

@@ -66,8 +66,9 @@ Expected<Type> infer_matmul(const Node& n, std::span<const Type> ops) {
   if (x.shape[1] != w.shape[1]) {
     return bad(n, fmt::format("inner dims differ: x {} and w {}", to_string(x), to_string(w)));
   }
-  if (x.dtype == DType::I8Q && w.dtype != DType::I2_S) {
-    return bad(n, fmt::format("i8q activations multiply only i2_s weights, got {}", dtype_name(w.dtype)));
+  if (x.dtype == DType::I8Q && w.dtype != DType::I2_S && w.dtype != DType::TQ1_0 && w.dtype != DType::TQ2_0) {
+    return bad(n, fmt::format("i8q activations multiply only ternary (i2_s, tq1_0, tq2_0) weights, got {}",
+                              dtype_name(w.dtype)));
   }
   return Type::of(DType::F32, {x.shape[0], w.shape[0]});
 }
@@ -286,6 +287,9 @@ bool runs_per_sequence(const Graph& graph, const Node& node) {
     case OpRows::kArithmetic:
       break;
   }
+  // Products on int8 activations (the ternary weights) are exact integer sums, the same for
+  // any batch; float products follow the reference's prompt/decode numerics.
+  if (!node.operands.empty() && graph.value(node.operands[0]).type.dtype == DType::I8Q) return false;
   for (ValueId v : node.operands) {
     if (graph.def(v).op == OpKind::Weight && graph.value(v).type.dtype != DType::I2_S) return true;
   }

@@ -68,8 +68,13 @@ void matmul_rows(const float* x, int64_t n_tokens, const WeightView& w, int64_t 
                  float* y);
 // The I2_S product on activations already quantized by quantize_row_i8 (q: [n_tokens][w.cols],
 // act: one I8Row per token), output rows [row_begin, row_end).
+// TQ1_0 and TQ2_0 weights go to matmul_i8q_rows_tq.
 void matmul_i8q_rows(const int8_t* q, const I8Row* act, int64_t n_tokens, const WeightView& w, int64_t row_begin,
                      int64_t row_end, float* y);
+// The TQ1_0 / TQ2_0 product on int8 activations (docs/ternary-formats.md): a row whose blocks
+// share one f16 scale d is I2_S's formula with scale d; other rows sum float(D_b) * d_b.
+void matmul_i8q_rows_tq(const int8_t* q, const I8Row* act, int64_t n_tokens, const WeightView& w, int64_t row_begin,
+                        int64_t row_end, float* y);
 
 // ggml_vec_dot_f16 of the AVX-512 build (spec 8.4): 4 accumulators x 16 lanes over
 // chunks of 64, fixed reduction order, scalar tail accumulated in double.
