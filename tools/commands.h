@@ -21,6 +21,7 @@ void add_compat_fix(CLI::App& app, int& exit_code);
 void add_tokenize(CLI::App& app, int& exit_code);
 void add_dump_ir(CLI::App& app, int& exit_code);
 void add_gen_model(CLI::App& app, int& exit_code);
+void add_convert(CLI::App& app, int& exit_code);  // Hugging Face checkpoints -> GGUF (convert/)
 void add_run(CLI::App& app, int& exit_code);
 void add_chat(CLI::App& app, int& exit_code);
 void add_eval(CLI::App& app, int& exit_code);

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   add_tokenize(app, exit_code);
   add_dump_ir(app, exit_code);
   add_gen_model(app, exit_code);
+  add_convert(app, exit_code);
   add_run(app, exit_code);
   add_chat(app, exit_code);
   add_serve(app, exit_code);
