@@ -185,7 +185,8 @@ void check_i2s(const GgufFile& file, const CheckOptions& options, ScanProgress* 
           fmt::format("{} tensors use I2_S (ggml type 36), which upstream llama.cpp and ollama do not know; they "
                       "refuse this file",
                       count),
-          "run it with this engine or bitnet.cpp; upstream engines need TQ1_0/TQ2_0 instead");
+          "run it with this engine or bitnet.cpp; for upstream engines, `bitnet convert MODEL -o OUT --type tq2_0` "
+          "writes the same ternary weights as TQ2_0");
     f.add(Severity::kInfo, "i2s-layout",
           "I2_S data is read in the x86 packing (128-weight blocks, ACT_PARALLEL); files quantized on ARM builds use "
           "64-weight blocks and give wrong results",
