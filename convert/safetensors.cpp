@@ -146,25 +146,28 @@ Expected<std::vector<StTensor>> parse_safetensors_header(std::string_view json_t
   return tensors;
 }
 
-Expected<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  BITNET_ASSIGN_OR_RETURN(auto mapped, gguf::MappedFile::open(path));
-  const auto bytes = mapped->bytes();
-  if (bytes.size() < 8) return make_error("{}: {} bytes is too short for a safetensors file", path, bytes.size());
+Expected<std::vector<StTensor>> parse_safetensors(std::span<const uint8_t> bytes, const std::string& file_name,
+                                                  std::map<std::string, std::string>* metadata) {
+  if (bytes.size() < 8) return make_error("{}: {} bytes is too short for a safetensors file", file_name, bytes.size());
   uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];  // little-endian
   if (header_size > kMaxSafetensorsHeader) {
-    return make_error("{}: header of {} bytes is larger than the format's limit of {} bytes", path, header_size,
+    return make_error("{}: header of {} bytes is larger than the format's limit of {} bytes", file_name, header_size,
                       kMaxSafetensorsHeader);
   }
   if (header_size > bytes.size() - 8) {
-    return make_error("{}: header of {} bytes runs past the end of the file ({} bytes)", path, header_size,
+    return make_error("{}: header of {} bytes runs past the end of the file ({} bytes)", file_name, header_size,
                       bytes.size());
   }
   const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), header_size);
+  return parse_safetensors_header(text, bytes.subspan(8 + header_size), file_name, metadata);
+}
+
+Expected<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  BITNET_ASSIGN_OR_RETURN(auto mapped, gguf::MappedFile::open(path));
   SafetensorsFile f;
   f.path_ = path;
-  BITNET_ASSIGN_OR_RETURN(f.tensors_,
-                          parse_safetensors_header(text, bytes.subspan(8 + header_size), path, &f.metadata_));
+  BITNET_ASSIGN_OR_RETURN(f.tensors_, parse_safetensors(mapped->bytes(), path, &f.metadata_));
   f.file_ = std::move(mapped);
   return f;
 }

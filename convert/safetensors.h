@@ -54,6 +54,11 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Parses a whole file's bytes (header length, header, data): what `open` does after mapping the
+// file; the tensors' data are views into `bytes`. Exposed for the fuzzer.
+Expected<std::vector<StTensor>> parse_safetensors(std::span<const uint8_t> bytes, const std::string& file_name,
+                                                  std::map<std::string, std::string>* metadata);
+
 // Parses a header (the JSON text) against a data area of `data_size` bytes; exposed for tests.
 Expected<std::vector<StTensor>> parse_safetensors_header(std::string_view json_text, std::span<const uint8_t> data,
                                                          const std::string& file_name,
