@@ -16,6 +16,7 @@ packages=(
   pybind11-dev python3-dev python3-numpy  # the bitnet Python package (python/)
   python3-pytest python3-venv python3-wheel  # its tests; installing it into a virtualenv
   libboost1.81-dev                     # bitnet serve: Boost.Beast/Asio (headers only)
+  libssl-dev                           # bitnet download: https to the Hugging Face hub (OpenSSL)
   chromium curl                        # tests/server: the chat page in a browser; curl examples
 )
 # Node.js runs the server's tests (OpenAI's npm client); a machine that has node keeps its own.

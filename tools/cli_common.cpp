@@ -85,11 +85,12 @@ int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, st
       std::fflush(stderr);
     });
   }
-  // llama-server's two-letter short option (serve -np N), which CLI11 cannot name: its long form.
+  // llama.cpp's two-letter short options (serve -np N, -hf REPO), which CLI11 cannot name: their long forms.
   const bool serve = argc > 1 && std::string_view(argv[1]) == "serve";
   std::vector<std::string> args;  // reversed, as CLI11 takes them
   for (int i = argc - 1; i >= 1; --i) {
-    args.emplace_back(serve && std::string_view(argv[i]) == "-np" ? "--parallel" : argv[i]);
+    const std::string_view arg = argv[i];
+    args.emplace_back(serve && arg == "-np" ? "--parallel" : arg == "-hf" ? "--hf-repo" : arg);
   }
   int rc = kExitOk;
   try {

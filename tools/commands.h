@@ -29,7 +29,8 @@ void add_bench(CLI::App& app, int& exit_code);
 void add_compile(CLI::App& app, int& exit_code);  // needs the compiler (compiler/)
 void add_dump_plan(CLI::App& app, int& exit_code);
 void add_cache(CLI::App& app, int& exit_code);
-void add_serve(CLI::App& app, int& exit_code);  // the HTTP server (server/)
+void add_serve(CLI::App& app, int& exit_code);     // the HTTP server (server/)
+void add_download(CLI::App& app, int& exit_code);  // files from the Hugging Face hub (hub/)
 
 // Parses the command line and runs the chosen command: its exit code, kExitUsage for a bad
 // command line (0 for --help / --version), kExitFailure for an exception (`program` names it).

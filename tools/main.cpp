@@ -23,5 +23,6 @@ int main(int argc, char** argv) {
   add_compile(app, exit_code);
   add_dump_plan(app, exit_code);
   add_cache(app, exit_code);
+  add_download(app, exit_code);
   return parse_and_run(app, argc, argv, exit_code, "bitnet");
 }

@@ -2,6 +2,8 @@
 #include "tools/run_options.h"
 
 #include "frontend_gguf/output_file.h"
+#include "hub/hub_model.h"
+#include "hub/progress_bar.h"
 #include "tools/option_values.h"
 
 #include <fmt/format.h>
@@ -21,8 +23,35 @@
 
 namespace bitnet::tools {
 
+namespace {
+
+// -hf REPO[:FILE]: fetched into the hub cache (a progress bar on a terminal), then its path.
+Expected<std::string> fetch_hf_model(const std::string& text) {
+  BITNET_ASSIGN_OR_RETURN(hub::ModelSpec spec, hub::parse_model_spec(text));
+  BITNET_ASSIGN_OR_RETURN(hub::HubOptions options, hub::hub_options_from_environment());
+  hub::ProgressBar bar(stderr);
+  if (hub::progress_bar_wanted()) options.progress = [&bar](const hub::DownloadProgress& p) { bar.update(p); };
+  hub::HubClient client(std::move(options));
+  auto got = hub::fetch_model(client, spec);
+  bar.finish();
+  if (!got.ok()) return got.error();
+  if (!got->note.empty()) fmt::print(stderr, "bitnet: {}\n", got->note);
+  return got->path;
+}
+
+}  // namespace
+
 void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("-m,--model", o.model, "GGUF model (default: $BITNET_GGUF)")->envname("BITNET_GGUF");
+  cmd.add_option("--hf-repo", o.hf_repo,
+                 "-hf REPO[:FILE]: download the GGUF from the Hugging Face hub (bitnet download) and use it instead "
+                 "of -m; without FILE the repository's only .gguf")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            auto spec = hub::parse_model_spec(text);
+            return spec.ok() ? std::string() : spec.error().message;
+          },
+          "REPO[:FILE]", "hf_repo"));
   cmd.add_option("--tokenizer", o.tokenizer, "use this tokenizer.json or GGUF instead of the model's own");
   cmd.add_option("-t,--threads", o.threads, "threads (default: all cores, at most 8)")
       ->check(integer_in(1, max_threads()));
@@ -109,6 +138,9 @@ void add_pass_options(CLI::App& cmd, PassFlags& o) {
 }
 
 Status finish_common_options(CommonRunOptions& o) {
+  if (!o.hf_repo.empty()) {
+    BITNET_ASSIGN_OR_RETURN(o.model, fetch_hf_model(o.hf_repo));
+  }
   if (o.model.empty() && o.plan.empty()) {
     throw_usage_error("-m", "no model: pass -m MODEL (or --plan PLAN) or set BITNET_GGUF");
   }

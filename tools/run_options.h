@@ -23,6 +23,7 @@ inline constexpr int32_t kDefaultLogitsTopK = 10;
 
 struct CommonRunOptions {
   std::string model;
+  std::string hf_repo;  // -hf REPO[:FILE]: the model from the Hugging Face hub (replaces -m)
   std::string tokenizer;
   int threads = 0;  // 0: hardware threads, capped at 8
   int64_t ctx = 0;
