@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -167,10 +168,15 @@ Status convert_to(const HfCheckpoint& ckpt, const HfModel& m, const std::string&
                       shape_text(embd->shape), m.n_vocab, m.n_embd);
   report.n_vocab = n_vocab;
 
-  // Untied output: lm_head present and not declared tied. The bitnet-b1.58 graph always uses
-  // the embedding, so an untied head there could only be dropped: refused.
+  // Untied output: lm_head present, not declared tied and not a byte-for-byte copy of the
+  // embedding (checkpoints saved with tie_word_embeddings false may still hold the same matrix
+  // twice; bitnet.cpp's `bitnet` graph refuses a file with output.weight, so a copy is dropped).
+  // The bitnet-b1.58 graph always uses the embedding, so a real untied head there is refused.
   const StTensor* lm_head = ckpt.find("lm_head.weight");
-  const bool tied = ckpt.config().value("tie_word_embeddings", lm_head == nullptr);
+  const bool same_as_embedding = lm_head != nullptr && lm_head->dtype == embd->dtype && lm_head->shape == embd->shape &&
+                                 lm_head->data.size() == embd->data.size() &&
+                                 std::equal(lm_head->data.begin(), lm_head->data.end(), embd->data.begin());
+  const bool tied = ckpt.config().value("tie_word_embeddings", lm_head == nullptr) || same_as_embedding;
   const bool write_output = lm_head != nullptr && !tied;
   if (lm_head != nullptr && tied) c.mark_used("lm_head.weight");
   if (write_output && m.family == HfFamily::kBitNet2B)

@@ -4,6 +4,7 @@
 // give clear errors.
 #include "convert/checkpoint_writer.h"
 #include "convert/hf_convert.h"
+#include "convert/safetensors.h"
 #include "convert/synthetic_checkpoint.h"
 #include "frontend_gguf/compat.h"
 #include "frontend_gguf/gguf_file.h"
@@ -175,6 +176,32 @@ TEST_F(ConvertTest, AddBosComesFromThePostProcessorWhenTheConfigIsSilent) {
                               {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}}};
   testing::write_text(dir_ / "m" / "tokenizer.json", j.dump());
   EXPECT_EQ(add_bos_after_conversion(), true);
+}
+
+// A checkpoint that stores the embedding twice (lm_head a byte-for-byte copy, tie flag false)
+// converts like a tied one: no output.weight, which bitnet.cpp's `bitnet` graph refuses.
+TEST_F(ConvertTest, AnLmHeadThatCopiesTheEmbeddingIsNotWritten) {
+  testing::write_synthetic_checkpoint(dir_ / "o", HfLayout::kBitnet1bitLLM);
+  std::vector<testing::StEntry> entries;
+  {
+    auto file = SafetensorsFile::open((dir_ / "o" / "model.safetensors").string());
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    const StTensor* embedding = file->find("model.embed_tokens.weight");
+    ASSERT_NE(embedding, nullptr);
+    for (const StTensor& t : file->tensors()) {
+      const StTensor& source = t.name == "lm_head.weight" ? *embedding : t;
+      entries.push_back({t.name, std::string(st_dtype_name(source.dtype)), source.shape,
+                         std::vector<uint8_t>(source.data.begin(), source.data.end())});
+    }
+  }
+  testing::write_file(dir_ / "o" / "model.safetensors", testing::safetensors_bytes(entries));
+  auto report = convert(dir_ / "o");
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  auto f = gguf::GgufFile::open(out().string());
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_EQ(f->find_tensor("output.weight"), nullptr);
+  EXPECT_NE(f->find_tensor("token_embd.weight"), nullptr);
+  EXPECT_EQ(compat_errors(*f), "");
 }
 
 TEST_F(ConvertTest, OlderBitnetWithSentencePieceTokenizerAndUntiedHead) {
