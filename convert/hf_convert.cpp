@@ -168,12 +168,14 @@ Status convert_to(const HfCheckpoint& ckpt, const HfModel& m, const std::string&
                       shape_text(embd->shape), m.n_vocab, m.n_embd);
   report.n_vocab = n_vocab;
 
-  // Untied output: lm_head present, not declared tied and not a byte-for-byte copy of the
-  // embedding (checkpoints saved with tie_word_embeddings false may still hold the same matrix
-  // twice; bitnet.cpp's `bitnet` graph refuses a file with output.weight, so a copy is dropped).
+  // Untied output: lm_head present, not declared tied and, for 1bitLLM's family, not a
+  // byte-for-byte copy of the embedding (a checkpoint saved with tie_word_embeddings false may
+  // hold the same matrix twice; bitnet.cpp's `bitnet` graph refuses a file with output.weight, so
+  // a copy is dropped there; llama files keep it, as llama.cpp's converter writes them).
   // The bitnet-b1.58 graph always uses the embedding, so a real untied head there is refused.
   const StTensor* lm_head = ckpt.find("lm_head.weight");
-  const bool same_as_embedding = lm_head != nullptr && lm_head->dtype == embd->dtype && lm_head->shape == embd->shape &&
+  const bool same_as_embedding = m.family == HfFamily::kBitnet1bitLLM && lm_head != nullptr &&
+                                 lm_head->dtype == embd->dtype && lm_head->shape == embd->shape &&
                                  lm_head->data.size() == embd->data.size() &&
                                  std::equal(lm_head->data.begin(), lm_head->data.end(), embd->data.begin());
   const bool tied = ckpt.config().value("tie_word_embeddings", lm_head == nullptr) || same_as_embedding;
