@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -420,14 +419,6 @@ class FixPlanner {
   const GgufFile& file_;
   GgufWriter& writer_;
 };
-
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  if (std::filesystem::equivalent(a, b, ec)) return true;
-  const auto ca = std::filesystem::weakly_canonical(a, ec);
-  const auto cb = std::filesystem::weakly_canonical(b, ec);
-  return !ec && ca == cb;
-}
 
 Status write_text_atomic(const std::string& path, const std::string& text) {
   return write_output_file(path, [&](OutputFile& out) { return out.write(text); });

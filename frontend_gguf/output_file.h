@@ -99,4 +99,8 @@ Status write_output_file(const std::string& path, const std::function<Status(Out
 std::string file_name_of(const std::string& path);
 std::string dir_of(const std::string& path);
 
+// Whether two paths name the same file (the same inode, or for paths that do not exist yet the
+// same canonical path): an output that would overwrite its own input is refused with this.
+bool same_file(const std::string& a, const std::string& b);
+
 }  // namespace bitnet::gguf

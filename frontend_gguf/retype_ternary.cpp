@@ -4,6 +4,7 @@
 
 #include "frontend_gguf/gguf_file.h"
 #include "frontend_gguf/gguf_writer.h"
+#include "frontend_gguf/output_file.h"
 #include "frontend_gguf/ternary_codec.h"
 #include "ir/support/half.h"
 
@@ -11,7 +12,6 @@
 #include <cctype>
 #include <cmath>
 #include <deque>
-#include <filesystem>
 
 namespace bitnet::gguf {
 namespace {
@@ -47,14 +47,6 @@ uint32_t file_type_of(TernaryType t) {
 
 bool is_ternary(GgmlType t) {
   return t == GgmlType::I2_S || t == GgmlType::TQ1_0 || t == GgmlType::TQ2_0;
-}
-
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  if (std::filesystem::equivalent(a, b, ec)) return true;
-  const auto ca = std::filesystem::weakly_canonical(a, ec);
-  const auto cb = std::filesystem::weakly_canonical(b, ec);
-  return !ec && ca == cb;
 }
 
 // The ternary values of one tensor and its scale(s): one f32 (I2_S) or one f16 per 256 values (TQ*).
