@@ -49,6 +49,8 @@ struct CudaDriver {
   BN_CU_FN(cuGraphLaunch)
   BN_CU_FN(cuGraphExecDestroy)
   BN_CU_FN(cuGraphDestroy)
+  // Optional (CUDA 11.8+ drivers): launches with attributes (programmatic dependent launch).
+  BN_CU_FN(cuLaunchKernelEx)
 
   // Loads libcuda.so.1 and every entry point; false with `why` when either is missing.
   bool load(std::string* why) {
@@ -102,6 +104,8 @@ struct CudaDriver {
 #undef BN_CU_GET
     // cuEventElapsedTime_v2 needs a 12.8+ driver; the original has the same signature.
     get(cuEventElapsedTime, BN_CU_STR(cuEventElapsedTime), "cuEventElapsedTime");
+    // Optional: null on drivers without it; the decode cases that need it then report a skip.
+    cuLaunchKernelEx = reinterpret_cast<decltype(cuLaunchKernelEx)>(dlsym(h, BN_CU_STR(cuLaunchKernelEx)));
     return ok;
   }
 

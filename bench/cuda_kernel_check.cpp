@@ -38,6 +38,8 @@ constexpr double kPeakGbps = 4800.0;  // H200 HBM3e
 enum ExitCode { kOk = 0, kParityFailed = 1, kNoGpu = 2, kCudaError = 3, kUsage = 4 };
 
 CudaDriver cu;
+// Programmatic dependent launch: compute capability >= 9.0 and a driver with cuLaunchKernelEx.
+bool pdl_supported = false;
 
 void check(CUresult rc, const char* what) {
   if (rc != CUDA_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cu.error_string(rc));
@@ -356,11 +358,30 @@ Node make_node(CUfunction fn, codegen_cuda::Dim3 grid, int threads, A... args) {
   return n;
 }
 
-void enqueue(const std::vector<Node>& nodes, CUstream stream) {
+// `programmatic`: each launch may start before the previous kernel in the stream has finished
+// (programmatic dependent launch, sm_90+; the kernels wait with griddepcontrol.wait); stream capture
+// records it as a programmatic graph edge (CUDA 12.3+).
+void enqueue(const std::vector<Node>& nodes, CUstream stream, bool programmatic = false) {
   std::vector<void*> ptrs;
   for (const Node& n : nodes) {
     ptrs.clear();
     for (const uint64_t& slot : n.slots) ptrs.push_back(const_cast<uint64_t*>(&slot));
+    if (programmatic) {
+      CUlaunchAttribute attribute{};
+      attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+      attribute.value.programmaticStreamSerializationAllowed = 1;
+      CUlaunchConfig config{};
+      config.gridDimX = n.grid.x;
+      config.gridDimY = n.grid.y;
+      config.gridDimZ = n.grid.z;
+      config.blockDimX = static_cast<unsigned>(n.threads);
+      config.blockDimY = config.blockDimZ = 1;
+      config.hStream = stream;
+      config.attrs = &attribute;
+      config.numAttrs = 1;
+      check(cu.cuLaunchKernelEx(&config, n.fn, ptrs.data(), nullptr), "cuLaunchKernelEx (programmatic)");
+      continue;
+    }
     check(cu.cuLaunchKernel(n.fn, n.grid.x, n.grid.y, n.grid.z, static_cast<unsigned>(n.threads), 1, 1, 0, stream,
                             ptrs.data(), nullptr),
           "cuLaunchKernel (decode step)");
@@ -666,7 +687,7 @@ std::string time_program(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d
   CUgraph graph;
   CUgraphExec exec;
   check(cu.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
-  enqueue(nodes, stream);
+  enqueue(nodes, stream, p.programmatic_launch);
   check(cu.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
   check(cu.cuGraphInstantiate(&exec, graph, 0), "cuGraphInstantiate");
   CUevent start, stop;
@@ -755,14 +776,33 @@ std::string check_program_parity(const codegen_cuda::DecodeProgram& p, ProgramBu
   const std::vector<Node> nodes = program_nodes(p, d);
   int64_t differing = 0, total = 0, greedy_checked = 0, greedy_equal = 0;
   double max_rel = 0;
-  for (size_t pos = 0; pos < tokens.size(); ++pos) {
+  // The steps launched kernel by kernel in a stream, then (after the reference logits of every
+  // step are known) the same steps again as replays of one captured graph: rewriting cells 0..7
+  // with the same tokens gives the same cache, so both passes must give the reference's logits.
+  CUstream stream;
+  check(cu.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  CUgraph graph;
+  CUgraphExec exec;
+  check(cu.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+  enqueue(nodes, stream, p.programmatic_launch);
+  check(cu.cuStreamEndCapture(stream, &graph), "cuStreamEndCapture");
+  check(cu.cuGraphInstantiate(&exec, graph, 0), "cuGraphInstantiate");
+  std::vector<std::vector<float>> wants;
+  for (size_t pass_pos = 0; pass_pos < 2 * tokens.size(); ++pass_pos) {
+    const bool replay = pass_pos >= tokens.size();
+    const size_t pos = pass_pos % tokens.size();
     d.set_int(p.token_buffer, tokens[pos]);
     d.set_int(p.pos_buffer, static_cast<int32_t>(pos));
-    enqueue(nodes, nullptr);
-    check(cu.cuCtxSynchronize(), "decode program step");
+    if (replay) {
+      check(cu.cuGraphLaunch(exec, stream), "cuGraphLaunch (parity)");
+    } else {
+      enqueue(nodes, stream, p.programmatic_launch);
+    }
+    check(cu.cuStreamSynchronize(stream), "decode program step");
     std::vector<float> got(static_cast<size_t>(p.config.n_vocab));
     d.buffers[static_cast<size_t>(p.logits_buffer)]->download(got.data(), got.size() * 4);
-    const std::vector<float> want = reference.step(tokens[pos], static_cast<int64_t>(pos));
+    if (!replay) wants.push_back(reference.step(tokens[pos], static_cast<int64_t>(pos)));
+    const std::vector<float>& want = wants[pos];
     float scale = 0;
     for (float v : want) scale = std::max(scale, std::fabs(v));
     for (size_t i = 0; i < want.size(); ++i) {
@@ -778,9 +818,13 @@ std::string check_program_parity(const codegen_cuda::DecodeProgram& p, ProgramBu
                       std::max_element(want.begin(), want.end()) - want.begin();
     }
   }
+  cu.cuGraphExecDestroy(exec);
+  cu.cuGraphDestroy(graph);
+  cu.cuStreamDestroy(stream);
   const bool ok = max_rel < 1e-4 && greedy_equal == greedy_checked;
   *parity = *parity && ok;
-  return "\"steps\":" + std::to_string(tokens.size()) + ",\"logits_checked\":" + std::to_string(total) +
+  return "\"steps\":" + std::to_string(tokens.size()) +
+         ",\"passes\":\"stream + graph replay\",\"logits_checked\":" + std::to_string(total) +
          ",\"logits_not_bit_identical\":" + std::to_string(differing) +
          ",\"max_abs_diff_over_max_abs_logit\":" + num(max_rel) +
          ",\"greedy_checked\":" + std::to_string(greedy_checked) + ",\"greedy_equal\":" + std::to_string(greedy_equal) +
@@ -794,7 +838,10 @@ std::string run_decode_programs(CUmodule module, const std::string& models_dir, 
     std::string entry = "{\"model\":\"" + escape(c.name) + "\"";
     auto program = codegen_cuda::plan_decode_program(c.config, c.options);
     if (!program) throw std::runtime_error(program.error().message);
-    entry += ",\"launches_per_token\":" + std::to_string(program->launches.size()) +
+    // Below compute capability 9.0 the PDL kernels run with plain launches (their waits do nothing).
+    program->programmatic_launch = program->programmatic_launch && pdl_supported;
+    entry += std::string(",\"programmatic_launch\":") + (program->programmatic_launch ? "true" : "false") +
+             ",\"launches_per_token\":" + std::to_string(program->launches.size()) +
              ",\"n_ctx\":" + std::to_string(c.config.n_ctx) +
              ",\"weight_bytes_read_per_token\":" + num(static_cast<double>(program->weight_bytes_read_per_token()));
     ProgramBuffers d(module, *program);
@@ -831,8 +878,12 @@ std::string run_decode_programs(CUmodule module, const std::string& models_dir, 
       positions = {127, 511};
     }
     entry += ",\"timing\":[" + time_program(*program, d, positions, reps) + "]";
-    entry += ",\"per_role_stream_us\":[" + profile_program(*program, d, positions.front()) + "," +
-             profile_program(*program, d, positions.back()) + "]}";
+    // (Each launch of the breakdown is bracketed by events, which serialise it anyway: PDL cases skip it.)
+    if (!program->programmatic_launch) {
+      entry += ",\"per_role_stream_us\":[" + profile_program(*program, d, positions.front()) + "," +
+               profile_program(*program, d, positions.back()) + "]";
+    }
+    entry += "}";
     out += (first ? "\n  " : ",\n  ") + entry;
     first = false;
   }
@@ -871,6 +922,7 @@ int run(int iters, bool decode_only, const std::string& models_dir) {
     check(cu.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
     // The CUBIN runs on sm_90 only; other GPUs JIT the PTX (compute capability >= 9.0).
     const bool use_cubin = major == 9 && minor == 0;
+    pdl_supported = major >= 9 && cu.cuLaunchKernelEx != nullptr;
     CUmodule module;
     char jit_log[8192] = {};
     CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};

@@ -121,6 +121,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   if (const std::string why = check_config(c); !why.empty()) return Error{"plan_decode_program: " + why};
   DecodeProgram p;
   p.config = c;
+  p.programmatic_launch = options.pdl != PdlMode::kOff;
   Builder b(p);
   const int64_t hd = c.n_embd / c.n_head;
   const int64_t n_kv_embd = c.n_head_kv * hd;
@@ -164,17 +165,21 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   for (MatmulI2sShape* shape : {&qkv_shape, &o_shape, &gate_up_shape, &down_shape}) {
     shape->fuse_norm = options.fuse_norms;
     shape->norm_eps = c.eps;
+    shape->pdl = options.pdl;
   }
-  const RopeKvShape rope_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
-  const AttentionDecodeShape attn_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
-  const LmHeadF16Shape lm_shape{c.n_embd, c.n_vocab};
+  RopeKvShape rope_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
+  rope_shape.pdl = options.pdl;
+  AttentionDecodeShape attn_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
+  attn_shape.pdl = options.pdl;
+  LmHeadF16Shape lm_shape{c.n_embd, c.n_vocab};
+  lm_shape.pdl = options.pdl;
   // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
   try {
-    embed_k = emit_embed_f16({c.n_embd, c.n_vocab});
-    norm_embd = emit_rmsnorm_quant({c.n_embd, c.eps, true, false});
-    norm_ff = emit_rmsnorm_quant({c.n_ff, c.eps, true, false});
-    norm_out = emit_rmsnorm_quant({c.n_embd, c.eps, true, true});
+    embed_k = emit_embed_f16({c.n_embd, c.n_vocab, options.pdl});
+    norm_embd = emit_rmsnorm_quant({c.n_embd, c.eps, true, false, options.pdl});
+    norm_ff = emit_rmsnorm_quant({c.n_ff, c.eps, true, false, options.pdl});
+    norm_out = emit_rmsnorm_quant({c.n_embd, c.eps, true, true, options.pdl});
     qkv_k = emit_matmul_i2s(qkv_shape);
     o_k = emit_matmul_i2s(o_shape);
     gate_up_k = emit_matmul_i2s(gate_up_shape);

@@ -61,7 +61,8 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
                                           {"d", shape.head_dim},
                                           {"c", shape.n_ctx},
                                           {"w", shape.warps},
-                                          {"p", shape.positions_per_warp}});
+                                          {"p", shape.positions_per_warp}}) +
+           pdl_suffix(shape.pdl);
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
     const unsigned short* __restrict__ q16, const unsigned short* __restrict__ k_cache, const int* __restrict__ pos_ptr,
@@ -73,7 +74,8 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
   constexpr int kVectorEnd = kChunks * 64;
   constexpr int kRegs = kChunks > 0 ? kChunks : 1;
   __shared__ float qs[kGroup * kHd];
-  const int g = blockIdx.y;
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int g = blockIdx.y;
   const int pos = *pos_ptr;
   const int first = blockIdx.x * kWarps * kPerWarp;
   if (first > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
@@ -130,7 +132,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
                                               {"d", shape.head_dim},
                                               {"c", shape.n_ctx},
                                               {"w", shape.warps},
-                                              {"r", shape.dims_per_warp}});
+                                              {"r", shape.dims_per_warp}}) +
+           pdl_suffix(shape.pdl);
   // As ref::attention: 1.0f / sqrtf(float(head_dim)) in float, applied to the raw q.k.
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
@@ -143,7 +146,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   __shared__ float p_s[kCtx];
   __shared__ float s_max[kWarps];
   __shared__ double s_sum[kWarps];
-  const int h = blockIdx.x;
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
   const int pos = *pos_ptr;
   if (pos < 0 || pos >= kCtx) return;  // uniform over the block

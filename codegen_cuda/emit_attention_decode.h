@@ -27,8 +27,9 @@ struct AttentionDecodeShape {
   int64_t head_dim = 0;   // <= 256
   int64_t n_ctx = 0;      // cache cells, % 32 == 0 and <= 8192 (the probabilities live in shared memory)
   int warps = 8;
-  int positions_per_warp = 4;  // scores kernel
-  int dims_per_warp = 2;       // softmax_pv kernel
+  int positions_per_warp = 4;   // scores kernel
+  int dims_per_warp = 2;        // softmax_pv kernel
+  PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
 };
 
 // Kernel signature: (const unsigned short* q16, const unsigned short* k_cache, const int* pos,

@@ -17,6 +17,30 @@ const std::string& device_prelude() {
   // keep NVRTC from contracting a multiply into an add whatever --fmad says.
   static const std::string text = R"(#ifndef BITNET_CUDA_PRELUDE
 #define BITNET_CUDA_PRELUDE
+// Programmatic dependent launch (sm_90+; PdlMode): bn_pdl_wait returns once the kernel before this
+// one has finished and its writes are visible (griddepcontrol.wait); bn_pdl_launch_dependents lets
+// the kernel after this one be scheduled (griddepcontrol.launch_dependents), which then waits in
+// turn before it reads anything this kernel writes. Without the launch attribute both do nothing;
+// sm_80 compiles none; the host emulator runs launches one after another (its shim's functions
+// only check that they are called inside a kernel).
+__device__ __forceinline__ void bn_pdl_wait() {
+#if defined(__CUDA_ARCH__)
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+#else
+  cudaGridDependencySynchronize();
+#endif
+}
+__device__ __forceinline__ void bn_pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__)
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+#else
+  cudaTriggerProgrammaticLaunchCompletion();
+#endif
+}
 __device__ __forceinline__ int bn_warp_sum_i32(int v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -63,6 +87,27 @@ __device__ __forceinline__ float bn_f16_dot_fold(float chain_lo, float chain_hi)
 #endif
 )";
   return text;
+}
+
+std::string pdl_wait_text(PdlMode mode, const std::string& indent) {
+  switch (mode) {
+    case PdlMode::kOff:
+      return "";
+    case PdlMode::kAfterWait:
+      return indent + "bn_pdl_wait();  // the previous kernel's outputs are ready past this point\n" + indent +
+             "bn_pdl_launch_dependents();\n";
+    case PdlMode::kEarly:
+      return indent + "bn_pdl_wait();  // the previous kernel's outputs are ready past this point\n";
+  }
+  return "";
+}
+
+std::string pdl_early_text(PdlMode mode, const std::string& indent) {
+  return mode == PdlMode::kEarly ? indent + "bn_pdl_launch_dependents();  // the next kernel may start now\n" : "";
+}
+
+std::string pdl_suffix(PdlMode mode) {
+  return mode == PdlMode::kOff ? "" : mode == PdlMode::kAfterWait ? "_pdl" : "_pdle";
 }
 
 std::string float_literal(float value) {

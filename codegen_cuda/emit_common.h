@@ -6,11 +6,21 @@
 #include <string>
 #include <utility>
 
+#include "codegen_cuda/kernel_source.h"
+
 namespace bitnet::codegen_cuda {
 
 // Helpers every kernel may call (warp reductions in a fixed order). Guarded so that several
 // kernels can be concatenated into one translation unit.
 const std::string& device_prelude();
+
+// The text of a kernel's programmatic-dependent-launch points (see PdlMode), each "" for kOff:
+// pdl_wait_text before the first read of a predecessor's output and the first global write
+// (with kAfterWait also the trigger), pdl_early_text where kEarly lets the next kernel launch
+// (before the independent loads), pdl_suffix for the kernel's name.
+std::string pdl_wait_text(PdlMode mode, const std::string& indent);
+std::string pdl_early_text(PdlMode mode, const std::string& indent);
+std::string pdl_suffix(PdlMode mode);
 
 // A float as a hexadecimal literal ("0x1.4f8b58p-17f"): exact, whatever the locale.
 std::string float_literal(float value);

@@ -18,13 +18,14 @@ KernelSource emit_embed_f16(const EmbedF16Shape& shape) {
   KernelSource k;
   k.threads = 256;
   k.min_blocks = 1;
-  k.name = kernel_name("bn_embed_f16", {{"n", shape.n_embd}, {"v", shape.n_vocab}});
+  k.name = kernel_name("bn_embed_f16", {{"n", shape.n_embd}, {"v", shape.n_vocab}}) + pdl_suffix(shape.pdl);
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(256, 1) " + k.name + R"((
     const unsigned short* __restrict__ table, const int* __restrict__ tokens, float* __restrict__ x, int n_tokens) {
 )" + int_constants({{"kN", std::to_string(shape.n_embd)}, {"kVocab", std::to_string(shape.n_vocab)}}) +
        R"(
-  const int t = blockIdx.x;
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int t = blockIdx.x;
   if (t >= n_tokens) return;
   const int id = tokens[t];
   const bool valid = id >= 0 && id < kVocab;

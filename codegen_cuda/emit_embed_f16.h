@@ -10,8 +10,9 @@
 namespace bitnet::codegen_cuda {
 
 struct EmbedF16Shape {
-  int64_t n_embd = 0;   // row length
-  int64_t n_vocab = 0;  // rows; an id outside [0, n_vocab) writes zeros (never reads out of bounds)
+  int64_t n_embd = 0;           // row length
+  int64_t n_vocab = 0;          // rows; an id outside [0, n_vocab) writes zeros (never reads out of bounds)
+  PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
 };
 
 // Kernel signature: (const unsigned short* table, const int* tokens, float* x, int n_tokens)

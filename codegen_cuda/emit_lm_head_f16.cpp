@@ -23,7 +23,8 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
   kern.threads = shape.warps * 32;
   kern.min_blocks = 2;
   kern.name =
-      kernel_name("bn_lm_head_f16", {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}});
+      kernel_name("bn_lm_head_f16", {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}}) +
+      pdl_suffix(shape.pdl);
   auto num = [](int64_t v) { return std::to_string(v); };
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
@@ -42,7 +43,8 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
   constexpr int kGroups = kChunks / 4;
   constexpr int kVectorEnd = kChunks * 64;
   __shared__ float xs[kK];
-  const int token = blockIdx.y;
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int token = blockIdx.y;
   if (token >= n_tokens) return;  // uniform over the block
   const int lane = threadIdx.x & 31;
   const float* xt = x + (long long)token * kK;

@@ -13,6 +13,7 @@ struct LmHeadF16Shape {
   int64_t m = 0;          // vocabulary rows
   int rows_per_warp = 4;  // processed one after another, sharing the staged x
   int warps = 8;
+  PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
 };
 
 // Kernel signature: (const unsigned short* w, const float* x, float* y, int n_tokens)

@@ -209,6 +209,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   }
   kern.name += epilogue_suffix(shape.epilogue);
   if (shape.fuse_norm) kern.name += "_norm";
+  kern.name += pdl_suffix(shape.pdl);
   auto num = [](int64_t v) { return std::to_string(v); };
   const bool split = shape.k_split > 1;
   // Codes from global memory through the read-only path, or from the fused norm's shared array.
@@ -275,7 +276,9 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   // the decode tilings have at most kBatch steps per warp, i.e. one round trip to memory. GEMM
   // tiles hold kTokens activation vectors as well, so they batch fewer steps (no spills).
   constexpr int kBatch = kTokens > 2 ? 1 : kTokens == 2 ? 2 : kRows == 1 ? 8 : kRows == 2 ? 4 : 2;
-#pragma unroll 1
+)" + pdl_early_text(shape.pdl, "  ") +
+       (shape.tokens_per_block > 2 ? pdl_wait_text(shape.pdl, "  ") : std::string()) +
+       R"(#pragma unroll 1
   for (int i0 = 0; i0 < kStepsPerWarp; i0 += kBatch) {
     uint4 wv[kBatch][kRows];
 #pragma unroll
@@ -292,7 +295,15 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
         }
       }
     }
-)" + (shape.fuse_norm ? "    if (i0 == 0) " + fused_norm_body() : std::string()) +
+)" +
+       // With programmatic dependent launch (sm_90) the first weight loads are issued before this
+       // kernel waits for its predecessor: the codes, scales and residual it reads come after.
+       // (GEMM tiles of more than 2 tokens wait before their loop: in it the wait cost a register
+       // and the t8 tile spilled.)
+       (shape.tokens_per_block <= 2 && shape.pdl != PdlMode::kOff
+            ? "    if (i0 == 0) {\n" + pdl_wait_text(shape.pdl, "      ") + "    }\n"
+            : std::string()) +
+       (shape.fuse_norm ? "    if (i0 == 0) " + fused_norm_body() : std::string()) +
        R"(#pragma unroll
     for (int i = 0; i < kBatch; ++i) {
       const int step = slice + (i0 + i) * kSplit;

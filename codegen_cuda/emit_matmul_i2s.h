@@ -40,6 +40,9 @@ struct MatmulI2sShape {
   // tokens_per_block must be 1. Uses the fused signature with x and gain in place of the codes.
   bool fuse_norm = false;
   float norm_eps = 1e-5f;
+  // Programmatic dependent launch (kernel_source.h): a decode GEMV waits for its predecessor
+  // after issuing its first weight loads.
+  PdlMode pdl = PdlMode::kOff;
 };
 
 // Gated epilogues read rows in pairs: row 2r is gate row r, row 2r + 1 up row r (weights

@@ -26,7 +26,8 @@ KernelSource emit_rmsnorm_quant(const RmsNormQuantShape& shape) {
   KernelSource k;
   k.threads = choose_threads(shape.n);
   k.min_blocks = 2;
-  k.name = kernel_name("bn_rmsnorm_quant", {{"n", shape.n}, {"g", shape.has_gain}, {"y", shape.write_normed}});
+  k.name = kernel_name("bn_rmsnorm_quant", {{"n", shape.n}, {"g", shape.has_gain}, {"y", shape.write_normed}}) +
+           pdl_suffix(shape.pdl);
   const std::string n = std::to_string(shape.n);
   std::string s = device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(k.threads) + ", " +
@@ -46,7 +47,8 @@ KernelSource emit_rmsnorm_quant(const RmsNormQuantShape& shape) {
   __shared__ double s_sum[kWarps];
   __shared__ float s_max[kWarps];
   __shared__ int s_codes[kWarps];
-  const int token = blockIdx.x;
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int token = blockIdx.x;
   if (token >= n_tokens) return;  // uniform over the block
   const int tid = threadIdx.x;
   const int lane = tid & 31;

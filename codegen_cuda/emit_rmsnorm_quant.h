@@ -9,10 +9,11 @@
 namespace bitnet::codegen_cuda {
 
 struct RmsNormQuantShape {
-  int64_t n = 0;              // row length (hidden size); 32 <= n <= 32768
-  float eps = 1e-5f;          // baked in as an exact literal
-  bool has_gain = true;       // y = rms_norm(x) * gain, as the graph's norm + mul
-  bool write_normed = false;  // also store the float row y (e.g. for an F16 LM head)
+  int64_t n = 0;                // row length (hidden size); 32 <= n <= 32768
+  float eps = 1e-5f;            // baked in as an exact literal
+  bool has_gain = true;         // y = rms_norm(x) * gain, as the graph's norm + mul
+  bool write_normed = false;    // also store the float row y (e.g. for an F16 LM head)
+  PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
 };
 
 // Kernel signature:

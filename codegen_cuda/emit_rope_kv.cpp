@@ -48,7 +48,8 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
   k.threads = kThreads;
   k.min_blocks = 1;
   k.name = kernel_name("bn_rope_kv",
-                       {{"h", shape.n_head}, {"hkv", shape.n_head_kv}, {"d", shape.head_dim}, {"c", shape.n_ctx}});
+                       {{"h", shape.n_head}, {"hkv", shape.n_head_kv}, {"d", shape.head_dim}, {"c", shape.n_ctx}}) +
+           pdl_suffix(shape.pdl);
   auto num = [](int64_t v) { return std::to_string(v); };
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(256, 1) " + k.name + R"((
@@ -65,7 +66,8 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
   constexpr int kEmbd = kHeads * kHd;
   constexpr int kEmbdKv = kHeadsKv * kHd;
   constexpr int kPairs = (kHeads + kHeadsKv) * kHalf;
-  const int i = blockIdx.x * 256 + threadIdx.x;
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int i = blockIdx.x * 256 + threadIdx.x;
   const int pos = *pos_ptr;
   if (pos < 0 || pos >= kCtx) return;  // nothing is written for an out-of-range position
   if (i < kPairs) {

@@ -13,8 +13,9 @@ namespace bitnet::codegen_cuda {
 struct RopeKvShape {
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
-  int64_t head_dim = 0;  // even
-  int64_t n_ctx = 0;     // cache cells; pos must be < n_ctx
+  int64_t head_dim = 0;         // even
+  int64_t n_ctx = 0;            // cache cells; pos must be < n_ctx
+  PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
 };
 
 // Kernel signature:

@@ -12,6 +12,17 @@ struct Dim3 {
   uint32_t x = 1, y = 1, z = 1;
 };
 
+// Programmatic dependent launch (sm_90+) in a kernel's text: with it a kernel may be scheduled while
+// the kernel before it in the stream still runs (the launcher sets the driver's programmatic stream
+// serialization attribute), issues the loads that do not depend on it (its weights), then waits for
+// it (griddepcontrol.wait) before reading its outputs or writing anything. Kernel names get a suffix
+// ("_pdl", "_pdle"); the instructions compile to nothing for sm_80.
+enum class PdlMode {
+  kOff,        // no griddepcontrol: the plain stream order (the text as before PDL existed)
+  kAfterWait,  // wait for the previous kernel, then let the next one be scheduled
+  kEarly,      // let the next kernel be scheduled at once, wait before the first dependent access
+};
+
 struct KernelSource {
   std::string name;    // the extern "C" entry point
   std::string source;  // a complete CUDA C++ translation unit (may be concatenated with others)

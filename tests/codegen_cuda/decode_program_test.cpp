@@ -91,11 +91,11 @@ cc::DecodeModelConfig config_of(const gguf::GgufFile& file, const gguf::ModelCon
 
 TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefusesUnsupportedShapes) {
   cc::DecodeModelConfig c{2560, 6912, 20, 5, 30, 128256, 4096};
-  auto p = cc::plan_decode_program(c);
+  auto p = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->launches.size(), 30u * 11 + 3);
   EXPECT_EQ(p->kernels.size(), 12u);  // embed, 3 norms, 4 GEMVs, rope_kv, 2 attention, LM head
-  auto folded = cc::plan_decode_program(c, {.fuse_norms = true});
+  auto folded = cc::plan_decode_program(c, {.fuse_norms = true, .pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(folded) << folded.error().message;
   EXPECT_EQ(folded->launches.size(), 30u * 7 + 3);
   EXPECT_EQ(folded->kernels.size(), 10u);  // the n_embd / n_ff rmsnorm_quant kernels folded away
@@ -103,6 +103,35 @@ TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefu
   const int64_t i2s = 30 * (3840 + 2560 + 13824 + 2560) * (2560 / 4) + 30 * 2560 * 6912 / 4 - 30 * 2560 * 2560 / 4;
   EXPECT_GT(p->weight_bytes_read_per_token(), i2s + 128256LL * 2560 * 2);
   EXPECT_LT(p->weight_bytes_read_per_token(), i2s + 128256LL * 2560 * 2 + 4'000'000);
+  // Programmatic dependent launch: the same launches of kernels that each wait for their
+  // predecessor exactly once (and, kEarly, trigger their successor once); without it no kernel
+  // has either (the text as before PDL).
+  for (const cc::PdlMode mode : {cc::PdlMode::kAfterWait, cc::PdlMode::kEarly}) {
+    auto pdl = cc::plan_decode_program(c, {.pdl = mode});
+    ASSERT_TRUE(pdl) << pdl.error().message;
+    EXPECT_TRUE(pdl->programmatic_launch);
+    ASSERT_EQ(pdl->launches.size(), p->launches.size());
+    ASSERT_EQ(pdl->kernels.size(), p->kernels.size());
+    for (size_t i = 0; i < pdl->kernels.size(); ++i) {
+      const cc::KernelSource& k = pdl->kernels[i];
+      EXPECT_EQ(k.name, p->kernels[i].name + (mode == cc::PdlMode::kEarly ? "_pdle" : "_pdl"));
+      for (const char* call : {"bn_pdl_wait();", "bn_pdl_launch_dependents();"}) {
+        const size_t first = k.source.find(call);
+        EXPECT_NE(first, std::string::npos) << k.name << " " << call;
+        EXPECT_EQ(k.source.find(call, first + 1), std::string::npos) << k.name << " " << call;
+      }
+      // kEarly triggers before it waits; kAfterWait after.
+      EXPECT_EQ(k.source.find("bn_pdl_launch_dependents();") < k.source.find("bn_pdl_wait();"),
+                mode == cc::PdlMode::kEarly)
+          << k.name;
+    }
+  }
+  EXPECT_FALSE(p->programmatic_launch);
+  EXPECT_TRUE(cc::plan_decode_program(c)->programmatic_launch);  // the default: kAfterWait
+  EXPECT_EQ(cc::plan_decode_program(c)->source(),
+            cc::plan_decode_program(c, {.pdl = cc::PdlMode::kAfterWait})->source());
+  EXPECT_EQ(p->source().find("bn_pdl_wait();"), std::string::npos);
+  EXPECT_EQ(p->source().find("bn_pdl_launch_dependents();"), std::string::npos);
   c.n_ctx = 100;
   EXPECT_FALSE(cc::plan_decode_program(c));
   c.n_ctx = 64;
@@ -114,9 +143,9 @@ TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefu
   EXPECT_NE(too_wide.error().message.find("emit_rmsnorm_quant"), std::string::npos) << too_wide.error().message;
 }
 
-// Both models as planned by default (norms as separate launches), b158-tiny-gqa also with the norms
-// folded into the GEMVs; two steps each (the second attends over two cells), to keep the test short
-// (CudaAttentionDecode covers many positions).
+// Both models as planned by default (norms as separate launches, PDL points), b158-tiny-gqa also with
+// the norms folded into the GEMVs, without PDL points and with the early trigger; two steps each (the second attends
+// over two cells), to keep the test short (CudaAttentionDecode covers many positions).
 TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
   BITNET_REQUIRE_SHARED(shared);
   const int64_t n_ctx = 64;
@@ -124,17 +153,25 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     const char* model;
     bool fuse_norms;
     size_t steps;
+    cc::PdlMode pdl = cc::DecodeProgramOptions{}.pdl;  // the default: kAfterWait
   };
+  // (And one step each without PDL points and with the early trigger: the same bits.)
   for (const Run& run :
-       {Run{"bitnet-tiny-mha", false, 2}, Run{"b158-tiny-gqa", false, 2}, Run{"b158-tiny-gqa", true, 2}}) {
+       {Run{"bitnet-tiny-mha", false, 2}, Run{"b158-tiny-gqa", false, 2}, Run{"b158-tiny-gqa", true, 2},
+        Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kOff}, Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kEarly}}) {
     const char* model = run.model;
     const std::vector<int32_t> tokens = {1, 450, 4996};
-    SCOPED_TRACE(std::string(model) + (run.fuse_norms ? " (norms folded)" : " (norms separate)"));
+    const std::string what = std::string(model) + (run.fuse_norms ? " (norms folded)" : " (norms separate)") +
+                             (run.pdl == cc::PdlMode::kOff         ? ", no PDL"
+                              : run.pdl == cc::PdlMode::kAfterWait ? ", PDL"
+                                                                   : ", PDL early trigger");
+    SCOPED_TRACE(what);
     auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s" / (std::string(model) + ".i2_s.gguf")).string());
     ASSERT_TRUE(file) << file.error().message;
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
-    auto program = cc::plan_decode_program(config_of(*file, *mc, n_ctx), {.fuse_norms = run.fuse_norms});
+    auto program =
+        cc::plan_decode_program(config_of(*file, *mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl});
     ASSERT_TRUE(program) << program.error().message;
 
     std::string error;
@@ -202,8 +239,7 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
         EXPECT_EQ(best_got, best_want);
       }
     }
-    std::cout << "[decode] " << model << (run.fuse_norms ? " (norms folded)" : " (norms separate)") << ": " << run.steps
-              << " steps, " << differing << " of " << total
+    std::cout << "[decode] " << what << ": " << run.steps << " steps, " << differing << " of " << total
               << " logits differ from the interpreter, max |diff| / max |logit| = " << max_rel << "\n";
     EXPECT_LT(max_rel, 1e-4);
   }

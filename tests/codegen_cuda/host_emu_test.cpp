@@ -85,6 +85,46 @@ TEST(HostEmu, SyncthreadsSeparatesPhasesInExecutionOrder) {
   for (size_t i = 96; i < 192; ++i) EXPECT_EQ(log[i].first, 1);
 }
 
+// The decode kernels' programmatic-dependent-launch pattern (each block issues its own loads,
+// waits for the previous grid, frees the next, then reads what the previous grid wrote): in the
+// emulator the wait and the trigger are no-ops that must not disturb barriers or the order of
+// launches, so a consumer grid sees every write of the producer grid before it.
+TEST(HostEmu, GridDependencyWaitAndTriggerAreAcceptedAndLaunchesStayOrdered) {
+  constexpr int kBlocks = 8, kThreads = 64;
+  std::vector<int> weights(kBlocks * kThreads), produced(kBlocks * kThreads, -1), consumed(kBlocks * kThreads, -1);
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<int>(3 * i + 1);
+  const Launch launch{{kBlocks, 1, 1}, {kThreads, 1, 1}, 3};
+  ASSERT_EQ(run(launch,
+                [&] {
+                  const int i = blockIdx.x * kThreads + threadIdx.x;
+                  const int w = weights[i];  // independent of the predecessor: before the wait
+                  cudaGridDependencySynchronize();
+                  cudaTriggerProgrammaticLaunchCompletion();
+                  produced[i] = 2 * w;
+                }),
+            "");
+  ASSERT_EQ(run(launch,
+                [&] {
+                  __shared__ int tile[kThreads];
+                  const int i = blockIdx.x * kThreads + threadIdx.x;
+                  const int w = weights[i];
+                  if (threadIdx.x % 2 == 0) cudaGridDependencySynchronize();  // divergent calls are fine
+                  cudaGridDependencySynchronize();
+                  cudaTriggerProgrammaticLaunchCompletion();
+                  tile[threadIdx.x] = produced[i];
+                  __syncthreads();
+                  consumed[i] = tile[(threadIdx.x + 1) % kThreads] + w;
+                }),
+            "");
+  for (int b = 0; b < kBlocks; ++b) {
+    for (int t = 0; t < kThreads; ++t) {
+      const int i = b * kThreads + t;
+      EXPECT_EQ(produced[i], 2 * weights[i]) << i;
+      EXPECT_EQ(consumed[i], 2 * weights[b * kThreads + (t + 1) % kThreads] + weights[i]) << i;
+    }
+  }
+}
+
 TEST(HostEmu, SharedMemoryIsPerBlockWithBlocksOnSeveralWorkers) {
   constexpr int kBlocks = 64;
   std::vector<long> sums(kBlocks);

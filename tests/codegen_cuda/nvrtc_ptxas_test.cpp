@@ -38,6 +38,12 @@ std::vector<cc::KernelSource> kernels_2b4t() {
       cc::emit_matmul_i2s({6912, 2560, 1, 2, 10, 5}),
       cc::emit_lm_head_f16({2560, 128256}),
   };
+  // GEMM tiles with programmatic dependent launch (their wait sits before the K loop).
+  for (const int tokens : {4, 8}) {
+    cc::MatmulI2sShape tile{6912, 2560, tokens};
+    tile.pdl = cc::PdlMode::kAfterWait;
+    kernels.push_back(cc::emit_matmul_i2s(tile));
+  }
   // Every kernel of the 2B4T decode step (embedding, fused GEMV epilogues, RoPE + KV append,
   // attention) and of the two shared tiny models' steps (silu and relu2, GQA with head_dim 32).
   const std::vector<cc::DecodeModelConfig> configs = {
@@ -46,14 +52,19 @@ std::vector<cc::KernelSource> kernels_2b4t() {
       {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, cc::FfnActivation::kRelu2},
   };
   for (const cc::DecodeModelConfig& c : configs) {
+    // Programmatic dependent launch in both modes at the 2B4T shape only (the same text otherwise).
+    std::vector<cc::PdlMode> modes = {cc::PdlMode::kOff};
+    if (c.n_embd == 2560) modes = {cc::PdlMode::kOff, cc::PdlMode::kAfterWait, cc::PdlMode::kEarly};
     for (const bool fuse_norms : {true, false}) {
-      auto program = cc::plan_decode_program(c, {.fuse_norms = fuse_norms});
-      EXPECT_TRUE(program) << program.error().message;
-      if (!program) continue;
-      for (const cc::KernelSource& k : program->kernels) {
-        bool seen = false;
-        for (const cc::KernelSource& other : kernels) seen = seen || other.name == k.name;
-        if (!seen) kernels.push_back(k);
+      for (const cc::PdlMode pdl : modes) {
+        auto program = cc::plan_decode_program(c, {.fuse_norms = fuse_norms, .pdl = pdl});
+        EXPECT_TRUE(program) << program.error().message;
+        if (!program) continue;
+        for (const cc::KernelSource& k : program->kernels) {
+          bool seen = false;
+          for (const cc::KernelSource& other : kernels) seen = seen || other.name == k.name;
+          if (!seen) kernels.push_back(k);
+        }
       }
     }
   }
@@ -82,6 +93,22 @@ TEST(CudaNvrtc, EveryKernelCompilesForSm80AndSm90WithoutSpills) {
     EXPECT_GT(out->cubin.size(), 1000u);
     EXPECT_NE(out->ptx.find(".target sm_" + std::to_string(sm)), std::string::npos);
     EXPECT_NE(out->ptx.find("dp4a.s32.s32"), std::string::npos);
+    // Programmatic dependent launch: every PDL kernel waits for its predecessor on sm_90; no
+    // griddepcontrol at all on sm_80.
+    size_t waits = 0;
+    for (size_t at = out->ptx.find("griddepcontrol.wait"); at != std::string::npos;
+         at = out->ptx.find("griddepcontrol.wait", at + 1)) {
+      ++waits;
+    }
+    size_t pdl_kernels = 0;
+    for (const cc::KernelSource& k : kernels) pdl_kernels += k.name.find("_pdl") != std::string::npos;
+    if (sm == 90) {
+      EXPECT_GE(waits, pdl_kernels);
+      EXPECT_GT(pdl_kernels, 20u);
+      EXPECT_NE(out->ptx.find("griddepcontrol.launch_dependents"), std::string::npos);
+    } else {
+      EXPECT_EQ(waits, 0u);
+    }
     auto report = cc::run_ptxas(ptxas, out->ptx, sm);
     ASSERT_TRUE(report) << report.error().message;
     for (const cc::KernelSource& k : kernels) {

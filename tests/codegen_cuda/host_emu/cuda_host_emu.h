@@ -10,7 +10,8 @@
 // statics per OS thread, i.e. per running block. Warp collectives require every lane named in
 // the mask to call the same collective with the same mask (sm_70+ semantics; one collective in
 // flight per warp). Threads that have exited count as arrived at __syncthreads. Not emulated:
-// dynamic shared memory, atomics, memory fences, clusters, texture/surface access.
+// dynamic shared memory, atomics, memory fences, clusters, texture/surface access. Programmatic
+// dependent launch is accepted and trivially satisfied (launches are sequential).
 // Floating point: compile with -ffp-contract=off; the _rn intrinsics are plain IEEE operations.
 #pragma once
 
@@ -95,6 +96,17 @@ T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32) {
   // Lanes may read earlier groups of `width`, never later ones (those get their own value).
   const bool in_range = src < (lane / width + 1) * width;
   return ::bn_emu::exchange(mask, var, src, in_range);
+}
+
+// ---- programmatic dependent launch (sm_90: griddepcontrol.wait / .launch_dependents) ----------
+// Launches run one after another here, so a grid's predecessor has always finished and its writes
+// are visible: both are no-ops. They still ask for the running thread, so that a call outside a
+// kernel fails like every other intrinsic instead of passing silently.
+inline void cudaGridDependencySynchronize() {
+  (void)::bn_emu::current();
+}
+inline void cudaTriggerProgrammaticLaunchCompletion() {
+  (void)::bn_emu::current();
 }
 
 // ---- votes -----------------------------------------------------------------------------------
