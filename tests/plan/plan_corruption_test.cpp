@@ -392,7 +392,9 @@ TEST_F(PlanCorruption, SidecarWeightsAreUsedAndChecked) {
   auto refused = runtime::load_model_from_plan(plan_path.string(), {});
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(contains(refused.error().message, "sidecar mismatch")) << refused.error().message;
-  rewrite_sidecar([](std::vector<uint8_t>& b) { b.resize(b.size() - 1); });
+  rewrite_sidecar([](std::vector<uint8_t>& b) {
+    if (!b.empty()) b.pop_back();  // (resize(size - 1) trips GCC 12's stringop-overflow at -O1 + ASan)
+  });
   EXPECT_FALSE(runtime::load_model_from_plan(plan_path.string(), {}).ok());
   std::filesystem::remove(sidecar);
   refused = runtime::load_model_from_plan(plan_path.string(), {});
