@@ -4,6 +4,7 @@
 #include "frontend_gguf/gguf_writer.h"
 #include "frontend_gguf/model_config.h"
 #include "ir/support/half.h"
+#include "ir/support/splitmix64.h"
 
 #include <cmath>
 #include <cstring>
@@ -11,16 +12,7 @@
 namespace bitnet::gguf {
 namespace {
 
-// splitmix64: fast, seedable, identical everywhere (std distributions are not).
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+struct Rng : SplitMix64 {
   // Standard normal (Box-Muller).
   float normal() {
     const double u1 = std::max(uniform(), 1e-300);

@@ -31,15 +31,10 @@ int32_t greedy_pick(std::span<const float> logits) {
   return best;
 }
 
-Sampler::Sampler(const SamplerOptions& options) : options_(options), state_(options.seed ^ 0x5eed5eed5eed5eedull) {}
+Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_{options.seed ^ 0x5eed5eed5eed5eedull} {}
 
 double Sampler::uniform() {
-  // splitmix64, identical on every platform (std distributions are not).
-  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
+  return rng_.uniform();
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {

@@ -3,6 +3,8 @@
 // exactly. Ties are always broken by the lower token id.
 #pragma once
 
+#include "ir/support/splitmix64.h"
+
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -43,7 +45,7 @@ class Sampler {
  private:
   double uniform();  // [0, 1), from the seeded generator
   SamplerOptions options_;
-  uint64_t state_;
+  SplitMix64 rng_;  // identical on every platform
 };
 
 }  // namespace bitnet::runtime

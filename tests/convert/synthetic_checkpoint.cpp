@@ -2,6 +2,7 @@
 #include "convert/synthetic_checkpoint.h"
 
 #include "ir/support/half.h"
+#include "ir/support/splitmix64.h"
 
 #include <fmt/format.h>
 
@@ -13,15 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Rng {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f; }  // [0, 1)
+struct Rng : SplitMix64 {
+  float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f; }  // [0, 1), 24 bits
 };
 
 float to_bf16_value(float x) {  // the value a bf16 store keeps (truncation)
