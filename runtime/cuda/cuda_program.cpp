@@ -1,0 +1,55 @@
+// Checks of a CudaProgram (see cuda_program.h).
+#include "runtime/cuda/cuda_program.h"
+
+namespace bitnet::runtime::cuda {
+
+int64_t CudaProgram::weight_bytes_total() const {
+  int64_t n = 0;
+  for (const CudaBuffer& b : buffers) n += b.kind == BufferKind::kWeight ? b.bytes : 0;
+  return n;
+}
+
+Status CudaProgram::check() const {
+  const auto n_buffers = static_cast<int>(buffers.size());
+  auto is = [&](int index, BufferKind kind, int64_t min_bytes) {
+    return index >= 0 && index < n_buffers && buffers[static_cast<size_t>(index)].kind == kind &&
+           buffers[static_cast<size_t>(index)].bytes >= min_bytes;
+  };
+  if (kernels.empty()) return make_error("CUDA program: no kernels");
+  if (cubin.empty() && ptx.empty() && source.empty()) return make_error("CUDA program: no code");
+  if (n_vocab <= 0 || n_ctx <= 0 || n_embd_kv <= 0 || head_dim <= 0 || n_embd_kv % head_dim != 0) {
+    return make_error("CUDA program: bad shape (n_vocab {}, n_ctx {}, n_embd_kv {}, head_dim {})", n_vocab, n_ctx,
+                      n_embd_kv, head_dim);
+  }
+  if (!is(token_buffer, BufferKind::kInput, 4) || !is(pos_buffer, BufferKind::kInput, 4)) {
+    return make_error("CUDA program: the token and position inputs are not one-int input buffers");
+  }
+  if (!is(logits_buffer, BufferKind::kOutput, n_vocab * 4)) {
+    return make_error("CUDA program: the logits buffer is not an output of n_vocab floats");
+  }
+  for (const CudaBuffer& b : buffers) {
+    if (b.bytes <= 0) return make_error("CUDA program: buffer {} has {} bytes", b.name, b.bytes);
+  }
+  for (const CudaKvLayer& layer : kv) {
+    const int64_t bytes = n_ctx * n_embd_kv * 2;
+    if (!is(layer.k_buffer, BufferKind::kState, bytes) || !is(layer.v_buffer, BufferKind::kState, bytes)) {
+      return make_error("CUDA program: a layer's K/V cache is not a state buffer of {} bytes", bytes);
+    }
+  }
+  for (const CudaLaunch& l : launches) {
+    if (l.kernel < 0 || l.kernel >= static_cast<int>(kernels.size())) {
+      return make_error("CUDA program: launch {} names kernel {} of {}", l.label, l.kernel, kernels.size());
+    }
+    if (l.threads <= 0 || l.threads > 1024 || l.grid.x == 0 || l.grid.y == 0 || l.grid.z == 0) {
+      return make_error("CUDA program: launch {} has an empty grid or {} threads", l.label, l.threads);
+    }
+    for (int a : l.args) {
+      if (a < -1 || a >= n_buffers) return make_error("CUDA program: launch {} names buffer {}", l.label, a);
+    }
+  }
+  if (launches.empty()) return make_error("CUDA program: no launches");
+  if (!weight_bytes) return make_error("CUDA program: no weight source");
+  return Status::success();
+}
+
+}  // namespace bitnet::runtime::cuda
