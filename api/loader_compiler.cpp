@@ -1,6 +1,7 @@
 // The full library's loader (see model_loader.h): GGUF models through the compiler.
 #include "api/log_sink.h"
 #include "api/model_loader.h"
+#include "compiler/cuda_model.h"
 #include "compiler/jit_model.h"
 #include "compiler/lm_head.h"
 #include "compiler/load_model.h"
@@ -14,9 +15,29 @@
 
 namespace bitnet::api {
 
+namespace {
+
+// --backend cuda, and auto's first choice: the model's decode step on the GPU. The model is
+// lowered as for the interpreter (its graphs describe it; the CUDA sessions run the decode
+// program codegen_cuda plans).
+Expected<std::unique_ptr<runtime::Model>> load_cuda_model(const std::string& path, const ModelParams& params,
+                                                          const compiler::LoadOptions& load) {
+  if (params.lm_head != "f16") {
+    return make_error("lm_head {} is not available on the CUDA backend (it runs the F16 head)", params.lm_head);
+  }
+  BITNET_ASSIGN_OR_RETURN(auto model, compiler::load_model(path, load));
+  compiler::CudaBackendOptions options;
+  options.verbose = params.verbose;
+  options.log = [](LogLevel level, std::string_view line) { log(level, line); };
+  BITNET_RETURN_IF_ERROR(compiler::attach_cuda_backend(*model, std::move(options)));
+  return model;
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<runtime::Model>> load_gguf_model(const std::string& path, const ModelParams& params) {
-  if (params.backend != "jit" && params.backend != "interp") {
-    return make_error("unknown backend '{}' (jit or interp)", params.backend);
+  if (params.backend != "jit" && params.backend != "interp" && params.backend != "cuda" && params.backend != "auto") {
+    return make_error("unknown backend '{}' (jit, interp, cuda or auto)", params.backend);
   }
   // A misspelt pass name would print nothing and look like a pass that did nothing.
   const std::vector<std::string> known = pass_names();
@@ -34,6 +55,13 @@ Expected<std::unique_ptr<runtime::Model>> load_gguf_model(const std::string& pat
   load.tokenizer_path = params.tokenizer_path;
   load.passes = passes;
   BITNET_ASSIGN_OR_RETURN(load.lm_head, compiler::parse_lm_head(params.lm_head));
+  if (params.backend == "cuda") return load_cuda_model(path, params, load);
+  if (params.backend == "auto") {
+    // CUDA where a device and a model it runs are there; else the CPU's JIT, with one line saying why.
+    auto cuda = load_cuda_model(path, params, load);
+    if (cuda.ok()) return cuda;
+    log(LogLevel::kInfo, fmt::format("bitnet: note: running on the CPU: {}", cuda.error().message));
+  }
   if (params.backend == "interp") {
     if (params.lm_head != "f16") {
       return make_error("lm_head {} needs the jit backend: the interpreter reads only the model file's tensors",
@@ -43,7 +71,7 @@ Expected<std::unique_ptr<runtime::Model>> load_gguf_model(const std::string& pat
   }
   compiler::JitModelOptions options;
   options.model = load;
-  options.backend.backend = params.backend;
+  options.backend.backend = "jit";
   options.backend.target = params.target;
   options.backend.verbose = params.verbose;
   options.backend.log = [](LogLevel level, std::string_view line) { log(level, line); };

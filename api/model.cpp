@@ -56,7 +56,10 @@ Result<std::shared_ptr<const Model>> Model::load(const std::string& path, const 
   auto impl = std::make_unique<Impl>();
   impl->model = std::move(*model);
   if (!params.plan_path.empty()) api::after_load(*impl->model);
-  impl->backend = params.plan_path.empty() ? params.backend : "plan";
+  impl->backend = !params.plan_path.empty()                ? "plan"
+                  : !impl->model->device_backend().empty() ? impl->model->device_backend()
+                  : params.backend == "auto"               ? "jit"
+                                                           : params.backend;
   impl->vocab_impl.tokenizer = &impl->model->tokenizer();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

@@ -61,6 +61,9 @@ class Model {
   // Called with n_ctx resolved (> 0).
   using SessionFactory = std::function<Expected<std::unique_ptr<Session>>(const SessionOptions& options)>;
   void set_session_factory(SessionFactory factory) { factory_ = std::move(factory); }
+  // What the factory's sessions run on, where it is not the CPU ("cuda"); "" otherwise.
+  void set_device_backend(std::string name) { device_backend_ = std::move(name); }
+  const std::string& device_backend() const { return device_backend_; }
 
   // Explains non-finite logits seen after feeding `tokens` to a session of `backend` (see
   // nonfinite.h); installed where a reference interpreter is linked, absent in the lean runtime.
@@ -76,6 +79,7 @@ class Model {
   ir::Graph graph_last_;
   ir::Graph graph_all_;
   SessionFactory factory_;
+  std::string device_backend_;
   NonfiniteLocator locator_;
 };
 

@@ -103,7 +103,7 @@ void add_bench(CLI::App& app, int& exit_code) {
                                                "tokens, {})",
                                                o->n_prompt + o->n_gen, context, context_source));
     }
-    std::string backend = o->common.plan.empty() ? o->common.backend : "plan";
+    std::string backend = model->backend();  // auto: what it chose
     // A requantized LM head (--lm-head, or a plan compiled with it) changes the results: its
     // rows say so, apart from the default's.
     const std::string lm_head = model->lm_head_type();  // "": the model file's own head
@@ -122,7 +122,8 @@ void add_bench(CLI::App& app, int& exit_code) {
     const int64_t cache_bytes = last_level_cache_bytes();
     const bool cache_resident = cache_bytes > 0 && bytes_per_token <= cache_bytes;
     for (int t : threads) {
-      double bandwidth = o->membw && batches.empty() ? measure_read_bandwidth(t) : 0;
+      // The host's read bandwidth is no roofline for a GPU.
+      double bandwidth = o->membw && batches.empty() && model->backend() != "cuda" ? measure_read_bandwidth(t) : 0;
       std::vector<BenchStats> stats;
       for (int b : batches) {
         auto rows = bench_batched(model, o->n_prompt, o->n_gen, b, t, o->repetitions);
@@ -149,15 +150,9 @@ void add_bench(CLI::App& app, int& exit_code) {
         stats.push_back(*tg);
       }
       for (const auto& s : stats) {
-        nlohmann::json row = {{"test", s.test},
-                              {"threads", s.threads},
-                              {"batch", s.batch},
-                              {"tokens_per_s", s.mean},
-                              {"stddev", s.stddev},
-                              {"backend", o->common.plan.empty() ? o->common.backend : "plan"},
-                              {"lm_head", lm_head},
-                              {"model", name},
-                              {"samples_tokens_per_s", s.samples}};
+        nlohmann::json row = {{"test", s.test},         {"threads", s.threads}, {"batch", s.batch},
+                              {"tokens_per_s", s.mean}, {"stddev", s.stddev},   {"backend", model->backend()},
+                              {"lm_head", lm_head},     {"model", name},        {"samples_tokens_per_s", s.samples}};
         const bool tg = s.test.starts_with("tg");
         if (tg && bandwidth > 0) {
           const double roofline = bandwidth * 1e9 / static_cast<double>(bytes_per_token);

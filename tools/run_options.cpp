@@ -58,8 +58,10 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (default: the model's, at most 4096)")
       ->check(integer_in(1, kMaxContext));
   cmd.add_option("--backend", o.backend,
-                 "jit (kernels compiled for this CPU with LLVM) or interp (the reference interpreter)")
-      ->check(CLI::IsMember({"jit", "interp"}))
+                 "jit (kernels compiled for this CPU with LLVM), interp (the reference interpreter), cuda (an "
+                 "NVIDIA GPU through the CUDA driver: BitNet I2_S models) or auto (cuda where it can run, else jit, "
+                 "saying why)")
+      ->check(CLI::IsMember({"jit", "interp", "cuda", "auto"}))
       ->capture_default_str();
   cmd.add_option("--target", o.target, "JIT code target: host, x86-64-v3 or x86-64-v4")
       ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))

@@ -58,7 +58,7 @@ class BITNET_API Context {
   int64_t n_batch() const;  // tokens per decode
   int threads() const;
   const Model& model() const;
-  std::string backend() const;  // what runs it: "jit", "plan" or "interp"
+  std::string backend() const;  // what runs it: "jit", "plan", "interp" or "cuda"
 
   struct Impl;
   Impl& impl() { return *impl_; }

@@ -30,7 +30,10 @@ struct CompilerDiagnostics {
 };
 
 struct ModelParams {
-  std::string backend = "jit";  // jit (compiled kernels) | interp (the reference interpreter)
+  // jit (kernels compiled for this CPU) | interp (the reference interpreter) | cuda (an NVIDIA GPU,
+  // through the CUDA driver; BitNet I2_S models) | auto (cuda where it can run the model, else jit,
+  // with a note to the log callback saying why)
+  std::string backend = "jit";
   std::string target = "host";  // host | x86-64-v3 | x86-64-v4
   std::string tokenizer_path;   // a tokenizer.json or GGUF instead of the model's own
   bool use_cache = true;        // the plan cache (compile once per model and target)
@@ -74,7 +77,7 @@ class BITNET_API Model {
   std::optional<std::string> meta(std::string_view key) const;
   std::vector<std::string> meta_keys() const;
   std::string chat_template() const;  // tokenizer.chat_template, "" when absent
-  std::string backend() const;        // what runs it: "jit", "plan" or "interp"
+  std::string backend() const;        // what runs it: "jit", "plan", "interp" or "cuda"
   std::string path() const;           // the GGUF file
   int64_t file_size() const;          // its bytes
   // The LM head's type when it is not the file's own (requantized with ModelParams::lm_head or

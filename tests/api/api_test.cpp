@@ -563,6 +563,11 @@ TEST(ApiShared, TheSharedLibraryExportsOnlyThePublicApi) {
     const size_t name_at = line.find(' ', line.find(' ') + 1);
     ASSERT_NE(name_at, std::string::npos) << line;
     const std::string_view name = std::string_view(line).substr(name_at + 1);
+    // Local symbols (b, d, r, t) bind nothing outside the library: GNU ld leaves some in the
+    // dynamic table when the version script demotes a symbol another shared library also
+    // defines (std template typeinfo that libLLVM exports).
+    const char kind = line[line.find(' ') + 1];
+    if (kind == 'b' || kind == 'd' || kind == 'r' || kind == 't') continue;
     const bool ok =
         std::any_of(allowed.begin(), allowed.end(), [&](std::string_view a) { return name.starts_with(a); });
     EXPECT_TRUE(ok) << "exported: " << name;

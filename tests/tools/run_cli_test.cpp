@@ -131,5 +131,36 @@ TEST(GenModelCli, WritesLoadableModels) {
   EXPECT_NE(bad.err.find("multiples of 128"), std::string::npos);
 }
 
+// --backend cuda says why it cannot run (a llama model; no driver or device here), and auto
+// falls back to the CPU with one line saying why. On a machine with a GPU the BitNet model runs.
+TEST(RunCli, CudaBackendSaysWhyAndAutoFallsBackToTheCpu) {
+  auto llama = run_command(cli() + " run -m " + stories() + " -p 'The cat' -n 4 --greedy --backend cuda");
+  EXPECT_EQ(llama.exit_code, 1) << llama.err;
+  EXPECT_NE(llama.err.find("BitNet"), std::string::npos) << llama.err;
+  auto fallback = run_command(cli() + " run -m " + stories() + " -p 'The cat' -n 4 --greedy --backend auto");
+  ASSERT_EQ(fallback.exit_code, 0) << fallback.err;
+  EXPECT_NE(fallback.err.find("note: running on the CPU: the CUDA backend runs BitNet models"), std::string::npos)
+      << fallback.err;
+  // The CPU's JIT ("plan" when its plan came from the plan cache).
+  const bool on_the_cpu =
+      fallback.err.find("backend jit") != std::string::npos || fallback.err.find("backend plan") != std::string::npos;
+  EXPECT_TRUE(on_the_cpu) << fallback.err;
+  auto cpu = run_command(cli() + " run -m " + stories() + " -p 'The cat' -n 4 --greedy");
+  EXPECT_EQ(fallback.out, cpu.out);
+
+  BITNET_REQUIRE_SHARED(shared);
+  const std::string model = shell_quote((shared / "models/bitnet-i2s/bitnet-tiny-mha.i2_s.gguf").string());
+  auto cuda = run_command(cli() + " run -m " + model + " -p 'The cat' -n 4 --greedy --backend cuda");
+  if (cuda.exit_code == 0) {
+    std::cout << "[cuda] a CUDA device ran the model: " << cuda.out << "\n";
+    EXPECT_NE(cuda.err.find("backend cuda"), std::string::npos) << cuda.err;
+  } else {
+    EXPECT_EQ(cuda.exit_code, 1) << cuda.err;
+    const bool says_why = cuda.err.find("CUDA") != std::string::npos || cuda.err.find("libcuda") != std::string::npos;
+    EXPECT_TRUE(says_why) << cuda.err;
+    std::cout << "[cuda] no CUDA device here: " << cuda.err;
+  }
+}
+
 }  // namespace
 }  // namespace bitnet

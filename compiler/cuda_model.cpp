@@ -1,0 +1,207 @@
+// The CUDA backend from the compiler's side (see cuda_model.h).
+#include "compiler/cuda_model.h"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "codegen_cuda/decode_program.h"
+#include "codegen_cuda/nvrtc.h"
+#include "runtime/cuda/cuda_driver_device.h"
+#include "runtime/cuda/cuda_session.h"
+
+namespace bitnet::compiler {
+
+namespace cc = codegen_cuda;
+namespace rc = runtime::cuda;
+
+namespace {
+
+// The decode program supports at most this many cells (its softmax keeps a row of
+// probabilities in shared memory).
+constexpr int64_t kMaxCells = 8192;
+
+Expected<cc::DecodeModelConfig> decode_config(const runtime::Model& model, int64_t n_ctx) {
+  const gguf::ModelConfig& m = model.config();
+  if (m.arch == nullptr || !m.arch->sub_norms || m.arch->rope_style != gguf::RopeStyle::kNeox) {
+    return make_error("the CUDA backend runs BitNet models (sub-norms, NEOX RoPE); this is a {} model",
+                      model.file().architecture());
+  }
+  if (m.separate_output) return make_error("the CUDA backend needs the LM head tied to the F16 embedding");
+  cc::DecodeModelConfig c;
+  c.n_embd = static_cast<int64_t>(m.n_embd);
+  c.n_ff = static_cast<int64_t>(m.n_ff);
+  c.n_head = static_cast<int64_t>(m.n_head);
+  c.n_head_kv = static_cast<int64_t>(m.n_head_kv);
+  c.n_layer = static_cast<int64_t>(m.n_layer);
+  c.n_vocab = static_cast<int64_t>(m.n_vocab);
+  c.n_ctx = (n_ctx + 31) / 32 * 32;
+  c.eps = m.rms_eps;
+  c.freq_base = m.rope_freq_base;
+  c.freq_scale = m.rope_freq_scale;
+  c.act = m.arch->ffn_activation == gguf::FfnActivation::kSilu ? cc::FfnActivation::kSilu : cc::FfnActivation::kRelu2;
+  if (c.n_ctx > kMaxCells) {
+    return make_error("the CUDA backend holds at most {} cells per sequence; {} asked", kMaxCells, n_ctx);
+  }
+  return c;
+}
+
+// Every tensor a weight buffer is made from has the type and shape its layout reads.
+Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& file) {
+  for (const cc::DecodeBuffer& b : program.buffers) {
+    if (b.kind != cc::BufferKind::kWeight) continue;
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      const gguf::TensorInfo* t = file.find_tensor(b.tensors[i]);
+      if (t == nullptr) return make_error("the CUDA backend needs tensor {}", b.tensors[i]);
+      const auto rows = static_cast<uint64_t>(b.rows[i]);
+      const auto cols = static_cast<uint64_t>(b.cols);
+      gguf::GgmlType want = gguf::GgmlType::F32;
+      std::vector<uint64_t> shape = {rows};
+      uint64_t bytes = rows * 4;
+      switch (b.layout) {
+        case cc::WeightLayout::kF32:
+          break;
+        case cc::WeightLayout::kI2sRows:
+        case cc::WeightLayout::kI2sPairs:
+        case cc::WeightLayout::kI2sScales:
+          want = gguf::GgmlType::I2_S, shape = {cols, rows}, bytes = rows * cols / 4 + 4;
+          break;
+        case cc::WeightLayout::kF16:
+        case cc::WeightLayout::kF16LmHead:
+          want = gguf::GgmlType::F16, shape = {cols, rows}, bytes = rows * cols * 2;
+          break;
+        case cc::WeightLayout::kRopeCos:
+        case cc::WeightLayout::kRopeSin:
+          continue;
+      }
+      if (t->type != want || t->ne != shape || t->data.size() < bytes) {
+        return make_error("the CUDA backend needs {} as {} of {} x {}; the file has {} of {} elements", t->name,
+                          gguf::ggml_type_name(want), cols, rows, gguf::ggml_type_name(t->type), t->element_count());
+      }
+    }
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+Status check_cuda_support(const runtime::Model& model) {
+  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, decode_config(model, 32));
+  auto program = cc::plan_decode_program(config, {.pdl = cc::PdlMode::kOff});
+  if (!program.ok()) return make_error("the CUDA backend cannot run this model: {}", program.error().message);
+  return check_tensors(*program, model.file());
+}
+
+Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runtime::Model& model, int64_t n_ctx,
+                                                                      const CudaCompileOptions& options) {
+  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, decode_config(model, n_ctx));
+  // PDL instructions need sm_90; the emulator (sm 0) runs them as no-ops.
+  const bool pdl = options.programmatic_launch && (options.sm == 0 || options.sm >= 90);
+  auto planned = cc::plan_decode_program(config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff});
+  if (!planned.ok()) return make_error("the CUDA backend cannot run this model: {}", planned.error().message);
+  BITNET_RETURN_IF_ERROR(check_tensors(*planned, model.file()));
+  auto decode = std::make_shared<const cc::DecodeProgram>(std::move(*planned));
+
+  auto p = std::make_shared<rc::CudaProgram>();
+  for (const cc::KernelSource& k : decode->kernels) p->kernels.push_back(k.name);
+  p->source = decode->source();
+  if (options.sm != 0) {
+    BITNET_ASSIGN_OR_RETURN(const cc::Nvrtc* nvrtc, cc::Nvrtc::load());
+    auto out = nvrtc->compile(p->source, "bitnet_decode.cu", {.sm = options.sm});
+    if (!out.ok()) return make_error("NVRTC (sm_{}): {}", options.sm, out.error().message);
+    p->cubin = std::move(out->cubin);
+    p->ptx = std::move(out->ptx);
+    p->sm = options.sm;
+  }
+  for (const cc::DecodeBuffer& b : decode->buffers) {
+    static constexpr rc::BufferKind kKinds[] = {rc::BufferKind::kWeight, rc::BufferKind::kState,
+                                                rc::BufferKind::kScratch, rc::BufferKind::kInput,
+                                                rc::BufferKind::kOutput};
+    p->buffers.push_back({b.name, kKinds[static_cast<int>(b.kind)], b.bytes});
+  }
+  for (const cc::DecodeLaunch& l : decode->launches) {
+    p->launches.push_back({l.kernel, {l.grid.x, l.grid.y, l.grid.z}, l.threads, l.args, l.n_tokens_arg, l.label});
+  }
+  p->token_buffer = decode->token_buffer;
+  p->pos_buffer = decode->pos_buffer;
+  p->logits_buffer = decode->logits_buffer;
+  p->programmatic_launch = decode->programmatic_launch;
+  p->n_vocab = config.n_vocab;
+  p->n_ctx = config.n_ctx;
+  p->head_dim = config.n_embd / config.n_head;
+  p->n_embd_kv = p->head_dim * config.n_head_kv;
+  p->rope_freq_base = config.freq_base;
+  p->rope_freq_scale = config.freq_scale;
+  for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+    const std::string blk = "blk." + std::to_string(layer) + ".";
+    p->kv.push_back({decode->find_buffer(blk + "k_cache"), decode->find_buffer(blk + "v_cache")});
+  }
+  const gguf::GgufFile* file = &model.file();
+  p->weight_bytes = [decode, file](int index) {
+    return cc::decode_weight_bytes(*decode, index, [file](const std::string& name) -> const uint8_t* {
+      const gguf::TensorInfo* t = file->find_tensor(name);
+      return t == nullptr ? nullptr : t->data.data();
+    });
+  };
+  BITNET_RETURN_IF_ERROR(p->check());
+  return std::shared_ptr<const rc::CudaProgram>(std::move(p));
+}
+
+Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options) {
+  BITNET_RETURN_IF_ERROR(check_cuda_support(model));
+  std::unique_ptr<rc::Device> device = std::move(options.device);
+  if (!device) {
+    BITNET_ASSIGN_OR_RETURN(device, rc::open_cuda_device(0));
+  }
+  const rc::DeviceInfo info = device->info();
+  if (options.verbose && options.log) {
+    options.log(LogLevel::kInfo, fmt::format("cuda: {} (sm_{}, {:.1f} GiB)", info.name, info.sm,
+                                             static_cast<double>(info.memory) / (1 << 30)));
+  }
+  struct Shared {
+    std::shared_ptr<rc::CudaBackend> backend;
+    std::mutex mutex;
+    std::map<int64_t, std::shared_ptr<const rc::CudaProgram>> programs;  // by cells per sequence
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->backend = std::make_shared<rc::CudaBackend>(std::move(device));
+  const runtime::Model* m = &model;
+  const bool use_graphs = options.use_graphs;
+  model.set_session_factory([shared, m, use_graphs, log = options.log, verbose = options.verbose](
+                                const runtime::SessionOptions& s) -> Expected<std::unique_ptr<runtime::Session>> {
+    if (s.n_seq_max < 1) return make_error("n_seq_max must be at least 1");
+    const int64_t cells = s.n_ctx / s.n_seq_max;
+    std::shared_ptr<const rc::CudaProgram> program;
+    {
+      std::lock_guard lock(shared->mutex);
+      const int64_t key = (cells + 31) / 32 * 32;
+      auto it = shared->programs.find(key);
+      if (it == shared->programs.end()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        BITNET_ASSIGN_OR_RETURN(program, compile_cuda_program(*m, cells, {.sm = shared->backend->device().info().sm}));
+        std::lock_guard device_lock(shared->backend->mutex());
+        BITNET_RETURN_IF_ERROR(shared->backend->load(program));
+        if (verbose && log) {
+          const double s_taken = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          log(LogLevel::kInfo, fmt::format("cuda: {} kernels for {} cells compiled and {:.1f} MiB of weights on the "
+                                           "device in {:.2f} s",
+                                           program->kernels.size(), key,
+                                           static_cast<double>(shared->backend->weight_bytes()) / (1 << 20), s_taken));
+        }
+        shared->programs[key] = program;
+      } else {
+        program = it->second;
+      }
+    }
+    BITNET_ASSIGN_OR_RETURN(
+        auto session,
+        rc::CudaSession::create(
+            shared->backend, program,
+            {.n_seq = s.n_seq_max, .n_ctx = s.n_ctx, .all_logits = s.all_logits, .use_graphs = use_graphs}));
+    return std::unique_ptr<runtime::Session>(std::move(session));
+  });
+  model.set_device_backend("cuda");
+  return Status::success();
+}
+
+}  // namespace bitnet::compiler

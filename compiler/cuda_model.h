@@ -1,0 +1,48 @@
+// The CUDA backend from the compiler's side: a model's decode step as a runtime CudaProgram
+// (codegen_cuda's decode program, its kernels through NVRTC for the device's SM, its weights
+// repacked from the GGUF), and `--backend cuda`: the model's sessions made CudaSessions on a
+// device, with a program compiled per context size when a session first needs it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "bitnet/log.h"
+#include "runtime/cuda/cuda_program.h"
+#include "runtime/cuda/device.h"
+#include "runtime/model.h"
+
+namespace bitnet::compiler {
+
+// Whether the CUDA decode program runs this model: BitNet architectures (sub-norms, NEOX RoPE)
+// with I2_S projections, F32 norms and an F16 embedding that is also the LM head. The error
+// names what does not fit.
+Status check_cuda_support(const runtime::Model& model);
+
+struct CudaCompileOptions {
+  int sm = 0;  // NVRTC's target (CUBIN for it, and its PTX); 0: the CUDA C++ only (the host emulator)
+  // Programmatic dependent launch points (sm_90+; the kernels are correct without them).
+  bool programmatic_launch = true;
+};
+
+// The decode program of `model` for `n_ctx` cells per sequence (rounded up to a multiple of
+// 32). Its weight bytes are read from the model's mapped GGUF when the backend uploads them,
+// so `model` must outlive the program.
+Expected<std::shared_ptr<const runtime::cuda::CudaProgram>> compile_cuda_program(const runtime::Model& model,
+                                                                                 int64_t n_ctx,
+                                                                                 const CudaCompileOptions& options);
+
+struct CudaBackendOptions {
+  // The device to run on; null: the CUDA driver's device 0 (runtime/cuda/cuda_driver_device.h).
+  std::unique_ptr<runtime::cuda::Device> device;
+  bool use_graphs = true;
+  bool verbose = false;  // compile and upload times at LogLevel::kInfo
+  std::function<void(LogLevel level, std::string_view line)> log;
+};
+
+// Makes `model`'s sessions CudaSessions (checks the model, opens the device); fails, leaving
+// the model as it was, when either cannot be done.
+Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options);
+
+}  // namespace bitnet::compiler

@@ -1,0 +1,205 @@
+// The CUDA backend's sessions (runtime/cuda/cuda_session.h) on the host emulator (EmuDevice):
+// the decode program of compiler/cuda_model.h run as the runtime runs it on a GPU (weights
+// uploaded once, a K/V region per sequence, each sequence's step captured as a graph and
+// replayed), against the reference interpreter's sessions fed the same batches: every logit
+// bit for bit, through multi-sequence batches, seq_cp, seq_rm and the context shift (seq_add).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "compiler/cuda_model.h"
+#include "emu_device.h"
+#include "frontend_gguf/lowering.h"
+#include "reference/interpreter.h"
+#include "runtime/cuda/cuda_driver_device.h"
+#include "runtime/cuda/cuda_session.h"
+#include "test_support.h"
+
+namespace bitnet::testing {
+namespace {
+
+namespace rc = runtime::cuda;
+
+// Runs `batch` on both sessions and compares every output row bit for bit.
+void expect_same(runtime::Session& want, runtime::Session& got, const Batch& batch, const std::string& what) {
+  SCOPED_TRACE(what);
+  auto w = want.decode(batch);
+  ASSERT_TRUE(w) << w.error().message;
+  auto g = got.decode(batch);
+  ASSERT_TRUE(g) << g.error().message;
+  const runtime::Matrix& wl = w->at("logits");
+  const runtime::Matrix& gl = g->at("logits");
+  ASSERT_EQ(gl.rows, wl.rows);
+  ASSERT_EQ(gl.cols, wl.cols);
+  int64_t differing = 0;
+  for (size_t i = 0; i < wl.data.size(); ++i) differing += std::memcmp(&wl.data[i], &gl.data[i], 4) != 0;
+  EXPECT_EQ(differing, 0) << "of " << wl.data.size() << " logits";
+  EXPECT_EQ(got.seq_pos_max(0), want.seq_pos_max(0));
+  EXPECT_EQ(got.seq_pos_max(1), want.seq_pos_max(1));
+}
+
+// The model as the runtime opens it (no graphs, no backend), and a reference interpreter of it.
+std::unique_ptr<runtime::Model> open(const std::string& path) {
+  auto m = runtime::Model::open(path);
+  EXPECT_TRUE(m) << m.error().message;
+  return m ? std::move(*m) : nullptr;
+}
+// (The interpreter refers to its graph, which the test keeps here.)
+struct Reference {
+  ir::Graph graph;
+  std::unique_ptr<runtime::Session> session;
+};
+std::unique_ptr<Reference> interpreter(const runtime::Model& m, const runtime::SessionOptions& o) {
+  auto graph = gguf::lower_to_ir(m.file(), {.all_logits = o.all_logits});
+  EXPECT_TRUE(graph) << graph.error().message;
+  if (!graph) return nullptr;
+  auto r = std::make_unique<Reference>();
+  r->graph = std::move(*graph);
+  auto interp = reference::Interpreter::create(
+      r->graph, m.file(), {.n_ctx = o.n_ctx, .threads = 1, .arena_t_max = 0, .n_seq_max = o.n_seq_max});
+  EXPECT_TRUE(interp) << interp.error().message;
+  if (!interp) return nullptr;
+  r->session = std::move(*interp);
+  return r;
+}
+
+Batch one(int32_t token, int64_t pos, int32_t seq) {
+  Batch b;
+  b.add(token, pos, {seq}, true);
+  return b;
+}
+
+// One model through batches and KV edits on `device`, against the interpreter. `emu`: the same
+// device when it is the emulator (its counters are checked too).
+void check_batches_and_kv_edits(const std::string& path, std::unique_ptr<rc::Device> device, const EmuDevice* emu) {
+  auto model = open(path);
+  ASSERT_TRUE(model);
+  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 128, .threads = 1, .n_seq_max = 2};
+  auto interp = interpreter(*model, options);
+  ASSERT_TRUE(interp);
+  const Status attached = compiler::attach_cuda_backend(*model, {.device = std::move(device)});
+  ASSERT_TRUE(attached.ok()) << attached.error().message;
+  auto cuda = model->new_session(options);
+  ASSERT_TRUE(cuda) << cuda.error().message;
+  EXPECT_EQ((*cuda)->backend(), "cuda");
+  EXPECT_EQ((*cuda)->n_ctx_seq(), 64);
+  runtime::Session& want = *interp->session;
+  runtime::Session& got = **cuda;
+
+  expect_same(want, got, one(1, 0, 0), "seq 0, pos 0");
+  Batch two;  // one token of each sequence in one call
+  two.add(450, 1, {0}, true);
+  two.add(1, 0, {1}, true);
+  expect_same(want, got, two, "seq 0 pos 1 with seq 1 pos 0");
+  expect_same(want, got, one(4996, 1, 1), "seq 1, pos 1");
+  // A prompt's tokens one call each: a longer call would have prefill arithmetic on the
+  // interpreter, while the CUDA session runs every token with the decode kernels.
+  const int32_t prompt[] = {29871, 13, 306};
+  for (int i = 0; i < 3; ++i) expect_same(want, got, one(prompt[i], 2 + i, 0), "seq 0 prompt token");
+
+  // seq_cp: seq 1 becomes a copy of seq 0's cells, then continues.
+  ASSERT_TRUE(want.seq_rm(1, -1, -1));
+  ASSERT_TRUE(got.seq_rm(1, -1, -1));
+  ASSERT_TRUE(want.seq_cp(0, 1, -1, -1).ok());
+  ASSERT_TRUE(got.seq_cp(0, 1, -1, -1).ok());
+  expect_same(want, got, one(450, 5, 1), "seq 1 after seq_cp");
+
+  // The context shift: positions [1, 3) of seq 0 dropped, 3.. moved down by 2 (keys rotated).
+  ASSERT_TRUE(want.seq_rm(0, 1, 3));
+  ASSERT_TRUE(got.seq_rm(0, 1, 3));
+  ASSERT_TRUE(want.seq_add(0, 3, -1, -2).ok());
+  ASSERT_TRUE(got.seq_add(0, 3, -1, -2).ok());
+  expect_same(want, got, one(4996, 3, 0), "seq 0 after the context shift");
+
+  if (emu != nullptr) {
+    // Every token ran as a replay of its sequence's graph (two captured: one per sequence).
+    EXPECT_EQ(emu->replays(), 9);
+    EXPECT_EQ(emu->graphs(), 2);
+  }
+}
+
+TEST(CudaSession, SharedTinyModelsMatchTheInterpreterThroughBatchesAndKvEdits) {
+  BITNET_REQUIRE_SHARED(shared);
+  for (const char* name : {"bitnet-tiny-mha", "b158-tiny-gqa"}) {
+    SCOPED_TRACE(name);
+    auto device = std::make_unique<EmuDevice>();
+    const EmuDevice* emu = device.get();
+    check_batches_and_kv_edits((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string(),
+                               std::move(device), emu);
+  }
+}
+
+// The same on a GPU, where the machine has one (the kernels through NVRTC for its SM, the CUDA
+// driver's graphs): what bench/cuda_device_check.sh runs on the hardware.
+TEST(CudaSession, SharedTinyModelsMatchTheInterpreterOnTheGpu) {
+  BITNET_REQUIRE_SHARED(shared);
+  if (auto probe = rc::open_cuda_device(0); !probe.ok()) {
+    GTEST_SKIP() << "no CUDA device: " << probe.error().message;
+  }
+  for (const char* name : {"bitnet-tiny-mha", "b158-tiny-gqa"}) {
+    SCOPED_TRACE(name);
+    auto device = rc::open_cuda_device(0);
+    ASSERT_TRUE(device) << device.error().message;
+    check_batches_and_kv_edits((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string(),
+                               std::move(*device), nullptr);
+  }
+}
+
+// Without graphs (a device that cannot capture) the launches are issued one by one: the same bits;
+// all_logits gives every token's row.
+TEST(CudaSession, PlainLaunchesAndAllLogits) {
+  BITNET_REQUIRE_SHARED(shared);
+  auto model = open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
+  ASSERT_TRUE(model);
+  const runtime::SessionOptions options{.all_logits = true, .n_ctx = 40, .threads = 1, .n_seq_max = 1};
+  auto interp = interpreter(*model, options);
+  ASSERT_TRUE(interp);
+  ASSERT_TRUE(compiler::attach_cuda_backend(*model, {.device = std::make_unique<EmuDevice>(false)}).ok());
+  auto cuda = model->new_session(options);
+  ASSERT_TRUE(cuda) << cuda.error().message;
+  EXPECT_EQ((*cuda)->n_ctx_seq(), 40);  // the program rounds up to 64 cells; the session keeps 40
+  Batch b;
+  b.add(1, 0, {0}, false);
+  b.add(450, 1, {0}, false);
+  auto rows = (*cuda)->decode(b);
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->at("logits").rows, 2);
+  // The interpreter one token per call (decode arithmetic), the rows compared with the CUDA call's.
+  for (int i = 0; i < 2; ++i) {
+    auto w = interp->session->decode(one(b.tokens[static_cast<size_t>(i)], i, 0));
+    ASSERT_TRUE(w) << w.error().message;
+    const runtime::Matrix& wl = w->at("logits");
+    ASSERT_EQ(wl.rows, 1);
+    EXPECT_EQ(std::memcmp(wl.data.data(), rows->at("logits").row(i).data(), wl.data.size() * 4), 0) << "row " << i;
+  }
+  EXPECT_EQ((*cuda)->decode(one(7, 5, 0)).ok(), false);  // positions must continue the sequence
+}
+
+TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {
+  auto llama = open((source_dir() / "models/stories260K.gguf").string());
+  ASSERT_TRUE(llama);
+  const Status s = compiler::check_cuda_support(*llama);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("BitNet"), std::string::npos) << s.error().message;
+  // attach leaves the model as it was.
+  EXPECT_FALSE(compiler::attach_cuda_backend(*llama, {.device = std::make_unique<EmuDevice>()}).ok());
+  EXPECT_TRUE(llama->device_backend().empty());
+
+  BITNET_REQUIRE_SHARED(shared);
+  auto bitnet = open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
+  ASSERT_TRUE(bitnet);
+  EXPECT_TRUE(compiler::check_cuda_support(*bitnet).ok());
+  auto too_long = compiler::compile_cuda_program(*bitnet, 8193, {});
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message.find("8192"), std::string::npos) << too_long.error().message;
+  auto program = compiler::compile_cuda_program(*bitnet, 100, {});
+  ASSERT_TRUE(program) << program.error().message;
+  EXPECT_EQ((*program)->n_ctx, 128);
+  EXPECT_TRUE((*program)->cubin.empty());  // sm 0: the CUDA C++ only
+  EXPECT_TRUE((*program)->check().ok());
+}
+
+}  // namespace
+}  // namespace bitnet::testing
