@@ -4,9 +4,11 @@
 #include "api/model_impl.h"
 #include "api/model_loader.h"
 #include "ir/graph_properties.h"
+#include "runtime/cuda/cuda_plan.h"
 #include "runtime/decode_bytes.h"
 #include "runtime/plan_cache.h"
 #include "runtime/plan_model.h"
+#include "runtime/plan_reader.h"
 
 #include <fmt/format.h>
 
@@ -26,6 +28,13 @@ Expected<std::unique_ptr<runtime::Model>> load_plan(const std::string& path, con
   if (dir.ok()) {
     const runtime::PlanCache cache(*dir);
     if (cache.prepare().ok()) memo = cache.hashes_dir();
+  }
+  // A CUDA plan runs with the CUDA backend (the driver's device 0), whatever backend was asked.
+  auto plan = runtime::read_plan(params.plan_path);
+  if (plan.ok() && (*plan)->cuda) {
+    return runtime::cuda::load_cuda_model_from_plan(
+        params.plan_path, {.model_path = path, .memo_dir = memo, .model = {.tokenizer_path = params.tokenizer_path}},
+        nullptr);
   }
   runtime::PlanLoadTimes times;
   auto model = runtime::load_model_from_plan(

@@ -2,12 +2,15 @@
 #include "compiler/cuda_model.h"
 
 #include <chrono>
+#include <ctime>
+#include <filesystem>
 #include <map>
 #include <mutex>
 
 #include "codegen_cuda/decode_program.h"
 #include "codegen_cuda/nvrtc.h"
 #include "runtime/cuda/cuda_driver_device.h"
+#include "runtime/cuda/cuda_plan.h"
 #include "runtime/cuda/cuda_session.h"
 
 namespace bitnet::compiler {
@@ -145,6 +148,62 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
   };
   BITNET_RETURN_IF_ERROR(p->check());
   return std::shared_ptr<const rc::CudaProgram>(std::move(p));
+}
+
+Expected<int> cuda_target_sm(std::string_view target) {
+  if (target == "cuda") {
+    BITNET_ASSIGN_OR_RETURN(auto device, rc::open_cuda_device(0));
+    return device->info().sm;
+  }
+  for (int sm : {80, 86, 89, 90, 100, 120}) {
+    if (target == "cuda-sm_" + std::to_string(sm)) return sm;
+  }
+  return make_error(
+      "unknown CUDA target '{}' (cuda, cuda-sm_80, cuda-sm_86, cuda-sm_89, cuda-sm_90, cuda-sm_100, "
+      "cuda-sm_120)",
+      target);
+}
+
+Expected<CompiledCudaPlan> compile_cuda_plan(const runtime::Model& model, const runtime::Hash128& model_hash, int sm,
+                                             int64_t n_ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  BITNET_ASSIGN_OR_RETURN(auto program, compile_cuda_program(model, n_ctx, {.sm = sm}));
+  CompiledCudaPlan out;
+  out.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  auto plan = std::make_unique<planfb::PlanT>();
+  BITNET_ASSIGN_OR_RETURN(plan->cuda, rc::encode_cuda_code(*program, out.weights));
+  if (sm != 0) {
+    BITNET_ASSIGN_OR_RETURN(const cc::Nvrtc* nvrtc, cc::Nvrtc::load());
+    plan->cuda->nvrtc_version = nvrtc->version();
+  }
+  plan->format_version = runtime::kPlanFormatVersion;
+  plan->weight_layout_version = runtime::kWeightLayoutVersion;
+  plan->tokenizer = "gguf";
+  auto& prov = plan->provenance = std::make_unique<planfb::ProvenanceT>();
+  prov->compiler_version = BITNET_VERSION;
+  prov->created_unix_s = static_cast<int64_t>(std::time(nullptr));
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"target", "cuda-sm_" + std::to_string(sm)}, {"n_ctx", std::to_string(program->n_ctx)}}) {
+    auto kv = std::make_unique<planfb::KeyValueT>();
+    kv->key = k;
+    kv->value = v;
+    prov->options.push_back(std::move(kv));
+  }
+  auto& target = plan->target = std::make_unique<planfb::TargetT>();
+  target->name = "cuda-sm_" + std::to_string(sm);
+  target->triple = "nvptx64-nvidia-cuda";
+  target->cpu = "sm_" + std::to_string(sm);
+  const gguf::GgufFile& file = model.file();
+  auto& m = plan->model = std::make_unique<planfb::ModelIdentityT>();
+  std::error_code ec;
+  const auto absolute = std::filesystem::absolute(file.path(), ec);
+  m->path = ec ? file.path() : absolute.lexically_normal().string();
+  m->file_size = file.file_size();
+  m->hash = std::make_unique<planfb::Hash128>(model_hash.lo, model_hash.hi);
+  m->architecture = file.architecture();
+  if (const std::string* name = file.get_string("general.name")) m->name = *name;
+  out.plan = std::move(plan);
+  return out;
 }
 
 Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options) {

@@ -12,6 +12,8 @@
 #include "runtime/cuda/cuda_program.h"
 #include "runtime/cuda/device.h"
 #include "runtime/model.h"
+#include "runtime/plan_format.h"
+#include "runtime/plan_writer.h"
 
 namespace bitnet::compiler {
 
@@ -32,6 +34,20 @@ struct CudaCompileOptions {
 Expected<std::shared_ptr<const runtime::cuda::CudaProgram>> compile_cuda_program(const runtime::Model& model,
                                                                                  int64_t n_ctx,
                                                                                  const CudaCompileOptions& options);
+
+// A CUDA plan (runtime/cuda/cuda_plan.h) of `model`, whose file has content hash `model_hash`,
+// for `n_ctx` cells per sequence: the program compiled for `sm` (0: CUDA C++ only, for the host
+// emulator), its weights repacked for the sidecar.
+struct CompiledCudaPlan {
+  std::unique_ptr<planfb::PlanT> plan;
+  std::vector<runtime::RepackedBlob> weights;
+  double compile_ms = 0;
+};
+Expected<CompiledCudaPlan> compile_cuda_plan(const runtime::Model& model, const runtime::Hash128& model_hash, int sm,
+                                             int64_t n_ctx);
+
+// "cuda-sm_90" -> 90; "cuda": the SM of the CUDA driver's device 0.
+Expected<int> cuda_target_sm(std::string_view target);
 
 struct CudaBackendOptions {
   // The device to run on; null: the CUDA driver's device 0 (runtime/cuda/cuda_driver_device.h).

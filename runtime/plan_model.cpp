@@ -30,7 +30,22 @@ struct LoadedPlanFiles {
   std::shared_ptr<const gguf::MappedFile> sidecar;
 };
 
-Status check_model(const planfb::PlanT& plan, const std::string& path, const PlanRunOptions& options) {
+// The GGUF's tensor table must still be what the plan bound (the model hash already says so;
+// this names the tensor when a plan and model disagree anyway); binds each tensor's bytes.
+Status bind_weights(const planfb::PlanT& plan, const gguf::GgufFile& file, PlanBindings& bindings) {
+  for (const auto& w : plan.weights) {
+    const gguf::TensorInfo* t = w ? file.find_tensor(w->tensor) : nullptr;
+    if (!t || file.data_offset() + t->offset != w->offset || t->nbytes != w->bytes) {
+      return make_error("the model's tensor '{}' is not where the plan expects it", w ? w->tensor : "?");
+    }
+    bindings.weights.push_back(t->data);
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+Status check_plan_model(const planfb::PlanT& plan, const std::string& path, const PlanRunOptions& options) {
   const planfb::ModelIdentityT* want = plan.model.get();
   if (!want) return make_error("the plan names no model");
   Hash128 have;
@@ -55,11 +70,12 @@ Status check_model(const planfb::PlanT& plan, const std::string& path, const Pla
   return Status::success();
 }
 
-// Maps and checks the sidecar; binds its weights.
-Status open_sidecar(const planfb::PlanT& plan, const std::string& plan_path, const PlanRunOptions& options,
-                    LoadedPlanFiles& state, PlanBindings& bindings) {
+Expected<std::shared_ptr<const gguf::MappedFile>> open_plan_sidecar(const planfb::PlanT& plan,
+                                                                    const std::string& plan_path,
+                                                                    const PlanRunOptions& options,
+                                                                    std::vector<std::span<const uint8_t>>& weights) {
   const planfb::SidecarT* sc = plan.sidecar.get();
-  if (!sc) return Status::success();
+  if (!sc) return std::shared_ptr<const gguf::MappedFile>();
   if (sc->file_name.empty() || sc->file_name.find('/') != std::string::npos) {
     return make_error("the plan's sidecar name '{}' is not a plain file name", sc->file_name);
   }
@@ -73,32 +89,17 @@ Status open_sidecar(const planfb::PlanT& plan, const std::string& plan_path, con
         "({} bytes, xxh3-128 {}; expected {} bytes, {}); recompile the plan",
         path, size, to_hex(*h), sc->file_size, to_hex(hash_of(sc->hash)));
   }
-  BITNET_ASSIGN_OR_RETURN(state.sidecar, gguf::MappedFile::open(path));
-  const auto bytes = state.sidecar->bytes();
+  BITNET_ASSIGN_OR_RETURN(std::shared_ptr<const gguf::MappedFile> sidecar, gguf::MappedFile::open(path));
+  const auto bytes = sidecar->bytes();
   for (size_t i = 0; i < sc->weights.size(); ++i) {
     const planfb::RepackedWeightT* w = sc->weights[i].get();
     if (!w || w->offset % kSidecarAlignment != 0 || w->offset > bytes.size() || w->bytes > bytes.size() - w->offset) {
       return make_error("the plan's repacked weight #{} lies outside its sidecar", i);
     }
-    bindings.repacked.push_back(bytes.subspan(w->offset, w->bytes));
+    weights.push_back(bytes.subspan(w->offset, w->bytes));
   }
-  return Status::success();
+  return sidecar;
 }
-
-// The GGUF's tensor table must still be what the plan bound (the model hash already says so;
-// this names the tensor when a plan and model disagree anyway); binds each tensor's bytes.
-Status bind_weights(const planfb::PlanT& plan, const gguf::GgufFile& file, PlanBindings& bindings) {
-  for (const auto& w : plan.weights) {
-    const gguf::TensorInfo* t = w ? file.find_tensor(w->tensor) : nullptr;
-    if (!t || file.data_offset() + t->offset != w->offset || t->nbytes != w->bytes) {
-      return make_error("the model's tensor '{}' is not where the plan expects it", w ? w->tensor : "?");
-    }
-    bindings.weights.push_back(t->data);
-  }
-  return Status::success();
-}
-
-}  // namespace
 
 Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_path, const PlanRunOptions& options,
                                                       PlanLoadTimes* times, PlanLoadFailure* failure) {
@@ -116,16 +117,21 @@ Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_pa
   start = Clock::now();
   const planfb::TargetT* target = plan->target.get();
   if (!target) return fail(make_error("the plan names no target"));
+  if (plan->cuda) {
+    return fail(make_error("a CUDA plan ({}): it runs with the CUDA backend", target->name));
+  }
   if (!target->triple.starts_with(std::string(host_arch()) + "-")) {
     return fail(make_error("the plan is for {}, this machine is {}", target->triple, host_arch()));
   }
   if (auto s = check_cpu_features(target->required); !s.ok()) return fail(s.error());
   const std::string model_path = options.model_path.empty() && plan->model ? plan->model->path : options.model_path;
-  if (auto s = check_model(*plan, model_path, options); !s.ok()) return fail(s.error());
+  if (auto s = check_plan_model(*plan, model_path, options); !s.ok()) return fail(s.error());
 
   auto files = std::make_shared<LoadedPlanFiles>();
   auto bindings = std::make_shared<PlanBindings>();
-  if (auto st = open_sidecar(*plan, plan_path, options, *files, *bindings); !st.ok()) return fail(st.error());
+  auto sidecar = open_plan_sidecar(*plan, plan_path, options, bindings->repacked);
+  if (!sidecar.ok()) return fail(sidecar.error());
+  files->sidecar = std::move(*sidecar);
   auto loaded = Model::open(model_path, options.model);
   if (!loaded.ok()) {
     // The model's content is the plan's (checked above): what failed is the tokenizer file

@@ -5,12 +5,15 @@
 // executor (install_plan_backend). Nothing here needs a compiler.
 #pragma once
 
+#include "frontend_gguf/mapped_file.h"
 #include "plan_generated.h"
 #include "runtime/executor.h"
 #include "runtime/model.h"
 #include "runtime/plan_format.h"
 
 #include <memory>
+#include <span>
+#include <vector>
 
 #include <optional>
 #include <string>
@@ -38,6 +41,16 @@ struct PlanLoadTimes {
 // be opened with the options given, e.g. a bad --tokenizer file (not the plan's fault:
 // recompiling would fail the same way).
 enum class PlanLoadFailure { kNone, kPlanRefused, kModel };
+
+// The checks every plan's loading makes (the CUDA backend's too, runtime/cuda/cuda_plan.h): the
+// model at `model_path` is the one the plan was compiled for (content hash and size); the
+// sidecar beside the plan is the one it was written with (size and hash), mapped, with the
+// byte range of each of its weights appended to `weights` (a plan without one: null).
+Status check_plan_model(const planfb::PlanT& plan, const std::string& model_path, const PlanRunOptions& options);
+Expected<std::shared_ptr<const gguf::MappedFile>> open_plan_sidecar(const planfb::PlanT& plan,
+                                                                    const std::string& plan_path,
+                                                                    const PlanRunOptions& options,
+                                                                    std::vector<std::span<const uint8_t>>& weights);
 
 Expected<std::unique_ptr<Model>> load_model_from_plan(const std::string& plan_path, const PlanRunOptions& options,
                                                       PlanLoadTimes* times = nullptr,

@@ -1,5 +1,6 @@
 // `bitnet compile`: compile a model ahead of time into a plan that `bitnet run --plan` and the
 // compiler-free `bitnet-rt` run (runtime/plan_model.h), for this CPU or a baseline target.
+#include "compiler/cuda_model.h"
 #include "compiler/lm_head.h"
 #include "compiler/load_model.h"
 #include "compiler/plan_compiler.h"
@@ -13,10 +14,48 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
 namespace bitnet::tools {
+
+namespace {
+
+// `bitnet compile --target cuda...`: the model's CUDA decode step as a plan (runtime/cuda/cuda_plan.h).
+template <class Options, class Fail>
+void compile_cuda(const Options& o, const Fail& fail, std::chrono::steady_clock::time_point start, int& exit_code) {
+  if (o.lm_head != "f16") return fail("--lm-head applies to CPU targets: the CUDA kernels read the F16 head");
+  if (o.passes.any()) return fail("pass options apply to CPU targets");
+  auto model = runtime::Model::open(o.model);
+  if (!model.ok()) return fail(model.error().message);
+  auto sm = compiler::cuda_target_sm(o.target);
+  if (!sm.ok()) return fail(sm.error().message);
+  const int64_t n_ctx =
+      o.ctx > 0 ? o.ctx : std::min<int64_t>(static_cast<int64_t>((*model)->config().n_ctx_train), 4096);
+  auto hash = runtime::file_content_hash(o.model, "", "model");
+  if (!hash.ok()) return fail(hash.error().message);
+  auto compiled = compiler::compile_cuda_plan(**model, *hash, *sm, n_ctx);
+  if (!compiled.ok()) return fail(compiled.error().message);
+  if (auto s = runtime::write_plan(o.output, *compiled->plan, compiled->weights); !s.ok())
+    return fail(s.error().message);
+  const planfb::CudaCodeT& c = *compiled->plan->cuda;
+  const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (o.verbose) {
+    for (const std::string& k : c.kernels) fmt::print("  {}\n", k);
+  }
+  uint64_t weight_bytes = 0;
+  for (const auto& w : compiled->weights) weight_bytes += w.bytes.size();
+  fmt::print(
+      "compiled {} CUDA kernels for sm_{} (NVRTC {}) in {:.0f} ms ({:.0f} ms compiling), {} cells per sequence\n"
+      "wrote {} (CUBIN {}, PTX {}) and {} ({} of repacked weights)\n",
+      c.kernels.size(), c.sm, c.nvrtc_version, total_ms, compiled->compile_ms, c.n_ctx, o.output,
+      format_size(c.cubin.size()), format_size(c.ptx.size()), o.output + runtime::kSidecarSuffix,
+      format_size(weight_bytes));
+  exit_code = kExitOk;
+}
+
+}  // namespace
 
 void add_compile(CLI::App& app, int& exit_code) {
   struct Options {
@@ -24,6 +63,7 @@ void add_compile(CLI::App& app, int& exit_code) {
     std::string output;
     std::string target = "host";
     std::string lm_head = "f16";
+    int64_t ctx = 0;
     bool verbose = false;
     PassFlags passes;
   };
@@ -34,9 +74,16 @@ void add_compile(CLI::App& app, int& exit_code) {
       ->required();
   cmd->add_option("--target", o->target,
                   "code target: host (this CPU, all its features) or a baseline that any CPU having it runs: "
-                  "x86-64-v3 (AVX2, FMA, F16C) or x86-64-v4 (+AVX-512)")
-      ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))
+                  "x86-64-v3 (AVX2, FMA, F16C) or x86-64-v4 (+AVX-512); or an NVIDIA GPU (BitNet I2_S models, "
+                  "kernels through NVRTC): cuda (this machine's GPU) or cuda-sm_80|sm_86|sm_89|sm_90|sm_100|sm_120 "
+                  "(a CUBIN for it and PTX that newer GPUs compile)")
+      ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4", "cuda", "cuda-sm_80", "cuda-sm_86", "cuda-sm_89",
+                             "cuda-sm_90", "cuda-sm_100", "cuda-sm_120"}))
       ->capture_default_str();
+  cmd->add_option("-c,--ctx-size", o->ctx,
+                  "cuda targets: the K/V cells per sequence the kernels hold (default: the model's context, at most "
+                  "4096; at most 8192)")
+      ->check(integer_in(1, 8192));
   cmd->add_option("--lm-head", o->lm_head,
                   "the LM head's type: f16 (the model's) or an F16 head requantized to q8_0 or q6_k into the "
                   "sidecar (fewer bytes per decoded token, slightly different logits; opt-in)")
@@ -48,6 +95,8 @@ void add_compile(CLI::App& app, int& exit_code) {
     exit_code = kExitFailure;
     auto fail = [](std::string_view message) { print_error("compile", message); };
     const auto start = std::chrono::steady_clock::now();
+    if (o->target.starts_with("cuda")) return compile_cuda(*o, fail, start, exit_code);
+    if (o->ctx > 0) return fail("-c applies to cuda targets: a CPU plan runs any context");
     auto lm_head = compiler::parse_lm_head(o->lm_head);
     if (!lm_head.ok()) return fail(lm_head.error().message);
     auto model = compiler::load_model(o->model, {.passes = to_pass_options(o->passes), .lm_head = *lm_head});

@@ -93,18 +93,25 @@ void add_dump_plan(CLI::App& app, int& exit_code) {
     const auto* prov = p.provenance.get();
     const auto* target = p.target.get();
     const auto* model = p.model.get();
-    if (!prov || !target || !model || !p.code) return print_error("dump-plan", "the plan lacks a required section");
+    if (!prov || !target || !model || (!p.code && !p.cuda)) {
+      return print_error("dump-plan", "the plan lacks a required section");
+    }
     const std::time_t created = static_cast<std::time_t>(prov->created_unix_s);
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&created));
     fmt::print("plan {}: format {}, weight layout {}, checksum ok\n", o->path, p.format_version,
                p.weight_layout_version);
-    fmt::print("provenance: bitnet {} (build {}), LLVM {}, created {}\n", prov->compiler_version,
-               prov->compiler_build_id, prov->llvm_version, when);
+    if (p.cuda) {
+      fmt::print("provenance: bitnet {}, NVRTC {}, created {}\n", prov->compiler_version, p.cuda->nvrtc_version, when);
+    } else {
+      fmt::print("provenance: bitnet {} (build {}), LLVM {}, created {}\n", prov->compiler_version,
+                 prov->compiler_build_id, prov->llvm_version, when);
+    }
     std::string options;
     for (const auto& kv : prov->options)
       options += fmt::format("{}{}={}", options.empty() ? "" : " ", kv->key, kv->value);
-    fmt::print("options: {}\ncache key: {}, the xxh3-128 of:\n", options, prov->cache_key);
+    fmt::print("options: {}\n", options);
+    if (!prov->cache_key.empty()) fmt::print("cache key: {}, the xxh3-128 of:\n", prov->cache_key);
     for (size_t at = 0; at < prov->key_material.size();) {
       const size_t end = std::min(prov->key_material.find('\n', at), prov->key_material.size());
       fmt::print("  {}\n", std::string_view(prov->key_material).substr(at, end - at));
@@ -121,6 +128,17 @@ void add_dump_plan(CLI::App& app, int& exit_code) {
     if (p.sidecar) {
       fmt::print("; {} repacked in {} ({})", p.sidecar->weights.size(), p.sidecar->file_name,
                  format_size(p.sidecar->file_size));
+    }
+    if (p.cuda) {  // a CUDA plan: its decode step instead of CPU code and graphs
+      const planfb::CudaCodeT& c = *p.cuda;
+      fmt::print("\ncode: CUDA sm_{} (NVRTC {}): CUBIN {}, PTX {}, {} kernels, {} launches per token\n", c.sm,
+                 c.nvrtc_version, format_size(c.cubin.size()), format_size(c.ptx.size()), c.kernels.size(),
+                 c.launches.size());
+      for (const std::string& k : c.kernels) fmt::print("  {}\n", k);
+      fmt::print("KV cache: {} layers x {} cells per sequence x {} (f16 K and V)\n", c.kv.size(), c.n_ctx,
+                 format_size(static_cast<uint64_t>(2 * 2 * c.n_embd_kv)));
+      exit_code = kExitOk;
+      return;
     }
     fmt::print("\ncode: ELF shared object, {}, {} kernels\n", format_size(p.code->image.size()), p.kernels.size());
     for (const auto& k : p.kernels) {

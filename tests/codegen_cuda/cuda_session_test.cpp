@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,9 @@
 #include "frontend_gguf/lowering.h"
 #include "reference/interpreter.h"
 #include "runtime/cuda/cuda_driver_device.h"
+#include "runtime/cuda/cuda_plan.h"
 #include "runtime/cuda/cuda_session.h"
+#include "runtime/plan_files.h"
 #include "test_support.h"
 
 namespace bitnet::testing {
@@ -199,6 +202,59 @@ TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {
   EXPECT_EQ((*program)->n_ctx, 128);
   EXPECT_TRUE((*program)->cubin.empty());  // sm 0: the CUDA C++ only
   EXPECT_TRUE((*program)->check().ok());
+}
+
+// A CUDA plan (runtime/cuda/cuda_plan.h) written, read back and run on the emulator: the same
+// bits as the interpreter; and the refusals: a changed sidecar, another model, more cells than
+// the plan holds, the CPU plan loader.
+TEST(CudaPlan, WrittenReadBackAndRunMatchesTheInterpreterAndIsRefusedWhenItDoesNotFit) {
+  BITNET_REQUIRE_SHARED(shared);
+  const std::string path = (shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string();
+  auto model = open(path);
+  ASSERT_TRUE(model);
+  auto hash = runtime::file_content_hash(path, "", "model");
+  ASSERT_TRUE(hash) << hash.error().message;
+  auto compiled = compiler::compile_cuda_plan(*model, *hash, 0, 64);
+  ASSERT_TRUE(compiled) << compiled.error().message;
+  TempDir dir;
+  const std::string plan_path = (dir / "tiny.bnplan").string();
+  ASSERT_TRUE(runtime::write_plan(plan_path, *compiled->plan, compiled->weights).ok());
+
+  auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  EXPECT_EQ((*loaded)->device_backend(), "cuda");
+  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 128, .threads = 1, .n_seq_max = 2};
+  auto cuda = (*loaded)->new_session(options);
+  ASSERT_TRUE(cuda) << cuda.error().message;
+  auto interp = interpreter(*model, options);
+  ASSERT_TRUE(interp);
+  expect_same(*interp->session, **cuda, one(1, 0, 0), "pos 0 from the plan");
+  expect_same(*interp->session, **cuda, one(450, 1, 0), "pos 1 from the plan");
+  expect_same(*interp->session, **cuda, one(29871, 0, 1), "seq 1 from the plan");
+
+  // More cells per sequence than the plan was compiled for.
+  auto too_long = (*loaded)->new_session({.all_logits = false, .n_ctx = 65, .threads = 1, .n_seq_max = 1});
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message.find("at most 64"), std::string::npos) << too_long.error().message;
+  // The CPU loader names it.
+  auto as_cpu = runtime::load_model_from_plan(plan_path, {});
+  ASSERT_FALSE(as_cpu);
+  EXPECT_NE(as_cpu.error().message.find("a CUDA plan"), std::string::npos) << as_cpu.error().message;
+  // Another model.
+  auto other = rc::load_cuda_model_from_plan(
+      plan_path, {.model_path = (shared / "models/bitnet-i2s/bitnet-tiny-mha.i2_s.gguf").string()},
+      std::make_unique<EmuDevice>());
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message.find("model mismatch"), std::string::npos) << other.error().message;
+  // One byte of the sidecar changed.
+  {
+    std::fstream f(plan_path + ".weights", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  auto changed = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
+  ASSERT_FALSE(changed);
+  EXPECT_NE(changed.error().message.find("sidecar mismatch"), std::string::npos) << changed.error().message;
 }
 
 }  // namespace
