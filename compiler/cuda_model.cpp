@@ -120,7 +120,10 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
     static constexpr rc::BufferKind kKinds[] = {rc::BufferKind::kWeight, rc::BufferKind::kState,
                                                 rc::BufferKind::kScratch, rc::BufferKind::kInput,
                                                 rc::BufferKind::kOutput};
-    p->buffers.push_back({b.name, kKinds[static_cast<int>(b.kind)], b.bytes});
+    // Norm gains and the embedding are the file's bytes as stored: a plan maps them from the GGUF.
+    const bool as_stored = b.kind == cc::BufferKind::kWeight && b.tensors.size() == 1 &&
+                           (b.layout == cc::WeightLayout::kF32 || b.layout == cc::WeightLayout::kF16);
+    p->buffers.push_back({b.name, kKinds[static_cast<int>(b.kind)], b.bytes, as_stored ? b.tensors[0] : ""});
   }
   for (const cc::DecodeLaunch& l : decode->launches) {
     p->launches.push_back({l.kernel, {l.grid.x, l.grid.y, l.grid.z}, l.threads, l.args, l.n_tokens_arg, l.label});

@@ -21,8 +21,9 @@ Expected<std::unique_ptr<planfb::CudaCodeT>> encode_cuda_code(const CudaProgram&
     fb->name = b.name;
     fb->kind = static_cast<int8_t>(b.kind);
     fb->bytes = b.bytes;
+    fb->tensor = b.tensor;
     c->buffers.push_back(std::move(fb));
-    if (b.kind != BufferKind::kWeight) continue;
+    if (b.kind != BufferKind::kWeight || !b.tensor.empty()) continue;
     auto bytes = p.weight_bytes(static_cast<int>(i));
     if (!bytes.ok()) return make_error("CUDA weights {}: {}", b.name, bytes.error().message);
     weights.push_back({b.name, b.name, "cuda", std::move(*bytes)});
@@ -59,7 +60,8 @@ Expected<std::unique_ptr<planfb::CudaCodeT>> encode_cuda_code(const CudaProgram&
 
 Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::CudaCodeT& c,
                                                               std::vector<std::span<const uint8_t>> weights,
-                                                              std::shared_ptr<const void> keepalive) {
+                                                              std::shared_ptr<const void> keepalive,
+                                                              const gguf::GgufFile& file) {
   auto p = std::make_shared<CudaProgram>();
   p->sm = c.sm;
   p->kernels = c.kernels;
@@ -70,7 +72,7 @@ Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::Cuda
     if (!b || b->kind < 0 || b->kind > static_cast<int8_t>(BufferKind::kOutput)) {
       return make_error("the plan's CUDA buffer #{} is not valid", p->buffers.size());
     }
-    p->buffers.push_back({b->name, static_cast<BufferKind>(b->kind), b->bytes});
+    p->buffers.push_back({b->name, static_cast<BufferKind>(b->kind), b->bytes, b->tensor});
   }
   for (const auto& l : c.launches) {
     if (!l) return make_error("the plan's CUDA launch #{} is empty", p->launches.size());
@@ -91,7 +93,18 @@ Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::Cuda
     if (!kv) return make_error("the plan's CUDA K/V layer #{} is empty", p->kv.size());
     p->kv.push_back({kv->k_buffer, kv->v_buffer});
   }
-  // Every weight buffer is filled by exactly one sidecar weight of its size.
+  // Every weight buffer is filled by exactly one sidecar weight or one model tensor of its size.
+  std::vector<std::span<const uint8_t>> stored(p->buffers.size());
+  for (size_t b = 0; b < p->buffers.size(); ++b) {
+    const CudaBuffer& buffer = p->buffers[b];
+    if (buffer.tensor.empty()) continue;
+    const gguf::TensorInfo* t = file.find_tensor(buffer.tensor);
+    if (buffer.kind != BufferKind::kWeight || t == nullptr || static_cast<int64_t>(t->data.size()) < buffer.bytes) {
+      return make_error("the plan's CUDA buffer {} names tensor {}, which the model does not hold as {} bytes",
+                        buffer.name, buffer.tensor, buffer.bytes);
+    }
+    stored[b] = t->data.first(static_cast<size_t>(buffer.bytes));
+  }
   if (c.weight_buffers.size() != weights.size()) {
     return make_error("the plan's CUDA code names {} weights; its sidecar holds {}", c.weight_buffers.size(),
                       weights.size());
@@ -101,19 +114,21 @@ Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::Cuda
     const int b = c.weight_buffers[i];
     if (b < 0 || b >= static_cast<int>(p->buffers.size()) ||
         p->buffers[static_cast<size_t>(b)].kind != BufferKind::kWeight || source[static_cast<size_t>(b)] >= 0 ||
+        !stored[static_cast<size_t>(b)].empty() ||
         static_cast<int64_t>(weights[i].size()) != p->buffers[static_cast<size_t>(b)].bytes) {
       return make_error("the plan's CUDA weight #{} does not fill a weight buffer of its size", i);
     }
     source[static_cast<size_t>(b)] = static_cast<int>(i);
   }
   for (size_t b = 0; b < p->buffers.size(); ++b) {
-    if (p->buffers[b].kind == BufferKind::kWeight && source[b] < 0) {
+    if (p->buffers[b].kind == BufferKind::kWeight && source[b] < 0 && stored[b].empty()) {
       return make_error("the plan's CUDA weight buffer {} has no bytes in the sidecar", p->buffers[b].name);
     }
   }
-  p->weight_bytes = [weights = std::move(weights), source = std::move(source),
+  p->weight_bytes = [weights = std::move(weights), source = std::move(source), stored = std::move(stored),
                      keepalive = std::move(keepalive)](int index) -> Expected<std::vector<uint8_t>> {
-    const std::span<const uint8_t> w = weights[static_cast<size_t>(source[static_cast<size_t>(index)])];
+    const auto i = static_cast<size_t>(index);
+    const std::span<const uint8_t> w = stored[i].empty() ? weights[static_cast<size_t>(source[i])] : stored[i];
     return std::vector<uint8_t>(w.begin(), w.end());
   };
   BITNET_RETURN_IF_ERROR(p->check());
@@ -152,7 +167,12 @@ Expected<std::unique_ptr<Model>> load_cuda_model_from_plan(const std::string& pl
   std::vector<std::span<const uint8_t>> weights;
   auto sidecar = open_plan_sidecar(*plan, plan_path, options, weights);
   if (!sidecar.ok()) return fail(sidecar.error());
-  auto program = decode_cuda_code(*plan->cuda, std::move(weights), *sidecar);
+  auto loaded = Model::open(model_path, options.model);
+  if (!loaded.ok()) {
+    why = PlanLoadFailure::kModel;
+    return loaded.error();
+  }
+  auto program = decode_cuda_code(*plan->cuda, std::move(weights), *sidecar, (*loaded)->file());
   if (!program.ok()) return fail(program.error());
   if (!device) {
     // Not the plan's fault: a GPU, a driver or a device of the plan's architecture is missing.
@@ -162,11 +182,6 @@ Expected<std::unique_ptr<Model>> load_cuda_model_from_plan(const std::string& pl
       return fail(opened.error());
     }
     device = std::move(*opened);
-  }
-  auto loaded = Model::open(model_path, options.model);
-  if (!loaded.ok()) {
-    why = PlanLoadFailure::kModel;
-    return loaded.error();
   }
   auto backend = std::make_shared<CudaBackend>(std::move(device));
   {

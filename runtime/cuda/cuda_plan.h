@@ -21,15 +21,18 @@
 
 namespace bitnet::runtime::cuda {
 
-// The plan's CUDA part for `program`, and its weights as sidecar blobs (made now, in order).
+// The plan's CUDA part for `program`, and its repacked weights as sidecar blobs (made now, in
+// order); weights that are a GGUF tensor as stored stay in the model file.
 Expected<std::unique_ptr<planfb::CudaCodeT>> encode_cuda_code(const CudaProgram& program,
                                                               std::vector<RepackedBlob>& weights);
 
 // The program a plan holds; its weights are the sidecar's byte ranges `weights` (in the order
-// encode_cuda_code wrote them), which `keepalive` keeps mapped.
+// encode_cuda_code wrote them), which `keepalive` keeps mapped, and the tensors of `file` (the
+// plan's model, whose content its hash has checked), which must outlive the program's uploads.
 Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::CudaCodeT& code,
                                                               std::vector<std::span<const uint8_t>> weights,
-                                                              std::shared_ptr<const void> keepalive);
+                                                              std::shared_ptr<const void> keepalive,
+                                                              const gguf::GgufFile& file);
 
 // Makes `model`'s sessions run `program` (specialised to program.n_ctx cells per sequence).
 void install_cuda_program(Model& model, std::shared_ptr<const CudaProgram> program,

@@ -27,6 +27,9 @@ struct CudaBuffer {
   std::string name;  // "blk.3.qkv", "blk.3.k_cache", "logits", ...
   BufferKind kind = BufferKind::kScratch;
   int64_t bytes = 0;
+  // kWeight: the GGUF tensor whose bytes, as stored, fill it ("" for repacked weights). A plan
+  // reads such a weight from the model file instead of its sidecar.
+  std::string tensor;
 };
 
 struct CudaLaunch {

@@ -5,6 +5,7 @@
 // bit for bit, through multi-sequence batches, seq_cp, seq_rm and the context shift (seq_add).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -216,6 +217,15 @@ TEST(CudaPlan, WrittenReadBackAndRunMatchesTheInterpreterAndIsRefusedWhenItDoesN
   ASSERT_TRUE(hash) << hash.error().message;
   auto compiled = compiler::compile_cuda_plan(*model, *hash, 0, 64);
   ASSERT_TRUE(compiled) << compiled.error().message;
+  // Weights that are the file's bytes as stored (the embedding, the norm gains) are read from the
+  // GGUF; the sidecar holds only what was repacked (the I2_S matrices, the LM head's lanes).
+  for (const runtime::RepackedBlob& w : compiled->weights) {
+    EXPECT_NE(w.tensor, "token_embd");
+    EXPECT_EQ(w.tensor.find("norm"), std::string::npos) << w.tensor;
+  }
+  EXPECT_EQ(std::count_if(compiled->plan->cuda->buffers.begin(), compiled->plan->cuda->buffers.end(),
+                          [](const auto& b) { return b->tensor == "token_embd.weight"; }),
+            1);
   TempDir dir;
   const std::string plan_path = (dir / "tiny.bnplan").string();
   ASSERT_TRUE(runtime::write_plan(plan_path, *compiled->plan, compiled->weights).ok());
