@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <ctime>
-#include <filesystem>
 #include <map>
 #include <mutex>
 
@@ -196,15 +195,7 @@ Expected<CompiledCudaPlan> compile_cuda_plan(const runtime::Model& model, const 
   target->name = "cuda-sm_" + std::to_string(sm);
   target->triple = "nvptx64-nvidia-cuda";
   target->cpu = "sm_" + std::to_string(sm);
-  const gguf::GgufFile& file = model.file();
-  auto& m = plan->model = std::make_unique<planfb::ModelIdentityT>();
-  std::error_code ec;
-  const auto absolute = std::filesystem::absolute(file.path(), ec);
-  m->path = ec ? file.path() : absolute.lexically_normal().string();
-  m->file_size = file.file_size();
-  m->hash = std::make_unique<planfb::Hash128>(model_hash.lo, model_hash.hi);
-  m->architecture = file.architecture();
-  if (const std::string* name = file.get_string("general.name")) m->name = *name;
+  plan->model = runtime::plan_model_identity(model.file(), model_hash);
   out.plan = std::move(plan);
   return out;
 }

@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <ctime>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -253,14 +252,7 @@ Expected<CompiledPlan> compile_plan(const runtime::Model& model, const PlanCompi
   target->cpu = t.cpu;
   target->llvm_features = codegen::enabled_features(t);
   runtime::split_target_features(target->llvm_features, target->required, target->unchecked);
-  auto& m = plan->model = std::make_unique<planfb::ModelIdentityT>();
-  std::error_code ec;
-  const auto absolute = std::filesystem::absolute(file.path(), ec);
-  m->path = ec ? file.path() : absolute.lexically_normal().string();
-  m->file_size = file.file_size();
-  m->hash = std::make_unique<planfb::Hash128>(model_hash.lo, model_hash.hi);
-  m->architecture = file.architecture();
-  if (const std::string* name = file.get_string("general.name")) m->name = *name;
+  plan->model = runtime::plan_model_identity(file, model_hash);
   out.plan = std::move(plan);
   return out;
 }

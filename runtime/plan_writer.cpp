@@ -6,8 +6,21 @@
 #include "runtime/plan_format.h"
 
 #include <cstring>
+#include <filesystem>
 
 namespace bitnet::runtime {
+
+std::unique_ptr<planfb::ModelIdentityT> plan_model_identity(const gguf::GgufFile& file, const Hash128& hash) {
+  auto m = std::make_unique<planfb::ModelIdentityT>();
+  std::error_code ec;
+  const auto absolute = std::filesystem::absolute(file.path(), ec);
+  m->path = ec ? file.path() : absolute.lexically_normal().string();
+  m->file_size = file.file_size();
+  m->hash = std::make_unique<planfb::Hash128>(hash.lo, hash.hi);
+  m->architecture = file.architecture();
+  if (const std::string* name = file.get_string("general.name")) m->name = *name;
+  return m;
+}
 
 std::vector<uint8_t> serialize_plan(const planfb::PlanT& plan) {
   // Pre-sized: the builder grows by doubling, and the code image dominates the size.

@@ -2,8 +2,10 @@
 // beside it, each written atomically (plan_files.h).
 #pragma once
 
+#include "frontend_gguf/gguf_file.h"
 #include "ir/support/expected.h"
 #include "plan_generated.h"
+#include "runtime/plan_format.h"
 
 #include <string>
 #include <vector>
@@ -17,6 +19,10 @@ struct RepackedBlob {
   std::string dtype;
   std::vector<uint8_t> bytes;
 };
+
+// The identity a plan records of its model: the absolute path (a default; -m overrides), size,
+// content hash `hash`, architecture and name.
+std::unique_ptr<planfb::ModelIdentityT> plan_model_identity(const gguf::GgufFile& file, const Hash128& hash);
 
 // The FlatBuffer of `plan` followed by its footer: the bytes of a plan file.
 std::vector<uint8_t> serialize_plan(const planfb::PlanT& plan);
