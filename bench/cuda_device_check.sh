@@ -13,7 +13,30 @@
 #   cmake -S . -B build-cuda -G Ninja -DBITNET_BUILD_BENCH=ON && cmake --build build-cuda --target cuda_kernel_check
 # Exit code: the check's (0 ok, 1 parity failed, 2 no GPU or driver, 3 CUDA error, 4 usage), or
 # 124 when it ran past BITNET_CHECK_TIMEOUT seconds (default 300).
+#
+# The CUDA backend itself (runtime/cuda: sessions, graphs per sequence, KV edits, CUDA plans):
+#
+#   bench/cuda_device_check.sh --backend DIR [SM]
+#
+# DIR is made here by bench/cuda_backend_bundle.sh (the check binary, its libraries, the tiny
+# models and CUDA plans for sm_SM, default 90). Prints one JSON line per model: the tiny models'
+# logits against the reference interpreter through two-sequence batches, seq_cp and the
+# context shift (parity_differing_logits must be 0), and each model's decode tokens/s at batch
+# 1, 8 and 64 and prompt tokens/s; the 2B4T-shape model is generated on the machine first.
 set -u
+if [ "${1:-}" = "--backend" ]; then
+  dir=${2:?usage: $0 --backend DIR [SM]}
+  sm=${3:-90}
+  limit=${BITNET_CHECK_TIMEOUT:-420}
+  rc=0
+  for m in bitnet-tiny-mha b158-tiny-gqa; do
+    timeout "$limit" "$dir/cuda_backend_check" --code "$dir/$m.sm$sm.bnplan" --model "$dir/$m.i2_s.gguf" --parity \
+      || rc=$?
+  done
+  timeout "$limit" "$dir/cuda_backend_check" --code "$dir/bitnet-2b4t-seed4.sm$sm.bnplan" \
+    --model "${TMPDIR:-/tmp}/bitnet-2b4t-seed4.gguf" --gen-2b4t --steps 16 || rc=$?
+  exit "$rc"
+fi
 if [ $# -lt 1 ]; then
   echo "usage: $0 <cuda_kernel_check binary> [--iters N] [--decode-only] [--models DIR]" >&2
   exit 4

@@ -123,8 +123,18 @@ void add_dump_plan(CLI::App& app, int& exit_code) {
                model->architecture, model->name, model->file_size, model->hash ? model->hash->hi() : 0,
                model->hash ? model->hash->lo() : 0, p.tokenizer == "gguf" ? "the model's GGUF metadata" : p.tokenizer);
     uint64_t weight_bytes = 0;
+    size_t mapped = p.weights.size();
     for (const auto& w : p.weights) weight_bytes += w->bytes;
-    fmt::print("weights: {} tensors mapped from the GGUF ({})", p.weights.size(), format_size(weight_bytes));
+    if (p.cuda) {  // a CUDA plan's weights read from the GGUF as stored
+      mapped = 0;
+      for (const auto& b : p.cuda->buffers) {
+        if (b->tensor.empty()) continue;
+        ++mapped;
+        weight_bytes += static_cast<uint64_t>(b->bytes);
+      }
+    }
+    fmt::print("weights: {} tensors {} the GGUF ({})", mapped, p.cuda ? "read from" : "mapped from",
+               format_size(weight_bytes));
     if (p.sidecar) {
       fmt::print("; {} repacked in {} ({})", p.sidecar->weights.size(), p.sidecar->file_name,
                  format_size(p.sidecar->file_size));
