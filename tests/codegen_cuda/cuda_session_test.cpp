@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -265,6 +266,51 @@ TEST(CudaPlan, WrittenReadBackAndRunMatchesTheInterpreterAndIsRefusedWhenItDoesN
   auto changed = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
   ASSERT_FALSE(changed);
   EXPECT_NE(changed.error().message.find("sidecar mismatch"), std::string::npos) << changed.error().message;
+}
+
+// A plan whose checksum is right but whose CUDA part is wrong (a bug, or a crafted file) is
+// refused with a message before anything touches a device: every index and kind is checked.
+TEST(CudaPlan, ACudaPartWithBadIndicesIsRefusedNotRun) {
+  BITNET_REQUIRE_SHARED(shared);
+  auto model = open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
+  ASSERT_TRUE(model);
+  auto program = compiler::compile_cuda_program(*model, 32, {});
+  ASSERT_TRUE(program) << program.error().message;
+  std::vector<runtime::RepackedBlob> blobs;
+  auto code = rc::encode_cuda_code(**program, blobs);
+  ASSERT_TRUE(code) << code.error().message;
+  std::vector<std::span<const uint8_t>> weights;
+  for (const auto& b : blobs) weights.emplace_back(b.bytes);
+  ASSERT_TRUE(rc::decode_cuda_code(**code, weights, nullptr, model->file()).ok());
+
+  using Edit = std::function<void(planfb::CudaCodeT&)>;
+  const std::vector<std::pair<std::string, Edit>> edits = {
+      {"names kernel 99", [](planfb::CudaCodeT& c) { c.launches[3]->kernel = 99; }},
+      {"names buffer", [](planfb::CudaCodeT& c) { c.launches[5]->args[1] = 100000; }},
+      {"empty grid", [](planfb::CudaCodeT& c) { c.launches[0]->threads = 0; }},
+      {"not an output of n_vocab floats", [](planfb::CudaCodeT& c) { c.logits_buffer = c.token_buffer; }},
+      {"one-int input", [](planfb::CudaCodeT& c) { c.pos_buffer = -7; }},
+      {"K/V cache", [](planfb::CudaCodeT& c) { c.kv[1]->v_buffer = c.kv[1]->k_buffer - 1; }},
+      {"does not fill a weight buffer", [](planfb::CudaCodeT& c) { c.weight_buffers[0] = c.token_buffer; }},
+      {"names 1 weights", [](planfb::CudaCodeT& c) { c.weight_buffers.resize(1); }},
+      {"bad shape", [](planfb::CudaCodeT& c) { c.head_dim = 0; }},
+      {"not valid", [](planfb::CudaCodeT& c) { c.buffers[2]->kind = 9; }},
+      {"which the model does not hold",
+       [](planfb::CudaCodeT& c) {
+         for (auto& b : c.buffers)
+           if (!b->tensor.empty()) b->tensor = "no.such.tensor";
+       }},
+  };
+  for (const auto& [what, edit] : edits) {
+    SCOPED_TRACE(what);
+    std::vector<runtime::RepackedBlob> again;
+    auto copy = rc::encode_cuda_code(**program, again);
+    ASSERT_TRUE(copy);
+    edit(**copy);
+    auto refused = rc::decode_cuda_code(**copy, weights, nullptr, model->file());
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find(what), std::string::npos) << refused.error().message;
+  }
 }
 
 }  // namespace
