@@ -2,6 +2,8 @@
 // version string, the command-line driver and the error line format.
 #include "tools/commands.h"
 
+#include "runtime/cuda/cuda_driver_device.h"
+
 #include "bitnet/log.h"
 
 #include <fcntl.h>
@@ -66,6 +68,11 @@ int report_output_failure(std::string_view program, const std::string& reason) {
 
 std::string version_string() {
   return BITNET_VERSION;
+}
+
+std::string version_report() {
+  // Asked only for --version: loading the CUDA driver is not free.
+  return version_string() + "\ncuda: " + runtime::cuda::cuda_driver_status();
 }
 
 int parse_and_run(CLI::App& app, int argc, char** argv, const int& exit_code, std::string_view program) {

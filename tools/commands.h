@@ -14,6 +14,8 @@ inline constexpr int kExitFailure = 1;  // bad input file, I/O error, refused op
 inline constexpr int kExitUsage = 2;    // bad command line
 
 std::string version_string();
+// What --version prints: the version, then a line on the CUDA driver and its devices.
+std::string version_report();
 
 void add_inspect(CLI::App& app, int& exit_code);
 void add_compat_check(CLI::App& app, int& exit_code);

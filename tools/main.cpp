@@ -5,7 +5,7 @@
 int main(int argc, char** argv) {
   using namespace bitnet::tools;
   CLI::App app{"bitnet: compiler and runtime for BitNet b1.58 and llama-family GGUF models"};
-  app.set_version_flag("--version", version_string());
+  app.set_version_flag("--version", [] { return version_report(); });
   app.require_subcommand(1);
   int exit_code = kExitOk;
   add_inspect(app, exit_code);

@@ -7,7 +7,7 @@
 int main(int argc, char** argv) {
   using namespace bitnet::tools;
   CLI::App app{"bitnet-rt: runs compiled BitNet/llama plans (bitnet compile) without a compiler"};
-  app.set_version_flag("--version", version_string());
+  app.set_version_flag("--version", [] { return version_report(); });
   app.require_subcommand(1);
   int exit_code = kExitOk;
   add_run(app, exit_code);

@@ -23,7 +23,9 @@ TEST(Cli, HelpAndUsage) {
   EXPECT_EQ(run_command(cli() + " inspect a b c").exit_code, 2);
   auto v = run_command(cli() + " --version");
   EXPECT_EQ(v.exit_code, 0);
-  EXPECT_FALSE(v.out.empty());
+  EXPECT_EQ(v.out.rfind(BITNET_TEST_VERSION "\ncuda: ", 0), 0u) << v.out;  // then the driver, or why there is none
+  EXPECT_TRUE(v.out.find("CUDA driver") != std::string::npos || v.out.find("no CUDA driver") != std::string::npos)
+      << v.out;
 }
 
 TEST(Cli, InspectSharedModels) {
