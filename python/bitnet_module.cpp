@@ -50,9 +50,10 @@ void log_to_stderr(bitnet::LogLevel, std::string_view message) {
 
 class ModelHandle {
  public:
-  static std::shared_ptr<ModelHandle> load(const std::string& path, bool verbose) {
+  static std::shared_ptr<ModelHandle> load(const std::string& path, bool verbose, const std::string& backend) {
     bitnet::ModelParams params;
     params.verbose = verbose;
+    params.backend = backend;
     bitnet::Result<std::shared_ptr<const bitnet::Model>> model = bitnet::Error{};
     {
       py::gil_scoped_release release;
@@ -204,7 +205,7 @@ PYBIND11_MODULE(_bitnet, m) {
   m.def("chat_template_names", &bitnet::chat_template_names);
 
   py::class_<ModelHandle, std::shared_ptr<ModelHandle>>(m, "Model")
-      .def_static("load", &ModelHandle::load, py::arg("path"), py::arg("verbose") = false)
+      .def_static("load", &ModelHandle::load, py::arg("path"), py::arg("verbose") = false, py::arg("backend") = "jit")
       .def("close", &ModelHandle::close)
       .def("n_vocab", [](const ModelHandle& self) { return self.model().n_vocab(); })
       .def("n_embd", [](const ModelHandle& self) { return self.model().n_embd(); })

@@ -112,10 +112,16 @@ class Llama:
         last_n_tokens_size: int = 64,
         chat_format: Optional[str] = None,
         verbose: bool = True,
+        n_gpu_layers: int = 0,
         **kwargs: Any,
     ):
         """Loads ``model_path`` (a GGUF file; compiled plans are cached, see README) with a
         context of ``n_ctx`` tokens (0: the model's training context).
+
+        ``n_gpu_layers``: 0 runs on the CPU; any other value (llama-cpp-python's -1: all layers)
+        runs the whole model on an NVIDIA GPU where the CUDA backend can (a BitNet I2_S model,
+        a driver and a device), else on the CPU (with ``verbose``, a line says why). Layers are never
+        split between the two.
 
         Raises:
             ValueError: the model path does not exist or does not load, or a bad argument.
@@ -132,10 +138,12 @@ class Llama:
         if n_threads is not None and n_threads < 0:
             raise ValueError(f"n_threads must not be negative, got {n_threads}")
         self.model_path = model_path
-        self._model = _bitnet.Model.load(model_path, verbose)
+        self._model = _bitnet.Model.load(model_path, verbose, "jit" if n_gpu_layers == 0 else "auto")
         if n_ctx == 0:
             n_ctx = self._model.n_ctx_train()
         self._ctx = _bitnet.Context(self._model, n_ctx, n_threads or 0)
+        if n_gpu_layers != 0:
+            logger.debug("Llama: n_gpu_layers=%d: running on %s", n_gpu_layers, self._ctx.backend())
         self.n_batch = min(n_ctx, n_batch)
         self.n_threads = self._ctx.threads()
         self.last_n_tokens_size = last_n_tokens_size

@@ -45,6 +45,18 @@ def test_n_ctx_zero_is_the_training_context(model_path):
         assert llm.n_ctx() == int(llm.metadata["llama.context_length"])
 
 
+def test_n_gpu_layers_takes_the_gpu_where_the_cuda_backend_runs_the_model(model_path):
+    # stories260K is a llama model, which the CUDA backend does not run: the CPU, the same text.
+    with Llama(model_path(STORIES), n_ctx=64, verbose=False, n_gpu_layers=-1) as gpu:
+        assert gpu._ctx.backend() in ("jit", "plan")
+        text = gpu(PROMPT, max_tokens=8, temperature=0)["choices"][0]["text"]
+    with Llama(model_path(STORIES), n_ctx=64, verbose=False) as cpu:
+        assert cpu(PROMPT, max_tokens=8, temperature=0)["choices"][0]["text"] == text
+    # A BitNet model runs on the GPU when there is one, else on the CPU.
+    with Llama(model_path(TINY), n_ctx=64, verbose=False, n_gpu_layers=99) as tiny:
+        assert tiny._ctx.backend() in ("cuda", "jit", "plan")
+
+
 def test_eval_and_scores(model_path):
     with Llama(model_path(TINY), n_ctx=64, verbose=False) as llm:
         first = llm(PROMPT, max_tokens=1, temperature=0)
@@ -123,7 +135,9 @@ def test_ignored_arguments(model_path, caplog):
     with caplog.at_level(logging.DEBUG, logger="bitnet"):
         llm = Llama(model_path(STORIES), n_ctx=64, n_gpu_layers=-1, main_gpu=0, use_mmap=False, use_mlock=True,
                     flash_attn=True, n_ubatch=128, n_threads_batch=4, offload_kqv=False, verbose=False)
-    assert "n_gpu_layers" in caplog.text and "flash_attn" in caplog.text
+    assert "main_gpu" in caplog.text and "flash_attn" in caplog.text
+    # n_gpu_layers is not ignored: it asks for the GPU, which this llama model cannot have.
+    assert "n_gpu_layers=-1: running on jit" in caplog.text or "n_gpu_layers=-1: running on plan" in caplog.text
     assert llm(PROMPT, max_tokens=2, temperature=0, tfs_z=0.5)["usage"]["completion_tokens"] == 2
     llm.close()
 
