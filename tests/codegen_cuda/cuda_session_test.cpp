@@ -313,5 +313,33 @@ TEST(CudaPlan, ACudaPartWithBadIndicesIsRefusedNotRun) {
   }
 }
 
+// A device fault in the middle of a step is an error of that decode and of every later one of
+// the session (its K/V cells may hold half a step), never a crash or silent garbage; another
+// session of the same model is not affected.
+TEST(CudaSession, ADeviceFaultFailsTheDecodeAndTheSessionAfterIt) {
+  BITNET_REQUIRE_SHARED(shared);
+  auto model = open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
+  ASSERT_TRUE(model);
+  auto device = std::make_unique<EmuDevice>(false);
+  EmuDevice* emu = device.get();
+  ASSERT_TRUE(compiler::attach_cuda_backend(*model, {.device = std::move(device)}).ok());
+  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 64, .threads = 1, .n_seq_max = 1};
+  auto broken = model->new_session(options);
+  ASSERT_TRUE(broken) << broken.error().message;
+  ASSERT_TRUE((*broken)->decode(one(1, 0, 0)).ok());
+  emu->fail_launch_after(10);
+  auto fault = (*broken)->decode(one(450, 1, 0));
+  ASSERT_FALSE(fault);
+  EXPECT_NE(fault.error().message.find("the CUDA device failed"), std::string::npos) << fault.error().message;
+  EXPECT_NE(fault.error().message.find("emulated device fault"), std::string::npos) << fault.error().message;
+  EXPECT_EQ((*broken)->seq_pos_max(0), 0);  // the failed token was not added
+  auto after = (*broken)->decode(one(450, 1, 0));
+  ASSERT_FALSE(after);
+  EXPECT_NE(after.error().message.find("the CUDA device failed"), std::string::npos) << after.error().message;
+  auto fresh = model->new_session(options);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  EXPECT_TRUE((*fresh)->decode(one(1, 0, 0)).ok());
+}
+
 }  // namespace
 }  // namespace bitnet::testing

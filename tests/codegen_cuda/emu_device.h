@@ -38,6 +38,8 @@ class EmuDevice final : public runtime::cuda::Device {
   Status synchronize() override { return Status::success(); }
 
   int64_t launches() const { return launches_; }  // kernels run
+  // Makes the n-th kernel run from now fail (a device fault), for the tests of what follows one.
+  void fail_launch_after(int64_t n) { fail_at_ = launches_ + n; }
   int64_t replays() const { return replays_; }
   int64_t graphs() const { return static_cast<int64_t>(graphs_.size()); }  // captured
   int64_t live_allocations() const { return static_cast<int64_t>(allocations_.size()); }
@@ -64,6 +66,7 @@ class EmuDevice final : public runtime::cuda::Device {
   std::vector<Launch>* recording_ = nullptr;
   int64_t launches_ = 0;
   int64_t replays_ = 0;
+  int64_t fail_at_ = -1;
 };
 
 }  // namespace bitnet::testing
