@@ -29,6 +29,10 @@
 #include "runtime/plan_files.h"
 #include "runtime/plan_reader.h"
 
+#ifdef BITNET_CUDA_CHECK_EMULATOR
+#include "emu_device.h"  // tests/codegen_cuda: the test build's variant runs on the host emulator
+#endif
+
 namespace {
 
 using namespace bitnet;
@@ -37,7 +41,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string code, model;
-  bool gen_2b4t = false, parity = false;
+  bool gen_2b4t = false, parity = false, emulator = false;
   std::vector<int> batches = {1, 8, 64};
   int steps = 32, prompt = 128;
 };
@@ -120,6 +124,10 @@ int main(int argc, char** argv) {
       o.gen_2b4t = true;
     } else if (a == "--parity") {
       o.parity = true;
+#ifdef BITNET_CUDA_CHECK_EMULATOR
+    } else if (a == "--emulator") {  // the kernels' CUDA C++ on the host emulator instead of a GPU
+      o.emulator = true;
+#endif
     } else if (a == "--steps" || a == "--prompt") {
       const int n = std::atoi(value().c_str());
       if (n < 1 || n > 4096) return usage("--steps and --prompt take 1..4096");
@@ -173,6 +181,9 @@ int main(int argc, char** argv) {
   program->sm = code.sm;
 
   auto device = rc::open_cuda_device(0);
+#ifdef BITNET_CUDA_CHECK_EMULATOR
+  if (o.emulator) device = std::unique_ptr<rc::Device>(std::make_unique<testing::EmuDevice>());
+#endif
   if (!device) return fail(2, "device", device.error().message);
   const rc::DeviceInfo info = (*device)->info();
   auto backend = std::make_shared<rc::CudaBackend>(std::move(*device));

@@ -341,5 +341,41 @@ TEST(CudaSession, ADeviceFaultFailsTheDecodeAndTheSessionAfterIt) {
   EXPECT_TRUE((*fresh)->decode(one(1, 0, 0)).ok());
 }
 
+// bench/cuda_backend_check, what the GPU machine runs (bench/cuda_device_check.sh --backend), in
+// its emulator build: a CUDA plan of the test's, the weights repacked by the check, its parity
+// run and benchmark loops, one JSON line.
+TEST(CudaBackendCheck, RunsThePlanAndReportsParityAndThroughputOnTheEmulator) {
+  BITNET_REQUIRE_SHARED(shared);
+  const std::string model_path = (shared / "models/bitnet-i2s/bitnet-tiny-mha.i2_s.gguf").string();
+  auto model = open(model_path);
+  ASSERT_TRUE(model);
+  auto hash = runtime::file_content_hash(model_path, "", "model");
+  ASSERT_TRUE(hash) << hash.error().message;
+  auto compiled = compiler::compile_cuda_plan(*model, *hash, 0, 32);
+  ASSERT_TRUE(compiled) << compiled.error().message;
+  TempDir dir;
+  const std::string plan = (dir / "tiny.bnplan").string();
+  ASSERT_TRUE(runtime::write_plan(plan, *compiled->plan, compiled->weights).ok());
+  const std::string check = std::string(BITNET_CUDA_BACKEND_CHECK_EMU) + " --code " + shell_quote(plan) + " --model " +
+                            shell_quote(model_path);
+  auto r = run_command(check + " --emulator --parity --batches 1,2 --steps 3 --prompt 5");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("{\"status\":\"ok\",\"device\":\"host emulator\"", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"parity_differing_logits\":0,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("{\"batch\":2,\"decode_tokens_per_s\":"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"prompt_tokens_per_s\":"), std::string::npos) << r.out;
+  // Without a GPU (and without --emulator): exit 2, the reason as JSON.
+  auto no_gpu = run_command(check);
+  if (no_gpu.exit_code != 0) {
+    EXPECT_EQ(no_gpu.exit_code, 2) << no_gpu.out;
+    EXPECT_NE(no_gpu.out.find("\"stage\":\"device\""), std::string::npos) << no_gpu.out;
+  }
+  // Another model than the plan's: exit 3.
+  auto other = run_command(std::string(BITNET_CUDA_BACKEND_CHECK_EMU) + " --code " + shell_quote(plan) + " --model " +
+                           shell_quote((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string()));
+  EXPECT_EQ(other.exit_code, 3) << other.out;
+  EXPECT_NE(other.out.find("content hash"), std::string::npos) << other.out;
+}
+
 }  // namespace
 }  // namespace bitnet::testing
