@@ -23,11 +23,12 @@ namespace {
 // probabilities in shared memory).
 constexpr int64_t kMaxCells = 8192;
 
-Expected<cc::DecodeModelConfig> decode_config(const runtime::Model& model, int64_t n_ctx) {
-  const gguf::ModelConfig& m = model.config();
+}  // namespace
+
+Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, int64_t n_ctx) {
   if (m.arch == nullptr || !m.arch->sub_norms || m.arch->rope_style != gguf::RopeStyle::kNeox) {
     return make_error("the CUDA backend runs BitNet models (sub-norms, NEOX RoPE); this is a {} model",
-                      model.file().architecture());
+                      m.arch ? m.arch->name : std::string_view("?"));
   }
   if (m.separate_output) return make_error("the CUDA backend needs the LM head tied to the F16 embedding");
   cc::DecodeModelConfig c;
@@ -47,6 +48,8 @@ Expected<cc::DecodeModelConfig> decode_config(const runtime::Model& model, int64
   }
   return c;
 }
+
+namespace {
 
 // Every tensor a weight buffer is made from has the type and shape its layout reads.
 Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& file) {
@@ -88,7 +91,7 @@ Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& fil
 }  // namespace
 
 Status check_cuda_support(const runtime::Model& model) {
-  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, decode_config(model, 32));
+  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), 32));
   auto program = cc::plan_decode_program(config, {.pdl = cc::PdlMode::kOff});
   if (!program.ok()) return make_error("the CUDA backend cannot run this model: {}", program.error().message);
   return check_tensors(*program, model.file());
@@ -96,7 +99,7 @@ Status check_cuda_support(const runtime::Model& model) {
 
 Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runtime::Model& model, int64_t n_ctx,
                                                                       const CudaCompileOptions& options) {
-  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, decode_config(model, n_ctx));
+  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), n_ctx));
   // PDL instructions need sm_90; the emulator (sm 0) runs them as no-ops.
   const bool pdl = options.programmatic_launch && (options.sm == 0 || options.sm >= 90);
   auto planned = cc::plan_decode_program(config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff});

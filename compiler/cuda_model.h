@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "bitnet/log.h"
+#include "codegen_cuda/decode_program.h"
 #include "runtime/cuda/cuda_program.h"
 #include "runtime/cuda/device.h"
 #include "runtime/model.h"
@@ -16,6 +17,11 @@
 #include "runtime/plan_writer.h"
 
 namespace bitnet::compiler {
+
+// The decode program's configuration of a model for `n_ctx` cells per sequence (rounded up to a
+// multiple of 32; at most 8192); an error for architectures it does not run (not BitNet: no
+// sub-norms or not NEOX RoPE, or an untied LM head).
+Expected<codegen_cuda::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& config, int64_t n_ctx);
 
 // Whether the CUDA decode program runs this model: BitNet architectures (sub-norms, NEOX RoPE)
 // with I2_S projections, F32 norms and an F16 embedding that is also the LM head. The error

@@ -12,6 +12,7 @@
 
 #include "bench/cuda_reference_decode.h"
 #include "codegen_cuda/decode_program.h"
+#include "compiler/cuda_model.h"
 #include "emu_module.h"
 #include "frontend_gguf/gguf_file.h"
 #include "frontend_gguf/lowering.h"
@@ -73,20 +74,11 @@ class EmuDecodeRunner {
   std::vector<std::vector<Block>> storage_;
 };
 
-cc::DecodeModelConfig config_of(const gguf::GgufFile& file, const gguf::ModelConfig& m, int64_t n_ctx) {
-  cc::DecodeModelConfig c;
-  c.n_embd = static_cast<int64_t>(m.n_embd);
-  c.n_ff = static_cast<int64_t>(m.n_ff);
-  c.n_head = static_cast<int64_t>(m.n_head);
-  c.n_head_kv = static_cast<int64_t>(m.n_head_kv);
-  c.n_layer = static_cast<int64_t>(m.n_layer);
-  c.n_vocab = static_cast<int64_t>(m.n_vocab);
-  c.n_ctx = n_ctx;
-  c.eps = m.rms_eps;
-  c.freq_base = m.rope_freq_base;
-  c.freq_scale = m.rope_freq_scale;
-  c.act = file.architecture() == "bitnet" ? cc::FfnActivation::kSilu : cc::FfnActivation::kRelu2;
-  return c;
+// The configuration the CUDA backend plans for a model (compiler/cuda_model.h).
+cc::DecodeModelConfig config_of(const gguf::ModelConfig& m, int64_t n_ctx) {
+  auto c = compiler::cuda_decode_config(m, n_ctx);
+  EXPECT_TRUE(c) << c.error().message;
+  return c ? *c : cc::DecodeModelConfig{};
 }
 
 TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefusesUnsupportedShapes) {
@@ -170,8 +162,7 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     ASSERT_TRUE(file) << file.error().message;
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
-    auto program =
-        cc::plan_decode_program(config_of(*file, *mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl});
+    auto program = cc::plan_decode_program(config_of(*mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl});
     ASSERT_TRUE(program) << program.error().message;
 
     std::string error;
