@@ -222,41 +222,31 @@ Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options) {
   auto shared = std::make_shared<Shared>();
   shared->backend = std::make_shared<rc::CudaBackend>(std::move(device));
   const runtime::Model* m = &model;
-  const bool use_graphs = options.use_graphs;
-  model.set_session_factory([shared, m, use_graphs, log = options.log, verbose = options.verbose](
-                                const runtime::SessionOptions& s) -> Expected<std::unique_ptr<runtime::Session>> {
-    if (s.n_seq_max < 1) return make_error("n_seq_max must be at least 1");
-    const int64_t cells = s.n_ctx / s.n_seq_max;
-    std::shared_ptr<const rc::CudaProgram> program;
-    {
-      std::lock_guard lock(shared->mutex);
-      const int64_t key = (cells + 31) / 32 * 32;
-      auto it = shared->programs.find(key);
-      if (it == shared->programs.end()) {
+  rc::install_cuda_sessions(
+      model, shared->backend,
+      [shared, m, log = options.log,
+       verbose = options.verbose](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
+        std::lock_guard lock(shared->mutex);
+        const int64_t key = (cells + 31) / 32 * 32;
+        if (auto it = shared->programs.find(key); it != shared->programs.end()) return it->second;
         const auto t0 = std::chrono::steady_clock::now();
-        BITNET_ASSIGN_OR_RETURN(program, compile_cuda_program(*m, cells, {.sm = shared->backend->device().info().sm}));
-        std::lock_guard device_lock(shared->backend->mutex());
-        BITNET_RETURN_IF_ERROR(shared->backend->load(program));
+        BITNET_ASSIGN_OR_RETURN(auto program,
+                                compile_cuda_program(*m, cells, {.sm = shared->backend->device().info().sm}));
+        {
+          std::lock_guard device_lock(shared->backend->mutex());
+          BITNET_RETURN_IF_ERROR(shared->backend->load(program));
+        }
         if (verbose && log) {
-          const double s_taken = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          log(LogLevel::kInfo, fmt::format("cuda: {} kernels for {} cells compiled and {:.1f} MiB of weights on the "
-                                           "device in {:.2f} s",
-                                           program->kernels.size(), key,
-                                           static_cast<double>(shared->backend->weight_bytes()) / (1 << 20), s_taken));
+          const double taken = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          log(LogLevel::kInfo,
+              fmt::format("cuda: {} kernels for {} cells compiled and {:.1f} MiB of weights on the device in {:.2f} s",
+                          program->kernels.size(), key,
+                          static_cast<double>(shared->backend->weight_bytes()) / (1 << 20), taken));
         }
         shared->programs[key] = program;
-      } else {
-        program = it->second;
-      }
-    }
-    BITNET_ASSIGN_OR_RETURN(
-        auto session,
-        rc::CudaSession::create(
-            shared->backend, program,
-            {.n_seq = s.n_seq_max, .n_ctx = s.n_ctx, .all_logits = s.all_logits, .use_graphs = use_graphs}));
-    return std::unique_ptr<runtime::Session>(std::move(session));
-  });
-  model.set_device_backend("cuda");
+        return program;
+      },
+      options.use_graphs);
   return Status::success();
 }
 

@@ -137,21 +137,16 @@ Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::Cuda
 
 void install_cuda_program(Model& model, std::shared_ptr<const CudaProgram> program,
                           std::shared_ptr<CudaBackend> backend, bool use_graphs) {
-  model.set_session_factory(
-      [program, backend, use_graphs](const SessionOptions& s) -> Expected<std::unique_ptr<Session>> {
-        if (s.n_seq_max < 1) return make_error("n_seq_max must be at least 1");
-        if (s.n_ctx / s.n_seq_max > program->n_ctx) {
+  install_cuda_sessions(
+      model, std::move(backend),
+      [program](int64_t cells) -> Expected<std::shared_ptr<const CudaProgram>> {
+        if (cells > program->n_ctx) {
           return make_error("{} cells per sequence asked; the CUDA plan holds at most {} (compile it with a larger -c)",
-                            s.n_ctx / s.n_seq_max, program->n_ctx);
+                            cells, program->n_ctx);
         }
-        BITNET_ASSIGN_OR_RETURN(
-            auto session,
-            CudaSession::create(
-                backend, program,
-                {.n_seq = s.n_seq_max, .n_ctx = s.n_ctx, .all_logits = s.all_logits, .use_graphs = use_graphs}));
-        return std::unique_ptr<Session>(std::move(session));
-      });
-  model.set_device_backend("cuda");
+        return program;
+      },
+      use_graphs);
 }
 
 Expected<std::unique_ptr<Model>> load_cuda_model_from_plan(const std::string& plan_path, const PlanRunOptions& options,

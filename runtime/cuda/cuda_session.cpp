@@ -252,4 +252,20 @@ void CudaSession::move_cells(int32_t seq, int64_t from, int64_t to, int64_t n) {
   if (!s.ok()) failed_ = make_error("the CUDA device failed shifting K/V cells: {}", s.error().message);
 }
 
+void install_cuda_sessions(Model& model, std::shared_ptr<CudaBackend> backend, CudaProgramFor program_for,
+                           bool use_graphs) {
+  model.set_session_factory([backend = std::move(backend), program_for = std::move(program_for),
+                             use_graphs](const SessionOptions& s) -> Expected<std::unique_ptr<Session>> {
+    if (s.n_seq_max < 1) return make_error("n_seq_max must be at least 1");
+    BITNET_ASSIGN_OR_RETURN(std::shared_ptr<const CudaProgram> program, program_for(s.n_ctx / s.n_seq_max));
+    BITNET_ASSIGN_OR_RETURN(
+        auto session,
+        CudaSession::create(
+            backend, std::move(program),
+            {.n_seq = s.n_seq_max, .n_ctx = s.n_ctx, .all_logits = s.all_logits, .use_graphs = use_graphs}));
+    return std::unique_ptr<Session>(std::move(session));
+  });
+  model.set_device_backend("cuda");
+}
+
 }  // namespace bitnet::runtime::cuda

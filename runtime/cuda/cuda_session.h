@@ -8,6 +8,7 @@
 // so their logits have the decode arithmetic of the reference (one-token rows).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,7 @@
 
 #include "runtime/cuda/cuda_program.h"
 #include "runtime/cuda/device.h"
+#include "runtime/model.h"
 #include "runtime/session.h"
 
 namespace bitnet::runtime::cuda {
@@ -90,5 +92,12 @@ class CudaSession final : public SequenceSession {
   std::vector<KernelArg> args_;                // launch_step's, reused
   Status failed_ = Status::success();          // a device error of a KV edit, reported by the next decode
 };
+
+// Makes `model`'s sessions CudaSessions on `backend` (and says "cuda" for its backend): each
+// session runs program_for(cells per sequence), a program already loaded on the backend: a
+// plan's one program, or the JIT's, compiled for that many cells on first use.
+using CudaProgramFor = std::function<Expected<std::shared_ptr<const CudaProgram>>(int64_t cells)>;
+void install_cuda_sessions(Model& model, std::shared_ptr<CudaBackend> backend, CudaProgramFor program_for,
+                           bool use_graphs = true);
 
 }  // namespace bitnet::runtime::cuda
