@@ -45,21 +45,7 @@ class EmuDecodeRunner {
       const std::string& name = program_.kernels[static_cast<size_t>(l.kernel)].name;
       std::vector<void*> a;
       for (int index : l.args) a.push_back(address(index));
-      std::string error;
-      // Every parameter is a pointer, then maybe the int n_tokens (identical ABI for all pointer types).
-      if (l.n_tokens_arg && a.size() == 3) {
-        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], 1);
-      } else if (l.n_tokens_arg && a.size() == 5) {
-        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3], a[4], 1);
-      } else if (l.n_tokens_arg && a.size() == 6) {
-        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3], a[4], a[5], 1);
-      } else if (!l.n_tokens_arg && a.size() == 4) {
-        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3]);
-      } else if (!l.n_tokens_arg && a.size() == 7) {
-        error = module_->launch(name, l.grid, l.threads, a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
-      } else {
-        error = "unexpected signature of " + name;
-      }
+      const std::string error = module_->launch_pointers(name, l.grid, l.threads, a, l.n_tokens_arg, 1);
       if (!error.empty()) return l.label + ": " + error;
     }
     return "";

@@ -14,36 +14,6 @@ void* address(rc::DevicePtr p) {
   return reinterpret_cast<void*>(static_cast<uintptr_t>(p));
 }
 
-// Calls the kernel with `p` pointers and, where `has_int`, a trailing int (the signatures the
-// generated kernels have; every pointer type has the same ABI).
-std::string call(const EmuModule& m, const std::string& name, codegen_cuda::Dim3 g, int t, const std::vector<void*>& p,
-                 bool has_int, int v) {
-  switch (p.size() * 2 + (has_int ? 1 : 0)) {
-    case 6:
-      return m.launch(name, g, t, p[0], p[1], p[2]);
-    case 7:
-      return m.launch(name, g, t, p[0], p[1], p[2], v);
-    case 8:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3]);
-    case 9:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], v);
-    case 10:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], p[4]);
-    case 11:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], p[4], v);
-    case 12:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5]);
-    case 13:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], v);
-    case 14:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
-    case 15:
-      return m.launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], v);
-    default:
-      return "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
-  }
-}
-
 }  // namespace
 
 EmuDevice::EmuDevice(bool graphs) {
@@ -161,8 +131,8 @@ Status EmuDevice::run(const Launch& l) {
   }
   const Module& m = modules_[static_cast<size_t>(l.module)];
   if (++launches_ == fail_at_) return make_error("emulated device fault (an illegal address)");
-  const std::string error = call(*m.code, m.names[static_cast<size_t>(l.kernel)], {l.grid.x, l.grid.y, l.grid.z},
-                                 l.threads, pointers, has_int, value);
+  const std::string error = m.code->launch_pointers(
+      m.names[static_cast<size_t>(l.kernel)], {l.grid.x, l.grid.y, l.grid.z}, l.threads, pointers, has_int, value);
   if (!error.empty()) return make_error("emulator: {}", error);
   return Status::success();
 }

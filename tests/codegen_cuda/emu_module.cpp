@@ -107,4 +107,32 @@ std::string EmuModule::launch_raw(codegen_cuda::Dim3 grid, int threads, void (*b
   return rc == 0 ? std::string() : std::string(message);
 }
 
+std::string EmuModule::launch_pointers(const std::string& name, codegen_cuda::Dim3 g, int t,
+                                       const std::vector<void*>& p, bool has_int, int v) const {
+  switch (p.size() * 2 + (has_int ? 1 : 0)) {
+    case 6:
+      return launch(name, g, t, p[0], p[1], p[2]);
+    case 7:
+      return launch(name, g, t, p[0], p[1], p[2], v);
+    case 8:
+      return launch(name, g, t, p[0], p[1], p[2], p[3]);
+    case 9:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], v);
+    case 10:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4]);
+    case 11:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], v);
+    case 12:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5]);
+    case 13:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], v);
+    case 14:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
+    case 15:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], v);
+    default:
+      return "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
+  }
+}
+
 }  // namespace bitnet::testing

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "codegen_cuda/kernel_source.h"
 #include "host_emu/host_emu_api.h"
@@ -22,6 +23,11 @@ class EmuModule {
   EmuModule& operator=(const EmuModule&) = delete;
 
   void* symbol(const std::string& name) const;
+
+  // Launches `kernel` whose parameters are `pointers` then, where `has_int`, the int `value`
+  // (the signatures of the generated kernels: every pointer type has the same ABI).
+  std::string launch_pointers(const std::string& kernel, codegen_cuda::Dim3 grid, int threads,
+                              const std::vector<void*>& pointers, bool has_int, int value) const;
 
   // Launches `kernel` (whose parameters must be exactly Args...) on the emulator; returns "" or
   // the emulator's error (a deadlock, a missing symbol).
