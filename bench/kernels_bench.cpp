@@ -346,6 +346,8 @@ void register_all() {
     c.cold = false;
     add(std::string("i2s_gemv/") + s.name + "/hot", c, {1, 2});
     c.cold = true;
+    c.tokens = 8;
+    add(std::string("i2s_gemm_T8/") + s.name, c, {1, 2});
     c.tokens = 128;
     add(std::string("i2s_gemm_T128/") + s.name, c, {1, 2});
   }
@@ -353,6 +355,8 @@ void register_all() {
   gated.rows = {6912, 6912};
   gated.gated = true;
   add("i2s_gated_ffn_relu2/2x6912x2560/cold", gated, {1, 2});
+  gated.tokens = 8;
+  add("i2s_gated_ffn_relu2_T8/2x6912x2560", gated, {1, 2});
   gated.tokens = 128;
   add("i2s_gated_ffn_relu2_T128/2x6912x2560", gated, {1, 2});
   Case head;
@@ -445,7 +449,11 @@ void register_all() {
   variants("i2s_gemv_6912x2560", shape({6912}, 2560, 1, ir::DType::I2_S, true), i2s_gemv);
   variants("i2s_gemv_2560x6912", shape({2560}, 6912, 1, ir::DType::I2_S, true), i2s_gemv);
   variants("i2s_gemv_2560x2560_hot", shape({2560}, 2560, 1, ir::DType::I2_S, false), i2s_gemv);
-  std::vector<Variant> i2s_gemm = {{"vnni256", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256; })},
+  std::vector<Variant> i2s_gemm = {{"default", none},
+                                   {"chunk0", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 0; })},
+                                   {"chunk12k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 12288; })},
+                                   {"chunk28k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 28672; })},
+                                   {"vnni256", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256; })},
                                    {"target_x86-64-v3", [](Case& c) { c.target = "x86-64-v3"; }}};
   for (int accs : {1, 2}) {
     for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 4}, {6, 4}, {8, 2}, {8, 3}, {8, 4}, {8, 6}, {12, 3}}) {
@@ -456,6 +464,8 @@ void register_all() {
     }
   }
   variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm);
+  variants("i2s_gemm_T128_2560x6912", shape({2560}, 6912, 128, ir::DType::I2_S, true), i2s_gemm);
+  variants("i2s_gemm_T8_2560x6912", shape({2560}, 6912, 8, ir::DType::I2_S, true), i2s_gemm);
   // Batched decode: 8 or 16 tokens per call (one per sequence).
   for (int64_t tokens : {8, 16}) {
     Case gated_rows = shape({6912, 6912}, 2560, tokens, ir::DType::I2_S, true);
@@ -473,6 +483,7 @@ void register_all() {
   variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm_avx2);
   variants("i2s_gemm_T128_qkv_2560+640+640x2560", shape({2560, 640, 640}, 2560, 128, ir::DType::I2_S, true),
            i2s_gemm_avx2);
+  variants("i2s_gemm_T128_2560x6912", shape({2560}, 6912, 128, ir::DType::I2_S, true), i2s_gemm_avx2);
   Case gated_avx2 = shape({6912, 6912}, 2560, 128, ir::DType::I2_S, true);
   gated_avx2.gated = true;
   variants("i2s_gated_ffn_T128_2x6912x2560", gated_avx2, i2s_gemm_avx2);

@@ -157,6 +157,10 @@ void emit_tiles(KernelBuilder& kb, const ProductArgs& p, int gemv_rows, int gemm
   kb.if_then(gemm, [&] {
     llvm::Value* full_tokens = b.CreateMul(b.CreateSDiv(tokens, kb.c64(gemm_tokens)), kb.c64(gemm_tokens));
     over_rows(lo, gemm_rows, nullptr, [&](int rows, llvm::Value* r) {
+      if (options.gemm_tile) {
+        options.gemm_tile(rows, r);
+        return;
+      }
       if (options.prologue) options.prologue(rows, r);
       kb.loop(kb.c64(0), full_tokens, gemm_tokens,
               [&](llvm::Value* t) { micro(rows, gemm_tokens, true, r, t, nullptr); });

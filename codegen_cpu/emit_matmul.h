@@ -50,6 +50,9 @@ using BatchKernel = std::function<void(int groups, llvm::Value* row, llvm::Value
 struct TileOptions {
   // In the prefill path, prologue(rows, row) (if set) runs once per row tile before its tokens.
   RowPrologue prologue;
+  // In the prefill path, if set: the whole of each row tile (its own prologues and token loops)
+  // instead of the prologue and the token tiles above.
+  RowPrologue gemm_tile;
   // 2: the decode path of a single-weight product reads two distant row ranges at once (the
   // first and second half of the range; more memory streams in flight): micro then gets
   // `row2`, the first of `rows` more rows of the same weight, and stores both.

@@ -15,7 +15,9 @@
 // accumulators that are scaled back with exact arithmetic shifts at the end, reads two
 // distant row ranges at once and prefetches 4 KiB ahead: that is what reaches DRAM speed.
 // Prefill shifts the fields of a tile of 8 rows down once into a stack buffer and then spends
-// its vector slots on vpdpbusd only, for every tile of 4 tokens. AVX2 without VNNI has 16
+// its vector slots on vpdpbusd only, for every tile of 4 tokens; rows too long for that buffer
+// to stay in L1 (the FFN down projection, K = 6912) go in K chunks, the exact int32 partial
+// sums of each (row, token) kept in a stack buffer between chunks. AVX2 without VNNI has 16
 // vector registers and no accumulating byte product: its tiles are smaller (4 rows x 2 tokens)
 // and sum vpmaddubsw results in int16 over 16 blocks before one vpmaddwd widens them (madd_gemm),
 // so that the K loop is vpmaddubsw and vpaddw on registers (at its vpmaddubsw throughput).
@@ -74,9 +76,28 @@ class I2sGenerator {
     // Prefill: each row tile's fields are extracted once into a stack buffer, so the token
     // tiles spend their vector ALU slots on dot products only.
     const int64_t max_slots = static_cast<int64_t>(p_.weights.size()) * ((gemm_rows + halves_ - 1) / halves_);
-    if (gemm_tokens > 1) codes_ = code_buffer(static_cast<uint64_t>(blocks_ * max_slots * 4 * vector_bytes_));
+    const int64_t block_code_bytes = max_slots * 4 * vector_bytes_;
+    chunk_end_ = blocks_;
+    int64_t chunk_blocks = blocks_;
+    if (gemm_tokens > 1 && !avx2 && tune_.i2s_gemm_chunk_bytes > 0 &&
+        blocks_ * block_code_bytes > tune_.i2s_gemm_chunk_bytes) {
+      const int64_t most = std::max<int64_t>(1, tune_.i2s_gemm_chunk_bytes / block_code_bytes);
+      const int64_t chunks = (blocks_ + most - 1) / most;
+      chunk_blocks = (blocks_ + chunks - 1) / chunks;  // equal chunks, the last maybe shorter
+    }
+    if (gemm_tokens > 1) codes_ = code_buffer(static_cast<uint64_t>(chunk_blocks * block_code_bytes));
     TileOptions options;
     options.prologue = [&](int rows, llvm::Value* row) { extract_codes(rows, row); };
+    if (chunk_blocks < blocks_) {
+      llvm::BasicBlock& entry = kb_.fn->getEntryBlock();
+      llvm::IRBuilder<> at_entry(&entry, entry.begin());
+      partials_ = at_entry.CreateAlloca(acc_type(), kb_.c64(kPartialTokens * max_slots), "i2s.partials");
+      partials_->setAlignment(llvm::Align(64));
+      partial_slots_ = max_slots;
+      options.gemm_tile = [&, chunk_blocks, gemm_tokens](int rows, llvm::Value* row) {
+        gemm_tile_chunked(rows, row, gemm_tokens, chunk_blocks);
+      };
+    }
     if (tune_.i2s_start_prefetch_bytes > 0) {
       options.decode_start = [&](const std::vector<llvm::Value*>& stream_rows) {
         start_prefetch(stream_rows, row_bytes_, tune_.i2s_start_prefetch_bytes);
@@ -115,6 +136,41 @@ class I2sGenerator {
   }
 
   bool vnni() const { return isa_ == Isa::kVnni512 || isa_ == Isa::kVnni256; }
+
+  // Tokens whose partial sums one K chunk leaves for the next (the partials buffer's size); a
+  // row tile's chunks are extracted again for each such block of tokens.
+  static constexpr int64_t kPartialTokens = 32;
+
+  // A prefill row tile whose code buffer would outgrow L1 (MatmulTuning::i2s_gemm_chunk_bytes):
+  // per block of kPartialTokens tokens, chunk by chunk of K, the chunk's fields are extracted
+  // and every token tile adds its dot products over the chunk to the partial sums; the last
+  // chunk finishes the tile as micro() always does.
+  void gemm_tile_chunked(int rows, llvm::Value* r0, int tile_tokens, int64_t chunk_blocks) {
+    llvm::Value* tokens = p_.n_tokens;
+    kb_.loop(kb_.c64(0), tokens, kPartialTokens, [&](llvm::Value* first) {
+      token_block_ = first;
+      llvm::Value* end = kb_.min_i64(b_.CreateAdd(first, kb_.c64(kPartialTokens)), tokens);
+      llvm::Value* whole_end = b_.CreateAdd(
+          first, b_.CreateMul(b_.CreateSDiv(b_.CreateSub(end, first), kb_.c64(tile_tokens)), kb_.c64(tile_tokens)));
+      for (chunk_begin_ = 0; chunk_begin_ < blocks_; chunk_begin_ += chunk_blocks) {
+        chunk_end_ = std::min(blocks_, chunk_begin_ + chunk_blocks);
+        extract_codes(rows, r0);
+        kb_.loop(first, whole_end, tile_tokens,
+                 [&](llvm::Value* t) { micro(rows, tile_tokens, true, r0, t, nullptr); });
+        kb_.loop(whole_end, end, 1, [&](llvm::Value* t) { micro(rows, 1, true, r0, t, nullptr); });
+      }
+    });
+    chunk_begin_ = 0;
+    chunk_end_ = blocks_;
+    token_block_ = nullptr;
+  }
+
+  // The partial sums of (slot, token t) between K chunks.
+  llvm::Value* partial_address(size_t slot, llvm::Value* t) {
+    llvm::Value* index = b_.CreateAdd(b_.CreateMul(b_.CreateSub(t, token_block_), kb_.c64(partial_slots_)),
+                                      kb_.c64(static_cast<int64_t>(slot)));
+    return kb_.element_ptr(acc_type(), partials_, index);
+  }
 
   // The prefill code buffer: one 64-byte aligned stack array in the entry block, shared by
   // the products of one kernel (matmul_cat) when it is large enough.
@@ -441,7 +497,8 @@ class I2sGenerator {
   void extract_codes(int rows, llvm::Value* r0) {
     std::vector<llvm::Value*> row_ptrs;
     const std::vector<std::vector<llvm::Value*>> slots = make_slots(rows, sources(r0, nullptr), row_ptrs);
-    kb_.loop(kb_.c64(0), kb_.c64(blocks_), 1, [&](llvm::Value* j) {
+    // The current K chunk's blocks (all of them unless gemm_tile_chunked runs).
+    kb_.loop(kb_.c64(chunk_begin_), kb_.c64(chunk_end_), 1, [&](llvm::Value* j) {
       // The rows of consecutive tiles are one contiguous stream: prefetching ahead along each
       // row reaches the next tiles' rows, which short prompts (few tokens per row tile) need.
       if (tune_.i2s_prefetch_bytes > 0) {
@@ -450,8 +507,9 @@ class I2sGenerator {
       }
       for (size_t s = 0; s < slots.size(); ++s) {
         const std::vector<Field> f = fields(load_rows(slots[s], j), 1);
+        llvm::Value* at = b_.CreateSub(j, kb_.c64(chunk_begin_));
         for (int g = 0; g < 4; ++g)
-          b_.CreateAlignedStore(f[static_cast<size_t>(g)].codes, code_address(slots.size(), s, j, g), llvm::Align(64));
+          b_.CreateAlignedStore(f[static_cast<size_t>(g)].codes, code_address(slots.size(), s, at, g), llvm::Align(64));
       }
     });
   }
@@ -475,10 +533,10 @@ class I2sGenerator {
     const CodeSource source = [&](size_t s, llvm::Value* block) {
       if (!gemm) return fields(load_rows(slots[s], block), split);
       std::vector<Field> f;
+      llvm::Value* at = b_.CreateSub(block, kb_.c64(chunk_begin_));
       for (int g = 0; g < 4; ++g) {
-        f.push_back(
-            {b_.CreateAlignedLoad(bytes(vector_bytes_), code_address(slots.size(), s, block, g), llvm::Align(64)),
-             g % split});
+        f.push_back({b_.CreateAlignedLoad(bytes(vector_bytes_), code_address(slots.size(), s, at, g), llvm::Align(64)),
+                     g % split});
       }
       return f;
     };
@@ -488,26 +546,39 @@ class I2sGenerator {
 
     const size_t n_accs = slots.size() * static_cast<size_t>(tokens) * static_cast<size_t>(split);
     std::vector<llvm::Value*> init(n_accs, llvm::Constant::getNullValue(acc_type()));
+    // Prefill takes the current K chunk (gemm_tile_chunked; else all blocks), after the first
+    // one starting from the partial sums the previous chunks left.
+    const int64_t first_block = gemm ? chunk_begin_ : 0;
+    const int64_t end_block = gemm ? chunk_end_ : blocks_;
+    if (gemm && first_block > 0) {
+      for (size_t s = 0; s < slots.size(); ++s) {
+        for (int n = 0; n < tokens; ++n) {
+          init[(s * static_cast<size_t>(tokens) + static_cast<size_t>(n)) * static_cast<size_t>(split)] =
+              b_.CreateAlignedLoad(acc_type(), partial_address(s, b_.CreateAdd(t0, kb_.c64(n))), llvm::Align(64));
+        }
+      }
+    }
     // Two blocks per iteration (one 64-byte line of each row: one prefetch per row).
-    const int64_t pair_end = blocks_ - blocks_ % 2;
+    const int64_t pair_end = end_block - (end_block - first_block) % 2;
     std::vector<llvm::Value*> accs;
     if (gemm && isa_ == Isa::kMaddubs256) {
       accs = madd_gemm(slots.size(), act_rows);
     } else if (!gemm && isa_ == Isa::kMaddubs256) {
       accs = madd_gemv(slots, act_rows, row_ptrs);
     } else {
-      accs = kb_.loop_carried(
-          kb_.c64(0), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
-            std::vector<llvm::Value*> next = current;
-            if (tune_.i2s_prefetch_bytes > 0 && !gemm) {
-              llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
-              for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
-            }
-            block_step(slots.size(), source, act_rows, j, split, next);
-            block_step(slots.size(), source, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
-            return next;
-          });
-      if (blocks_ % 2) block_step(slots.size(), source, act_rows, kb_.c64(blocks_ - 1), split, accs);
+      accs = kb_.loop_carried(kb_.c64(first_block), kb_.c64(pair_end), 2, init,
+                              [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+                                std::vector<llvm::Value*> next = current;
+                                if (tune_.i2s_prefetch_bytes > 0 && !gemm) {
+                                  llvm::Value* ahead =
+                                      b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+                                  for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+                                }
+                                block_step(slots.size(), source, act_rows, j, split, next);
+                                block_step(slots.size(), source, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
+                                return next;
+                              });
+      if (pair_end < end_block) block_step(slots.size(), source, act_rows, kb_.c64(end_block - 1), split, accs);
     }
 
     TileDots out{from, slots.size(), {}};
@@ -568,6 +639,16 @@ class I2sGenerator {
   // One tile: D per (weight, row, token) from the lanes of each half, then y and the stores.
   void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
     const TileDots dots_in = dot_tile(rows, tokens, gemm, r0, t0, r1);
+    if (gemm && chunk_end_ < blocks_) {
+      // Not the last K chunk: keep the sums for the next.
+      for (size_t s = 0; s < dots_in.slots; ++s) {
+        for (int n = 0; n < tokens; ++n) {
+          b_.CreateAlignedStore(dots_in.sums[s * static_cast<size_t>(tokens) + static_cast<size_t>(n)],
+                                partial_address(s, b_.CreateAdd(t0, kb_.c64(n))), llvm::Align(64));
+        }
+      }
+      return;
+    }
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
     const unsigned half_lanes = lanes / halves_;
     const std::vector<Source>& from = dots_in.from;
@@ -644,6 +725,13 @@ class I2sGenerator {
   llvm::Value* scales_ = nullptr;
   llvm::Value* sums_ = nullptr;
   llvm::Value* codes_ = nullptr;  // prefill code buffer (stack)
+  // The K chunk of blocks the prefill prologue and tiles work on (gemm_tile_chunked), and its
+  // partial sums: kPartialTokens x partial_slots_ vectors from token token_block_.
+  int64_t chunk_begin_ = 0;
+  int64_t chunk_end_ = 0;
+  llvm::AllocaInst* partials_ = nullptr;
+  int64_t partial_slots_ = 0;
+  llvm::Value* token_block_ = nullptr;
   std::vector<llvm::Value*> tensor_scales_;
 };
 

@@ -18,6 +18,13 @@ struct MatmulTuning {
   // weight vector, one accumulator). The prefill path always uses 1.
   int i2s_gemv_split = 4;
   int i2s_gemm_accs = 1;  // accumulators per (row, token) in the prefill path (1 or 2)
+  // The prefill path's code buffer (a row tile's extracted fields: 1 KiB per block of 128
+  // weights for 8 rows) at most this big: longer rows are done in K chunks, each chunk's fields
+  // extracted once and dotted with every token tile (the int32 sums wait in a stack buffer
+  // between chunks; integer sums, so exact). Keeps the buffer and a token tile's activations in
+  // L1: at K = 6912 (the FFN down projection) the whole-row buffer is 54 KiB and prefill ran
+  // 25 % slower per weight than at K = 2560. 0: never chunk. Not the AVX2 path (4-row tiles).
+  int i2s_gemm_chunk_bytes = 20480;
   // The prefill tile of the AVX2 (256-bit vpmaddubsw) path, which has 16 vector registers:
   // rows x tokens int16 accumulators plus one activation vector per token and two temporaries
   // must fit (the fields above are for the AVX-512 paths). 4 x 2 measured best on Zen 5 with

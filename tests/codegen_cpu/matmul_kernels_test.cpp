@@ -628,6 +628,57 @@ TEST(MatmulKernels, GatedFfnMatchesTheInterpreter) {
   }
 }
 
+// Prefill in K chunks (MatmulTuning::i2s_gemm_chunk_bytes): chunk sizes that leave a short or
+// odd last chunk, token counts across the blocks of partial sums (32 tokens) with remainders,
+// on every prefill ISA (AVX2 never chunks and must not change), for one weight and for the gate
+// and up weights of a gated FFN (two weights per row tile), stay bit-exact.
+TEST(MatmulKernels, I2sPrefillInKChunksIsExact) {
+  const MatmulTuning saved = matmul_tuning();
+  const int64_t cols = 13 * 128;
+  const Weight w = random_weight(DType::I2_S, 21, cols, 71);
+  const Weight gate = random_weight(DType::I2_S, 19, cols, 72);
+  const Weight up = random_weight(DType::I2_S, 19, cols, 73);
+  struct Isa {
+    const char* name;
+    const char* target;
+    int bits;
+    bool vnni;
+  };
+  for (const Isa& isa : {Isa{"vnni512", "x86-64-v4", 512, true}, Isa{"maddubs512", "x86-64-v4", 512, false},
+                         Isa{"vnni256", "x86-64-v4", 256, true}, Isa{"avx2", "x86-64-v3", 512, true}}) {
+    for (int chunk_bytes : {3072, 4096, 1}) {
+      matmul_tuning() = MatmulTuning{};
+      matmul_tuning().i2s_gemm_chunk_bytes = chunk_bytes;
+      matmul_tuning().i2s_max_vector_bits = isa.bits;
+      matmul_tuning().i2s_allow_vnni = isa.vnni;
+      JitOptions options;
+      options.target = isa.target;
+      auto jit = Jit::create(options);
+      ASSERT_TRUE(jit.ok());
+      auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
+      ASSERT_TRUE(k.ok()) << k.error().message;
+      auto gated = (*jit)->compile_one(product_desc(ir::OpKind::GatedFfn, DType::I8Q, {&gate, &up}, "relu2"));
+      ASSERT_TRUE(gated.ok()) << gated.error().message;
+      for (int64_t tokens : {4, 9, 33, 71}) {
+        const std::string what =
+            std::string(isa.name) + " chunk " + std::to_string(chunk_bytes) + " B T=" + std::to_string(tokens);
+        const I8q a = quantize(
+            random_floats(static_cast<size_t>(tokens * cols), 80 + static_cast<uint32_t>(tokens), 3.0f), tokens, cols);
+        for (const Range& r : ranges_for(w.rows)) {
+          const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, tokens, w.rows, r.begin, r.end);
+          expect_columns(out, w.rows, tokens, r.begin, r.end, 0, w.rows, ref_i8q(w, a, tokens), nullptr, what);
+        }
+        const std::vector<float> want =
+            gated_reference(ref_i8q(gate, a, tokens), ref_i8q(up, a, tokens), tokens, gate.rows, "relu2");
+        const std::vector<float> out =
+            run(*gated, a.buffer.data(), {gate.data, up.data}, tokens, gate.rows, 0, gate.rows);
+        EXPECT_EQ(std::memcmp(out.data(), want.data(), out.size() * 4), 0) << what << " gated";
+      }
+    }
+  }
+  matmul_tuning() = saved;
+}
+
 // Float-weight gated_ffn (a llama FFN in F16): the products within tolerance, so compare the
 // epilogue against the kernel's own products only loosely.
 TEST(MatmulKernels, GatedFfnWithFloatWeights) {
