@@ -3,6 +3,7 @@
 
 #include "bitnet/context.h"
 #include "runtime/generate.h"
+#include "runtime/sampler.h"
 #include "runtime/stop_strings.h"
 
 #include <fmt/format.h>
@@ -94,15 +95,8 @@ SampledLogprobs logprobs_of(std::span<const float> logits, Token token, int32_t 
   out.sampled = {token, logprob(token)};
   const auto n = static_cast<size_t>(std::min<int64_t>(n_top, static_cast<int64_t>(logits.size())));
   if (n == 0) return out;
-  std::vector<Token> ids(logits.size());
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<Token>(i);
   // Ties go to the lower id, so the list does not depend on the sort's implementation.
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](Token a, Token b) {
-    const float la = logits[static_cast<size_t>(a)];
-    const float lb = logits[static_cast<size_t>(b)];
-    return la > lb || (la == lb && a < b);
-  });
-  for (size_t i = 0; i < n; ++i) out.top.push_back({ids[i], logprob(ids[i])});
+  for (const runtime::Candidate& c : runtime::top_k_logits(logits, n)) out.top.push_back({c.id, logprob(c.id)});
   return out;
 }
 

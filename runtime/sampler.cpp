@@ -14,13 +14,26 @@ bool better(const Candidate& a, const Candidate& b) {
 
 }  // namespace
 
+// One pass that keeps the k best seen so far in a heap with the worst of them on top. On a 128k
+// vocabulary nearly every logit loses to that worst in one comparison, so a draw costs a pass
+// over the logits instead of a 1 MB candidate copy and a selection in it (1.7 ms per token
+// before, which a server pays once per sequence per step). `better` is a total order, so the
+// result is exactly the full sort's first k.
 std::vector<Candidate> top_k_logits(std::span<const float> logits, size_t k) {
-  std::vector<Candidate> all(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<int32_t>(i), logits[i]};
-  k = std::min(k, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(), better);
-  all.resize(k);
-  return all;
+  k = std::min(k, logits.size());
+  std::vector<Candidate> heap;
+  heap.reserve(k);
+  for (size_t i = 0; i < k; ++i) heap.push_back({static_cast<int32_t>(i), logits[i]});
+  std::make_heap(heap.begin(), heap.end(), better);  // the front is the one no other is worse than
+  for (size_t i = k; i < logits.size() && k > 0; ++i) {
+    const Candidate c{static_cast<int32_t>(i), logits[i]};
+    if (!better(c, heap.front())) continue;
+    std::pop_heap(heap.begin(), heap.end(), better);
+    heap.back() = c;
+    std::push_heap(heap.begin(), heap.end(), better);
+  }
+  std::sort(heap.begin(), heap.end(), better);
+  return heap;
 }
 
 int32_t greedy_pick(std::span<const float> logits) {
@@ -61,16 +74,16 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   }
   if (options_.greedy || options_.temperature <= 0.0f) return greedy_pick(adjusted);
 
-  std::vector<Candidate> c(adjusted.size());
-  for (size_t i = 0; i < adjusted.size(); ++i) c[i] = {static_cast<int32_t>(i), adjusted[i]};
-  // `better` is a total order, so sorting only the top k gives exactly the full sort's first k:
-  // O(n) instead of O(n log n) over a 128k vocabulary (a full sort took ~14 ms per token).
-  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < c.size()) {
-    const auto k = static_cast<std::ptrdiff_t>(options_.top_k);
-    std::nth_element(c.begin(), c.begin() + k, c.end(), better);
-    c.resize(static_cast<size_t>(k));
+  // Best first; with top-k only those k (the full sort's first k: a full sort of a 128k
+  // vocabulary took ~14 ms per token).
+  std::vector<Candidate> c;
+  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < adjusted.size()) {
+    c = top_k_logits(adjusted, static_cast<size_t>(options_.top_k));
+  } else {
+    c.resize(adjusted.size());
+    for (size_t i = 0; i < adjusted.size(); ++i) c[i] = {static_cast<int32_t>(i), adjusted[i]};
+    std::sort(c.begin(), c.end(), better);
   }
-  std::sort(c.begin(), c.end(), better);
 
   // Probabilities at temperature 1 for the top-p and min-p cuts (as llama.cpp applies them
   // before the temperature), computed in double.

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <random>
 
 namespace bitnet::runtime {
 namespace {
@@ -32,6 +34,33 @@ TEST(Sampler, TopKOrderingIsDeterministic) {
   EXPECT_EQ(top[2].id, 4);
   EXPECT_EQ(top[3].id, 3);
   EXPECT_EQ(top_k_logits(logits, 10).size(), 5u);
+}
+
+// The one-pass heap selection gives exactly the full sort's first k: logits with many ties (a
+// few distinct values, so the id order decides), in rising, falling and random order, every k
+// from 0 to past the end.
+TEST(Sampler, TopKIsTheFullSortsPrefix) {
+  std::mt19937 rng(7);
+  for (int order = 0; order < 3; ++order) {
+    std::vector<float> logits(3000);
+    for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(rng() % 23) * 0.25f - 2.0f;
+    if (order == 1) std::sort(logits.begin(), logits.end());
+    if (order == 2) std::sort(logits.rbegin(), logits.rend());
+    std::vector<Candidate> sorted;
+    for (size_t i = 0; i < logits.size(); ++i) sorted.push_back({static_cast<int32_t>(i), logits[i]});
+    std::sort(sorted.begin(), sorted.end(), [](const Candidate& a, const Candidate& b) {
+      return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+    });
+    for (size_t k :
+         {size_t{0}, size_t{1}, size_t{2}, size_t{40}, size_t{129}, size_t{2999}, size_t{3000}, size_t{5000}}) {
+      const std::vector<Candidate> top = top_k_logits(logits, k);
+      ASSERT_EQ(top.size(), std::min(k, logits.size())) << "k " << k;
+      for (size_t i = 0; i < top.size(); ++i) {
+        ASSERT_EQ(top[i].id, sorted[i].id) << "order " << order << " k " << k << " rank " << i;
+        ASSERT_EQ(top[i].logit, sorted[i].logit);
+      }
+    }
+  }
 }
 
 TEST(Sampler, SeedReproducesAndDiffers) {
