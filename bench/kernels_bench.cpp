@@ -509,10 +509,20 @@ void register_all() {
   variants("f16_gemm_T16_128256x2560", shape(vocab, 2560, 16, ir::DType::F16, true), float_gemm);
   // The LM head of batched decode: 8 or 16 sequences' last rows, each with the one-token
   // arithmetic (KernelArgs::decode_rows), the weights read once for all.
-  std::vector<Variant> decode_rows;
-  for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 2}, {4, 3}, {4, 4}, {2, 6}, {6, 2}, {2, 4}}) {
-    decode_rows.push_back({"rows" + std::to_string(r) + "_tokens" + std::to_string(t),
-                           tune([r, t](MatmulTuning& m) { m.float_decode_rows_tile = r, m.float_decode_tokens = t; })});
+  std::vector<Variant> decode_rows = {{"default", none}};
+  for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 2}, {4, 4}}) {
+    decode_rows.push_back(
+        {"generic_rows" + std::to_string(r) + "_tokens" + std::to_string(t), tune([r, t](MatmulTuning& m) {
+           m.float_rows_chunked = false, m.float_decode_rows_tile = r, m.float_decode_tokens = t;
+         })});
+  }
+  for (auto [reg, group, kib] :
+       std::vector<std::tuple<int, int, int>>{{3, 4, 8}, {3, 4, 32}, {2, 4, 16}, {2, 6, 16}, {4, 3, 16}, {1, 8, 16}}) {
+    decode_rows.push_back(
+        {"chunked_reg" + std::to_string(reg) + "_group" + std::to_string(group) + "_" + std::to_string(kib) + "KiB",
+         tune([reg, group, kib](MatmulTuning& m) {
+           m.float_rows_reg_rows = reg, m.float_rows_group = group, m.float_rows_chunk_bytes = kib * 1024;
+         })});
   }
   for (int64_t tokens : {8, 16}) {
     Case head_rows = shape(vocab, 2560, tokens, ir::DType::F16, true);

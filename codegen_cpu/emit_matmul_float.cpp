@@ -190,6 +190,18 @@ class FloatGenerator {
       reverse_ = b_.CreateICmpNE(b_.CreateAnd(kb_.pos(), kb_.c64(1)), kb_.c64(0));
     }
     const int per_weight = static_cast<int>(p_.weights.size());
+    if (rows_chunked_applies()) {
+      llvm::Value* several = b_.CreateAnd(kb_.decode_rows(), b_.CreateICmpSGT(p_.n_tokens, kb_.c64(1)));
+      kb_.if_then(several, [&] { emit_decode_rows_chunked(); });
+      kb_.if_then(b_.CreateNot(several), [&] { emit_generic_tiles(per_weight); });
+    } else {
+      emit_generic_tiles(per_weight);
+    }
+    return true;
+  }
+
+ private:
+  void emit_generic_tiles(int per_weight) {
     emit_tiles(
         kb_, p_, std::max(1, tune_.float_gemv_rows / per_weight), std::max(1, tune_.float_gemm_rows / per_weight),
         tune_.float_gemm_tokens,
@@ -201,10 +213,163 @@ class FloatGenerator {
                     .force_decode = kb_.decode_rows(),
                     .decode_tokens = tune_.float_decode_tokens,
                     .decode_rows_tile = tune_.float_decode_rows_tile});
-    return true;
   }
 
- private:
+  // The loop nest for several decode rows (MatmulTuning::float_rows_chunked) needs blocks of one
+  // or two vectors (the register tile's accumulators and weights fit), no scalar tail and no
+  // rounded loads.
+  bool rows_chunked_applies() const {
+    return tune_.float_rows_chunked && decoder_.block_elems / width_ <= 2 && tail_begin_ == p_.cols && !round_loads_;
+  }
+
+  // Several one-token rows (KernelArgs::decode_rows, n_tokens > 1). Each (row, token) gets
+  // exactly micro()'s one-token arithmetic: the same accumulator per vector, the blocks in
+  // order, the same final sum; only the loop nest differs. Tiles of weight rows; per group of
+  // tokens and chunk of K (the group's activations stay in L1), register tiles of a few rows x
+  // the group's tokens decode each weight block once for the whole group. A (row, token)'s
+  // accumulators wait in a stack buffer from one chunk to the next.
+  void emit_decode_rows_chunked() {
+    const int n_weights = static_cast<int>(p_.weights.size());
+    const int reg_rows = tune_.float_rows_reg_rows > 0 ? tune_.float_rows_reg_rows : (width_ >= 16 ? 3 : 1);
+    const int tile_rows = std::max(1, tune_.float_rows_tile / reg_rows) * reg_rows;
+    const int group = tune_.float_rows_group > 0 ? tune_.float_rows_group : 4;
+    const int per_block = static_cast<int>(decoder_.block_elems / width_);
+    const int n_accs = std::clamp(tune_.float_gemv_accs, 1, per_block);
+    const int64_t chunk_blocks =
+        std::max<int64_t>(1, tune_.float_rows_chunk_bytes / (int64_t{group} * 4 * decoder_.block_elems));
+    const int64_t n_chunks = (blocks_ + chunk_blocks - 1) / chunk_blocks;
+    const int64_t slots = int64_t{tile_rows} * n_weights;  // (weight, row) pairs of a tile
+
+    llvm::BasicBlock& entry = kb_.fn->getEntryBlock();
+    llvm::IRBuilder<> at_entry(&entry, entry.begin());
+    llvm::VectorType* vt = kb_.vec(kb_.f32(), width_);
+    auto* accs_buffer = at_entry.CreateAlloca(llvm::ArrayType::get(vt, static_cast<uint64_t>(slots * group * n_accs)),
+                                              nullptr, "rows.accs");
+    accs_buffer->setAlignment(llvm::Align(64));
+    auto* sums_buffer = at_entry.CreateAlloca(llvm::ArrayType::get(kb_.f32(), static_cast<uint64_t>(slots * group)),
+                                              nullptr, "rows.sums");
+    sums_buffer->setAlignment(llvm::Align(64));
+    const llvm::Align vector_align(width_ * 4);
+    // Accumulator a of token n of tile slot `slot` (an i64).
+    auto acc_ptr = [&](llvm::Value* slot, int n, int a) {
+      llvm::Value* index = b_.CreateAdd(b_.CreateMul(slot, kb_.c64(int64_t{group} * n_accs)), kb_.c64(n * n_accs + a));
+      return kb_.element_ptr(vt, accs_buffer, index);
+    };
+
+    // Rows [r0, r0 + rows) of every weight times tokens [t0, t0 + tokens).
+    auto run_group = [&](int rows, int tokens, llvm::Value* r0, llvm::Value* t0) {
+      const int rr = std::min(reg_rows, rows);  // rows is a multiple of rr
+      std::vector<llvm::Value*> x_rows;
+      for (int n = 0; n < tokens; ++n) {
+        x_rows.push_back(kb_.element_ptr(kb_.f32(), x_, b_.CreateMul(b_.CreateAdd(t0, kb_.c64(n)), kb_.c64(p_.cols))));
+      }
+      kb_.loop(kb_.c64(0), kb_.c64(n_chunks), 1, [&](llvm::Value* chunk) {
+        llvm::Value* first_chunk = b_.CreateICmpEQ(chunk, kb_.c64(0));
+        llvm::Value* blk_begin = b_.CreateMul(chunk, kb_.c64(chunk_blocks));
+        llvm::Value* blk_end = kb_.min_i64(b_.CreateAdd(blk_begin, kb_.c64(chunk_blocks)), kb_.c64(blocks_));
+        for (int j = 0; j < n_weights; ++j) {
+          kb_.loop(kb_.c64(0), kb_.c64(rows), rr, [&](llvm::Value* i) {
+            std::vector<llvm::Value*> row_ptrs;
+            std::vector<llvm::Value*> slot_of;
+            for (int r = 0; r < rr; ++r) {
+              llvm::Value* row = b_.CreateAdd(b_.CreateAdd(r0, i), kb_.c64(r));
+              row_ptrs.push_back(
+                  kb_.byte_offset(p_.weights[static_cast<size_t>(j)], b_.CreateMul(row, kb_.c64(row_bytes_))));
+              slot_of.push_back(b_.CreateAdd(i, kb_.c64(int64_t{j} * rows + r)));
+            }
+            auto at = [&](int r, int n, int a) { return static_cast<size_t>((r * tokens + n) * n_accs + a); };
+            std::vector<llvm::Value*> init(static_cast<size_t>(rr * tokens * n_accs));
+            for (int r = 0; r < rr; ++r) {
+              for (int n = 0; n < tokens; ++n) {
+                for (int a = 0; a < n_accs; ++a) {
+                  llvm::Value* kept =
+                      b_.CreateAlignedLoad(vt, acc_ptr(slot_of[static_cast<size_t>(r)], n, a), vector_align);
+                  init[at(r, n, a)] = b_.CreateSelect(first_chunk, llvm::Constant::getNullValue(vt), kept);
+                }
+              }
+            }
+            const std::vector<llvm::Value*> accs = kb_.loop_carried(
+                blk_begin, blk_end, 1, init, [&](llvm::Value* blk, const std::vector<llvm::Value*>& current) {
+                  std::vector<llvm::Value*> next = current;
+                  // The same blocks of the next tile's rows (read after this tile's).
+                  llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(blk, kb_.c64(decoder_.block_bytes)),
+                                                    kb_.c64(int64_t{rows} * row_bytes_));
+                  std::vector<std::vector<llvm::Value*>> w;
+                  for (llvm::Value* row : row_ptrs) {
+                    for (int64_t line = 0; line < decoder_.block_bytes; line += 64) {
+                      prefetch(kb_, kb_.byte_offset(row, b_.CreateAdd(ahead, kb_.c64(line))));
+                    }
+                    w.push_back(decoder_.decode(kb_, row, blk, width_));
+                  }
+                  llvm::Value* first = b_.CreateMul(blk, kb_.c64(decoder_.block_elems));
+                  for (int n = 0; n < tokens; ++n) {
+                    for (int v = 0; v < per_block; ++v) {
+                      llvm::Value* x = load_x(vt, kb_.element_ptr(kb_.f32(), x_rows[static_cast<size_t>(n)],
+                                                                  b_.CreateAdd(first, kb_.c64(int64_t{v} * width_))));
+                      for (int r = 0; r < rr; ++r) {
+                        llvm::Value*& acc = next[at(r, n, v % n_accs)];
+                        acc = kb_.fma(w[static_cast<size_t>(r)][static_cast<size_t>(v)], x, acc);
+                      }
+                    }
+                  }
+                  return next;
+                });
+            for (int r = 0; r < rr; ++r) {
+              for (int n = 0; n < tokens; ++n) {
+                for (int a = 0; a < n_accs; ++a) {
+                  b_.CreateAlignedStore(accs[at(r, n, a)], acc_ptr(slot_of[static_cast<size_t>(r)], n, a),
+                                        vector_align);
+                }
+              }
+            }
+          });
+        }
+      });
+      // The one-token epilogue: the accumulators added in order, then one horizontal sum.
+      kb_.loop(kb_.c64(0), kb_.c64(int64_t{rows} * n_weights), 1, [&](llvm::Value* slot) {
+        for (int n = 0; n < tokens; ++n) {
+          llvm::Value* v = b_.CreateAlignedLoad(vt, acc_ptr(slot, n, 0), vector_align);
+          for (int a = 1; a < n_accs; ++a) {
+            v = b_.CreateFAdd(v, b_.CreateAlignedLoad(vt, acc_ptr(slot, n, a), vector_align));
+          }
+          b_.CreateStore(kb_.reduce_fadd(v),
+                         kb_.element_ptr(kb_.f32(), sums_buffer, b_.CreateAdd(slot, kb_.c64(int64_t{n} * slots))));
+        }
+      });
+      llvm::VectorType* out_type = kb_.vec(kb_.f32(), static_cast<unsigned>(rows));
+      for (int n = 0; n < tokens; ++n) {
+        std::vector<llvm::Value*> ys;
+        for (int j = 0; j < n_weights; ++j) {
+          llvm::Value* at = kb_.element_ptr(kb_.f32(), sums_buffer, kb_.c64(int64_t{n} * slots + int64_t{j} * rows));
+          ys.push_back(b_.CreateAlignedLoad(out_type, at, llvm::Align(4)));
+        }
+        p_.store_tile(b_.CreateAdd(t0, kb_.c64(n)), r0, nullptr, ys);
+      }
+    };
+
+    // Every token of a tile: whole groups, then the rest (< group) as power-of-two groups,
+    // largest first.
+    auto run_tile = [&](int rows, llvm::Value* r0) {
+      llvm::Value* tokens = p_.n_tokens;
+      llvm::Value* whole = b_.CreateMul(b_.CreateSDiv(tokens, kb_.c64(group)), kb_.c64(group));
+      kb_.loop(kb_.c64(0), whole, group, [&](llvm::Value* t0) { run_group(rows, group, r0, t0); });
+      llvm::Value* rest = b_.CreateSub(tokens, whole);
+      int g = 1;
+      while (g * 2 < group) g *= 2;
+      for (; group > 1 && g >= 1; g /= 2) {
+        kb_.if_then(b_.CreateICmpNE(b_.CreateAnd(rest, kb_.c64(g)), kb_.c64(0)), [&] {
+          run_group(rows, g, r0, b_.CreateAdd(whole, b_.CreateAnd(rest, kb_.c64(~int64_t{2 * g - 1}))));
+        });
+      }
+    };
+    llvm::Value* lo = p_.row_begin;
+    llvm::Value* hi = p_.row_end;
+    llvm::Value* tiles_end =
+        b_.CreateAdd(lo, b_.CreateMul(b_.CreateSDiv(b_.CreateSub(hi, lo), kb_.c64(tile_rows)), kb_.c64(tile_rows)));
+    kb_.loop(lo, tiles_end, tile_rows, [&](llvm::Value* r0) { run_tile(tile_rows, r0); });
+    if (tile_rows > 1) kb_.loop(tiles_end, hi, 1, [&](llvm::Value* r0) { run_tile(1, r0); });
+  }
+
   // The reference multiplies F16 weights by activations rounded to F16 whenever it uses
   // ggml_vec_dot_f16: for one token (decode) and for any K % 16 != 0 (spec 8.6; what
   // ref::matmul_rows and the interpreter do). Products of two halves are exact in f32, so

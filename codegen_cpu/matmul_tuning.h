@@ -51,8 +51,21 @@ struct MatmulTuning {
   int float_gemv_accs = 2;  // independent accumulators per row (FMA latency hiding)
   int float_gemm_rows = 4;
   int float_gemm_tokens = 4;
-  int float_decode_tokens = 2;      // tokens per decode-path micro-kernel (several decode rows)
-  int float_decode_rows_tile = 0;   // weight rows per micro-kernel for several decode rows (0: float_gemv_rows)
+  int float_decode_tokens = 2;     // tokens per decode-path micro-kernel (several decode rows)
+  int float_decode_rows_tile = 0;  // weight rows per micro-kernel for several decode rows (0: float_gemv_rows)
+  // Several decode rows (KernelArgs::decode_rows) of a weight whose blocks are one or two
+  // vectors (F32/F16/BF16, Q8_0 and the like) take their own loop nest: tiles of
+  // float_rows_tile weight rows, groups of float_rows_group tokens, K in chunks whose
+  // activations for one group (group x chunk x 4 bytes) fit in float_rows_chunk_bytes, and
+  // register tiles of float_rows_reg_rows rows x the group's tokens, so that each weight block
+  // is decoded once per group (a vcvtph2ps costs about two FMAs' issue slots) and the
+  // activations come from L1. 0: 4 tokens; 3 rows with 512-bit vectors, else 1. false: the
+  // generic decode tiles (float_decode_tokens tokens per tile, K in one pass).
+  bool float_rows_chunked = true;
+  int float_rows_tile = 12;
+  int float_rows_reg_rows = 0;
+  int float_rows_group = 0;
+  int float_rows_chunk_bytes = 16384;
   int float_prefetch_bytes = 8192;  // the F16 LM head: 8 KiB beats 4 KiB by ~5 % (2B4T, huge pages)
   int float_gemv_streams = 2;       // as i2s_gemv_streams
   int float_max_vector_bits = 512;

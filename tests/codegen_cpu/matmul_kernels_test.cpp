@@ -497,6 +497,86 @@ TEST(MatmulKernels, FloatVariantsMatchTheReference) {
   matmul_tuning() = saved;
 }
 
+// Several one-token rows in one call (KernelArgs::decode_rows: batched decode, the logits rows
+// of several sequences) must give each row exactly what the kernel gives that row alone, for
+// batch invariance: every float weight type (F16, BF16, F32 and Q8_0 take the chunked loop
+// nest, Q6_K the generic tiles), every target and the portable code, row ranges with partial
+// row tiles, token counts with partial groups, and the chunked nest with one K chunk and with
+// many; also a float gated FFN (two weights per tile).
+std::vector<float> run_rows(const CompiledKernel& k, const std::vector<float>& x, const std::vector<const void*>& w,
+                            int64_t tokens, int64_t cols, int64_t width, int64_t begin, int64_t end, bool rows) {
+  std::vector<float> out(static_cast<size_t>(tokens * width), -12345.0f);
+  std::vector<float> scratch(static_cast<size_t>(tokens * cols + 64));
+  KernelArgs args{};
+  args.in[0] = x.data();
+  for (size_t i = 0; i < w.size(); ++i) args.in[i + 1] = w[i];
+  args.out = out.data();
+  args.n_tokens = tokens;
+  args.n_threads = 1;
+  args.scratch = scratch.data();
+  args.scratch_stride = static_cast<int64_t>(scratch.size() * sizeof(float));
+  args.decode_rows = rows ? 1 : 0;
+  k.fn(&args, begin, end);
+  return out;
+}
+
+TEST(MatmulKernels, DecodeRowsMatchOneTokenCallsBitForBit) {
+  const MatmulTuning saved = matmul_tuning();
+  struct Tuning {
+    const char* name;
+    bool portable;
+    int chunk_bytes;
+  };
+  std::vector<Weight> weights;
+  for (DType t : {DType::F16, DType::BF16, DType::F32, DType::Q8_0, DType::Q6_K})
+    weights.push_back(random_weight(t, 29, 256, 90 + static_cast<uint32_t>(weights.size())));
+  const Weight gate = random_weight(DType::F16, 26, 256, 97);
+  const Weight up = random_weight(DType::F16, 26, 256, 98);
+  const Tuning by_default{"default", false, 16384};
+  const Tuning one_block{"one block per chunk", false, 1};
+  const Tuning portable{"portable", true, 1024};
+  const std::vector<std::pair<const char*, Tuning>> runs = {{"host", by_default},     {"host", one_block},
+                                                            {"host", portable},       {"x86-64-v3", by_default},
+                                                            {"x86-64-v3", one_block}, {"x86-64-v4", one_block}};
+  for (const auto& [target, tuning] : runs) {
+    matmul_tuning() = MatmulTuning{};
+    matmul_tuning().portable_only = tuning.portable;
+    matmul_tuning().float_rows_chunk_bytes = tuning.chunk_bytes;
+    JitOptions options;
+    options.target = target;
+    auto jit = Jit::create(options);
+    ASSERT_TRUE(jit.ok());
+    auto check = [&](const KernelDesc& desc, const std::vector<const void*>& data, int64_t cols, int64_t width,
+                     const std::string& what) {
+      auto k = (*jit)->compile_one(desc);
+      ASSERT_TRUE(k.ok()) << k.error().message;
+      for (int64_t tokens : {2, 3, 7, 8, 13}) {
+        const std::vector<float> x =
+            random_floats(static_cast<size_t>(tokens * cols), 99 + static_cast<uint32_t>(tokens));
+        for (const Range& r : ranges_for(width)) {
+          const std::vector<float> together = run_rows(*k, x, data, tokens, cols, width, r.begin, r.end, true);
+          std::vector<float> alone(together.size());
+          for (int64_t t = 0; t < tokens; ++t) {
+            const std::vector<float> row(x.begin() + t * cols, x.begin() + (t + 1) * cols);
+            const std::vector<float> one = run_rows(*k, row, data, 1, cols, width, r.begin, r.end, false);
+            std::copy(one.begin(), one.end(), alone.begin() + t * width);
+          }
+          EXPECT_EQ(std::memcmp(together.data(), alone.data(), together.size() * 4), 0)
+              << target << " " << tuning.name << " " << what << " T=" << tokens << " [" << r.begin << "," << r.end
+              << ")";
+        }
+      }
+    };
+    for (const Weight& w : weights) {
+      check(product_desc(ir::OpKind::MatMul, DType::F32, {&w}), {w.data}, w.cols, w.rows,
+            std::string(ir::dtype_name(w.dtype)));
+    }
+    check(product_desc(ir::OpKind::GatedFfn, DType::F32, {&gate, &up}, "silu"), {gate.data, up.data}, gate.cols,
+          gate.rows, "gated f16");
+  }
+  matmul_tuning() = saved;
+}
+
 TEST(MatmulKernels, BlockQuantizedWeightsMatchTheReference) {
   for (const char* target : kTargets) {
     for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q6_K, DType::TQ1_0, DType::TQ2_0}) {
