@@ -516,6 +516,19 @@ void register_all() {
            m.float_rows_chunked = false, m.float_decode_rows_tile = r, m.float_decode_tokens = t;
          })});
   }
+  decode_rows.push_back({"v3_default", [](Case& c) { c.target = "x86-64-v3"; }});
+  decode_rows.push_back({"v3_generic_rows4_tokens2", [](Case& c) {
+                           c.target = "x86-64-v3";
+                           c.tuning.float_rows_chunked = false;
+                           c.tuning.float_decode_rows_tile = 4, c.tuning.float_decode_tokens = 2;
+                         }});
+  for (auto [reg, group] : std::vector<std::pair<int, int>>{{2, 2}, {1, 6}, {1, 4}}) {
+    decode_rows.push_back(
+        {"v3_chunked_reg" + std::to_string(reg) + "_group" + std::to_string(group), [reg, group](Case& c) {
+           c.target = "x86-64-v3";
+           c.tuning.float_rows_reg_rows = reg, c.tuning.float_rows_group = group;
+         }});
+  }
   for (auto [reg, group, kib] :
        std::vector<std::tuple<int, int, int>>{{3, 4, 8}, {3, 4, 32}, {2, 4, 16}, {2, 6, 16}, {4, 3, 16}, {1, 8, 16}}) {
     decode_rows.push_back(

@@ -230,9 +230,11 @@ class FloatGenerator {
   // accumulators wait in a stack buffer from one chunk to the next.
   void emit_decode_rows_chunked() {
     const int n_weights = static_cast<int>(p_.weights.size());
-    const int reg_rows = tune_.float_rows_reg_rows > 0 ? tune_.float_rows_reg_rows : (width_ >= 16 ? 3 : 1);
+    // 32 vector registers (AVX-512): 3 rows x 4 tokens x 2 accumulators; 16: 2 x 3 x 2.
+    const bool wide = width_ >= 16;
+    const int reg_rows = tune_.float_rows_reg_rows > 0 ? tune_.float_rows_reg_rows : (wide ? 3 : 2);
     const int tile_rows = std::max(1, tune_.float_rows_tile / reg_rows) * reg_rows;
-    const int group = tune_.float_rows_group > 0 ? tune_.float_rows_group : 4;
+    const int group = tune_.float_rows_group > 0 ? tune_.float_rows_group : (wide ? 4 : 3);
     const int per_block = static_cast<int>(decoder_.block_elems / width_);
     const int n_accs = std::clamp(tune_.float_gemv_accs, 1, per_block);
     const int64_t chunk_blocks =
