@@ -2,9 +2,11 @@
 // formats times f32 activations. Each weight block is decoded into float registers (never
 // into memory) and multiplied into f32 FMA accumulators; the decode path keeps a few rows
 // and two accumulators per row in flight (FMA latency), the prefill path reuses every
-// decoded block for a tile of tokens. Summation order differs from the reference, so
-// results agree to float rounding (about 1e-6 relative), not bit for bit; F16 activations are
-// rounded to F16 exactly where the reference rounds them (one token, or K % 16 != 0).
+// decoded block for a tile of tokens, and several one-token rows (batched decode) reuse it
+// for a group of them, each keeping its one-token arithmetic. Summation order differs from
+// the reference, so results agree to float rounding (about 1e-6 relative), not bit for bit;
+// F16 activations are rounded to F16 exactly where the reference rounds them (one token, or
+// K % 16 != 0).
 #include "codegen_cpu/emit_matmul.h"
 
 #include <algorithm>
