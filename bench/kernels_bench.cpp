@@ -537,6 +537,16 @@ void register_all() {
            m.float_rows_reg_rows = reg, m.float_rows_group = group, m.float_rows_chunk_bytes = kib * 1024;
          })});
   }
+  // The small models' heads (32000 rows, in L3) at 8 rows: where the chunked nest starts to pay.
+  std::vector<Variant> small_rows = {{"default", none}, {"generic_rows4_tokens2", tune([](MatmulTuning& m) {
+                                                           m.float_rows_chunked = false, m.float_decode_rows_tile = 4,
+                                                           m.float_decode_tokens = 2;
+                                                         })}};
+  for (int64_t k : {384, 768, 1024, 1536, 2048}) {
+    Case small = shape({32000}, k, 8, ir::DType::F16, false);
+    small.decode_rows = true;
+    variants("f16_decode_rows_T8_32000x" + std::to_string(k), small, small_rows);
+  }
   for (int64_t tokens : {8, 16}) {
     Case head_rows = shape(vocab, 2560, tokens, ir::DType::F16, true);
     head_rows.decode_rows = true;

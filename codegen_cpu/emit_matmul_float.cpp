@@ -217,11 +217,12 @@ class FloatGenerator {
                     .decode_rows_tile = tune_.float_decode_rows_tile});
   }
 
-  // The loop nest for several decode rows (MatmulTuning::float_rows_chunked) needs blocks of one
-  // or two vectors (the register tile's accumulators and weights fit), no scalar tail and no
-  // rounded loads.
+  // The loop nest for several decode rows (MatmulTuning::float_rows_chunked) is for long rows
+  // (float_rows_min_k) and needs blocks of one or two vectors (the register tile's accumulators
+  // and weights fit), no scalar tail and no rounded loads.
   bool rows_chunked_applies() const {
-    return tune_.float_rows_chunked && decoder_.block_elems / width_ <= 2 && tail_begin_ == p_.cols && !round_loads_;
+    return tune_.float_rows_chunked && p_.cols >= tune_.float_rows_min_k && decoder_.block_elems / width_ <= 2 &&
+           tail_begin_ == p_.cols && !round_loads_;
   }
 
   // Several one-token rows (KernelArgs::decode_rows, n_tokens > 1). Each (row, token) gets

@@ -62,6 +62,10 @@ struct MatmulTuning {
   // activations come from L1. 0: 3 rows x 4 tokens with 512-bit vectors, else 2 x 3 (16
   // registers; measured on Zen 5 with --target x86-64-v3: 1.3x the generic tiles at 8 rows).
   // false: the generic decode tiles (float_decode_tokens tokens per tile, K in one pass).
+  // Rows shorter than float_rows_min_k keep the generic tiles: their activations fit in L1
+  // anyway, and the nest's per-(row, token) epilogue (accumulators through the stack) costs more
+  // than it saves (Zen 5, F16 32000 x K at 8 rows: 0.5x at K = 384, a tie at 1536, 1.4x at 2048).
+  int64_t float_rows_min_k = 2048;
   bool float_rows_chunked = true;
   int float_rows_tile = 12;
   int float_rows_reg_rows = 0;

@@ -32,14 +32,15 @@ double ms_since(Clock::time_point start) {
 std::string tuning_text() {
   const codegen::MatmulTuning& t = codegen::matmul_tuning();
   return fmt::format(
-      "size{} i2s:{},{},{},{},{},{},{},{},{},{},{},{},{},{} float:{},{},{},{},{},{},{},{},{},{},{},{},{},{},{} "
+      "size{} i2s:{},{},{},{},{},{},{},{},{},{},{},{},{},{} float:{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{} "
       "portable:{}",
       sizeof t, t.i2s_gemv_rows, t.i2s_gemm_rows, t.i2s_gemm_tokens, t.i2s_gemm_rows_avx2, t.i2s_gemm_tokens_avx2,
       t.i2s_gemv_split, t.i2s_gemm_accs, t.i2s_gemm_chunk_bytes, t.i2s_prefetch_bytes, t.i2s_start_prefetch_bytes,
       t.i2s_gemv_streams, t.i2s_gemv_batch, t.i2s_max_vector_bits, t.i2s_allow_vnni, t.float_gemv_rows,
       t.float_gemv_accs, t.float_gemm_rows, t.float_gemm_tokens, t.float_decode_tokens, t.float_decode_rows_tile,
-      t.float_rows_chunked, t.float_rows_tile, t.float_rows_reg_rows, t.float_rows_group, t.float_rows_chunk_bytes,
-      t.float_prefetch_bytes, t.float_gemv_streams, t.float_max_vector_bits, t.float_zigzag_max_bytes, t.portable_only);
+      t.float_rows_min_k, t.float_rows_chunked, t.float_rows_tile, t.float_rows_reg_rows, t.float_rows_group,
+      t.float_rows_chunk_bytes, t.float_prefetch_bytes, t.float_gemv_streams, t.float_max_vector_bits,
+      t.float_zigzag_max_bytes, t.portable_only);
 }
 
 int build_id_note(dl_phdr_info* info, size_t, void* out) {
