@@ -486,7 +486,8 @@ class I2sGenerator {
     return slots;
   }
 
-  // Where the plain (shifted) fields of group g of `block` for `slot` live in the code buffer.
+  // Where the plain (shifted) fields of group g of `block` for `slot` live in the code buffer
+  // (aligned to vector_bytes_: 32 with 256-bit vectors).
   llvm::Value* code_address(size_t slots, size_t slot, llvm::Value* block, int g) {
     llvm::Value* index = b_.CreateAdd(b_.CreateMul(block, kb_.c64(static_cast<int64_t>(slots) * 4)),
                                       kb_.c64(static_cast<int64_t>(slot) * 4 + g));
@@ -509,7 +510,8 @@ class I2sGenerator {
         const std::vector<Field> f = fields(load_rows(slots[s], j), 1);
         llvm::Value* at = b_.CreateSub(j, kb_.c64(chunk_begin_));
         for (int g = 0; g < 4; ++g)
-          b_.CreateAlignedStore(f[static_cast<size_t>(g)].codes, code_address(slots.size(), s, at, g), llvm::Align(64));
+          b_.CreateAlignedStore(f[static_cast<size_t>(g)].codes, code_address(slots.size(), s, at, g),
+                                llvm::Align(vector_bytes_));
       }
     });
   }
@@ -535,7 +537,8 @@ class I2sGenerator {
       std::vector<Field> f;
       llvm::Value* at = b_.CreateSub(block, kb_.c64(chunk_begin_));
       for (int g = 0; g < 4; ++g) {
-        f.push_back({b_.CreateAlignedLoad(bytes(vector_bytes_), code_address(slots.size(), s, at, g), llvm::Align(64)),
+        f.push_back({b_.CreateAlignedLoad(bytes(vector_bytes_), code_address(slots.size(), s, at, g),
+                                          llvm::Align(vector_bytes_)),
                      g % split});
       }
       return f;
@@ -554,7 +557,8 @@ class I2sGenerator {
       for (size_t s = 0; s < slots.size(); ++s) {
         for (int n = 0; n < tokens; ++n) {
           init[(s * static_cast<size_t>(tokens) + static_cast<size_t>(n)) * static_cast<size_t>(split)] =
-              b_.CreateAlignedLoad(acc_type(), partial_address(s, b_.CreateAdd(t0, kb_.c64(n))), llvm::Align(64));
+              b_.CreateAlignedLoad(acc_type(), partial_address(s, b_.CreateAdd(t0, kb_.c64(n))),
+                                   llvm::Align(vector_bytes_));
         }
       }
     }
@@ -644,7 +648,7 @@ class I2sGenerator {
       for (size_t s = 0; s < dots_in.slots; ++s) {
         for (int n = 0; n < tokens; ++n) {
           b_.CreateAlignedStore(dots_in.sums[s * static_cast<size_t>(tokens) + static_cast<size_t>(n)],
-                                partial_address(s, b_.CreateAdd(t0, kb_.c64(n))), llvm::Align(64));
+                                partial_address(s, b_.CreateAdd(t0, kb_.c64(n))), llvm::Align(vector_bytes_));
         }
       }
       return;
