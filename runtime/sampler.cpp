@@ -74,16 +74,9 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   }
   if (options_.greedy || options_.temperature <= 0.0f) return greedy_pick(adjusted);
 
-  // Best first; with top-k only those k (the full sort's first k: a full sort of a 128k
-  // vocabulary took ~14 ms per token).
-  std::vector<Candidate> c;
-  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < adjusted.size()) {
-    c = top_k_logits(adjusted, static_cast<size_t>(options_.top_k));
-  } else {
-    c.resize(adjusted.size());
-    for (size_t i = 0; i < adjusted.size(); ++i) c[i] = {static_cast<int32_t>(i), adjusted[i]};
-    std::sort(c.begin(), c.end(), better);
-  }
+  // Best first: the top k, or every candidate when top-k is off.
+  const size_t k = options_.top_k > 0 ? static_cast<size_t>(options_.top_k) : adjusted.size();
+  std::vector<Candidate> c = top_k_logits(adjusted, k);
 
   // Probabilities at temperature 1 for the top-p and min-p cuts (as llama.cpp applies them
   // before the temperature), computed in double.
