@@ -37,6 +37,10 @@ std::string shape_constants(const AttentionDecodeShape& s) {
 )";
 }
 
+std::string seq_param(const AttentionDecodeShape& s) {
+  return s.batched ? ", const int* __restrict__ seq" : "";
+}
+
 }  // namespace
 
 Dim3 attention_scores_grid(const AttentionDecodeShape& shape) {
@@ -62,11 +66,12 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
                                           {"c", shape.n_ctx},
                                           {"w", shape.warps},
                                           {"p", shape.positions_per_warp}}) +
-           pdl_suffix(shape.pdl);
+           (shape.batched ? "_b" : "") + pdl_suffix(shape.pdl);
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
     const unsigned short* __restrict__ q16, const unsigned short* __restrict__ k_cache, const int* __restrict__ pos_ptr,
-    float* __restrict__ scores) {
+    float* __restrict__ scores)" +
+       seq_param(shape) + R"() {
 )" + shape_constants(shape) +
        "  constexpr int kPerWarp = " + num(shape.positions_per_warp) + R"(;
   constexpr int kEmbdKv = kHeadsKv * kHd;
@@ -75,7 +80,11 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
   constexpr int kRegs = kChunks > 0 ? kChunks : 1;
   __shared__ float qs[kGroup * kHd];
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int g = blockIdx.y;
+       pdl_wait_text(shape.pdl, "  ") +
+       (shape.batched ? batched_token_text("blockIdx.z", {{"q16", "kHeads * kHd"}, {"scores", "kHeads * kCtx"}},
+                                           {{"k_cache", "kCtx * kEmbdKv"}}, "  ")
+                      : "") +
+       R"(  const int g = blockIdx.y;
   const int pos = *pos_ptr;
   const int first = blockIdx.x * kWarps * kPerWarp;
   if (first > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
@@ -133,13 +142,14 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
                                               {"c", shape.n_ctx},
                                               {"w", shape.warps},
                                               {"r", shape.dims_per_warp}}) +
-           pdl_suffix(shape.pdl);
+           (shape.batched ? "_b" : "") + pdl_suffix(shape.pdl);
   // As ref::attention: 1.0f / sqrtf(float(head_dim)) in float, applied to the raw q.k.
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
     const float* __restrict__ scores, const unsigned short* __restrict__ v_cache, const int* __restrict__ pos_ptr,
-    float* __restrict__ out) {
+    float* __restrict__ out)" +
+       seq_param(shape) + R"() {
 )" + shape_constants(shape) +
        "  constexpr int kPerWarp = " + num(shape.dims_per_warp) +
        ";\n  constexpr float kScale = " + float_literal(scale) + R"(;
@@ -147,7 +157,11 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   __shared__ float s_max[kWarps];
   __shared__ double s_sum[kWarps];
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int h = blockIdx.x;
+       pdl_wait_text(shape.pdl, "  ") +
+       (shape.batched ? batched_token_text("blockIdx.z", {{"scores", "kHeads * kCtx"}, {"out", "kHeads * kHd"}},
+                                           {{"v_cache", "kHeadsKv * kHd * kCtx"}}, "  ")
+                      : "") +
+       R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
   const int pos = *pos_ptr;
   if (pos < 0 || pos >= kCtx) return;  // uniform over the block

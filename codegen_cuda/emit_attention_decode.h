@@ -30,16 +30,21 @@ struct AttentionDecodeShape {
   int positions_per_warp = 4;   // scores kernel
   int dims_per_warp = 2;        // softmax_pv kernel
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
+  // Several tokens per launch: token t = blockIdx.z, at position pos_ptr[t], with q16, scores and
+  // out rows t and the caches of sequence seq[t] (one region of n_ctx cells per sequence, as
+  // RopeKvShape::batched). Both signatures gain `const int* seq` at the end; each token's
+  // arithmetic is the one-token kernel's.
+  bool batched = false;
 };
 
 // Kernel signature: (const unsigned short* q16, const unsigned short* k_cache, const int* pos,
 // float* scores). q16 from emit_rope_kv; scores: [n_head][n_ctx], entries j <= pos written.
 KernelSource emit_attention_scores(const AttentionDecodeShape& shape);
-Dim3 attention_scores_grid(const AttentionDecodeShape& shape);
+Dim3 attention_scores_grid(const AttentionDecodeShape& shape);  // one token (batched: grid.z = the tokens)
 
 // Kernel signature: (const float* scores, const unsigned short* v_cache, const int* pos, float* out)
 // out: [n_head * head_dim], the heads concatenated (the attn_sub_norm input).
 KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape);
-Dim3 attention_softmax_pv_grid(const AttentionDecodeShape& shape);
+Dim3 attention_softmax_pv_grid(const AttentionDecodeShape& shape);  // one token (batched: grid.z = the tokens)
 
 }  // namespace bitnet::codegen_cuda

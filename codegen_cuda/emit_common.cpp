@@ -110,6 +110,17 @@ std::string pdl_suffix(PdlMode mode) {
   return mode == PdlMode::kOff ? "" : mode == PdlMode::kAfterWait ? "_pdl" : "_pdle";
 }
 
+std::string batched_token_text(const std::string& index, PointerStrides per_token, PointerStrides per_sequence,
+                               const std::string& indent) {
+  std::string s = indent + "const int bn_t = " + index + ";\n" + indent + "pos_ptr += bn_t;\n";
+  for (const auto& [pointer, stride] : per_token) {
+    s += indent + pointer + " += (long long)bn_t * (" + stride + ");\n";
+  }
+  if (per_sequence.size() != 0) s += indent + "const long long bn_seq = seq[bn_t];\n";
+  for (const auto& [pointer, stride] : per_sequence) s += indent + pointer + " += bn_seq * (" + stride + ");\n";
+  return s;
+}
+
 std::string float_literal(float value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%af", static_cast<double>(value));

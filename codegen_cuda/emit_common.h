@@ -22,6 +22,14 @@ std::string pdl_wait_text(PdlMode mode, const std::string& indent);
 std::string pdl_early_text(PdlMode mode, const std::string& indent);
 std::string pdl_suffix(PdlMode mode);
 
+// The prologue of a kernel that runs one token of several (the `batched` shapes of rope_kv and
+// attention): the token t = `index` (a grid coordinate), then `pos_ptr += t`, each per-token
+// pointer advanced by t rows of its row length (elements), each per-sequence pointer (a K/V cache)
+// by seq[t] regions of its region length. So the rest of the kernel is the one-token text.
+using PointerStrides = std::initializer_list<std::pair<const char*, const char*>>;
+std::string batched_token_text(const std::string& index, PointerStrides per_token, PointerStrides per_sequence,
+                               const std::string& indent);
+
 // A float as a hexadecimal literal ("0x1.4f8b58p-17f"): exact, whatever the locale.
 std::string float_literal(float value);
 

@@ -10,15 +10,122 @@ namespace bitnet::codegen_cuda {
 
 Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
   const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
-  return Dim3{static_cast<uint32_t>((shape.m + rows_per_block - 1) / rows_per_block), static_cast<uint32_t>(n_tokens),
-              1};
+  return Dim3{static_cast<uint32_t>((shape.m + rows_per_block - 1) / rows_per_block),
+              static_cast<uint32_t>((n_tokens + shape.tokens_per_block - 1) / shape.tokens_per_block), 1};
 }
+
+namespace {
+
+// Several tokens per block: the weights loaded once per row and lane serve every token of the
+// block; each (row, token) keeps the one-token kernel's two chains, folds and tree.
+KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
+  KernelSource kern;
+  kern.threads = shape.warps * 32;
+  kern.min_blocks = 2;
+  kern.name = kernel_name("bn_lm_head_f16", {{"k", shape.k},
+                                             {"m", shape.m},
+                                             {"r", shape.rows_per_warp},
+                                             {"w", shape.warps},
+                                             {"t", shape.tokens_per_block}}) +
+              pdl_suffix(shape.pdl);
+  auto num = [](int64_t v) { return std::to_string(v); };
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
+       kern.name + R"((
+    const unsigned short* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {
+)" +
+       int_constants({{"kK", num(shape.k)},
+                      {"kM", num(shape.m)},
+                      {"kRows", num(shape.rows_per_warp)},
+                      {"kWarps", num(shape.warps)},
+                      {"kTokens", num(shape.tokens_per_block)}}) +
+       R"(
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kStride = )" +
+       num(f16_row_stride(shape.k)) + R"(;
+  constexpr int kChunks = kK / 64;
+  constexpr int kGroups = kChunks / 4;
+  constexpr int kVectorEnd = kChunks * 64;
+  __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.y * kTokens;
+  if (tok0 >= n_tokens) return;  // uniform over the block
+  const int n = n_tokens - tok0 < kTokens ? n_tokens - tok0 : kTokens;
+  const int lane = threadIdx.x & 31;
+  for (int i = threadIdx.x; i < kTokens * kK; i += kThreads) {
+    xs[i] = __float2half_rn(i < n * kK ? x[(long long)tok0 * kK + i] : 0.0f);
+  }
+  __syncthreads();
+
+  const int first_row = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
+#pragma unroll 1
+  for (int r = 0; r < kRows; ++r) {
+    const int row = first_row + r;
+    if (row >= kM) break;  // uniform over the warp
+    const unsigned short* wr = w + (long long)row * kStride;
+    float chain_lo[kTokens], chain_hi[kTokens];  // per token: the one-token kernel's two chains
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) chain_lo[t] = chain_hi[t] = 0.0f;
+#pragma unroll 1
+    for (int g = 0; g < kGroups; ++g) {
+      const uint4 packed = __ldg(reinterpret_cast<const uint4*>(wr + g * 256) + lane);
+      const unsigned int pair[4] = {packed.x, packed.y, packed.z, packed.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int base = 64 * (4 * g + j) + lane;
+        const float w_lo = __half2float(__ushort_as_half((unsigned short)(pair[j] & 0xffffu)));
+        const float w_hi = __half2float(__ushort_as_half((unsigned short)(pair[j] >> 16)));
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+          chain_lo[t] = __fmaf_rn(w_lo, __half2float(xs[t * kK + base]), chain_lo[t]);
+          chain_hi[t] = __fmaf_rn(w_hi, __half2float(xs[t * kK + base + 32]), chain_hi[t]);
+        }
+      }
+    }
+#pragma unroll
+    for (int c = kGroups * 4; c < kChunks; ++c) {
+      const unsigned int pair = __ldg(reinterpret_cast<const unsigned int*>(wr + c * 64) + lane);
+      const int base = 64 * c + lane;
+      const float w_lo = __half2float(__ushort_as_half((unsigned short)(pair & 0xffffu)));
+      const float w_hi = __half2float(__ushort_as_half((unsigned short)(pair >> 16)));
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) {
+        chain_lo[t] = __fmaf_rn(w_lo, __half2float(xs[t * kK + base]), chain_lo[t]);
+        chain_hi[t] = __fmaf_rn(w_hi, __half2float(xs[t * kK + base + 32]), chain_hi[t]);
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      if (t >= n) break;  // uniform over the block
+      // As the one-token kernel: registers 0 += 2 and 1 += 3, then 0 += 1, then the lane tree.
+      float v = __fadd_rn(chain_lo[t], chain_hi[t]);
+      v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 16));
+#pragma unroll
+      for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset));
+      if (lane == 0) {
+        double sum = (double)v;
+        for (int k = kVectorEnd; k < kK; ++k) {
+          sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(wr[k])), __half2float(xs[t * kK + k])));
+        }
+        y[(long long)(tok0 + t) * kM + row] = __double2float_rn(sum);
+      }
+    }
+  }
+}
+)";
+  kern.source = std::move(s);
+  return kern;
+}
+
+}  // namespace
 
 KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
   if (shape.k < 1 || shape.k > 12288 || shape.m < 1) throw std::invalid_argument("emit_lm_head_f16: bad shape");
-  if (shape.rows_per_warp < 1 || shape.warps < 1 || shape.warps > 32) {
+  if (shape.rows_per_warp < 1 || shape.warps < 1 || shape.warps > 32 || shape.tokens_per_block < 1 ||
+      shape.tokens_per_block > 8 || shape.tokens_per_block * shape.k > 24576) {
     throw std::invalid_argument("emit_lm_head_f16: bad tiling");
   }
+  if (shape.tokens_per_block > 1) return emit_lm_head_f16_tokens(shape);
   KernelSource kern;
   kern.threads = shape.warps * 32;
   kern.min_blocks = 2;

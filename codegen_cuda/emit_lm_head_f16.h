@@ -14,11 +14,15 @@ struct LmHeadF16Shape {
   int rows_per_warp = 4;  // processed one after another, sharing the staged x
   int warps = 8;
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
+  // Tokens per block (1..8; tokens * k <= 24576): each weight load serves them all, each token
+  // keeping its own chains (the same arithmetic per row and token). Above 1 the block's x rows
+  // are staged as F16 (exact: the decode path rounds them to F16 anyway).
+  int tokens_per_block = 1;
 };
 
 // Kernel signature: (const unsigned short* w, const float* x, float* y, int n_tokens)
 // w: repack_f16() halves (row stride f16_row_stride(k)); x: [n_tokens][k]; y: [n_tokens][m].
-// Grid (rows, n_tokens). x is rounded to F16 as the reference's decode path does; lane L keeps
+// Grid (rows, ceil(n_tokens / tokens_per_block)). x is rounded to F16 as the reference's decode path does; lane L keeps
 // the FMA chains of elements 64c + L and 64c + 32 + L, which are exactly ggml_vec_dot_f16's
 // chains (register L / 16 and L / 16 + 2, lane L % 16); the folds and the 16-lane tree sum run
 // in its order, the n % 64 tail in double: bit-identical to ref::vec_dot_f16.

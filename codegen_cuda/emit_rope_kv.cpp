@@ -49,13 +49,14 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
   k.min_blocks = 1;
   k.name = kernel_name("bn_rope_kv",
                        {{"h", shape.n_head}, {"hkv", shape.n_head_kv}, {"d", shape.head_dim}, {"c", shape.n_ctx}}) +
-           pdl_suffix(shape.pdl);
+           (shape.batched ? "_b" : "") + pdl_suffix(shape.pdl);
   auto num = [](int64_t v) { return std::to_string(v); };
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(256, 1) " + k.name + R"((
     const float* __restrict__ qkv, const float* __restrict__ rope_cos, const float* __restrict__ rope_sin,
     const int* __restrict__ pos_ptr, unsigned short* __restrict__ q16, unsigned short* __restrict__ k_cache,
-    unsigned short* __restrict__ v_cache) {
+    unsigned short* __restrict__ v_cache)" +
+       std::string(shape.batched ? ", const int* __restrict__ seq" : "") + R"() {
 )" +
        int_constants({{"kHeads", num(shape.n_head)},
                       {"kHeadsKv", num(shape.n_head_kv)},
@@ -67,7 +68,11 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
   constexpr int kEmbdKv = kHeadsKv * kHd;
   constexpr int kPairs = (kHeads + kHeadsKv) * kHalf;
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int i = blockIdx.x * 256 + threadIdx.x;
+       pdl_wait_text(shape.pdl, "  ") +
+       (shape.batched ? batched_token_text("blockIdx.y", {{"qkv", "kEmbd + 2 * kEmbdKv"}, {"q16", "kEmbd"}},
+                                           {{"k_cache", "kCtx * kEmbdKv"}, {"v_cache", "kCtx * kEmbdKv"}}, "  ")
+                      : "") +
+       R"(  const int i = blockIdx.x * 256 + threadIdx.x;
   const int pos = *pos_ptr;
   if (pos < 0 || pos >= kCtx) return;  // nothing is written for an out-of-range position
   if (i < kPairs) {

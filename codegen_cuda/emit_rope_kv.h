@@ -16,6 +16,12 @@ struct RopeKvShape {
   int64_t head_dim = 0;         // even
   int64_t n_ctx = 0;            // cache cells; pos must be < n_ctx
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
+  // Several tokens per launch (see batched_token_text in emit_common.h): token t = blockIdx.y
+  // reads qkv row t, writes q16 row t, and appends at pos_ptr[t] to the caches of sequence
+  // seq[t], one region of n_ctx cells per sequence (the K region of sequence s starts at
+  // k_cache + s * n_ctx * n_head_kv * head_dim, V's likewise). The signature gains
+  // `const int* seq` at the end. The arithmetic per token is the one-token kernel's.
+  bool batched = false;
 };
 
 // Kernel signature:
@@ -27,7 +33,7 @@ struct RopeKvShape {
 // [n_head_kv * head_dim][n_ctx] (ref::KvLayerView). Pairs (i, i + head_dim / 2) are rotated as
 // rope::rotate_head does: out0 = fma(x0, c, -(x1 * s)), out1 = fma(x0, s, x1 * c). Bit-identical.
 KernelSource emit_rope_kv(const RopeKvShape& shape);
-Dim3 rope_kv_grid(const RopeKvShape& shape);
+Dim3 rope_kv_grid(const RopeKvShape& shape);  // one token (batched: grid.y = the tokens)
 
 // The angle tables the kernel reads, [n_ctx][head_dim / 2] each: cosf / sinf of the reference's
 // running-product angles (ggml_rope_cache_init, rope::rotate_head), computed on the host with the

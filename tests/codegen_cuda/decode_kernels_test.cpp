@@ -4,6 +4,7 @@
 // and the fused GEMV epilogues (q|k|v with a scale per tensor, residual add, gated FFN).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -131,6 +132,111 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
                 "");
       EXPECT_EQ(count_mismatches(out, want), 0) << "first: " << out[0] << " vs " << want[0];
     }
+  }
+}
+
+// The batched variants (several tokens per launch, each of any sequence, a K/V region per
+// sequence) against the one-token kernels run token after token: the same q16, caches and
+// attention outputs bit for bit, including a sequence's later tokens attending to the cells
+// its earlier tokens appended in the same launch.
+TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
+  struct Token {
+    int seq, pos;
+  };
+  struct Case {
+    int64_t n_head, n_head_kv, head_dim, n_ctx;
+    std::vector<Token> tokens;  // each sequence's positions continue its cache
+  };
+  const std::vector<Case> cases = {
+      {20, 5, 128, 256, {{0, 100}, {1, 40}, {0, 101}, {0, 102}, {1, 41}}},  // 2B4T heads
+      {8, 2, 32, 96, {{1, 0}, {1, 1}, {0, 63}, {1, 2}, {0, 64}, {0, 65}}},  // b158-tiny-gqa, a fresh sequence
+  };
+  const float freq_base = 500000.0f;
+  uint32_t seed = 70;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("h" + std::to_string(c.n_head) + " d" + std::to_string(c.head_dim));
+    const cc::RopeKvShape rope1{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    cc::RopeKvShape rope_b = rope1;
+    rope_b.batched = true;
+    const cc::AttentionDecodeShape attn1{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    cc::AttentionDecodeShape attn_b = attn1;
+    attn_b.batched = true;
+    const cc::KernelSource k1[] = {cc::emit_rope_kv(rope1), cc::emit_attention_scores(attn1),
+                                   cc::emit_attention_softmax_pv(attn1)};
+    const cc::KernelSource kb[] = {cc::emit_rope_kv(rope_b), cc::emit_attention_scores(attn_b),
+                                   cc::emit_attention_softmax_pv(attn_b)};
+    std::string source, error;
+    for (const auto* set : {k1, kb}) {
+      for (int i = 0; i < 3; ++i) source += set[i].source;
+    }
+    const auto module = EmuModule::build(source, &error);
+    ASSERT_TRUE(module) << error;
+    const cc::RopeTables tables = cc::rope_tables(c.n_ctx, c.head_dim, freq_base, 1.0f);
+    const int64_t n_embd = c.n_head * c.head_dim, n_embd_kv = c.n_head_kv * c.head_dim;
+    const int64_t n_qkv = n_embd + 2 * n_embd_kv, region = c.n_ctx * n_embd_kv;
+    const auto n_tokens = static_cast<int64_t>(c.tokens.size());
+    // Two sequences' regions: cells before each sequence's first token hold random keys and values.
+    std::vector<uint16_t> k_cache(static_cast<size_t>(2 * region), 0), v_cache(k_cache.size(), 0);
+    const std::vector<float> old_kv = random_normal(k_cache.size() * 2, ++seed, 3.0f);
+    for (int s = 0; s < 2; ++s) {
+      int first = static_cast<int>(c.n_ctx);
+      for (const Token& t : c.tokens) first = t.seq == s ? std::min(first, t.pos) : first;
+      for (int64_t cell = 0; cell < first; ++cell) {
+        for (int64_t e = 0; e < n_embd_kv; ++e) {
+          k_cache[s * region + cell * n_embd_kv + e] = ref::fp32_to_fp16(old_kv[s * region + cell * n_embd_kv + e]);
+          v_cache[s * region + e * c.n_ctx + cell] = ref::fp32_to_fp16(old_kv[(2 + s) * region + e * c.n_ctx + cell]);
+        }
+      }
+    }
+    const std::vector<float> qkv = random_normal(static_cast<size_t>(n_tokens * n_qkv), ++seed, 3.0f);
+    std::vector<int> pos, seq;
+    for (const Token& t : c.tokens) pos.push_back(t.pos), seq.push_back(t.seq);
+
+    // One token at a time, on the token's own region.
+    std::vector<uint16_t> k_want = k_cache, v_want = v_cache, q16_want(static_cast<size_t>(n_tokens * n_embd));
+    std::vector<float> want(static_cast<size_t>(n_tokens * n_embd)), scores(static_cast<size_t>(c.n_head * c.n_ctx));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      uint16_t* kc = k_want.data() + seq[t] * region;
+      uint16_t* vc = v_want.data() + seq[t] * region;
+      uint16_t* q16 = q16_want.data() + t * n_embd;
+      ASSERT_EQ(module->launch(k1[0].name, cc::rope_kv_grid(rope1), k1[0].threads, qkv.data() + t * n_qkv,
+                               tables.cos.data(), tables.sin.data(), &pos[t], q16, kc, vc),
+                "");
+      ASSERT_EQ(module->launch(k1[1].name, cc::attention_scores_grid(attn1), k1[1].threads,
+                               static_cast<const unsigned short*>(q16), static_cast<const unsigned short*>(kc), &pos[t],
+                               scores.data()),
+                "");
+      ASSERT_EQ(module->launch(k1[2].name, cc::attention_softmax_pv_grid(attn1), k1[2].threads,
+                               static_cast<const float*>(scores.data()), static_cast<const unsigned short*>(vc),
+                               &pos[t], want.data() + t * n_embd),
+                "");
+    }
+    // All tokens in each launch.
+    std::vector<uint16_t> q16(q16_want.size());
+    std::vector<float> batch_scores(static_cast<size_t>(n_tokens) * scores.size()), out(want.size(), -5.0f);
+    const auto tokens = static_cast<uint32_t>(n_tokens);
+    cc::Dim3 grid = cc::rope_kv_grid(rope_b);
+    grid.y = tokens;
+    ASSERT_EQ(module->launch(kb[0].name, grid, kb[0].threads, qkv.data(), tables.cos.data(), tables.sin.data(),
+                             static_cast<const int*>(pos.data()), q16.data(), k_cache.data(), v_cache.data(),
+                             static_cast<const int*>(seq.data())),
+              "");
+    grid = cc::attention_scores_grid(attn_b);
+    grid.z = tokens;
+    ASSERT_EQ(module->launch(kb[1].name, grid, kb[1].threads, static_cast<const unsigned short*>(q16.data()),
+                             static_cast<const unsigned short*>(k_cache.data()), static_cast<const int*>(pos.data()),
+                             batch_scores.data(), static_cast<const int*>(seq.data())),
+              "");
+    grid = cc::attention_softmax_pv_grid(attn_b);
+    grid.z = tokens;
+    ASSERT_EQ(module->launch(kb[2].name, grid, kb[2].threads, static_cast<const float*>(batch_scores.data()),
+                             static_cast<const unsigned short*>(v_cache.data()), static_cast<const int*>(pos.data()),
+                             out.data(), static_cast<const int*>(seq.data())),
+              "");
+    EXPECT_EQ(q16, q16_want);
+    EXPECT_EQ(k_cache, k_want);
+    EXPECT_EQ(v_cache, v_want);
+    EXPECT_EQ(count_mismatches(out, want), 0);
   }
 }
 

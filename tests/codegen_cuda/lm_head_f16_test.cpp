@@ -24,8 +24,18 @@ struct Case {
 // 2B4T's n_embd 2560 (vocab cut to 1000 for the emulator), the shared models' 256 x 32000 and
 // 384 x 2000, and odd sizes covering the leftover chunks (320 = 4 + 1 chunks) and the scalar tail
 // (2600 = 40 chunks + 40; 100 = 1 chunk + 36).
-const std::vector<Case> kCases = {{{2560, 1000}, 1}, {{256, 32000}, 1}, {{384, 2000, 2, 4}, 2},
-                                  {{320, 333}, 1},   {{2600, 129}, 1},  {{100, 64, 1, 2}, 3}};
+// Tiles of several tokens per block: full and partial tiles (11 = 8 + 3, 5 = 2 + 2 + 1), a tile
+// larger than the tokens there are, each with the tail cases.
+constexpr auto kOff = codegen_cuda::PdlMode::kOff;
+const std::vector<Case> kCases = {{{2560, 1000}, 1},
+                                  {{256, 32000}, 1},
+                                  {{384, 2000, 2, 4}, 2},
+                                  {{320, 333}, 1},
+                                  {{2600, 129}, 1},
+                                  {{100, 64, 1, 2}, 3},
+                                  {{2560, 1000, 4, 8, kOff, 8}, 11},
+                                  {{2600, 129, 2, 4, kOff, 2}, 5},
+                                  {{100, 64, 1, 2, kOff, 8}, 3}};
 
 TEST(CudaLmHeadF16, MatchesVecDotF16BitForBitOnTheHostEmulator) {
   std::string source, error;
