@@ -7,6 +7,7 @@
 
 #include "codegen_cuda/emit_attention_decode.h"
 #include "codegen_cuda/emit_embed_f16.h"
+#include "codegen_cuda/emit_gather_rows.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
 #include "codegen_cuda/emit_rmsnorm_quant.h"
@@ -15,6 +16,10 @@
 
 namespace bitnet::codegen_cuda {
 namespace {
+
+// Tokens per block of the batched step's I2_S GEMMs (the emitter's largest tile: each weight
+// word loaded once for 8 tokens).
+constexpr int kBatchTokenTile = 8;
 
 int64_t round16(int64_t bytes) {
   return (bytes + 15) / 16 * 16;
@@ -53,6 +58,21 @@ class Builder {
   }
   void launch(const KernelSource& k, KernelRole role, Dim3 grid, std::vector<int> args, bool n_tokens,
               std::string label) {
+    p_.launches.push_back(make(k, role, grid, std::move(args), n_tokens, std::move(label)));
+  }
+  // A launch of the batched step covering `count` tokens, token_tile per block along `axis`.
+  void batch_launch(const KernelSource& k, KernelRole role, Dim3 grid, std::vector<int> args, bool n_tokens,
+                    std::string label, TokenCount count, int axis, int tile = 1) {
+    DecodeLaunch l = make(k, role, grid, std::move(args), n_tokens, std::move(label));
+    l.tokens = count;
+    l.token_axis = axis;
+    l.token_tile = tile;
+    p_.batch_launches.push_back(std::move(l));
+  }
+
+ private:
+  DecodeLaunch make(const KernelSource& k, KernelRole role, Dim3 grid, std::vector<int> args, bool n_tokens,
+                    std::string label) {
     DecodeLaunch l;
     l.kernel = kernel(k);
     l.role = role;
@@ -61,10 +81,9 @@ class Builder {
     l.args = std::move(args);
     l.n_tokens_arg = n_tokens;
     l.label = std::move(label);
-    p_.launches.push_back(std::move(l));
+    return l;
   }
 
- private:
   DecodeProgram& p_;
   std::map<std::string, int> kernel_index_;
 };
@@ -119,9 +138,15 @@ int64_t DecodeProgram::weight_bytes_read_per_token() const {
 
 Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const DecodeProgramOptions& options) {
   if (const std::string why = check_config(c); !why.empty()) return Error{"plan_decode_program: " + why};
+  if (options.max_tokens < 1 || options.max_tokens > 4096) {
+    return Error{"plan_decode_program: max_tokens must be in [1, 4096]"};
+  }
   DecodeProgram p;
   p.config = c;
   p.programmatic_launch = options.pdl != PdlMode::kOff;
+  p.max_tokens = options.max_tokens;
+  const bool batched = options.max_tokens > 1;
+  const int64_t t_max = options.max_tokens;
   Builder b(p);
   const int64_t hd = c.n_embd / c.n_head;
   const int64_t n_kv_embd = c.n_head_kv * hd;
@@ -129,20 +154,25 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   const int64_t embd_words = c.n_embd / 16 * 4;  // bytes of one repacked I2_S row of K = n_embd
   const int64_t ff_words = c.n_ff / 16 * 4;
 
-  // Inputs, scratch, output.
-  p.token_buffer = b.buffer("token", BufferKind::kInput, 4);
-  p.pos_buffer = b.buffer("pos", BufferKind::kInput, 4);
-  const int x = b.buffer("x", BufferKind::kScratch, c.n_embd * 4);
-  const int act_q = b.buffer("act.q", BufferKind::kScratch, std::max(c.n_embd, c.n_ff));
-  const int act_scale = b.buffer("act.scale", BufferKind::kScratch, 4);
-  const int act_sum = b.buffer("act.sum", BufferKind::kScratch, 4);
-  const int qkv = b.buffer("qkv", BufferKind::kScratch, n_qkv * 4);
-  const int q16 = b.buffer("q16", BufferKind::kScratch, c.n_embd * 2);
-  const int scores = b.buffer("scores", BufferKind::kScratch, c.n_head * c.n_ctx * 4);
-  const int attn = b.buffer("attn", BufferKind::kScratch, c.n_embd * 4);
-  const int ffn = b.buffer("ffn", BufferKind::kScratch, c.n_ff * 4);
-  const int normed = b.buffer("normed", BufferKind::kScratch, c.n_embd * 4);
-  p.logits_buffer = b.buffer("logits", BufferKind::kOutput, c.n_vocab * 4);
+  // Inputs, scratch, output: rows for max_tokens tokens (the decode step uses the first).
+  p.token_buffer = b.buffer("token", BufferKind::kInput, t_max * 4);
+  p.pos_buffer = b.buffer("pos", BufferKind::kInput, t_max * 4);
+  if (batched) {
+    p.seq_buffer = b.buffer("seq", BufferKind::kInput, t_max * 4);
+    p.rows_buffer = b.buffer("rows", BufferKind::kInput, t_max * 4);
+  }
+  const int x = b.buffer("x", BufferKind::kScratch, t_max * c.n_embd * 4);
+  const int act_q = b.buffer("act.q", BufferKind::kScratch, t_max * std::max(c.n_embd, c.n_ff));
+  const int act_scale = b.buffer("act.scale", BufferKind::kScratch, t_max * 4);
+  const int act_sum = b.buffer("act.sum", BufferKind::kScratch, t_max * 4);
+  const int qkv = b.buffer("qkv", BufferKind::kScratch, t_max * n_qkv * 4);
+  const int q16 = b.buffer("q16", BufferKind::kScratch, t_max * c.n_embd * 2);
+  const int scores = b.buffer("scores", BufferKind::kScratch, t_max * c.n_head * c.n_ctx * 4);
+  const int attn = b.buffer("attn", BufferKind::kScratch, t_max * c.n_embd * 4);
+  const int ffn = b.buffer("ffn", BufferKind::kScratch, t_max * c.n_ff * 4);
+  const int normed = b.buffer("normed", BufferKind::kScratch, t_max * c.n_embd * 4);
+  const int x_out = batched ? b.buffer("x.out", BufferKind::kScratch, t_max * c.n_embd * 4) : -1;
+  p.logits_buffer = b.buffer("logits", BufferKind::kOutput, t_max * c.n_vocab * 4);
   // Global weights.
   const int embd = b.weight("token_embd", WeightLayout::kF16, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
                             c.n_vocab * c.n_embd * 2);
@@ -173,8 +203,29 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   attn_shape.pdl = options.pdl;
   LmHeadF16Shape lm_shape{c.n_embd, c.n_vocab};
   lm_shape.pdl = options.pdl;
+  // The batched step: the same ops as GEMMs over token tiles (separate norms: a fused norm
+  // needs one token per block) and rope / attention per token.
+  auto gemm_shape = [&](const MatmulI2sShape& decode) {
+    MatmulI2sShape g = decode;
+    g.tokens_per_block = kBatchTokenTile;
+    g.rows_per_warp = 2;
+    g.warps = 4;  // 128 threads: up to 255 registers (8 warps spill on sm_80 at 128)
+    g.k_split = 1;
+    g.fuse_norm = false;
+    return g;
+  };
+  const MatmulI2sShape qkv_gemm = gemm_shape(qkv_shape), o_gemm = gemm_shape(o_shape),
+                       gate_up_gemm = gemm_shape(gate_up_shape), down_gemm = gemm_shape(down_shape);
+  RopeKvShape rope_b = rope_shape;
+  rope_b.batched = true;
+  AttentionDecodeShape attn_b = attn_shape;
+  attn_b.batched = true;
+  // The LM head over the wanted rows: each weight load serves up to 8 of them.
+  LmHeadF16Shape lm_b = lm_shape;
+  lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
+  KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, pv_bk, gather_k, lm_bk;
   try {
     embed_k = emit_embed_f16({c.n_embd, c.n_vocab, options.pdl});
     norm_embd = emit_rmsnorm_quant({c.n_embd, c.eps, true, false, options.pdl});
@@ -188,11 +239,25 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     scores_k = emit_attention_scores(attn_shape);
     pv_k = emit_attention_softmax_pv(attn_shape);
     lm_k = emit_lm_head_f16(lm_shape);
+    if (batched) {
+      qkv_g = emit_matmul_i2s(qkv_gemm);
+      o_g = emit_matmul_i2s(o_gemm);
+      gate_up_g = emit_matmul_i2s(gate_up_gemm);
+      down_g = emit_matmul_i2s(down_gemm);
+      rope_bk = emit_rope_kv(rope_b);
+      scores_bk = emit_attention_scores(attn_b);
+      pv_bk = emit_attention_softmax_pv(attn_b);
+      gather_k = emit_gather_rows({c.n_embd, options.pdl});
+      lm_bk = emit_lm_head_f16(lm_b);
+    }
   } catch (const std::invalid_argument& e) {
     return Error{std::string("plan_decode_program: ") + e.what()};
   }
 
   b.launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed");
+  constexpr auto kBatch = TokenCount::kBatch;
+  if (batched)
+    b.batch_launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
     const std::string blk = "blk." + std::to_string(layer) + ".";
     const int attn_norm =
@@ -247,11 +312,41 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     gemv(o_k, o_shape, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
     gemv(gate_up_k, gate_up_shape, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
     gemv(down_k, down_shape, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
+    if (!batched) continue;
+
+    auto gemm = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input, int gain,
+                    int output, const std::string& label, const KernelSource& norm_k, const std::string& norm_label) {
+      b.batch_launch(norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
+                     {input, gain, act_q, act_scale, act_sum, -1}, true, norm_label, kBatch, 0);
+      b.batch_launch(k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1),
+                     {weights, scales, act_q, act_scale, act_sum, output}, true, label, kBatch, 1,
+                     shape.tokens_per_block);
+    };
+    gemm(qkv_g, qkv_gemm, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
+    b.batch_launch(rope_bk, KernelRole::kRopeKv, rope_kv_grid(rope_b),
+                   {qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache, p.seq_buffer}, false, blk + "rope_kv",
+                   kBatch, 1);
+    b.batch_launch(scores_bk, KernelRole::kAttnScores, attention_scores_grid(attn_b),
+                   {q16, k_cache, p.pos_buffer, scores, p.seq_buffer}, false, blk + "attn_scores", kBatch, 2);
+    b.batch_launch(pv_bk, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(attn_b),
+                   {scores, v_cache, p.pos_buffer, attn, p.seq_buffer}, false, blk + "attn_softmax_pv", kBatch, 2);
+    gemm(o_g, o_gemm, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
+    gemm(gate_up_g, gate_up_gemm, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
+    gemm(down_g, down_gemm, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
   }
   b.launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {x, out_norm, act_q, act_scale, act_sum, normed},
            true, "output_norm");
   b.launch(lm_k, KernelRole::kLmHead, lm_head_f16_grid(lm_shape, 1), {lm_head, normed, p.logits_buffer}, true,
            "lm_head");
+  if (batched) {
+    constexpr auto kOutputs = TokenCount::kOutputs;
+    b.batch_launch(gather_k, KernelRole::kGatherRows, gather_rows_grid(1), {x, p.rows_buffer, x_out}, true,
+                   "gather_rows", kOutputs, 0);
+    b.batch_launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
+                   {x_out, out_norm, act_q, act_scale, act_sum, normed}, true, "output_norm", kOutputs, 0);
+    b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_f16_grid(lm_b, 1), {lm_head, normed, p.logits_buffer}, true,
+                   "lm_head", kOutputs, 1, lm_b.tokens_per_block);
+  }
   return p;
 }
 

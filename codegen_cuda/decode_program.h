@@ -1,7 +1,9 @@
 // One decode token of a BitNet b1.58 model (spec 7) as a list of CUDA kernel launches over named
 // buffers: what a GPU runtime backend executes per token, and what the host emulator test and the
 // device check run. Host side only: no CUDA here. The token id and its position are read by the
-// kernels from two small device buffers, so one captured CUDA graph serves every step.
+// kernels from two small device buffers, so one captured CUDA graph serves every step. A second
+// list runs a step of several tokens (prompts, several sequences' decode tokens) with the same
+// per-token arithmetic (DecodeProgram::batch_launches).
 //
 // Per layer (11 launches): rmsnorm_quant(attn_norm) -> q|k|v GEMV (one launch, a scale per
 // tensor) -> rope_kv (RoPE, q to F16, K/V cache append) -> attention scores -> softmax + P.V ->
@@ -70,10 +72,16 @@ struct DecodeBuffer {
   int64_t cols = 0;                          // kWeight matrices: the common row length (K)
 };
 
-enum class KernelRole { kEmbed, kRmsNormQuant, kMatmulI2s, kRopeKv, kAttnScores, kAttnSoftmaxPv, kLmHead };
+enum class KernelRole { kEmbed, kRmsNormQuant, kMatmulI2s, kRopeKv, kAttnScores, kAttnSoftmaxPv, kLmHead, kGatherRows };
+
+// How many tokens a launch covers: one (the decode step), the tokens of a batched step, or
+// those of its rows whose logits are wanted.
+enum class TokenCount { kOne, kBatch, kOutputs };
 
 // A launch: kernel `kernel` of DecodeProgram::kernels with `args` in signature order (buffer
-// indices; -1 = a null pointer), then, where `n_tokens_arg`, the int 1.
+// indices; -1 = a null pointer), then, where `n_tokens_arg`, the int n: 1 for kOne, else the
+// launch's token count. `grid` is for one token tile: a kBatch or kOutputs launch of n tokens has
+// ceil(n / token_tile) blocks along `token_axis` (0 = x, 1 = y, 2 = z) instead.
 struct DecodeLaunch {
   int kernel = 0;
   KernelRole role = KernelRole::kEmbed;
@@ -82,16 +90,30 @@ struct DecodeLaunch {
   std::vector<int> args;
   bool n_tokens_arg = false;
   std::string label;  // "blk.3.qkv" etc., for reports
+  TokenCount tokens = TokenCount::kOne;
+  int token_axis = 0;
+  int token_tile = 1;
 };
 
 struct DecodeProgram {
   DecodeModelConfig config;
   std::vector<KernelSource> kernels;  // distinct kernels (layers share them)
   std::vector<DecodeBuffer> buffers;
-  std::vector<DecodeLaunch> launches;
-  int token_buffer = -1;   // int: the token id of the step
-  int pos_buffer = -1;     // int: its position (0-based; < n_ctx)
-  int logits_buffer = -1;  // float [n_vocab]
+  std::vector<DecodeLaunch> launches;  // one token (kOne launches)
+  // A step of 1..max_tokens tokens, each of any sequence (empty when max_tokens is 1): the same
+  // ops with several tokens per launch (I2_S GEMMs with token tiles, rope and attention per
+  // token on its sequence's K/V region), then the rows whose logits are wanted gathered and only
+  // those normed and through the LM head. Every token's arithmetic is the one-token step's, so
+  // its logits are the same bits whatever else the step holds (batch invariance). Tokens of one
+  // sequence in one step are in position order; each attends to the cells the step appended
+  // before it (rope_kv runs for every token before attention reads any).
+  std::vector<DecodeLaunch> batch_launches;
+  int max_tokens = 1;
+  int token_buffer = -1;   // int [max_tokens]: the token ids of the step (the decode step: [0])
+  int pos_buffer = -1;     // int [max_tokens]: their positions (0-based; < n_ctx)
+  int seq_buffer = -1;     // int [max_tokens]: their sequences (batched steps; -1 when max_tokens is 1)
+  int rows_buffer = -1;    // int [max_tokens]: the tokens whose logits are wanted, ascending (batched steps)
+  int logits_buffer = -1;  // float [max_tokens][n_vocab]: rows in the order of rows_buffer (decode: [0])
   // Launch every kernel with programmatic dependent launch where the GPU allows it (the CUDA driver's
   // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION; stream capture keeps it as programmatic
   // graph edges, CUDA 12.3+): set when the kernels were emitted with a PdlMode other than kOff.
@@ -117,6 +139,9 @@ struct DecodeProgramOptions {
   // on an H200 (2B4T shape, context 128; codegen_cuda/README.md). The kernels stay correct without
   // the launch attribute (sm_80, older drivers), where the instructions do nothing.
   PdlMode pdl = PdlMode::kAfterWait;
+  // Tokens a batched step holds at most (DecodeProgram::batch_launches); 1: none. Scratch, inputs
+  // and logits grow with it (the attention scores: max_tokens * n_head * n_ctx floats).
+  int max_tokens = 64;
 };
 
 // Plans the kernels, buffers and launches of one decode token. Errors for shapes the kernels do

@@ -102,7 +102,8 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
   BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), n_ctx));
   // PDL instructions need sm_90; the emulator (sm 0) runs them as no-ops.
   const bool pdl = options.programmatic_launch && (options.sm == 0 || options.sm >= 90);
-  auto planned = cc::plan_decode_program(config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff});
+  auto planned = cc::plan_decode_program(
+      config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff, .max_tokens = options.max_tokens});
   if (!planned.ok()) return make_error("the CUDA backend cannot run this model: {}", planned.error().message);
   BITNET_RETURN_IF_ERROR(check_tensors(*planned, model.file()));
   auto decode = std::make_shared<const cc::DecodeProgram>(std::move(*planned));
@@ -127,11 +128,25 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
                            (b.layout == cc::WeightLayout::kF32 || b.layout == cc::WeightLayout::kF16);
     p->buffers.push_back({b.name, kKinds[static_cast<int>(b.kind)], b.bytes, as_stored ? b.tensors[0] : ""});
   }
-  for (const cc::DecodeLaunch& l : decode->launches) {
-    p->launches.push_back({l.kernel, {l.grid.x, l.grid.y, l.grid.z}, l.threads, l.args, l.n_tokens_arg, l.label});
+  for (const auto* list : {&decode->launches, &decode->batch_launches}) {
+    for (const cc::DecodeLaunch& l : *list) {
+      (list == &decode->launches ? p->launches : p->batch_launches)
+          .push_back({l.kernel,
+                      {l.grid.x, l.grid.y, l.grid.z},
+                      l.threads,
+                      l.args,
+                      l.n_tokens_arg,
+                      l.label,
+                      static_cast<rc::LaunchTokens>(l.tokens),
+                      l.token_axis,
+                      l.token_tile});
+    }
   }
+  p->max_tokens = decode->max_tokens;
   p->token_buffer = decode->token_buffer;
   p->pos_buffer = decode->pos_buffer;
+  p->seq_buffer = decode->seq_buffer;
+  p->rows_buffer = decode->rows_buffer;
   p->logits_buffer = decode->logits_buffer;
   p->programmatic_launch = decode->programmatic_launch;
   p->n_vocab = config.n_vocab;
@@ -224,14 +239,15 @@ Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options) {
   const runtime::Model* m = &model;
   rc::install_cuda_sessions(
       model, shared->backend,
-      [shared, m, log = options.log,
-       verbose = options.verbose](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
+      [shared, m, log = options.log, verbose = options.verbose,
+       max_tokens = options.max_tokens](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
         std::lock_guard lock(shared->mutex);
         const int64_t key = (cells + 31) / 32 * 32;
         if (auto it = shared->programs.find(key); it != shared->programs.end()) return it->second;
         const auto t0 = std::chrono::steady_clock::now();
-        BITNET_ASSIGN_OR_RETURN(auto program,
-                                compile_cuda_program(*m, cells, {.sm = shared->backend->device().info().sm}));
+        BITNET_ASSIGN_OR_RETURN(
+            auto program,
+            compile_cuda_program(*m, cells, {.sm = shared->backend->device().info().sm, .max_tokens = max_tokens}));
         {
           std::lock_guard device_lock(shared->backend->mutex());
           BITNET_RETURN_IF_ERROR(shared->backend->load(program));

@@ -32,6 +32,10 @@ struct CudaCompileOptions {
   int sm = 0;  // NVRTC's target (CUBIN for it, and its PTX); 0: the CUDA C++ only (the host emulator)
   // Programmatic dependent launch points (sm_90+; the kernels are correct without them).
   bool programmatic_launch = true;
+  // Tokens one batched step runs at most (prompts, several sequences' decode tokens); 1: one
+  // token per step only. Scratch memory grows with it (the attention scores: max_tokens * n_head *
+  // n_ctx floats).
+  int max_tokens = 64;
 };
 
 // The decode program of `model` for `n_ctx` cells per sequence (rounded up to a multiple of
@@ -59,6 +63,7 @@ struct CudaBackendOptions {
   // The device to run on; null: the CUDA driver's device 0 (runtime/cuda/cuda_driver_device.h).
   std::unique_ptr<runtime::cuda::Device> device;
   bool use_graphs = true;
+  int max_tokens = 64;   // tokens per batched step (CudaCompileOptions::max_tokens)
   bool verbose = false;  // compile and upload times at LogLevel::kInfo
   std::function<void(LogLevel level, std::string_view line)> log;
 };

@@ -29,16 +29,24 @@ Expected<std::unique_ptr<planfb::CudaCodeT>> encode_cuda_code(const CudaProgram&
     weights.push_back({b.name, b.name, "cuda", std::move(*bytes)});
     c->weight_buffers.push_back(static_cast<int32_t>(i));
   }
-  for (const CudaLaunch& l : p.launches) {
-    auto fl = std::make_unique<planfb::CudaLaunchT>();
-    fl->kernel = l.kernel;
-    fl->grid_x = l.grid.x, fl->grid_y = l.grid.y, fl->grid_z = l.grid.z;
-    fl->threads = l.threads;
-    fl->args = l.args;
-    fl->n_tokens_arg = l.n_tokens_arg;
-    fl->label = l.label;
-    c->launches.push_back(std::move(fl));
+  for (const auto* list : {&p.launches, &p.batch_launches}) {
+    for (const CudaLaunch& l : *list) {
+      auto fl = std::make_unique<planfb::CudaLaunchT>();
+      fl->kernel = l.kernel;
+      fl->grid_x = l.grid.x, fl->grid_y = l.grid.y, fl->grid_z = l.grid.z;
+      fl->threads = l.threads;
+      fl->args = l.args;
+      fl->n_tokens_arg = l.n_tokens_arg;
+      fl->label = l.label;
+      fl->tokens = static_cast<int8_t>(l.tokens);
+      fl->token_axis = l.token_axis;
+      fl->token_tile = l.token_tile;
+      (list == &p.launches ? c->launches : c->batch_launches).push_back(std::move(fl));
+    }
   }
+  c->max_tokens = p.max_tokens;
+  c->seq_buffer = p.seq_buffer;
+  c->rows_buffer = p.rows_buffer;
   c->token_buffer = p.token_buffer;
   c->pos_buffer = p.pos_buffer;
   c->logits_buffer = p.logits_buffer;
@@ -74,11 +82,26 @@ Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::Cuda
     }
     p->buffers.push_back({b->name, static_cast<BufferKind>(b->kind), b->bytes, b->tensor});
   }
-  for (const auto& l : c.launches) {
-    if (!l) return make_error("the plan's CUDA launch #{} is empty", p->launches.size());
-    p->launches.push_back(
-        {l->kernel, {l->grid_x, l->grid_y, l->grid_z}, l->threads, l->args, l->n_tokens_arg, l->label});
+  for (const auto* list : {&c.launches, &c.batch_launches}) {
+    auto& to = list == &c.launches ? p->launches : p->batch_launches;
+    for (const auto& l : *list) {
+      if (!l || l->tokens < 0 || l->tokens > static_cast<int8_t>(LaunchTokens::kOutputs)) {
+        return make_error("the plan's CUDA launch #{} is not valid", to.size());
+      }
+      to.push_back({l->kernel,
+                    {l->grid_x, l->grid_y, l->grid_z},
+                    l->threads,
+                    l->args,
+                    l->n_tokens_arg,
+                    l->label,
+                    static_cast<LaunchTokens>(l->tokens),
+                    l->token_axis,
+                    l->token_tile});
+    }
   }
+  p->max_tokens = c.max_tokens;
+  p->seq_buffer = c.seq_buffer;
+  p->rows_buffer = c.rows_buffer;
   p->token_buffer = c.token_buffer;
   p->pos_buffer = c.pos_buffer;
   p->logits_buffer = c.logits_buffer;

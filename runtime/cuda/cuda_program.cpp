@@ -9,6 +9,14 @@ int64_t CudaProgram::weight_bytes_total() const {
   return n;
 }
 
+Dim3 launch_grid(const CudaLaunch& launch, int64_t n) {
+  Dim3 grid = launch.grid;
+  if (launch.tokens == LaunchTokens::kOne) return grid;
+  const auto blocks = static_cast<uint32_t>((n + launch.token_tile - 1) / launch.token_tile);
+  (launch.token_axis == 0 ? grid.x : launch.token_axis == 1 ? grid.y : grid.z) = blocks;
+  return grid;
+}
+
 Status CudaProgram::check() const {
   const auto n_buffers = static_cast<int>(buffers.size());
   auto is = [&](int index, BufferKind kind, int64_t min_bytes) {
@@ -21,10 +29,17 @@ Status CudaProgram::check() const {
     return make_error("CUDA program: bad shape (n_vocab {}, n_ctx {}, n_embd_kv {}, head_dim {})", n_vocab, n_ctx,
                       n_embd_kv, head_dim);
   }
-  if (!is(token_buffer, BufferKind::kInput, 4) || !is(pos_buffer, BufferKind::kInput, 4)) {
+  if (max_tokens < 1 || max_tokens > 4096 || (max_tokens > 1) != !batch_launches.empty()) {
+    return make_error("CUDA program: {} tokens per step with {} batched launches", max_tokens, batch_launches.size());
+  }
+  const int64_t ints = int64_t{4} * max_tokens;
+  if (!is(token_buffer, BufferKind::kInput, ints) || !is(pos_buffer, BufferKind::kInput, ints)) {
     return make_error("CUDA program: the token and position inputs are not one-int input buffers");
   }
-  if (!is(logits_buffer, BufferKind::kOutput, n_vocab * 4)) {
+  if (max_tokens > 1 && (!is(seq_buffer, BufferKind::kInput, ints) || !is(rows_buffer, BufferKind::kInput, ints))) {
+    return make_error("CUDA program: the sequence and row inputs are not input buffers of {} ints", max_tokens);
+  }
+  if (!is(logits_buffer, BufferKind::kOutput, n_vocab * 4 * max_tokens)) {
     return make_error("CUDA program: the logits buffer is not an output of n_vocab floats");
   }
   for (const CudaBuffer& b : buffers) {
@@ -36,15 +51,21 @@ Status CudaProgram::check() const {
       return make_error("CUDA program: a layer's K/V cache is not a state buffer of {} bytes", bytes);
     }
   }
-  for (const CudaLaunch& l : launches) {
-    if (l.kernel < 0 || l.kernel >= static_cast<int>(kernels.size())) {
-      return make_error("CUDA program: launch {} names kernel {} of {}", l.label, l.kernel, kernels.size());
-    }
-    if (l.threads <= 0 || l.threads > 1024 || l.grid.x == 0 || l.grid.y == 0 || l.grid.z == 0) {
-      return make_error("CUDA program: launch {} has an empty grid or {} threads", l.label, l.threads);
-    }
-    for (int a : l.args) {
-      if (a < -1 || a >= n_buffers) return make_error("CUDA program: launch {} names buffer {}", l.label, a);
+  for (const auto* list : {&launches, &batch_launches}) {
+    for (const CudaLaunch& l : *list) {
+      if (l.kernel < 0 || l.kernel >= static_cast<int>(kernels.size())) {
+        return make_error("CUDA program: launch {} names kernel {} of {}", l.label, l.kernel, kernels.size());
+      }
+      if (l.threads <= 0 || l.threads > 1024 || l.grid.x == 0 || l.grid.y == 0 || l.grid.z == 0) {
+        return make_error("CUDA program: launch {} has an empty grid or {} threads", l.label, l.threads);
+      }
+      const bool one = l.tokens == LaunchTokens::kOne;
+      if ((one == (list == &batch_launches)) || l.token_axis < 0 || l.token_axis > 2 || l.token_tile < 1) {
+        return make_error("CUDA program: launch {} has a bad token count, axis or tile", l.label);
+      }
+      for (int a : l.args) {
+        if (a < -1 || a >= n_buffers) return make_error("CUDA program: launch {} names buffer {}", l.label, a);
+      }
     }
   }
   if (launches.empty()) return make_error("CUDA program: no launches");

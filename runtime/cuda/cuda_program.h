@@ -17,10 +17,10 @@ namespace bitnet::runtime::cuda {
 
 enum class BufferKind {
   kWeight,   // constant: its bytes come from CudaProgram::weight_bytes, uploaded once per model
-  kState,    // the KV cache: one copy per sequence, kept across steps
+  kState,    // the KV cache: one region per sequence (contiguous, sequence s at s * bytes), kept across steps
   kScratch,  // written before it is read within a step
-  kInput,    // the token id or its position: one int written before each step
-  kOutput,   // the logits: float [n_vocab]
+  kInput,    // token ids, positions, sequences, output rows: ints written before each step
+  kOutput,   // the logits: float [max_tokens][n_vocab]
 };
 
 struct CudaBuffer {
@@ -32,14 +32,24 @@ struct CudaBuffer {
   std::string tensor;
 };
 
+// What a launch's token count is: 1 (the decode step), the tokens of a batched step, or those
+// of its tokens whose logits are wanted.
+enum class LaunchTokens : int8_t { kOne, kBatch, kOutputs };
+
 struct CudaLaunch {
   int kernel = 0;  // index into CudaProgram::image.kernels
-  Dim3 grid;
+  Dim3 grid;       // for one token tile; see launch_grid()
   int threads = 0;
   std::vector<int> args;      // buffer indices in signature order; -1: a null pointer
-  bool n_tokens_arg = false;  // then the int 1 (one token per step)
+  bool n_tokens_arg = false;  // then the int n, the launch's token count
   std::string label;          // "blk.3.qkv": for errors
+  LaunchTokens tokens = LaunchTokens::kOne;
+  int token_axis = 0;  // kBatch / kOutputs: the grid axis (0 x, 1 y, 2 z) with ceil(n / token_tile) blocks
+  int token_tile = 1;
 };
+
+// The grid of `launch` for n tokens.
+Dim3 launch_grid(const CudaLaunch& launch, int64_t n);
 
 // Where a layer's cached keys and values are: K [cells][n_embd_kv] and V [n_embd_kv][cells],
 // F16 (ref::KvLayerView), `cells` = CudaProgram::n_ctx.
@@ -55,9 +65,17 @@ struct CudaProgram {
   std::string source;  // the CUDA C++ of every kernel (one translation unit)
   int sm = 0;
   std::vector<CudaBuffer> buffers;
-  std::vector<CudaLaunch> launches;
+  std::vector<CudaLaunch> launches;  // one token
+  // A step of 1..max_tokens tokens of any sequences (codegen_cuda::DecodeProgram::batch_launches);
+  // empty when max_tokens is 1. Inputs: token_buffer, pos_buffer and seq_buffer hold one int per
+  // token, rows_buffer the indices of the tokens whose logits are wanted (ascending); the logits
+  // come back in that order.
+  std::vector<CudaLaunch> batch_launches;
+  int max_tokens = 1;
   int token_buffer = -1;
   int pos_buffer = -1;
+  int seq_buffer = -1;
+  int rows_buffer = -1;
   int logits_buffer = -1;
   bool programmatic_launch = false;  // launch with programmatic stream serialization where allowed
   int64_t n_vocab = 0;

@@ -109,11 +109,13 @@ Status CudaSession::allocate() {
         shared_[i] = backend_->weight(p, static_cast<int>(i));
         if (shared_[i] == 0) return make_error("CUDA session: weights {} are not on the device", b.name);
         break;
-      case BufferKind::kState:
-        for (auto& seq : state_) {
-          BITNET_ASSIGN_OR_RETURN(seq[i], own(b.bytes));
-        }
+      case BufferKind::kState: {
+        // One allocation, a region per sequence: a batched step's kernels find sequence s's
+        // cells at s regions from the first.
+        BITNET_ASSIGN_OR_RETURN(const DevicePtr base, own(b.bytes * options_.n_seq));
+        for (size_t seq = 0; seq < state_.size(); ++seq) state_[seq][i] = base + seq * static_cast<uint64_t>(b.bytes);
         break;
+      }
       default:
         BITNET_ASSIGN_OR_RETURN(shared_[i], own(b.bytes));
         break;
@@ -149,6 +151,23 @@ Status CudaSession::launch_step(int32_t seq) {
   return Status::success();
 }
 
+Status CudaSession::launch_batch(int64_t n, int64_t n_out) {
+  Device& d = backend_->device();
+  const CudaProgram& p = *program_;
+  for (const CudaLaunch& l : p.batch_launches) {
+    const int64_t count = l.tokens == LaunchTokens::kOutputs ? n_out : n;
+    if (count == 0) continue;  // no row wants logits: the final norm and the LM head do not run
+    args_.clear();
+    // K/V caches: the first sequence's region; the kernels add each token's sequence.
+    for (int a : l.args) args_.push_back(KernelArg::ptr(pointer(0, a)));
+    if (l.n_tokens_arg) args_.push_back(KernelArg::int32(static_cast<int32_t>(count)));
+    if (auto s = d.launch(module_, l.kernel, launch_grid(l, count), l.threads, args_, p.programmatic_launch); !s.ok()) {
+      return make_error("CUDA launch {}: {}", l.label, s.error().message);
+    }
+  }
+  return Status::success();
+}
+
 Status CudaSession::step(int32_t seq, int32_t token, int64_t pos) {
   Device& d = backend_->device();
   const CudaProgram& p = *program_;
@@ -174,6 +193,7 @@ Status CudaSession::run_layout(const BatchLayout& layout, Outputs& out) {
   logits.cols = p.n_vocab;
   logits.data.resize(static_cast<size_t>(n_rows * p.n_vocab));
   const DevicePtr device_logits = shared_[static_cast<size_t>(p.logits_buffer)];
+  if (!p.batch_launches.empty() && layout.n_rows() > 1) return run_batched(layout, logits);
   size_t next_selected = 0;
   for (const SequenceRows& g : layout.groups) {
     for (int64_t i = 0; i < g.n; ++i) {
@@ -195,6 +215,56 @@ Status CudaSession::run_layout(const BatchLayout& layout, Outputs& out) {
         failed_ = make_error("the CUDA device failed: {}", s2.error().message);
         return failed_;
       }
+    }
+  }
+  return Status::success();
+}
+
+// The layout's tokens in steps of up to max_tokens (any sequences mixed): inputs uploaded, the
+// batched launches run, the wanted rows' logits downloaded in one copy per step.
+Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
+  Device& d = backend_->device();
+  const CudaProgram& p = *program_;
+  const int64_t total = layout.n_rows();
+  std::vector<int32_t> seq(static_cast<size_t>(total)), pos(static_cast<size_t>(total));
+  for (const SequenceRows& g : layout.groups) {
+    for (int64_t i = 0; i < g.n; ++i) {
+      seq[static_cast<size_t>(g.row0 + i)] = g.seq;
+      pos[static_cast<size_t>(g.row0 + i)] = static_cast<int32_t>(g.pos0 + i);
+    }
+  }
+  // Each row's logits row, or -1; they ascend with the rows, so a step's rows are consecutive.
+  std::vector<int64_t> out_row(static_cast<size_t>(total), -1);
+  if (options_.all_logits) {
+    for (int64_t r = 0; r < total; ++r) out_row[static_cast<size_t>(r)] = r;
+  } else {
+    for (size_t k = 0; k < layout.selected.size(); ++k) out_row[static_cast<size_t>(layout.selected[k])] = int64_t(k);
+  }
+  auto buffer = [&](int index) { return shared_[static_cast<size_t>(index)]; };
+  std::vector<int32_t> rows;
+  for (int64_t r0 = 0; r0 < total; r0 += p.max_tokens) {
+    const int64_t n = std::min<int64_t>(p.max_tokens, total - r0);
+    rows.clear();
+    int64_t first_out = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t o = out_row[static_cast<size_t>(r0 + i)];
+      if (o < 0) continue;
+      if (first_out < 0) first_out = o;
+      rows.push_back(static_cast<int32_t>(i));
+    }
+    const auto n_out = static_cast<int64_t>(rows.size());
+    Status s = d.upload(buffer(p.token_buffer), layout.tokens.data() + r0, n * 4);
+    if (s.ok()) s = d.upload(buffer(p.pos_buffer), pos.data() + r0, n * 4);
+    if (s.ok()) s = d.upload(buffer(p.seq_buffer), seq.data() + r0, n * 4);
+    if (s.ok() && n_out > 0) s = d.upload(buffer(p.rows_buffer), rows.data(), n_out * 4);
+    if (s.ok()) s = launch_batch(n, n_out);
+    if (s.ok() && n_out > 0) {
+      s = d.download(logits.data.data() + first_out * p.n_vocab, buffer(p.logits_buffer), n_out * p.n_vocab * 4);
+    }
+    if (!s.ok()) {
+      // The device may hold a partial step: this session's K/V cells are no longer trusted.
+      failed_ = make_error("the CUDA device failed: {}", s.error().message);
+      return failed_;
     }
   }
   return Status::success();

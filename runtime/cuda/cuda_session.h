@@ -1,11 +1,13 @@
 // The CUDA backend's sessions. A CudaBackend belongs to a model: the device, and the model's
 // weights uploaded once and shared by every session (and by programs specialised to different
 // context sizes). A CudaSession is a SequenceSession (session.h) whose tokens run as CudaProgram
-// decode steps: one token per step, in batch order, each sequence with its own K/V cells in
-// device memory; a step's launches are captured once per sequence as a graph and replayed
-// where the device has graphs. Every token runs the same kernels whatever else is in the batch,
-// so results do not depend on the batch (batch invariance); prompts run one token per step too,
-// so their logits have the decode arithmetic of the reference (one-token rows).
+// steps, each sequence with its own K/V cells in device memory (one region per sequence in one allocation per layer). A
+// call of one token runs the one-token step, captured once per sequence as a graph and replayed where the device has
+// graphs; a call of several tokens (a prompt, a token of each of several sequences) runs them as
+// batched steps of up to CudaProgram::max_tokens tokens, each launch covering them all (the
+// weights read once per step, not once per token). Either way every token gets the one-token
+// step's arithmetic, so results do not depend on the batch (batch invariance), and prompt
+// tokens' logits have the decode arithmetic of the reference (one-token rows).
 #pragma once
 
 #include <functional>
@@ -78,6 +80,8 @@ class CudaSession final : public SequenceSession {
   DevicePtr pointer(int32_t seq, int buffer) const;
   Status launch_step(int32_t seq);  // every launch of one token, with sequence seq's K/V
   Status step(int32_t seq, int32_t token, int64_t pos);
+  Status launch_batch(int64_t n, int64_t n_out);  // the batched launches for n tokens, n_out wanted rows
+  Status run_batched(const BatchLayout& layout, Matrix& logits);
   DevicePtr k_cache(int32_t seq, size_t layer) const;
   DevicePtr v_cache(int32_t seq, size_t layer) const;
 

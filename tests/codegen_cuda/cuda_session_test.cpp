@@ -1,8 +1,8 @@
 // The CUDA backend's sessions (runtime/cuda/cuda_session.h) on the host emulator (EmuDevice):
 // the decode program of compiler/cuda_model.h run as the runtime runs it on a GPU (weights
 // uploaded once, a K/V region per sequence, each sequence's step captured as a graph and
-// replayed), against the reference interpreter's sessions fed the same batches: every logit
-// bit for bit, through multi-sequence batches, seq_cp, seq_rm and the context shift (seq_add).
+// replayed, calls of several tokens as batched steps), against the reference interpreter's sessions fed the same
+// batches: every logit bit for bit, through multi-sequence batches, seq_cp, seq_rm and the context shift (seq_add).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -119,8 +119,9 @@ void check_batches_and_kv_edits(const std::string& path, std::unique_ptr<rc::Dev
   expect_same(want, got, one(4996, 3, 0), "seq 0 after the context shift");
 
   if (emu != nullptr) {
-    // Every token ran as a replay of its sequence's graph (two captured: one per sequence).
-    EXPECT_EQ(emu->replays(), 9);
+    // Every call of one token ran as a replay of its sequence's graph (two captured: one per
+    // sequence); the call of two tokens as one batched step.
+    EXPECT_EQ(emu->replays(), 7);
     EXPECT_EQ(emu->graphs(), 2);
   }
 }
@@ -180,6 +181,59 @@ TEST(CudaSession, PlainLaunchesAndAllLogits) {
     EXPECT_EQ(std::memcmp(wl.data.data(), rows->at("logits").row(i).data(), wl.data.size() * 4), 0) << "row " << i;
   }
   EXPECT_EQ((*cuda)->decode(one(7, 5, 0)).ok(), false);  // positions must continue the sequence
+}
+
+// Several tokens in one call run as batched steps (each launch covers every token of the step,
+// sequences mixed, calls longer than a step split): every row is the bits the interpreter gives
+// the same token alone (decode arithmetic), whatever else the step holds.
+TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
+  BITNET_REQUIRE_SHARED(shared);
+  for (const char* name : {"bitnet-tiny-mha", "b158-tiny-gqa"}) {
+    SCOPED_TRACE(name);
+    for (const bool all_logits : {true, false}) {
+      SCOPED_TRACE(all_logits ? "all logits" : "selected rows");
+      auto model = open((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string());
+      ASSERT_TRUE(model);
+      const runtime::SessionOptions options{.all_logits = all_logits, .n_ctx = 128, .threads = 1, .n_seq_max = 2};
+      auto interp = interpreter(*model, {.all_logits = true, .n_ctx = 128, .threads = 1, .n_seq_max = 2});
+      ASSERT_TRUE(interp);
+      auto device = std::make_unique<EmuDevice>();
+      const EmuDevice* emu = device.get();
+      // Steps of at most 4 tokens: the 10-token call below takes three, the last one mixing sequences.
+      ASSERT_TRUE(compiler::attach_cuda_backend(*model, {.device = std::move(device), .max_tokens = 4}).ok());
+      auto cuda = model->new_session(options);
+      ASSERT_TRUE(cuda) << cuda.error().message;
+
+      const int32_t prompt0[] = {1, 450, 4996, 29871, 13, 306};
+      const int32_t prompt1[] = {1, 13, 29871, 450};
+      std::vector<Batch> calls(2);
+      for (int i = 0; i < 6; ++i) calls[0].add(prompt0[i], i, {0}, i == 5);
+      for (int i = 0; i < 4; ++i) calls[0].add(prompt1[i], i, {1}, i == 3);
+      calls[1].add(7, 4, {1}, true);  // a decode token of each sequence, sequence 1 first
+      calls[1].add(306, 6, {0}, true);
+      for (size_t c = 0; c < calls.size(); ++c) {
+        SCOPED_TRACE("call " + std::to_string(c));
+        const Batch& batch = calls[c];
+        auto got = (*cuda)->decode(batch);
+        ASSERT_TRUE(got) << got.error().message;
+        const runtime::Matrix& gl = got->at("logits");
+        int64_t out = 0;
+        for (size_t i = 0; i < batch.tokens.size(); ++i) {
+          auto want = interp->session->decode(one(batch.tokens[i], batch.pos[i], batch.seq_ids[i][0]));
+          ASSERT_TRUE(want) << want.error().message;
+          if (!all_logits && !batch.logits[i]) continue;
+          ASSERT_LT(out, gl.rows);
+          const runtime::Matrix& wl = want->at("logits");
+          EXPECT_EQ(std::memcmp(wl.data.data(), gl.row(out).data(), wl.data.size() * 4), 0) << "row " << i;
+          ++out;
+        }
+        EXPECT_EQ(out, gl.rows);
+      }
+      EXPECT_EQ((*cuda)->seq_pos_max(0), 6);
+      EXPECT_EQ((*cuda)->seq_pos_max(1), 4);
+      EXPECT_EQ(emu->graphs(), 0);  // no call of one token: nothing captured
+    }
+  }
 }
 
 TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {
@@ -294,6 +348,12 @@ TEST(CudaPlan, ACudaPartWithBadIndicesIsRefusedNotRun) {
       {"does not fill a weight buffer", [](planfb::CudaCodeT& c) { c.weight_buffers[0] = c.token_buffer; }},
       {"names 1 weights", [](planfb::CudaCodeT& c) { c.weight_buffers.resize(1); }},
       {"bad shape", [](planfb::CudaCodeT& c) { c.head_dim = 0; }},
+      {"1 tokens per step with", [](planfb::CudaCodeT& c) { c.max_tokens = 1; }},
+      {"sequence and row inputs", [](planfb::CudaCodeT& c) { c.seq_buffer = -1; }},
+      {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.batch_launches[2]->token_axis = 3; }},
+      {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.batch_launches[1]->tokens = 0; }},
+      {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.launches[1]->tokens = 1; }},
+      {"launch #0 is not valid", [](planfb::CudaCodeT& c) { c.batch_launches[0]->tokens = 7; }},
       {"not valid", [](planfb::CudaCodeT& c) { c.buffers[2]->kind = 9; }},
       {"which the model does not hold",
        [](planfb::CudaCodeT& c) {

@@ -72,11 +72,29 @@ TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefu
   auto p = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->launches.size(), 30u * 11 + 3);
-  EXPECT_EQ(p->kernels.size(), 12u);  // embed, 3 norms, 4 GEMVs, rope_kv, 2 attention, LM head
+  // One token: embed, 3 norms, 4 GEMVs, rope_kv, 2 attention, LM head; the batched step adds 4
+  // GEMMs, rope_kv and the 2 attention kernels per token, the row gather and an LM head over
+  // tiles of rows.
+  EXPECT_EQ(p->kernels.size(), 12u + 9);
+  // The batched step: 11 launches per layer (norms always separate), then embed, the gather,
+  // the final norm and the LM head; the wanted rows only from the gather on.
+  EXPECT_EQ(p->max_tokens, 64);
+  ASSERT_EQ(p->batch_launches.size(), 30u * 11 + 4);
+  for (size_t i = 0; i < p->batch_launches.size(); ++i) {
+    EXPECT_EQ(p->batch_launches[i].tokens,
+              i + 3 < p->batch_launches.size() ? cc::TokenCount::kBatch : cc::TokenCount::kOutputs);
+  }
+  EXPECT_EQ(p->batch_launches.back().role, cc::KernelRole::kLmHead);
   auto folded = cc::plan_decode_program(c, {.fuse_norms = true, .pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(folded) << folded.error().message;
   EXPECT_EQ(folded->launches.size(), 30u * 7 + 3);
-  EXPECT_EQ(folded->kernels.size(), 10u);  // the n_embd / n_ff rmsnorm_quant kernels folded away
+  EXPECT_EQ(folded->kernels.size(), 10u + 11);  // (the batched step brings back the 2 norms)
+  auto one_token = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .max_tokens = 1});
+  ASSERT_TRUE(one_token) << one_token.error().message;
+  EXPECT_EQ(one_token->kernels.size(), 12u);
+  EXPECT_TRUE(one_token->batch_launches.empty());
+  EXPECT_EQ(one_token->seq_buffer, -1);
+  EXPECT_FALSE(cc::plan_decode_program(c, {.max_tokens = 0}));
   // 2B4T: 30 layers of I2_S (q|k|v, o, gate|up, down) + the F16 LM head + one embedding row.
   const int64_t i2s = 30 * (3840 + 2560 + 13824 + 2560) * (2560 / 4) + 30 * 2560 * 6912 / 4 - 30 * 2560 * 2560 / 4;
   EXPECT_GT(p->weight_bytes_read_per_token(), i2s + 128256LL * 2560 * 2);

@@ -130,6 +130,8 @@ std::string EmuModule::launch_pointers(const std::string& name, codegen_cuda::Di
       return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
     case 15:
       return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], v);
+    case 16:
+      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
     default:
       return "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
   }
