@@ -12,6 +12,7 @@
 // --gen-2b4t writes the 2B4T-shape model (gen-model --preset 2b4t --seed 4) to GGUF first when
 // it does not exist (1.18 GB: too large to carry to the machine). Exit codes: 0 ok, 1 logits
 // differ, 2 no GPU or driver, 3 other errors, 4 usage. bench/cuda_device_check.sh runs it.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -195,11 +196,11 @@ int main(int argc, char** argv) {
   const double load_s = seconds_since(t0);
   rc::install_cuda_program(**model, program, backend);
 
-  std::string json = "{\"status\":\"ok\",\"device\":\"" + info.name + "\",\"sm\":" + std::to_string(info.sm) +
-                     ",\"plan_sm\":" + std::to_string(code.sm) + ",\"model\":\"" +
-                     std::filesystem::path(o.model).filename().string() + "\",\"cells\":" + std::to_string(code.n_ctx) +
-                     ",\"weights_mib\":" + std::to_string(backend->weight_bytes() >> 20) +
-                     ",\"load_s\":" + std::to_string(load_s);
+  std::string json =
+      "{\"status\":\"ok\",\"device\":\"" + info.name + "\",\"sm\":" + std::to_string(info.sm) +
+      ",\"plan_sm\":" + std::to_string(code.sm) + ",\"model\":\"" + std::filesystem::path(o.model).filename().string() +
+      "\",\"cells\":" + std::to_string(code.n_ctx) + ",\"max_tokens\":" + std::to_string(code.max_tokens) +
+      ",\"weights_mib\":" + std::to_string(backend->weight_bytes() >> 20) + ",\"load_s\":" + std::to_string(load_s);
   int exit_code = 0;
   if (o.parity) {
     auto session = (*model)->new_session({.all_logits = false, .n_ctx = 2 * code.n_ctx, .threads = 1, .n_seq_max = 2});
@@ -216,7 +217,8 @@ int main(int argc, char** argv) {
     if (!session) return fail(3, "bench", session.error().message);
     runtime::Session& s = **session;
     Batch batch;
-    for (int seq = 0; seq < b; ++seq) batch.add(1, 0, {seq}, true);  // warm-up: captures every sequence's graph
+    // Warm-up: batch 1 captures the sequence's graph; larger batches run batched steps (not captured).
+    for (int seq = 0; seq < b; ++seq) batch.add(1, 0, {seq}, true);
     if (auto r = s.decode(batch); !r) return fail(3, "bench", r.error().message);
     t0 = Clock::now();
     for (int step = 1; step <= o.steps && step < code.n_ctx; ++step) {
@@ -226,8 +228,8 @@ int main(int argc, char** argv) {
     }
     const double decode_s = seconds_since(t0);
     json += std::string(k ? "," : "") + "{\"batch\":" + std::to_string(b) +
-            ",\"decode_tokens_per_s\":" + std::to_string(b * o.steps / decode_s);
-    if (b == 1 && o.prompt < code.n_ctx) {  // a prompt, one token per step (no T > 1 kernels yet)
+            ",\"decode_tokens_per_s\":" + std::to_string(b * std::min<int64_t>(o.steps, code.n_ctx - 1) / decode_s);
+    if (b == 1 && o.prompt < code.n_ctx) {  // a prompt: batched steps of up to max_tokens tokens
       s.clear();
       std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
       for (int i = 0; i < o.prompt; ++i) prompt[static_cast<size_t>(i)] = 1 + (i * 13) % 1000;
