@@ -83,6 +83,7 @@ CudaSession::~CudaSession() {
   for (int g : graphs_) {
     if (g >= 0) d.destroy_graph(g);
   }
+  for (const auto& [shape, g] : batch_graphs_) d.destroy_graph(g);
   for (DevicePtr p : owned_) d.release(p);
 }
 
@@ -166,6 +167,19 @@ Status CudaSession::launch_batch(int64_t n, int64_t n_out) {
     }
   }
   return Status::success();
+}
+
+// The batched launches read their inputs from the session's buffers and find every sequence's
+// cells from the first region, so one graph per shape serves every step of that shape.
+Status CudaSession::batch_step(int64_t n, int64_t n_out) {
+  Device& d = backend_->device();
+  if (!options_.use_graphs || !d.info().graphs) return launch_batch(n, n_out);
+  const std::pair<int64_t, int64_t> shape(n, n_out);
+  if (auto it = batch_graphs_.find(shape); it != batch_graphs_.end()) return d.replay(it->second);
+  if (++batch_uses_[shape] < 2 || batch_graphs_.size() >= kMaxBatchGraphs) return launch_batch(n, n_out);
+  BITNET_ASSIGN_OR_RETURN(const int graph, d.capture([&] { return launch_batch(n, n_out); }));
+  batch_graphs_[shape] = graph;
+  return d.replay(graph);
 }
 
 Status CudaSession::step(int32_t seq, int32_t token, int64_t pos) {
@@ -257,7 +271,7 @@ Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
     if (s.ok()) s = d.upload(buffer(p.pos_buffer), pos.data() + r0, n * 4);
     if (s.ok()) s = d.upload(buffer(p.seq_buffer), seq.data() + r0, n * 4);
     if (s.ok() && n_out > 0) s = d.upload(buffer(p.rows_buffer), rows.data(), n_out * 4);
-    if (s.ok()) s = launch_batch(n, n_out);
+    if (s.ok()) s = batch_step(n, n_out);
     if (s.ok() && n_out > 0) {
       s = d.download(logits.data.data() + first_out * p.n_vocab, buffer(p.logits_buffer), n_out * p.n_vocab * 4);
     }

@@ -5,7 +5,8 @@
 // call of one token runs the one-token step, captured once per sequence as a graph and replayed where the device has
 // graphs; a call of several tokens (a prompt, a token of each of several sequences) runs them as
 // batched steps of up to CudaProgram::max_tokens tokens, each launch covering them all (the
-// weights read once per step, not once per token). Either way every token gets the one-token
+// weights read once per step, not once per token), replayed as a graph per step shape once a
+// shape repeats. Either way every token gets the one-token
 // step's arithmetic, so results do not depend on the batch (batch invariance), and prompt
 // tokens' logits have the decode arithmetic of the reference (one-token rows).
 #pragma once
@@ -81,6 +82,7 @@ class CudaSession final : public SequenceSession {
   Status launch_step(int32_t seq);  // every launch of one token, with sequence seq's K/V
   Status step(int32_t seq, int32_t token, int64_t pos);
   Status launch_batch(int64_t n, int64_t n_out);  // the batched launches for n tokens, n_out wanted rows
+  Status batch_step(int64_t n, int64_t n_out);    // launch_batch, or the replay of its graph
   Status run_batched(const BatchLayout& layout, Matrix& logits);
   DevicePtr k_cache(int32_t seq, size_t layer) const;
   DevicePtr v_cache(int32_t seq, size_t layer) const;
@@ -93,8 +95,13 @@ class CudaSession final : public SequenceSession {
   std::vector<std::vector<DevicePtr>> state_;  // by sequence, by buffer: the K/V caches (0 elsewhere)
   std::vector<DevicePtr> owned_;               // what this session allocated
   std::vector<int> graphs_;                    // by sequence; -1 until captured
-  std::vector<KernelArg> args_;                // launch_step's, reused
-  Status failed_ = Status::success();          // a device error of a KV edit, reported by the next decode
+  // Batched steps' graphs by (tokens, wanted rows): a shape is captured on its second use (a
+  // prompt's odd-sized last step is not worth one), at most kMaxBatchGraphs of them.
+  static constexpr size_t kMaxBatchGraphs = 16;
+  std::map<std::pair<int64_t, int64_t>, int> batch_graphs_;
+  std::map<std::pair<int64_t, int64_t>, int> batch_uses_;
+  std::vector<KernelArg> args_;        // launch_step's, reused
+  Status failed_ = Status::success();  // a device error of a KV edit, reported by the next decode
 };
 
 // Makes `model`'s sessions CudaSessions on `backend` (and says "cuda" for its backend): each

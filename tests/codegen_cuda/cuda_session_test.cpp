@@ -206,11 +206,13 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
 
       const int32_t prompt0[] = {1, 450, 4996, 29871, 13, 306};
       const int32_t prompt1[] = {1, 13, 29871, 450};
-      std::vector<Batch> calls(2);
+      std::vector<Batch> calls(4);
       for (int i = 0; i < 6; ++i) calls[0].add(prompt0[i], i, {0}, i == 5);
       for (int i = 0; i < 4; ++i) calls[0].add(prompt1[i], i, {1}, i == 3);
-      calls[1].add(7, 4, {1}, true);  // a decode token of each sequence, sequence 1 first
-      calls[1].add(306, 6, {0}, true);
+      for (int step = 0; step < 3; ++step) {  // a decode token of each sequence, sequence 1 first
+        calls[1 + step].add(7 + step, 4 + step, {1}, true);
+        calls[1 + step].add(306 + step, 6 + step, {0}, true);
+      }
       for (size_t c = 0; c < calls.size(); ++c) {
         SCOPED_TRACE("call " + std::to_string(c));
         const Batch& batch = calls[c];
@@ -229,9 +231,13 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
         }
         EXPECT_EQ(out, gl.rows);
       }
-      EXPECT_EQ((*cuda)->seq_pos_max(0), 6);
-      EXPECT_EQ((*cuda)->seq_pos_max(1), 4);
-      EXPECT_EQ(emu->graphs(), 0);  // no call of one token: nothing captured
+      EXPECT_EQ((*cuda)->seq_pos_max(0), 8);
+      EXPECT_EQ((*cuda)->seq_pos_max(1), 6);
+      // Step shapes are captured on their second use and replayed after: (2 tokens, 2 rows) from
+      // the second decode call on, or with all logits already from the first (the prompt's last
+      // step had that shape), and then also the prompt's (4, 4) for its second step.
+      EXPECT_EQ(emu->graphs(), all_logits ? 2 : 1);
+      EXPECT_EQ(emu->replays(), all_logits ? 4 : 2);
     }
   }
 }
