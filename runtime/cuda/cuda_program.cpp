@@ -50,6 +50,11 @@ Status CudaProgram::check() const {
     if (!is(layer.k_buffer, BufferKind::kState, bytes) || !is(layer.v_buffer, BufferKind::kState, bytes)) {
       return make_error("CUDA program: a layer's K/V cache is not a state buffer of {} bytes", bytes);
     }
+    // The batched kernels step from one sequence's region to the next by exactly n_ctx cells.
+    auto exact = [&](int index) { return buffers[static_cast<size_t>(index)].bytes == bytes; };
+    if (max_tokens > 1 && (!exact(layer.k_buffer) || !exact(layer.v_buffer))) {
+      return make_error("CUDA program: a layer's K/V region is not {} bytes (n_ctx cells)", bytes);
+    }
   }
   for (const auto* list : {&launches, &batch_launches}) {
     for (const CudaLaunch& l : *list) {

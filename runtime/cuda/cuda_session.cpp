@@ -252,7 +252,8 @@ Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
   if (options_.all_logits) {
     for (int64_t r = 0; r < total; ++r) out_row[static_cast<size_t>(r)] = r;
   } else {
-    for (size_t k = 0; k < layout.selected.size(); ++k) out_row[static_cast<size_t>(layout.selected[k])] = int64_t(k);
+    for (size_t k = 0; k < layout.selected.size(); ++k)
+      out_row[static_cast<size_t>(layout.selected[k])] = static_cast<int64_t>(k);
   }
   auto buffer = [&](int index) { return shared_[static_cast<size_t>(index)]; };
   std::vector<int32_t> rows;

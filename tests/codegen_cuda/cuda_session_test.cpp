@@ -356,6 +356,8 @@ TEST(CudaPlan, ACudaPartWithBadIndicesIsRefusedNotRun) {
       {"bad shape", [](planfb::CudaCodeT& c) { c.head_dim = 0; }},
       {"1 tokens per step with", [](planfb::CudaCodeT& c) { c.max_tokens = 1; }},
       {"sequence and row inputs", [](planfb::CudaCodeT& c) { c.seq_buffer = -1; }},
+      {"K/V region is not",
+       [](planfb::CudaCodeT& c) { c.buffers[static_cast<size_t>(c.kv[0]->k_buffer)]->bytes += 64; }},
       {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.batch_launches[2]->token_axis = 3; }},
       {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.batch_launches[1]->tokens = 0; }},
       {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.launches[1]->tokens = 1; }},
