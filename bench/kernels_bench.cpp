@@ -537,6 +537,24 @@ void register_all() {
            m.float_rows_reg_rows = reg, m.float_rows_group = group, m.float_rows_chunk_bytes = kib * 1024;
          })});
   }
+  // One accumulator per (row, token) (float_gemv_accs = 1, which changes the one-token arithmetic
+  // too): twice the tokens per register tile, half the F16 conversions per FMA.
+  for (auto [reg, group, kib] : std::vector<std::tuple<int, int, int>>{
+           {3, 8, 16}, {3, 8, 8}, {3, 8, 4}, {3, 8, 12}, {2, 8, 16}, {4, 6, 16}, {3, 4, 16}}) {
+    decode_rows.push_back({"accs1_reg" + std::to_string(reg) + "_group" + std::to_string(group) + "_" +
+                               std::to_string(kib) + "KiB",
+                           tune([reg, group, kib](MatmulTuning& m) {
+                             m.float_gemv_accs = 1, m.float_rows_reg_rows = reg, m.float_rows_group = group;
+                             m.float_rows_chunk_bytes = kib * 1024;
+                           })});
+  }
+  for (auto [reg, group] : std::vector<std::pair<int, int>>{{2, 3}, {2, 6}, {1, 8}, {3, 4}}) {
+    decode_rows.push_back(
+        {"v3_accs1_reg" + std::to_string(reg) + "_group" + std::to_string(group), [reg, group](Case& c) {
+           c.target = "x86-64-v3";
+           c.tuning.float_gemv_accs = 1, c.tuning.float_rows_reg_rows = reg, c.tuning.float_rows_group = group;
+         }});
+  }
   // The small models' heads (32000 rows, in L3) at 8 rows: where the chunked nest starts to pay.
   std::vector<Variant> small_rows = {{"default", none}, {"generic_rows4_tokens2", tune([](MatmulTuning& m) {
                                                            m.float_rows_chunked = false, m.float_decode_rows_tile = 4,

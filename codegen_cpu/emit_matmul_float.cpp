@@ -233,13 +233,14 @@ class FloatGenerator {
   // accumulators wait in a stack buffer from one chunk to the next.
   void emit_decode_rows_chunked() {
     const int n_weights = static_cast<int>(p_.weights.size());
-    // 32 vector registers (AVX-512): 3 rows x 4 tokens x 2 accumulators; 16: 2 x 3 x 2.
+    // 32 vector registers (AVX-512): 3 rows x 8 tokens x 1 accumulator (x 4 tokens x 2); 16:
+    // 2 x 6 x 1 (2 x 3 x 2). The accumulators per (row, token) are the one-token arithmetic's.
     const bool wide = width_ >= 16;
-    const int reg_rows = tune_.float_rows_reg_rows > 0 ? tune_.float_rows_reg_rows : (wide ? 3 : 2);
-    const int tile_rows = std::max(1, tune_.float_rows_tile / reg_rows) * reg_rows;
-    const int group = tune_.float_rows_group > 0 ? tune_.float_rows_group : (wide ? 4 : 3);
     const int per_block = static_cast<int>(decoder_.block_elems / width_);
     const int n_accs = std::clamp(tune_.float_gemv_accs, 1, per_block);
+    const int reg_rows = tune_.float_rows_reg_rows > 0 ? tune_.float_rows_reg_rows : (wide ? 3 : 2);
+    const int tile_rows = std::max(1, tune_.float_rows_tile / reg_rows) * reg_rows;
+    const int group = tune_.float_rows_group > 0 ? tune_.float_rows_group : (wide ? 8 : 6) / n_accs;
     const int64_t chunk_blocks =
         std::max<int64_t>(1, tune_.float_rows_chunk_bytes / (int64_t{group} * 4 * decoder_.block_elems));
     const int64_t n_chunks = (blocks_ + chunk_blocks - 1) / chunk_blocks;

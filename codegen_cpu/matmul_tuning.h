@@ -48,7 +48,12 @@ struct MatmulTuning {
 
   // ---- float and block-quantized weights x f32 ----
   int float_gemv_rows = 4;  // rows per micro-kernel when n_tokens < float_gemm_tokens
-  int float_gemv_accs = 2;  // independent accumulators per row (FMA latency hiding)
+  // Independent accumulators per (row, token) of one-token rows. It is also the arithmetic every
+  // decode row keeps when several are batched, so it sets how many tokens a register tile of the
+  // batched loop nest (below) can hold: with 1, a 512-bit tile holds 3 rows x 8 tokens and
+  // converts each F16 block once for 8 tokens (2 accumulators: 3 x 4). The one-token GEMV streams
+  // from memory either way (2B4T head: 22.0-22.2 ms with 1 or 2 on Zen 5, one run).
+  int float_gemv_accs = 1;
   int float_gemm_rows = 4;
   int float_gemm_tokens = 4;
   int float_decode_tokens = 2;     // tokens per decode-path micro-kernel (several decode rows)
@@ -59,8 +64,8 @@ struct MatmulTuning {
   // activations for one group (group x chunk x 4 bytes) fit in float_rows_chunk_bytes, and
   // register tiles of float_rows_reg_rows rows x the group's tokens, so that each weight block
   // is decoded once per group (a vcvtph2ps costs about two FMAs' issue slots) and the
-  // activations come from L1. 0: 3 rows x 4 tokens with 512-bit vectors, else 2 x 3 (16
-  // registers; measured on Zen 5 with --target x86-64-v3: 1.3x the generic tiles at 8 rows).
+  // activations come from L1. 0: 3 rows x 8 tokens with 512-bit vectors, else 2 x 6 (16
+  // registers), each (row, token) with float_gemv_accs accumulators (1: 24 and 12 of them).
   // false: the generic decode tiles (float_decode_tokens tokens per tile, K in one pass).
   // Rows shorter than float_rows_min_k keep the generic tiles: their activations fit in L1
   // anyway, and the nest's per-(row, token) epilogue (accumulators through the stack) costs more
@@ -70,7 +75,7 @@ struct MatmulTuning {
   int float_rows_tile = 12;
   int float_rows_reg_rows = 0;
   int float_rows_group = 0;
-  int float_rows_chunk_bytes = 16384;
+  int float_rows_chunk_bytes = 8192;
   int float_prefetch_bytes = 8192;  // the F16 LM head: 8 KiB beats 4 KiB by ~5 % (2B4T, huge pages)
   int float_gemv_streams = 2;       // as i2s_gemv_streams
   int float_max_vector_bits = 512;
