@@ -16,18 +16,25 @@ Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
 
 namespace {
 
-// Several tokens per block: the weights loaded once per row and lane serve every token of the
-// block; each (row, token) keeps the one-token kernel's two chains, folds and tree.
-KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
+// The kernel's name, threads and launch bounds.
+KernelSource kernel_of(const LmHeadF16Shape& shape) {
   KernelSource kern;
   kern.threads = shape.warps * 32;
   kern.min_blocks = 2;
-  kern.name = kernel_name("bn_lm_head_f16", {{"k", shape.k},
-                                             {"m", shape.m},
-                                             {"r", shape.rows_per_warp},
-                                             {"w", shape.warps},
-                                             {"t", shape.tokens_per_block}}) +
-              pdl_suffix(shape.pdl);
+  kern.name = shape.tokens_per_block == 1
+                  ? kernel_name("bn_lm_head_f16",
+                                {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}})
+                  : kernel_name("bn_lm_head_f16", {{"k", shape.k},
+                                                   {"m", shape.m},
+                                                   {"r", shape.rows_per_warp},
+                                                   {"w", shape.warps},
+                                                   {"t", shape.tokens_per_block}});
+  kern.name += pdl_suffix(shape.pdl);
+  return kern;
+}
+
+// The text up to the kernel's shared memory: prelude, signature, shape constants.
+std::string kernel_head(const LmHeadF16Shape& shape, const KernelSource& kern) {
   auto num = [](int64_t v) { return std::to_string(v); };
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
@@ -37,8 +44,8 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
        int_constants({{"kK", num(shape.k)},
                       {"kM", num(shape.m)},
                       {"kRows", num(shape.rows_per_warp)},
-                      {"kWarps", num(shape.warps)},
-                      {"kTokens", num(shape.tokens_per_block)}}) +
+                      {"kWarps", num(shape.warps)}}) +
+       (shape.tokens_per_block > 1 ? "\n  constexpr int kTokens = " + num(shape.tokens_per_block) + ";" : "") +
        R"(
   constexpr int kThreads = kWarps * 32;
   constexpr int kStride = )" +
@@ -46,7 +53,16 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   constexpr int kChunks = kK / 64;
   constexpr int kGroups = kChunks / 4;
   constexpr int kVectorEnd = kChunks * 64;
-  __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
+)";
+  return s;
+}
+
+// Several tokens per block: the weights loaded once per row and lane serve every token of the
+// block; each (row, token) keeps the one-token kernel's two chains, folds and tree.
+KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
+  KernelSource kern = kernel_of(shape);
+  std::string s = kernel_head(shape, kern);
+  s += R"(  __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
 )" + pdl_early_text(shape.pdl, "  ") +
        pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.y * kTokens;
   if (tok0 >= n_tokens) return;  // uniform over the block
@@ -66,26 +82,8 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
     float chain_lo[kTokens], chain_hi[kTokens];  // per token: the one-token kernel's two chains
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) chain_lo[t] = chain_hi[t] = 0.0f;
-#pragma unroll 1
-    for (int g = 0; g < kGroups; ++g) {
-      const uint4 packed = __ldg(reinterpret_cast<const uint4*>(wr + g * 256) + lane);
-      const unsigned int pair[4] = {packed.x, packed.y, packed.z, packed.w};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int base = 64 * (4 * g + j) + lane;
-        const float w_lo = __half2float(__ushort_as_half((unsigned short)(pair[j] & 0xffffu)));
-        const float w_hi = __half2float(__ushort_as_half((unsigned short)(pair[j] >> 16)));
-#pragma unroll
-        for (int t = 0; t < kTokens; ++t) {
-          chain_lo[t] = __fmaf_rn(w_lo, __half2float(xs[t * kK + base]), chain_lo[t]);
-          chain_hi[t] = __fmaf_rn(w_hi, __half2float(xs[t * kK + base + 32]), chain_hi[t]);
-        }
-      }
-    }
-#pragma unroll
-    for (int c = kGroups * 4; c < kChunks; ++c) {
-      const unsigned int pair = __ldg(reinterpret_cast<const unsigned int*>(wr + c * 64) + lane);
-      const int base = 64 * c + lane;
+    // Lane L's two halves of chunk c (elements 64c + L and 64c + 32 + L) into every token's chains.
+    auto step = [&](unsigned int pair, int base) {
       const float w_lo = __half2float(__ushort_as_half((unsigned short)(pair & 0xffffu)));
       const float w_hi = __half2float(__ushort_as_half((unsigned short)(pair >> 16)));
 #pragma unroll
@@ -93,15 +91,24 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
         chain_lo[t] = __fmaf_rn(w_lo, __half2float(xs[t * kK + base]), chain_lo[t]);
         chain_hi[t] = __fmaf_rn(w_hi, __half2float(xs[t * kK + base + 32]), chain_hi[t]);
       }
+    };
+#pragma unroll 1
+    for (int g = 0; g < kGroups; ++g) {
+      const uint4 packed = __ldg(reinterpret_cast<const uint4*>(wr + g * 256) + lane);
+      step(packed.x, 64 * (4 * g) + lane);
+      step(packed.y, 64 * (4 * g + 1) + lane);
+      step(packed.z, 64 * (4 * g + 2) + lane);
+      step(packed.w, 64 * (4 * g + 3) + lane);
+    }
+#pragma unroll
+    for (int c = kGroups * 4; c < kChunks; ++c) {
+      step(__ldg(reinterpret_cast<const unsigned int*>(wr + c * 64) + lane), 64 * c + lane);
     }
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) {
       if (t >= n) break;  // uniform over the block
       // As the one-token kernel: registers 0 += 2 and 1 += 3, then 0 += 1, then the lane tree.
-      float v = __fadd_rn(chain_lo[t], chain_hi[t]);
-      v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 16));
-#pragma unroll
-      for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset));
+      const float v = bn_f16_dot_fold(chain_lo[t], chain_hi[t]);
       if (lane == 0) {
         double sum = (double)v;
         for (int k = kVectorEnd; k < kK; ++k) {
@@ -126,30 +133,9 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
     throw std::invalid_argument("emit_lm_head_f16: bad tiling");
   }
   if (shape.tokens_per_block > 1) return emit_lm_head_f16_tokens(shape);
-  KernelSource kern;
-  kern.threads = shape.warps * 32;
-  kern.min_blocks = 2;
-  kern.name =
-      kernel_name("bn_lm_head_f16", {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}}) +
-      pdl_suffix(shape.pdl);
-  auto num = [](int64_t v) { return std::to_string(v); };
-  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
-  s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
-       kern.name + R"((
-    const unsigned short* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {
-)" +
-       int_constants({{"kK", num(shape.k)},
-                      {"kM", num(shape.m)},
-                      {"kRows", num(shape.rows_per_warp)},
-                      {"kWarps", num(shape.warps)}}) +
-       R"(
-  constexpr int kThreads = kWarps * 32;
-  constexpr int kStride = )" +
-       num(f16_row_stride(shape.k)) + R"(;
-  constexpr int kChunks = kK / 64;
-  constexpr int kGroups = kChunks / 4;
-  constexpr int kVectorEnd = kChunks * 64;
-  __shared__ float xs[kK];
+  KernelSource kern = kernel_of(shape);
+  std::string s = kernel_head(shape, kern);
+  s += R"(  __shared__ float xs[kK];
 )" + pdl_early_text(shape.pdl, "  ") +
        pdl_wait_text(shape.pdl, "  ") + R"(  const int token = blockIdx.y;
   if (token >= n_tokens) return;  // uniform over the block
