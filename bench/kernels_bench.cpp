@@ -541,12 +541,12 @@ void register_all() {
   // too): twice the tokens per register tile, half the F16 conversions per FMA.
   for (auto [reg, group, kib] : std::vector<std::tuple<int, int, int>>{
            {3, 8, 16}, {3, 8, 8}, {3, 8, 4}, {3, 8, 12}, {2, 8, 16}, {4, 6, 16}, {3, 4, 16}}) {
-    decode_rows.push_back({"accs1_reg" + std::to_string(reg) + "_group" + std::to_string(group) + "_" +
-                               std::to_string(kib) + "KiB",
-                           tune([reg, group, kib](MatmulTuning& m) {
-                             m.float_gemv_accs = 1, m.float_rows_reg_rows = reg, m.float_rows_group = group;
-                             m.float_rows_chunk_bytes = kib * 1024;
-                           })});
+    decode_rows.push_back(
+        {"accs1_reg" + std::to_string(reg) + "_group" + std::to_string(group) + "_" + std::to_string(kib) + "KiB",
+         tune([reg, group, kib](MatmulTuning& m) {
+           m.float_gemv_accs = 1, m.float_rows_reg_rows = reg, m.float_rows_group = group;
+           m.float_rows_chunk_bytes = kib * 1024;
+         })});
   }
   for (auto [reg, group] : std::vector<std::pair<int, int>>{{2, 3}, {2, 6}, {1, 8}, {3, 4}}) {
     decode_rows.push_back(
