@@ -88,6 +88,17 @@ class Builder {
   std::map<std::string, int> kernel_index_;
 };
 
+// What differs between the one-token step and the batched step: the kernels and their shapes
+// (the ops, buffers and order are the same).
+struct StepForm {
+  bool batch;
+  bool fuse_norms;
+  const KernelSource *qkv, *o, *gate_up, *down, *rope, *scores, *pv;
+  const MatmulI2sShape *qkv_s, *o_s, *gate_up_s, *down_s;
+  const RopeKvShape* rope_s;
+  const AttentionDecodeShape* attn_s;
+};
+
 std::string check_config(const DecodeModelConfig& c) {
   if (c.n_embd <= 0 || c.n_ff <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.n_layer <= 0 || c.n_vocab <= 0) {
     return "every dimension must be positive";
@@ -254,8 +265,20 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     return Error{std::string("plan_decode_program: ") + e.what()};
   }
 
-  b.launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed");
+  // The two step forms: kernels and shapes; the batched form's norms are separate launches.
+  const StepForm one_token{false,       options.fuse_norms, &qkv_k,     &o_k,       &gate_up_k, &down_k,
+                           &rope_k,     &scores_k,          &pv_k,      &qkv_shape, &o_shape,   &gate_up_shape,
+                           &down_shape, &rope_shape,        &attn_shape};
+  const StepForm batch_step{true,   false,     &qkv_g,  &o_g,          &gate_up_g, &down_g, &rope_bk, &scores_bk,
+                            &pv_bk, &qkv_gemm, &o_gemm, &gate_up_gemm, &down_gemm, &rope_b, &attn_b};
   constexpr auto kBatch = TokenCount::kBatch;
+  // A launch of the form's list; `axis` and `tile` say where the batched step's tokens go.
+  auto add = [&](const StepForm& f, const KernelSource& k, KernelRole role, Dim3 grid, std::vector<int> args,
+                 bool n_tokens, const std::string& label, int axis, int tile = 1) {
+    if (!f.batch) return b.launch(k, role, grid, std::move(args), n_tokens, label);
+    b.batch_launch(k, role, grid, std::move(args), n_tokens, label, kBatch, axis, tile);
+  };
+  b.launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed");
   if (batched)
     b.batch_launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
@@ -289,50 +312,40 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     const int k_cache = b.buffer(blk + "k_cache", BufferKind::kState, c.n_ctx * n_kv_embd * 2);
     const int v_cache = b.buffer(blk + "v_cache", BufferKind::kState, c.n_ctx * n_kv_embd * 2);
 
-    // A GEMV on the norm of `input`: one fused launch, or rmsnorm_quant then the GEMV.
-    auto gemv = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input, int gain,
-                    int output, const std::string& label, const KernelSource& norm_k, const std::string& norm_label) {
-      if (options.fuse_norms) {
-        b.launch(k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1), {weights, scales, input, gain, output}, true,
-                 label);
-        return;
-      }
-      b.launch(norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, act_q, act_scale, act_sum, -1},
-               true, norm_label);
-      b.launch(k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1),
-               {weights, scales, act_q, act_scale, act_sum, output}, true, label);
+    // The layer's launches in one step form: a product on the norm of `input` is one fused launch or
+    // rmsnorm_quant then the product; the batched rope and attention kernels also take each
+    // token's sequence.
+    auto launch_layer = [&](const StepForm& f) {
+      auto matmul = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input,
+                        int gain, int output, const std::string& label, const KernelSource& norm_k,
+                        const std::string& norm_label) {
+        if (f.fuse_norms) {
+          add(f, k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1), {weights, scales, input, gain, output}, true,
+              label, 1, shape.tokens_per_block);
+          return;
+        }
+        add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, act_q, act_scale, act_sum, -1},
+            true, norm_label, 0);
+        add(f, k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1),
+            {weights, scales, act_q, act_scale, act_sum, output}, true, label, 1, shape.tokens_per_block);
+      };
+      auto with_seq = [&](std::vector<int> args) {
+        if (f.batch) args.push_back(p.seq_buffer);
+        return args;
+      };
+      matmul(*f.qkv, *f.qkv_s, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
+      add(f, *f.rope, KernelRole::kRopeKv, rope_kv_grid(*f.rope_s),
+          with_seq({qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache}), false, blk + "rope_kv", 1);
+      add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
+          with_seq({q16, k_cache, p.pos_buffer, scores}), false, blk + "attn_scores", 2);
+      add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s),
+          with_seq({scores, v_cache, p.pos_buffer, attn}), false, blk + "attn_softmax_pv", 2);
+      matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
+      matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
+      matmul(*f.down, *f.down_s, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
     };
-    gemv(qkv_k, qkv_shape, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
-    b.launch(rope_k, KernelRole::kRopeKv, rope_kv_grid(rope_shape),
-             {qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache}, false, blk + "rope_kv");
-    b.launch(scores_k, KernelRole::kAttnScores, attention_scores_grid(attn_shape), {q16, k_cache, p.pos_buffer, scores},
-             false, blk + "attn_scores");
-    b.launch(pv_k, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(attn_shape),
-             {scores, v_cache, p.pos_buffer, attn}, false, blk + "attn_softmax_pv");
-    gemv(o_k, o_shape, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
-    gemv(gate_up_k, gate_up_shape, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
-    gemv(down_k, down_shape, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
-    if (!batched) continue;
-
-    auto gemm = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input, int gain,
-                    int output, const std::string& label, const KernelSource& norm_k, const std::string& norm_label) {
-      b.batch_launch(norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
-                     {input, gain, act_q, act_scale, act_sum, -1}, true, norm_label, kBatch, 0);
-      b.batch_launch(k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1),
-                     {weights, scales, act_q, act_scale, act_sum, output}, true, label, kBatch, 1,
-                     shape.tokens_per_block);
-    };
-    gemm(qkv_g, qkv_gemm, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
-    b.batch_launch(rope_bk, KernelRole::kRopeKv, rope_kv_grid(rope_b),
-                   {qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache, p.seq_buffer}, false, blk + "rope_kv",
-                   kBatch, 1);
-    b.batch_launch(scores_bk, KernelRole::kAttnScores, attention_scores_grid(attn_b),
-                   {q16, k_cache, p.pos_buffer, scores, p.seq_buffer}, false, blk + "attn_scores", kBatch, 2);
-    b.batch_launch(pv_bk, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(attn_b),
-                   {scores, v_cache, p.pos_buffer, attn, p.seq_buffer}, false, blk + "attn_softmax_pv", kBatch, 2);
-    gemm(o_g, o_gemm, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
-    gemm(gate_up_g, gate_up_gemm, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
-    gemm(down_g, down_gemm, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
+    launch_layer(one_token);
+    if (batched) launch_layer(batch_step);
   }
   b.launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {x, out_norm, act_q, act_scale, act_sum, normed},
            true, "output_norm");
