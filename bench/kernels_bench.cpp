@@ -449,12 +449,16 @@ void register_all() {
   variants("i2s_gemv_6912x2560", shape({6912}, 2560, 1, ir::DType::I2_S, true), i2s_gemv);
   variants("i2s_gemv_2560x6912", shape({2560}, 6912, 1, ir::DType::I2_S, true), i2s_gemv);
   variants("i2s_gemv_2560x2560_hot", shape({2560}, 2560, 1, ir::DType::I2_S, false), i2s_gemv);
-  std::vector<Variant> i2s_gemm = {{"default", none},
-                                   {"chunk0", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 0; })},
-                                   {"chunk12k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 12288; })},
-                                   {"chunk28k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 28672; })},
-                                   {"vnni256", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256; })},
-                                   {"target_x86-64-v3", [](Case& c) { c.target = "x86-64-v3"; }}};
+  std::vector<Variant> i2s_gemm = {
+      {"default", none},
+      {"direct0", tune([](MatmulTuning& t) { t.i2s_direct_max_tokens = 0; })},
+      {"direct_rows8_tokens4", tune([](MatmulTuning& t) { t.i2s_direct_rows = 8, t.i2s_direct_tokens = 4; })},
+
+      {"chunk0", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 0; })},
+      {"chunk12k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 12288; })},
+      {"chunk28k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 28672; })},
+      {"vnni256", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256; })},
+      {"target_x86-64-v3", [](Case& c) { c.target = "x86-64-v3"; }}};
   for (int accs : {1, 2}) {
     for (auto [r, t] : std::vector<std::pair<int, int>>{{4, 4}, {6, 4}, {8, 2}, {8, 3}, {8, 4}, {8, 6}, {12, 3}}) {
       i2s_gemm.push_back({"rows" + std::to_string(r) + "_tokens" + std::to_string(t) + "_accs" + std::to_string(accs),
@@ -466,6 +470,9 @@ void register_all() {
   variants("i2s_gemm_T128_2560x2560", shape({2560}, 2560, 128, ir::DType::I2_S, true), i2s_gemm);
   variants("i2s_gemm_T128_2560x6912", shape({2560}, 6912, 128, ir::DType::I2_S, true), i2s_gemm);
   variants("i2s_gemm_T8_2560x6912", shape({2560}, 6912, 8, ir::DType::I2_S, true), i2s_gemm);
+  variants("i2s_gemm_T16_2560x6912", shape({2560}, 6912, 16, ir::DType::I2_S, true), i2s_gemm);
+  variants("i2s_gemm_T8_2560x2560", shape({2560}, 2560, 8, ir::DType::I2_S, true), i2s_gemm);
+  variants("i2s_gemm_T8_qkv_2560+640+640x2560", shape({2560, 640, 640}, 2560, 8, ir::DType::I2_S, true), i2s_gemm);
   // Batched decode: 8 or 16 tokens per call (one per sequence).
   for (int64_t tokens : {8, 16}) {
     Case gated_rows = shape({6912, 6912}, 2560, tokens, ir::DType::I2_S, true);
@@ -564,6 +571,12 @@ void register_all() {
     Case small = shape({32000}, k, 8, ir::DType::F16, false);
     small.decode_rows = true;
     variants("f16_decode_rows_T8_32000x" + std::to_string(k), small, small_rows);
+  }
+  {
+    // The same loop nest on rows that stay in L2/L3: what the arithmetic alone costs.
+    Case hot_rows = shape({1536}, 2560, 8, ir::DType::F16, false);
+    hot_rows.decode_rows = true;
+    variants("f16_decode_rows_T8_1536x2560_hot", hot_rows, {{"default", none}});
   }
   for (int64_t tokens : {8, 16}) {
     Case head_rows = shape(vocab, 2560, tokens, ir::DType::F16, true);

@@ -94,9 +94,37 @@ class I2sGenerator {
       partials_ = at_entry.CreateAlloca(acc_type(), kb_.c64(kPartialTokens * max_slots), "i2s.partials");
       partials_->setAlignment(llvm::Align(64));
       partial_slots_ = max_slots;
-      options.gemm_tile = [&, chunk_blocks, gemm_tokens](int rows, llvm::Value* row) {
+    }
+    // A row tile of the prefill path through the code buffer (in K chunks where the rows are
+    // long), as emit_tiles does it without a gemm_tile.
+    auto buffered_tile = [&, chunk_blocks, gemm_tokens](int rows, llvm::Value* row) {
+      if (chunk_blocks < blocks_) {
         gemm_tile_chunked(rows, row, gemm_tokens, chunk_blocks);
+        return;
+      }
+      extract_codes(rows, row);
+      token_tiles(gemm_tokens, [&](int n, llvm::Value* t) { micro(rows, n, true, row, t, nullptr); });
+    };
+    const int direct_rows = std::max(1, tune_.i2s_direct_rows / per_weight);
+    const int direct_tokens = std::max(1, tune_.i2s_direct_tokens);
+    const bool direct = gemm_tokens > 1 && vnni() && tune_.i2s_direct_max_tokens >= gemm_tokens;
+    if (direct) {
+      // Few tokens (a batch of decode tokens): each row tile's fields are extracted in registers
+      // for every tile of tokens, which costs less than writing and reading the code buffer
+      // once when there are too few tokens to spread that over.
+      options.gemm_tile = [&, buffered_tile, direct_rows, direct_tokens](int rows, llvm::Value* row) {
+        llvm::Value* few = b_.CreateICmpSLE(p_.n_tokens, kb_.c64(tune_.i2s_direct_max_tokens));
+        kb_.if_then(few, [&] {
+          for (int i = 0; i < rows; i += direct_rows) {
+            const int n_rows = std::min(direct_rows, rows - i);
+            llvm::Value* r = b_.CreateAdd(row, kb_.c64(i));
+            token_tiles(direct_tokens, [&](int n, llvm::Value* t) { direct_micro(n_rows, n, r, t); });
+          }
+        });
+        kb_.if_then(b_.CreateNot(few), [&] { buffered_tile(rows, row); });
       };
+    } else if (chunk_blocks < blocks_) {
+      options.gemm_tile = buffered_tile;
     }
     if (tune_.i2s_start_prefetch_bytes > 0) {
       options.decode_start = [&](const std::vector<llvm::Value*>& stream_rows) {
@@ -140,6 +168,20 @@ class I2sGenerator {
   // Tokens whose partial sums one K chunk leaves for the next (the partials buffer's size); a
   // row tile's chunks are extracted again for each such block of tokens.
   static constexpr int64_t kPartialTokens = 32;
+  // All n_tokens tokens in tiles of `tile` tokens, then the rest in at most one tile of each
+  // halving size and single tokens (tile 8: 13 tokens are 8 + 4 + 1): body(tokens, first).
+  void token_tiles(int tile, const std::function<void(int, llvm::Value*)>& body) {
+    llvm::Value* tokens = p_.n_tokens;
+    llvm::Value* at = b_.CreateMul(b_.CreateSDiv(tokens, kb_.c64(tile)), kb_.c64(tile));
+    kb_.loop(kb_.c64(0), at, tile, [&](llvm::Value* t) { body(tile, t); });
+    for (int size = tile / 2; size > 1; size /= 2) {
+      llvm::Value* has = b_.CreateICmpSGE(b_.CreateSub(tokens, at), kb_.c64(size));
+      llvm::Value* here = at;
+      kb_.if_then(has, [&] { body(size, here); });
+      at = b_.CreateSelect(has, b_.CreateAdd(at, kb_.c64(size)), at);
+    }
+    kb_.loop(at, tokens, 1, [&](llvm::Value* t) { body(1, t); });
+  }
 
   // A prefill row tile whose code buffer would outgrow L1 (MatmulTuning::i2s_gemm_chunk_bytes):
   // per block of kPartialTokens tokens, chunk by chunk of K, the chunk's fields are extracted
@@ -450,6 +492,52 @@ class I2sGenerator {
     return accs;
   }
 
+  // The few-token prefill path's K loop (VNNI): per block, every slot's fields extracted in
+  // registers, then each token's activations loaded once per group and dotted with every slot.
+  // One accumulator per (slot, token) of plain codes; returns them [slot * tokens + token].
+  std::vector<llvm::Value*> direct_dots(const std::vector<std::vector<llvm::Value*>>& slots,
+                                        const std::vector<llvm::Value*>& act_rows,
+                                        const std::vector<llvm::Value*>& row_ptrs) {
+    const size_t tokens = act_rows.size();
+    auto block_step = [&](llvm::Value* j, std::vector<llvm::Value*>& accs) {
+      std::vector<std::vector<Field>> f;
+      for (const std::vector<llvm::Value*>& slot : slots) f.push_back(fields(load_rows(slot, j), 1));
+      llvm::Value* base = b_.CreateMul(j, kb_.c64(128));
+      for (size_t g = 0; g < 4; ++g) {
+        for (size_t n = 0; n < tokens; ++n) {
+          llvm::Value* act =
+              load_broadcast(kb_.byte_offset(act_rows[n], b_.CreateAdd(base, kb_.c64(32 * static_cast<int64_t>(g)))));
+          for (size_t s = 0; s < slots.size(); ++s)
+            accs[s * tokens + n] = dot(accs[s * tokens + n], f[s][g].codes, act);
+        }
+      }
+    };
+    std::vector<llvm::Value*> accs(slots.size() * tokens, llvm::Constant::getNullValue(acc_type()));
+    // Two blocks per iteration: one 64-byte line of each row, one prefetch per row.
+    const int64_t pair_end = blocks_ - blocks_ % 2;
+    accs = kb_.loop_carried(
+        kb_.c64(0), kb_.c64(pair_end), 2, accs, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+          std::vector<llvm::Value*> next = current;
+          if (tune_.i2s_prefetch_bytes > 0) {
+            llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
+            for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+          }
+          block_step(j, next);
+          block_step(b_.CreateAdd(j, kb_.c64(1)), next);
+          return next;
+        });
+    if (pair_end < blocks_) block_step(kb_.c64(blocks_ - 1), accs);
+    return accs;
+  }
+
+  // A tile of the few-token prefill path: `rows` rows of every weight from r0 times `tokens`
+  // tokens from t0, its dot products from direct_dots, its epilogue micro's.
+  void direct_micro(int rows, int tokens, llvm::Value* r0, llvm::Value* t0) {
+    direct_ = true;
+    micro(rows, tokens, false, r0, t0, nullptr);
+    direct_ = false;
+  }
+
   // The row ranges of a tile: `rows` rows of weight `weight` from row `first` each.
   struct Source {
     size_t weight;
@@ -527,7 +615,7 @@ class I2sGenerator {
   // The K loop of rows r0 .. r0 + rows - 1 of every weight matrix (or of the one weight from r0
   // and from r1) times tokens t0 .. t0 + tokens - 1.
   TileDots dot_tile(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
-    const int split = gemm ? (vnni() && tune_.i2s_gemm_accs == 2 ? 2 : 1) : decode_split();
+    const int split = direct_ ? 1 : gemm ? (vnni() && tune_.i2s_gemm_accs == 2 ? 2 : 1) : decode_split();
     std::vector<llvm::Value*> row_ptrs;
     const std::vector<Source> from = sources(r0, r1);
     const std::vector<std::vector<llvm::Value*>> slots = make_slots(rows, from, row_ptrs);
@@ -565,7 +653,9 @@ class I2sGenerator {
     // Two blocks per iteration (one 64-byte line of each row: one prefetch per row).
     const int64_t pair_end = end_block - (end_block - first_block) % 2;
     std::vector<llvm::Value*> accs;
-    if (gemm && isa_ == Isa::kMaddubs256) {
+    if (direct_) {
+      accs = direct_dots(slots, act_rows, row_ptrs);
+    } else if (gemm && isa_ == Isa::kMaddubs256) {
       accs = madd_gemm(slots.size(), act_rows);
     } else if (!gemm && isa_ == Isa::kMaddubs256) {
       accs = madd_gemv(slots, act_rows, row_ptrs);
@@ -640,6 +730,47 @@ class I2sGenerator {
     return out;
   }
 
+  // The D of a 512-bit tile per [weight][token] as <rows x i32>, its (slot, token) vectors
+  // lane-summed 8 at a time by trees (TreeSum16x16 from level 1: each vector holds two rows'
+  // 8 lanes) instead of one reduction ladder per row and token: token-major, so that tree
+  // output lane 2 * (token * slots + slot) + half is that row's sum, and one token's rows are
+  // adjacent lanes of one output (2 * slots divides 16).
+  std::vector<std::vector<llvm::Value*>> tree_dots(const TileDots& d, int rows, int tokens) {
+    const size_t n_tokens = static_cast<size_t>(tokens);
+    std::vector<llvm::Value*> sums;  // tree outputs, 16 rows each
+    {
+      std::unique_ptr<TreeSum16x16> tree;
+      for (size_t n = 0; n < n_tokens; ++n) {
+        for (size_t s = 0; s < d.slots; ++s) {
+          if (!tree) tree = std::make_unique<TreeSum16x16>(kb_);
+          tree->push_level(d.sums[s * n_tokens + n], 1);
+          if ((n * d.slots + s) % 8 == 7) {
+            sums.push_back(tree->finish());
+            tree.reset();
+          }
+        }
+      }
+    }
+    const size_t per_weight = d.slots / d.from.size();
+    std::vector<std::vector<llvm::Value*>> out(d.from.size());
+    for (size_t w = 0; w < d.from.size(); ++w) {
+      for (size_t n = 0; n < n_tokens; ++n) {
+        std::vector<int> lanes;
+        size_t vector = 0;
+        for (size_t k = 0; k < per_weight; ++k) {
+          for (size_t h = 0; h < 2; ++h) {
+            if (static_cast<int>(2 * k + h) >= rows) continue;
+            const size_t at = 2 * (n * d.slots + w * per_weight + k) + h;
+            vector = at / 16;
+            lanes.push_back(static_cast<int>(at % 16));
+          }
+        }
+        out[w].push_back(b_.CreateShuffleVector(sums[vector], lanes));
+      }
+    }
+    return out;
+  }
+
   // One tile: D per (weight, row, token) from the lanes of each half, then y and the stores.
   void micro(int rows, int tokens, bool gemm, llvm::Value* r0, llvm::Value* t0, llvm::Value* r1) {
     const TileDots dots_in = dot_tile(rows, tokens, gemm, r0, t0, r1);
@@ -653,9 +784,21 @@ class I2sGenerator {
       }
       return;
     }
+    const std::vector<Source>& from = dots_in.from;
+    if (direct_ && halves_ == 2 && 16 % (2 * dots_in.slots) == 0 &&
+        dots_in.slots * static_cast<size_t>(tokens) % 8 == 0) {
+      const std::vector<std::vector<llvm::Value*>> row_dots = tree_dots(dots_in, rows, tokens);
+      for (int n = 0; n < tokens; ++n) {
+        llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
+        std::vector<llvm::Value*> ys;
+        for (size_t i = 0; i < from.size(); ++i)
+          ys.push_back(y_of(row_dots[i][static_cast<size_t>(n)], t, from[i].weight));
+        p_.store_tile(t, r0, r1, ys);
+      }
+      return;
+    }
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
     const unsigned half_lanes = lanes / halves_;
-    const std::vector<Source>& from = dots_in.from;
     const int slots_per_weight = static_cast<int>(dots_in.slots / from.size());
     std::vector<std::vector<std::vector<llvm::Value*>>> dots(
         from.size(), std::vector<std::vector<llvm::Value*>>(static_cast<size_t>(tokens)));
@@ -729,6 +872,7 @@ class I2sGenerator {
   llvm::Value* scales_ = nullptr;
   llvm::Value* sums_ = nullptr;
   llvm::Value* codes_ = nullptr;  // prefill code buffer (stack)
+  bool direct_ = false;           // dot_tile runs the few-token path (direct_micro)
   // The K chunk of blocks the prefill prologue and tiles work on (gemm_tile_chunked), and its
   // partial sums: kPartialTokens x partial_slots_ vectors from token token_block_.
   int64_t chunk_begin_ = 0;

@@ -25,6 +25,13 @@ struct MatmulTuning {
   // L1: at K = 6912 (the FFN down projection) the whole-row buffer is 54 KiB and prefill ran
   // 25 % slower per weight than at K = 2560. 0: never chunk. Not the AVX2 path (4-row tiles).
   int i2s_gemm_chunk_bytes = 20480;
+  // The prefill path with at most this many tokens (a batch of decode tokens, one per
+  // sequence) skips the code buffer (VNNI only): tiles of 4 rows x 8 tokens (then 4, 2, 1)
+  // extract their fields in registers, 8 ALU operations per 32 vpdpbusd, where writing the
+  // buffer and reading it back cost as much again over so few tokens. 0: never.
+  int i2s_direct_max_tokens = 16;
+  int i2s_direct_rows = 4;    // the few-token tile: rows (over all weights of the product)
+  int i2s_direct_tokens = 8;  // and tokens
   // The prefill tile of the AVX2 (256-bit vpmaddubsw) path, which has 16 vector registers:
   // rows x tokens int16 accumulators plus one activation vector per token and two temporaries
   // must fit (the fields above are for the AVX-512 paths). 4 x 2 measured best on Zen 5 with

@@ -2,6 +2,7 @@
 // reference kernels: I2_S bit for bit, the float-accumulating types within 1e-5 of the
 // product's magnitude, for the host target and the x86-64-v3/v4 baselines, on random and
 // on real weights, over arbitrary feature sub-ranges.
+#include "codegen_cpu/host_features.h"
 #include "codegen_cpu/jit.h"
 #include "codegen_cpu/matmul_tuning.h"
 #include "compiler/requantize.h"
@@ -240,7 +241,8 @@ std::vector<float> ref_i8q(const Weight& w, const I8q& a, int64_t tokens) {
 void check_i2s(const std::string& target, const Weight& w, uint32_t seed) {
   const CompiledKernel k = compile(target, product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
   ASSERT_NE(k.fn, nullptr);
-  for (int64_t tokens : {1, 2, 3, 7, 16, 64}) {
+  // 4..16 tokens take the few-token tiles (8, then 4, 2 and 1): 13 = 8 + 4 + 1, 15 = 8 + 4 + 2 + 1.
+  for (int64_t tokens : {1, 2, 3, 4, 6, 7, 8, 13, 15, 16, 17, 64}) {
     const std::vector<float> x =
         random_floats(static_cast<size_t>(tokens * w.cols), seed + static_cast<uint32_t>(tokens), 3.0f);
     const I8q a = quantize(x, tokens, w.cols);
@@ -727,8 +729,9 @@ TEST(MatmulKernels, I2sPrefillInKChunksIsExact) {
     int bits;
     bool vnni;
   };
-  for (const Isa& isa : {Isa{"vnni512", "x86-64-v4", 512, true}, Isa{"maddubs512", "x86-64-v4", 512, false},
-                         Isa{"vnni256", "x86-64-v4", 256, true}, Isa{"avx2", "x86-64-v3", 512, true}}) {
+  // x86-64-v4 has no VNNI: the VNNI paths need the host's (where it has them).
+  for (const Isa& isa : {Isa{"vnni512", "host", 512, true}, Isa{"maddubs512", "x86-64-v4", 512, false},
+                         Isa{"vnni256", "host", 256, true}, Isa{"avx2", "x86-64-v3", 512, true}}) {
     for (int chunk_bytes : {3072, 4096, 1}) {
       matmul_tuning() = MatmulTuning{};
       matmul_tuning().i2s_gemm_chunk_bytes = chunk_bytes;
@@ -755,6 +758,56 @@ TEST(MatmulKernels, I2sPrefillInKChunksIsExact) {
             gated_reference(ref_i8q(gate, a, tokens), ref_i8q(up, a, tokens), tokens, gate.rows, "relu2");
         const std::vector<float> out =
             run(*gated, a.buffer.data(), {gate.data, up.data}, tokens, gate.rows, 0, gate.rows);
+        EXPECT_EQ(std::memcmp(out.data(), want.data(), out.size() * 4), 0) << what << " gated";
+      }
+    }
+  }
+  matmul_tuning() = saved;
+}
+
+// The few-token prefill tiles (fields extracted in registers, MatmulTuning::i2s_direct_*) of
+// other shapes, with 512- and 256-bit VNNI, for one weight and a gated FFN's two: the tree
+// epilogue (whole trees of 16 rows) and the per-row one, every token count from 4 to 17, rows
+// at the largest sums and tokens at the int8 extremes, stay bit-exact.
+TEST(MatmulKernels, I2sFewTokenTilesAreExact) {
+  TargetFeatures host;
+  std::string error;
+  ASSERT_TRUE(resolve_target("host", host, &error)) << error;
+  if (!host.avx512vnni && !host.avxvnni) {
+    // Not a skip of the checks below (they run on the path this CPU gets), a note that the
+    // few-token tiles are not among them here.
+    std::cout << "note: this CPU has no VNNI; the few-token tiles are not generated for it\n";
+  }
+  const MatmulTuning saved = matmul_tuning();
+  const int64_t cols = 7 * 128;
+  const Weight w = extreme_i2s_weight(23, cols, 90);
+  const Weight gate = extreme_i2s_weight(21, cols, 91);
+  const Weight up = random_weight(DType::I2_S, 21, cols, 92);
+  for (int bits : {512, 256}) {
+    for (auto [rows, tokens] : std::vector<std::pair<int, int>>{{4, 8}, {8, 4}, {2, 16}, {6, 3}, {1, 5}}) {
+      matmul_tuning() = saved;
+      matmul_tuning().i2s_max_vector_bits = bits;
+      matmul_tuning().i2s_direct_rows = rows;
+      matmul_tuning().i2s_direct_tokens = tokens;
+      matmul_tuning().i2s_direct_max_tokens = 17;
+      auto jit = Jit::create();
+      ASSERT_TRUE(jit.ok());
+      auto k = (*jit)->compile_one(product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
+      ASSERT_TRUE(k.ok()) << k.error().message;
+      auto gated = (*jit)->compile_one(product_desc(ir::OpKind::GatedFfn, DType::I8Q, {&gate, &up}, "relu2"));
+      ASSERT_TRUE(gated.ok()) << gated.error().message;
+      for (int64_t n = 4; n <= 17; ++n) {
+        const std::string what = std::to_string(bits) + "-bit tile " + std::to_string(rows) + "x" +
+                                 std::to_string(tokens) + " T=" + std::to_string(n);
+        I8q a = quantize(random_floats(static_cast<size_t>(n * cols), 93 + static_cast<uint32_t>(n), 3.0f), n, cols);
+        set_token_to(a, 0, -128, n, cols);
+        set_token_to(a, n - 1, 127, n, cols);
+        for (const Range& r : ranges_for(w.rows)) {
+          const std::vector<float> out = run(*k, a.buffer.data(), {w.data}, n, w.rows, r.begin, r.end);
+          expect_columns(out, w.rows, n, r.begin, r.end, 0, w.rows, ref_i8q(w, a, n), nullptr, what);
+        }
+        const std::vector<float> want = gated_reference(ref_i8q(gate, a, n), ref_i8q(up, a, n), n, gate.rows, "relu2");
+        const std::vector<float> out = run(*gated, a.buffer.data(), {gate.data, up.data}, n, gate.rows, 0, gate.rows);
         EXPECT_EQ(std::memcmp(out.data(), want.data(), out.size() * 4), 0) << what << " gated";
       }
     }
