@@ -366,6 +366,10 @@ void register_all() {
   add("f16_lm_head_gemv/128256x2560", head, {1, 2});
   head.tokens = 16;
   add("f16_lm_head_gemm_T16/128256x2560", head, {1, 2});
+  // The batched decode's head: 8 sequences' last rows, each with the one-token arithmetic.
+  head.tokens = 8;
+  head.decode_rows = true;
+  add("f16_lm_head_decode_rows_T8/128256x2560", head, {1, 2});
   head.tokens = 1;
   head.weight = ir::DType::Q8_0;
   add("q8_0_lm_head_gemv/128256x2560", head, {1, 2});

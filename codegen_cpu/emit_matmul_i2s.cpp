@@ -103,22 +103,31 @@ class I2sGenerator {
         return;
       }
       extract_codes(rows, row);
-      token_tiles(gemm_tokens, [&](int n, llvm::Value* t) { micro(rows, n, true, row, t, nullptr); });
+      token_tiles({gemm_tokens, 1}, [&](int n, llvm::Value* t) { micro(rows, n, true, row, t, nullptr); });
     };
     const int direct_rows = std::max(1, tune_.i2s_direct_rows / per_weight);
+    // Tiles of the tuned size, then at most one of half that, then single tokens.
     const int direct_tokens = std::max(1, tune_.i2s_direct_tokens);
+    std::vector<int> direct_sizes = {direct_tokens};
+    if (direct_tokens / 2 > 1) direct_sizes.push_back(direct_tokens / 2);
+    if (direct_tokens > 1) direct_sizes.push_back(1);
     const bool direct = gemm_tokens > 1 && vnni() && tune_.i2s_direct_max_tokens >= gemm_tokens;
     if (direct) {
       // Few tokens (a batch of decode tokens): each row tile's fields are extracted in registers
       // for every tile of tokens, which costs less than writing and reading the code buffer
       // once when there are too few tokens to spread that over.
-      options.gemm_tile = [&, buffered_tile, direct_rows, direct_tokens](int rows, llvm::Value* row) {
+      options.gemm_tile = [&, buffered_tile, direct_rows, direct_sizes](int rows, llvm::Value* row) {
         llvm::Value* few = b_.CreateICmpSLE(p_.n_tokens, kb_.c64(tune_.i2s_direct_max_tokens));
         kb_.if_then(few, [&] {
-          for (int i = 0; i < rows; i += direct_rows) {
-            const int n_rows = std::min(direct_rows, rows - i);
-            llvm::Value* r = b_.CreateAdd(row, kb_.c64(i));
-            token_tiles(direct_tokens, [&](int n, llvm::Value* t) { direct_micro(n_rows, n, r, t); });
+          // Sub-tiles of direct_rows in a loop (one copy of their code), then the rest.
+          const int whole = rows / direct_rows * direct_rows;
+          kb_.loop(kb_.c64(0), kb_.c64(whole), direct_rows, [&](llvm::Value* i) {
+            llvm::Value* r = b_.CreateAdd(row, i);
+            token_tiles(direct_sizes, [&](int n, llvm::Value* t) { direct_micro(direct_rows, n, r, t); });
+          });
+          if (whole < rows) {
+            llvm::Value* r = b_.CreateAdd(row, kb_.c64(whole));
+            token_tiles(direct_sizes, [&](int n, llvm::Value* t) { direct_micro(rows - whole, n, r, t); });
           }
         });
         kb_.if_then(b_.CreateNot(few), [&] { buffered_tile(rows, row); });
@@ -168,19 +177,18 @@ class I2sGenerator {
   // Tokens whose partial sums one K chunk leaves for the next (the partials buffer's size); a
   // row tile's chunks are extracted again for each such block of tokens.
   static constexpr int64_t kPartialTokens = 32;
-  // All n_tokens tokens in tiles of `tile` tokens, then the rest in at most one tile of each
-  // halving size and single tokens (tile 8: 13 tokens are 8 + 4 + 1): body(tokens, first).
-  void token_tiles(int tile, const std::function<void(int, llvm::Value*)>& body) {
+  // All n_tokens tokens in tiles of the given sizes, largest first, as many of each as fit in
+  // what the larger ones left (the last size must be 1): body(tokens, first token). Each size
+  // is another copy of the tile's code, so few sizes (compile time).
+  void token_tiles(const std::vector<int>& sizes, const std::function<void(int, llvm::Value*)>& body) {
     llvm::Value* tokens = p_.n_tokens;
-    llvm::Value* at = b_.CreateMul(b_.CreateSDiv(tokens, kb_.c64(tile)), kb_.c64(tile));
-    kb_.loop(kb_.c64(0), at, tile, [&](llvm::Value* t) { body(tile, t); });
-    for (int size = tile / 2; size > 1; size /= 2) {
-      llvm::Value* has = b_.CreateICmpSGE(b_.CreateSub(tokens, at), kb_.c64(size));
-      llvm::Value* here = at;
-      kb_.if_then(has, [&] { body(size, here); });
-      at = b_.CreateSelect(has, b_.CreateAdd(at, kb_.c64(size)), at);
+    llvm::Value* at = kb_.c64(0);
+    for (int size : sizes) {
+      llvm::Value* from = at;
+      llvm::Value* whole = b_.CreateMul(b_.CreateSDiv(b_.CreateSub(tokens, from), kb_.c64(size)), kb_.c64(size));
+      at = b_.CreateAdd(from, whole);
+      kb_.loop(from, at, size, [&](llvm::Value* t) { body(size, t); });
     }
-    kb_.loop(at, tokens, 1, [&](llvm::Value* t) { body(1, t); });
   }
 
   // A prefill row tile whose code buffer would outgrow L1 (MatmulTuning::i2s_gemm_chunk_bytes):
