@@ -17,7 +17,10 @@
 // Prefill shifts the fields of a tile of 8 rows down once into a stack buffer and then spends
 // its vector slots on vpdpbusd only, for every tile of 4 tokens; rows too long for that buffer
 // to stay in L1 (the FFN down projection, K = 6912) go in K chunks, the exact int32 partial
-// sums of each (row, token) kept in a stack buffer between chunks. AVX2 without VNNI has 16
+// sums of each (row, token) kept in a stack buffer between chunks. Calls of a few tokens (up to
+// MatmulTuning::i2s_direct_max_tokens: a batch of decode tokens) skip the buffer, which costs as
+// much as their dot products: VNNI tiles of 4 rows x 8 tokens extract the fields in registers and
+// lane-sum their 16 accumulators with two 16 x 16 trees. AVX2 without VNNI has 16
 // vector registers and no accumulating byte product: its tiles are smaller (4 rows x 2 tokens)
 // and sum vpmaddubsw results in int16 over 16 blocks before one vpmaddwd widens them (madd_gemm),
 // so that the K loop is vpmaddubsw and vpaddw on registers (at its vpmaddubsw throughput).
