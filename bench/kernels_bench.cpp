@@ -457,7 +457,7 @@ void register_all() {
       {"default", none},
       {"direct0", tune([](MatmulTuning& t) { t.i2s_direct_max_tokens = 0; })},
       {"direct_rows8_tokens4", tune([](MatmulTuning& t) { t.i2s_direct_rows = 8, t.i2s_direct_tokens = 4; })},
-
+      {"vnni256_direct0", tune([](MatmulTuning& t) { t.i2s_max_vector_bits = 256, t.i2s_direct_max_tokens = 0; })},
       {"chunk0", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 0; })},
       {"chunk12k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 12288; })},
       {"chunk28k", tune([](MatmulTuning& t) { t.i2s_gemm_chunk_bytes = 28672; })},
