@@ -26,9 +26,9 @@ struct MatmulTuning {
   // 25 % slower per weight than at K = 2560. 0: never chunk. Not the AVX2 path (4-row tiles).
   int i2s_gemm_chunk_bytes = 20480;
   // The prefill path with at most this many tokens (a batch of decode tokens, one per
-  // sequence) skips the code buffer (VNNI only): tiles of 4 rows x 8 tokens (then 4, 2, 1)
-  // extract their fields in registers, 8 ALU operations per 32 vpdpbusd, where writing the
-  // buffer and reading it back cost as much again over so few tokens. 0: never.
+  // sequence) skips the code buffer (VNNI only): tiles of 4 rows x 8 tokens (then one of 4,
+  // then single tokens) extract their fields in registers, 8 ALU operations per 32 vpdpbusd,
+  // where writing the buffer and reading it back cost as much again over so few tokens. 0: never.
   int i2s_direct_max_tokens = 16;
   int i2s_direct_rows = 4;    // the few-token tile: rows (over all weights of the product)
   int i2s_direct_tokens = 8;  // and tokens

@@ -241,7 +241,8 @@ std::vector<float> ref_i8q(const Weight& w, const I8q& a, int64_t tokens) {
 void check_i2s(const std::string& target, const Weight& w, uint32_t seed) {
   const CompiledKernel k = compile(target, product_desc(ir::OpKind::MatMul, DType::I8Q, {&w}));
   ASSERT_NE(k.fn, nullptr);
-  // 4..16 tokens take the few-token tiles (8, then 4, 2 and 1): 13 = 8 + 4 + 1, 15 = 8 + 4 + 2 + 1.
+  // 4..16 tokens take the few-token tiles (8, then one of 4, then single tokens): 13 = 8 + 4 + 1,
+  // 15 = 8 + 4 + 3 x 1.
   for (int64_t tokens : {1, 2, 3, 4, 6, 7, 8, 13, 15, 16, 17, 64}) {
     const std::vector<float> x =
         random_floats(static_cast<size_t>(tokens * w.cols), seed + static_cast<uint32_t>(tokens), 3.0f);
