@@ -523,21 +523,29 @@ class I2sGenerator {
         }
       }
     };
-    std::vector<llvm::Value*> accs(slots.size() * tokens, llvm::Constant::getNullValue(acc_type()));
-    // Two blocks per iteration: one 64-byte line of each row, one prefetch per row.
-    const int64_t pair_end = blocks_ - blocks_ % 2;
-    accs = kb_.loop_carried(
-        kb_.c64(0), kb_.c64(pair_end), 2, accs, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
+    const std::vector<llvm::Value*> zeros(slots.size() * tokens, llvm::Constant::getNullValue(acc_type()));
+    return block_pairs(0, blocks_, zeros, &row_ptrs, block_step);
+  }
+
+  // The K loop over blocks [first, end): two blocks per iteration (one 64-byte line of each
+  // row), each iteration prefetching i2s_prefetch_bytes ahead along each row of `prefetch_rows`
+  // (null: none), an odd last block after the loop. step(block, accs) adds one block's products.
+  std::vector<llvm::Value*> block_pairs(int64_t first, int64_t end, const std::vector<llvm::Value*>& init,
+                                        const std::vector<llvm::Value*>* prefetch_rows,
+                                        const std::function<void(llvm::Value*, std::vector<llvm::Value*>&)>& step) {
+    const int64_t pair_end = end - (end - first) % 2;
+    std::vector<llvm::Value*> accs = kb_.loop_carried(
+        kb_.c64(first), kb_.c64(pair_end), 2, init, [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
           std::vector<llvm::Value*> next = current;
-          if (tune_.i2s_prefetch_bytes > 0) {
+          if (prefetch_rows && tune_.i2s_prefetch_bytes > 0) {
             llvm::Value* ahead = b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
-            for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
+            for (llvm::Value* row : *prefetch_rows) prefetch(kb_, kb_.byte_offset(row, ahead));
           }
-          block_step(j, next);
-          block_step(b_.CreateAdd(j, kb_.c64(1)), next);
+          step(j, next);
+          step(b_.CreateAdd(j, kb_.c64(1)), next);
           return next;
         });
-    if (pair_end < blocks_) block_step(kb_.c64(blocks_ - 1), accs);
+    if (pair_end < end) step(kb_.c64(end - 1), accs);
     return accs;
   }
 
@@ -661,8 +669,6 @@ class I2sGenerator {
         }
       }
     }
-    // Two blocks per iteration (one 64-byte line of each row: one prefetch per row).
-    const int64_t pair_end = end_block - (end_block - first_block) % 2;
     std::vector<llvm::Value*> accs;
     if (direct_) {
       accs = direct_dots(slots, act_rows, row_ptrs);
@@ -671,19 +677,11 @@ class I2sGenerator {
     } else if (!gemm && isa_ == Isa::kMaddubs256) {
       accs = madd_gemv(slots, act_rows, row_ptrs);
     } else {
-      accs = kb_.loop_carried(kb_.c64(first_block), kb_.c64(pair_end), 2, init,
-                              [&](llvm::Value* j, const std::vector<llvm::Value*>& current) {
-                                std::vector<llvm::Value*> next = current;
-                                if (tune_.i2s_prefetch_bytes > 0 && !gemm) {
-                                  llvm::Value* ahead =
-                                      b_.CreateAdd(b_.CreateMul(j, kb_.c64(32)), kb_.c64(tune_.i2s_prefetch_bytes));
-                                  for (llvm::Value* row : row_ptrs) prefetch(kb_, kb_.byte_offset(row, ahead));
-                                }
-                                block_step(slots.size(), source, act_rows, j, split, next);
-                                block_step(slots.size(), source, act_rows, b_.CreateAdd(j, kb_.c64(1)), split, next);
-                                return next;
-                              });
-      if (pair_end < end_block) block_step(slots.size(), source, act_rows, kb_.c64(end_block - 1), split, accs);
+      // Prefill reads its fields from the code buffer: only decode streams the weight rows.
+      accs = block_pairs(first_block, end_block, init, gemm ? nullptr : &row_ptrs,
+                         [&](llvm::Value* j, std::vector<llvm::Value*>& next) {
+                           block_step(slots.size(), source, act_rows, j, split, next);
+                         });
     }
 
     TileDots out{from, slots.size(), {}};
