@@ -7,6 +7,7 @@
 #include "compiler/load_model.h"
 #include "passes/pass_manager.h"
 #include "reference/locate_nonfinite.h"
+#include "runtime/plan_cache.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -28,6 +29,17 @@ Expected<std::unique_ptr<runtime::Model>> load_cuda_model(const std::string& pat
   BITNET_ASSIGN_OR_RETURN(auto model, compiler::load_model(path, load));
   compiler::CudaBackendOptions options;
   options.verbose = params.verbose;
+  // The kernels NVRTC compiles are kept in the plan cache unless it is off or unusable (then
+  // they are compiled at every start, as the warning says).
+  if (params.use_cache) {
+    auto dir = params.cache_dir.empty() ? runtime::default_cache_dir() : Expected<std::string>(params.cache_dir);
+    if (dir.ok()) {
+      options.cache_dir = *dir;
+    } else {
+      log(LogLevel::kWarning,
+          fmt::format("bitnet: warning: {}; compiling the CUDA kernels without it", dir.error().message));
+    }
+  }
   options.log = [](LogLevel level, std::string_view line) { log(level, line); };
   BITNET_RETURN_IF_ERROR(compiler::attach_cuda_backend(*model, std::move(options)));
   return model;

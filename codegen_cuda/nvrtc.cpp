@@ -87,8 +87,7 @@ std::string Nvrtc::version() const {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
-Expected<NvrtcOutput> Nvrtc::compile(const std::string& source, const std::string& name,
-                                     const NvrtcOptions& options) const {
+std::vector<std::string> Nvrtc::arguments(const NvrtcOptions& options) {
   std::vector<std::string> args = {"--std=c++17", "--gpu-architecture=sm_" + std::to_string(options.sm), "--fmad=false",
                                    "-lineinfo"};
   if (options.include_dirs.empty()) {
@@ -97,6 +96,12 @@ Expected<NvrtcOutput> Nvrtc::compile(const std::string& source, const std::strin
     for (const std::string& dir : options.include_dirs) args.push_back("-I" + dir);
   }
   args.insert(args.end(), options.extra.begin(), options.extra.end());
+  return args;
+}
+
+Expected<NvrtcOutput> Nvrtc::compile(const std::string& source, const std::string& name,
+                                     const NvrtcOptions& options) const {
+  const std::vector<std::string> args = arguments(options);
   std::vector<const char*> argv;
   for (const std::string& a : args) argv.push_back(a.c_str());
 

@@ -34,8 +34,10 @@ class Nvrtc {
 
   // "13.0"
   std::string version() const;
-  // Compiles `source` (named `name` in diagnostics). The options always include --std=c++17,
-  // --fmad=false (no contraction beyond the kernels' explicit intrinsics) and -lineinfo.
+  // The command line compile() gives NVRTC: always --std=c++17, --fmad=false (no contraction
+  // beyond the kernels' explicit intrinsics) and -lineinfo, then the target and includes.
+  static std::vector<std::string> arguments(const NvrtcOptions& options);
+  // Compiles `source` (named `name` in diagnostics) with arguments(options).
   Expected<NvrtcOutput> compile(const std::string& source, const std::string& name, const NvrtcOptions& options) const;
 
   struct Api;

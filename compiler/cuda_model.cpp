@@ -113,7 +113,12 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
   p->source = decode->source();
   if (options.sm != 0) {
     BITNET_ASSIGN_OR_RETURN(const cc::Nvrtc* nvrtc, cc::Nvrtc::load());
-    auto out = nvrtc->compile(p->source, "bitnet_decode.cu", {.sm = options.sm});
+    CudaModuleCacheOptions cache = options.cache;
+    if (cache.note.empty()) {
+      cache.note = fmt::format("{} kernels, {} cells, {} tokens per step, first for {}", p->kernels.size(),
+                               config.n_ctx, decode->max_tokens, model.file().path());
+    }
+    auto out = compile_cuda_module(*nvrtc, p->source, "bitnet_decode.cu", {.sm = options.sm}, cache);
     if (!out.ok()) return make_error("NVRTC (sm_{}): {}", options.sm, out.error().message);
     p->cubin = std::move(out->cubin);
     p->ptx = std::move(out->ptx);
@@ -237,17 +242,19 @@ Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options) {
   auto shared = std::make_shared<Shared>();
   shared->backend = std::make_shared<rc::CudaBackend>(std::move(device));
   const runtime::Model* m = &model;
+  const CudaModuleCacheOptions cache{.cache_dir = options.cache_dir, .verbose = options.verbose, .log = options.log};
   rc::install_cuda_sessions(
       model, shared->backend,
-      [shared, m, log = options.log, verbose = options.verbose,
-       max_tokens = options.max_tokens](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
+      [shared, m, log = options.log, verbose = options.verbose, max_tokens = options.max_tokens,
+       cache](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
         std::lock_guard lock(shared->mutex);
         const int64_t key = (cells + 31) / 32 * 32;
         if (auto it = shared->programs.find(key); it != shared->programs.end()) return it->second;
         const auto t0 = std::chrono::steady_clock::now();
         BITNET_ASSIGN_OR_RETURN(
             auto program,
-            compile_cuda_program(*m, cells, {.sm = shared->backend->device().info().sm, .max_tokens = max_tokens}));
+            compile_cuda_program(
+                *m, cells, {.sm = shared->backend->device().info().sm, .max_tokens = max_tokens, .cache = cache}));
         {
           std::lock_guard device_lock(shared->backend->mutex());
           BITNET_RETURN_IF_ERROR(shared->backend->load(program));

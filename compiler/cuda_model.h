@@ -10,6 +10,7 @@
 
 #include "bitnet/log.h"
 #include "codegen_cuda/decode_program.h"
+#include "compiler/cuda_module_cache.h"
 #include "runtime/cuda/cuda_program.h"
 #include "runtime/cuda/device.h"
 #include "runtime/model.h"
@@ -36,6 +37,9 @@ struct CudaCompileOptions {
   // token per step only. Scratch memory grows with it (the attention scores: max_tokens * n_head *
   // n_ctx floats).
   int max_tokens = 64;
+  // NVRTC's output through the plan cache (cuda_module_cache.h; an empty cache_dir: none). An
+  // empty note becomes the kernels, cells and model this program was compiled for.
+  CudaModuleCacheOptions cache;
 };
 
 // The decode program of `model` for `n_ctx` cells per sequence (rounded up to a multiple of
@@ -63,7 +67,9 @@ struct CudaBackendOptions {
   // The device to run on; null: the CUDA driver's device 0 (runtime/cuda/cuda_driver_device.h).
   std::unique_ptr<runtime::cuda::Device> device;
   bool use_graphs = true;
-  int max_tokens = 64;   // tokens per batched step (CudaCompileOptions::max_tokens)
+  int max_tokens = 64;  // tokens per batched step (CudaCompileOptions::max_tokens)
+  // The plan cache's root, where compiled kernels are kept (cuda_module_cache.h); empty: none.
+  std::string cache_dir;
   bool verbose = false;  // compile and upload times at LogLevel::kInfo
   std::function<void(LogLevel level, std::string_view line)> log;
 };

@@ -1,6 +1,7 @@
 // The plan cache directory (see plan_cache.h).
 #include "runtime/plan_cache.h"
 
+#include "runtime/cuda_module_file.h"
 #include "runtime/plan_cpu.h"
 #include "runtime/plan_files.h"
 #include "runtime/plan_format.h"
@@ -31,6 +32,9 @@ bool is_temp(const fs::path& p) {
 }
 bool is_plan(const fs::path& p) {
   return !is_temp(p) && p.extension() == kPlanExtension;
+}
+bool is_cuda_module(const fs::path& p) {
+  return !is_temp(p) && p.extension() == kCudaModuleExtension;
 }
 
 uint64_t size_or_zero(const fs::path& p) {
@@ -99,12 +103,16 @@ std::string PlanCache::plan_path(const std::string& key_hex) const {
   return plans_dir() + "/" + key_hex + kPlanExtension;
 }
 
+std::string PlanCache::cuda_module_path(const std::string& key_hex) const {
+  return cuda_dir() + "/" + key_hex + kCudaModuleExtension;
+}
+
 std::string PlanCache::lock_path(const std::string& key_hex) const {
   return locks_dir() + "/" + key_hex + ".lock";
 }
 
 Status PlanCache::prepare() const {
-  for (const std::string& dir : {plans_dir(), hashes_dir(), locks_dir()}) {
+  for (const std::string& dir : {plans_dir(), hashes_dir(), locks_dir(), cuda_dir()}) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return make_error("cannot create '{}': {}", dir, ec.message());
@@ -166,8 +174,10 @@ Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
   // An invalid BITNET_CPU_DISABLE would make every plan look usable or not at random.
   BITNET_RETURN_IF_ERROR(cpu_disabled_features());
   std::error_code ec;
-  if (!fs::is_directory(plans_dir(), ec)) return out;
-  for (const auto& e : fs::directory_iterator(plans_dir(), ec)) {
+  // Either directory may be missing (a cache only ever listed, or made by an older version).
+  const bool have_plans = fs::is_directory(plans_dir(), ec);
+  ec.clear();
+  for (const auto& e : have_plans ? fs::directory_iterator(plans_dir(), ec) : fs::directory_iterator()) {
     if (!is_plan(e.path())) continue;
     Entry entry;
     entry.path = e.path().string();
@@ -186,6 +196,27 @@ Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
     out.push_back(std::move(entry));
   }
   if (ec) return make_error("cannot list '{}': {}", plans_dir(), ec.message());
+  if (fs::is_directory(cuda_dir(), ec)) {
+    for (const auto& e : fs::directory_iterator(cuda_dir(), ec)) {
+      if (!is_cuda_module(e.path())) continue;
+      Entry entry;
+      entry.path = e.path().string();
+      entry.cuda_module = true;
+      entry.key = e.path().stem().string();
+      entry.bytes = size_or_zero(e.path());
+      entry.last_used_s = mtime_s(e.path());
+      auto module = read_cuda_module(entry.path);
+      entry.valid = module.ok();
+      if (module.ok()) {
+        entry.model = module->note;
+        entry.target = "cuda-sm_" + std::to_string(module->sm);
+      } else {
+        entry.problem = module.error().message;
+      }
+      out.push_back(std::move(entry));
+    }
+    if (ec) return make_error("cannot list '{}': {}", cuda_dir(), ec.message());
+  }
   std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.last_used_s > b.last_used_s; });
   return out;
 }
@@ -193,7 +224,7 @@ Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
 Expected<PlanCache::Removed> PlanCache::clear() const {
   Removed removed;
   remove_free_locks(locks_dir(), removed);  // those held are compiles in progress
-  for (const std::string& dir : {plans_dir(), hashes_dir()}) {
+  for (const std::string& dir : {plans_dir(), hashes_dir(), cuda_dir()}) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -214,12 +245,15 @@ Expected<PlanCache::Removed> PlanCache::prune(std::optional<uint64_t> max_bytes)
   Removed removed;
   std::error_code ec;
   remove_free_locks(locks_dir(), removed);  // left by processes that died while compiling
-  if (!fs::is_directory(plans_dir(), ec)) return removed;
+  if (!fs::is_directory(plans_dir(), ec) && !fs::is_directory(cuda_dir(), ec)) return removed;
   // Temp files of writers that died; a live writer's temp file is younger than an hour.
   const auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  for (const auto& e : fs::directory_iterator(plans_dir(), ec)) {
-    std::error_code t;
-    if (is_temp(e.path()) && fs::last_write_time(e.path(), t) < hour_ago) remove_entry(e.path(), removed);
+  for (const std::string& dir : {plans_dir(), cuda_dir()}) {
+    std::error_code listing;
+    for (const auto& e : fs::directory_iterator(dir, listing)) {
+      std::error_code t;
+      if (is_temp(e.path()) && fs::last_write_time(e.path(), t) < hour_ago) remove_entry(e.path(), removed);
+    }
   }
   BITNET_ASSIGN_OR_RETURN(std::vector<Entry> entries, list());
   uint64_t total = 0;

@@ -1,7 +1,8 @@
 // The plan cache directory: where `bitnet run -m` keeps the plans it compiled, one file per
-// cache key (plans/KEY.bnplan, plus KEY.bnplan.weights when weights were repacked), and the
-// memoised model hashes (hashes/), and the lock files of compiles in progress (locks/).
-// Listing, clearing and pruning it.
+// cache key (plans/KEY.bnplan, plus KEY.bnplan.weights when weights were repacked), the CUDA
+// modules `--backend cuda` compiled (cuda/KEY.cumod: runtime/cuda_module_file.h), the memoised
+// model hashes (hashes/), and the lock files of compiles in progress (locks/). Listing,
+// clearing and pruning it.
 //
 // Location: $BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet, else ~/.cache/bitnet.
 #pragma once
@@ -26,7 +27,9 @@ class PlanCache {
   std::string plans_dir() const { return root_ + "/plans"; }
   std::string hashes_dir() const { return root_ + "/hashes"; }
   std::string locks_dir() const { return root_ + "/locks"; }
+  std::string cuda_dir() const { return root_ + "/cuda"; }
   std::string plan_path(const std::string& key_hex) const;
+  std::string cuda_module_path(const std::string& key_hex) const;
   std::string lock_path(const std::string& key_hex) const;
 
   // Creates the directories and proves they are writable (a probe file); fails with why not.
@@ -58,8 +61,11 @@ class PlanCache {
   Expected<std::unique_ptr<KeyLock>> lock_key(const std::string& key_hex, double timeout_s,
                                               const std::function<void()>& on_wait = {}) const;
 
+  // A plan, or a CUDA module (cuda_module: `model` is then its note, `target` its SM; whether
+  // a GPU can load it is not checked here).
   struct Entry {
     std::string path;
+    bool cuda_module = false;
     std::string key;
     uint64_t bytes = 0;         // plan + sidecar
     int64_t last_used_s = 0;    // mtime of the plan (touched on every hit)
@@ -77,12 +83,12 @@ class PlanCache {
     int64_t files = 0;
     uint64_t bytes = 0;
   };
-  // Removes every plan, sidecar, memoised hash, temp file and lock file no process holds.
+  // Removes every plan, sidecar, CUDA module, memoised hash, temp file and lock file no process holds.
   Expected<Removed> clear() const;
   // Removes invalid entries, plans this machine cannot run (Entry::unusable), leftover temp
   // files, lock files no process holds and the memoised hashes of files that changed or went
-  // away, then the least recently used entries until the plans take at most `max_bytes`
-  // (when given).
+  // away, then the least recently used entries until the plans and modules take at most
+  // `max_bytes` (when given).
   Expected<Removed> prune(std::optional<uint64_t> max_bytes) const;
 
  private:

@@ -13,5 +13,6 @@ target_sources(runtime PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/plan_writer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_model.cpp
   ${CMAKE_CURRENT_LIST_DIR}/plan_cache.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cuda_module_file.cpp
   ${CMAKE_CURRENT_LIST_DIR}/progress.cpp
 )

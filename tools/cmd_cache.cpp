@@ -43,8 +43,8 @@ void add_cache(CLI::App& app, int& exit_code) {
   };
 
   CLI::App* list = cmd->add_subcommand("list",
-                                       "Plans in the cache, most recently used first (invalid ones and those this "
-                                       "CPU cannot run marked)");
+                                       "Plans and CUDA modules in the cache, most recently used first (invalid "
+                                       "ones and plans this CPU cannot run marked)");
   list->fallthrough();
   list->callback([cache, &exit_code] {
     exit_code = kExitFailure;
@@ -52,19 +52,23 @@ void add_cache(CLI::App& app, int& exit_code) {
     auto entries = c.ok() ? c->list() : Expected<std::vector<runtime::PlanCache::Entry>>(c.error());
     if (!entries.ok()) return print_error("cache list", entries.error().message);
     uint64_t total = 0;
+    size_t modules = 0;
     fmt::print("cache {}\n", c->root());
     for (const auto& e : *entries) {
       total += e.bytes;
-      std::string what = e.valid ? fmt::format("{} for {}", e.model, e.target) : "INVALID: " + e.problem;
+      modules += e.cuda_module ? 1 : 0;
+      std::string what = !e.valid        ? "INVALID: " + e.problem
+                         : e.cuda_module ? fmt::format("CUDA module for {}: {}", e.target, e.model)
+                                         : fmt::format("{} for {}", e.model, e.target);
       if (e.valid && !e.unusable.empty()) what += "  UNUSABLE on this CPU: " + e.unusable;
       fmt::print("{}  {:>10}  used {}  {}\n", e.key.substr(0, 16), format_size(e.bytes), format_time(e.last_used_s),
                  what);
     }
-    fmt::print("{} plans, {}\n", entries->size(), format_size(total));
+    fmt::print("{} plans, {} CUDA modules, {}\n", entries->size() - modules, modules, format_size(total));
     exit_code = kExitOk;
   });
 
-  CLI::App* clear = cmd->add_subcommand("clear", "Remove every cached plan and memoised model hash");
+  CLI::App* clear = cmd->add_subcommand("clear", "Remove every cached plan, CUDA module and memoised model hash");
   clear->fallthrough();
   clear->callback([cache, &exit_code] {
     exit_code = kExitFailure;

@@ -3,6 +3,7 @@
 // that cannot be written leaves a warning and an in-memory JIT; list, clear and prune.
 #include "runtime/plan_cache.h"
 #include "plan_test_util.h"
+#include "runtime/cuda_module_file.h"
 
 namespace bitnet {
 namespace {
@@ -142,6 +143,45 @@ TEST(PlanCache, ListClearAndPrune) {
   ASSERT_EQ(clear.exit_code, 0) << clear.err;
   EXPECT_TRUE(files_in(cache / "plans").empty());
   EXPECT_TRUE(files_in(cache / "hashes").empty());
+}
+
+// CUDA modules (cuda/KEY.cumod, what `--backend cuda` keeps of NVRTC's work) are entries too:
+// listed with their target and note, damaged ones pruned, trimmed by size with the plans, cleared.
+TEST(PlanCache, CudaModulesAreListedPrunedAndCleared) {
+  TempDir dir;
+  const auto cache = dir / "cache";
+  const std::string cli =
+      "BITNET_CACHE_DIR=" + shell_quote(cache.string()) + " " + shell_quote(testing::bitnet_cli().string()) + " cache ";
+  const runtime::PlanCache plans(cache.string());
+  ASSERT_TRUE(plans.prepare().ok());
+  const runtime::CudaModuleFile module{.sm = 90,
+                                       .material = "key text",
+                                       .note = "21 kernels, 4096 cells, first for m.gguf",
+                                       .cubin = std::vector<uint8_t>(1000, 7),
+                                       .ptx = ".version 8.0"};
+  const std::string good = plans.cuda_module_path("11111111111111111111111111111111");
+  const std::string old = plans.cuda_module_path("22222222222222222222222222222222");
+  ASSERT_TRUE(runtime::write_cuda_module(good, module).ok());
+  ASSERT_TRUE(runtime::write_cuda_module(old, module).ok());
+  std::filesystem::last_write_time(old, std::filesystem::file_time_type::clock::now() - std::chrono::hours(5));
+  testing::write_file(cache / "cuda" / "33333333333333333333333333333333.cumod", {'B', 'N', 'C', 'U'});
+  auto list = run_command(cli + "list");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(contains(list.out, "0 plans, 3 CUDA modules")) << list.out;
+  EXPECT_TRUE(contains(list.out, "CUDA module for cuda-sm_90: 21 kernels, 4096 cells, first for m.gguf")) << list.out;
+  EXPECT_TRUE(contains(list.out, "INVALID: ")) << list.out;
+
+  auto prune = run_command(cli + "prune");
+  ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  EXPECT_TRUE(contains(prune.out, "removed 1 files")) << prune.out;
+  EXPECT_EQ(files_in(cache / "cuda").size(), 2u);
+  // Over the limit, the least recently used module goes first.
+  auto trimmed = run_command(cli + "prune --max-size " + std::to_string(std::filesystem::file_size(good)));
+  ASSERT_EQ(trimmed.exit_code, 0) << trimmed.err;
+  EXPECT_EQ(files_in(cache / "cuda"), std::vector<std::filesystem::path>{good});
+  auto clear = run_command(cli + "clear");
+  ASSERT_EQ(clear.exit_code, 0) << clear.err;
+  EXPECT_TRUE(files_in(cache / "cuda").empty());
 }
 
 TEST(PlanCache, Sizes) {

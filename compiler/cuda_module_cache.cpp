@@ -1,0 +1,96 @@
+// NVRTC through the plan cache (see cuda_module_cache.h).
+#include "compiler/cuda_module_cache.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <span>
+
+#include "runtime/cuda_module_file.h"
+#include "runtime/plan_cache.h"
+#include "runtime/plan_format.h"
+
+namespace bitnet::compiler {
+namespace cc = codegen_cuda;
+
+namespace {
+
+// Bump when the meaning of a cached module changes without its key text changing.
+constexpr int kModuleCacheVersion = 1;
+
+std::span<const uint8_t> text_bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+CudaModuleKey cuda_module_key(std::string_view nvrtc_version, const std::string& source,
+                              const cc::NvrtcOptions& options) {
+  std::string arguments;
+  for (const std::string& a : cc::Nvrtc::arguments(options)) arguments += (arguments.empty() ? "" : " ") + a;
+  CudaModuleKey key;
+  key.material = fmt::format(
+      "bitnet-cuda-module-cache-key\n"
+      "module_cache_version={}\nnvrtc_version={}\nnvrtc_arguments={}\nsm={}\n"
+      "source_xxh3_128={}\nsource_bytes={}\n",
+      kModuleCacheVersion, nvrtc_version, arguments, options.sm, runtime::to_hex(runtime::xxh3_128(text_bytes(source))),
+      source.size());
+  key.hex = runtime::to_hex(runtime::xxh3_128(text_bytes(key.material)));
+  return key;
+}
+
+Expected<cc::NvrtcOutput> compile_cuda_module(const cc::Nvrtc& nvrtc, const std::string& source,
+                                              const std::string& name, const cc::NvrtcOptions& options,
+                                              const CudaModuleCacheOptions& cache, bool* hit) {
+  if (hit) *hit = false;
+  if (cache.cache_dir.empty()) return nvrtc.compile(source, name, options);
+  return cached_cuda_module(
+      cuda_module_key(nvrtc.version(), source, options), options.sm, cache,
+      [&] { return nvrtc.compile(source, name, options); }, hit);
+}
+
+Expected<cc::NvrtcOutput> cached_cuda_module(const CudaModuleKey& key, int sm, const CudaModuleCacheOptions& cache,
+                                             const std::function<Expected<cc::NvrtcOutput>()>& compile, bool* hit) {
+  if (hit) *hit = false;
+  if (cache.cache_dir.empty()) return compile();
+  auto say = [&](LogLevel level, const std::string& line) {
+    if (cache.log && (level != LogLevel::kInfo || cache.verbose)) cache.log(level, line);
+  };
+  const runtime::PlanCache plans(cache.cache_dir);
+  const std::string path = plans.cuda_module_path(key.hex);
+
+  std::error_code missing;
+  if (std::filesystem::exists(path, missing)) {
+    auto stored = runtime::read_cuda_module(path);
+    if (stored.ok() && stored->material == key.material && stored->sm == sm) {
+      plans.touch(path);
+      say(LogLevel::kInfo, fmt::format("cuda: kernels for sm_{} from the plan cache ({})", sm, path));
+      if (hit) *hit = true;
+      return cc::NvrtcOutput{.ptx = std::move(stored->ptx), .cubin = std::move(stored->cubin), .log = {}};
+    }
+    say(LogLevel::kWarning, fmt::format("bitnet: warning: refusing the cached CUDA module ({}); compiling again",
+                                        stored.ok() ? fmt::format("'{}' was made from another source or target", path)
+                                                    : stored.error().message));
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  BITNET_ASSIGN_OR_RETURN(cc::NvrtcOutput out, compile());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const Status writable = plans.prepare();
+  const Status stored =
+      writable.ok()
+          ? runtime::write_cuda_module(
+                path, {.sm = sm, .material = key.material, .note = cache.note, .cubin = out.cubin, .ptx = out.ptx})
+          : writable;
+  if (!stored.ok()) {
+    say(LogLevel::kWarning,
+        fmt::format("bitnet: warning: cannot store the CUDA module in the plan cache ({})", stored.error().message));
+  } else {
+    say(LogLevel::kInfo,
+        fmt::format("cuda: NVRTC compiled the kernels for sm_{} in {:.0f} ms; stored {}", sm, ms, path));
+  }
+  return out;
+}
+
+}  // namespace bitnet::compiler
