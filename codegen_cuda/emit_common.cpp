@@ -41,6 +41,24 @@ __device__ __forceinline__ void bn_pdl_launch_dependents() {
   cudaTriggerProgrammaticLaunchCompletion();
 #endif
 }
+// One int8 tensor-core product of the warp (sm_80+): d += A (16 x 32, unsigned bytes, row-major)
+// * B (32 x 8, signed bytes, column-major), int32 wrapping, every lane holding its PTX fragments
+// (lane = 4 gid + tid: a0 = A[gid][4tid..4tid+3], a1 = A[gid+8][4tid..], a2 = A[gid][16+4tid..],
+// a3 = A[gid+8][16+4tid..]; b0 = B[4tid..4tid+3][gid], b1 = B[16+4tid..][gid]; d0 = D[gid][2tid],
+// d1 = D[gid][2tid+1], d2 = D[gid+8][2tid], d3 = D[gid+8][2tid+1]). The host emulator computes
+// the same from every lane's fragments (bn_emu_mma_m16n8k32_u8s8).
+__device__ __forceinline__ void bn_mma_u8s8(int (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                            unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__)
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+  const unsigned a[4] = {a0, a1, a2, a3};
+  const unsigned b[2] = {b0, b1};
+  bn_emu_mma_m16n8k32_u8s8(d, a, b);
+#endif
+}
 __device__ __forceinline__ int bn_warp_sum_i32(int v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

@@ -52,9 +52,9 @@ std::string epilogue_suffix(MatmulI2sEpilogue e) {
   return "";
 }
 
-// The text that turns dot products into stored outputs. Defines bn_out(d, row, tok) for plain
-// rows (store or residual add) and bn_out_pair(d_gate, d_up, row, tok) for gated pairs.
-std::string epilogue_text(const MatmulI2sShape& shape) {
+}  // namespace
+
+std::string matmul_i2s_epilogue_text(const MatmulI2sShape& shape) {
   const bool fused = matmul_i2s_fused(shape);
   const std::string seg0 = std::to_string(shape.segment_end[0] != 0 ? shape.segment_end[0] : shape.m);
   const std::string seg1 = std::to_string(shape.segment_end[0] != 0 ? shape.segment_end[1] : shape.m);
@@ -99,8 +99,6 @@ std::string epilogue_text(const MatmulI2sShape& shape) {
   }
   return s;
 }
-
-}  // namespace
 
 bool matmul_i2s_fused(const MatmulI2sShape& shape) {
   return shape.epilogue != MatmulI2sEpilogue::kStore || shape.segment_end[0] != 0 || shape.fuse_norm;
@@ -172,7 +170,19 @@ std::string fused_norm_body() {
 
 }  // namespace
 
+std::string matmul_i2s_parameters(const MatmulI2sShape& shape) {
+  return std::string("(\n    const unsigned int* __restrict__ w, ") +
+         (matmul_i2s_fused(shape) ? "const float* __restrict__ w_scales" : "float w_scale") +
+         (shape.fuse_norm ? R"(, const float* __restrict__ x,
+    const float* __restrict__ gain, float* __restrict__ y, int n_tokens) {
+)"
+                          : R"(, const signed char* __restrict__ q,
+    const float* __restrict__ act_scale, const int* __restrict__ act_sum, float* __restrict__ y, int n_tokens) {
+)");
+}
+
 KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
+  if (shape.mma) return emit_matmul_i2s_mma(shape);
   if (shape.k <= 0 || shape.k % 128 != 0 || shape.m <= 0) throw std::invalid_argument("emit_matmul_i2s: bad shape");
   if (shape.tokens_per_block < 1 || shape.tokens_per_block > 8 || shape.rows_per_warp < 1 || shape.rows_per_warp > 4 ||
       shape.warps < 1 || shape.warps > 32 || shape.k_split < 1 || shape.warps % shape.k_split != 0 ||
@@ -217,15 +227,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
                                                : "__ldg(reinterpret_cast<const int4*>(qtok[t]) + chunk)";
   std::string s = device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
-       kern.name + R"((
-    const unsigned int* __restrict__ w, )" +
-       (matmul_i2s_fused(shape) ? "const float* __restrict__ w_scales" : "float w_scale") +
-       (shape.fuse_norm ? R"(, const float* __restrict__ x,
-    const float* __restrict__ gain, float* __restrict__ y, int n_tokens) {
-)"
-                        : R"(, const signed char* __restrict__ q,
-    const float* __restrict__ act_scale, const int* __restrict__ act_sum, float* __restrict__ y, int n_tokens) {
-)") +
+       kern.name + matmul_i2s_parameters(shape) +
        int_constants({{"kK", num(shape.k)},
                       {"kM", num(shape.m)},
                       {"kTokens", num(shape.tokens_per_block)},
@@ -354,7 +356,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
   }
 
 )";
-  s += epilogue_text(shape);
+  s += matmul_i2s_epilogue_text(shape);
   if (!split && !gated(shape.epilogue)) {
     s += R"(#pragma unroll
   for (int r = 0; r < kRows; ++r) {

@@ -43,6 +43,11 @@ struct MatmulI2sShape {
   // Programmatic dependent launch (kernel_source.h): a decode GEMV waits for its predecessor
   // after issuing its first weight loads.
   PdlMode pdl = PdlMode::kOff;
+  // Int8 tensor cores (mma.m16n8k32, sm_80+) instead of __dp4a: each warp computes
+  // rows_per_warp (16, 32, 48 or 64) rows x tokens_per_block (8, 16, 24 or 32) tokens as
+  // 16 x 8 MMA tiles (emit_matmul_i2s_mma.cpp); k_split 1, no fused norm. Same signature, grid
+  // (matmul_i2s_grid), epilogues and bits.
+  bool mma = false;
 };
 
 // Gated epilogues read rows in pairs: row 2r is gate row r, row 2r + 1 up row r (weights
@@ -68,6 +73,13 @@ struct MatmulI2sShape {
 // bit-identical.
 KernelSource emit_matmul_i2s(const MatmulI2sShape& shape);
 bool matmul_i2s_fused(const MatmulI2sShape& shape);
+// The tensor-core form (shape.mma; emit_matmul_i2s calls it).
+KernelSource emit_matmul_i2s_mma(const MatmulI2sShape& shape);
+// The kernel's parameter list (both forms) and the text that turns an int32 dot product into
+// stored outputs: bn_out(d, row, tok) for plain rows (store or residual add, with the row's
+// segment scale), bn_out_pair(d_gate, d_up, row, tok) for gated pairs (row = the gate row).
+std::string matmul_i2s_parameters(const MatmulI2sShape& shape);
+std::string matmul_i2s_epilogue_text(const MatmulI2sShape& shape);
 Dim3 matmul_i2s_grid(const MatmulI2sShape& shape, int64_t n_tokens);
 
 // K steps of a row (see k_split): K/2048 tiles plus ceil(((K/16) % 128) / 32) groups of 32 chunks.

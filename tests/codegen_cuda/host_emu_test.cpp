@@ -264,6 +264,68 @@ TEST(HostEmu, Dp4aIsFourByteProductsWrappingLikeHardware) {
   EXPECT_EQ(__dp4a(0xffffffffu, 0xffffffffu, 1u), 1u + 4u * 255u * 255u);
 }
 
+// The tensor-core product against a plain 16x32 by 32x8 product: every lane builds its fragments
+// from the matrices by the PTX ISA's layout, and scatters its four results back by it. Extreme
+// values (255 x -128) and a wrapping accumulator included.
+TEST(HostEmu, MmaM16n8k32IsTheMatrixProductInThePtxFragmentLayout) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 3; ++round) {
+    uint8_t a[16][32];
+    int8_t b[32][8];
+    int c[16][8], want[16][8], got[16][8];
+    for (auto& row : a) {
+      for (auto& v : row) v = round == 1 ? 255 : static_cast<uint8_t>(rng());
+    }
+    for (auto& row : b) {
+      for (auto& v : row) v = round == 1 ? -128 : static_cast<int8_t>(rng());
+    }
+    for (int r = 0; r < 16; ++r) {
+      for (int n = 0; n < 8; ++n) {
+        c[r][n] = round == 2 ? INT32_MAX - r : static_cast<int>(rng() % 1000) - 500;
+        uint32_t acc = static_cast<uint32_t>(c[r][n]);
+        for (int k = 0; k < 32; ++k) acc += static_cast<uint32_t>(a[r][k] * b[k][n]);
+        want[r][n] = static_cast<int>(acc);
+      }
+    }
+    auto word_a = [&](int row, int k0) {
+      unsigned w = 0;
+      for (int i = 0; i < 4; ++i) w |= static_cast<unsigned>(a[row][k0 + i]) << (8 * i);
+      return w;
+    };
+    auto word_b = [&](int k0, int col) {
+      unsigned w = 0;
+      for (int i = 0; i < 4; ++i) w |= static_cast<unsigned>(static_cast<uint8_t>(b[k0 + i][col])) << (8 * i);
+      return w;
+    };
+    ASSERT_EQ(run({},
+                  [&] {
+                    const int gid = threadIdx.x / 4, tid = threadIdx.x % 4;
+                    const unsigned frag_a[4] = {word_a(gid, 4 * tid), word_a(gid + 8, 4 * tid),
+                                                word_a(gid, 16 + 4 * tid), word_a(gid + 8, 16 + 4 * tid)};
+                    const unsigned frag_b[2] = {word_b(4 * tid, gid), word_b(16 + 4 * tid, gid)};
+                    int d[4] = {c[gid][2 * tid], c[gid][2 * tid + 1], c[gid + 8][2 * tid], c[gid + 8][2 * tid + 1]};
+                    bn_emu_mma_m16n8k32_u8s8(d, frag_a, frag_b);
+                    got[gid][2 * tid] = d[0];
+                    got[gid][2 * tid + 1] = d[1];
+                    got[gid + 8][2 * tid] = d[2];
+                    got[gid + 8][2 * tid + 1] = d[3];
+                  }),
+              "");
+    for (int r = 0; r < 16; ++r) {
+      for (int n = 0; n < 8; ++n)
+        EXPECT_EQ(got[r][n], want[r][n]) << "round " << round << " D[" << r << "][" << n << "]";
+    }
+  }
+  // A lane that does not take part leaves the others waiting: reported, not hung.
+  const std::string error = run({}, [&] {
+    if (threadIdx.x == 5) return;
+    int d[4] = {};
+    const unsigned fa[4] = {}, fb[2] = {};
+    bn_emu_mma_m16n8k32_u8s8(d, fa, fb);
+  });
+  EXPECT_NE(error, "");
+}
+
 TEST(HostEmu, HalfConversionsMatchTheReferenceBitForBit) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const float f = __half2float(__ushort_as_half(static_cast<unsigned short>(h)));

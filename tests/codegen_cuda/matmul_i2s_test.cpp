@@ -118,6 +118,37 @@ TEST(CudaMatmulI2s, SplitKAndDecodeTilingsMatchTheReferenceBitForBit) {
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s({2560, 64, 1, 2, 3, 3}), std::invalid_argument);  // split > steps
 }
 
+// The tensor-core tiles (MatmulI2sShape::mma): whole and tail chunk groups (K = 6912: 3 tiles +
+// 48 chunks; 256: 16 chunks only), rows past the end of a warp's tiles (m = 100, 640 with 64-row
+// warps), partial and several token blocks, one to four tiles each way: the reference's bits.
+TEST(CudaMatmulI2s, TensorCoreTilesMatchTheReferenceBitForBit) {
+  auto mma = [](int64_t k, int64_t m, int tokens, int rows, int warps) {
+    MatmulI2sShape s{k, m, tokens, rows, warps};
+    s.mma = true;
+    return s;
+  };
+  const std::vector<Case> cases = {
+      {mma(2560, 2560, 32, 32, 4), 37}, {mma(6912, 256, 16, 16, 4), 16}, {mma(2560, 640, 8, 64, 2), 5},
+      {mma(256, 768, 32, 32, 4), 64},   {mma(384, 1152, 24, 48, 1), 50}, {mma(1152, 384, 8, 16, 8), 3},
+      {mma(256, 100, 16, 16, 2), 9},
+  };
+  std::string source, error;
+  for (const Case& c : cases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 900;
+  for (const Case& c : cases) {
+    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, 0.0313f + 0.001f * seed, seed);
+    check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
+    ++seed;
+  }
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 12, 16, 4)), std::invalid_argument);  // tokens % 8
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 8, 24, 4)), std::invalid_argument);   // rows % 16
+  MatmulI2sShape split = mma(2560, 64, 8, 16, 4);
+  split.k_split = 2;
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s(split), std::invalid_argument);
+}
+
 // Extremes of the integer path: all codes +1 against all activations -128 and +127.
 TEST(CudaMatmulI2s, ExtremeCodesAndActivationsStayExact) {
   const MatmulI2sShape shape{6912, 64, 2};

@@ -125,6 +125,39 @@ inline int __all_sync(unsigned mask, int predicate) {
   return __ballot_sync(mask, predicate) == mask;
 }
 
+// ---- tensor cores ------------------------------------------------------------------------------
+// mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 with d as both C and D: a collective of the
+// whole warp. Each lane brings its fragments in the PTX ISA's layout for 8-bit m16n8k32 (gid =
+// lane / 4, tid = lane % 4): a0 = A[gid][4tid + i], a1 = A[gid + 8][4tid + i], a2 = A[gid][16 + 4tid + i],
+// a3 = A[gid + 8][16 + 4tid + i] (byte i of each, unsigned); b0 = B[4tid + i][gid],
+// b1 = B[16 + 4tid + i][gid] (signed); and gets d0..d3 = D[gid][2tid], D[gid][2tid + 1],
+// D[gid + 8][2tid], D[gid + 8][2tid + 1], sums wrapping modulo 2^32.
+inline void bn_emu_mma_m16n8k32_u8s8(int (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  uint64_t a01[32], a23[32], b01[32];
+  std::memcpy(a01, ::bn_emu::warp_collective(0xffffffffu, a[0] | static_cast<uint64_t>(a[1]) << 32), sizeof a01);
+  std::memcpy(a23, ::bn_emu::warp_collective(0xffffffffu, a[2] | static_cast<uint64_t>(a[3]) << 32), sizeof a23);
+  std::memcpy(b01, ::bn_emu::warp_collective(0xffffffffu, b[0] | static_cast<uint64_t>(b[1]) << 32), sizeof b01);
+  // Element (row, k) of A and (k, col) of B from the lane and register that hold it.
+  auto a_at = [&](int row, int k) {
+    const uint64_t pair = (k < 16 ? a01 : a23)[(row % 8) * 4 + (k % 16) / 4];
+    const uint32_t reg = static_cast<uint32_t>(row < 8 ? pair : pair >> 32);
+    return static_cast<int>((reg >> (8 * (k % 4))) & 0xffu);
+  };
+  auto b_at = [&](int k, int col) {
+    const uint64_t pair = b01[col * 4 + (k % 16) / 4];
+    const uint32_t reg = static_cast<uint32_t>(k < 16 ? pair : pair >> 32);
+    return static_cast<int>(static_cast<int8_t>(reg >> (8 * (k % 4))));
+  };
+  const int lane = ::bn_emu::lane_id();
+  for (int i = 0; i < 4; ++i) {
+    const int row = lane / 4 + (i >= 2 ? 8 : 0);
+    const int col = 2 * (lane % 4) + (i & 1);
+    uint32_t acc = static_cast<uint32_t>(d[i]);
+    for (int k = 0; k < 32; ++k) acc += static_cast<uint32_t>(a_at(row, k) * b_at(k, col));
+    d[i] = static_cast<int>(acc);
+  }
+}
+
 // ---- integer intrinsics ------------------------------------------------------------------------
 // Four byte products added to c, wrapping modulo 2^32 as the hardware does.
 inline int __dp4a(int a, int b, int c) {
