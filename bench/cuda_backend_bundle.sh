@@ -26,15 +26,22 @@ for lib in $(ldd "$bin/cuda_backend_check" | awk '/=>/ {print $3}'); do
     *) cp -L "$lib" "$out/" ;;
   esac
 done
+# Each also with the batched steps' GEMMs on tensor cores (--cuda-gemm mma: *.mma.bnplan).
 for m in bitnet-tiny-mha b158-tiny-gqa; do
   cp "$models/$m.i2_s.gguf" "$out/"
-  "$bin/bitnet" compile -m "$out/$m.i2_s.gguf" -o "$out/$m.sm$sm.bnplan" --target "cuda-sm_$sm" -c 256 >/dev/null
-  rm -f "$out/$m.sm$sm.bnplan.weights"
+  for gemm in dp4a mma; do
+    plan="$out/$m.sm$sm.bnplan"
+    [ "$gemm" = mma ] && plan="$out/$m.sm$sm.mma.bnplan"
+    "$bin/bitnet" compile -m "$out/$m.i2_s.gguf" -o "$plan" --target "cuda-sm_$sm" -c 256 --cuda-gemm "$gemm" >/dev/null
+    rm -f "$plan.weights"
+  done
 done
 # The 2B4T shape: made here to compile its plan, then removed (the device makes its own).
 tmp=$(mktemp -d)
 "$bin/bitnet" gen-model --preset 2b4t --seed 4 -o "$tmp/bitnet-2b4t-seed4.gguf" >/dev/null
 "$bin/bitnet" compile -m "$tmp/bitnet-2b4t-seed4.gguf" -o "$out/bitnet-2b4t-seed4.sm$sm.bnplan" \
   --target "cuda-sm_$sm" -c 1024 >/dev/null
-rm -rf "$tmp" "$out/bitnet-2b4t-seed4.sm$sm.bnplan.weights"
+"$bin/bitnet" compile -m "$tmp/bitnet-2b4t-seed4.gguf" -o "$out/bitnet-2b4t-seed4.sm$sm.mma.bnplan" \
+  --target "cuda-sm_$sm" -c 1024 --cuda-gemm mma >/dev/null
+rm -rf "$tmp" "$out/bitnet-2b4t-seed4.sm$sm.bnplan.weights" "$out/bitnet-2b4t-seed4.sm$sm.mma.bnplan.weights"
 du -sh "$out"

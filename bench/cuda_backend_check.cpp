@@ -169,9 +169,13 @@ int main(int argc, char** argv) {
   auto model = runtime::Model::open(o.model);
   if (!model) return fail(3, "model", model.error().message);
 
-  // The plan's code with the weights repacked here (the same program, minus NVRTC).
-  auto built =
-      compiler::compile_cuda_program(**model, code.n_ctx, {.sm = 0, .programmatic_launch = code.programmatic_launch});
+  // The plan's code with the weights repacked here (the same program, minus NVRTC), its batched
+  // GEMMs on tensor cores when the plan's are (bitnet compile --cuda-gemm mma).
+  const bool mma_gemm = std::any_of(code.kernels.begin(), code.kernels.end(),
+                                    [](const std::string& k) { return k.starts_with("bn_matmul_i2s_mma_"); });
+  auto built = compiler::compile_cuda_program(
+      **model, code.n_ctx,
+      {.sm = 0, .programmatic_launch = code.programmatic_launch, .max_tokens = code.max_tokens, .mma_gemm = mma_gemm});
   if (!built) return fail(3, "program", built.error().message);
   auto program = std::make_shared<rc::CudaProgram>(**built);
   if (program->kernels != code.kernels || program->launches.size() != code.launches.size()) {
@@ -200,6 +204,7 @@ int main(int argc, char** argv) {
       "{\"status\":\"ok\",\"device\":\"" + info.name + "\",\"sm\":" + std::to_string(info.sm) +
       ",\"plan_sm\":" + std::to_string(code.sm) + ",\"model\":\"" + std::filesystem::path(o.model).filename().string() +
       "\",\"cells\":" + std::to_string(code.n_ctx) + ",\"max_tokens\":" + std::to_string(code.max_tokens) +
+      ",\"gemm\":\"" + (mma_gemm ? "mma" : "dp4a") + "\"" +
       ",\"weights_mib\":" + std::to_string(backend->weight_bytes() >> 20) + ",\"load_s\":" + std::to_string(load_s);
   int exit_code = 0;
   if (o.parity) {

@@ -22,19 +22,25 @@
 # models and CUDA plans for sm_SM, default 90). Prints one JSON line per model: the tiny models'
 # logits against the reference interpreter through two-sequence batches, seq_cp and the
 # context shift (parity_differing_logits must be 0), and each model's decode tokens/s at batch
-# 1, 8 and 64 and prompt tokens/s; the 2B4T-shape model is generated on the machine first.
+# 1, 8 and 64 and prompt tokens/s; the 2B4T-shape model is generated on the machine first. Then
+# the same for the plans whose batched GEMMs run on tensor cores (*.mma.bnplan).
 set -u
 if [ "${1:-}" = "--backend" ]; then
   dir=${2:?usage: $0 --backend DIR [SM]}
   sm=${3:-90}
   limit=${BITNET_CHECK_TIMEOUT:-420}
   rc=0
-  for m in bitnet-tiny-mha b158-tiny-gqa; do
-    timeout "$limit" "$dir/cuda_backend_check" --code "$dir/$m.sm$sm.bnplan" --model "$dir/$m.i2_s.gguf" --parity \
-      || rc=$?
+  # Every plan twice where the bundle has both: the batched GEMMs with dp4a, then on tensor cores.
+  for gemm in "" .mma; do
+    for m in bitnet-tiny-mha b158-tiny-gqa; do
+      [ -f "$dir/$m.sm$sm$gemm.bnplan" ] || continue
+      timeout "$limit" "$dir/cuda_backend_check" --code "$dir/$m.sm$sm$gemm.bnplan" --model "$dir/$m.i2_s.gguf" \
+        --parity || rc=$?
+    done
+    [ -f "$dir/bitnet-2b4t-seed4.sm$sm$gemm.bnplan" ] || continue
+    timeout "$limit" "$dir/cuda_backend_check" --code "$dir/bitnet-2b4t-seed4.sm$sm$gemm.bnplan" \
+      --model "${TMPDIR:-/tmp}/bitnet-2b4t-seed4.gguf" --gen-2b4t --steps 16 || rc=$?
   done
-  timeout "$limit" "$dir/cuda_backend_check" --code "$dir/bitnet-2b4t-seed4.sm$sm.bnplan" \
-    --model "${TMPDIR:-/tmp}/bitnet-2b4t-seed4.gguf" --gen-2b4t --steps 16 || rc=$?
   exit "$rc"
 fi
 if [ $# -lt 1 ]; then

@@ -218,11 +218,12 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   // needs one token per block) and rope / attention per token.
   auto gemm_shape = [&](const MatmulI2sShape& decode) {
     MatmulI2sShape g = decode;
-    g.tokens_per_block = kBatchTokenTile;
-    g.rows_per_warp = 2;
+    g.tokens_per_block = options.mma_gemm ? 16 : kBatchTokenTile;
+    g.rows_per_warp = options.mma_gemm ? 16 : 2;
     g.warps = 4;  // 128 threads: up to 255 registers (8 warps spill on sm_80 at 128)
     g.k_split = 1;
     g.fuse_norm = false;
+    g.mma = options.mma_gemm;
     return g;
   };
   const MatmulI2sShape qkv_gemm = gemm_shape(qkv_shape), o_gemm = gemm_shape(o_shape),

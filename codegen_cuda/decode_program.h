@@ -142,6 +142,10 @@ struct DecodeProgramOptions {
   // Tokens a batched step holds at most (DecodeProgram::batch_launches); 1: none. Scratch, inputs
   // and logits grow with it (the attention scores: max_tokens * n_head * n_ctx floats).
   int max_tokens = 64;
+  // The batched step's I2_S GEMMs on int8 tensor cores (MatmulI2sShape::mma: warps of 16 rows x
+  // 16 tokens, 4 per block) instead of __dp4a tiles of 8 tokens. The same bits; off until
+  // measured on a GPU (bitnet compile --cuda-gemm mma).
+  bool mma_gemm = false;
 };
 
 // Plans the kernels, buffers and launches of one decode token. Errors for shapes the kernels do

@@ -102,8 +102,9 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
   BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), n_ctx));
   // PDL instructions need sm_90; the emulator (sm 0) runs them as no-ops.
   const bool pdl = options.programmatic_launch && (options.sm == 0 || options.sm >= 90);
-  auto planned = cc::plan_decode_program(
-      config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff, .max_tokens = options.max_tokens});
+  auto planned = cc::plan_decode_program(config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff,
+                                                  .max_tokens = options.max_tokens,
+                                                  .mma_gemm = options.mma_gemm});
   if (!planned.ok()) return make_error("the CUDA backend cannot run this model: {}", planned.error().message);
   BITNET_RETURN_IF_ERROR(check_tensors(*planned, model.file()));
   auto decode = std::make_shared<const cc::DecodeProgram>(std::move(*planned));
@@ -190,9 +191,9 @@ Expected<int> cuda_target_sm(std::string_view target) {
 }
 
 Expected<CompiledCudaPlan> compile_cuda_plan(const runtime::Model& model, const runtime::Hash128& model_hash, int sm,
-                                             int64_t n_ctx) {
+                                             int64_t n_ctx, bool mma_gemm) {
   const auto start = std::chrono::steady_clock::now();
-  BITNET_ASSIGN_OR_RETURN(auto program, compile_cuda_program(model, n_ctx, {.sm = sm}));
+  BITNET_ASSIGN_OR_RETURN(auto program, compile_cuda_program(model, n_ctx, {.sm = sm, .mma_gemm = mma_gemm}));
   CompiledCudaPlan out;
   out.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   auto plan = std::make_unique<planfb::PlanT>();
@@ -207,8 +208,10 @@ Expected<CompiledCudaPlan> compile_cuda_plan(const runtime::Model& model, const 
   auto& prov = plan->provenance = std::make_unique<planfb::ProvenanceT>();
   prov->compiler_version = BITNET_VERSION;
   prov->created_unix_s = static_cast<int64_t>(std::time(nullptr));
-  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"target", "cuda-sm_" + std::to_string(sm)}, {"n_ctx", std::to_string(program->n_ctx)}}) {
+  for (const auto& [k, v] :
+       std::vector<std::pair<std::string, std::string>>{{"target", "cuda-sm_" + std::to_string(sm)},
+                                                        {"n_ctx", std::to_string(program->n_ctx)},
+                                                        {"gemm", mma_gemm ? "mma" : "dp4a"}}) {
     auto kv = std::make_unique<planfb::KeyValueT>();
     kv->key = k;
     kv->value = v;
@@ -246,15 +249,16 @@ Status attach_cuda_backend(runtime::Model& model, CudaBackendOptions options) {
   rc::install_cuda_sessions(
       model, shared->backend,
       [shared, m, log = options.log, verbose = options.verbose, max_tokens = options.max_tokens,
-       cache](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
+       mma_gemm = options.mma_gemm, cache](int64_t cells) -> Expected<std::shared_ptr<const rc::CudaProgram>> {
         std::lock_guard lock(shared->mutex);
         const int64_t key = (cells + 31) / 32 * 32;
         if (auto it = shared->programs.find(key); it != shared->programs.end()) return it->second;
         const auto t0 = std::chrono::steady_clock::now();
-        BITNET_ASSIGN_OR_RETURN(
-            auto program,
-            compile_cuda_program(
-                *m, cells, {.sm = shared->backend->device().info().sm, .max_tokens = max_tokens, .cache = cache}));
+        BITNET_ASSIGN_OR_RETURN(auto program, compile_cuda_program(*m, cells,
+                                                                   {.sm = shared->backend->device().info().sm,
+                                                                    .max_tokens = max_tokens,
+                                                                    .mma_gemm = mma_gemm,
+                                                                    .cache = cache}));
         {
           std::lock_guard device_lock(shared->backend->mutex());
           BITNET_RETURN_IF_ERROR(shared->backend->load(program));

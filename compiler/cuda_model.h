@@ -37,6 +37,8 @@ struct CudaCompileOptions {
   // token per step only. Scratch memory grows with it (the attention scores: max_tokens * n_head *
   // n_ctx floats).
   int max_tokens = 64;
+  // The batched step's GEMMs on int8 tensor cores (codegen_cuda::DecodeProgramOptions::mma_gemm).
+  bool mma_gemm = false;
   // NVRTC's output through the plan cache (cuda_module_cache.h; an empty cache_dir: none). An
   // empty note becomes the kernels, cells and model this program was compiled for.
   CudaModuleCacheOptions cache;
@@ -58,7 +60,7 @@ struct CompiledCudaPlan {
   double compile_ms = 0;
 };
 Expected<CompiledCudaPlan> compile_cuda_plan(const runtime::Model& model, const runtime::Hash128& model_hash, int sm,
-                                             int64_t n_ctx);
+                                             int64_t n_ctx, bool mma_gemm = false);
 
 // "cuda-sm_90" -> 90; "cuda": the SM of the CUDA driver's device 0.
 Expected<int> cuda_target_sm(std::string_view target);
@@ -67,7 +69,8 @@ struct CudaBackendOptions {
   // The device to run on; null: the CUDA driver's device 0 (runtime/cuda/cuda_driver_device.h).
   std::unique_ptr<runtime::cuda::Device> device;
   bool use_graphs = true;
-  int max_tokens = 64;  // tokens per batched step (CudaCompileOptions::max_tokens)
+  int max_tokens = 64;    // tokens per batched step (CudaCompileOptions::max_tokens)
+  bool mma_gemm = false;  // CudaCompileOptions::mma_gemm
   // The plan cache's root, where compiled kernels are kept (cuda_module_cache.h); empty: none.
   std::string cache_dir;
   bool verbose = false;  // compile and upload times at LogLevel::kInfo

@@ -35,7 +35,7 @@ void compile_cuda(const Options& o, const Fail& fail, std::chrono::steady_clock:
       o.ctx > 0 ? o.ctx : std::min<int64_t>(static_cast<int64_t>((*model)->config().n_ctx_train), 4096);
   auto hash = runtime::file_content_hash(o.model, "", "model");
   if (!hash.ok()) return fail(hash.error().message);
-  auto compiled = compiler::compile_cuda_plan(**model, *hash, *sm, n_ctx);
+  auto compiled = compiler::compile_cuda_plan(**model, *hash, *sm, n_ctx, o.cuda_gemm == "mma");
   if (!compiled.ok()) return fail(compiled.error().message);
   if (auto s = runtime::write_plan(o.output, *compiled->plan, compiled->weights); !s.ok())
     return fail(s.error().message);
@@ -64,6 +64,7 @@ void add_compile(CLI::App& app, int& exit_code) {
     std::string target = "host";
     std::string lm_head = "f16";
     int64_t ctx = 0;
+    std::string cuda_gemm = "dp4a";
     bool verbose = false;
     PassFlags passes;
   };
@@ -84,6 +85,11 @@ void add_compile(CLI::App& app, int& exit_code) {
                   "cuda targets: the K/V cells per sequence the kernels hold (default: the model's context, at most "
                   "4096; at most 8192)")
       ->check(integer_in(1, 8192));
+  cmd->add_option("--cuda-gemm", o->cuda_gemm,
+                  "cuda targets: the batched steps' ternary GEMMs with dp4a or on int8 tensor cores (mma; the "
+                  "same results, not yet measured on a GPU)")
+      ->check(CLI::IsMember({"dp4a", "mma"}))
+      ->capture_default_str();
   cmd->add_option("--lm-head", o->lm_head,
                   "the LM head's type: f16 (the model's) or an F16 head requantized to q8_0 or q6_k into the "
                   "sidecar (fewer bytes per decoded token, slightly different logits; opt-in)")
@@ -97,6 +103,7 @@ void add_compile(CLI::App& app, int& exit_code) {
     const auto start = std::chrono::steady_clock::now();
     if (o->target.starts_with("cuda")) return compile_cuda(*o, fail, start, exit_code);
     if (o->ctx > 0) return fail("-c applies to cuda targets: a CPU plan runs any context");
+    if (o->cuda_gemm != "dp4a") return fail("--cuda-gemm applies to cuda targets");
     auto lm_head = compiler::parse_lm_head(o->lm_head);
     if (!lm_head.ok()) return fail(lm_head.error().message);
     auto model = compiler::load_model(o->model, {.passes = to_pass_options(o->passes), .lm_head = *lm_head});

@@ -185,12 +185,14 @@ TEST(CudaSession, PlainLaunchesAndAllLogits) {
 
 // Several tokens in one call run as batched steps (each launch covers every token of the step,
 // sequences mixed, calls longer than a step split): every row is the bits the interpreter gives
-// the same token alone (decode arithmetic), whatever else the step holds.
+// the same token alone (decode arithmetic), whatever else the step holds; with the GEMMs on
+// dp4a and on tensor cores (mma_gemm).
 TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
   BITNET_REQUIRE_SHARED(shared);
   for (const char* name : {"bitnet-tiny-mha", "b158-tiny-gqa"}) {
     SCOPED_TRACE(name);
-    for (const bool all_logits : {true, false}) {
+    for (const auto& [all_logits, mma_gemm] : {std::pair{true, false}, {false, false}, {true, true}, {false, true}}) {
+      SCOPED_TRACE(mma_gemm ? "tensor-core GEMMs" : "dp4a GEMMs");
       SCOPED_TRACE(all_logits ? "all logits" : "selected rows");
       auto model = open((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string());
       ASSERT_TRUE(model);
@@ -200,7 +202,9 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
       auto device = std::make_unique<EmuDevice>();
       const EmuDevice* emu = device.get();
       // Steps of at most 4 tokens: the 10-token call below takes three, the last one mixing sequences.
-      ASSERT_TRUE(compiler::attach_cuda_backend(*model, {.device = std::move(device), .max_tokens = 4}).ok());
+      ASSERT_TRUE(
+          compiler::attach_cuda_backend(*model, {.device = std::move(device), .max_tokens = 4, .mma_gemm = mma_gemm})
+              .ok());
       auto cuda = model->new_session(options);
       ASSERT_TRUE(cuda) << cuda.error().message;
 
@@ -233,6 +237,8 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
       }
       EXPECT_EQ((*cuda)->seq_pos_max(0), 8);
       EXPECT_EQ((*cuda)->seq_pos_max(1), 6);
+      // The batched steps' four GEMMs per layer ran on the kernels asked for.
+      EXPECT_EQ(emu->launches_of("bn_matmul_i2s_mma_") > 0, mma_gemm);
       // Step shapes are captured on their second use and replayed after: (2 tokens, 2 rows) from
       // the second decode call on, or with all logits already from the first (the prompt's last
       // step had that shape), and then also the prompt's (4, 4) for its second step.
@@ -432,6 +438,17 @@ TEST(CudaBackendCheck, RunsThePlanAndReportsParityAndThroughputOnTheEmulator) {
   EXPECT_NE(r.out.find("\"parity_differing_logits\":0,"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("{\"batch\":2,\"decode_tokens_per_s\":"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"prompt_tokens_per_s\":"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"gemm\":\"dp4a\""), std::string::npos) << r.out;
+  // A plan whose batched GEMMs run on tensor cores: the check rebuilds that program too.
+  auto mma = compiler::compile_cuda_plan(*model, *hash, 0, 32, /*mma_gemm=*/true);
+  ASSERT_TRUE(mma) << mma.error().message;
+  const std::string mma_plan = (dir / "tiny-mma.bnplan").string();
+  ASSERT_TRUE(runtime::write_plan(mma_plan, *mma->plan, mma->weights).ok());
+  auto m = run_command(std::string(BITNET_CUDA_BACKEND_CHECK_EMU) + " --code " + shell_quote(mma_plan) + " --model " +
+                       shell_quote(model_path) + " --emulator --parity --batches 2 --steps 2 --prompt 5");
+  ASSERT_EQ(m.exit_code, 0) << m.out << m.err;
+  EXPECT_NE(m.out.find("\"gemm\":\"mma\""), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("\"parity_differing_logits\":0,"), std::string::npos) << m.out;
   // Without a GPU (and without --emulator): exit 2, the reason as JSON.
   auto no_gpu = run_command(check);
   if (no_gpu.exit_code != 0) {

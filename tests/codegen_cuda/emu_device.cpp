@@ -131,6 +131,7 @@ Status EmuDevice::run(const Launch& l) {
   }
   const Module& m = modules_[static_cast<size_t>(l.module)];
   if (++launches_ == fail_at_) return make_error("emulated device fault (an illegal address)");
+  ++runs_by_kernel_[m.names[static_cast<size_t>(l.kernel)]];
   const std::string error = m.code->launch_pointers(
       m.names[static_cast<size_t>(l.kernel)], {l.grid.x, l.grid.y, l.grid.z}, l.threads, pointers, has_int, value);
   if (!error.empty()) return make_error("emulator: {}", error);

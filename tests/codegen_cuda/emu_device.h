@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,12 @@ class EmuDevice final : public runtime::cuda::Device {
   int64_t replays() const { return replays_; }
   int64_t graphs() const { return static_cast<int64_t>(graphs_.size()); }  // captured
   int64_t live_allocations() const { return static_cast<int64_t>(allocations_.size()); }
+  // Launches run of the kernels whose names start with `prefix`.
+  int64_t launches_of(const std::string& prefix) const {
+    int64_t n = 0;
+    for (const auto& [name, runs] : runs_by_kernel_) n += name.starts_with(prefix) ? runs : 0;
+    return n;
+  }
 
  private:
   struct Launch {
@@ -67,6 +74,7 @@ class EmuDevice final : public runtime::cuda::Device {
   int64_t launches_ = 0;
   int64_t replays_ = 0;
   int64_t fail_at_ = -1;
+  std::map<std::string, int64_t> runs_by_kernel_;
 };
 
 }  // namespace bitnet::testing

@@ -55,9 +55,10 @@ std::vector<cc::KernelSource> kernels_2b4t() {
     // Programmatic dependent launch in both modes at the 2B4T shape only (the same text otherwise).
     std::vector<cc::PdlMode> modes = {cc::PdlMode::kOff};
     if (c.n_embd == 2560) modes = {cc::PdlMode::kOff, cc::PdlMode::kAfterWait, cc::PdlMode::kEarly};
-    for (const bool fuse_norms : {true, false}) {
+    // The batched step's GEMMs on dp4a and on tensor cores (with the default norms only).
+    for (const auto& [fuse_norms, mma_gemm] : {std::pair{true, false}, {false, false}, {false, true}}) {
       for (const cc::PdlMode pdl : modes) {
-        auto program = cc::plan_decode_program(c, {.fuse_norms = fuse_norms, .pdl = pdl});
+        auto program = cc::plan_decode_program(c, {.fuse_norms = fuse_norms, .pdl = pdl, .mma_gemm = mma_gemm});
         EXPECT_TRUE(program) << program.error().message;
         if (!program) continue;
         for (const cc::KernelSource& k : program->kernels) {
@@ -93,6 +94,7 @@ TEST(CudaNvrtc, EveryKernelCompilesForSm80AndSm90WithoutSpills) {
     EXPECT_GT(out->cubin.size(), 1000u);
     EXPECT_NE(out->ptx.find(".target sm_" + std::to_string(sm)), std::string::npos);
     EXPECT_NE(out->ptx.find("dp4a.s32.s32"), std::string::npos);
+    EXPECT_NE(out->ptx.find("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32"), std::string::npos);
     // Programmatic dependent launch: every PDL kernel waits for its predecessor on sm_90; no
     // griddepcontrol at all on sm_80.
     size_t waits = 0;

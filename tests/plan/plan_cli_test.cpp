@@ -192,6 +192,12 @@ TEST(PlanCli, CudaPlansCompileDumpAndLoadInBothBinaries) {
   auto bad_ctx = run_command(cli(dir) + " compile -m " + model + " -o " + plan + " -c 128");
   EXPECT_EQ(bad_ctx.exit_code, 1) << bad_ctx.err;
   EXPECT_TRUE(contains(bad_ctx.err, "-c applies to cuda targets")) << bad_ctx.err;
+  auto cpu_gemm = run_command(cli(dir) + " compile -m " + model + " -o " + plan + " --cuda-gemm mma");
+  EXPECT_EQ(cpu_gemm.exit_code, 1) << cpu_gemm.err;
+  EXPECT_TRUE(contains(cpu_gemm.err, "--cuda-gemm applies to cuda targets")) << cpu_gemm.err;
+  auto bad_gemm =
+      run_command(cli(dir) + " compile -m " + model + " -o " + plan + " --target cuda-sm_80 --cuda-gemm wmma");
+  EXPECT_EQ(bad_gemm.exit_code, 2) << bad_gemm.err;
 
   auto compiled = run_command(cli(dir) + " compile -m " + model + " -o " + plan + " --target cuda-sm_80 -c 100");
   if (compiled.exit_code != 0) {
@@ -206,6 +212,16 @@ TEST(PlanCli, CudaPlansCompileDumpAndLoadInBothBinaries) {
   ASSERT_EQ(dump.exit_code, 0) << dump.err;
   EXPECT_TRUE(contains(dump.out, "code: CUDA sm_80")) << dump.out;
   EXPECT_TRUE(contains(dump.out, "target: cuda-sm_80 (nvptx64-nvidia-cuda")) << dump.out;
+  // The batched steps' GEMMs on tensor cores: recorded in the plan, its kernels in the dump.
+  const std::string mma_plan = shell_quote((dir / "tiny-cuda-mma.bnplan").string());
+  auto mma = run_command(cli(dir) + " compile -m " + model + " -o " + mma_plan +
+                         " --target cuda-sm_80 -c 100 --cuda-gemm mma -v");
+  ASSERT_EQ(mma.exit_code, 0) << mma.err;
+  EXPECT_TRUE(contains(mma.out, "bn_matmul_i2s_mma_k256_m256_t16_r16_w4_add")) << mma.out;
+  EXPECT_FALSE(contains(compiled.out, "bn_matmul_i2s_mma")) << compiled.out;
+  auto mma_dump = run_command(cli(dir) + " dump-plan " + mma_plan);
+  ASSERT_EQ(mma_dump.exit_code, 0) << mma_dump.err;
+  EXPECT_TRUE(contains(mma_dump.out, "gemm=mma")) << mma_dump.out;
   for (const std::string& binary : {cli(dir), rt()}) {
     auto run = run_command(binary + " run --plan " + plan + " -p 'The cat' -n 4 --greedy");
     if (run.exit_code == 0) {
