@@ -27,8 +27,12 @@ Expected<std::unique_ptr<runtime::Model>> load_cuda_model(const std::string& pat
     return make_error("lm_head {} is not available on the CUDA backend (it runs the F16 head)", params.lm_head);
   }
   BITNET_ASSIGN_OR_RETURN(auto model, compiler::load_model(path, load));
+  if (params.cuda_gemm != "dp4a" && params.cuda_gemm != "mma") {
+    return make_error("unknown cuda_gemm '{}' (dp4a or mma)", params.cuda_gemm);
+  }
   compiler::CudaBackendOptions options;
   options.verbose = params.verbose;
+  options.mma_gemm = params.cuda_gemm == "mma";
   // The kernels NVRTC compiles are kept in the plan cache unless it is off or unusable (then
   // they are compiled at every start, as the warning says).
   if (params.use_cache) {

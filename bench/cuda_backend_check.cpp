@@ -171,8 +171,11 @@ int main(int argc, char** argv) {
 
   // The plan's code with the weights repacked here (the same program, minus NVRTC), its batched
   // GEMMs on tensor cores when the plan's are (bitnet compile --cuda-gemm mma).
-  const bool mma_gemm = std::any_of(code.kernels.begin(), code.kernels.end(),
-                                    [](const std::string& k) { return k.starts_with("bn_matmul_i2s_mma_"); });
+  bool mma_gemm = false;  // as the plan records it (bitnet compile writes gemm=dp4a|mma)
+  if ((*plan)->provenance) {
+    for (const auto& kv : (*plan)->provenance->options)
+      mma_gemm = mma_gemm || (kv->key == "gemm" && kv->value == "mma");
+  }
   auto built = compiler::compile_cuda_program(
       **model, code.n_ctx,
       {.sm = 0, .programmatic_launch = code.programmatic_launch, .max_tokens = code.max_tokens, .mma_gemm = mma_gemm});

@@ -45,8 +45,8 @@ struct MatmulI2sShape {
   PdlMode pdl = PdlMode::kOff;
   // Int8 tensor cores (mma.m16n8k32, sm_80+) instead of __dp4a: each warp computes
   // rows_per_warp (16, 32, 48 or 64) rows x tokens_per_block (8, 16, 24 or 32) tokens as
-  // 16 x 8 MMA tiles (emit_matmul_i2s_mma.cpp); k_split 1, no fused norm. Same signature, grid
-  // (matmul_i2s_grid), epilogues and bits.
+  // 16 x 8 MMA tiles, at most 8 of them (4 above 4 warps); k_split 1, no fused norm
+  // (emit_matmul_i2s_mma.cpp). Same signature, grid (matmul_i2s_grid), epilogues and bits.
   bool mma = false;
 };
 

@@ -28,6 +28,12 @@ KernelSource emit_matmul_i2s_mma(const MatmulI2sShape& shape) {
       shape.warps > 16 || shape.k_split != 1 || shape.fuse_norm) {
     throw std::invalid_argument("emit_matmul_i2s_mma: bad tiling");
   }
+  // Registers: 4 accumulators per 16 x 8 tile; ptxas keeps 8 tiles in 150 registers (fits the
+  // 255 of blocks up to 128 threads) and 4 in 116 (the 128 of 2 resident 256-thread blocks).
+  const int tiles = (shape.rows_per_warp / 16) * (shape.tokens_per_block / 8);
+  if (tiles > (shape.warps <= 4 ? 8 : 4)) {
+    throw std::invalid_argument("emit_matmul_i2s_mma: too many MMA tiles per warp for the registers");
+  }
   if (gated && (shape.m % 2 != 0 || shape.segment_end[0] != 0)) {
     throw std::invalid_argument("emit_matmul_i2s_mma: a gated epilogue needs row pairs and no segments");
   }
@@ -64,7 +70,7 @@ KernelSource emit_matmul_i2s_mma(const MatmulI2sShape& shape) {
   constexpr int kTileWords = )" +
        num(kI2sTileChunks) + R"(;
   constexpr int kTiles = kWordsPerRow / kTileWords;
-  constexpr int kTailWords = kWordsPerRow % kTileWords;  // a multiple of 8: every lane of a group does as many
+  constexpr int kTailWords = kWordsPerRow % kTileWords;  // a multiple of 8: the same count for every tid
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int gid = lane >> 2;

@@ -1,6 +1,10 @@
 #include "codegen_cuda/nvrtc.h"
 
 #include <dlfcn.h>
+#include <sys/stat.h>
+
+#include <climits>
+#include <cstdint>
 
 #include <cstdlib>
 #include <memory>
@@ -97,6 +101,22 @@ std::vector<std::string> Nvrtc::arguments(const NvrtcOptions& options) {
   }
   args.insert(args.end(), options.extra.begin(), options.extra.end());
   return args;
+}
+
+std::string Nvrtc::identity() const {
+  Dl_info info{};
+  std::string out = version();
+  if (dladdr(reinterpret_cast<void*>(api_->version), &info) != 0 && info.dli_fname != nullptr) {
+    struct stat st {};
+    char resolved[PATH_MAX];
+    const char* path = realpath(info.dli_fname, resolved) != nullptr ? resolved : info.dli_fname;
+    out += std::string(" ") + path;
+    if (::stat(path, &st) == 0) {
+      out += " size=" + std::to_string(st.st_size) + " mtime_ns=" +
+             std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec);
+    }
+  }
+  return out;
 }
 
 Expected<NvrtcOutput> Nvrtc::compile(const std::string& source, const std::string& name,

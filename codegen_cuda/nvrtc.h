@@ -34,6 +34,9 @@ class Nvrtc {
 
   // "13.0"
   std::string version() const;
+  // What distinguishes this NVRTC from another of the same version: the library file it was
+  // loaded from (its resolved path, size and modification time in ns), for cache keys.
+  std::string identity() const;
   // The command line compile() gives NVRTC: always --std=c++17, --fmad=false (no contraction
   // beyond the kernels' explicit intrinsics) and -lineinfo, then the target and includes.
   static std::vector<std::string> arguments(const NvrtcOptions& options);

@@ -5,7 +5,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <span>
+#include <vector>
 
 #include "runtime/cuda_module_file.h"
 #include "runtime/plan_cache.h"
@@ -23,19 +26,34 @@ std::span<const uint8_t> text_bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
+// xxh3-128 of the headers the kernels include, as the include directories hold them now.
+std::string header_digest(const cc::NvrtcOptions& options) {
+  std::vector<std::string> dirs = options.include_dirs;
+  if (dirs.empty()) dirs.push_back(cc::default_cuda_include_dir());
+  std::string contents;
+  for (const std::string& dir : dirs) {
+    for (const char* name : {"cuda_fp16.h", "cuda_fp16.hpp"}) {
+      std::ifstream in(dir + "/" + name, std::ios::binary);
+      contents += std::string(name) + (in ? ":" : ": absent\n");
+      if (in) contents.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  }
+  return runtime::to_hex(runtime::xxh3_128(text_bytes(contents)));
+}
+
 }  // namespace
 
-CudaModuleKey cuda_module_key(std::string_view nvrtc_version, const std::string& source,
+CudaModuleKey cuda_module_key(std::string_view nvrtc_identity, const std::string& source,
                               const cc::NvrtcOptions& options) {
   std::string arguments;
   for (const std::string& a : cc::Nvrtc::arguments(options)) arguments += (arguments.empty() ? "" : " ") + a;
   CudaModuleKey key;
   key.material = fmt::format(
       "bitnet-cuda-module-cache-key\n"
-      "module_cache_version={}\nnvrtc_version={}\nnvrtc_arguments={}\nsm={}\n"
+      "module_cache_version={}\nnvrtc={}\nnvrtc_arguments={}\nheaders_xxh3_128={}\nsm={}\n"
       "source_xxh3_128={}\nsource_bytes={}\n",
-      kModuleCacheVersion, nvrtc_version, arguments, options.sm, runtime::to_hex(runtime::xxh3_128(text_bytes(source))),
-      source.size());
+      kModuleCacheVersion, nvrtc_identity, arguments, header_digest(options), options.sm,
+      runtime::to_hex(runtime::xxh3_128(text_bytes(source))), source.size());
   key.hex = runtime::to_hex(runtime::xxh3_128(text_bytes(key.material)));
   return key;
 }
@@ -46,7 +64,7 @@ Expected<cc::NvrtcOutput> compile_cuda_module(const cc::Nvrtc& nvrtc, const std:
   if (hit) *hit = false;
   if (cache.cache_dir.empty()) return nvrtc.compile(source, name, options);
   return cached_cuda_module(
-      cuda_module_key(nvrtc.version(), source, options), options.sm, cache,
+      cuda_module_key(nvrtc.identity(), source, options), options.sm, cache,
       [&] { return nvrtc.compile(source, name, options); }, hit);
 }
 

@@ -25,12 +25,14 @@ struct CudaModuleCacheOptions {
   std::function<void(LogLevel level, std::string_view line)> log;
 };
 
-// The cache key text of `source` compiled by NVRTC `nvrtc_version` with `options`, and its hex name.
+// The cache key text of `source` compiled by the NVRTC `nvrtc_identity` names (Nvrtc::identity:
+// version and library file) with `options`, and its hex name. It also hashes the toolkit headers
+// the kernels include (cuda_fp16.h/.hpp in the include directories), read now.
 struct CudaModuleKey {
   std::string material;
   std::string hex;
 };
-CudaModuleKey cuda_module_key(std::string_view nvrtc_version, const std::string& source,
+CudaModuleKey cuda_module_key(std::string_view nvrtc_identity, const std::string& source,
                               const codegen_cuda::NvrtcOptions& options);
 
 // The module of `key` for `sm`: the cached one when there is a valid one made from the same key

@@ -245,7 +245,6 @@ Expected<PlanCache::Removed> PlanCache::prune(std::optional<uint64_t> max_bytes)
   Removed removed;
   std::error_code ec;
   remove_free_locks(locks_dir(), removed);  // left by processes that died while compiling
-  if (!fs::is_directory(plans_dir(), ec) && !fs::is_directory(cuda_dir(), ec)) return removed;
   // Temp files of writers that died; a live writer's temp file is younger than an hour.
   const auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
   for (const std::string& dir : {plans_dir(), cuda_dir()}) {

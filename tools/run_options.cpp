@@ -66,6 +66,11 @@ void add_common_run_options(CLI::App& cmd, CommonRunOptions& o) {
   cmd.add_option("--target", o.target, "JIT code target: host, x86-64-v3 or x86-64-v4")
       ->check(CLI::IsMember({"host", "x86-64-v3", "x86-64-v4"}))
       ->capture_default_str();
+  cmd.add_option("--cuda-gemm", o.cuda_gemm,
+                 "cuda backend: the batched steps' ternary GEMMs with dp4a or on int8 tensor cores (mma; the same "
+                 "results, not yet measured on a GPU)")
+      ->check(CLI::IsMember({"dp4a", "mma"}))
+      ->capture_default_str();
   cmd.add_option("--plan", o.plan,
                  "run this compiled plan (bitnet compile); -m then only says where the model is, and it must be "
                  "the model the plan was compiled for");
@@ -175,6 +180,7 @@ Expected<std::shared_ptr<const Model>> load_model(const CommonRunOptions& o, dou
   params.use_cache = !o.no_cache;
   params.plan_path = o.plan;
   params.lm_head = o.lm_head;
+  params.cuda_gemm = o.cuda_gemm;
   params.verbose = o.verbose;
   params.cache_lock_timeout_s = o.cache_lock_timeout_s;
   params.diagnostics = {passes.print_after_all, passes.print_after, passes.time_passes};

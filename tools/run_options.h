@@ -34,6 +34,7 @@ struct CommonRunOptions {
   std::string plan;                   // run this compiled plan (-m then only overrides where the model is)
   bool no_cache = false;              // JIT without the plan cache
   std::string lm_head = "f16";        // f16 | q8_0 | q6_k: requantize an F16 LM head (JIT only; opt-in)
+  std::string cuda_gemm = "dp4a";     // dp4a | mma: the CUDA backend's batched GEMMs
   double cache_lock_timeout_s = 600;  // $BITNET_CACHE_LOCK_TIMEOUT: the wait for another process's compile
 };
 

@@ -42,6 +42,9 @@ struct ModelParams {
   // jit: the LM head's type; q8_0 or q6_k requantize an F16 head once at load (fewer bytes per
   // decoded token, slightly different logits). A plan's head was fixed when it was compiled.
   std::string lm_head = "f16";
+  // cuda: the batched steps' ternary GEMMs with dp4a or on int8 tensor cores ("mma"; the same
+  // results, not yet measured on a GPU).
+  std::string cuda_gemm = "dp4a";
   bool verbose = false;  // compilation and plan-load reports to the log callback (kInfo)
   // How long a load that misses the plan cache waits for another process compiling the same
   // model before it compiles too.

@@ -94,6 +94,23 @@ TEST(CudaModuleCache, KeyNamesTheSourceTheTargetAndNvrtc) {
   EXPECT_NE(compiler::cuda_module_key("13.0", source, {.sm = 90, .extra = {"-G"}}).hex, base.hex);
   EXPECT_NE(base.material.find("nvrtc_arguments=--std=c++17 --gpu-architecture=sm_90 --fmad=false"), std::string::npos)
       << base.material;
+  // Another NVRTC library file of the same version (Nvrtc::identity), and the toolkit headers the
+  // kernels include, as the include directory holds them now.
+  EXPECT_NE(compiler::cuda_module_key("13.0 /lib/libnvrtc.so.13.0.48 size=1", source, {.sm = 90}).hex,
+            compiler::cuda_module_key("13.0 /lib/libnvrtc.so.13.0.88 size=1", source, {.sm = 90}).hex);
+  TempDir dir;
+  const cc::NvrtcOptions headers{.sm = 90, .include_dirs = {dir.path().string()}};
+  const auto absent = compiler::cuda_module_key("13.0", source, headers);
+  write_bytes(dir / "cuda_fp16.h", {'a'});
+  const auto one = compiler::cuda_module_key("13.0", source, headers);
+  write_bytes(dir / "cuda_fp16.hpp", {'b'});
+  const auto two = compiler::cuda_module_key("13.0", source, headers);
+  write_bytes(dir / "cuda_fp16.hpp", {'c'});
+  const auto changed = compiler::cuda_module_key("13.0", source, headers);
+  EXPECT_NE(absent.hex, one.hex);
+  EXPECT_NE(one.hex, two.hex);
+  EXPECT_NE(two.hex, changed.hex);
+  EXPECT_EQ(compiler::cuda_module_key("13.0", source, headers).hex, changed.hex);
 }
 
 // A stand-in for NVRTC that counts its compiles.

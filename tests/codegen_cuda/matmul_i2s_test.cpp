@@ -3,6 +3,7 @@
 // weight of a shared model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -129,7 +130,7 @@ TEST(CudaMatmulI2s, TensorCoreTilesMatchTheReferenceBitForBit) {
   };
   const std::vector<Case> cases = {
       {mma(2560, 2560, 32, 32, 4), 37}, {mma(6912, 256, 16, 16, 4), 16}, {mma(2560, 640, 8, 64, 2), 5},
-      {mma(256, 768, 32, 32, 4), 64},   {mma(384, 1152, 24, 48, 1), 50}, {mma(1152, 384, 8, 16, 8), 3},
+      {mma(256, 768, 32, 32, 4), 64},   {mma(384, 1152, 24, 32, 1), 50}, {mma(1152, 384, 8, 16, 8), 3},
       {mma(256, 100, 16, 16, 2), 9},
   };
   std::string source, error;
@@ -144,9 +145,110 @@ TEST(CudaMatmulI2s, TensorCoreTilesMatchTheReferenceBitForBit) {
   }
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 12, 16, 4)), std::invalid_argument);  // tokens % 8
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 8, 24, 4)), std::invalid_argument);   // rows % 16
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 32, 64, 4)), std::invalid_argument);  // 16 tiles
+  EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 32, 32, 8)), std::invalid_argument);  // 8 at 256 threads
   MatmulI2sShape split = mma(2560, 64, 8, 16, 4);
   split.k_split = 2;
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s(split), std::invalid_argument);
+}
+
+// The tensor-core tiles with every epilogue of the batched step, several tokens: q|k|v stacked
+// with a scale per segment, gate|up interleaved through relu2 and silu, the residual add; against
+// the reference ops token by token, bit for bit. Rows past the end in the last tiles: q|k|v has
+// 172 rows, the gated launches 96 (relu2's blocks of 64 rows: the second half empty).
+TEST(CudaMatmulI2s, TensorCoreEpiloguesMatchTheReferenceOpsBitForBit) {
+  constexpr int64_t k = 384, n_embd = 100, n_kv = 36, n_ff = 48;  // silu: n_ff % 16 == 0
+  constexpr int n = 19;
+  const Activations a = quantized(k, n, 77);
+  auto tensor = [&](int64_t rows, float scale, uint32_t seed) { return random_i2s(rows, k, scale, seed); };
+  auto words = [&](const std::vector<uint8_t>& t, int64_t rows) {
+    auto w = codegen_cuda::repack_i2s(t.data(), rows, k);
+    EXPECT_TRUE(w);
+    return w ? *w : std::vector<uint32_t>{};
+  };
+  // y[tok][row] of one tensor as the reference computes it.
+  auto ref_rows = [&](const std::vector<uint8_t>& t, int64_t rows) {
+    const ref::WeightView w{gguf::GgmlType::I2_S, t.data(), rows, k};
+    std::vector<float> y(static_cast<size_t>(rows * n));
+    ref::matmul_i8q_rows(a.q.data(), a.rows.data(), n, w, 0, rows, y.data());
+    return y;
+  };
+  const auto q = tensor(n_embd, 0.031f, 1), kk = tensor(n_kv, 0.047f, 2), v = tensor(n_kv, 0.013f, 3);
+  const auto gate = tensor(n_ff, 0.021f, 4), up = tensor(n_ff, 0.017f, 5), o = tensor(n_embd, 0.029f, 6);
+  const int64_t n_qkv = n_embd + 2 * n_kv;
+  std::vector<uint32_t> qkv_w = words(q, n_embd);
+  for (const auto* t : {&kk, &v}) {
+    const auto w = words(*t, n_kv);
+    qkv_w.insert(qkv_w.end(), w.begin(), w.end());
+  }
+  std::vector<float> want_qkv(static_cast<size_t>(n * n_qkv));
+  const auto yq = ref_rows(q, n_embd), yk = ref_rows(kk, n_kv), yv = ref_rows(v, n_kv);
+  for (int t = 0; t < n; ++t) {
+    std::copy_n(yq.begin() + t * n_embd, n_embd, want_qkv.begin() + t * n_qkv);
+    std::copy_n(yk.begin() + t * n_kv, n_kv, want_qkv.begin() + t * n_qkv + n_embd);
+    std::copy_n(yv.begin() + t * n_kv, n_kv, want_qkv.begin() + t * n_qkv + n_embd + n_kv);
+  }
+  const auto gw = words(gate, n_ff), uw = words(up, n_ff);
+  std::vector<uint32_t> gu_w;
+  for (int64_t r = 0; r < n_ff; ++r) {
+    gu_w.insert(gu_w.end(), gw.begin() + r * (k / 16), gw.begin() + (r + 1) * (k / 16));
+    gu_w.insert(gu_w.end(), uw.begin() + r * (k / 16), uw.begin() + (r + 1) * (k / 16));
+  }
+  const auto g_ref = ref_rows(gate, n_ff), u_ref = ref_rows(up, n_ff);
+  std::vector<float> want_relu2(g_ref.size()), want_silu(g_ref.size());
+  ref::silu_row(g_ref.data(), static_cast<int64_t>(g_ref.size()), want_silu.data());
+  for (size_t i = 0; i < g_ref.size(); ++i) {
+    const float r = g_ref[i] > 0.0f ? g_ref[i] : 0.0f;
+    want_relu2[i] = (r * r) * u_ref[i];
+    want_silu[i] = want_silu[i] * u_ref[i];
+  }
+  const std::vector<float> residual = random_normal(static_cast<size_t>(n * n_embd), 9, 5.0f);
+  const auto o_ref = ref_rows(o, n_embd);
+  std::vector<float> want_add(residual.size());
+  for (size_t i = 0; i < residual.size(); ++i) want_add[i] = residual[i] + o_ref[i];
+
+  auto mma = [](int64_t m, codegen_cuda::MatmulI2sEpilogue e, int tokens, int rows, int warps) {
+    MatmulI2sShape s{k, m, tokens, rows, warps};
+    s.mma = true;
+    s.epilogue = e;
+    return s;
+  };
+  using E = codegen_cuda::MatmulI2sEpilogue;
+  MatmulI2sShape qkv = mma(n_qkv, E::kStore, 16, 16, 4);
+  qkv.segment_end[0] = n_embd;
+  qkv.segment_end[1] = n_embd + n_kv;
+  const MatmulI2sShape relu2 = mma(2 * n_ff, E::kGluRelu2, 8, 32, 2), silu = mma(2 * n_ff, E::kGluSilu, 24, 16, 1),
+                       add = mma(n_embd, E::kResidualAdd, 32, 16, 4);
+  std::string source, error;
+  for (const MatmulI2sShape* s : std::initializer_list<const MatmulI2sShape*>{&qkv, &relu2, &silu, &add})
+    source += codegen_cuda::emit_matmul_i2s(*s).source;
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  auto run = [&](const MatmulI2sShape& shape, const std::vector<uint32_t>& w, const std::vector<float>& scales,
+                 std::vector<float>& y) {
+    const codegen_cuda::KernelSource kern = codegen_cuda::emit_matmul_i2s(shape);
+    ASSERT_EQ(
+        module->launch(kern.name, codegen_cuda::matmul_i2s_grid(shape, n), kern.threads,
+                       static_cast<const unsigned int*>(w.data()), scales.data(),
+                       reinterpret_cast<const signed char*>(a.q.data()), static_cast<const float*>(a.scale.data()),
+                       reinterpret_cast<const int*>(a.sum.data()), y.data(), n),
+        "");
+  };
+  auto mismatches = [](const std::vector<float>& got, const std::vector<float>& want) {
+    int m = 0;
+    for (size_t i = 0; i < want.size(); ++i) m += float_bits(got[i]) != float_bits(want[i]);
+    return m;
+  };
+  std::vector<float> y_qkv(want_qkv.size(), -3.0f), y_relu(want_relu2.size(), -3.0f), y_silu(want_silu.size(), -3.0f),
+      y_add = residual;
+  run(qkv, qkv_w, {0.031f, 0.047f, 0.013f}, y_qkv);
+  run(relu2, gu_w, {0.021f, 0.017f}, y_relu);
+  run(silu, gu_w, {0.021f, 0.017f}, y_silu);
+  run(add, words(o, n_embd), {0.029f}, y_add);
+  EXPECT_EQ(mismatches(y_qkv, want_qkv), 0);
+  EXPECT_EQ(mismatches(y_relu, want_relu2), 0);
+  EXPECT_EQ(mismatches(y_silu, want_silu), 0);
+  EXPECT_EQ(mismatches(y_add, want_add), 0);
 }
 
 // Extremes of the integer path: all codes +1 against all activations -128 and +127.

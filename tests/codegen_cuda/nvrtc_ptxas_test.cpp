@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "codegen_cuda/decode_program.h"
@@ -38,6 +39,13 @@ std::vector<cc::KernelSource> kernels_2b4t() {
       cc::emit_matmul_i2s({6912, 2560, 1, 2, 10, 5}),
       cc::emit_lm_head_f16({2560, 128256}),
   };
+  // The largest tensor-core tiles the emitter takes: 8 MMA tiles at 128 threads, 4 at 256.
+  for (const auto& [tokens, rows, warps] : {std::tuple{32, 32, 4}, {32, 16, 8}, {16, 32, 16}}) {
+    cc::MatmulI2sShape tile{6912, 2560, tokens, rows, warps};
+    tile.mma = true;
+    tile.epilogue = cc::MatmulI2sEpilogue::kResidualAdd;
+    kernels.push_back(cc::emit_matmul_i2s(tile));
+  }
   // GEMM tiles with programmatic dependent launch (their wait sits before the K loop).
   for (const int tokens : {4, 8}) {
     cc::MatmulI2sShape tile{6912, 2560, tokens};

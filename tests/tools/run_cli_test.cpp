@@ -66,6 +66,7 @@ TEST(RunCli, BadInputs) {
   EXPECT_EQ(run_command("env -u BITNET_GGUF " + cli() + " run -p hi").exit_code, 2);  // no model: usage
   EXPECT_EQ(run_command(cli() + " run -m /nonexistent.gguf -p hi").exit_code, 1);
   EXPECT_EQ(run_command(cli() + " run -m " + stories() + " -p hi --backend gpu").exit_code, 2);
+  EXPECT_EQ(run_command(cli() + " run -m " + stories() + " -p hi --cuda-gemm wmma").exit_code, 2);
 }
 
 TEST(EvalCli, TeacherForcedIdsAndLogits) {
@@ -154,6 +155,10 @@ TEST(RunCli, CudaBackendSaysWhyAndAutoFallsBackToTheCpu) {
   if (cuda.exit_code == 0) {
     std::cout << "[cuda] a CUDA device ran the model: " << cuda.out << "\n";
     EXPECT_NE(cuda.err.find("backend cuda"), std::string::npos) << cuda.err;
+    // The batched prompt's GEMMs on tensor cores: the same text.
+    auto mma = run_command(cli() + " run -m " + model + " -p 'The cat' -n 4 --greedy --backend cuda --cuda-gemm mma");
+    EXPECT_EQ(mma.exit_code, 0) << mma.err;
+    EXPECT_EQ(mma.out, cuda.out);
   } else {
     EXPECT_EQ(cuda.exit_code, 1) << cuda.err;
     const bool says_why = cuda.err.find("CUDA") != std::string::npos || cuda.err.find("libcuda") != std::string::npos;
