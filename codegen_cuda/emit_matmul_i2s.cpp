@@ -170,6 +170,26 @@ std::string fused_norm_body() {
 
 }  // namespace
 
+void check_matmul_i2s_epilogue(const MatmulI2sShape& shape, const char* emitter) {
+  if (gated(shape.epilogue) && (shape.m % 2 != 0 || shape.segment_end[0] != 0)) {
+    throw std::invalid_argument(std::string(emitter) + ": a gated epilogue needs row pairs and no segments");
+  }
+  if (shape.segment_end[0] < 0 || shape.segment_end[1] < shape.segment_end[0] || shape.segment_end[1] > shape.m ||
+      (shape.segment_end[0] == 0 && shape.segment_end[1] != 0)) {
+    throw std::invalid_argument(std::string(emitter) + ": bad row segments");
+  }
+}
+
+std::string matmul_i2s_name_suffix(const MatmulI2sShape& shape) {
+  std::string s;
+  if (shape.segment_end[0] != 0) {
+    s += "_seg" + std::to_string(shape.segment_end[0]) + "_" + std::to_string(shape.segment_end[1]);
+  }
+  s += epilogue_suffix(shape.epilogue);
+  if (shape.fuse_norm) s += "_norm";
+  return s + pdl_suffix(shape.pdl);
+}
+
 std::string matmul_i2s_parameters(const MatmulI2sShape& shape) {
   return std::string("(\n    const unsigned int* __restrict__ w, ") +
          (matmul_i2s_fused(shape) ? "const float* __restrict__ w_scales" : "float w_scale") +
@@ -189,15 +209,12 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
       shape.k_split > matmul_i2s_k_steps(shape.k)) {
     throw std::invalid_argument("emit_matmul_i2s: bad tiling");
   }
-  if (gated(shape.epilogue) && (shape.rows_per_warp % 2 != 0 || shape.m % 2 != 0 || shape.segment_end[0] != 0)) {
+  if (gated(shape.epilogue) && shape.rows_per_warp % 2 != 0) {
     throw std::invalid_argument("emit_matmul_i2s: a gated epilogue needs row pairs and no segments");
   }
+  check_matmul_i2s_epilogue(shape, "emit_matmul_i2s");
   if (shape.fuse_norm && (shape.tokens_per_block != 1 || shape.k > 32768)) {
     throw std::invalid_argument("emit_matmul_i2s: a fused norm needs one token per block and k <= 32768");
-  }
-  if (shape.segment_end[0] < 0 || shape.segment_end[1] < shape.segment_end[0] || shape.segment_end[1] > shape.m ||
-      (shape.segment_end[0] == 0 && shape.segment_end[1] != 0)) {
-    throw std::invalid_argument("emit_matmul_i2s: bad row segments");
   }
   KernelSource kern;
   kern.threads = shape.warps * 32;
@@ -214,12 +231,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
                                                                  {"r", shape.rows_per_warp},
                                                                  {"w", shape.warps},
                                                                  {"s", shape.k_split}});
-  if (shape.segment_end[0] != 0) {
-    kern.name += "_seg" + std::to_string(shape.segment_end[0]) + "_" + std::to_string(shape.segment_end[1]);
-  }
-  kern.name += epilogue_suffix(shape.epilogue);
-  if (shape.fuse_norm) kern.name += "_norm";
-  kern.name += pdl_suffix(shape.pdl);
+  kern.name += matmul_i2s_name_suffix(shape);
   auto num = [](int64_t v) { return std::to_string(v); };
   const bool split = shape.k_split > 1;
   // Codes from global memory through the read-only path, or from the fused norm's shared array.

@@ -79,6 +79,11 @@ KernelSource emit_matmul_i2s_mma(const MatmulI2sShape& shape);
 // stored outputs: bn_out(d, row, tok) for plain rows (store or residual add, with the row's
 // segment scale), bn_out_pair(d_gate, d_up, row, tok) for gated pairs (row = the gate row).
 std::string matmul_i2s_parameters(const MatmulI2sShape& shape);
+// Also shared: the refusal of row segments and gated epilogues a shape cannot have (throws
+// std::invalid_argument naming `emitter`), and the kernel name's tail (segments, epilogue,
+// fused norm, PDL).
+void check_matmul_i2s_epilogue(const MatmulI2sShape& shape, const char* emitter);
+std::string matmul_i2s_name_suffix(const MatmulI2sShape& shape);
 std::string matmul_i2s_epilogue_text(const MatmulI2sShape& shape);
 Dim3 matmul_i2s_grid(const MatmulI2sShape& shape, int64_t n_tokens);
 

@@ -34,27 +34,14 @@ KernelSource emit_matmul_i2s_mma(const MatmulI2sShape& shape) {
   if (tiles > (shape.warps <= 4 ? 8 : 4)) {
     throw std::invalid_argument("emit_matmul_i2s_mma: too many MMA tiles per warp for the registers");
   }
-  if (gated && (shape.m % 2 != 0 || shape.segment_end[0] != 0)) {
-    throw std::invalid_argument("emit_matmul_i2s_mma: a gated epilogue needs row pairs and no segments");
-  }
-  if (shape.segment_end[0] < 0 || shape.segment_end[1] < shape.segment_end[0] || shape.segment_end[1] > shape.m ||
-      (shape.segment_end[0] == 0 && shape.segment_end[1] != 0)) {
-    throw std::invalid_argument("emit_matmul_i2s_mma: bad row segments");
-  }
+  check_matmul_i2s_epilogue(shape, "emit_matmul_i2s_mma");
   KernelSource kern;
   kern.threads = shape.warps * 32;
   kern.min_blocks = kern.threads <= 256 ? 2 : 1;
   kern.name = kernel_name(
       "bn_matmul_i2s_mma",
       {{"k", shape.k}, {"m", shape.m}, {"t", shape.tokens_per_block}, {"r", shape.rows_per_warp}, {"w", shape.warps}});
-  if (shape.segment_end[0] != 0) {
-    kern.name += "_seg" + std::to_string(shape.segment_end[0]) + "_" + std::to_string(shape.segment_end[1]);
-  }
-  kern.name += shape.epilogue == MatmulI2sEpilogue::kResidualAdd ? "_add"
-               : shape.epilogue == MatmulI2sEpilogue::kGluRelu2  ? "_relu2"
-               : shape.epilogue == MatmulI2sEpilogue::kGluSilu   ? "_silu"
-                                                                 : "";
-  kern.name += pdl_suffix(shape.pdl);
+  kern.name += matmul_i2s_name_suffix(shape);
   auto num = [](int64_t v) { return std::to_string(v); };
 
   std::string s = device_prelude();

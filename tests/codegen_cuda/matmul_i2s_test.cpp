@@ -75,17 +75,21 @@ const std::vector<Case> kCases = {
     {{384, 128, 2, 3, 2}, 3}, {{384, 1152, 1}, 1}, {{1152, 384, 8, 1, 8}, 11},
 };
 
-TEST(CudaMatmulI2s, MatchesTheReferenceBitForBitOnTheHostEmulator) {
+// Every case's kernel in one module, each run on random weights (scale `scale` + 0.001 * seed).
+void check_cases(const std::vector<Case>& cases, uint32_t seed, float scale) {
   std::string source, error;
-  for (const Case& c : kCases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
+  for (const Case& c : cases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
   const auto module = EmuModule::build(source, &error);
   ASSERT_TRUE(module) << error;
-  uint32_t seed = 1;
-  for (const Case& c : kCases) {
-    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, 0.0371f + 0.001f * seed, seed);
+  for (const Case& c : cases) {
+    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, scale + 0.001f * seed, seed);
     check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
     ++seed;
   }
+}
+
+TEST(CudaMatmulI2s, MatchesTheReferenceBitForBitOnTheHostEmulator) {
+  check_cases(kCases, 1, 0.0371f);
 }
 
 // The decode tilings (decode_gemv_shape: K split between warps, reduced in shared memory) and
@@ -103,16 +107,7 @@ TEST(CudaMatmulI2s, SplitKAndDecodeTilingsMatchTheReferenceBitForBit) {
   cases.push_back({{6912, 100, 4, 3, 6, 3}, 6});  // GEMM tiles, partial row group and token tile
   cases.push_back({{2560, 130, 2, 2, 4, 2}, 3});
   cases.push_back({{1152, 384, 8, 1, 8, 2}, 11});
-  std::string source, error;
-  for (const Case& c : cases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
-  const auto module = EmuModule::build(source, &error);
-  ASSERT_TRUE(module) << error;
-  uint32_t seed = 500;
-  for (const Case& c : cases) {
-    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, 0.0291f + 0.001f * seed, seed);
-    check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
-    ++seed;
-  }
+  check_cases(cases, 500, 0.0291f);
   EXPECT_EQ(codegen_cuda::matmul_i2s_k_steps(2560), 2);
   EXPECT_EQ(codegen_cuda::matmul_i2s_k_steps(6912), 5);
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s({2560, 64, 1, 2, 6, 4}), std::invalid_argument);  // warps % split
@@ -133,16 +128,7 @@ TEST(CudaMatmulI2s, TensorCoreTilesMatchTheReferenceBitForBit) {
       {mma(256, 768, 32, 32, 4), 64},   {mma(384, 1152, 24, 32, 1), 50}, {mma(1152, 384, 8, 16, 8), 3},
       {mma(256, 100, 16, 16, 2), 9},
   };
-  std::string source, error;
-  for (const Case& c : cases) source += codegen_cuda::emit_matmul_i2s(c.shape).source;
-  const auto module = EmuModule::build(source, &error);
-  ASSERT_TRUE(module) << error;
-  uint32_t seed = 900;
-  for (const Case& c : cases) {
-    const std::vector<uint8_t> data = random_i2s(c.shape.m, c.shape.k, 0.0313f + 0.001f * seed, seed);
-    check(*module, c.shape, data.data(), c.n_tokens, seed + 1000);
-    ++seed;
-  }
+  check_cases(cases, 900, 0.0313f);
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 12, 16, 4)), std::invalid_argument);  // tokens % 8
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 8, 24, 4)), std::invalid_argument);   // rows % 16
   EXPECT_THROW(codegen_cuda::emit_matmul_i2s(mma(2560, 64, 32, 64, 4)), std::invalid_argument);  // 16 tiles

@@ -22,6 +22,12 @@ std::string run_line(const std::filesystem::path& cache, const std::string& extr
          " -p 'Once upon a time' -n 12 --greedy -t 2 -v " + extra;
 }
 
+// `bitnet cache ` on the cache directory `cache`.
+std::string cache_cli(const std::filesystem::path& cache) {
+  return "BITNET_CACHE_DIR=" + shell_quote(cache.string()) + " " + shell_quote(testing::bitnet_cli().string()) +
+         " cache ";
+}
+
 std::vector<std::filesystem::path> files_in(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> out;
   std::error_code ec;
@@ -103,8 +109,7 @@ TEST(PlanCache, AnUnwritableCacheFallsBackToTheJitInMemory) {
 TEST(PlanCache, ListClearAndPrune) {
   TempDir dir;
   const auto cache = dir / "cache";
-  const std::string cli =
-      "BITNET_CACHE_DIR=" + shell_quote(cache.string()) + " " + shell_quote(testing::bitnet_cli().string()) + " cache ";
+  const std::string cli = cache_cli(cache);
   auto empty = run_command(cli + "list");
   ASSERT_EQ(empty.exit_code, 0) << empty.err;
   EXPECT_TRUE(contains(empty.out, "0 plans")) << empty.out;
@@ -150,8 +155,7 @@ TEST(PlanCache, ListClearAndPrune) {
 TEST(PlanCache, CudaModulesAreListedPrunedAndCleared) {
   TempDir dir;
   const auto cache = dir / "cache";
-  const std::string cli =
-      "BITNET_CACHE_DIR=" + shell_quote(cache.string()) + " " + shell_quote(testing::bitnet_cli().string()) + " cache ";
+  const std::string cli = cache_cli(cache);
   const runtime::PlanCache plans(cache.string());
   ASSERT_TRUE(plans.prepare().ok());
   const runtime::CudaModuleFile module{.sm = 90,
