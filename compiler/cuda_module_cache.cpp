@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -78,8 +80,10 @@ Expected<cc::NvrtcOutput> cached_cuda_module(const CudaModuleKey& key, int sm, c
   const runtime::PlanCache plans(cache.cache_dir);
   const std::string path = plans.cuda_module_path(key.hex);
 
-  std::error_code missing;
-  if (std::filesystem::exists(path, missing)) {
+  // The stored module when it is this key's; `complain`: say why one that is there is refused.
+  auto lookup = [&](bool complain) -> std::optional<cc::NvrtcOutput> {
+    std::error_code missing;
+    if (!std::filesystem::exists(path, missing)) return std::nullopt;
     auto stored = runtime::read_cuda_module(path);
     if (stored.ok() && stored->material == key.material && stored->sm == sm) {
       plans.touch(path);
@@ -87,15 +91,33 @@ Expected<cc::NvrtcOutput> cached_cuda_module(const CudaModuleKey& key, int sm, c
       if (hit) *hit = true;
       return cc::NvrtcOutput{.ptx = std::move(stored->ptx), .cubin = std::move(stored->cubin), .log = {}};
     }
-    say(LogLevel::kWarning, fmt::format("bitnet: warning: refusing the cached CUDA module ({}); compiling again",
-                                        stored.ok() ? fmt::format("'{}' was made from another source or target", path)
-                                                    : stored.error().message));
+    if (complain) {
+      say(LogLevel::kWarning, fmt::format("bitnet: warning: refusing the cached CUDA module ({}); compiling again",
+                                          stored.ok() ? fmt::format("'{}' was made from another source or target", path)
+                                                      : stored.error().message));
+    }
+    return std::nullopt;
+  };
+  if (auto found = lookup(true)) return std::move(*found);
+
+  // Of the processes that miss this key at once, one compiles (holding the key's lock) and the
+  // others wait for its module, as for plans (runtime::PlanCache::lock_key).
+  const Status writable = plans.prepare();
+  std::unique_ptr<runtime::PlanCache::KeyLock> lock;
+  if (writable.ok()) {
+    auto locked = plans.lock_key(key.hex, cache.lock_timeout_s, [&] {
+      say(LogLevel::kInfo,
+          fmt::format("cuda: waiting for another process compiling these kernels (lock {})", plans.lock_path(key.hex)));
+    });
+    if (locked.ok() && *locked) {
+      lock = std::move(*locked);
+      if (auto found = lookup(false)) return std::move(*found);
+    }
   }
 
   const auto start = std::chrono::steady_clock::now();
   BITNET_ASSIGN_OR_RETURN(cc::NvrtcOutput out, compile());
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const Status writable = plans.prepare();
   const Status stored =
       writable.ok()
           ? runtime::write_cuda_module(

@@ -23,6 +23,8 @@ struct CudaModuleCacheOptions {
   // misses and stores.
   bool verbose = false;
   std::function<void(LogLevel level, std::string_view line)> log;
+  // How long a miss waits for another process compiling the same key before compiling too.
+  double lock_timeout_s = 600;
 };
 
 // The cache key text of `source` compiled by the NVRTC `nvrtc_identity` names (Nvrtc::identity:
@@ -36,9 +38,11 @@ CudaModuleKey cuda_module_key(std::string_view nvrtc_identity, const std::string
                               const codegen_cuda::NvrtcOptions& options);
 
 // The module of `key` for `sm`: the cached one when there is a valid one made from the same key
-// (a hit marks it used), else `compile()`'s, stored. An entry that is unreadable, altered or
-// from another key is refused with a warning and replaced; a cache that cannot be written is a
-// warning; compile errors are errors. `hit` (optional) says which.
+// (a hit marks it used), else `compile()`'s, stored. Callers that miss the same key at once
+// compile it once: the others wait on the key's lock (locks/KEY.lock, at most lock_timeout_s)
+// and then load its module. An entry that is unreadable, altered or from another key is refused
+// with a warning and replaced; a cache that cannot be written is a warning; compile errors are
+// errors. `hit` (optional) says which.
 Expected<codegen_cuda::NvrtcOutput> cached_cuda_module(
     const CudaModuleKey& key, int sm, const CudaModuleCacheOptions& cache,
     const std::function<Expected<codegen_cuda::NvrtcOutput>()>& compile, bool* hit = nullptr);

@@ -5,9 +5,12 @@
 // written still compiles; with NVRTC, a model's decode program compiled twice is compiled once.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compiler/cuda_model.h"
@@ -178,6 +181,32 @@ TEST(CudaModuleCache, MissStoresHitLoadsAndARefusedEntryIsReplaced) {
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(hit);
   EXPECT_EQ(nvrtc.calls, 4);
+}
+
+// Callers missing the same key at once compile it once: the second waits on the key's lock and
+// loads the first one's module.
+TEST(CudaModuleCache, ConcurrentMissesCompileOnce) {
+  TempDir dir;
+  const compiler::CudaModuleCacheOptions cache{.cache_dir = (dir / "cache").string()};
+  const auto key = compiler::cuda_module_key("13.0", "source", {.sm = 90});
+  std::atomic<int> compiles{0};
+  auto slow = [&]() -> Expected<cc::NvrtcOutput> {
+    const int n = ++compiles;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return cc::NvrtcOutput{.ptx = "ptx " + std::to_string(n), .cubin = {9, 9, static_cast<uint8_t>(n)}};
+  };
+  Expected<cc::NvrtcOutput> results[2] = {make_error("not run"), make_error("not run")};
+  bool hits[2] = {false, false};
+  std::thread first([&] { results[0] = compiler::cached_cuda_module(key, 90, cache, slow, &hits[0]); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the first holds the lock by now
+  results[1] = compiler::cached_cuda_module(key, 90, cache, slow, &hits[1]);
+  first.join();
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_EQ(compiles.load(), 1);
+  EXPECT_FALSE(hits[0]);
+  EXPECT_TRUE(hits[1]);
+  EXPECT_EQ(results[1]->ptx, results[0]->ptx);
+  EXPECT_EQ(results[1]->cubin, results[0]->cubin);
 }
 
 TEST(CudaModuleCache, AnUnwritableCacheStillCompilesAndErrorsAreNotStored) {
