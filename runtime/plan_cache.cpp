@@ -173,49 +173,43 @@ Expected<std::vector<PlanCache::Entry>> PlanCache::list() const {
   std::vector<Entry> out;
   // An invalid BITNET_CPU_DISABLE would make every plan look usable or not at random.
   BITNET_RETURN_IF_ERROR(cpu_disabled_features());
-  std::error_code ec;
-  // Either directory may be missing (a cache only ever listed, or made by an older version).
-  const bool have_plans = fs::is_directory(plans_dir(), ec);
-  ec.clear();
-  for (const auto& e : have_plans ? fs::directory_iterator(plans_dir(), ec) : fs::directory_iterator()) {
-    if (!is_plan(e.path())) continue;
-    Entry entry;
-    entry.path = e.path().string();
-    entry.key = e.path().stem().string();
-    entry.bytes = size_or_zero(e.path()) + size_or_zero(entry.path + kSidecarSuffix);
-    entry.last_used_s = mtime_s(e.path());
-    auto plan = read_plan(entry.path);
-    entry.valid = plan.ok();
-    if (plan.ok()) {
-      entry.model = (*plan)->model ? (*plan)->model->path : "";
-      entry.target = (*plan)->target ? (*plan)->target->name : "";
-      entry.unusable = unusable_reason(**plan);
-    } else {
-      entry.problem = plan.error().message;
-    }
-    out.push_back(std::move(entry));
-  }
-  if (ec) return make_error("cannot list '{}': {}", plans_dir(), ec.message());
-  if (fs::is_directory(cuda_dir(), ec)) {
-    for (const auto& e : fs::directory_iterator(cuda_dir(), ec)) {
-      if (!is_cuda_module(e.path())) continue;
+  // Plans in plans/, CUDA modules in cuda/; either directory may be missing (a cache only ever
+  // listed, or made by an older version).
+  for (const std::string& dir : {plans_dir(), cuda_dir()}) {
+    const bool modules = dir == cuda_dir();
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (modules ? !is_cuda_module(e.path()) : !is_plan(e.path())) continue;
       Entry entry;
       entry.path = e.path().string();
-      entry.cuda_module = true;
+      entry.cuda_module = modules;
       entry.key = e.path().stem().string();
-      entry.bytes = size_or_zero(e.path());
+      entry.bytes = size_or_zero(e.path()) + (modules ? 0 : size_or_zero(entry.path + kSidecarSuffix));
       entry.last_used_s = mtime_s(e.path());
-      auto module = read_cuda_module(entry.path);
-      entry.valid = module.ok();
-      if (module.ok()) {
-        entry.model = module->note;
-        entry.target = "cuda-sm_" + std::to_string(module->sm);
+      if (modules) {
+        auto module = read_cuda_module(entry.path);
+        entry.valid = module.ok();
+        if (module.ok()) {
+          entry.model = module->note;
+          entry.target = "cuda-sm_" + std::to_string(module->sm);
+        } else {
+          entry.problem = module.error().message;
+        }
       } else {
-        entry.problem = module.error().message;
+        auto plan = read_plan(entry.path);
+        entry.valid = plan.ok();
+        if (plan.ok()) {
+          entry.model = (*plan)->model ? (*plan)->model->path : "";
+          entry.target = (*plan)->target ? (*plan)->target->name : "";
+          entry.unusable = unusable_reason(**plan);
+        } else {
+          entry.problem = plan.error().message;
+        }
       }
       out.push_back(std::move(entry));
     }
-    if (ec) return make_error("cannot list '{}': {}", cuda_dir(), ec.message());
+    if (ec) return make_error("cannot list '{}': {}", dir, ec.message());
   }
   std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.last_used_s > b.last_used_s; });
   return out;
