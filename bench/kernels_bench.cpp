@@ -393,6 +393,17 @@ void register_all() {
     add("tiny/i2s_gated_ffn_silu_2x" + dims, tiny, {1, 2});
     tiny.act = "relu2";
     add("tiny/i2s_gated_ffn_relu2_2x" + dims, tiny, {1, 2});
+    // A 128-token prompt: the activation's cost next to the product's, on both ISA levels.
+    tiny.tokens = 128;
+    for (const char* act : {"silu", "relu2"}) {
+      tiny.act = act;
+      for (const char* target : {"x86-64-v3", "host"}) {
+        tiny.target = target;
+        add("tiny/i2s_gated_ffn_" + std::string(act) + "_T128_2x" + dims + "/" + target, tiny, {1});
+      }
+    }
+    tiny.target = "host";
+    tiny.tokens = 1;
     tiny.tuning.i2s_gemv_batch = false;
     add("tiny/i2s_gated_ffn_relu2_2x" + dims + "_unbatched", tiny, {1});
     tiny.tuning.i2s_gemv_batch = true;

@@ -54,6 +54,13 @@ unsigned lanes(llvm::Value* v) {
   return llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements();
 }
 
+// Lanes [start, start + n) of v as an <n x T> vector (also for n == 1).
+llvm::Value* lane_range(KernelBuilder& kb, llvm::Value* v, unsigned start, unsigned n) {
+  std::vector<int> mask;
+  for (unsigned i = 0; i < n; ++i) mask.push_back(static_cast<int>(start + i));
+  return kb.b.CreateShuffleVector(v, mask);
+}
+
 bool fail(std::string* error, const std::string& message) {
   if (error) *error = message;
   return false;
@@ -263,6 +270,22 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
       }
       store_vec(kb, value, out, index);
     };
+    // silu once over a tile's tokens: its exp is a long dependent chain per vector, which on
+    // AVX2's 2-row tiles cost more than the products (relu2 is two operations: the shuffles of
+    // the wide path would cost more than they save). A silu whose last n % 16 features take
+    // libm's exp needs each lane's feature index, so it keeps the per-token path.
+    if (op == ir::OpKind::GatedFfn && act_fn == "silu" && total % 16 == 0) {
+      p.store_tokens = [&kb, out, total, offset](const std::vector<llvm::Value*>& ts, llvm::Value* row,
+                                                 const std::vector<llvm::Value*>& y) {
+        auto& bb = kb.b;
+        llvm::Value* value = bb.CreateFMul(silu(kb, y[0], row, total), y[1]);
+        const unsigned count = lanes(value) / static_cast<unsigned>(ts.size());
+        for (size_t n = 0; n < ts.size(); ++n) {
+          llvm::Value* index = bb.CreateAdd(bb.CreateMul(ts[n], kb.c64(total)), bb.CreateAdd(row, kb.c64(offset)));
+          store_vec(kb, lane_range(kb, value, static_cast<unsigned>(n) * count, count), out, index);
+        }
+      };
+    }
     bool ok = true;
     kb.if_then(b.CreateICmpSLT(lo, hi), [&] {
       if (act != ir::DType::I8Q) {

@@ -27,6 +27,11 @@ struct ProductArgs {
   llvm::Value* row_end = nullptr;
   llvm::Value* n_tokens = nullptr;  // i64
   ProductStore store;
+  // Optional: the stores of one tile's tokens at once (one weight per vector, no second
+  // stream), rows [row, row + n) of token tokens[k] in lanes [k * n, (k + 1) * n) of ys[i],
+  // so that the epilogue runs on wider vectors (the silu FFN's; see emit_matmul.cpp).
+  std::function<void(const std::vector<llvm::Value*>& tokens, llvm::Value* row, const std::vector<llvm::Value*>& ys)>
+      store_tokens;
 
   // Stores one token's results of a tile: ys has one vector per weight (from rows r0), or with
   // two streams (r1 set: one weight) ys[0] for the rows at r0 and ys[1] for those at r1.

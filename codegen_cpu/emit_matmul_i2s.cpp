@@ -706,12 +706,19 @@ class I2sGenerator {
   // the D of one token and weight (any number of rows).
   llvm::Value* y_of(llvm::Value* d, llvm::Value* t, size_t weight) {
     const auto count = llvm::cast<llvm::FixedVectorType>(d->getType())->getNumElements();
-    llvm::Value* act_scale = b_.CreateAlignedLoad(kb_.f32(), kb_.element_ptr(kb_.f32(), scales_, t), llvm::Align(1));
-    llvm::Value* act_sum = b_.CreateAlignedLoad(kb_.i32(), kb_.element_ptr(kb_.i32(), sums_, t), llvm::Align(1));
-    llvm::Value* centered =
-        b_.CreateSIToFP(b_.CreateSub(d, b_.CreateVectorSplat(count, act_sum)), kb_.vec(kb_.f32(), count));
-    llvm::Value* y = b_.CreateFDiv(centered, b_.CreateVectorSplat(count, act_scale));
+    return y_with(d, splat_token(sums_, kb_.i32(), t, count), splat_token(scales_, kb_.f32(), t, count), weight);
+  }
+  // Spec 8.2 step 5 lane for lane, each lane's token's code sum S and activation scale s in
+  // `sums` and `scales`: float(float(D - S) / s) * the tensor scale.
+  llvm::Value* y_with(llvm::Value* d, llvm::Value* sums, llvm::Value* scales, size_t weight) {
+    const auto count = llvm::cast<llvm::FixedVectorType>(d->getType())->getNumElements();
+    llvm::Value* centered = b_.CreateSIToFP(b_.CreateSub(d, sums), kb_.vec(kb_.f32(), count));
+    llvm::Value* y = b_.CreateFDiv(centered, scales);
     return b_.CreateFMul(y, b_.CreateVectorSplat(count, tensor_scales_[weight]));
+  }
+  // The per-token value (activation scale or code sum) of token t in `count` lanes.
+  llvm::Value* splat_token(llvm::Value* base, llvm::Type* type, llvm::Value* t, unsigned count) {
+    return b_.CreateVectorSplat(count, b_.CreateAlignedLoad(type, kb_.element_ptr(type, base, t), llvm::Align(1)));
   }
 
   // AVX2 (one row per vector): the lane sums of every dot vector of a tile [slot * tokens +
@@ -797,13 +804,7 @@ class I2sGenerator {
     if (direct_ && halves_ == 2 && 16 % (2 * dots_in.slots) == 0 &&
         dots_in.slots * static_cast<size_t>(tokens) % 8 == 0) {
       const std::vector<std::vector<llvm::Value*>> row_dots = tree_dots(dots_in, rows, tokens);
-      for (int n = 0; n < tokens; ++n) {
-        llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
-        std::vector<llvm::Value*> ys;
-        for (size_t i = 0; i < from.size(); ++i)
-          ys.push_back(y_of(row_dots[i][static_cast<size_t>(n)], t, from[i].weight));
-        p_.store_tile(t, r0, r1, ys);
-      }
+      store_tokens(t0, r0, r1, from, row_dots);
       return;
     }
     const unsigned lanes = llvm::cast<llvm::FixedVectorType>(acc_type())->getNumElements();
@@ -837,13 +838,45 @@ class I2sGenerator {
         }
       }
     }
-    for (int n = 0; n < tokens; ++n) {
-      llvm::Value* t = b_.CreateAdd(t0, kb_.c64(n));
-      std::vector<llvm::Value*> ys;
-      for (size_t i = 0; i < from.size(); ++i)
-        ys.push_back(y_of(gather_scalars(kb_, dots[i][static_cast<size_t>(n)]), t, from[i].weight));
-      p_.store_tile(t, r0, r1, ys);
+    std::vector<std::vector<llvm::Value*>> row_dots(from.size());
+    for (size_t i = 0; i < from.size(); ++i) {
+      for (int n = 0; n < tokens; ++n) row_dots[i].push_back(gather_scalars(kb_, dots[i][static_cast<size_t>(n)]));
     }
+    store_tokens(t0, r0, r1, from, row_dots);
+  }
+
+  // y and the stores of a tile: row_dots[i][n] holds the D of weight (or side) i for token
+  // t0 + n. Where the epilogue takes a tile's tokens at once (the silu FFN), y runs once on all
+  // their rows side by side (y_with lane for lane, so the same bits as token by token): one wide
+  // division and activation instead of a narrow dependent chain per token. Elsewhere token by
+  // token: there the shuffles would cost more than they save (measured on relu2).
+  void store_tokens(llvm::Value* t0, llvm::Value* r0, llvm::Value* r1, const std::vector<Source>& from,
+                    const std::vector<std::vector<llvm::Value*>>& row_dots) {
+    const size_t tokens = row_dots[0].size();
+    std::vector<llvm::Value*> ts;
+    for (size_t n = 0; n < tokens; ++n) ts.push_back(b_.CreateAdd(t0, kb_.c64(static_cast<int64_t>(n))));
+    if (!p_.store_tokens || r1 != nullptr || tokens == 1) {
+      for (size_t n = 0; n < tokens; ++n) {
+        std::vector<llvm::Value*> ys;
+        for (size_t i = 0; i < from.size(); ++i) ys.push_back(y_of(row_dots[i][n], ts[n], from[i].weight));
+        p_.store_tile(ts[n], r0, r1, ys);
+      }
+      return;
+    }
+    std::vector<llvm::Value*> ys;
+    for (size_t i = 0; i < from.size(); ++i) {
+      const auto count = llvm::cast<llvm::FixedVectorType>(row_dots[i][0]->getType())->getNumElements();
+      llvm::Value* d = row_dots[i][0];
+      llvm::Value* sums = splat_token(sums_, kb_.i32(), ts[0], count);
+      llvm::Value* scales = splat_token(scales_, kb_.f32(), ts[0], count);
+      for (size_t n = 1; n < tokens; ++n) {
+        d = concat(kb_, d, row_dots[i][n]);
+        sums = concat(kb_, sums, splat_token(sums_, kb_.i32(), ts[n], count));
+        scales = concat(kb_, scales, splat_token(scales_, kb_.f32(), ts[n], count));
+      }
+      ys.push_back(y_with(d, sums, scales, from[i].weight));
+    }
+    p_.store_tokens(ts, r0, ys);
   }
 
   // Decode, 512-bit vectors: `groups` tiles of 2 rows (per weight, or from r0 and from r1) whose
