@@ -128,6 +128,12 @@ void BM_PrefillRopeAttentionTinyMha(benchmark::State& state) {
 void BM_PrefillRopeAttentionTinyGqa(benchmark::State& state) {
   run_kernel(state, kTinyGqa, true, state.range(0));
 }
+void BM_PrefillRopeAttentionTinyMhaX86_64_v3(benchmark::State& state) {
+  run_kernel(state, kTinyMha, true, state.range(0), "x86-64-v3");
+}
+void BM_PrefillRopeAttentionTinyGqaX86_64_v3(benchmark::State& state) {
+  run_kernel(state, kTinyGqa, true, state.range(0), "x86-64-v3");
+}
 // The AVX2 build (x86-64-v3): 256-bit vectors, query blocks of 2 heads.
 void BM_DecodeAttentionX86_64_v3(benchmark::State& state) {
   run_kernel(state, k2b4t, false, 1, "x86-64-v3");
@@ -155,6 +161,8 @@ BENCHMARK(BM_DecodeAttentionReference)->Arg(128)->Arg(1024)->Unit(benchmark::kMi
 BENCHMARK(BM_PrefillRopeAttention)->Arg(128)->Arg(512)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PrefillRopeAttentionTinyMha)->Arg(128)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PrefillRopeAttentionTinyGqa)->Arg(128)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillRopeAttentionTinyMhaX86_64_v3)->Arg(128)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillRopeAttentionTinyGqaX86_64_v3)->Arg(128)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

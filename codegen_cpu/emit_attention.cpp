@@ -249,10 +249,21 @@ std::vector<llvm::Value*> AttentionEmitter::scores_by_cell16(llvm::Value* g, llv
     }
     for (size_t i = 0; i < queries.size(); ++i) sums[i] = b_.CreateFPExt(trees[i].finish(), f64x16);
   }
+  // k * q is exact in float (two F16 values), so double(k * q) + sum rounds once, exactly as
+  // fma(double(k), double(q), sum) does: one double FMA per lane instead of a float multiply, a
+  // widening and a double add, with k widened once for all the queries (where the target has
+  // FMA; elsewhere llvm.fma would be a libm call per lane).
+  const bool fused = kb_.target.fma;
   auto add = [&](llvm::Value* k, int64_t d) {  // k: <16 x float>, K[j + c][d] in lane c
+    llvm::Value* k_wide = fused ? b_.CreateFPExt(k, f64x16) : nullptr;
     for (size_t i = 0; i < queries.size(); ++i) {
-      llvm::Value* q = b_.CreateVectorSplat(16, b_.CreateExtractElement(queries[i].q, static_cast<uint64_t>(d)));
-      sums[i] = b_.CreateFAdd(sums[i], b_.CreateFPExt(b_.CreateFMul(k, q), f64x16));
+      llvm::Value* q_elem = b_.CreateExtractElement(queries[i].q, static_cast<uint64_t>(d));
+      if (fused) {
+        llvm::Value* q = b_.CreateVectorSplat(16, b_.CreateFPExt(q_elem, kb_.f64()));
+        sums[i] = kb_.fma(k_wide, q, sums[i]);
+      } else {
+        sums[i] = b_.CreateFAdd(sums[i], b_.CreateFPExt(b_.CreateFMul(k, b_.CreateVectorSplat(16, q_elem)), f64x16));
+      }
     }
   };
   llvm::VectorType* i16x16 = kb_.vec(b_.getInt16Ty(), 16);
