@@ -257,10 +257,14 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
     p.row_end = hi;
     p.n_tokens = n_tokens;
     const int64_t offset = s.offset;
-    p.store = [&kb, out, residual, op, total, offset, &act_fn](llvm::Value* t, llvm::Value* row,
-                                                               const std::vector<llvm::Value*>& y) {
+    // The result element of token t and this weight's local row `row`.
+    auto out_index = [&kb, total, offset](llvm::Value* t, llvm::Value* row) {
+      return kb.b.CreateAdd(kb.b.CreateMul(t, kb.c64(total)), kb.b.CreateAdd(row, kb.c64(offset)));
+    };
+    p.store = [&kb, out, residual, op, total, out_index, &act_fn](llvm::Value* t, llvm::Value* row,
+                                                                  const std::vector<llvm::Value*>& y) {
       auto& bb = kb.b;
-      llvm::Value* index = bb.CreateAdd(bb.CreateMul(t, kb.c64(total)), bb.CreateAdd(row, kb.c64(offset)));
+      llvm::Value* index = out_index(t, row);
       llvm::Value* value = y[0];
       if (op == ir::OpKind::MatMulAdd) {
         value = bb.CreateFAdd(load_vec(kb, residual, index, lanes(value)), value);  // r + x w^T, r first
@@ -275,15 +279,12 @@ bool emit_matmul_family(KernelBuilder& kb, std::string* error) {
     // the wide path would cost more than they save). A silu whose last n % 16 features take
     // libm's exp needs each lane's feature index, so it keeps the per-token path.
     if (op == ir::OpKind::GatedFfn && act_fn == "silu" && total % 16 == 0) {
-      p.store_tokens = [&kb, out, total, offset](const std::vector<llvm::Value*>& ts, llvm::Value* row,
-                                                 const std::vector<llvm::Value*>& y) {
-        auto& bb = kb.b;
-        llvm::Value* value = bb.CreateFMul(silu(kb, y[0], row, total), y[1]);
+      p.store_tokens = [&kb, out, total, out_index](const std::vector<llvm::Value*>& ts, llvm::Value* row,
+                                                    const std::vector<llvm::Value*>& y) {
+        llvm::Value* value = kb.b.CreateFMul(silu(kb, y[0], row, total), y[1]);
         const unsigned count = lanes(value) / static_cast<unsigned>(ts.size());
-        for (size_t n = 0; n < ts.size(); ++n) {
-          llvm::Value* index = bb.CreateAdd(bb.CreateMul(ts[n], kb.c64(total)), bb.CreateAdd(row, kb.c64(offset)));
-          store_vec(kb, lane_range(kb, value, static_cast<unsigned>(n) * count, count), out, index);
-        }
+        for (size_t n = 0; n < ts.size(); ++n)
+          store_vec(kb, lane_range(kb, value, static_cast<unsigned>(n) * count, count), out, out_index(ts[n], row));
       };
     }
     bool ok = true;
