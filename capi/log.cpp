@@ -4,6 +4,9 @@
 
 #include "capi/handles.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -160,12 +163,15 @@ const char* llama_print_system_info(void) {
     std::string s = "CPU : ";
 #if defined(__x86_64__)
     __builtin_cpu_init();
+    // F16C by cpuid: clang 14's __builtin_cpu_supports does not know "f16c".
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
     const std::pair<const char*, bool> features[] = {
         {"SSE3", __builtin_cpu_supports("sse3")},
         {"SSSE3", __builtin_cpu_supports("ssse3")},
         {"AVX", __builtin_cpu_supports("avx")},
         {"AVX2", __builtin_cpu_supports("avx2")},
-        {"F16C", __builtin_cpu_supports("f16c")},
+        {"F16C", f16c},
         {"FMA", __builtin_cpu_supports("fma")},
         {"BMI2", __builtin_cpu_supports("bmi2")},
         {"AVX512", __builtin_cpu_supports("avx512f")},

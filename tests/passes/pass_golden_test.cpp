@@ -62,9 +62,13 @@ TEST(PassGolden, FuseNorm) {
   ir::Graph g("fuse-norm");
   ir::Builder b(g);
   const ValueId x = embedded(b);
-  const ValueId fused = *b.mul(*b.rms_norm(x, 1e-5f, "a.rms"), *b.weight("gain", f32({Dim{16}})), "a");
+  // Each builder call on its own line: the order of a call's arguments is unspecified (GCC and
+  // clang differ), and the printed IR lists nodes in the order they were made.
+  const ValueId gain = *b.weight("gain", f32({Dim{16}}));
+  const ValueId fused = *b.mul(*b.rms_norm(x, 1e-5f, "a.rms"), gain, "a");
   // Not fused: a scalar gain, and an rms_norm that is read twice.
-  const ValueId scalar = *b.mul(*b.rms_norm(fused, 1e-5f, "b.rms"), *b.weight("s", f32({Dim{1}})), "b");
+  const ValueId s = *b.weight("s", f32({Dim{1}}));
+  const ValueId scalar = *b.mul(*b.rms_norm(fused, 1e-5f, "b.rms"), s, "b");
   const ValueId twice = *b.rms_norm(scalar, 1e-6f, "c.rms");
   const ValueId c = *b.mul(twice, *b.weight("gain2", f32({Dim{16}})), "c");
   ASSERT_TRUE(b.output(*b.add(c, twice, "sum"), "out").ok());
@@ -78,10 +82,12 @@ TEST(PassGolden, FuseNormQuantize) {
   const ValueId x = embedded(b);
   const ValueId gain = *b.weight("gain", f32({Dim{16}}));
   const ValueId n1 = *g.add(ir::OpKind::Norm, {x, gain}, {{"eps", 1e-5}}, "attn_norm");
-  const ValueId y = *b.matmul(*b.quantize_i8(n1, "attn_norm.q8"), *b.weight("wq", i2s(16, 16)), "y");
+  const ValueId wq = *b.weight("wq", i2s(16, 16));  // before the quantize_i8: see FuseNorm
+  const ValueId y = *b.matmul(*b.quantize_i8(n1, "attn_norm.q8"), wq, "y");
   // Not fused: the float row is needed too.
   const ValueId n2 = *g.add(ir::OpKind::Norm, {y, gain}, {{"eps", 1e-5}}, "ffn_norm");
-  const ValueId z = *b.matmul(*b.quantize_i8(n2, "ffn_norm.q8"), *b.weight("wz", i2s(16, 16)), "z");
+  const ValueId wz = *b.weight("wz", i2s(16, 16));
+  const ValueId z = *b.matmul(*b.quantize_i8(n2, "ffn_norm.q8"), wz, "z");
   ASSERT_TRUE(b.output(*b.add(z, n2, "sum"), "out").ok());
   expect_pass_golden("fuse-norm-quantize", "a norm read only by quantize_i8 (fused) and one also read by add (kept)",
                      std::move(g), passes::fuse_norm_quantize());
@@ -130,7 +136,8 @@ TEST(PassGolden, FuseResidual) {
   ir::Graph g("fuse-residual");
   ir::Builder b(g);
   const ValueId x = embedded(b);
-  const ValueId o = *b.matmul(*b.quantize_i8(x, "x.q8"), *b.weight("wo", i2s(16, 16)), "o");
+  const ValueId wo = *b.weight("wo", i2s(16, 16));  // before the quantize_i8: see FuseNorm
+  const ValueId o = *b.matmul(*b.quantize_i8(x, "x.q8"), wo, "o");
   const ValueId h = *b.add(x, o, "h");
   // Not fused: a product read twice (d), and a product as the first operand (e).
   const ValueId d = *b.matmul(h, *b.weight("wd", f32({Dim{16}, Dim{16}})), "d");
