@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config ccache
-  clang-14 libclang-rt-14-dev          # libFuzzer target (tests/fuzz)
+  clang-14 libclang-rt-14-dev          # the ASan+UBSan stage and the libFuzzer targets (tests/fuzz)
   libfmt-dev libcli11-dev nlohmann-json3-dev libpcre2-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   llvm-19-dev                          # codegen_cpu: ORC JIT (find_package(LLVM 19.1))
