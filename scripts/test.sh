@@ -25,6 +25,11 @@ stage "ASan+UBSan build and tests"
 # slower (measured: a fresh-clone run spent more in the tests than it saved in the build).
 # Code off the hot paths (CLIs, HTTP) is compiled at -O0 (bitnet_cold_code in CMakeLists.txt),
 # and the JIT numeric suites are not built here (tests/CMakeLists.txt says why).
+# A build-asan made with another compiler would keep it (CMake ignores CC/CXX once a cache
+# exists, and dropping the cache for a new compiler drops the options too): start it again.
+if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang++-14$' build-asan/CMakeCache.txt; then
+  rm -rf build-asan
+fi
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBITNET_BUILD_TESTS=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DBITNET_SANITIZE=address,undefined \
   -DBITNET_BUILD_PYTHON=OFF >/dev/null  # an ASan extension module cannot load into the system python3
