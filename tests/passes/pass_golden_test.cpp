@@ -62,8 +62,9 @@ TEST(PassGolden, FuseNorm) {
   ir::Graph g("fuse-norm");
   ir::Builder b(g);
   const ValueId x = embedded(b);
-  // Each builder call on its own line: the order of a call's arguments is unspecified (GCC and
-  // clang differ), and the printed IR lists nodes in the order they were made.
+  // At most one argument of a builder call makes a node: the order in which a call's arguments
+  // are evaluated is unspecified (GCC and clang differ), and the printed IR lists nodes in the
+  // order they were made.
   const ValueId gain = *b.weight("gain", f32({Dim{16}}));
   const ValueId fused = *b.mul(*b.rms_norm(x, 1e-5f, "a.rms"), gain, "a");
   // Not fused: a scalar gain, and an rms_norm that is read twice.
