@@ -8,10 +8,22 @@
 
 namespace bitnet::codegen_cuda {
 
-Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
+namespace {
+
+int64_t row_blocks(const LmHeadF16Shape& shape) {
   const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
-  return Dim3{static_cast<uint32_t>((shape.m + rows_per_block - 1) / rows_per_block),
-              static_cast<uint32_t>((n_tokens + shape.tokens_per_block - 1) / shape.tokens_per_block), 1};
+  return (shape.m + rows_per_block - 1) / rows_per_block;
+}
+
+}  // namespace
+
+Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
+  const auto rows = static_cast<uint32_t>(row_blocks(shape));
+  const auto tiles = static_cast<uint32_t>((n_tokens + shape.tokens_per_block - 1) / shape.tokens_per_block);
+  // Token tiles along x: blocks are dispatched x first, so the tiles that read the same weight
+  // rows run side by side and share each row through L2 (a head larger than L2 is then read from
+  // memory once per step instead of once per tile).
+  return shape.tokens_per_block > 1 ? Dim3{tiles, rows, 1} : Dim3{rows, tiles, 1};
 }
 
 namespace {
@@ -64,7 +76,7 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   std::string s = kernel_head(shape, kern);
   s += R"(  __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.y * kTokens;
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.x * kTokens;
   if (tok0 >= n_tokens) return;  // uniform over the block
   const int n = n_tokens - tok0 < kTokens ? n_tokens - tok0 : kTokens;
   const int lane = threadIdx.x & 31;
@@ -73,7 +85,7 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   }
   __syncthreads();
 
-  const int first_row = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
+  const int first_row = (blockIdx.y * kWarps + (threadIdx.x >> 5)) * kRows;
 #pragma unroll 1
   for (int r = 0; r < kRows; ++r) {
     const int row = first_row + r;
@@ -131,6 +143,9 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
   if (shape.rows_per_warp < 1 || shape.warps < 1 || shape.warps > 32 || shape.tokens_per_block < 1 ||
       shape.tokens_per_block > 8 || shape.tokens_per_block * shape.k > 24576) {
     throw std::invalid_argument("emit_lm_head_f16: bad tiling");
+  }
+  if (shape.tokens_per_block > 1 && row_blocks(shape) > 65535) {  // CUDA's limit on grid.y
+    throw std::invalid_argument("emit_lm_head_f16: too many row blocks for grid.y; raise rows_per_warp");
   }
   if (shape.tokens_per_block > 1) return emit_lm_head_f16_tokens(shape);
   KernelSource kern = kernel_of(shape);

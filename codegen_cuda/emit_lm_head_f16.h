@@ -22,7 +22,9 @@ struct LmHeadF16Shape {
 
 // Kernel signature: (const unsigned short* w, const float* x, float* y, int n_tokens)
 // w: repack_f16() halves (row stride f16_row_stride(k)); x: [n_tokens][k]; y: [n_tokens][m].
-// Grid (rows, ceil(n_tokens / tokens_per_block)). x is rounded to F16 as the reference's decode path does; lane L keeps
+// Grid (row blocks, n_tokens) for one token per block; (ceil(n_tokens / tokens_per_block), row
+// blocks) above, token tiles first so that the blocks reading the same rows run together.
+// x is rounded to F16 as the reference's decode path does; lane L keeps
 // the FMA chains of elements 64c + L and 64c + 32 + L, which are exactly ggml_vec_dot_f16's
 // chains (register L / 16 and L / 16 + 2, lane L % 16); the folds and the 16-lane tree sum run
 // in its order, the n % 64 tail in double: bit-identical to ref::vec_dot_f16.

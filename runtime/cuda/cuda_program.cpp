@@ -64,6 +64,10 @@ Status CudaProgram::check() const {
       if (l.threads <= 0 || l.threads > 1024 || l.grid.x == 0 || l.grid.y == 0 || l.grid.z == 0) {
         return make_error("CUDA program: launch {} has an empty grid or {} threads", l.label, l.threads);
       }
+      if (l.grid.y > 65535 || l.grid.z > 65535) {  // CUDA's limits (a token axis has at most 4096 blocks)
+        return make_error("CUDA program: launch {} has a grid of {} x {} x {} blocks", l.label, l.grid.x, l.grid.y,
+                          l.grid.z);
+      }
       const bool one = l.tokens == LaunchTokens::kOne;
       if ((one == (list == &batch_launches)) || l.token_axis < 0 || l.token_axis > 2 || l.token_tile < 1) {
         return make_error("CUDA program: launch {} has a bad token count, axis or tile", l.label);

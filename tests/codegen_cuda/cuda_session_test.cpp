@@ -354,6 +354,12 @@ TEST(CudaPlan, ACudaPartWithBadIndicesIsRefusedNotRun) {
       {"names kernel 99", [](planfb::CudaCodeT& c) { c.launches[3]->kernel = 99; }},
       {"names buffer", [](planfb::CudaCodeT& c) { c.launches[5]->args[1] = 100000; }},
       {"empty grid", [](planfb::CudaCodeT& c) { c.launches[0]->threads = 0; }},
+      {"grid of 1 x 70000 x 1 blocks",
+       [](planfb::CudaCodeT& c) {
+         c.launches[0]->grid_x = 1;
+         c.launches[0]->grid_y = 70000;  // above CUDA's 65535
+         c.launches[0]->grid_z = 1;
+       }},
       {"not an output of n_vocab floats", [](planfb::CudaCodeT& c) { c.logits_buffer = c.token_buffer; }},
       {"one-int input", [](planfb::CudaCodeT& c) { c.pos_buffer = -7; }},
       {"K/V cache", [](planfb::CudaCodeT& c) { c.kv[1]->v_buffer = c.kv[1]->k_buffer - 1; }},
