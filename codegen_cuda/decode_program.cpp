@@ -232,6 +232,10 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   rope_b.batched = true;
   AttentionDecodeShape attn_b = attn_shape;
   attn_b.batched = true;
+  // 16 blocks of 32 positions per token and kv head (a 64-token step of the 2B4T shape: 5120
+  // blocks) instead of one per 32 cells of the cache (40960 at 4096 cells, mostly past every
+  // position at a prompt's start or a short-context decode).
+  attn_b.position_blocks = 16;
   // The LM head over the wanted rows: each weight load serves up to 8 of them, and the tiles of
   // one row block run side by side (lm_head_f16_grid), so the head is read from memory about
   // once per step. 64 rows per block: each block stages its tile of x (up to 80 KB of floats

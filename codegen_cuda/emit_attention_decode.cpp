@@ -1,5 +1,6 @@
 #include "codegen_cuda/emit_attention_decode.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -14,7 +15,7 @@ void validate(const AttentionDecodeShape& s) {
       s.n_ctx < 32 || s.n_ctx % 32 != 0 || s.n_ctx > 8192) {
     throw std::invalid_argument("attention_decode: bad shape");
   }
-  if (s.warps < 1 || s.warps > 32 || s.positions_per_warp < 1 || s.dims_per_warp < 1) {
+  if (s.warps < 1 || s.warps > 32 || s.positions_per_warp < 1 || s.dims_per_warp < 1 || s.position_blocks < 0) {
     throw std::invalid_argument("attention_decode: bad tiling");
   }
 }
@@ -45,8 +46,9 @@ std::string seq_param(const AttentionDecodeShape& s) {
 
 Dim3 attention_scores_grid(const AttentionDecodeShape& shape) {
   const int64_t per_block = static_cast<int64_t>(shape.warps) * shape.positions_per_warp;
-  return Dim3{static_cast<uint32_t>((shape.n_ctx + per_block - 1) / per_block), static_cast<uint32_t>(shape.n_head_kv),
-              1};
+  int64_t blocks = (shape.n_ctx + per_block - 1) / per_block;
+  if (shape.position_blocks > 0) blocks = std::min<int64_t>(blocks, shape.position_blocks);
+  return Dim3{static_cast<uint32_t>(blocks), static_cast<uint32_t>(shape.n_head_kv), 1};
 }
 
 Dim3 attention_softmax_pv_grid(const AttentionDecodeShape& shape) {
@@ -84,44 +86,48 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
        (shape.batched ? batched_token_text("blockIdx.z", {{"q16", "kHeads * kHd"}, {"scores", "kHeads * kCtx"}},
                                            {{"k_cache", "kCtx * kEmbdKv"}}, "  ")
                       : "") +
-       R"(  const int g = blockIdx.y;
+       R"(  constexpr int kPerBlock = kWarps * kPerWarp;
+  const int g = blockIdx.y;
   const int pos = *pos_ptr;
-  const int first = blockIdx.x * kWarps * kPerWarp;
-  if (first > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
+  if ((int)blockIdx.x * kPerBlock > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
   // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
   for (int i = threadIdx.x; i < kGroup * kHd; i += kThreads) {
     qs[i] = __half2float(__ushort_as_half(q16[g * kGroup * kHd + i]));
   }
   __syncthreads();
+  // Chunks of kPerBlock cells: this block's first, then every gridDim.x-th up to pos.
 #pragma unroll 1
-  for (int i = 0; i < kPerWarp; ++i) {
-    const int j = first + warp * kPerWarp + i;
-    if (j > pos) break;  // uniform over the warp
-    const unsigned short* kr = k_cache + (long long)j * kEmbdKv + g * kHd;
-    // Lane L owns elements 64c + L and 64c + 32 + L: ggml_vec_dot_f16's chains (see bn_f16_dot_fold).
-    float k_lo[kRegs], k_hi[kRegs];
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      k_lo[c] = __half2float(__ushort_as_half(kr[64 * c + lane]));
-      k_hi[c] = __half2float(__ushort_as_half(kr[64 * c + 32 + lane]));
-    }
+  for (int first = blockIdx.x * kPerBlock; first <= pos; first += gridDim.x * kPerBlock) {
 #pragma unroll 1
-    for (int hi = 0; hi < kGroup; ++hi) {
-      const float* qh = qs + hi * kHd;
-      float lo = 0.0f, up = 0.0f;
+    for (int i = 0; i < kPerWarp; ++i) {
+      const int j = first + warp * kPerWarp + i;
+      if (j > pos) break;  // uniform over the warp
+      const unsigned short* kr = k_cache + (long long)j * kEmbdKv + g * kHd;
+      // Lane L owns elements 64c + L and 64c + 32 + L: ggml_vec_dot_f16's chains (see bn_f16_dot_fold).
+      float k_lo[kRegs], k_hi[kRegs];
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
-        lo = __fmaf_rn(k_lo[c], qh[64 * c + lane], lo);
-        up = __fmaf_rn(k_hi[c], qh[64 * c + 32 + lane], up);
+        k_lo[c] = __half2float(__ushort_as_half(kr[64 * c + lane]));
+        k_hi[c] = __half2float(__ushort_as_half(kr[64 * c + 32 + lane]));
       }
-      const float v = bn_f16_dot_fold(lo, up);
-      if (lane == 0) {
-        // The n % 64 tail: float products added in double in index order, as the reference.
-        double sum = (double)v;
-        for (int e = kVectorEnd; e < kHd; ++e) {
-          sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(kr[e])), qh[e]));
+#pragma unroll 1
+      for (int hi = 0; hi < kGroup; ++hi) {
+        const float* qh = qs + hi * kHd;
+        float lo = 0.0f, up = 0.0f;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+          lo = __fmaf_rn(k_lo[c], qh[64 * c + lane], lo);
+          up = __fmaf_rn(k_hi[c], qh[64 * c + 32 + lane], up);
         }
-        scores[(long long)(g * kGroup + hi) * kCtx + j] = __double2float_rn(sum);
+        const float v = bn_f16_dot_fold(lo, up);
+        if (lane == 0) {
+          // The n % 64 tail: float products added in double in index order, as the reference.
+          double sum = (double)v;
+          for (int e = kVectorEnd; e < kHd; ++e) {
+            sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(kr[e])), qh[e]));
+          }
+          scores[(long long)(g * kGroup + hi) * kCtx + j] = __double2float_rn(sum);
+        }
       }
     }
   }

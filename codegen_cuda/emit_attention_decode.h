@@ -1,7 +1,8 @@
 // Decode attention over the F16 KV cache (spec 8.4, decode mode), GQA, in two launches:
 //   scores:     s[h][j] = vec_dot_f16(K_j, f16(q_h)) for every cached position j <= pos, split over
-//               the context (a block per 32 positions and kv head; the kv head's K row is loaded
-//               once for all query heads of its group);
+//               the context (blocks of 32 positions per kv head, a block taking one chunk or
+//               striding over several; the kv head's K row is loaded once for all query heads
+//               of its group);
 //   softmax_pv: per query head, softmax(s * 1/sqrt(head_dim)) recomputed by each block of the head
 //               (it is cheap next to the V stream), p rounded to F16, then o[h][d] =
 //               vec_dot_f16(V_d over the padded window, p), a warp per output element.
@@ -28,6 +29,12 @@ struct AttentionDecodeShape {
   int64_t n_ctx = 0;      // cache cells, % 32 == 0 and <= 8192 (the probabilities live in shared memory)
   int warps = 8;
   int positions_per_warp = 4;   // scores kernel
+  // Scores kernel blocks per kv head and token (grid.x): 0 = one per chunk of warps *
+  // positions_per_warp cells, covering the whole cache; else at most that many, each taking chunks
+  // blockIdx.x, blockIdx.x + gridDim.x, ... up to the token's position. A batched step sets it:
+  // there the grid is also multiplied by the tokens, and blocks past every token's position would
+  // otherwise outnumber the working ones by n_ctx / (pos + 1).
+  int position_blocks = 0;
   int dims_per_warp = 2;        // softmax_pv kernel
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
   // Several tokens per launch: token t = blockIdx.z, at position pos_ptr[t], with q16, scores and
@@ -38,7 +45,9 @@ struct AttentionDecodeShape {
 };
 
 // Kernel signature: (const unsigned short* q16, const unsigned short* k_cache, const int* pos,
-// float* scores). q16 from emit_rope_kv; scores: [n_head][n_ctx], entries j <= pos written.
+// float* scores). q16 from emit_rope_kv; scores: [n_head][n_ctx], entries j <= pos written. The
+// kernel takes any grid.x (it strides over the chunks by gridDim.x); attention_scores_grid says
+// the one for position_blocks.
 KernelSource emit_attention_scores(const AttentionDecodeShape& shape);
 Dim3 attention_scores_grid(const AttentionDecodeShape& shape);  // one token (batched: grid.z = the tokens)
 

@@ -131,6 +131,19 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
                                static_cast<const unsigned short*>(v_cache.data()), &pos_i, out.data()),
                 "");
       EXPECT_EQ(count_mismatches(out, want), 0) << "first: " << out[0] << " vs " << want[0];
+      // Fewer scores blocks, each striding over several chunks of 32 cells (the batched step's
+      // grid): the same scores.
+      for (int blocks : {1, 3}) {
+        cc::AttentionDecodeShape strided = shape;
+        strided.position_blocks = blocks;
+        std::vector<float> again(scores.size(), 0.0f);
+        ASSERT_EQ(module->launch(scores_k.name, cc::attention_scores_grid(strided), scores_k.threads,
+                                 static_cast<const unsigned short*>(q16.data()),
+                                 static_cast<const unsigned short*>(k_cache.data()), &pos_i, again.data()),
+                  "");
+        EXPECT_EQ(cc::attention_scores_grid(strided).x, std::min<uint32_t>(blocks, c.n_ctx / 32));
+        EXPECT_EQ(count_mismatches(again, scores), 0) << blocks << " blocks";
+      }
     }
   }
 }
@@ -161,6 +174,7 @@ TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
     const cc::AttentionDecodeShape attn1{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
     cc::AttentionDecodeShape attn_b = attn1;
     attn_b.batched = true;
+    attn_b.position_blocks = 2;  // blocks striding over the chunks, as the batched step's
     const cc::KernelSource k1[] = {cc::emit_rope_kv(rope1), cc::emit_attention_scores(attn1),
                                    cc::emit_attention_softmax_pv(attn1)};
     const cc::KernelSource kb[] = {cc::emit_rope_kv(rope_b), cc::emit_attention_scores(attn_b),
