@@ -98,26 +98,35 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
   // Chunks of kPerBlock cells: this block's first, then every gridDim.x-th up to pos.
 #pragma unroll 1
   for (int first = blockIdx.x * kPerBlock; first <= pos; first += gridDim.x * kPerBlock) {
-#pragma unroll 1
+    const int j0 = first + warp * kPerWarp;
+    if (j0 > pos) continue;  // uniform over the warp (no barrier in this loop)
+    // The K rows of all of this warp's cells are loaded before the first product, so that their
+    // memory latencies overlap (cells past pos load row pos and are never stored). Lane L owns
+    // elements 64c + L and 64c + 32 + L: ggml_vec_dot_f16's chains (see bn_f16_dot_fold).
+    float k_lo[kPerWarp][kRegs], k_hi[kPerWarp][kRegs];
+#pragma unroll
     for (int i = 0; i < kPerWarp; ++i) {
-      const int j = first + warp * kPerWarp + i;
-      if (j > pos) break;  // uniform over the warp
-      const unsigned short* kr = k_cache + (long long)j * kEmbdKv + g * kHd;
-      // Lane L owns elements 64c + L and 64c + 32 + L: ggml_vec_dot_f16's chains (see bn_f16_dot_fold).
-      float k_lo[kRegs], k_hi[kRegs];
+      const unsigned short* kr = k_cache + (long long)(j0 + i <= pos ? j0 + i : pos) * kEmbdKv + g * kHd;
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
-        k_lo[c] = __half2float(__ushort_as_half(kr[64 * c + lane]));
-        k_hi[c] = __half2float(__ushort_as_half(kr[64 * c + 32 + lane]));
+        k_lo[i][c] = __half2float(__ushort_as_half(kr[64 * c + lane]));
+        k_hi[i][c] = __half2float(__ushort_as_half(kr[64 * c + 32 + lane]));
       }
-#pragma unroll 1
+    }
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      const int j = j0 + i;
+      if (j > pos) break;  // uniform over the warp
+      const unsigned short* kr = k_cache + (long long)j * kEmbdKv + g * kHd;
+      // The group's heads unrolled: their folds are independent, so their shuffles overlap.
+#pragma unroll
       for (int hi = 0; hi < kGroup; ++hi) {
         const float* qh = qs + hi * kHd;
         float lo = 0.0f, up = 0.0f;
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
-          lo = __fmaf_rn(k_lo[c], qh[64 * c + lane], lo);
-          up = __fmaf_rn(k_hi[c], qh[64 * c + 32 + lane], up);
+          lo = __fmaf_rn(k_lo[i][c], qh[64 * c + lane], lo);
+          up = __fmaf_rn(k_hi[i][c], qh[64 * c + 32 + lane], up);
         }
         const float v = bn_f16_dot_fold(lo, up);
         if (lane == 0) {
@@ -175,6 +184,33 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   int n_kv = (pos + 32) / 32 * 32;
   n_kv = n_kv < kCtx ? n_kv : kCtx;
   const float* srow = scores + (long long)h * kCtx;
+  // The V pass (below) reads chunks of 64 cells; chunks wholly past pos hold p = 0 and leave the
+  // chains unchanged (fma(v, 0, acc) = acc), so they are skipped.
+  const int n_chunks = n_kv / 64;
+  const int live_chunks = n_chunks < pos / 64 + 1 ? n_chunks : pos / 64 + 1;
+  // This warp's output elements d0 .. d0 + kPerWarp - 1 (none when d0 >= head_dim: uniform over
+  // the warp; elements past head_dim load the last row and are never stored). Their V values are
+  // loaded kBatch chunks at a time, every row's together, so that kPerWarp * kBatch * 2 loads per
+  // lane are in flight at once; the first batch before the softmax, under whose work it arrives.
+  constexpr int kBatch = 16;
+  const int d0 = (blockIdx.y * kWarps + warp) * kPerWarp;
+  const bool has_rows = d0 < kHd;
+  const unsigned short* vr[kPerWarp];
+#pragma unroll
+  for (int i = 0; i < kPerWarp; ++i) vr[i] = v_cache + (long long)(g * kHd + (d0 + i < kHd ? d0 + i : kHd - 1)) * kCtx;
+  unsigned short v_lo[kPerWarp][kBatch], v_hi[kPerWarp][kBatch];
+  auto load_batch = [&](int c0) {
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const bool live = c0 + b < live_chunks;  // uniform over the warp
+#pragma unroll
+      for (int i = 0; i < kPerWarp; ++i) {
+        v_lo[i][b] = live ? vr[i][64 * (c0 + b) + lane] : (unsigned short)0;
+        v_hi[i][b] = live ? vr[i][64 * (c0 + b) + 32 + lane] : (unsigned short)0;
+      }
+    }
+  };
+  if (has_rows) load_batch(0);
 
   // w = float(s * scale); cells past pos are masked (-inf), so they add nothing to the max.
   float m = -__int_as_float(0x7f800000);
@@ -214,26 +250,36 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   for (int j = threadIdx.x; j < n_kv; j += kThreads) p_s[j] = __half2float(__float2half_rn(__fmul_rn(p_s[j], inv)));
   __syncthreads();
 
-  // o[h][d] = vec_dot_f16(V row (g, d) over the window, p). Chunks wholly past pos hold p = 0
-  // and leave the chains unchanged (fma(v, 0, acc) = acc), so they are skipped.
-  const int n_chunks = n_kv / 64;
-  const int live_chunks = n_chunks < pos / 64 + 1 ? n_chunks : pos / 64 + 1;
+  if (!has_rows) return;  // after the block's last barrier
+
+  // o[h][d] = vec_dot_f16(V row (g, d) over the window, p): each row's two chains in chunk order.
+  float lo[kPerWarp], up[kPerWarp];
+#pragma unroll
+  for (int i = 0; i < kPerWarp; ++i) lo[i] = up[i] = 0.0f;
 #pragma unroll 1
-  for (int i = 0; i < kPerWarp; ++i) {
-    const int d = (blockIdx.y * kWarps + warp) * kPerWarp + i;
-    if (d >= kHd) break;  // uniform over the warp
-    const unsigned short* vr = v_cache + (long long)(g * kHd + d) * kCtx;
-    float lo = 0.0f, up = 0.0f;
-#pragma unroll 4
-    for (int c = 0; c < live_chunks; ++c) {
-      lo = __fmaf_rn(__half2float(__ushort_as_half(vr[64 * c + lane])), p_s[64 * c + lane], lo);
-      up = __fmaf_rn(__half2float(__ushort_as_half(vr[64 * c + 32 + lane])), p_s[64 * c + 32 + lane], up);
+  for (int c0 = 0; c0 < live_chunks; c0 += kBatch) {
+    if (c0 > 0) load_batch(c0);
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int c = c0 + b;
+      if (c >= live_chunks) break;  // uniform over the warp
+      const float p_lo = p_s[64 * c + lane], p_hi = p_s[64 * c + 32 + lane];
+#pragma unroll
+      for (int i = 0; i < kPerWarp; ++i) {
+        lo[i] = __fmaf_rn(__half2float(__ushort_as_half(v_lo[i][b])), p_lo, lo[i]);
+        up[i] = __fmaf_rn(__half2float(__ushort_as_half(v_hi[i][b])), p_hi, up[i]);
+      }
     }
-    const float v = bn_f16_dot_fold(lo, up);
+  }
+#pragma unroll
+  for (int i = 0; i < kPerWarp; ++i) {
+    const int d = d0 + i;
+    if (d >= kHd) break;  // uniform over the warp
+    const float v = bn_f16_dot_fold(lo[i], up[i]);
     if (lane == 0) {
       double sum = (double)v;
       for (int e = n_chunks * 64; e < n_kv && e <= pos; ++e) {
-        sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(vr[e])), p_s[e]));
+        sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(vr[i][e])), p_s[e]));
       }
       out[h * kHd + d] = __double2float_rn(sum);
     }

@@ -5,7 +5,9 @@
 //               of its group);
 //   softmax_pv: per query head, softmax(s * 1/sqrt(head_dim)) recomputed by each block of the head
 //               (it is cheap next to the V stream), p rounded to F16, then o[h][d] =
-//               vec_dot_f16(V_d over the padded window, p), a warp per output element.
+//               vec_dot_f16(V_d over the padded window, p), dims_per_warp output elements per
+//               warp whose V loads are issued together, 16 chunks of 64 cells at a time (the
+//               first batch before the softmax, whose work hides its latency).
 // Every dot product keeps ggml_vec_dot_f16's own FMA chains, folds and tree (bit-identical to
 // ref::vec_dot_f16); the causal window is ref::padded_kv_length(pos + 1, n_ctx), masked cells
 // give exactly 0 as in the reference. The one reordering: the softmax denominator's 16-lane block

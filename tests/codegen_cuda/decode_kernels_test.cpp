@@ -69,6 +69,9 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
       {8, 2, 32, 96, {5, 40, 95}, 500000.0f},        // b158-tiny-gqa (no 64-element chunk at all)
       {20, 5, 128, 256, {100, 255}, 500000.0f},      // 2B4T heads, shorter cache
       {2, 1, 80, 128, {33, 64, 127}, 10000.0f},      // a head with a 16-element tail
+      // Long windows: V loads in batches of 16 chunks (two batches; one full batch and a 26-cell tail).
+      {20, 5, 128, 2048, {1100, 2047}, 500000.0f},
+      {2, 1, 80, 1088, {1087, 1050}, 10000.0f},
   };
   std::string source, error;
   for (const AttentionCase& c : cases) {
