@@ -47,12 +47,20 @@ KernelSource emit_rmsnorm_quant(const RmsNormQuantShape& shape) {
   __shared__ double s_sum[kWarps];
   __shared__ float s_max[kWarps];
   __shared__ int s_codes[kWarps];
-)" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int token = blockIdx.x;
-  if (token >= n_tokens) return;  // uniform over the block
   const int tid = threadIdx.x;
   const int lane = tid & 31;
   const int warp = tid >> 5;
+  // The gain is a weight, not a predecessor's output: loaded before the wait (and before the
+  // first reduction), so that its memory latency is not on the path after the sum of squares.
+  float g[kPerThread];  // unused (and optimised away) without a gain
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int i = tid + j * kThreads;
+    if (kHasGain) g[j] = (kN % kThreads == 0 || i < kN) ? gain[i] : 0.0f;
+  }
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int token = blockIdx.x;
+  if (token >= n_tokens) return;  // uniform over the block
   const float* xt = x + (long long)token * kN;
 
   // Spec 8.1: squares rounded to float, accumulated in double (here per thread, then a fixed tree).
@@ -80,7 +88,7 @@ KernelSource emit_rmsnorm_quant(const RmsNormQuantShape& shape) {
     const int i = tid + j * kThreads;
     if (kN % kThreads == 0 || i < kN) {
       float y = __fmul_rn(v[j], inv_rms);
-      if (kHasGain) y = __fmul_rn(y, gain[i]);
+      if (kHasGain) y = __fmul_rn(y, g[j]);
       v[j] = y;
       amax = fmaxf(amax, fabsf(y));
       if (kWriteNormed) normed[(long long)token * kN + i] = y;
