@@ -82,13 +82,13 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
   constexpr int kRegs = kChunks > 0 ? kChunks : 1;
   __shared__ float qs[kGroup * kHd];
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") +
        (shape.batched ? batched_token_text("blockIdx.z", {{"q16", "kHeads * kHd"}, {"scores", "kHeads * kCtx"}},
                                            {{"k_cache", "kCtx * kEmbdKv"}}, "  ")
                       : "") +
+       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" +
+       pdl_wait_text(shape.pdl, "  ") +
        R"(  constexpr int kPerBlock = kWarps * kPerWarp;
   const int g = blockIdx.y;
-  const int pos = *pos_ptr;
   if ((int)blockIdx.x * kPerBlock > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
   // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
   for (int i = threadIdx.x; i < kGroup * kHd; i += kThreads) {
@@ -172,13 +172,13 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   __shared__ float s_max[kWarps];
   __shared__ double s_sum[kWarps];
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") +
        (shape.batched ? batched_token_text("blockIdx.z", {{"scores", "kHeads * kCtx"}, {"out", "kHeads * kHd"}},
                                            {{"v_cache", "kHeadsKv * kHd * kCtx"}}, "  ")
                       : "") +
+       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" +
+       pdl_wait_text(shape.pdl, "  ") +
        R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
-  const int pos = *pos_ptr;
   if (pos < 0 || pos >= kCtx) return;  // uniform over the block
   // ref::padded_kv_length(pos + 1, n_ctx): the window the reference's softmax and V product span.
   int n_kv = (pos + 32) / 32 * 32;

@@ -68,23 +68,29 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
   constexpr int kEmbdKv = kHeadsKv * kHd;
   constexpr int kPairs = (kHeads + kHeadsKv) * kHalf;
 )" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") +
        (shape.batched ? batched_token_text("blockIdx.y", {{"qkv", "kEmbd + 2 * kEmbdKv"}, {"q16", "kEmbd"}},
                                            {{"k_cache", "kCtx * kEmbdKv"}, {"v_cache", "kCtx * kEmbdKv"}}, "  ")
                       : "") +
        R"(  const int i = blockIdx.x * 256 + threadIdx.x;
+  // The position (an input of the step) and the rotation's cos and sin (tables) are no previous
+  // kernel's output: read before the wait, so that their two dependent loads overlap it.
   const int pos = *pos_ptr;
-  if (pos < 0 || pos >= kCtx) return;  // nothing is written for an out-of-range position
+  const bool in_range = pos >= 0 && pos < kCtx;
+  float cos_p = 0.0f, sin_p = 0.0f;
+  if (in_range && i < kPairs) {
+    cos_p = rope_cos[pos * kHalf + i % kHalf];
+    sin_p = rope_sin[pos * kHalf + i % kHalf];
+  }
+)" + pdl_wait_text(shape.pdl, "  ") +
+       R"(  if (!in_range) return;  // nothing is written for an out-of-range position
   if (i < kPairs) {
     const int head = i / kHalf;  // q heads first, then k heads (which follow q in qkv)
     const int p = i % kHalf;
     const float* src = qkv + head * kHd;
     const float x0 = src[p];
     const float x1 = src[p + kHalf];
-    const float c = rope_cos[pos * kHalf + p];
-    const float s = rope_sin[pos * kHalf + p];
-    const float out0 = __fmaf_rn(x0, c, -__fmul_rn(x1, s));
-    const float out1 = __fmaf_rn(x0, s, __fmul_rn(x1, c));
+    const float out0 = __fmaf_rn(x0, cos_p, -__fmul_rn(x1, sin_p));
+    const float out1 = __fmaf_rn(x0, sin_p, __fmul_rn(x1, cos_p));
     unsigned short* dst = head < kHeads ? q16 + head * kHd : k_cache + (long long)pos * kEmbdKv + (head - kHeads) * kHd;
     dst[p] = __half_as_ushort(__float2half_rn(out0));
     dst[p + kHalf] = __half_as_ushort(__float2half_rn(out1));
