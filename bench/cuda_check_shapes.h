@@ -145,6 +145,15 @@ inline std::vector<DecodeProgramCase> decode_program_cases() {
        "",
        {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
        {.fuse_norms = false, .pdl = codegen_cuda::PdlMode::kAfterWait}},
+      // rope_kv as its own launch (every other case folds it into the scores kernel).
+      {"2b4t-shape (random weights), norms as separate launches, PDL, rope_kv apart",
+       "",
+       {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = false, .pdl = codegen_cuda::PdlMode::kAfterWait, .fuse_rope = false}},
+      {"b158-tiny-gqa, norms as separate launches, PDL, rope_kv apart",
+       "b158-tiny-gqa.i2_s.gguf",
+       {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = false, .pdl = codegen_cuda::PdlMode::kAfterWait, .fuse_rope = false}},
       // kEarly: each kernel lets its successor be scheduled before it waits for its predecessor.
       {"bitnet-tiny-mha, norms as separate launches, PDL early trigger",
        "bitnet-tiny-mha.i2_s.gguf",

@@ -177,7 +177,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   const int act_scale = b.buffer("act.scale", BufferKind::kScratch, t_max * 4);
   const int act_sum = b.buffer("act.sum", BufferKind::kScratch, t_max * 4);
   const int qkv = b.buffer("qkv", BufferKind::kScratch, t_max * n_qkv * 4);
-  const int q16 = b.buffer("q16", BufferKind::kScratch, t_max * c.n_embd * 2);
+  // The rotated F16 queries, from rope_kv to the scores kernel (not used where rope is fused into it).
+  const int q16 = batched || !options.fuse_rope ? b.buffer("q16", BufferKind::kScratch, t_max * c.n_embd * 2) : -1;
   const int scores = b.buffer("scores", BufferKind::kScratch, t_max * c.n_head * c.n_ctx * 4);
   const int attn = b.buffer("attn", BufferKind::kScratch, t_max * c.n_embd * 4);
   const int ffn = b.buffer("ffn", BufferKind::kScratch, t_max * c.n_ff * 4);
@@ -212,6 +213,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   rope_shape.pdl = options.pdl;
   AttentionDecodeShape attn_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
   attn_shape.pdl = options.pdl;
+  attn_shape.fuse_rope = options.fuse_rope;
   LmHeadF16Shape lm_shape{c.n_embd, c.n_vocab};
   lm_shape.pdl = options.pdl;
   // The batched step: the same ops as GEMMs over token tiles (separate norms: a fused norm
@@ -232,6 +234,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   rope_b.batched = true;
   AttentionDecodeShape attn_b = attn_shape;
   attn_b.batched = true;
+  attn_b.fuse_rope = false;
   // 16 blocks of 32 positions per token and kv head (a 64-token step of the 2B4T shape: 5120
   // blocks) instead of one per 32 cells of the cache (40960 at 4096 cells, mostly past every
   // position at a prompt's start or a short-context decode).
@@ -255,7 +258,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     o_k = emit_matmul_i2s(o_shape);
     gate_up_k = emit_matmul_i2s(gate_up_shape);
     down_k = emit_matmul_i2s(down_shape);
-    rope_k = emit_rope_kv(rope_shape);
+    if (!options.fuse_rope) rope_k = emit_rope_kv(rope_shape);
     scores_k = emit_attention_scores(attn_shape);
     pv_k = emit_attention_softmax_pv(attn_shape);
     lm_k = emit_lm_head_f16(lm_shape);
@@ -343,10 +346,15 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
         return args;
       };
       matmul(*f.qkv, *f.qkv_s, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
-      add(f, *f.rope, KernelRole::kRopeKv, rope_kv_grid(*f.rope_s),
-          with_seq({qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache}), false, blk + "rope_kv", 1);
-      add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
-          with_seq({q16, k_cache, p.pos_buffer, scores}), false, blk + "attn_scores", 2);
+      if (f.attn_s->fuse_rope) {
+        add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
+            {qkv, rope_cos, rope_sin, p.pos_buffer, k_cache, v_cache, scores}, false, blk + "rope_attn_scores", 2);
+      } else {
+        add(f, *f.rope, KernelRole::kRopeKv, rope_kv_grid(*f.rope_s),
+            with_seq({qkv, rope_cos, rope_sin, p.pos_buffer, q16, k_cache, v_cache}), false, blk + "rope_kv", 1);
+        add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
+            with_seq({q16, k_cache, p.pos_buffer, scores}), false, blk + "attn_scores", 2);
+      }
       add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s),
           with_seq({scores, v_cache, p.pos_buffer, attn}), false, blk + "attn_softmax_pv", 2);
       matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");

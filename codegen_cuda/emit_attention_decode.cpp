@@ -18,6 +18,9 @@ void validate(const AttentionDecodeShape& s) {
   if (s.warps < 1 || s.warps > 32 || s.positions_per_warp < 1 || s.dims_per_warp < 1 || s.position_blocks < 0) {
     throw std::invalid_argument("attention_decode: bad tiling");
   }
+  // A batched step's tokens may attend to cells other tokens of the step append: rope_kv must
+  // have run for all of them first. RoPE pairs need an even head_dim.
+  if (s.fuse_rope && (s.batched || s.head_dim % 2 != 0)) throw std::invalid_argument("attention_decode: bad fuse_rope");
 }
 
 std::string num(int64_t v) {
@@ -68,11 +71,18 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
                                           {"c", shape.n_ctx},
                                           {"w", shape.warps},
                                           {"p", shape.positions_per_warp}}) +
-           (shape.batched ? "_b" : "") + pdl_suffix(shape.pdl);
-  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
-  s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
+           (shape.batched ? "_b" : "") + (shape.fuse_rope ? "_rope" : "") + pdl_suffix(shape.pdl);
+  // The fused form writes the K cache it reads: no __restrict__ const there, so that its loads
+  // take the coherent path and see this block's own stores after the barrier.
+  const std::string params = shape.fuse_rope ? R"(
+    const float* __restrict__ qkv, const float* __restrict__ rope_cos, const float* __restrict__ rope_sin,
+    const int* __restrict__ pos_ptr, unsigned short* k_cache, unsigned short* __restrict__ v_cache,
+    float* __restrict__ scores)"
+                                             : R"(
     const unsigned short* __restrict__ q16, const unsigned short* __restrict__ k_cache, const int* __restrict__ pos_ptr,
-    float* __restrict__ scores)" +
+    float* __restrict__ scores)";
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + "(" + params +
        seq_param(shape) + R"() {
 )" + shape_constants(shape) +
        "  constexpr int kPerWarp = " + num(shape.positions_per_warp) + R"(;
@@ -90,11 +100,39 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
        R"(  constexpr int kPerBlock = kWarps * kPerWarp;
   const int g = blockIdx.y;
   if ((int)blockIdx.x * kPerBlock > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
-  // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
+)" + (shape.fuse_rope ? R"(  // rope_kv's work for this kv head, done here (emit_rope_kv, bit for bit): the group's query
+  // heads rotated, rounded to F16 and widened; and, by the one block whose chunks hold pos, the
+  // rotated key and the value appended at cell pos (read back below, after the barrier).
+  constexpr int kHalf = kHd / 2;
+  constexpr int kEmbd = kHeads * kHd;
+  for (int i = threadIdx.x; i < kGroup * kHalf; i += kThreads) {
+    const int hi = i / kHalf;
+    const int p = i % kHalf;
+    const float* src = qkv + (g * kGroup + hi) * kHd;
+    float out0, out1;
+    bn_rope_pair(src[p], src[p + kHalf], rope_cos[pos * kHalf + p], rope_sin[pos * kHalf + p], out0, out1);
+    qs[hi * kHd + p] = __half2float(__float2half_rn(out0));
+    qs[hi * kHd + p + kHalf] = __half2float(__float2half_rn(out1));
+  }
+  if ((int)blockIdx.x == (pos / kPerBlock) % (int)gridDim.x) {
+    const float* src = qkv + kEmbd + g * kHd;
+    unsigned short* dst = k_cache + (long long)pos * kEmbdKv + g * kHd;
+    for (int p = threadIdx.x; p < kHalf; p += kThreads) {
+      float out0, out1;
+      bn_rope_pair(src[p], src[p + kHalf], rope_cos[pos * kHalf + p], rope_sin[pos * kHalf + p], out0, out1);
+      dst[p] = __half_as_ushort(__float2half_rn(out0));
+      dst[p + kHalf] = __half_as_ushort(__float2half_rn(out1));
+    }
+    for (int d = threadIdx.x; d < kHd; d += kThreads) {
+      v_cache[(long long)(g * kHd + d) * kCtx + pos] = __half_as_ushort(__float2half_rn(qkv[kEmbd + kEmbdKv + g * kHd + d]));
+    }
+  }
+)"
+                      : R"(  // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
   for (int i = threadIdx.x; i < kGroup * kHd; i += kThreads) {
     qs[i] = __half2float(__ushort_as_half(q16[g * kGroup * kHd + i]));
   }
-  __syncthreads();
+)") + R"(  __syncthreads();
   // Chunks of kPerBlock cells: this block's first, then every gridDim.x-th up to pos.
 #pragma unroll 1
   for (int first = blockIdx.x * kPerBlock; first <= pos; first += gridDim.x * kPerBlock) {

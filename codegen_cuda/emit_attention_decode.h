@@ -37,6 +37,13 @@ struct AttentionDecodeShape {
   // there the grid is also multiplied by the tokens, and blocks past every token's position would
   // otherwise outnumber the working ones by n_ctx / (pos + 1).
   int position_blocks = 0;
+  // The scores kernel does rope_kv's work for its kv head first (one token only): the group's
+  // query heads rotated into shared memory, and the rotated key and the value appended at cell pos
+  // by the block whose chunks hold it, saving a launch per layer. Its signature is then
+  // (const float* qkv, const float* rope_cos, const float* rope_sin, const int* pos,
+  //  unsigned short* k_cache, unsigned short* v_cache, float* scores), with qkv and the tables as
+  // emit_rope_kv takes them.
+  bool fuse_rope = false;
   int dims_per_warp = 2;        // softmax_pv kernel
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
   // Several tokens per launch: token t = blockIdx.z, at position pos_ptr[t], with q16, scores and

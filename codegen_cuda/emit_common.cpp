@@ -88,6 +88,12 @@ __device__ __forceinline__ float bn_expf_approx(float x) {
   if (n != n) return j;
   return ldexpf(j, (int)n);  // exact scaling (0 ulp), as vscalefps
 }
+// One NEOX RoPE pair (x0 = element p, x1 = element p + head_dim / 2 of a head), as
+// rope::rotate_head: x0 c - x1 s with one rounding of the product x1 s, then x0 s + x1 c.
+__device__ __forceinline__ void bn_rope_pair(float x0, float x1, float c, float s, float& out0, float& out1) {
+  out0 = __fmaf_rn(x0, c, -__fmul_rn(x1, s));
+  out1 = __fmaf_rn(x0, s, __fmul_rn(x1, c));
+}
 // ref::silu: x / (1 + expf_approx(0 - x)), in float.
 __device__ __forceinline__ float bn_silu(float x) {
   return __fdiv_rn(x, __fadd_rn(1.0f, bn_expf_approx(__fsub_rn(0.0f, x))));

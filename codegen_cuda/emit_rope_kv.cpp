@@ -89,8 +89,8 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
     const float* src = qkv + head * kHd;
     const float x0 = src[p];
     const float x1 = src[p + kHalf];
-    const float out0 = __fmaf_rn(x0, cos_p, -__fmul_rn(x1, sin_p));
-    const float out1 = __fmaf_rn(x0, sin_p, __fmul_rn(x1, cos_p));
+    float out0, out1;
+    bn_rope_pair(x0, x1, cos_p, sin_p, out0, out1);
     unsigned short* dst = head < kHeads ? q16 + head * kHd : k_cache + (long long)pos * kEmbdKv + (head - kHeads) * kHd;
     dst[p] = __half_as_ushort(__float2half_rn(out0));
     dst[p + kHalf] = __half_as_ushort(__float2half_rn(out1));

@@ -77,7 +77,10 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
   for (const AttentionCase& c : cases) {
     source += cc::emit_rope_kv({c.n_head, c.n_head_kv, c.head_dim, c.n_ctx}).source;
     const cc::AttentionDecodeShape a{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
-    source += cc::emit_attention_scores(a).source + cc::emit_attention_softmax_pv(a).source;
+    cc::AttentionDecodeShape fused = a;
+    fused.fuse_rope = true;
+    source += cc::emit_attention_scores(a).source + cc::emit_attention_softmax_pv(a).source +
+              cc::emit_attention_scores(fused).source;
   }
   const auto module = EmuModule::build(source, &error);
   ASSERT_TRUE(module) << error;
@@ -103,7 +106,7 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
           v_cache[e * c.n_ctx + cell] = ref::fp32_to_fp16(old_kv[(c.n_ctx + cell) * n_embd_kv + e]);
         }
       }
-      std::vector<uint16_t> ref_k = k_cache, ref_v = v_cache;
+      std::vector<uint16_t> ref_k = k_cache, ref_v = v_cache, fused_k = k_cache, fused_v = v_cache;
       // Reference: rope q and k in place, store k and v, attention in decode mode.
       std::vector<float> q(qkv.begin(), qkv.begin() + n_embd);
       std::vector<float> kk(qkv.begin() + n_embd, qkv.begin() + n_embd + n_embd_kv);
@@ -145,6 +148,22 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
                                  static_cast<const unsigned short*>(k_cache.data()), &pos_i, again.data()),
                   "");
         EXPECT_EQ(cc::attention_scores_grid(strided).x, std::min<uint32_t>(blocks, c.n_ctx / 32));
+        EXPECT_EQ(count_mismatches(again, scores), 0) << blocks << " blocks";
+      }
+      // rope_kv's work folded into the scores kernel (the one-token step's default), with its
+      // own grid and with blocks striding over the chunks: the same caches and scores.
+      for (int blocks : {0, 3}) {
+        cc::AttentionDecodeShape fused = shape;
+        fused.fuse_rope = true;
+        fused.position_blocks = blocks;
+        const cc::KernelSource fused_k16 = cc::emit_attention_scores(fused);
+        std::vector<uint16_t> kc = fused_k, vc = fused_v;
+        std::vector<float> again(scores.size(), 0.0f);
+        ASSERT_EQ(module->launch(fused_k16.name, cc::attention_scores_grid(fused), fused_k16.threads, qkv.data(),
+                                 tables.cos.data(), tables.sin.data(), &pos_i, kc.data(), vc.data(), again.data()),
+                  "");
+        EXPECT_EQ(kc, ref_k) << blocks << " blocks";
+        EXPECT_EQ(vc, ref_v) << blocks << " blocks";
         EXPECT_EQ(count_mismatches(again, scores), 0) << blocks << " blocks";
       }
     }

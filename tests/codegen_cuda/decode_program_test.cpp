@@ -67,15 +67,15 @@ cc::DecodeModelConfig config_of(const gguf::ModelConfig& m, int64_t n_ctx) {
   return c ? *c : cc::DecodeModelConfig{};
 }
 
-TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefusesUnsupportedShapes) {
+TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUnsupportedShapes) {
   cc::DecodeModelConfig c{2560, 6912, 20, 5, 30, 128256, 4096};
   auto p = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(p) << p.error().message;
-  EXPECT_EQ(p->launches.size(), 30u * 11 + 3);
-  // One token: embed, 3 norms, 4 GEMVs, rope_kv, 2 attention, LM head; the batched step adds 4
-  // GEMMs, rope_kv and the 2 attention kernels per token, the row gather and an LM head over
-  // tiles of rows.
-  EXPECT_EQ(p->kernels.size(), 12u + 9);
+  EXPECT_EQ(p->launches.size(), 30u * 10 + 3);
+  // One token: embed, 3 norms, 4 GEMVs, rope + attention scores, softmax·V, LM head; the batched
+  // step adds 4 GEMMs, rope_kv and the 2 attention kernels per token, the row gather and an LM
+  // head over tiles of rows.
+  EXPECT_EQ(p->kernels.size(), 11u + 9);
   // The batched step: 11 launches per layer (norms always separate), then embed, the gather,
   // the final norm and the LM head; the wanted rows only from the gather on.
   EXPECT_EQ(p->max_tokens, 64);
@@ -87,11 +87,17 @@ TEST(CudaDecodeProgram, PlansElevenLaunchesPerLayerOrSevenWithFoldedNormsAndRefu
   EXPECT_EQ(p->batch_launches.back().role, cc::KernelRole::kLmHead);
   auto folded = cc::plan_decode_program(c, {.fuse_norms = true, .pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(folded) << folded.error().message;
-  EXPECT_EQ(folded->launches.size(), 30u * 7 + 3);
-  EXPECT_EQ(folded->kernels.size(), 10u + 11);  // (the batched step brings back the 2 norms)
+  EXPECT_EQ(folded->launches.size(), 30u * 6 + 3);
+  EXPECT_EQ(folded->kernels.size(), 9u + 11);  // (the batched step brings back the 2 norms)
+  // rope_kv as its own launch, as before it was folded into the scores kernel.
+  auto rope_apart = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .fuse_rope = false});
+  ASSERT_TRUE(rope_apart) << rope_apart.error().message;
+  EXPECT_EQ(rope_apart->launches.size(), 30u * 11 + 3);
+  EXPECT_EQ(rope_apart->kernels.size(), 12u + 9);
   auto one_token = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .max_tokens = 1});
   ASSERT_TRUE(one_token) << one_token.error().message;
-  EXPECT_EQ(one_token->kernels.size(), 12u);
+  EXPECT_EQ(one_token->kernels.size(), 11u);
+  EXPECT_EQ(one_token->find_buffer("q16"), -1);
   EXPECT_TRUE(one_token->batch_launches.empty());
   EXPECT_EQ(one_token->seq_buffer, -1);
   EXPECT_FALSE(cc::plan_decode_program(c, {.max_tokens = 0}));
@@ -150,23 +156,27 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     bool fuse_norms;
     size_t steps;
     cc::PdlMode pdl = cc::DecodeProgramOptions{}.pdl;  // the default: kAfterWait
+    bool fuse_rope = true;                             // the default
   };
-  // (And one step each without PDL points and with the early trigger: the same bits.)
+  // (And one step each without PDL points, with the early trigger and with rope_kv as its own
+  // launch: the same bits.)
   for (const Run& run :
        {Run{"bitnet-tiny-mha", false, 2}, Run{"b158-tiny-gqa", false, 2}, Run{"b158-tiny-gqa", true, 2},
-        Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kOff}, Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kEarly}}) {
+        Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kOff}, Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kEarly},
+        Run{"bitnet-tiny-mha", false, 2, cc::PdlMode::kAfterWait, false}}) {
     const char* model = run.model;
     const std::vector<int32_t> tokens = {1, 450, 4996};
     const std::string what = std::string(model) + (run.fuse_norms ? " (norms folded)" : " (norms separate)") +
                              (run.pdl == cc::PdlMode::kOff         ? ", no PDL"
                               : run.pdl == cc::PdlMode::kAfterWait ? ", PDL"
-                                                                   : ", PDL early trigger");
+                                                                   : ", PDL early trigger") +
+                             (run.fuse_rope ? "" : ", rope_kv apart");
     SCOPED_TRACE(what);
     auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s" / (std::string(model) + ".i2_s.gguf")).string());
     ASSERT_TRUE(file) << file.error().message;
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
-    auto program = cc::plan_decode_program(config_of(*mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl});
+    auto program = cc::plan_decode_program(config_of(*mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope});
     ASSERT_TRUE(program) << program.error().message;
 
     std::string error;
