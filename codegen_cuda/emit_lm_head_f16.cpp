@@ -74,7 +74,9 @@ std::string kernel_head(const LmHeadF16Shape& shape, const KernelSource& kern) {
 KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   KernelSource kern = kernel_of(shape);
   std::string s = kernel_head(shape, kern);
-  s += R"(  __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
+  s += "  constexpr int kSet = " + std::to_string(shape.rows_per_warp % 4 == 0 ? 4 : shape.rows_per_warp % 2 == 0 ? 2 : 1) +
+       R"(;
+  __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
 )" + pdl_early_text(shape.pdl, "  ") +
        pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.x * kTokens;
   if (tok0 >= n_tokens) return;  // uniform over the block
@@ -86,47 +88,77 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   __syncthreads();
 
   const int first_row = (blockIdx.y * kWarps + (threadIdx.x >> 5)) * kRows;
+  // The warp's rows kSet at a time: each widened x value serves kSet rows' chains and each
+  // widened weight kTokens tokens' (fewer shared loads and conversions per FMA). Every (row, token)
+  // keeps its two chains in chunk order, as the one-token kernel.
 #pragma unroll 1
-  for (int r = 0; r < kRows; ++r) {
-    const int row = first_row + r;
-    if (row >= kM) break;  // uniform over the warp
-    const unsigned short* wr = w + (long long)row * kStride;
-    float chain_lo[kTokens], chain_hi[kTokens];  // per token: the one-token kernel's two chains
+  for (int r0 = 0; r0 < kRows; r0 += kSet) {
+    if (first_row + r0 >= kM) break;  // uniform over the warp
+    const unsigned short* wr[kSet];  // rows past the end load the last row and are never stored
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) chain_lo[t] = chain_hi[t] = 0.0f;
-    // Lane L's two halves of chunk c (elements 64c + L and 64c + 32 + L) into every token's chains.
-    auto step = [&](unsigned int pair, int base) {
-      const float w_lo = __half2float(__ushort_as_half((unsigned short)(pair & 0xffffu)));
-      const float w_hi = __half2float(__ushort_as_half((unsigned short)(pair >> 16)));
+    for (int r = 0; r < kSet; ++r) wr[r] = w + (long long)(first_row + r0 + r < kM ? first_row + r0 + r : kM - 1) * kStride;
+    float chain_lo[kSet][kTokens], chain_hi[kSet][kTokens];
+#pragma unroll
+    for (int r = 0; r < kSet; ++r) {
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) chain_lo[r][t] = chain_hi[r][t] = 0.0f;
+    }
+    // Lane L's two halves of chunk c (elements 64c + L and 64c + 32 + L) of each row into every
+    // token's chains.
+    auto step = [&](const unsigned int (&pair)[kSet], int base) {
+      float w_lo[kSet], w_hi[kSet];
+#pragma unroll
+      for (int r = 0; r < kSet; ++r) {
+        w_lo[r] = __half2float(__ushort_as_half((unsigned short)(pair[r] & 0xffffu)));
+        w_hi[r] = __half2float(__ushort_as_half((unsigned short)(pair[r] >> 16)));
+      }
 #pragma unroll
       for (int t = 0; t < kTokens; ++t) {
-        chain_lo[t] = __fmaf_rn(w_lo, __half2float(xs[t * kK + base]), chain_lo[t]);
-        chain_hi[t] = __fmaf_rn(w_hi, __half2float(xs[t * kK + base + 32]), chain_hi[t]);
+        const float x_lo = __half2float(xs[t * kK + base]);
+        const float x_hi = __half2float(xs[t * kK + base + 32]);
+#pragma unroll
+        for (int r = 0; r < kSet; ++r) {
+          chain_lo[r][t] = __fmaf_rn(w_lo[r], x_lo, chain_lo[r][t]);
+          chain_hi[r][t] = __fmaf_rn(w_hi[r], x_hi, chain_hi[r][t]);
+        }
       }
     };
 #pragma unroll 1
     for (int g = 0; g < kGroups; ++g) {
-      const uint4 packed = __ldg(reinterpret_cast<const uint4*>(wr + g * 256) + lane);
-      step(packed.x, 64 * (4 * g) + lane);
-      step(packed.y, 64 * (4 * g + 1) + lane);
-      step(packed.z, 64 * (4 * g + 2) + lane);
-      step(packed.w, 64 * (4 * g + 3) + lane);
+      uint4 packed[kSet];
+#pragma unroll
+      for (int r = 0; r < kSet; ++r) packed[r] = __ldg(reinterpret_cast<const uint4*>(wr[r] + g * 256) + lane);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        unsigned int pair[kSet];
+#pragma unroll
+        for (int r = 0; r < kSet; ++r) pair[r] = j == 0 ? packed[r].x : j == 1 ? packed[r].y : j == 2 ? packed[r].z : packed[r].w;
+        step(pair, 64 * (4 * g + j) + lane);
+      }
     }
 #pragma unroll
     for (int c = kGroups * 4; c < kChunks; ++c) {
-      step(__ldg(reinterpret_cast<const unsigned int*>(wr + c * 64) + lane), 64 * c + lane);
+      unsigned int pair[kSet];
+#pragma unroll
+      for (int r = 0; r < kSet; ++r) pair[r] = __ldg(reinterpret_cast<const unsigned int*>(wr[r] + c * 64) + lane);
+      step(pair, 64 * c + lane);
     }
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) {
-      if (t >= n) break;  // uniform over the block
-      // As the one-token kernel: registers 0 += 2 and 1 += 3, then 0 += 1, then the lane tree.
-      const float v = bn_f16_dot_fold(chain_lo[t], chain_hi[t]);
-      if (lane == 0) {
-        double sum = (double)v;
-        for (int k = kVectorEnd; k < kK; ++k) {
-          sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(wr[k])), __half2float(xs[t * kK + k])));
+    for (int r = 0; r < kSet; ++r) {
+      const int row = first_row + r0 + r;
+      if (row >= kM) break;  // uniform over the warp
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) {
+        if (t >= n) break;  // uniform over the block
+        // As the one-token kernel: registers 0 += 2 and 1 += 3, then 0 += 1, then the lane tree.
+        const float v = bn_f16_dot_fold(chain_lo[r][t], chain_hi[r][t]);
+        if (lane == 0) {
+          double sum = (double)v;
+          for (int k = kVectorEnd; k < kK; ++k) {
+            sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(wr[r][k])), __half2float(xs[t * kK + k])));
+          }
+          y[(long long)(tok0 + t) * kM + row] = __double2float_rn(sum);
         }
-        y[(long long)(tok0 + t) * kM + row] = __double2float_rn(sum);
       }
     }
   }

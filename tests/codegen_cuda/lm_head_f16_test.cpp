@@ -25,7 +25,8 @@ struct Case {
 // 384 x 2000, and odd sizes covering the leftover chunks (320 = 4 + 1 chunks) and the scalar tail
 // (2600 = 40 chunks + 40; 100 = 1 chunk + 36).
 // Tiles of several tokens per block: full and partial tiles (11 = 8 + 3, 5 = 2 + 2 + 1), a tile
-// larger than the tokens there are, each with the tail cases.
+// larger than the tokens there are, each with the tail cases; rows taken 4, 2 and 1 at a time,
+// with sets that end past the last row.
 constexpr auto kOff = codegen_cuda::PdlMode::kOff;
 const std::vector<Case> kCases = {{{2560, 1000}, 1},
                                   {{256, 32000}, 1},
@@ -34,6 +35,7 @@ const std::vector<Case> kCases = {{{2560, 1000}, 1},
                                   {{2600, 129}, 1},
                                   {{100, 64, 1, 2}, 3},
                                   {{2560, 1000, 4, 8, kOff, 8}, 11},
+                                  {{2560, 1003, 4, 8, kOff, 8}, 3},  // a last set of 4 rows with 3 in range
                                   {{2600, 129, 2, 4, kOff, 2}, 5},
                                   {{100, 64, 1, 2, kOff, 8}, 3}};
 
