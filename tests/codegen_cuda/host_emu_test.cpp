@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -141,6 +142,41 @@ TEST(HostEmu, SharedMemoryIsPerBlockWithBlocksOnSeveralWorkers) {
                 }),
             "");
   for (long b = 0; b < kBlocks; ++b) EXPECT_EQ(sums[b], b * 1000 * 128 + 127 * 128 / 2) << b;
+}
+
+// The last-block pattern of the CUDA programming guide's memory-fence example: every block
+// stores its part, fences, counts itself in; the block that counts last sees every part (blocks
+// run on several workers at once) and resets the counter for the next launch.
+TEST(HostEmu, TheLastBlockToCountItselfInSeesEveryBlocksStores) {
+  constexpr int kBlocks = 96;
+  std::vector<int> parts(kBlocks, 0);
+  unsigned counter = 0;
+  for (int launch = 0; launch < 3; ++launch) {
+    std::vector<long> totals;
+    std::vector<int> last_blocks;
+    std::mutex m;
+    ASSERT_EQ(run({{kBlocks, 1, 1}, {64, 1, 1}, 4},
+                  [&] {
+                    __shared__ bool s_last;
+                    if (threadIdx.x == 0) parts[blockIdx.x] = static_cast<int>(blockIdx.x) + 1 + launch;
+                    __threadfence();
+                    __syncthreads();
+                    if (threadIdx.x == 0) s_last = atomicAdd(&counter, 1u) == gridDim.x - 1;
+                    __syncthreads();
+                    if (!s_last || threadIdx.x != 0) return;
+                    __threadfence();
+                    long total = 0;
+                    for (int b = 0; b < kBlocks; ++b) total += __ldcg(&parts[b]);
+                    counter = 0;
+                    std::lock_guard lock(m);
+                    totals.push_back(total);
+                    last_blocks.push_back(static_cast<int>(blockIdx.x));
+                  }),
+              "");
+    ASSERT_EQ(totals.size(), 1u) << "exactly one block is last";
+    EXPECT_EQ(totals[0], kBlocks * (kBlocks + 1) / 2 + static_cast<long>(kBlocks) * launch);
+    EXPECT_EQ(counter, 0u);
+  }
 }
 
 TEST(HostEmu, ShufflesFollowTheWidthRules) {

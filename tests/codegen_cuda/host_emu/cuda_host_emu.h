@@ -9,9 +9,12 @@
 // reaches is reported as a deadlock instead of hanging. __shared__ variables are function-level
 // statics per OS thread, i.e. per running block. Warp collectives require every lane named in
 // the mask to call the same collective with the same mask (sm_70+ semantics; one collective in
-// flight per warp). Threads that have exited count as arrived at __syncthreads. Not emulated:
-// dynamic shared memory, atomics, memory fences, clusters, texture/surface access. Programmatic
-// dependent launch is accepted and trivially satisfied (launches are sequential).
+// flight per warp). Threads that have exited count as arrived at __syncthreads. Blocks run on
+// several worker threads at once, so the last-block pattern (stores, __threadfence, an atomic
+// counter) is exercised with real concurrency: atomicAdd on unsigned int is a sequentially
+// consistent atomic read-modify-write, __threadfence a full fence, __ldcg a plain load. Not emulated: dynamic
+// shared memory, other atomics, clusters, texture/surface access. Programmatic dependent launch
+// is accepted and trivially satisfied (launches are sequential).
 // Floating point: compile with -ffp-contract=off; the _rn intrinsics are plain IEEE operations.
 #pragma once
 
@@ -107,6 +110,19 @@ inline void cudaGridDependencySynchronize() {
 }
 inline void cudaTriggerProgrammaticLaunchCompletion() {
   (void)::bn_emu::current();
+}
+
+// ---- atomics, fences, cache-global loads -----------------------------------------------------
+// (GCC/Clang builtins: the generated modules are compiled as C++17, without std::atomic_ref.)
+inline unsigned atomicAdd(unsigned* address, unsigned value) {
+  return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST);
+}
+inline void __threadfence() {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+template <class T>
+T __ldcg(const T* address) {
+  return *address;
 }
 
 // ---- votes -----------------------------------------------------------------------------------
