@@ -43,6 +43,15 @@ struct MatmulI2sShape {
   // Programmatic dependent launch (kernel_source.h): a decode GEMV waits for its predecessor
   // after issuing its first weight loads.
   PdlMode pdl = PdlMode::kOff;
+  // The RMSNorm + gain + int8 quantization of the output row done at the end of this launch by
+  // its last block to finish (a counter every block increments after storing and fencing its
+  // outputs), for the next GEMV: the separate rmsnorm_quant launch is then not needed. One token
+  // per launch (tokens_per_block 1, n_tokens 1); the row is y (kM values, kM / 2 gated). Adds
+  // (const float* tail_gain, signed char* tail_q, float* tail_scale, int* tail_sum,
+  //  float* tail_normed, unsigned int* tail_counter) before n_tokens: codes, scale and code sum as
+  // emit_rmsnorm_quant writes them, the normed floats where tail_normed is not null, and a counter
+  // that is 0 before the launch and is left 0 after it. Not with fuse_norm or mma.
+  bool tail_norm = false;
   // Int8 tensor cores (mma.m16n8k32, sm_80+) instead of __dp4a: each warp computes
   // rows_per_warp (16, 32, 48 or 64) rows x tokens_per_block (8, 16, 24 or 32) tokens as
   // 16 x 8 MMA tiles, at most 8 of them (4 above 4 warps); k_split 1, no fused norm

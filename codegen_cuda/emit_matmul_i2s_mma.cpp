@@ -25,7 +25,7 @@ KernelSource emit_matmul_i2s_mma(const MatmulI2sShape& shape) {
   if (shape.k <= 0 || shape.k % 128 != 0 || shape.m <= 0) throw std::invalid_argument("emit_matmul_i2s_mma: bad shape");
   if (shape.rows_per_warp % 16 != 0 || shape.rows_per_warp < 16 || shape.rows_per_warp > 64 ||
       shape.tokens_per_block % 8 != 0 || shape.tokens_per_block < 8 || shape.tokens_per_block > 32 || shape.warps < 1 ||
-      shape.warps > 16 || shape.k_split != 1 || shape.fuse_norm) {
+      shape.warps > 16 || shape.k_split != 1 || shape.fuse_norm || shape.tail_norm) {
     throw std::invalid_argument("emit_matmul_i2s_mma: bad tiling");
   }
   // Registers: 4 accumulators per 16 x 8 tile; ptxas keeps 8 tiles in 150 registers (fits the

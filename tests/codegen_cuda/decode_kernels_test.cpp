@@ -490,5 +490,103 @@ TEST(CudaMatmulI2sFusedNorm, NormFoldedIntoTheGemvMatchesTheSeparateOpsBitForBit
   EXPECT_THROW(cc::emit_matmul_i2s(tiled), std::invalid_argument);  // one token per block only
 }
 
+// The next GEMV's norm done by the last block of this one (MatmulI2sShape::tail_norm), at the
+// decode tilings of the 2B4T shape (o and down with split-K add to the residual, gate|up is
+// gated) and of the tiny models: the outputs, and the codes, scale, code sum (and normed floats)
+// of the output row, against the reference ops bit for bit; the counter is left at 0, so the
+// next launch (here: the same one again) works too.
+TEST(CudaMatmulI2sTailNorm, TheLastBlockNormalisesTheOutputRowAsTheReference) {
+  struct Case {
+    int64_t k, m;
+    cc::MatmulI2sEpilogue epilogue;
+    bool normed;
+  };
+  const std::vector<Case> cases = {
+      {2560, 2560, cc::MatmulI2sEpilogue::kResidualAdd, false}, {6912, 2560, cc::MatmulI2sEpilogue::kResidualAdd, true},
+      {2560, 13824, cc::MatmulI2sEpilogue::kGluRelu2, false},   {256, 1536, cc::MatmulI2sEpilogue::kGluSilu, false},
+      {768, 256, cc::MatmulI2sEpilogue::kResidualAdd, true},
+  };
+  std::vector<cc::MatmulI2sShape> shapes;
+  std::string source, error;
+  for (const Case& c : cases) {
+    cc::MatmulI2sShape shape = cc::decode_gemv_shape(c.k, c.m);
+    shape.epilogue = c.epilogue;
+    shape.tail_norm = true;
+    shape.norm_eps = 1e-5f;
+    shapes.push_back(shape);
+    source += cc::emit_matmul_i2s(shape).source;
+  }
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 1300;
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const cc::MatmulI2sShape& shape = shapes[ci];
+    const cc::KernelSource kern = cc::emit_matmul_i2s(shape);
+    SCOPED_TRACE(kern.name);
+    const bool gated = shape.epilogue != cc::MatmulI2sEpilogue::kResidualAdd;
+    const int64_t n = gated ? shape.m / 2 : shape.m;  // the output row the tail normalises
+    const OneToken a = quantized(shape.k, ++seed);
+    const float scale = 0.027f;
+    const std::vector<uint8_t> data = random_i2s(shape.m, shape.k, scale, ++seed);
+    const std::vector<float> scales = {scale, scale, scale};
+    std::vector<float> plain(static_cast<size_t>(shape.m));
+    const ref::WeightView w{gguf::GgmlType::I2_S, data.data(), shape.m, shape.k};
+    ref::matmul_i8q_rows(a.q.data(), &a.row, 1, w, 0, shape.m, plain.data());
+    const std::vector<float> residual = random_normal(static_cast<size_t>(n), ++seed, 4.0f);
+    std::vector<float> want(static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r) {
+      if (!gated) {
+        want[r] = residual[r] + plain[r];
+      } else {
+        const float g = plain[2 * r], u = plain[2 * r + 1];
+        float act;
+        if (shape.epilogue == cc::MatmulI2sEpilogue::kGluRelu2) {
+          const float pos = g > 0.0f ? g : 0.0f;
+          act = pos * pos;
+        } else {
+          act = ref::silu(g);
+        }
+        want[r] = act * u;
+      }
+    }
+    const std::vector<float> gain = random_normal(static_cast<size_t>(n), ++seed, 0.5f);
+    std::vector<float> h(static_cast<size_t>(n));
+    ref::rms_norm(want.data(), n, 1e-5f, h.data());
+    for (int64_t i = 0; i < n; ++i) h[i] = h[i] * gain[i];
+    std::vector<int8_t> q_want(h.size());
+    const ref::I8Row row_want = ref::quantize_row_i8(h.data(), n, q_want.data());
+
+    const std::vector<uint32_t> words = repacked(data, shape.m, shape.k);
+    unsigned counter = 0;
+    for (int launch = 0; launch < 2; ++launch) {
+      std::vector<float> y = gated ? std::vector<float>(want.size(), -1.0f) : residual;
+      std::vector<int8_t> q(static_cast<size_t>(n), 99);
+      std::vector<float> normed(static_cast<size_t>(n), -1.0f);
+      float act_scale = -1.0f;
+      int act_sum = -1;
+      ASSERT_EQ(module->launch(kern.name, cc::matmul_i2s_grid(shape, 1), kern.threads,
+                               static_cast<const unsigned int*>(words.data()), scales.data(),
+                               static_cast<const signed char*>(a.q.data()), &a.row.scale, &a.row.sum, y.data(),
+                               static_cast<const float*>(gain.data()), reinterpret_cast<signed char*>(q.data()),
+                               &act_scale, &act_sum, cases[ci].normed ? normed.data() : nullptr, &counter, 1),
+                "");
+      EXPECT_EQ(count_mismatches(y, want), 0) << "launch " << launch;
+      EXPECT_EQ(q, q_want) << "launch " << launch;
+      EXPECT_EQ(float_bits(act_scale), float_bits(row_want.scale)) << "launch " << launch;
+      EXPECT_EQ(act_sum, row_want.sum) << "launch " << launch;
+      if (cases[ci].normed) {
+        EXPECT_EQ(count_mismatches(normed, h), 0) << "launch " << launch;
+      }
+      EXPECT_EQ(counter, 0u) << "launch " << launch;
+    }
+  }
+  cc::MatmulI2sShape tiled{256, 64, 2};
+  tiled.tail_norm = true;
+  EXPECT_THROW(cc::emit_matmul_i2s(tiled), std::invalid_argument);  // one token per block only
+  cc::MatmulI2sShape both = cc::decode_gemv_shape(256, 64);
+  both.tail_norm = both.fuse_norm = true;
+  EXPECT_THROW(cc::emit_matmul_i2s(both), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace bitnet::testing
