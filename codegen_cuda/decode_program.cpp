@@ -247,6 +247,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   lm_b.rows_per_warp = 8;
   // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
+  if (options.tail_norms && options.fuse_norms) return Error{"plan_decode_program: tail_norms and fuse_norms exclude each other"};
+  const bool tails = options.tail_norms;
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
   KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, pv_bk, gather_k, lm_bk;
   try {
@@ -255,9 +257,11 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     norm_ff = emit_rmsnorm_quant({c.n_ff, c.eps, true, false, options.pdl});
     norm_out = emit_rmsnorm_quant({c.n_embd, c.eps, true, true, options.pdl});
     qkv_k = emit_matmul_i2s(qkv_shape);
-    o_k = emit_matmul_i2s(o_shape);
-    gate_up_k = emit_matmul_i2s(gate_up_shape);
-    down_k = emit_matmul_i2s(down_shape);
+    // With tail norms the one-token o, gate|up and down GEMVs normalise their outputs themselves.
+    for (auto [kernel, shape] : {std::pair{&o_k, o_shape}, {&gate_up_k, gate_up_shape}, {&down_k, down_shape}}) {
+      shape.tail_norm = tails;
+      *kernel = emit_matmul_i2s(shape);
+    }
     if (!options.fuse_rope) rope_k = emit_rope_kv(rope_shape);
     scores_k = emit_attention_scores(attn_shape);
     pv_k = emit_attention_softmax_pv(attn_shape);
@@ -293,10 +297,22 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   b.launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed");
   if (batched)
     b.batch_launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
+  // A layer's attn_norm gain, made when first needed (with tail norms: by the layer before's down).
+  std::vector<int> attn_norms(static_cast<size_t>(c.n_layer), -1);
+  auto attn_norm_of = [&](int64_t layer) {
+    int& index = attn_norms[static_cast<size_t>(layer)];
+    const std::string blk = "blk." + std::to_string(layer) + ".";
+    if (index < 0) {
+      index = b.weight(blk + "attn_norm", WeightLayout::kF32, {blk + "attn_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+    }
+    return index;
+  };
+  // The tail norms' arrival counter: 0 between launches (each last block resets it), so the
+  // launches, which run one after another, share it.
+  const int tail_counter = tails ? b.buffer("tail_counter", BufferKind::kScratch, 4) : -1;
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
     const std::string blk = "blk." + std::to_string(layer) + ".";
-    const int attn_norm =
-        b.weight(blk + "attn_norm", WeightLayout::kF32, {blk + "attn_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+    const int attn_norm = attn_norm_of(layer);
     const std::vector<std::string> qkv_names = {blk + "attn_q.weight", blk + "attn_k.weight", blk + "attn_v.weight"};
     const int w_qkv = b.weight(blk + "qkv", WeightLayout::kI2sRows, qkv_names, {c.n_embd, n_kv_embd, n_kv_embd},
                                c.n_embd, n_qkv * embd_words);
@@ -327,25 +343,42 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     // The layer's launches in one step form: a product on the norm of `input` is one fused launch or
     // rmsnorm_quant then the product; the batched rope and attention kernels also take each
     // token's sequence.
+    // With tail norms (one-token form): the product's input was normalised by the launch before
+    // it (`normed_before`), and it normalises its own output with `tail_gain` (-1: no tail),
+    // writing the normed floats to `tail_normed` too (-1: not).
+    struct Tail {
+      bool normed_before = false;
+      int tail_gain = -1;
+      int tail_normed = -1;
+    };
     auto launch_layer = [&](const StepForm& f) {
       auto matmul = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input,
                         int gain, int output, const std::string& label, const KernelSource& norm_k,
-                        const std::string& norm_label) {
+                        const std::string& norm_label, Tail tail = {}) {
         if (f.fuse_norms) {
           add(f, k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1), {weights, scales, input, gain, output}, true,
               label, 1, shape.tokens_per_block);
           return;
         }
-        add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, act_q, act_scale, act_sum, -1},
-            true, norm_label, 0);
-        add(f, k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1),
-            {weights, scales, act_q, act_scale, act_sum, output}, true, label, 1, shape.tokens_per_block);
+        if (f.batch || !tails) tail = {};
+        if (!tail.normed_before) {
+          add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
+              {input, gain, act_q, act_scale, act_sum, -1}, true, norm_label, 0);
+        }
+        std::vector<int> args = {weights, scales, act_q, act_scale, act_sum, output};
+        if (tail.tail_gain >= 0) {
+          args.insert(args.end(), {tail.tail_gain, act_q, act_scale, act_sum, tail.tail_normed, tail_counter});
+        }
+        add(f, k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1), std::move(args), true, label, 1,
+            shape.tokens_per_block);
       };
       auto with_seq = [&](std::vector<int> args) {
         if (f.batch) args.push_back(p.seq_buffer);
         return args;
       };
-      matmul(*f.qkv, *f.qkv_s, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm");
+      const bool last = layer + 1 == c.n_layer;
+      matmul(*f.qkv, *f.qkv_s, w_qkv, s_qkv, x, attn_norm, qkv, blk + "qkv", norm_embd, blk + "attn_norm",
+             {.normed_before = layer > 0});
       if (f.attn_s->fuse_rope) {
         add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
             {qkv, rope_cos, rope_sin, p.pos_buffer, k_cache, v_cache, scores}, false, blk + "rope_attn_scores", 2);
@@ -357,15 +390,22 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       }
       add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s),
           with_seq({scores, v_cache, p.pos_buffer, attn}), false, blk + "attn_softmax_pv", 2);
-      matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm");
-      matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm");
-      matmul(*f.down, *f.down_s, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm");
+      matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm",
+             {.tail_gain = ffn_norm});
+      matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm",
+             {.normed_before = true, .tail_gain = ffn_sub});
+      matmul(*f.down, *f.down_s, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm",
+             {.normed_before = true,
+              .tail_gain = !tails || f.batch ? -1 : last ? out_norm : attn_norm_of(layer + 1),
+              .tail_normed = last ? normed : -1});
     };
     launch_layer(one_token);
     if (batched) launch_layer(batch_step);
   }
-  b.launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {x, out_norm, act_q, act_scale, act_sum, normed},
-           true, "output_norm");
+  if (!tails) {  // (else the last down's tail made `normed`)
+    b.launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
+             {x, out_norm, act_q, act_scale, act_sum, normed}, true, "output_norm");
+  }
   b.launch(lm_k, KernelRole::kLmHead, lm_head_f16_grid(lm_shape, 1), {lm_head, normed, p.logits_buffer}, true,
            "lm_head");
   if (batched) {

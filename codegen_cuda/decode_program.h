@@ -151,6 +151,11 @@ struct DecodeProgramOptions {
   // bits. The batched step keeps rope_kv as its own launch (its tokens attend to cells other
   // tokens of the step append).
   bool fuse_rope = true;
+  // The one-token step's norms after o, gate|up and down done by the last block of that GEMV
+  // (MatmulI2sShape::tail_norm), the next layer's attn_norm and the final norm included: 7
+  // launches per layer instead of 10 (2B4T: 213 instead of 303), the same bits. Not with
+  // fuse_norms; off until measured on a GPU (the device check runs both).
+  bool tail_norms = false;
 };
 
 // Plans the kernels, buffers and launches of one decode token. Errors for shapes the kernels do

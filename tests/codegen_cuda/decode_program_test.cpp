@@ -94,6 +94,14 @@ TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUn
   ASSERT_TRUE(rope_apart) << rope_apart.error().message;
   EXPECT_EQ(rope_apart->launches.size(), 30u * 11 + 3);
   EXPECT_EQ(rope_apart->kernels.size(), 12u + 9);
+  // Tail norms: qkv, rope + scores, softmax·V, attn_sub_norm, o, gate|up, down per layer; the
+  // embedding, layer 0's attn_norm and the LM head (the last down makes the final norm).
+  auto tails = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .tail_norms = true});
+  ASSERT_TRUE(tails) << tails.error().message;
+  EXPECT_EQ(tails->launches.size(), 30u * 7 + 3);
+  EXPECT_EQ(tails->kernels.size(), 9u + 11);  // no ffn-length or final norm kernel
+  EXPECT_EQ(tails->batch_launches.size(), p->batch_launches.size());
+  EXPECT_FALSE(cc::plan_decode_program(c, {.fuse_norms = true, .tail_norms = true}));
   auto one_token = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .max_tokens = 1});
   ASSERT_TRUE(one_token) << one_token.error().message;
   EXPECT_EQ(one_token->kernels.size(), 11u);
@@ -157,26 +165,29 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     size_t steps;
     cc::PdlMode pdl = cc::DecodeProgramOptions{}.pdl;  // the default: kAfterWait
     bool fuse_rope = true;                             // the default
+    bool tail_norms = false;                           // the default
   };
   // (And one step each without PDL points, with the early trigger and with rope_kv as its own
   // launch: the same bits.)
   for (const Run& run :
        {Run{"bitnet-tiny-mha", false, 2}, Run{"b158-tiny-gqa", false, 2}, Run{"b158-tiny-gqa", true, 2},
         Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kOff}, Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kEarly},
-        Run{"bitnet-tiny-mha", false, 2, cc::PdlMode::kAfterWait, false}}) {
+        Run{"bitnet-tiny-mha", false, 2, cc::PdlMode::kAfterWait, false},
+        Run{"bitnet-tiny-mha", false, 2, cc::PdlMode::kAfterWait, true, true},
+        Run{"b158-tiny-gqa", false, 2, cc::PdlMode::kAfterWait, true, true}}) {
     const char* model = run.model;
     const std::vector<int32_t> tokens = {1, 450, 4996};
     const std::string what = std::string(model) + (run.fuse_norms ? " (norms folded)" : " (norms separate)") +
                              (run.pdl == cc::PdlMode::kOff         ? ", no PDL"
                               : run.pdl == cc::PdlMode::kAfterWait ? ", PDL"
                                                                    : ", PDL early trigger") +
-                             (run.fuse_rope ? "" : ", rope_kv apart");
+                             (run.fuse_rope ? "" : ", rope_kv apart") + (run.tail_norms ? ", tail norms" : "");
     SCOPED_TRACE(what);
     auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s" / (std::string(model) + ".i2_s.gguf")).string());
     ASSERT_TRUE(file) << file.error().message;
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
-    auto program = cc::plan_decode_program(config_of(*mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope});
+    auto program = cc::plan_decode_program(config_of(*mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope, .tail_norms = run.tail_norms});
     ASSERT_TRUE(program) << program.error().message;
 
     std::string error;

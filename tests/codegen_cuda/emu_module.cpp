@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 #include "test_support.h"
 
@@ -107,34 +108,30 @@ std::string EmuModule::launch_raw(codegen_cuda::Dim3 grid, int threads, void (*b
   return rc == 0 ? std::string() : std::string(message);
 }
 
+namespace {
+
+// p[0] .. p[N - 1] (then the int) as the arguments of one launch.
+template <size_t... I>
+std::string launch_n(const EmuModule& m, const std::string& name, codegen_cuda::Dim3 g, int t,
+                     const std::vector<void*>& p, bool has_int, int v, std::index_sequence<I...>) {
+  return has_int ? m.launch(name, g, t, p[I]..., v) : m.launch(name, g, t, p[I]...);
+}
+
+template <size_t... N>
+std::string launch_any(const EmuModule& m, const std::string& name, codegen_cuda::Dim3 g, int t,
+                       const std::vector<void*>& p, bool has_int, int v, std::index_sequence<N...>) {
+  std::string result = "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
+  ((p.size() == N ? (void)(result = launch_n(m, name, g, t, p, has_int, v, std::make_index_sequence<N>())) : (void)0),
+   ...);
+  return result;
+}
+
+}  // namespace
+
 std::string EmuModule::launch_pointers(const std::string& name, codegen_cuda::Dim3 g, int t,
                                        const std::vector<void*>& p, bool has_int, int v) const {
-  switch (p.size() * 2 + (has_int ? 1 : 0)) {
-    case 6:
-      return launch(name, g, t, p[0], p[1], p[2]);
-    case 7:
-      return launch(name, g, t, p[0], p[1], p[2], v);
-    case 8:
-      return launch(name, g, t, p[0], p[1], p[2], p[3]);
-    case 9:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], v);
-    case 10:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4]);
-    case 11:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], v);
-    case 12:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5]);
-    case 13:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], v);
-    case 14:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
-    case 15:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], v);
-    case 16:
-      return launch(name, g, t, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
-    default:
-      return "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
-  }
+  // The generated kernels take 3 to 15 pointers.
+  return launch_any(*this, name, g, t, p, has_int, v, std::index_sequence<3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15>());
 }
 
 }  // namespace bitnet::testing

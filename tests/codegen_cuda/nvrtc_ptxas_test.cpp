@@ -63,10 +63,16 @@ std::vector<cc::KernelSource> kernels_2b4t() {
     // Programmatic dependent launch in both modes at the 2B4T shape only (the same text otherwise).
     std::vector<cc::PdlMode> modes = {cc::PdlMode::kOff};
     if (c.n_embd == 2560) modes = {cc::PdlMode::kOff, cc::PdlMode::kAfterWait, cc::PdlMode::kEarly};
-    // The batched step's GEMMs on dp4a and on tensor cores (with the default norms only).
-    for (const auto& [fuse_norms, mma_gemm] : {std::pair{true, false}, {false, false}, {false, true}}) {
+    // The batched step's GEMMs on dp4a and on tensor cores (with the default norms only); the
+    // one-token GEMVs with tail norms.
+    struct Variant {
+      bool fuse_norms, mma_gemm, tail_norms;
+    };
+    for (const Variant& v : {Variant{true, false, false}, {false, false, false}, {false, true, false},
+                             {false, false, true}}) {
       for (const cc::PdlMode pdl : modes) {
-        auto program = cc::plan_decode_program(c, {.fuse_norms = fuse_norms, .pdl = pdl, .mma_gemm = mma_gemm});
+        auto program = cc::plan_decode_program(
+            c, {.fuse_norms = v.fuse_norms, .pdl = pdl, .mma_gemm = v.mma_gemm, .tail_norms = v.tail_norms});
         EXPECT_TRUE(program) << program.error().message;
         if (!program) continue;
         for (const cc::KernelSource& k : program->kernels) {
