@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "codegen_cuda/emit_block_norm.h"
 #include "codegen_cuda/emit_common.h"
 #include "codegen_cuda/repack.h"
 
@@ -117,90 +118,6 @@ std::string fused_norm_decls(const MatmulI2sShape& shape) {
 )";
 }
 
-// One row's RMSNorm + gain + int8 quantization by every thread of the block (emit_rmsnorm_quant's
-// steps, spec 8.1 and 8.2 steps 1-3, over the same strided elements per thread and the same
-// trees): x and gain are read three times (from L2), nothing is kept in registers. The pieces
-// name where the row comes from and where codes, normed values, scale and code sum go.
-struct BlockNormText {
-  std::string n;          // the row length (a constant)
-  std::string x_at;       // the input element i
-  std::string gain_at;    // the gain element i
-  std::string code_to;    // stores `(signed char)r` for element i
-  std::string normed_to;  // stores the normed float `yv` for element i ("": none)
-  std::string finish;     // run by thread 0 with `codes` and `scale`
-  std::string shared;     // prefix of the block's reduction arrays
-};
-
-std::string block_norm_text(const BlockNormText& t) {
-  const std::string sum = t.shared + "_sum", max = t.shared + "_max", codes = t.shared + "_codes";
-  return R"({
-    __shared__ double )" +
-         sum + R"([kWarps];
-    __shared__ float )" +
-         max + R"([kWarps];
-    __shared__ int )" +
-         codes + R"([kWarps];
-    double squares = 0.0;
-    for (int i = threadIdx.x; i < )" +
-         t.n + R"(; i += kWarps * 32) {
-      const float v = )" +
-         t.x_at + R"(;
-      squares = __dadd_rn(squares, (double)__fmul_rn(v, v));
-    }
-    squares = bn_warp_sum_f64(squares);
-    if (lane == 0) )" +
-         sum + R"([warp] = squares;
-    __syncthreads();
-    double total = )" +
-         sum + R"([0];
-    for (int w = 1; w < kWarps; ++w) total = __dadd_rn(total, )" +
-         sum + R"([w]);
-    const float mean = __double2float_rn(__ddiv_rn(total, (double)()" +
-         t.n + R"()));
-    const float inv_rms = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, kEps)));
-    float amax = 0.0f;
-    for (int i = threadIdx.x; i < )" +
-         t.n + R"(; i += kWarps * 32) {
-      const float yv = __fmul_rn(__fmul_rn()" +
-         t.x_at + ", inv_rms), " + t.gain_at + R"();
-      amax = fmaxf(amax, fabsf(yv));
-)" + (t.normed_to.empty() ? "" : "      " + t.normed_to + "\n") +
-         R"(    }
-    amax = bn_warp_max_f32(amax);
-    if (lane == 0) )" +
-         max + R"([warp] = amax;
-    __syncthreads();
-    float block_max = )" +
-         max + R"([0];
-    for (int w = 1; w < kWarps; ++w) block_max = fmaxf(block_max, )" +
-         max + R"([w]);
-    const float scale = __double2float_rn(__ddiv_rn(127.0, fmax(0.00001, (double)block_max)));
-    int code_sum = 0;
-    for (int i = threadIdx.x; i < )" +
-         t.n + R"(; i += kWarps * 32) {
-      int r = __float2int_rn(__fmul_rn(__fmul_rn(__fmul_rn()" +
-         t.x_at + ", inv_rms), " + t.gain_at + R"(), scale));
-      r = r > 127 ? 127 : (r < -128 ? -128 : r);
-      )" + t.code_to +
-         R"(
-      code_sum += r;
-    }
-    code_sum = bn_warp_sum_i32(code_sum);
-    if (lane == 0) )" +
-         codes + R"([warp] = code_sum;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      int codes = 0;
-      for (int w = 0; w < kWarps; ++w) codes += )" +
-         codes + R"([w];
-      )" + t.finish +
-         R"(
-    }
-    __syncthreads();
-  }
-)";
-}
-
 // The fused norm, run by every thread of the block once its first weight loads are in flight
 // (so that their memory latency overlaps the norm's): the codes land in shared memory.
 std::string fused_norm_body() {
@@ -208,27 +125,6 @@ std::string fused_norm_body() {
          block_norm_text({"kK", "xt[i]", "gain[i]", "s_q[i] = (signed char)r;", "",
                           "s_act_sum = codes;\n      s_act_scale = scale;", "s_norm"}) +
          "  }\n";
-}
-
-// The tail norm (MatmulI2sShape::tail_norm): every block counts itself in after its outputs are
-// stored and fenced; the last one normalises the whole output row (read through L2, past L1,
-// since other blocks wrote it) for the next GEMV, and resets the counter for the next launch.
-std::string tail_norm_text(const MatmulI2sShape& shape) {
-  const std::string n = gated(shape.epilogue) ? "(kM / 2)" : "kM";
-  return R"(  // The last block to finish normalises the row (tail_norm).
-  __shared__ bool s_tail_last;
-  __threadfence();  // this block's outputs are visible to every block before it counts itself in
-  __syncthreads();
-  if (threadIdx.x == 0) s_tail_last = atomicAdd(tail_counter, 1u) == gridDim.x * gridDim.y * gridDim.z - 1u;
-  __syncthreads();
-  if (!s_tail_last) return;
-  __threadfence();
-  if (threadIdx.x == 0) *tail_counter = 0u;  // every block of this launch has counted itself in
-  constexpr float kEps = )" +
-         float_literal(shape.norm_eps) + ";\n  " +
-         block_norm_text({n, "__ldcg(y + i)", "tail_gain[i]", "tail_q[i] = (signed char)r;",
-                          "if (tail_normed != nullptr) tail_normed[i] = yv;",
-                          "*tail_sum = codes;\n      *tail_scale = scale;", "s_tail"});
 }
 
 }  // namespace
@@ -255,10 +151,7 @@ std::string matmul_i2s_name_suffix(const MatmulI2sShape& shape) {
 }
 
 std::string matmul_i2s_parameters(const MatmulI2sShape& shape) {
-  const std::string tail = shape.tail_norm ? R"(
-    const float* __restrict__ tail_gain, signed char* __restrict__ tail_q, float* __restrict__ tail_scale,
-    int* __restrict__ tail_sum, float* __restrict__ tail_normed, unsigned int* __restrict__ tail_counter,)"
-                                           : "";
+  const std::string tail = shape.tail_norm ? tail_norm_parameters() : "";
   return std::string("(\n    const unsigned int* __restrict__ w, ") +
          (matmul_i2s_fused(shape) ? "const float* __restrict__ w_scales" : "float w_scale") +
          (shape.fuse_norm ? R"(, const float* __restrict__ x,
@@ -519,7 +412,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
     // Before the kernel's closing brace.
     if (s.size() < 2 || s.compare(s.size() - 2, 2, "}\n") != 0) throw std::logic_error("emit_matmul_i2s: kernel text");
     s.resize(s.size() - 2);
-    s += tail_norm_text(shape) + "}\n";
+    s += tail_norm_text(gated(shape.epilogue) ? "(kM / 2)" : "kM", "y", shape.norm_eps) + "}\n";
   }
   kern.source = std::move(s);
   return kern;
