@@ -264,7 +264,10 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     }
     if (!options.fuse_rope) rope_k = emit_rope_kv(rope_shape);
     scores_k = emit_attention_scores(attn_shape);
-    pv_k = emit_attention_softmax_pv(attn_shape);
+    AttentionDecodeShape pv_shape = attn_shape;  // with tail norms it makes attn_sub_norm itself
+    pv_shape.tail_norm = tails;
+    pv_shape.norm_eps = c.eps;
+    pv_k = emit_attention_softmax_pv(pv_shape);
     lm_k = emit_lm_head_f16(lm_shape);
     if (batched) {
       qkv_g = emit_matmul_i2s(qkv_gemm);
@@ -388,10 +391,13 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
         add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
             with_seq({q16, k_cache, p.pos_buffer, scores}), false, blk + "attn_scores", 2);
       }
-      add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s),
-          with_seq({scores, v_cache, p.pos_buffer, attn}), false, blk + "attn_softmax_pv", 2);
+      std::vector<int> pv_args = {scores, v_cache, p.pos_buffer, attn};
+      const bool pv_tail = tails && !f.batch;
+      if (pv_tail) pv_args.insert(pv_args.end(), {sub_norm, act_q, act_scale, act_sum, -1, tail_counter});
+      add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s), with_seq(std::move(pv_args)),
+          false, blk + "attn_softmax_pv", 2);
       matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm",
-             {.tail_gain = ffn_norm});
+             {.normed_before = pv_tail, .tail_gain = ffn_norm});
       matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm",
              {.normed_before = true, .tail_gain = ffn_sub});
       matmul(*f.down, *f.down_s, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm",

@@ -151,10 +151,12 @@ struct DecodeProgramOptions {
   // bits. The batched step keeps rope_kv as its own launch (its tokens attend to cells other
   // tokens of the step append).
   bool fuse_rope = true;
-  // The one-token step's norms after o, gate|up and down done by the last block of that GEMV
-  // (MatmulI2sShape::tail_norm), the next layer's attn_norm and the final norm included: 7
-  // launches per layer instead of 10 (2B4T: 213 instead of 303), the same bits. Not with
-  // fuse_norms; off until measured on a GPU (the device check runs both).
+  // The one-token step's norms done by the last block of the launch before them (a tail norm:
+  // MatmulI2sShape::tail_norm, AttentionDecodeShape::tail_norm): attn_sub_norm by softmax·V, the
+  // others by o, gate|up and down (the next layer's attn_norm and the final norm included); only
+  // layer 0's attn_norm stays a launch. 6 launches per layer instead of 10 (2B4T: 183 instead of
+  // 303), the same bits. Not with fuse_norms; off until measured on a GPU (the device check runs
+  // both).
   bool tail_norms = false;
 };
 

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "codegen_cuda/emit_block_norm.h"
 #include "codegen_cuda/emit_common.h"
 
 namespace bitnet::codegen_cuda {
@@ -21,6 +22,7 @@ void validate(const AttentionDecodeShape& s) {
   // A batched step's tokens may attend to cells other tokens of the step append: rope_kv must
   // have run for all of them first. RoPE pairs need an even head_dim.
   if (s.fuse_rope && (s.batched || s.head_dim % 2 != 0)) throw std::invalid_argument("attention_decode: bad fuse_rope");
+  if (s.tail_norm && s.batched) throw std::invalid_argument("attention_decode: a tail norm needs one token");
 }
 
 std::string num(int64_t v) {
@@ -195,14 +197,14 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
                                               {"c", shape.n_ctx},
                                               {"w", shape.warps},
                                               {"r", shape.dims_per_warp}}) +
-           (shape.batched ? "_b" : "") + pdl_suffix(shape.pdl);
+           (shape.batched ? "_b" : "") + (shape.tail_norm ? "_tail" : "") + pdl_suffix(shape.pdl);
   // As ref::attention: 1.0f / sqrtf(float(head_dim)) in float, applied to the raw q.k.
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
     const float* __restrict__ scores, const unsigned short* __restrict__ v_cache, const int* __restrict__ pos_ptr,
     float* __restrict__ out)" +
-       seq_param(shape) + R"() {
+       (shape.tail_norm ? tail_norm_parameters() : std::string()) + seq_param(shape) + R"() {
 )" + shape_constants(shape) +
        "  constexpr int kPerWarp = " + num(shape.dims_per_warp) +
        ";\n  constexpr float kScale = " + float_literal(scale) + R"(;
@@ -288,42 +290,42 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   for (int j = threadIdx.x; j < n_kv; j += kThreads) p_s[j] = __half2float(__float2half_rn(__fmul_rn(p_s[j], inv)));
   __syncthreads();
 
-  if (!has_rows) return;  // after the block's last barrier
-
   // o[h][d] = vec_dot_f16(V row (g, d) over the window, p): each row's two chains in chunk order.
-  float lo[kPerWarp], up[kPerWarp];
+  if (has_rows) {  // uniform over the warp
+    float lo[kPerWarp], up[kPerWarp];
 #pragma unroll
-  for (int i = 0; i < kPerWarp; ++i) lo[i] = up[i] = 0.0f;
+    for (int i = 0; i < kPerWarp; ++i) lo[i] = up[i] = 0.0f;
 #pragma unroll 1
-  for (int c0 = 0; c0 < live_chunks; c0 += kBatch) {
-    if (c0 > 0) load_batch(c0);
+    for (int c0 = 0; c0 < live_chunks; c0 += kBatch) {
+      if (c0 > 0) load_batch(c0);
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-      const int c = c0 + b;
-      if (c >= live_chunks) break;  // uniform over the warp
-      const float p_lo = p_s[64 * c + lane], p_hi = p_s[64 * c + 32 + lane];
+      for (int b = 0; b < kBatch; ++b) {
+        const int c = c0 + b;
+        if (c >= live_chunks) break;  // uniform over the warp
+        const float p_lo = p_s[64 * c + lane], p_hi = p_s[64 * c + 32 + lane];
 #pragma unroll
-      for (int i = 0; i < kPerWarp; ++i) {
-        lo[i] = __fmaf_rn(__half2float(__ushort_as_half(v_lo[i][b])), p_lo, lo[i]);
-        up[i] = __fmaf_rn(__half2float(__ushort_as_half(v_hi[i][b])), p_hi, up[i]);
+        for (int i = 0; i < kPerWarp; ++i) {
+          lo[i] = __fmaf_rn(__half2float(__ushort_as_half(v_lo[i][b])), p_lo, lo[i]);
+          up[i] = __fmaf_rn(__half2float(__ushort_as_half(v_hi[i][b])), p_hi, up[i]);
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kPerWarp; ++i) {
+      const int d = d0 + i;
+      if (d >= kHd) break;  // uniform over the warp
+      const float v = bn_f16_dot_fold(lo[i], up[i]);
+      if (lane == 0) {
+        double sum = (double)v;
+        for (int e = n_chunks * 64; e < n_kv && e <= pos; ++e) {
+          sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(vr[i][e])), p_s[e]));
+        }
+        out[h * kHd + d] = __double2float_rn(sum);
       }
     }
   }
-#pragma unroll
-  for (int i = 0; i < kPerWarp; ++i) {
-    const int d = d0 + i;
-    if (d >= kHd) break;  // uniform over the warp
-    const float v = bn_f16_dot_fold(lo[i], up[i]);
-    if (lane == 0) {
-      double sum = (double)v;
-      for (int e = n_chunks * 64; e < n_kv && e <= pos; ++e) {
-        sum = __dadd_rn(sum, (double)__fmul_rn(__half2float(__ushort_as_half(vr[i][e])), p_s[e]));
-      }
-      out[h * kHd + d] = __double2float_rn(sum);
-    }
-  }
-}
-)";
+)" + (shape.tail_norm ? tail_norm_text("kHeads * kHd", "out", shape.norm_eps) : std::string()) +
+       "}\n";
   k.source = std::move(s);
   return k;
 }

@@ -44,6 +44,11 @@ struct AttentionDecodeShape {
   //  unsigned short* k_cache, unsigned short* v_cache, float* scores), with qkv and the tables as
   // emit_rope_kv takes them.
   bool fuse_rope = false;
+  // The softmax_pv kernel's last block to finish normalises and quantizes the attention output
+  // row (attn_sub_norm) for the o GEMV (emit_block_norm.h; one token only): its signature gains
+  // tail_norm_parameters() after `out`.
+  bool tail_norm = false;
+  float norm_eps = 1e-5f;
   int dims_per_warp = 2;        // softmax_pv kernel
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
   // Several tokens per launch: token t = blockIdx.z, at position pos_ptr[t], with q16, scores and

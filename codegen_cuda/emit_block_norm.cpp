@@ -75,9 +75,9 @@ std::string block_norm_text(const BlockNormText& t) {
 }
 
 std::string tail_norm_parameters() {
-  return R"(
+  return R"(,
     const float* __restrict__ tail_gain, signed char* __restrict__ tail_q, float* __restrict__ tail_scale,
-    int* __restrict__ tail_sum, float* __restrict__ tail_normed, unsigned int* __restrict__ tail_counter,)";
+    int* __restrict__ tail_sum, float* __restrict__ tail_normed, unsigned int* __restrict__ tail_counter)";
 }
 
 std::string tail_norm_text(const std::string& n, const std::string& row, float eps) {

@@ -22,9 +22,9 @@ struct BlockNormText {
 };
 std::string block_norm_text(const BlockNormText& t);
 
-// A tail norm's kernel parameters, to go before the kernel's `int n_tokens` (or last) parameter:
-//   const float* tail_gain, signed char* tail_q, float* tail_scale, int* tail_sum,
-//   float* tail_normed, unsigned int* tail_counter,
+// A tail norm's kernel parameters (with a leading comma), after the kernel's output pointer:
+//   , const float* tail_gain, signed char* tail_q, float* tail_scale, int* tail_sum,
+//     float* tail_normed, unsigned int* tail_counter
 // codes, scale and code sum as emit_rmsnorm_quant writes them, the normed floats where
 // tail_normed is not null, and a counter that is 0 before the launch and is left 0 after it.
 std::string tail_norm_parameters();

@@ -77,10 +77,11 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
   for (const AttentionCase& c : cases) {
     source += cc::emit_rope_kv({c.n_head, c.n_head_kv, c.head_dim, c.n_ctx}).source;
     const cc::AttentionDecodeShape a{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
-    cc::AttentionDecodeShape fused = a;
+    cc::AttentionDecodeShape fused = a, tail = a;
     fused.fuse_rope = true;
+    tail.tail_norm = true;
     source += cc::emit_attention_scores(a).source + cc::emit_attention_softmax_pv(a).source +
-              cc::emit_attention_scores(fused).source;
+              cc::emit_attention_scores(fused).source + cc::emit_attention_softmax_pv(tail).source;
   }
   const auto module = EmuModule::build(source, &error);
   ASSERT_TRUE(module) << error;
@@ -149,6 +150,33 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
                   "");
         EXPECT_EQ(cc::attention_scores_grid(strided).x, std::min<uint32_t>(blocks, c.n_ctx / 32));
         EXPECT_EQ(count_mismatches(again, scores), 0) << blocks << " blocks";
+      }
+      // The tail norm (attn_sub_norm by the last block to finish): the same outputs, and the
+      // codes, scale and code sum of the reference's norm of them.
+      {
+        cc::AttentionDecodeShape tail = shape;
+        tail.tail_norm = true;
+        const cc::KernelSource tail_k = cc::emit_attention_softmax_pv(tail);
+        const std::vector<float> gain = random_normal(want.size(), ++seed, 0.5f);
+        std::vector<float> h(want.size()), again(want.size(), -5.0f);
+        ref::rms_norm(want.data(), n_embd, 1e-5f, h.data());
+        for (size_t e = 0; e < h.size(); ++e) h[e] = h[e] * gain[e];
+        std::vector<int8_t> q_want(h.size()), q(h.size(), 99);
+        const ref::I8Row row = ref::quantize_row_i8(h.data(), n_embd, q_want.data());
+        float act_scale = -1.0f;
+        int act_sum = -1;
+        unsigned counter = 0;
+        ASSERT_EQ(module->launch(tail_k.name, cc::attention_softmax_pv_grid(tail), tail_k.threads,
+                                 static_cast<const float*>(scores.data()),
+                                 static_cast<const unsigned short*>(v_cache.data()), &pos_i, again.data(),
+                                 static_cast<const float*>(gain.data()), reinterpret_cast<signed char*>(q.data()),
+                                 &act_scale, &act_sum, static_cast<float*>(nullptr), &counter),
+                  "");
+        EXPECT_EQ(count_mismatches(again, want), 0);
+        EXPECT_EQ(q, q_want);
+        EXPECT_EQ(float_bits(act_scale), float_bits(row.scale));
+        EXPECT_EQ(act_sum, row.sum);
+        EXPECT_EQ(counter, 0u);
       }
       // rope_kv's work folded into the scores kernel (the one-token step's default), with its
       // own grid and with blocks striding over the chunks: the same caches and scores.

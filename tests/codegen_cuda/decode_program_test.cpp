@@ -94,11 +94,11 @@ TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUn
   ASSERT_TRUE(rope_apart) << rope_apart.error().message;
   EXPECT_EQ(rope_apart->launches.size(), 30u * 11 + 3);
   EXPECT_EQ(rope_apart->kernels.size(), 12u + 9);
-  // Tail norms: qkv, rope + scores, softmax·V, attn_sub_norm, o, gate|up, down per layer; the
-  // embedding, layer 0's attn_norm and the LM head (the last down makes the final norm).
+  // Tail norms: qkv, rope + scores, softmax·V, o, gate|up, down per layer; the embedding,
+  // layer 0's attn_norm and the LM head (the last down makes the final norm).
   auto tails = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .tail_norms = true});
   ASSERT_TRUE(tails) << tails.error().message;
-  EXPECT_EQ(tails->launches.size(), 30u * 7 + 3);
+  EXPECT_EQ(tails->launches.size(), 30u * 6 + 3);
   EXPECT_EQ(tails->kernels.size(), 9u + 11);  // no ffn-length or final norm kernel
   EXPECT_EQ(tails->batch_launches.size(), p->batch_launches.size());
   EXPECT_FALSE(cc::plan_decode_program(c, {.fuse_norms = true, .tail_norms = true}));
