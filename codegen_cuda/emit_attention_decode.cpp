@@ -43,6 +43,24 @@ std::string shape_constants(const AttentionDecodeShape& s) {
 )";
 }
 
+// The 16 values p_s[16 b ..] added as the reference's 16-lane block sum: level w adds element
+// l + w to element l for w = 8, 4, 2, 1 (level w is t<w>_*, t1_0 the sum). Written out as scalars: as a loop over a
+// local array, NVRTC kept the array in local memory in some kernels.
+std::string block_tree_sum_text() {
+  std::string text;
+  for (int l = 0; l < 16; ++l) {
+    text += "    const float t16_" + std::to_string(l) + " = p_s[16 * b + " + std::to_string(l) + "];\n";
+  }
+  for (int width = 8, from = 16; width >= 1; from = width, width /= 2) {
+    for (int l = 0; l < width; ++l) {
+      const std::string at = "t" + std::to_string(from) + "_";
+      text += "    const float t" + std::to_string(width) + "_" + std::to_string(l) + " = __fadd_rn(" + at +
+              std::to_string(l) + ", " + at + std::to_string(l + width) + ");\n";
+    }
+  }
+  return text;
+}
+
 std::string seq_param(const AttentionDecodeShape& s) {
   return s.batched ? ", const int* __restrict__ seq" : "";
 }
@@ -270,15 +288,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   // The reference's 16-lane block sums (tree order i + 8, i + 4, i + 2, i + 1), added in double.
   double part = 0.0;
   for (int b = threadIdx.x; b < n_kv / 16; b += kThreads) {
-    float t[16];
-#pragma unroll
-    for (int l = 0; l < 16; ++l) t[l] = p_s[16 * b + l];
-#pragma unroll
-    for (int width = 8; width >= 1; width >>= 1) {
-#pragma unroll
-      for (int l = 0; l < width; ++l) t[l] = __fadd_rn(t[l], t[l + width]);
-    }
-    part = __dadd_rn(part, (double)t[0]);
+)" + block_tree_sum_text() +
+       R"(    part = __dadd_rn(part, (double)t1_0);
   }
   part = bn_warp_sum_f64(part);
   if (lane == 0) s_sum[warp] = part;
