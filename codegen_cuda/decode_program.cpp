@@ -247,7 +247,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   lm_b.rows_per_warp = 8;
   // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
-  if (options.tail_norms && options.fuse_norms) return Error{"plan_decode_program: tail_norms and fuse_norms exclude each other"};
+  if (options.tail_norms && options.fuse_norms)
+    return Error{"plan_decode_program: tail_norms and fuse_norms exclude each other"};
   const bool tails = options.tail_norms;
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
   KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, pv_bk, gather_k, lm_bk;
@@ -365,8 +366,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
         }
         if (f.batch || !tails) tail = {};
         if (!tail.normed_before) {
-          add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
-              {input, gain, act_q, act_scale, act_sum, -1}, true, norm_label, 0);
+          add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, act_q, act_scale, act_sum, -1},
+              true, norm_label, 0);
         }
         std::vector<int> args = {weights, scales, act_q, act_scale, act_sum, output};
         if (tail.tail_gain >= 0) {
@@ -402,7 +403,9 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
              {.normed_before = true, .tail_gain = ffn_sub});
       matmul(*f.down, *f.down_s, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm",
              {.normed_before = true,
-              .tail_gain = !tails || f.batch ? -1 : last ? out_norm : attn_norm_of(layer + 1),
+              .tail_gain = !tails || f.batch ? -1
+                           : last            ? out_norm
+                                             : attn_norm_of(layer + 1),
               .tail_normed = last ? normed : -1});
     };
     launch_layer(one_token);

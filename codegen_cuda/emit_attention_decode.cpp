@@ -115,12 +115,13 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
        (shape.batched ? batched_token_text("blockIdx.z", {{"q16", "kHeads * kHd"}, {"scores", "kHeads * kCtx"}},
                                            {{"k_cache", "kCtx * kEmbdKv"}}, "  ")
                       : "") +
-       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" +
-       pdl_wait_text(shape.pdl, "  ") +
+       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
        R"(  constexpr int kPerBlock = kWarps * kPerWarp;
   const int g = blockIdx.y;
   if ((int)blockIdx.x * kPerBlock > pos || pos >= kCtx) return;  // uniform over the block: no cached cell here
-)" + (shape.fuse_rope ? R"(  // rope_kv's work for this kv head, done here (emit_rope_kv, bit for bit): the group's query
+)" +
+       (shape.fuse_rope
+            ? R"(  // rope_kv's work for this kv head, done here (emit_rope_kv, bit for bit): the group's query
   // heads rotated, rounded to F16 and widened; and, by the one block whose chunks hold pos, the
   // rotated key and the value appended at cell pos (read back below, after the barrier).
   constexpr int kHalf = kHd / 2;
@@ -148,7 +149,7 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
     }
   }
 )"
-                      : R"(  // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
+            : R"(  // The group's query heads (consecutive: heads g * kGroup ..), already F16, widened once.
   for (int i = threadIdx.x; i < kGroup * kHd; i += kThreads) {
     qs[i] = __half2float(__ushort_as_half(q16[g * kGroup * kHd + i]));
   }
@@ -233,8 +234,7 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
        (shape.batched ? batched_token_text("blockIdx.z", {{"scores", "kHeads * kCtx"}, {"out", "kHeads * kHd"}},
                                            {{"v_cache", "kHeadsKv * kHd * kCtx"}}, "  ")
                       : "") +
-       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" +
-       pdl_wait_text(shape.pdl, "  ") +
+       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
        R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
   if (pos < 0 || pos >= kCtx) return;  // uniform over the block

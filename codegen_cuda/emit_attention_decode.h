@@ -30,7 +30,7 @@ struct AttentionDecodeShape {
   int64_t head_dim = 0;   // <= 256
   int64_t n_ctx = 0;      // cache cells, % 32 == 0 and <= 8192 (the probabilities live in shared memory)
   int warps = 8;
-  int positions_per_warp = 4;   // scores kernel
+  int positions_per_warp = 4;  // scores kernel
   // Scores kernel blocks per kv head and token (grid.x): 0 = one per chunk of warps *
   // positions_per_warp cells, covering the whole cache; else at most that many, each taking chunks
   // blockIdx.x, blockIdx.x + gridDim.x, ... up to the token's position. A batched step sets it:

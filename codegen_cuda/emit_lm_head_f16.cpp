@@ -74,8 +74,10 @@ std::string kernel_head(const LmHeadF16Shape& shape, const KernelSource& kern) {
 KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   KernelSource kern = kernel_of(shape);
   std::string s = kernel_head(shape, kern);
-  s += "  constexpr int kSet = " + std::to_string(shape.rows_per_warp % 4 == 0 ? 4 : shape.rows_per_warp % 2 == 0 ? 2 : 1) +
-       R"(;
+  // Rows of a warp that share each widened x value (the most that divide rows_per_warp, up to 4).
+  int row_set = 1;
+  if (shape.rows_per_warp % 2 == 0) row_set = shape.rows_per_warp % 4 == 0 ? 4 : 2;
+  s += "  constexpr int kSet = " + std::to_string(row_set) + R"(;
   __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
 )" + pdl_early_text(shape.pdl, "  ") +
        pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.x * kTokens;

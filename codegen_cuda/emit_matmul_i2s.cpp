@@ -155,7 +155,8 @@ std::string matmul_i2s_parameters(const MatmulI2sShape& shape) {
   return std::string("(\n    const unsigned int* __restrict__ w, ") +
          (matmul_i2s_fused(shape) ? "const float* __restrict__ w_scales" : "float w_scale") +
          (shape.fuse_norm ? R"(, const float* __restrict__ x,
-    const float* __restrict__ gain, float* __restrict__ y)" + tail + R"(, int n_tokens) {
+    const float* __restrict__ gain, float* __restrict__ y)" +
+                                tail + R"(, int n_tokens) {
 )"
                           : R"(, const signed char* __restrict__ q,
     const float* __restrict__ act_scale, const int* __restrict__ act_sum, float* __restrict__ y)" +

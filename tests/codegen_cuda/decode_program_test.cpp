@@ -187,7 +187,9 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     ASSERT_TRUE(file) << file.error().message;
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
-    auto program = cc::plan_decode_program(config_of(*mc, n_ctx), {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope, .tail_norms = run.tail_norms});
+    auto program = cc::plan_decode_program(
+        config_of(*mc, n_ctx),
+        {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope, .tail_norms = run.tail_norms});
     ASSERT_TRUE(program) << program.error().message;
 
     std::string error;

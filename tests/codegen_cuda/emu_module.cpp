@@ -120,7 +120,8 @@ std::string launch_n(const EmuModule& m, const std::string& name, codegen_cuda::
 template <size_t... N>
 std::string launch_any(const EmuModule& m, const std::string& name, codegen_cuda::Dim3 g, int t,
                        const std::vector<void*>& p, bool has_int, int v, std::index_sequence<N...>) {
-  std::string result = "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
+  std::string result =
+      "no emulator call for " + std::to_string(p.size()) + " pointers" + (has_int ? " and an int" : "");
   ((p.size() == N ? (void)(result = launch_n(m, name, g, t, p, has_int, v, std::make_index_sequence<N>())) : (void)0),
    ...);
   return result;
@@ -131,7 +132,8 @@ std::string launch_any(const EmuModule& m, const std::string& name, codegen_cuda
 std::string EmuModule::launch_pointers(const std::string& name, codegen_cuda::Dim3 g, int t,
                                        const std::vector<void*>& p, bool has_int, int v) const {
   // The generated kernels take 3 to 15 pointers.
-  return launch_any(*this, name, g, t, p, has_int, v, std::index_sequence<3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15>());
+  return launch_any(*this, name, g, t, p, has_int, v,
+                    std::index_sequence<3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15>());
 }
 
 }  // namespace bitnet::testing

@@ -68,8 +68,8 @@ std::vector<cc::KernelSource> kernels_2b4t() {
     struct Variant {
       bool fuse_norms, mma_gemm, tail_norms;
     };
-    for (const Variant& v : {Variant{true, false, false}, {false, false, false}, {false, true, false},
-                             {false, false, true}}) {
+    for (const Variant& v :
+         {Variant{true, false, false}, {false, false, false}, {false, true, false}, {false, false, true}}) {
       for (const cc::PdlMode pdl : modes) {
         auto program = cc::plan_decode_program(
             c, {.fuse_norms = v.fuse_norms, .pdl = pdl, .mma_gemm = v.mma_gemm, .tail_norms = v.tail_norms});
