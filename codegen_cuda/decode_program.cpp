@@ -176,6 +176,18 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   const int act_q = b.buffer("act.q", BufferKind::kScratch, t_max * std::max(c.n_embd, c.n_ff));
   const int act_scale = b.buffer("act.scale", BufferKind::kScratch, t_max * 4);
   const int act_sum = b.buffer("act.sum", BufferKind::kScratch, t_max * 4);
+  // Quantized activations: codes, scale, code sum.
+  struct Act {
+    int q, scale, sum;
+  };
+  const Act act_a{act_q, act_scale, act_sum};
+  // With tail norms a second set: a launch whose tail writes the activations the next product reads
+  // never writes the set it reads itself (through the read-only cache, as `const __restrict__`).
+  const Act act_b =
+      options.tail_norms && !options.fuse_norms
+          ? Act{b.buffer("act.q.b", BufferKind::kScratch, std::max(c.n_embd, c.n_ff)),
+                b.buffer("act.scale.b", BufferKind::kScratch, 4), b.buffer("act.sum.b", BufferKind::kScratch, 4)}
+          : act_a;
   const int qkv = b.buffer("qkv", BufferKind::kScratch, t_max * n_qkv * 4);
   // The rotated F16 queries, from rope_kv to the scores kernel (not used where rope is fused into it).
   const int q16 = batched || !options.fuse_rope ? b.buffer("q16", BufferKind::kScratch, t_max * c.n_embd * 2) : -1;
@@ -350,10 +362,13 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     // With tail norms (one-token form): the product's input was normalised by the launch before
     // it (`normed_before`), and it normalises its own output with `tail_gain` (-1: no tail),
     // writing the normed floats to `tail_normed` too (-1: not).
+    // The product reads the activations of set `in`; its tail writes set `out`.
     struct Tail {
       bool normed_before = false;
       int tail_gain = -1;
       int tail_normed = -1;
+      const Act* in = nullptr;   // null: act_a
+      const Act* out = nullptr;  // null: act_a
     };
     auto launch_layer = [&](const StepForm& f) {
       auto matmul = [&](const KernelSource& k, const MatmulI2sShape& shape, int weights, int scales, int input,
@@ -365,13 +380,15 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
           return;
         }
         if (f.batch || !tails) tail = {};
+        const Act& in = tail.in ? *tail.in : act_a;
+        const Act& out = tail.out ? *tail.out : act_a;
         if (!tail.normed_before) {
-          add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, act_q, act_scale, act_sum, -1},
+          add(f, norm_k, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1), {input, gain, in.q, in.scale, in.sum, -1},
               true, norm_label, 0);
         }
-        std::vector<int> args = {weights, scales, act_q, act_scale, act_sum, output};
+        std::vector<int> args = {weights, scales, in.q, in.scale, in.sum, output};
         if (tail.tail_gain >= 0) {
-          args.insert(args.end(), {tail.tail_gain, act_q, act_scale, act_sum, tail.tail_normed, tail_counter});
+          args.insert(args.end(), {tail.tail_gain, out.q, out.scale, out.sum, tail.tail_normed, tail_counter});
         }
         add(f, k, KernelRole::kMatmulI2s, matmul_i2s_grid(shape, 1), std::move(args), true, label, 1,
             shape.tokens_per_block);
@@ -394,19 +411,23 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       }
       std::vector<int> pv_args = {scores, v_cache, p.pos_buffer, attn};
       const bool pv_tail = tails && !f.batch;
-      if (pv_tail) pv_args.insert(pv_args.end(), {sub_norm, act_q, act_scale, act_sum, -1, tail_counter});
+      // Sets per layer with tail norms: qkv reads A; softmax·V's tail writes B; o reads B and
+      // writes A; gate|up reads A and writes B; down reads B and writes A for the next qkv.
+      if (pv_tail) pv_args.insert(pv_args.end(), {sub_norm, act_b.q, act_b.scale, act_b.sum, -1, tail_counter});
       add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s), with_seq(std::move(pv_args)),
           false, blk + "attn_softmax_pv", 2);
       matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm",
-             {.normed_before = pv_tail, .tail_gain = ffn_norm});
+             {.normed_before = pv_tail, .tail_gain = ffn_norm, .in = &act_b, .out = &act_a});
       matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm",
-             {.normed_before = true, .tail_gain = ffn_sub});
+             {.normed_before = true, .tail_gain = ffn_sub, .in = &act_a, .out = &act_b});
       matmul(*f.down, *f.down_s, w_down, s_down, ffn, ffn_sub, x, blk + "down", norm_ff, blk + "ffn_sub_norm",
              {.normed_before = true,
               .tail_gain = !tails || f.batch ? -1
                            : last            ? out_norm
                                              : attn_norm_of(layer + 1),
-              .tail_normed = last ? normed : -1});
+              .tail_normed = last ? normed : -1,
+              .in = &act_b,
+              .out = &act_a});
     };
     launch_layer(one_token);
     if (batched) launch_layer(batch_step);

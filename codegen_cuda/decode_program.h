@@ -57,7 +57,8 @@ enum class WeightLayout {
 enum class BufferKind {
   kWeight,   // constant, made by decode_weight_bytes
   kState,    // KV cache: zeros at the start, kept across steps
-  kScratch,  // written before it is read within a step
+  kScratch,  // written before it is read within a step (launchers zero-fill all buffers at allocation:
+             // the tail norms' counter, DecodeProgramOptions::tail_norms, relies on that)
   kInput,    // token id / position: one int, written by the host before each step
   kOutput,   // the logits
 };
@@ -155,8 +156,11 @@ struct DecodeProgramOptions {
   // MatmulI2sShape::tail_norm, AttentionDecodeShape::tail_norm): attn_sub_norm by softmax·V, the
   // others by o, gate|up and down (the next layer's attn_norm and the final norm included); only
   // layer 0's attn_norm stays a launch. 6 launches per layer instead of 10 (2B4T: 183 instead of
-  // 303), the same bits. Not with fuse_norms; off until measured on a GPU (the device check runs
-  // both).
+  // 303), the same bits. The tails write a second set of activation buffers in turn, so no launch
+  // writes what it reads. Their arrival counter is 0 between launches (zero-filled at allocation,
+  // reset by each last block); a step cut off by a device fault can leave it otherwise, and the
+  // session is failed then anyway. Not with fuse_norms; off until measured on a GPU (the device
+  // check runs both).
   bool tail_norms = false;
 };
 

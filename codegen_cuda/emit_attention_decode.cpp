@@ -237,7 +237,9 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
        "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
        R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
-  if (pos < 0 || pos >= kCtx) return;  // uniform over the block
+  // Uniform over the grid: no block counts itself in for a tail norm either (whose output is then
+  // left as it was, as `out` is; the host never sends such a position).
+  if (pos < 0 || pos >= kCtx) return;
   // ref::padded_kv_length(pos + 1, n_ctx): the window the reference's softmax and V product span.
   int n_kv = (pos + 32) / 32 * 32;
   n_kv = n_kv < kCtx ? n_kv : kCtx;

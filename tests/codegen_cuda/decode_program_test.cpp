@@ -101,6 +101,16 @@ TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUn
   EXPECT_EQ(tails->launches.size(), 30u * 6 + 3);
   EXPECT_EQ(tails->kernels.size(), 9u + 11);  // no ffn-length or final norm kernel
   EXPECT_EQ(tails->batch_launches.size(), p->batch_launches.size());
+  // A GEMV's tail never writes the activations it reads (codes, scale, code sum: arguments 2-4
+  // and 7-9), so nothing it reads through the read-only cache changes under it.
+  int tail_gemvs = 0;
+  for (const cc::DecodeLaunch& l : tails->launches) {
+    if (l.role != cc::KernelRole::kMatmulI2s || l.args.size() != 12) continue;
+    ++tail_gemvs;
+    for (int i = 2; i <= 4; ++i)
+      EXPECT_NE(l.args[static_cast<size_t>(i)], l.args[static_cast<size_t>(i + 5)]) << l.label;
+  }
+  EXPECT_EQ(tail_gemvs, 30 * 3);
   EXPECT_FALSE(cc::plan_decode_program(c, {.fuse_norms = true, .tail_norms = true}));
   auto one_token = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .max_tokens = 1});
   ASSERT_TRUE(one_token) << one_token.error().message;
