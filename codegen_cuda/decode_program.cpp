@@ -258,10 +258,11 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   LmHeadF16Shape lm_b = lm_shape;
   lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   lm_b.rows_per_warp = 8;
-  // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
-  if (options.tail_norms && options.fuse_norms)
+  if (options.tail_norms && options.fuse_norms) {
     return Error{"plan_decode_program: tail_norms and fuse_norms exclude each other"};
+  }
   const bool tails = options.tail_norms;
+  // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
   KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, pv_bk, gather_k, lm_bk;
   try {
@@ -358,11 +359,10 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
 
     // The layer's launches in one step form: a product on the norm of `input` is one fused launch or
     // rmsnorm_quant then the product; the batched rope and attention kernels also take each
-    // token's sequence.
-    // With tail norms (one-token form): the product's input was normalised by the launch before
-    // it (`normed_before`), and it normalises its own output with `tail_gain` (-1: no tail),
-    // writing the normed floats to `tail_normed` too (-1: not).
-    // The product reads the activations of set `in`; its tail writes set `out`.
+    // token's sequence. With tail norms (one-token form): the product's input was normalised by
+    // the launch before it (`normed_before`), it reads the activations of set `in` and normalises
+    // its own output with `tail_gain` (-1: no tail) into set `out`, the normed floats also to
+    // `tail_normed` (-1: not).
     struct Tail {
       bool normed_before = false;
       int tail_gain = -1;
