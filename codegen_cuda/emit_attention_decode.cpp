@@ -44,8 +44,8 @@ std::string shape_constants(const AttentionDecodeShape& s) {
 }
 
 // The 16 values p_s[16 b ..] added as the reference's 16-lane block sum: level w adds element
-// l + w to element l for w = 8, 4, 2, 1 (level w is t<w>_*, t1_0 the sum). Written out as scalars: as a loop over a
-// local array, NVRTC kept the array in local memory in some kernels.
+// l + w to element l for w = 8, 4, 2, 1 (level w is t<w>_*, t1_0 the sum). Written out as
+// scalars: as a loop over a local array, NVRTC kept the array in local memory in some kernels.
 std::string block_tree_sum_text() {
   std::string text;
   for (int l = 0; l < 16; ++l) {

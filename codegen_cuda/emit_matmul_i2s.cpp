@@ -346,7 +346,6 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
       if (lane == 0 && row < kM && tok < n_tokens) bn_out(d, row, tok);
     }
   }
-}
 )";
   } else if (!split) {
     s += R"(#pragma unroll
@@ -360,7 +359,6 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
       if (lane == 0 && row < kM && tok < n_tokens) bn_out_pair(d_gate, d_up, row, tok);
     }
   }
-}
 )";
   } else {
     s += R"(  // Each warp's partial sums (int32: exact), then one thread per (row, token) adds the
@@ -387,7 +385,6 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
     const int tok = tok0 + rt % kTokens;
     if (row < kM && tok < n_tokens) bn_out(d, row, tok);
   }
-}
 )";
     } else {
       s += R"(  for (int e = threadIdx.x; e < kGroups * (kRows / 2) * kTokens; e += kWarps * 32) {
@@ -405,16 +402,12 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
     const int tok = tok0 + t;
     if (row < kM && tok < n_tokens) bn_out_pair(d_gate, d_up, row, tok);
   }
-}
 )";
     }
   }
-  if (shape.tail_norm) {
-    // Before the kernel's closing brace.
-    if (s.size() < 2 || s.compare(s.size() - 2, 2, "}\n") != 0) throw std::logic_error("emit_matmul_i2s: kernel text");
-    s.resize(s.size() - 2);
-    s += tail_norm_text(gated(shape.epilogue) ? "(kM / 2)" : "kM", "y", shape.norm_eps) + "}\n";
-  }
+  // The outputs are stored; the tail norm (if any), then the kernel's closing brace.
+  if (shape.tail_norm) s += tail_norm_text(gated(shape.epilogue) ? "(kM / 2)" : "kM", "y", shape.norm_eps);
+  s += "}\n";
   kern.source = std::move(s);
   return kern;
 }
