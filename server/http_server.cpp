@@ -75,6 +75,7 @@ struct HttpServer::Impl {
   Handler handler;
   // Before `io`: the handlers io's destructor drops hold connections that count themselves here.
   std::atomic<int> connections{0};
+  std::atomic<int> responding{0};  // see responses_in_progress()
   net::io_context io{1};
   // run() returns on stop() only, not when the listening socket is closed and nothing is left.
   net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(io);
@@ -95,7 +96,10 @@ class Connection : public Reply, public std::enable_shared_from_this<Connection>
       : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {
     ++server_.connections;
   }
-  ~Connection() override { --server_.connections; }
+  ~Connection() override {
+    response_delivered();
+    --server_.connections;
+  }
 
   void start() { read_header(); }
 
@@ -139,8 +143,25 @@ class Connection : public Reply, public std::enable_shared_from_this<Connection>
  private:
   enum class State { kReading, kHandling, kStreaming, kResponded };
 
+  // Between requests: wait (under the timeout) for the first byte of the next one, or for the
+  // client's close, so that a graceful stop knows when a request has begun arriving.
   void read_header() {
     state_ = State::kReading;
+    if (buffer_.size() > 0) return read_request();  // a pipelined request is here already
+    timer_.expires_after(seconds(server_.options.timeout_s));
+    timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->close();
+    });
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      self->timer_.cancel();
+      if (ec) return self->close();
+      self->read_request();
+    });
+  }
+
+  void read_request() {
+    response_owed();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
@@ -257,6 +278,7 @@ class Connection : public Reply, public std::enable_shared_from_this<Connection>
     if (out_.empty()) {
       writing_ = false;
       if (state_ == State::kResponded) {
+        response_delivered();
         if (keep_alive_ && !gone_) return read_header();
         return linger_close();
       }
@@ -294,7 +316,21 @@ class Connection : public Reply, public std::enable_shared_from_this<Connection>
     });
   }
 
+  // A request has begun arriving: from now until its response is written (or the connection
+  // ends), a graceful stop waits for this connection.
+  void response_owed() {
+    if (owed_) return;
+    owed_ = true;
+    ++server_.responding;
+  }
+  void response_delivered() {
+    if (!owed_) return;
+    owed_ = false;
+    --server_.responding;
+  }
+
   void close() {
+    response_delivered();
     beast::error_code ignored;
     timer_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -315,6 +351,7 @@ class Connection : public Reply, public std::enable_shared_from_this<Connection>
   bool writing_ = false;
   bool gone_ = false;
   bool watching_ = false;
+  bool owed_ = false;
   std::function<void()> on_gone_;
   std::deque<std::string> out_;
   std::array<char, 4096> discard_{};
@@ -392,8 +429,8 @@ void HttpServer::stop() {
 void HttpServer::post(std::function<void()> task) {
   net::post(impl_->io, std::move(task));
 }
-int HttpServer::open_connections() const {
-  return impl_->connections.load();
+int HttpServer::responses_in_progress() const {
+  return impl_->responding.load();
 }
 
 }  // namespace bitnet::server

@@ -79,11 +79,14 @@ class HttpServer {
   void run();
   // Thread-safe: close the listening socket (connections already open go on).
   void stop_accepting();
-  // Thread-safe: end run(); open connections are dropped.
+  // Thread-safe: end run(); open connections are dropped, with whatever they had still to write.
   void stop();
   // Thread-safe: runs `task` on the I/O thread.
   void post(std::function<void()> task);
-  int open_connections() const;  // I/O thread or approximate
+  // Requests whose header has arrived and whose response is not yet all written to the socket
+  // (a graceful stop waits for these: a request that is done is not yet delivered). I/O thread,
+  // or approximate.
+  int responses_in_progress() const;
 
   struct Impl;  // opaque (public so that the connections in the .cpp can name it)
 

@@ -73,7 +73,9 @@ void handle_signals(const sigset_t& signals, server::HttpServer& http, server::A
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_s);
     const timespec tick{0, 50'000'000};
     bool cancelled = false;
-    while (on_io_thread(http, [&] { return app.in_flight(); }) > 0) {
+    // A request the scheduler has finished may still have its last chunks to write: wait for
+    // those too, and for requests that had begun arriving.
+    while (on_io_thread(http, [&] { return app.in_flight() + http.responses_in_progress(); }) > 0) {
       if (!cancelled && std::chrono::steady_clock::now() >= deadline) {
         fmt::print(stderr, "bitnet serve: grace period over: cancelling the requests still running\n");
         http.post([&] { app.cancel_all(); });
