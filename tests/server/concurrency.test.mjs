@@ -128,14 +128,18 @@ test("a full queue answers 503 with Retry-After; a burst of 64 clients is all an
 
 test("SIGTERM lets running requests finish within the grace period, then exits 0", async () => {
   const server = await Server.start(["-m", storiesModel, "-np", "2"]);
-  const running = server.post("/v1/completions", { prompt: prompts[0], max_tokens: 200, temperature: 0, stream: true });
-  await new Promise((r) => setTimeout(r, 20));
+  // fetch resolves when the stream's header arrives: the request is running, not still on its way.
+  const response = await fetch(`${server.url}/v1/completions`, {
+    method: "POST",
+    body: JSON.stringify({ prompt: prompts[0], max_tokens: 200, temperature: 0, stream: true }),
+  });
+  assert.equal(response.status, 200);
+  const body = response.text();
   const { code } = await server.stop("SIGTERM");
   assert.equal(code, 0);
-  const r = await running;
-  assert.equal(r.status, 200);
-  assert.match(r.text, /"finish_reason":"length"/);
-  assert.match(r.text, /data: \[DONE\]\n\n$/);
+  const text = await body;
+  assert.match(text, /"finish_reason":"length"/);
+  assert.match(text, /data: \[DONE\]\n\n$/);
   assert.match(server.stderr, /SIGTERM received/);
 });
 
