@@ -864,7 +864,7 @@ std::string run_decode_programs(CUmodule module, const std::string& models_dir, 
       if (g.n_embd != c.config.n_embd || g.n_ff != c.config.n_ff || g.n_head != c.config.n_head ||
           g.n_head_kv != c.config.n_head_kv || g.n_layer != c.config.n_layer || g.n_vocab != c.config.n_vocab ||
           g.eps != c.config.eps || g.freq_base != c.config.freq_base || g.freq_scale != c.config.freq_scale ||
-          g.act != c.config.act) {
+          g.act != c.config.act || g.lm_head_tensor != c.config.lm_head_tensor) {
         throw std::runtime_error(c.gguf + ": configuration differs from the compiled-in kernels'");
       }
       for (size_t i = 0; i < program->buffers.size(); ++i) {

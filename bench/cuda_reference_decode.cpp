@@ -156,6 +156,11 @@ Expected<codegen_cuda::DecodeModelConfig> decode_config(const GgufModel& model, 
     return Error{"token_embd.weight must be a 2-D F16 tensor"};
   }
   codegen_cuda::DecodeModelConfig c;
+  if (const auto out = model.tensors.find("output.weight"); out != model.tensors.end()) {
+    if (out->second.ne != embd->second.ne || out->second.type != 1)
+      return Error{"output.weight must be F16 like token_embd.weight"};
+    c.lm_head_tensor = "output.weight";
+  }
   c.n_embd = static_cast<int64_t>(number("embedding_length", 0));
   c.n_ff = static_cast<int64_t>(number("feed_forward_length", 0));
   c.n_head = static_cast<int64_t>(number("attention.head_count", 0));
@@ -239,7 +244,7 @@ std::vector<float> ReferenceDecoder::step(int32_t token, int64_t pos) {
     for (int64_t i = 0; i < n; ++i) x[i] = x[i] + d[i];
   }
   const std::vector<float> y = rms(x, gain("output_norm.weight"));
-  const ref::WeightView head{gguf::GgmlType::F16, tensors_("token_embd.weight"), c_.n_vocab, n};
+  const ref::WeightView head{gguf::GgmlType::F16, tensors_(c_.lm_head_tensor), c_.n_vocab, n};
   return product(y, head);
 }
 

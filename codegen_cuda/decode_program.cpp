@@ -200,7 +200,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   // Global weights.
   const int embd = b.weight("token_embd", WeightLayout::kF16, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
                             c.n_vocab * c.n_embd * 2);
-  const int lm_head = b.weight("lm_head", WeightLayout::kF16LmHead, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+  const int lm_head = b.weight("lm_head", WeightLayout::kF16LmHead, {c.lm_head_tensor}, {c.n_vocab}, c.n_embd,
                                c.n_vocab * f16_row_stride(c.n_embd) * 2);
   const int out_norm = b.weight("output_norm", WeightLayout::kF32, {"output_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
   const int rope_cos = b.weight("rope.cos", WeightLayout::kRopeCos, {}, {}, 0, c.n_ctx * (hd / 2) * 4);

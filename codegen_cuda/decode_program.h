@@ -40,6 +40,8 @@ struct DecodeModelConfig {
   float freq_base = 10000.0f;
   float freq_scale = 1.0f;
   FfnActivation act = FfnActivation::kRelu2;
+  // The F16 matrix the LM head reads: the embedding when the model ties them, else output.weight.
+  std::string lm_head_tensor = "token_embd.weight";
 };
 
 // How a weight buffer's host bytes are made from the GGUF tensors it names.

@@ -30,8 +30,8 @@ Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, i
     return make_error("the CUDA backend runs BitNet models (sub-norms, NEOX RoPE); this is a {} model",
                       m.arch ? m.arch->name : std::string_view("?"));
   }
-  if (m.separate_output) return make_error("the CUDA backend needs the LM head tied to the F16 embedding");
   cc::DecodeModelConfig c;
+  if (m.separate_output) c.lm_head_tensor = "output.weight";  // check_tensors: it must be F16 too
   c.n_embd = static_cast<int64_t>(m.n_embd);
   c.n_ff = static_cast<int64_t>(m.n_ff);
   c.n_head = static_cast<int64_t>(m.n_head);

@@ -10,12 +10,15 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "compiler/cuda_model.h"
 #include "emu_device.h"
+#include "frontend_gguf/gguf_writer.h"
 #include "frontend_gguf/lowering.h"
 #include "reference/interpreter.h"
+#include "reference/kernels.h"
 #include "runtime/cuda/cuda_driver_device.h"
 #include "runtime/cuda/cuda_plan.h"
 #include "runtime/cuda/cuda_session.h"
@@ -246,6 +249,59 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
       EXPECT_EQ(emu->replays(), all_logits ? 4 : 2);
     }
   }
+}
+
+// `source` with an output.weight of `type` (F16 or F32) added: random values, unlike the
+// embedding, so that a head that read the embedding instead would show.
+void write_with_output_weight(const std::string& source, gguf::GgmlType type, const std::string& path) {
+  auto file = gguf::GgufFile::open(source);
+  ASSERT_TRUE(file) << file.error().message;
+  const gguf::TensorInfo* embd = file->find_tensor("token_embd.weight");
+  ASSERT_NE(embd, nullptr);
+  const size_t count = embd->element_count();
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> value(-0.08f, 0.08f);
+  std::vector<uint8_t> bytes(count * (type == gguf::GgmlType::F16 ? 2 : 4));
+  for (size_t i = 0; i < count; ++i) {
+    const float v = value(rng);
+    if (type == gguf::GgmlType::F16) {
+      const uint16_t h = ref::fp32_to_fp16(v);
+      std::memcpy(&bytes[i * 2], &h, 2);
+    } else {
+      std::memcpy(&bytes[i * 4], &v, 4);
+    }
+  }
+  auto writer = gguf::GgufWriter::from_file(*file);
+  ASSERT_TRUE(writer.add_tensor({"output.weight", type, embd->ne, bytes}).ok());
+  const Status written = writer.write_file_atomic(path);
+  ASSERT_TRUE(written.ok()) << written.error().message;
+}
+
+// A model whose LM head is its own F16 output.weight (not tied to the embedding): the head reads
+// that matrix, bit for bit as the interpreter; another type is refused, naming the tensor.
+TEST(CudaSession, AnUntiedF16LmHeadReadsOutputWeight) {
+  BITNET_REQUIRE_SHARED(shared);
+  const std::string source = (shared / "models/bitnet-i2s/bitnet-tiny-mha.i2_s.gguf").string();
+  TempDir tmp;
+  const std::string f16 = (tmp / "untied-f16.gguf").string();
+  ASSERT_NO_FATAL_FAILURE(write_with_output_weight(source, gguf::GgmlType::F16, f16));
+  {
+    auto model = open(f16);
+    ASSERT_TRUE(model);
+    ASSERT_FALSE(model->config().arch == nullptr);
+    EXPECT_TRUE(model->config().separate_output) << "the test model's architecture ignores output.weight";
+  }
+  auto device = std::make_unique<EmuDevice>();
+  const EmuDevice* emu = device.get();
+  check_batches_and_kv_edits(f16, std::move(device), emu);
+
+  const std::string f32 = (tmp / "untied-f32.gguf").string();
+  ASSERT_NO_FATAL_FAILURE(write_with_output_weight(source, gguf::GgmlType::F32, f32));
+  auto model = open(f32);
+  ASSERT_TRUE(model);
+  const Status s = compiler::check_cuda_support(*model);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("output.weight as F16"), std::string::npos) << s.error().message;
 }
 
 TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {
