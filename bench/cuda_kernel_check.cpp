@@ -622,7 +622,8 @@ void fill_random_weights(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d
   for (const auto& b : p.buffers) {
     if (b.layout == WeightLayout::kI2sRows || b.layout == WeightLayout::kI2sPairs)
       i2s_bytes = std::max(i2s_bytes, b.bytes);
-    if (b.layout == WeightLayout::kF16 || b.layout == WeightLayout::kF16LmHead)
+    if (b.layout == WeightLayout::kF16 || b.layout == WeightLayout::kF16LmHead || b.layout == WeightLayout::kQ8_0 ||
+        b.layout == WeightLayout::kQ8_0LmHead)
       f16_bytes = std::max(f16_bytes, b.bytes);
   }
   uint64_t state = 0x9e3779b97f4a7c15ull;
@@ -659,6 +660,15 @@ void fill_random_weights(const codegen_cuda::DecodeProgram& p, ProgramBuffers& d
       case codegen_cuda::WeightLayout::kI2sScales: {
         const std::vector<float> v(static_cast<size_t>(b.bytes / 4), 0.01f);
         dst.upload(v.data(), static_cast<size_t>(b.bytes));
+        break;
+      }
+      case codegen_cuda::WeightLayout::kQ8_0:
+      case codegen_cuda::WeightLayout::kQ8_0LmHead: {
+        // Blocks of scale 1/128 (0x2000 as F16) and the random bytes as int8 values.
+        std::vector<uint8_t> v(static_cast<size_t>(b.bytes));
+        std::memcpy(v.data(), halves.data(), std::min(v.size(), halves.size() * 4));
+        for (size_t at = 0; at + 34 <= v.size(); at += 34) v[at] = 0x00, v[at + 1] = 0x20;
+        dst.upload(v.data(), v.size());
         break;
       }
       case codegen_cuda::WeightLayout::kF32: {

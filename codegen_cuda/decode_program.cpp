@@ -10,6 +10,7 @@
 #include "codegen_cuda/emit_gather_rows.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
+#include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/emit_rmsnorm_quant.h"
 #include "codegen_cuda/emit_rope_kv.h"
 #include "codegen_cuda/repack.h"
@@ -142,7 +143,14 @@ int64_t DecodeProgram::weight_bytes_read_per_token() const {
     if (b.kind != BufferKind::kWeight || b.layout == WeightLayout::kRopeCos || b.layout == WeightLayout::kRopeSin) {
       continue;
     }
-    total += b.layout == WeightLayout::kF16 ? config.n_embd * 2 : b.bytes;
+    // The embedding lookup reads one row per token.
+    if (b.layout == WeightLayout::kF16) {
+      total += config.n_embd * 2;
+    } else if (b.layout == WeightLayout::kQ8_0) {
+      total += q8_0_row_bytes(config.n_embd);
+    } else {
+      total += b.bytes;
+    }
   }
   return total;
 }
@@ -198,10 +206,16 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   const int x_out = batched ? b.buffer("x.out", BufferKind::kScratch, t_max * c.n_embd * 4) : -1;
   p.logits_buffer = b.buffer("logits", BufferKind::kOutput, t_max * c.n_vocab * 4);
   // Global weights.
-  const int embd = b.weight("token_embd", WeightLayout::kF16, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
-                            c.n_vocab * c.n_embd * 2);
-  const int lm_head = b.weight("lm_head", WeightLayout::kF16LmHead, {c.lm_head_tensor}, {c.n_vocab}, c.n_embd,
-                               c.n_vocab * f16_row_stride(c.n_embd) * 2);
+  const bool embd_q8_0 = c.embd_type == TableType::kQ8_0;
+  const bool head_q8_0 = c.lm_head_type == TableType::kQ8_0;
+  const int embd = embd_q8_0 ? b.weight("token_embd", WeightLayout::kQ8_0, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+                                        c.n_vocab * q8_0_row_bytes(c.n_embd))
+                             : b.weight("token_embd", WeightLayout::kF16, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+                                        c.n_vocab * c.n_embd * 2);
+  const int lm_head = head_q8_0 ? b.weight("lm_head", WeightLayout::kQ8_0LmHead, {c.lm_head_tensor}, {c.n_vocab},
+                                           c.n_embd, c.n_vocab * q8_0_row_bytes(c.n_embd))
+                                : b.weight("lm_head", WeightLayout::kF16LmHead, {c.lm_head_tensor}, {c.n_vocab},
+                                           c.n_embd, c.n_vocab * f16_row_stride(c.n_embd) * 2);
   const int out_norm = b.weight("output_norm", WeightLayout::kF32, {"output_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
   const int rope_cos = b.weight("rope.cos", WeightLayout::kRopeCos, {}, {}, 0, c.n_ctx * (hd / 2) * 4);
   const int rope_sin = b.weight("rope.sin", WeightLayout::kRopeSin, {}, {}, 0, c.n_ctx * (hd / 2) * 4);
@@ -258,6 +272,9 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   LmHeadF16Shape lm_b = lm_shape;
   lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   lm_b.rows_per_warp = 8;
+  // A Q8_0 head: one kernel for both steps, a token per block row (grid.y).
+  LmHeadQ8_0Shape lm_q8_0{c.n_embd, c.n_vocab};
+  lm_q8_0.pdl = options.pdl;
   if (options.tail_norms && options.fuse_norms) {
     return Error{"plan_decode_program: tail_norms and fuse_norms exclude each other"};
   }
@@ -266,7 +283,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
   KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, pv_bk, gather_k, lm_bk;
   try {
-    embed_k = emit_embed_f16({c.n_embd, c.n_vocab, options.pdl});
+    embed_k = embd_q8_0 ? emit_embed_q8_0({c.n_embd, c.n_vocab, options.pdl})
+                        : emit_embed_f16({c.n_embd, c.n_vocab, options.pdl});
     norm_embd = emit_rmsnorm_quant({c.n_embd, c.eps, true, false, options.pdl});
     norm_ff = emit_rmsnorm_quant({c.n_ff, c.eps, true, false, options.pdl});
     norm_out = emit_rmsnorm_quant({c.n_embd, c.eps, true, true, options.pdl});
@@ -282,7 +300,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     pv_shape.tail_norm = tails;
     pv_shape.norm_eps = c.eps;
     pv_k = emit_attention_softmax_pv(pv_shape);
-    lm_k = emit_lm_head_f16(lm_shape);
+    lm_k = head_q8_0 ? emit_lm_head_q8_0(lm_q8_0) : emit_lm_head_f16(lm_shape);
     if (batched) {
       qkv_g = emit_matmul_i2s(qkv_gemm);
       o_g = emit_matmul_i2s(o_gemm);
@@ -292,7 +310,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       scores_bk = emit_attention_scores(attn_b);
       pv_bk = emit_attention_softmax_pv(attn_b);
       gather_k = emit_gather_rows({c.n_embd, options.pdl});
-      lm_bk = emit_lm_head_f16(lm_b);
+      lm_bk = head_q8_0 ? lm_k : emit_lm_head_f16(lm_b);
     }
   } catch (const std::invalid_argument& e) {
     return Error{std::string("plan_decode_program: ") + e.what()};
@@ -436,16 +454,21 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     b.launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
              {x, out_norm, act_q, act_scale, act_sum, normed}, true, "output_norm");
   }
-  b.launch(lm_k, KernelRole::kLmHead, lm_head_f16_grid(lm_shape, 1), {lm_head, normed, p.logits_buffer}, true,
-           "lm_head");
+  b.launch(lm_k, KernelRole::kLmHead, head_q8_0 ? lm_head_q8_0_grid(lm_q8_0, 1) : lm_head_f16_grid(lm_shape, 1),
+           {lm_head, normed, p.logits_buffer}, true, "lm_head");
   if (batched) {
     constexpr auto kOutputs = TokenCount::kOutputs;
     b.batch_launch(gather_k, KernelRole::kGatherRows, gather_rows_grid(1), {x, p.rows_buffer, x_out}, true,
                    "gather_rows", kOutputs, 0);
     b.batch_launch(norm_out, KernelRole::kRmsNormQuant, rmsnorm_quant_grid(1),
                    {x_out, out_norm, act_q, act_scale, act_sum, normed}, true, "output_norm", kOutputs, 0);
-    b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_f16_grid(lm_b, 1), {lm_head, normed, p.logits_buffer}, true,
-                   "lm_head", kOutputs, lm_b.tokens_per_block > 1 ? 0 : 1, lm_b.tokens_per_block);
+    if (head_q8_0) {
+      b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_q8_0_grid(lm_q8_0, 1), {lm_head, normed, p.logits_buffer},
+                     true, "lm_head", kOutputs, 1);
+    } else {
+      b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_f16_grid(lm_b, 1), {lm_head, normed, p.logits_buffer}, true,
+                     "lm_head", kOutputs, lm_b.tokens_per_block > 1 ? 0 : 1, lm_b.tokens_per_block);
+    }
   }
   return p;
 }
@@ -498,6 +521,10 @@ Expected<std::vector<uint8_t>> decode_weight_bytes(const DecodeProgram& program,
       break;
     case WeightLayout::kF16:
       std::memcpy(out.data(), data[0], static_cast<size_t>(b.rows[0] * b.cols * 2));
+      break;
+    case WeightLayout::kQ8_0:
+    case WeightLayout::kQ8_0LmHead:
+      std::memcpy(out.data(), data[0], static_cast<size_t>(b.rows[0] * q8_0_row_bytes(b.cols)));
       break;
     case WeightLayout::kF16LmHead: {
       const std::vector<uint16_t> halves = repack_f16(reinterpret_cast<const uint16_t*>(data[0]), b.rows[0], b.cols);

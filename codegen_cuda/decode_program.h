@@ -28,6 +28,12 @@ namespace bitnet::codegen_cuda {
 enum class FfnActivation { kSilu, kRelu2 };  // arch bitnet / bitnet-b1.58 (and bitnet-25)
 
 // The hyper-parameters one decode step is specialised to (from the GGUF metadata).
+// How a token table (the embedding, the LM head's matrix) is stored; each has its kernels.
+enum class TableType {
+  kF16,
+  kQ8_0,  // bitnet.cpp's quantizer stores the embedding so when n_embd % 256 != 0 (emit_q8_0.h)
+};
+
 struct DecodeModelConfig {
   int64_t n_embd = 0;
   int64_t n_ff = 0;
@@ -42,16 +48,20 @@ struct DecodeModelConfig {
   FfnActivation act = FfnActivation::kRelu2;
   // The F16 matrix the LM head reads: the embedding when the model ties them, else output.weight.
   std::string lm_head_tensor = "token_embd.weight";
+  TableType embd_type = TableType::kF16;
+  TableType lm_head_type = TableType::kF16;
 };
 
 // How a weight buffer's host bytes are made from the GGUF tensors it names.
 enum class WeightLayout {
-  kF32,        // one F32 tensor, copied (norm gains)
-  kI2sRows,    // I2_S tensors repacked (repack_i2s) and stacked by rows (q|k|v, o, down)
-  kI2sPairs,   // two I2_S tensors, rows interleaved: 2r = first's row r, 2r + 1 = second's
-  kI2sScales,  // the tensors' float scales, in order
-  kF16,        // the F16 embedding as stored (the lookup reads rows of it)
-  kF16LmHead,  // the F16 embedding repacked for the LM head (repack_f16)
+  kF32,         // one F32 tensor, copied (norm gains)
+  kI2sRows,     // I2_S tensors repacked (repack_i2s) and stacked by rows (q|k|v, o, down)
+  kI2sPairs,    // two I2_S tensors, rows interleaved: 2r = first's row r, 2r + 1 = second's
+  kI2sScales,   // the tensors' float scales, in order
+  kF16,         // the F16 embedding as stored (the lookup reads rows of it)
+  kF16LmHead,   // the F16 embedding repacked for the LM head (repack_f16)
+  kQ8_0,        // a Q8_0 embedding as stored (the lookup reads rows of it)
+  kQ8_0LmHead,  // a Q8_0 LM head matrix as stored
   kRopeCos,
   kRopeSin,  // rope_tables()
 };

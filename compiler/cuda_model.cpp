@@ -25,13 +25,21 @@ constexpr int64_t kMaxCells = 8192;
 
 }  // namespace
 
-Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, int64_t n_ctx) {
+Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, const gguf::GgufFile& file,
+                                                   int64_t n_ctx) {
   if (m.arch == nullptr || !m.arch->sub_norms || m.arch->rope_style != gguf::RopeStyle::kNeox) {
     return make_error("the CUDA backend runs BitNet models (sub-norms, NEOX RoPE); this is a {} model",
                       m.arch ? m.arch->name : std::string_view("?"));
   }
   cc::DecodeModelConfig c;
-  if (m.separate_output) c.lm_head_tensor = "output.weight";  // check_tensors: it must be F16 too
+  if (m.separate_output) c.lm_head_tensor = "output.weight";
+  // F16 or Q8_0 (check_tensors names any other type).
+  auto table_type = [&](const std::string& name) {
+    const gguf::TensorInfo* t = file.find_tensor(name);
+    return t != nullptr && t->type == gguf::GgmlType::Q8_0 ? cc::TableType::kQ8_0 : cc::TableType::kF16;
+  };
+  c.embd_type = table_type("token_embd.weight");
+  c.lm_head_type = table_type(c.lm_head_tensor);
   c.n_embd = static_cast<int64_t>(m.n_embd);
   c.n_ff = static_cast<int64_t>(m.n_ff);
   c.n_head = static_cast<int64_t>(m.n_head);
@@ -75,13 +83,19 @@ Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& fil
         case cc::WeightLayout::kF16LmHead:
           want = gguf::GgmlType::F16, shape = {cols, rows}, bytes = rows * cols * 2;
           break;
+        case cc::WeightLayout::kQ8_0:
+        case cc::WeightLayout::kQ8_0LmHead:
+          want = gguf::GgmlType::Q8_0, shape = {cols, rows}, bytes = rows * (cols / 32 * 34);
+          break;
         case cc::WeightLayout::kRopeCos:
         case cc::WeightLayout::kRopeSin:
           continue;
       }
       if (t->type != want || t->ne != shape || t->data.size() < bytes) {
+        const bool table = want == gguf::GgmlType::F16 || want == gguf::GgmlType::Q8_0;
         return make_error("the CUDA backend needs {} as {} of {} x {}; the file has {} of {} elements", t->name,
-                          gguf::ggml_type_name(want), cols, rows, gguf::ggml_type_name(t->type), t->element_count());
+                          table ? "F16 or Q8_0" : gguf::ggml_type_name(want), cols, rows, gguf::ggml_type_name(t->type),
+                          t->element_count());
       }
     }
   }
@@ -91,7 +105,7 @@ Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& fil
 }  // namespace
 
 Status check_cuda_support(const runtime::Model& model) {
-  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), 32));
+  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), model.file(), 32));
   auto program = cc::plan_decode_program(config, {.pdl = cc::PdlMode::kOff});
   if (!program.ok()) return make_error("the CUDA backend cannot run this model: {}", program.error().message);
   return check_tensors(*program, model.file());
@@ -99,7 +113,7 @@ Status check_cuda_support(const runtime::Model& model) {
 
 Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runtime::Model& model, int64_t n_ctx,
                                                                       const CudaCompileOptions& options) {
-  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), n_ctx));
+  BITNET_ASSIGN_OR_RETURN(const cc::DecodeModelConfig config, cuda_decode_config(model.config(), model.file(), n_ctx));
   // PDL instructions need sm_90; the emulator (sm 0) runs them as no-ops.
   const bool pdl = options.programmatic_launch && (options.sm == 0 || options.sm >= 90);
   auto planned = cc::plan_decode_program(config, {.pdl = pdl ? cc::PdlMode::kAfterWait : cc::PdlMode::kOff,
@@ -129,9 +143,10 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
     static constexpr rc::BufferKind kKinds[] = {rc::BufferKind::kWeight, rc::BufferKind::kState,
                                                 rc::BufferKind::kScratch, rc::BufferKind::kInput,
                                                 rc::BufferKind::kOutput};
-    // Norm gains and the embedding are the file's bytes as stored: a plan maps them from the GGUF.
+    // Norm gains, the embedding and a Q8_0 head are the file's bytes as stored: a plan maps them from the GGUF.
     const bool as_stored = b.kind == cc::BufferKind::kWeight && b.tensors.size() == 1 &&
-                           (b.layout == cc::WeightLayout::kF32 || b.layout == cc::WeightLayout::kF16);
+                           (b.layout == cc::WeightLayout::kF32 || b.layout == cc::WeightLayout::kF16 ||
+                            b.layout == cc::WeightLayout::kQ8_0 || b.layout == cc::WeightLayout::kQ8_0LmHead);
     p->buffers.push_back({b.name, kKinds[static_cast<int>(b.kind)], b.bytes, as_stored ? b.tensors[0] : ""});
   }
   for (const auto* list : {&decode->launches, &decode->batch_launches}) {

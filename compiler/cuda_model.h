@@ -19,14 +19,16 @@
 
 namespace bitnet::compiler {
 
-// The decode program's configuration of a model for `n_ctx` cells per sequence (rounded up to a
-// multiple of 32; at most 8192); an error for architectures it does not run (not BitNet: no
-// sub-norms or not NEOX RoPE, or an untied LM head).
-Expected<codegen_cuda::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& config, int64_t n_ctx);
+// The decode program's configuration of a model (`config` read from `file`) for `n_ctx` cells
+// per sequence (rounded up to a multiple of 32; at most 8192); an error for architectures it does
+// not run (not BitNet: no sub-norms or not NEOX RoPE). The LM head reads output.weight where the
+// architecture uses one, else the embedding; a Q8_0 table gets the Q8_0 kernels.
+Expected<codegen_cuda::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& config,
+                                                             const gguf::GgufFile& file, int64_t n_ctx);
 
 // Whether the CUDA decode program runs this model: BitNet architectures (sub-norms, NEOX RoPE)
-// with I2_S projections, F32 norms and an F16 embedding that is also the LM head. The error
-// names what does not fit.
+// with I2_S projections, F32 norms, an F16 or Q8_0 embedding and LM head (the embedding or
+// output.weight). The error names what does not fit.
 Status check_cuda_support(const runtime::Model& model);
 
 struct CudaCompileOptions {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -301,7 +302,80 @@ TEST(CudaSession, AnUntiedF16LmHeadReadsOutputWeight) {
   ASSERT_TRUE(model);
   const Status s = compiler::check_cuda_support(*model);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("output.weight as F16"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("output.weight as F16 or Q8_0"), std::string::npos) << s.error().message;
+}
+
+// `source` with its F16 token_embd.weight stored as Q8_0 instead, as bitnet.cpp's quantizer does
+// for n_embd % 256 != 0 (per block of 32: d = max|w| / 127 as f16, q = round(w / d)).
+void write_with_q8_0_embedding(const std::string& source, const std::string& path) {
+  auto file = gguf::GgufFile::open(source);
+  ASSERT_TRUE(file) << file.error().message;
+  const gguf::TensorInfo* embd = file->find_tensor("token_embd.weight");
+  ASSERT_NE(embd, nullptr);
+  ASSERT_EQ(embd->type, gguf::GgmlType::F16);
+  const size_t count = embd->element_count();
+  std::vector<uint8_t> q8(count / 32 * 34);
+  for (size_t b = 0; b < count / 32; ++b) {
+    float w[32], amax = 0;
+    for (int j = 0; j < 32; ++j) {
+      uint16_t h;
+      std::memcpy(&h, embd->data.data() + (32 * b + j) * 2, 2);
+      w[j] = ref::fp16_to_fp32(h);
+      amax = std::max(amax, std::abs(w[j]));
+    }
+    const uint16_t d = ref::fp32_to_fp16(amax / 127);
+    const float inverse = amax > 0 ? 127 / amax : 0;
+    std::memcpy(&q8[34 * b], &d, 2);
+    for (int j = 0; j < 32; ++j)
+      q8[34 * b + 2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(w[j] * inverse)));
+  }
+  gguf::GgufWriter writer;
+  for (const gguf::KeyValue& kv : file->metadata()) writer.set(kv.key, kv.value);
+  for (const gguf::TensorInfo& t : file->tensors()) {
+    const bool replaced = t.name == "token_embd.weight";
+    ASSERT_TRUE(writer
+                    .add_tensor({t.name, replaced ? gguf::GgmlType::Q8_0 : t.type, t.ne,
+                                 replaced ? std::span<const uint8_t>(q8) : t.data})
+                    .ok());
+  }
+  const Status written = writer.write_file_atomic(path);
+  ASSERT_TRUE(written.ok()) << written.error().message;
+}
+
+// A Q8_0 embedding, tied to the LM head: the Q8_0 lookup and head kernels, every logit bit for bit
+// as the interpreter (which dequantizes and takes tinyBLAS's F32 chain), through batches and KV
+// edits. b158-small-gqa has n_embd 384, the case where bitnet.cpp stores the embedding so.
+TEST(CudaSession, AQ8_0EmbeddingAndLmHeadMatchTheInterpreter) {
+  BITNET_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string path = (tmp / "q8_0-embedding.gguf").string();
+  ASSERT_NO_FATAL_FAILURE(
+      write_with_q8_0_embedding((shared / "models/bitnet-i2s/b158-small-gqa.i2_s.gguf").string(), path));
+  auto device = std::make_unique<EmuDevice>();
+  const EmuDevice* emu = device.get();
+  check_batches_and_kv_edits(path, std::move(device), emu);
+
+  // As a plan: both Q8_0 tables are read from the GGUF as stored, none goes into the sidecar.
+  auto model = open(path);
+  ASSERT_TRUE(model);
+  auto hash = runtime::file_content_hash(path, "", "model");
+  ASSERT_TRUE(hash) << hash.error().message;
+  auto compiled = compiler::compile_cuda_plan(*model, *hash, 0, 64);
+  ASSERT_TRUE(compiled) << compiled.error().message;
+  for (const runtime::RepackedBlob& w : compiled->weights) {
+    EXPECT_TRUE(w.tensor != "token_embd" && w.tensor != "lm_head") << w.tensor;
+  }
+  const std::string plan_path = (tmp / "q8_0.bnplan").string();
+  ASSERT_TRUE(runtime::write_plan(plan_path, *compiled->plan, compiled->weights).ok());
+  auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 64, .threads = 1, .n_seq_max = 2};
+  auto cuda = (*loaded)->new_session(options);
+  ASSERT_TRUE(cuda) << cuda.error().message;
+  auto interp = interpreter(*model, options);
+  ASSERT_TRUE(interp);
+  expect_same(*interp->session, **cuda, one(1, 0, 0), "pos 0 from the plan");
+  expect_same(*interp->session, **cuda, one(450, 1, 0), "pos 1 from the plan");
 }
 
 TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {

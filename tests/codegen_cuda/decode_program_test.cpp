@@ -61,8 +61,8 @@ class EmuDecodeRunner {
 };
 
 // The configuration the CUDA backend plans for a model (compiler/cuda_model.h).
-cc::DecodeModelConfig config_of(const gguf::ModelConfig& m, int64_t n_ctx) {
-  auto c = compiler::cuda_decode_config(m, n_ctx);
+cc::DecodeModelConfig config_of(const gguf::ModelConfig& m, const gguf::GgufFile& file, int64_t n_ctx) {
+  auto c = compiler::cuda_decode_config(m, file, n_ctx);
   EXPECT_TRUE(c) << c.error().message;
   return c ? *c : cc::DecodeModelConfig{};
 }
@@ -198,7 +198,7 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
     auto program = cc::plan_decode_program(
-        config_of(*mc, n_ctx),
+        config_of(*mc, *file, n_ctx),
         {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope, .tail_norms = run.tail_norms});
     ASSERT_TRUE(program) << program.error().message;
 

@@ -12,6 +12,7 @@
 #include "codegen_cuda/decode_program.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
+#include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/emit_rmsnorm_quant.h"
 #include "codegen_cuda/nvrtc.h"
 #include "codegen_cuda/ptxas_report.h"
@@ -38,6 +39,10 @@ std::vector<cc::KernelSource> kernels_2b4t() {
       cc::emit_matmul_i2s(cc::decode_gemv_shape(6912, 2560)),
       cc::emit_matmul_i2s({6912, 2560, 1, 2, 10, 5}),
       cc::emit_lm_head_f16({2560, 128256}),
+      // Q8_0 token tables (bitnet.cpp's fallback for n_embd % 256 != 0), as a decode program plans them.
+      cc::emit_embed_q8_0({384, 32000}),
+      cc::emit_lm_head_q8_0({384, 32000}),
+      cc::emit_lm_head_q8_0({12288, 128256, 4, 8, cc::PdlMode::kAfterWait}),
   };
   // The largest tensor-core tiles the emitter takes: 8 MMA tiles at 128 threads, 4 at 256.
   for (const auto& [tokens, rows, warps] : {std::tuple{32, 32, 4}, {32, 16, 8}, {16, 32, 16}}) {

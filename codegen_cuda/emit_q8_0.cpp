@@ -1,0 +1,135 @@
+#include "codegen_cuda/emit_q8_0.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "codegen_cuda/emit_common.h"
+
+namespace bitnet::codegen_cuda {
+
+namespace {
+
+// The device helper both kernels use: value j (0..31) of a Q8_0 block. The scale is read as two
+// bytes: blocks are 34 bytes long, so it is only 2-byte aligned in every other block.
+// Guarded: several kernels of one program include it.
+const char* const kQ8_0Helper = R"(#ifndef BITNET_CUDA_Q8_0
+#define BITNET_CUDA_Q8_0
+__device__ __forceinline__ float bn_q8_0_scale(const unsigned char* block) {
+  return __half2float(__ushort_as_half((unsigned short)(block[0] | (block[1] << 8))));
+}
+__device__ __forceinline__ float bn_q8_0_value(const unsigned char* block, float d, int j) {
+  return __fmul_rn((float)(signed char)block[2 + j], d);
+}
+#endif
+)";
+
+int64_t row_blocks(const LmHeadQ8_0Shape& shape) {
+  const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
+  return (shape.m + rows_per_block - 1) / rows_per_block;
+}
+
+}  // namespace
+
+KernelSource emit_embed_q8_0(const EmbedQ8_0Shape& shape) {
+  if (shape.n_embd < 32 || shape.n_embd % 32 != 0 || shape.n_vocab < 1 || shape.n_vocab > (int64_t{1} << 31) - 1) {
+    throw std::invalid_argument("emit_embed_q8_0: bad shape");
+  }
+  KernelSource k;
+  k.threads = 256;
+  k.min_blocks = 1;
+  k.name = kernel_name("bn_embed_q8_0", {{"n", shape.n_embd}, {"v", shape.n_vocab}}) + pdl_suffix(shape.pdl);
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude() + kQ8_0Helper;
+  s += "extern \"C\" __global__ void __launch_bounds__(256, 1) " + k.name + R"((
+    const unsigned char* __restrict__ table, const int* __restrict__ tokens, float* __restrict__ x, int n_tokens) {
+)" +
+       int_constants({{"kN", std::to_string(shape.n_embd)},
+                      {"kVocab", std::to_string(shape.n_vocab)},
+                      {"kRowBytes", std::to_string(q8_0_row_bytes(shape.n_embd))}}) +
+       R"(
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int t = blockIdx.x;
+  if (t >= n_tokens) return;
+  const int id = tokens[t];
+  const bool valid = id >= 0 && id < kVocab;
+  const unsigned char* row = table + (long long)(valid ? id : 0) * kRowBytes;
+  for (int i = threadIdx.x; i < kN; i += 256) {
+    const unsigned char* block = row + (i >> 5) * 34;
+    x[(long long)t * kN + i] = valid ? bn_q8_0_value(block, bn_q8_0_scale(block), i & 31) : 0.0f;
+  }
+}
+)";
+  k.source = std::move(s);
+  return k;
+}
+
+Dim3 lm_head_q8_0_grid(const LmHeadQ8_0Shape& shape, int64_t n_tokens) {
+  return Dim3{static_cast<uint32_t>(row_blocks(shape)), static_cast<uint32_t>(n_tokens), 1};
+}
+
+KernelSource emit_lm_head_q8_0(const LmHeadQ8_0Shape& shape) {
+  if (shape.k < 32 || shape.k % 32 != 0 || shape.k > 12288 || shape.m < 1) {
+    throw std::invalid_argument("emit_lm_head_q8_0: bad shape");
+  }
+  if (shape.rows_per_warp < 2 || shape.rows_per_warp % 2 != 0 || shape.warps < 1 || shape.warps > 32) {
+    throw std::invalid_argument("emit_lm_head_q8_0: bad tiling");
+  }
+  auto num = [](int64_t v) { return std::to_string(v); };
+  KernelSource kern;
+  kern.threads = shape.warps * 32;
+  kern.min_blocks = 2;
+  kern.name =
+      kernel_name("bn_lm_head_q8_0", {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}}) +
+      pdl_suffix(shape.pdl);
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude() + kQ8_0Helper;
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
+       kern.name + R"((
+    const unsigned char* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {
+)" +
+       int_constants({{"kK", num(shape.k)},
+                      {"kM", num(shape.m)},
+                      {"kRows", num(shape.rows_per_warp)},
+                      {"kWarps", num(shape.warps)},
+                      {"kRowBytes", num(q8_0_row_bytes(shape.k))}}) +
+       R"(
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kBlocks = kK / 32;
+  __shared__ float xs[kK];  // x as it is: this path does not round it to F16
+)" + pdl_early_text(shape.pdl, "  ") +
+       pdl_wait_text(shape.pdl, "  ") + R"(  const int token = blockIdx.y;
+  if (token >= n_tokens) return;  // uniform over the block
+  const float* xt = x + (long long)token * kK;
+  for (int i = threadIdx.x; i < kK; i += kThreads) xs[i] = xt[i];
+  __syncthreads();
+
+  const int lane = threadIdx.x & 15;  // the chain this thread keeps: elements i = lane (mod 16)
+  const int half = (threadIdx.x >> 4) & 1;
+  const int first_row = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
+#pragma unroll 1
+  for (int r = half; r < kRows; r += 2) {
+    const int row = first_row + r;
+    if (first_row + (r & ~1) >= kM) break;  // uniform over the warp: both halves stop together
+    // A half-warp past the last row reads the last row and stores nothing (its shuffles still
+    // pair with the other half's).
+    const unsigned char* wr = w + (long long)(row < kM ? row : kM - 1) * kRowBytes;
+    float chain = 0.0f;
+#pragma unroll 4
+    for (int b = 0; b < kBlocks; ++b) {
+      const unsigned char* block = wr + b * 34;
+      const float d = bn_q8_0_scale(block);
+      // Elements 32b + lane and 32b + 16 + lane, in that order: both are lane's chain.
+      chain = __fmaf_rn(bn_q8_0_value(block, d, lane), xs[32 * b + lane], chain);
+      chain = __fmaf_rn(bn_q8_0_value(block, d, 16 + lane), xs[32 * b + 16 + lane], chain);
+    }
+    // The 16-lane tree sum: lane i += lane i + 8, then + 4, + 2, + 1 (within each half-warp).
+    float v = chain;
+#pragma unroll
+    for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset, 16));
+    if (lane == 0 && row < kM) y[(long long)token * kM + row] = v;
+  }
+}
+)";
+  kern.source = std::move(s);
+  return kern;
+}
+
+}  // namespace bitnet::codegen_cuda
