@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "codegen_cuda/emit_attention_decode.h"
-#include "codegen_cuda/emit_embed_f16.h"
+#include "codegen_cuda/emit_embed.h"
 #include "codegen_cuda/emit_gather_rows.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
@@ -329,9 +329,9 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     if (!f.batch) return b.launch(k, role, grid, std::move(args), n_tokens, label);
     b.batch_launch(k, role, grid, std::move(args), n_tokens, label, kBatch, axis, tile);
   };
-  b.launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed");
+  b.launch(embed_k, KernelRole::kEmbed, embed_grid(1), {embd, p.token_buffer, x}, true, "embed");
   if (batched)
-    b.batch_launch(embed_k, KernelRole::kEmbed, embed_f16_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
+    b.batch_launch(embed_k, KernelRole::kEmbed, embed_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
   // A layer's attn_norm gain, made when first needed (with tail norms: by the layer before's down).
   std::vector<int> attn_norms(static_cast<size_t>(c.n_layer), -1);
   auto attn_norm_of = [&](int64_t layer) {

@@ -9,10 +9,17 @@ namespace bitnet::codegen_cuda {
 
 namespace {
 
-// The device helper both kernels use: value j (0..31) of a Q8_0 block. The scale is read as two
-// bytes: blocks are 34 bytes long, so it is only 2-byte aligned in every other block.
-// Guarded: several kernels of one program include it.
-const char* const kQ8_0Helper = R"(#ifndef BITNET_CUDA_Q8_0
+int64_t row_blocks(const LmHeadQ8_0Shape& shape) {
+  const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
+  return (shape.m + rows_per_block - 1) / rows_per_block;
+}
+
+}  // namespace
+
+const std::string& q8_0_device_helpers() {
+  // Value j (0..31) of a block. The scale is read as two bytes: blocks are 34 bytes long, so it is
+  // 2-byte aligned only in every other block.
+  static const std::string text = R"(#ifndef BITNET_CUDA_Q8_0
 #define BITNET_CUDA_Q8_0
 __device__ __forceinline__ float bn_q8_0_scale(const unsigned char* block) {
   return __half2float(__ushort_as_half((unsigned short)(block[0] | (block[1] << 8))));
@@ -22,44 +29,7 @@ __device__ __forceinline__ float bn_q8_0_value(const unsigned char* block, float
 }
 #endif
 )";
-
-int64_t row_blocks(const LmHeadQ8_0Shape& shape) {
-  const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
-  return (shape.m + rows_per_block - 1) / rows_per_block;
-}
-
-}  // namespace
-
-KernelSource emit_embed_q8_0(const EmbedQ8_0Shape& shape) {
-  if (shape.n_embd < 32 || shape.n_embd % 32 != 0 || shape.n_vocab < 1 || shape.n_vocab > (int64_t{1} << 31) - 1) {
-    throw std::invalid_argument("emit_embed_q8_0: bad shape");
-  }
-  KernelSource k;
-  k.threads = 256;
-  k.min_blocks = 1;
-  k.name = kernel_name("bn_embed_q8_0", {{"n", shape.n_embd}, {"v", shape.n_vocab}}) + pdl_suffix(shape.pdl);
-  std::string s = "#include <cuda_fp16.h>\n" + device_prelude() + kQ8_0Helper;
-  s += "extern \"C\" __global__ void __launch_bounds__(256, 1) " + k.name + R"((
-    const unsigned char* __restrict__ table, const int* __restrict__ tokens, float* __restrict__ x, int n_tokens) {
-)" +
-       int_constants({{"kN", std::to_string(shape.n_embd)},
-                      {"kVocab", std::to_string(shape.n_vocab)},
-                      {"kRowBytes", std::to_string(q8_0_row_bytes(shape.n_embd))}}) +
-       R"(
-)" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int t = blockIdx.x;
-  if (t >= n_tokens) return;
-  const int id = tokens[t];
-  const bool valid = id >= 0 && id < kVocab;
-  const unsigned char* row = table + (long long)(valid ? id : 0) * kRowBytes;
-  for (int i = threadIdx.x; i < kN; i += 256) {
-    const unsigned char* block = row + (i >> 5) * 34;
-    x[(long long)t * kN + i] = valid ? bn_q8_0_value(block, bn_q8_0_scale(block), i & 31) : 0.0f;
-  }
-}
-)";
-  k.source = std::move(s);
-  return k;
+  return text;
 }
 
 Dim3 lm_head_q8_0_grid(const LmHeadQ8_0Shape& shape, int64_t n_tokens) {
@@ -80,7 +50,7 @@ KernelSource emit_lm_head_q8_0(const LmHeadQ8_0Shape& shape) {
   kern.name =
       kernel_name("bn_lm_head_q8_0", {{"k", shape.k}, {"m", shape.m}, {"r", shape.rows_per_warp}, {"w", shape.warps}}) +
       pdl_suffix(shape.pdl);
-  std::string s = "#include <cuda_fp16.h>\n" + device_prelude() + kQ8_0Helper;
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude() + q8_0_device_helpers();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
        kern.name + R"((
     const unsigned char* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {

@@ -1,10 +1,11 @@
-// Q8_0 token tables (ggml block_q8_0: an F16 scale d, then 32 int8 q; w = float(q) * d): the
-// embedding lookup and the LM head of models whose embedding (or output.weight) is stored in
-// Q8_0, as bitnet.cpp's quantizer does when n_embd % 256 != 0 (spec 4). Both read the tensor as
-// stored in the GGUF.
+// Q8_0 token tables (ggml block_q8_0: an F16 scale d, then 32 int8 q; w = float(q) * d), as
+// bitnet.cpp's quantizer stores the embedding when n_embd % 256 != 0 (spec 4): the LM head
+// kernel, and the device helpers it shares with the lookup (emit_embed.h). Both read the tensor
+// as stored in the GGUF.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "codegen_cuda/kernel_source.h"
 
@@ -15,16 +16,9 @@ constexpr int64_t q8_0_row_bytes(int64_t cols) {
   return cols / 32 * 34;
 }
 
-struct EmbedQ8_0Shape {
-  int64_t n_embd = 0;           // row length, % 32 == 0
-  int64_t n_vocab = 0;          // rows; an id outside [0, n_vocab) writes zeros
-  PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
-};
-
-// Kernel signature: (const unsigned char* table, const int* tokens, float* x, int n_tokens)
-// Grid embed_f16_grid(n_tokens) (one block per token), kernel.threads threads. Each value is
-// ggml's dequantize_row_q8_0: float(q) * d, bit for bit.
-KernelSource emit_embed_q8_0(const EmbedQ8_0Shape& shape);
+// Device functions bn_q8_0_scale(block) and bn_q8_0_value(block, d, j) (guarded: several kernels
+// of one program include them).
+const std::string& q8_0_device_helpers();
 
 struct LmHeadQ8_0Shape {
   int64_t k = 0;          // n_embd, % 32 == 0, <= 12288 (x is staged in 48 KB of shared memory)

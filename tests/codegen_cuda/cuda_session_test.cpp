@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -252,6 +253,22 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
   }
 }
 
+// The model at `path` compiled to a CUDA plan of 64 cells (sm 0: for the emulator), written to
+// `plan_path`; nullopt (and a test failure) when that fails.
+std::optional<compiler::CompiledCudaPlan> write_cuda_plan(const runtime::Model& model, const std::string& path,
+                                                          const std::string& plan_path) {
+  auto hash = runtime::file_content_hash(path, "", "model");
+  EXPECT_TRUE(hash) << hash.error().message;
+  if (!hash) return std::nullopt;
+  auto compiled = compiler::compile_cuda_plan(model, *hash, 0, 64);
+  EXPECT_TRUE(compiled) << compiled.error().message;
+  if (!compiled) return std::nullopt;
+  const Status written = runtime::write_plan(plan_path, *compiled->plan, compiled->weights);
+  EXPECT_TRUE(written.ok()) << written.error().message;
+  if (!written.ok()) return std::nullopt;
+  return std::move(*compiled);
+}
+
 // `source` with an output.weight of `type` (F16 or F32) added: random values, unlike the
 // embedding, so that a head that read the embedding instead would show.
 void write_with_output_weight(const std::string& source, gguf::GgmlType type, const std::string& path) {
@@ -358,15 +375,15 @@ TEST(CudaSession, AQ8_0EmbeddingAndLmHeadMatchTheInterpreter) {
   // As a plan: both Q8_0 tables are read from the GGUF as stored, none goes into the sidecar.
   auto model = open(path);
   ASSERT_TRUE(model);
-  auto hash = runtime::file_content_hash(path, "", "model");
-  ASSERT_TRUE(hash) << hash.error().message;
-  auto compiled = compiler::compile_cuda_plan(*model, *hash, 0, 64);
-  ASSERT_TRUE(compiled) << compiled.error().message;
+  const std::string plan_path = (tmp / "q8_0.bnplan").string();
+  const auto compiled = write_cuda_plan(*model, path, plan_path);
+  ASSERT_TRUE(compiled);
   for (const runtime::RepackedBlob& w : compiled->weights) {
     EXPECT_TRUE(w.tensor != "token_embd" && w.tensor != "lm_head") << w.tensor;
   }
-  const std::string plan_path = (tmp / "q8_0.bnplan").string();
-  ASSERT_TRUE(runtime::write_plan(plan_path, *compiled->plan, compiled->weights).ok());
+  EXPECT_EQ(std::count_if(compiled->plan->cuda->buffers.begin(), compiled->plan->cuda->buffers.end(),
+                          [](const auto& b) { return b->tensor == "token_embd.weight"; }),
+            2);  // the lookup's and the head's
   auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
   ASSERT_TRUE(loaded) << loaded.error().message;
   const runtime::SessionOptions options{.all_logits = false, .n_ctx = 64, .threads = 1, .n_seq_max = 2};
@@ -410,12 +427,12 @@ TEST(CudaPlan, WrittenReadBackAndRunMatchesTheInterpreterAndIsRefusedWhenItDoesN
   const std::string path = (shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string();
   auto model = open(path);
   ASSERT_TRUE(model);
-  auto hash = runtime::file_content_hash(path, "", "model");
-  ASSERT_TRUE(hash) << hash.error().message;
-  auto compiled = compiler::compile_cuda_plan(*model, *hash, 0, 64);
-  ASSERT_TRUE(compiled) << compiled.error().message;
+  TempDir dir;
+  const std::string plan_path = (dir / "tiny.bnplan").string();
   // Weights that are the file's bytes as stored (the embedding, the norm gains) are read from the
   // GGUF; the sidecar holds only what was repacked (the I2_S matrices, the LM head's lanes).
+  const auto compiled = write_cuda_plan(*model, path, plan_path);
+  ASSERT_TRUE(compiled);
   for (const runtime::RepackedBlob& w : compiled->weights) {
     EXPECT_NE(w.tensor, "token_embd");
     EXPECT_EQ(w.tensor.find("norm"), std::string::npos) << w.tensor;
@@ -423,9 +440,6 @@ TEST(CudaPlan, WrittenReadBackAndRunMatchesTheInterpreterAndIsRefusedWhenItDoesN
   EXPECT_EQ(std::count_if(compiled->plan->cuda->buffers.begin(), compiled->plan->cuda->buffers.end(),
                           [](const auto& b) { return b->tensor == "token_embd.weight"; }),
             1);
-  TempDir dir;
-  const std::string plan_path = (dir / "tiny.bnplan").string();
-  ASSERT_TRUE(runtime::write_plan(plan_path, *compiled->plan, compiled->weights).ok());
 
   auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
   ASSERT_TRUE(loaded) << loaded.error().message;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "codegen_cuda/emit_attention_decode.h"
-#include "codegen_cuda/emit_embed_f16.h"
+#include "codegen_cuda/emit_embed.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
 #include "codegen_cuda/emit_rope_kv.h"
 #include "codegen_cuda/repack.h"
@@ -30,7 +30,7 @@ int count_mismatches(const std::vector<float>& got, const std::vector<float>& wa
 }
 
 TEST(CudaEmbedF16, RowsWidenExactlyAndBadIdsGiveZeros) {
-  const cc::EmbedF16Shape shape{384, 50};
+  const cc::EmbedShape shape{384, 50};
   const cc::KernelSource k = cc::emit_embed_f16(shape);
   std::string error;
   const auto module = EmuModule::build(k.source, &error);
@@ -42,7 +42,7 @@ TEST(CudaEmbedF16, RowsWidenExactlyAndBadIdsGiveZeros) {
   table[6] = 0x0003;
   const std::vector<int> tokens = {0, 49, 17, -1, 50};
   std::vector<float> x(tokens.size() * shape.n_embd, -3.0f);
-  ASSERT_EQ(module->launch(k.name, cc::embed_f16_grid(5), k.threads, static_cast<const unsigned short*>(table.data()),
+  ASSERT_EQ(module->launch(k.name, cc::embed_grid(5), k.threads, static_cast<const unsigned short*>(table.data()),
                            tokens.data(), x.data(), 5),
             "");
   for (size_t t = 0; t < tokens.size(); ++t) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "codegen_cuda/decode_program.h"
+#include "codegen_cuda/emit_embed.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
 #include "codegen_cuda/emit_q8_0.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "codegen_cuda/emit_embed_f16.h"
+#include "codegen_cuda/emit_embed.h"
 #include "codegen_cuda/emit_q8_0.h"
 #include "emu_module.h"
 #include "kernel_test_data.h"
@@ -35,7 +35,7 @@ std::vector<uint8_t> random_q8_0(int64_t rows, int64_t cols, uint32_t seed) {
 }
 
 TEST(CudaQ8_0, EmbeddingRowsDequantizeExactlyAndBadIdsGiveZeros) {
-  const cc::EmbedQ8_0Shape shape{384, 50};
+  const cc::EmbedShape shape{384, 50};
   const cc::KernelSource k = cc::emit_embed_q8_0(shape);
   std::string error;
   const auto module = EmuModule::build(k.source, &error);
@@ -44,7 +44,7 @@ TEST(CudaQ8_0, EmbeddingRowsDequantizeExactlyAndBadIdsGiveZeros) {
   const ref::WeightView view{gguf::GgmlType::Q8_0, table.data(), shape.n_vocab, shape.n_embd};
   const std::vector<int> tokens = {0, 49, 17, -1, 50};
   std::vector<float> x(tokens.size() * shape.n_embd, -3.0f);
-  ASSERT_EQ(module->launch(k.name, cc::embed_f16_grid(5), k.threads, static_cast<const unsigned char*>(table.data()),
+  ASSERT_EQ(module->launch(k.name, cc::embed_grid(5), k.threads, static_cast<const unsigned char*>(table.data()),
                            tokens.data(), x.data(), 5),
             "");
   std::vector<float> want(static_cast<size_t>(shape.n_embd));
