@@ -27,13 +27,13 @@ namespace bitnet::codegen_cuda {
 
 enum class FfnActivation { kSilu, kRelu2 };  // arch bitnet / bitnet-b1.58 (and bitnet-25)
 
-// The hyper-parameters one decode step is specialised to (from the GGUF metadata).
 // How a token table (the embedding, the LM head's matrix) is stored; each has its kernels.
 enum class TableType {
   kF16,
   kQ8_0,  // bitnet.cpp's quantizer stores the embedding so when n_embd % 256 != 0 (emit_q8_0.h)
 };
 
+// The hyper-parameters one decode step is specialised to (from the GGUF metadata).
 struct DecodeModelConfig {
   int64_t n_embd = 0;
   int64_t n_ff = 0;
@@ -46,7 +46,7 @@ struct DecodeModelConfig {
   float freq_base = 10000.0f;
   float freq_scale = 1.0f;
   FfnActivation act = FfnActivation::kRelu2;
-  // The F16 matrix the LM head reads: the embedding when the model ties them, else output.weight.
+  // The matrix the LM head reads: the embedding when the model ties them, else output.weight.
   std::string lm_head_tensor = "token_embd.weight";
   TableType embd_type = TableType::kF16;
   TableType lm_head_type = TableType::kF16;

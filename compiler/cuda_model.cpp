@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "codegen_cuda/decode_program.h"
+#include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/nvrtc.h"
 #include "runtime/cuda/cuda_driver_device.h"
 #include "runtime/cuda/cuda_plan.h"
@@ -85,7 +86,7 @@ Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& fil
           break;
         case cc::WeightLayout::kQ8_0:
         case cc::WeightLayout::kQ8_0LmHead:
-          want = gguf::GgmlType::Q8_0, shape = {cols, rows}, bytes = rows * (cols / 32 * 34);
+          want = gguf::GgmlType::Q8_0, shape = {cols, rows}, bytes = rows * cc::q8_0_row_bytes(cols);
           break;
         case cc::WeightLayout::kRopeCos:
         case cc::WeightLayout::kRopeSin:
