@@ -12,6 +12,7 @@ namespace {
 
 // What differs per table type: the pointer type, the row's bytes, and value i of a row.
 struct TableText {
+  const char* emitter;   // for errors
   const char* prefix;    // kernel name prefix
   const char* element;   // table pointer's element type
   int64_t row_elements;  // table elements per row
@@ -21,7 +22,7 @@ struct TableText {
 
 KernelSource emit_embed(const EmbedShape& shape, const TableText& table) {
   if (shape.n_embd < 1 || shape.n_vocab < 1 || shape.n_vocab > (int64_t{1} << 31) - 1) {
-    throw std::invalid_argument(std::string("emit_") + (table.prefix + 3) + ": bad shape");
+    throw std::invalid_argument(std::string(table.emitter) + ": bad shape");
   }
   KernelSource k;
   k.threads = 256;
@@ -58,14 +59,15 @@ Dim3 embed_grid(int64_t n_tokens) {
 }
 
 KernelSource emit_embed_f16(const EmbedShape& shape) {
-  return emit_embed(shape,
-                    {"bn_embed_f16", "unsigned short", shape.n_embd, "", "__half2float(__ushort_as_half(row[i]))"});
+  return emit_embed(shape, {"emit_embed_f16", "bn_embed_f16", "unsigned short", shape.n_embd, "",
+                            "__half2float(__ushort_as_half(row[i]))"});
 }
 
 KernelSource emit_embed_q8_0(const EmbedShape& shape) {
   if (shape.n_embd % 32 != 0) throw std::invalid_argument("emit_embed_q8_0: n_embd must be a multiple of 32");
-  return emit_embed(shape, {"bn_embed_q8_0", "unsigned char", q8_0_row_bytes(shape.n_embd), q8_0_device_helpers(),
-                            "bn_q8_0_value(row + (i >> 5) * 34, bn_q8_0_scale(row + (i >> 5) * 34), i & 31)"});
+  return emit_embed(
+      shape, {"emit_embed_q8_0", "bn_embed_q8_0", "unsigned char", q8_0_row_bytes(shape.n_embd), q8_0_device_helpers(),
+              "bn_q8_0_value(row + (i >> 5) * 34, bn_q8_0_scale(row + (i >> 5) * 34), i & 31)"});
 }
 
 }  // namespace bitnet::codegen_cuda

@@ -269,6 +269,26 @@ std::optional<compiler::CompiledCudaPlan> write_cuda_plan(const runtime::Model& 
   return std::move(*compiled);
 }
 
+// The plan at `plan_path` loaded on the emulator, and its first steps (two sequences, 64 cells
+// each) against the interpreter of `model`, bit for bit. Returns the loaded model (null on failure).
+std::unique_ptr<runtime::Model> expect_plan_runs_like_the_interpreter(const std::string& plan_path,
+                                                                      const runtime::Model& model) {
+  auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
+  EXPECT_TRUE(loaded) << loaded.error().message;
+  if (!loaded) return nullptr;
+  EXPECT_EQ((*loaded)->device_backend(), "cuda");
+  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 128, .threads = 1, .n_seq_max = 2};
+  auto cuda = (*loaded)->new_session(options);
+  EXPECT_TRUE(cuda) << cuda.error().message;
+  auto interp = interpreter(model, options);
+  EXPECT_TRUE(interp);
+  if (!cuda || !interp) return nullptr;
+  expect_same(*interp->session, **cuda, one(1, 0, 0), "pos 0 from the plan");
+  expect_same(*interp->session, **cuda, one(450, 1, 0), "pos 1 from the plan");
+  expect_same(*interp->session, **cuda, one(29871, 0, 1), "seq 1 from the plan");
+  return std::move(*loaded);
+}
+
 // `source` with an output.weight of `type` (F16 or F32) added: random values, unlike the
 // embedding, so that a head that read the embedding instead would show.
 void write_with_output_weight(const std::string& source, gguf::GgmlType type, const std::string& path) {
@@ -384,15 +404,7 @@ TEST(CudaSession, AQ8_0EmbeddingAndLmHeadMatchTheInterpreter) {
   EXPECT_EQ(std::count_if(compiled->plan->cuda->buffers.begin(), compiled->plan->cuda->buffers.end(),
                           [](const auto& b) { return b->tensor == "token_embd.weight"; }),
             2);  // the lookup's and the head's
-  auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
-  ASSERT_TRUE(loaded) << loaded.error().message;
-  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 64, .threads = 1, .n_seq_max = 2};
-  auto cuda = (*loaded)->new_session(options);
-  ASSERT_TRUE(cuda) << cuda.error().message;
-  auto interp = interpreter(*model, options);
-  ASSERT_TRUE(interp);
-  expect_same(*interp->session, **cuda, one(1, 0, 0), "pos 0 from the plan");
-  expect_same(*interp->session, **cuda, one(450, 1, 0), "pos 1 from the plan");
+  EXPECT_TRUE(expect_plan_runs_like_the_interpreter(plan_path, *model));
 }
 
 TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {
@@ -441,20 +453,11 @@ TEST(CudaPlan, WrittenReadBackAndRunMatchesTheInterpreterAndIsRefusedWhenItDoesN
                           [](const auto& b) { return b->tensor == "token_embd.weight"; }),
             1);
 
-  auto loaded = rc::load_cuda_model_from_plan(plan_path, {}, std::make_unique<EmuDevice>());
-  ASSERT_TRUE(loaded) << loaded.error().message;
-  EXPECT_EQ((*loaded)->device_backend(), "cuda");
-  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 128, .threads = 1, .n_seq_max = 2};
-  auto cuda = (*loaded)->new_session(options);
-  ASSERT_TRUE(cuda) << cuda.error().message;
-  auto interp = interpreter(*model, options);
-  ASSERT_TRUE(interp);
-  expect_same(*interp->session, **cuda, one(1, 0, 0), "pos 0 from the plan");
-  expect_same(*interp->session, **cuda, one(450, 1, 0), "pos 1 from the plan");
-  expect_same(*interp->session, **cuda, one(29871, 0, 1), "seq 1 from the plan");
+  const std::unique_ptr<runtime::Model> loaded = expect_plan_runs_like_the_interpreter(plan_path, *model);
+  ASSERT_TRUE(loaded);
 
   // More cells per sequence than the plan was compiled for.
-  auto too_long = (*loaded)->new_session({.all_logits = false, .n_ctx = 65, .threads = 1, .n_seq_max = 1});
+  auto too_long = loaded->new_session({.all_logits = false, .n_ctx = 65, .threads = 1, .n_seq_max = 1});
   ASSERT_FALSE(too_long);
   EXPECT_NE(too_long.error().message.find("at most 64"), std::string::npos) << too_long.error().message;
   // The CPU loader names it.
