@@ -94,7 +94,7 @@ class Builder {
 struct StepForm {
   bool batch;
   bool fuse_norms;
-  const KernelSource *qkv, *o, *gate_up, *down, *rope, *scores, *pv;
+  const KernelSource *qkv, *o, *gate_up, *down, *rope, *scores, *softmax, *pv;  // softmax: separate_softmax only
   const MatmulI2sShape *qkv_s, *o_s, *gate_up_s, *down_s;
   const RopeKvShape* rope_s;
   const AttentionDecodeShape* attn_s;
@@ -108,7 +108,9 @@ std::string check_config(const DecodeModelConfig& c) {
   if (c.n_embd % c.n_head != 0 || c.n_head % c.n_head_kv != 0) return "heads do not divide n_embd / n_head";
   const int64_t hd = c.n_embd / c.n_head;
   if (hd % 2 != 0 || hd > 256) return "head_dim must be even and <= 256";
-  if (c.n_ctx < 32 || c.n_ctx % 32 != 0 || c.n_ctx > 8192) return "n_ctx must be a multiple of 32 in [32, 8192]";
+  if (c.n_ctx < 32 || c.n_ctx % 32 != 0 || c.n_ctx > kMaxAttentionCells) {
+    return "n_ctx must be a multiple of 32 in [32, " + std::to_string(kMaxAttentionCells) + "]";
+  }
   // ref::silu_row uses the C library's expf for the n % 16 leftovers; the epilogue reproduces
   // only the vector lanes.
   if (c.act == FfnActivation::kSilu && c.n_ff % 16 != 0) return "silu needs n_ff % 16 == 0";
@@ -240,6 +242,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   AttentionDecodeShape attn_shape{c.n_head, c.n_head_kv, hd, c.n_ctx};
   attn_shape.pdl = options.pdl;
   attn_shape.fuse_rope = options.fuse_rope;
+  attn_shape.separate_softmax = options.separate_softmax || c.n_ctx > kMaxSharedSoftmaxCells;
   LmHeadF16Shape lm_shape{c.n_embd, c.n_vocab};
   lm_shape.pdl = options.pdl;
   // The batched step: the same ops as GEMMs over token tiles (separate norms: a fused norm
@@ -280,8 +283,9 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   }
   const bool tails = options.tail_norms;
   // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
-  KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, pv_k, lm_k;
-  KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, pv_bk, gather_k, lm_bk;
+  KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, softmax_k, pv_k,
+      lm_k;
+  KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, softmax_bk, pv_bk, gather_k, lm_bk;
   try {
     embed_k = embd_q8_0 ? emit_embed_q8_0({c.n_embd, c.n_vocab, options.pdl})
                         : emit_embed_f16({c.n_embd, c.n_vocab, options.pdl});
@@ -296,6 +300,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     }
     if (!options.fuse_rope) rope_k = emit_rope_kv(rope_shape);
     scores_k = emit_attention_scores(attn_shape);
+    if (attn_shape.separate_softmax) softmax_k = emit_attention_softmax(attn_shape);
     AttentionDecodeShape pv_shape = attn_shape;  // with tail norms it makes attn_sub_norm itself
     pv_shape.tail_norm = tails;
     pv_shape.norm_eps = c.eps;
@@ -308,6 +313,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       down_g = emit_matmul_i2s(down_gemm);
       rope_bk = emit_rope_kv(rope_b);
       scores_bk = emit_attention_scores(attn_b);
+      if (attn_b.separate_softmax) softmax_bk = emit_attention_softmax(attn_b);
       pv_bk = emit_attention_softmax_pv(attn_b);
       gather_k = emit_gather_rows({c.n_embd, options.pdl});
       lm_bk = head_q8_0 ? lm_k : emit_lm_head_f16(lm_b);
@@ -317,11 +323,11 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   }
 
   // The two step forms: kernels and shapes; the batched form's norms are separate launches.
-  const StepForm one_token{false,       options.fuse_norms, &qkv_k,     &o_k,       &gate_up_k, &down_k,
-                           &rope_k,     &scores_k,          &pv_k,      &qkv_shape, &o_shape,   &gate_up_shape,
-                           &down_shape, &rope_shape,        &attn_shape};
-  const StepForm batch_step{true,   false,     &qkv_g,  &o_g,          &gate_up_g, &down_g, &rope_bk, &scores_bk,
-                            &pv_bk, &qkv_gemm, &o_gemm, &gate_up_gemm, &down_gemm, &rope_b, &attn_b};
+  const StepForm one_token{false,          options.fuse_norms, &qkv_k,      &o_k,       &gate_up_k, &down_k,
+                           &rope_k,        &scores_k,          &softmax_k,  &pv_k,      &qkv_shape, &o_shape,
+                           &gate_up_shape, &down_shape,        &rope_shape, &attn_shape};
+  const StepForm batch_step{true,        false,  &qkv_g,    &o_g,    &gate_up_g,    &down_g,    &rope_bk, &scores_bk,
+                            &softmax_bk, &pv_bk, &qkv_gemm, &o_gemm, &gate_up_gemm, &down_gemm, &rope_b,  &attn_b};
   constexpr auto kBatch = TokenCount::kBatch;
   // A launch of the form's list; `axis` and `tile` say where the batched step's tokens go.
   auto add = [&](const StepForm& f, const KernelSource& k, KernelRole role, Dim3 grid, std::vector<int> args,
@@ -427,13 +433,17 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
         add(f, *f.scores, KernelRole::kAttnScores, attention_scores_grid(*f.attn_s),
             with_seq({q16, k_cache, p.pos_buffer, scores}), false, blk + "attn_scores", 2);
       }
+      if (f.attn_s->separate_softmax) {
+        add(f, *f.softmax, KernelRole::kAttnSoftmax, attention_softmax_grid(*f.attn_s), {scores, p.pos_buffer}, false,
+            blk + "attn_softmax", 2);
+      }
       std::vector<int> pv_args = {scores, v_cache, p.pos_buffer, attn};
       const bool pv_tail = tails && !f.batch;
       // Sets per layer with tail norms: qkv reads A; softmax·V's tail writes B; o reads B and
       // writes A; gate|up reads A and writes B; down reads B and writes A for the next qkv.
       if (pv_tail) pv_args.insert(pv_args.end(), {sub_norm, act_b.q, act_b.scale, act_b.sum, -1, tail_counter});
       add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s), with_seq(std::move(pv_args)),
-          false, blk + "attn_softmax_pv", 2);
+          false, blk + (f.attn_s->separate_softmax ? "attn_pv" : "attn_softmax_pv"), 2);
       matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm",
              {.normed_before = pv_tail, .tail_gain = ffn_norm, .in = &act_b, .out = &act_a});
       matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm",

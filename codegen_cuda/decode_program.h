@@ -6,7 +6,8 @@
 // per-token arithmetic (DecodeProgram::batch_launches).
 //
 // Per layer (11 launches): rmsnorm_quant(attn_norm) -> q|k|v GEMV (one launch, a scale per
-// tensor) -> rope_kv (RoPE, q to F16, K/V cache append) -> attention scores -> softmax + P.V ->
+// tensor) -> rope_kv (RoPE, q to F16, K/V cache append) -> attention scores -> softmax + P.V (two
+// launches above 8192 cells: DecodeProgramOptions::separate_softmax) ->
 // rmsnorm_quant(attn_sub_norm) -> o GEMV (the residual add in its epilogue) ->
 // rmsnorm_quant(ffn_norm) -> gate|up GEMV (rows interleaved, act(gate) * up in its epilogue) ->
 // rmsnorm_quant(ffn_sub_norm) -> down GEMV (residual add). Then the final rmsnorm(output_norm)
@@ -85,7 +86,17 @@ struct DecodeBuffer {
   int64_t cols = 0;                          // kWeight matrices: the common row length (K)
 };
 
-enum class KernelRole { kEmbed, kRmsNormQuant, kMatmulI2s, kRopeKv, kAttnScores, kAttnSoftmaxPv, kLmHead, kGatherRows };
+enum class KernelRole {
+  kEmbed,
+  kRmsNormQuant,
+  kMatmulI2s,
+  kRopeKv,
+  kAttnScores,
+  kAttnSoftmax,  // AttentionDecodeShape::separate_softmax only
+  kAttnSoftmaxPv,
+  kLmHead,
+  kGatherRows
+};
 
 // How many tokens a launch covers: one (the decode step), the tokens of a batched step, or
 // those of its rows whose logits are wanted.
@@ -174,11 +185,15 @@ struct DecodeProgramOptions {
   // session is failed then anyway. Not with fuse_norms; off until measured on a GPU (the device
   // check runs both).
   bool tail_norms = false;
+  // The softmax as a launch of its own before P·V (AttentionDecodeShape::separate_softmax): one
+  // launch more per layer, the same bits. Always so above kMaxSharedSoftmaxCells cells, where a
+  // row of probabilities no longer fits in shared memory.
+  bool separate_softmax = false;
 };
 
 // Plans the kernels, buffers and launches of one decode token. Errors for shapes the kernels do
 // not support (n_embd or n_ff not a multiple of 128, silu with n_ff % 16 != 0, head_dim odd or > 256,
-// n_ctx not a multiple of 32 or above 8192, ...).
+// n_ctx not a multiple of 32 or above kMaxAttentionCells of emit_attention_decode.h, ...).
 Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& config, const DecodeProgramOptions& options = {});
 
 // The GGUF bytes of a tensor by name (I2_S with its trailing scale, F16, F32), or null.

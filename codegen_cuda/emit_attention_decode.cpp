@@ -13,8 +13,12 @@ namespace {
 
 void validate(const AttentionDecodeShape& s) {
   if (s.n_head < 1 || s.n_head_kv < 1 || s.n_head % s.n_head_kv != 0 || s.head_dim < 1 || s.head_dim > 256 ||
-      s.n_ctx < 32 || s.n_ctx % 32 != 0 || s.n_ctx > 8192) {
+      s.n_ctx < 32 || s.n_ctx % 32 != 0 || s.n_ctx > kMaxAttentionCells) {
     throw std::invalid_argument("attention_decode: bad shape");
+  }
+  if (s.n_ctx > kMaxSharedSoftmaxCells && !s.separate_softmax) {
+    throw std::invalid_argument("attention_decode: more than " + std::to_string(kMaxSharedSoftmaxCells) +
+                                " cells need separate_softmax");
   }
   if (s.warps < 1 || s.warps > 32 || s.positions_per_warp < 1 || s.dims_per_warp < 1 || s.position_blocks < 0) {
     throw std::invalid_argument("attention_decode: bad tiling");
@@ -25,11 +29,16 @@ void validate(const AttentionDecodeShape& s) {
   if (s.tail_norm && s.batched) throw std::invalid_argument("attention_decode: a tail norm needs one token");
 }
 
+// The separate softmax kernel's warps (1024 threads).
+constexpr int kSoftmaxWarps = 32;
+
 std::string num(int64_t v) {
   return std::to_string(v);
 }
 
-std::string shape_constants(const AttentionDecodeShape& s) {
+// The shape's constants, kThreads where the kernel strides by it (unused constants fail the
+// emulator's -Werror build).
+std::string shape_constants(const AttentionDecodeShape& s, bool with_threads = true) {
   return int_constants({{"kHeads", num(s.n_head)},
                         {"kHeadsKv", num(s.n_head_kv)},
                         {"kHd", num(s.head_dim)},
@@ -37,19 +46,19 @@ std::string shape_constants(const AttentionDecodeShape& s) {
                         {"kWarps", num(s.warps)}}) +
          R"(
   constexpr int kGroup = kHeads / kHeadsKv;
-  constexpr int kThreads = kWarps * 32;
-  const int lane = threadIdx.x & 31;
+)" + (with_threads ? "  constexpr int kThreads = kWarps * 32;\n" : "") +
+         R"(  const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
 )";
 }
 
-// The 16 values p_s[16 b ..] added as the reference's 16-lane block sum: level w adds element
+// The 16 values probs[16 b ..] added as the reference's 16-lane block sum: level w adds element
 // l + w to element l for w = 8, 4, 2, 1 (level w is t<w>_*, t1_0 the sum). Written out as
 // scalars: as a loop over a local array, NVRTC kept the array in local memory in some kernels.
-std::string block_tree_sum_text() {
+std::string block_tree_sum_text(const std::string& probs) {
   std::string text;
   for (int l = 0; l < 16; ++l) {
-    text += "    const float t16_" + std::to_string(l) + " = p_s[16 * b + " + std::to_string(l) + "];\n";
+    text += "    const float t16_" + std::to_string(l) + " = " + probs + "[16 * b + " + std::to_string(l) + "];\n";
   }
   for (int width = 8, from = 16; width >= 1; from = width, width /= 2) {
     for (int l = 0; l < width; ++l) {
@@ -59,6 +68,47 @@ std::string block_tree_sum_text() {
     }
   }
   return text;
+}
+
+// The softmax of row `srow` (scores) into `probs` (shared memory, or srow itself): w = float(s *
+// scale) for cells <= pos, e = expf_approx(w - max), p = f16(float(e * (1 / sum))), masked cells
+// of the window 0. Needs srow, pos, n_kv, kScale and the s_max / s_sum arrays; ends with a barrier.
+std::string softmax_text(const std::string& probs) {
+  const std::string& p = probs;
+  return R"(  // w = float(s * scale); cells past pos are masked (-inf), so they add nothing to the max.
+  float m = -__int_as_float(0x7f800000);
+  for (int j = threadIdx.x; j <= pos; j += kThreads) {
+    const float w = __fmul_rn(srow[j], kScale);
+    )" + p +
+         R"([j] = w;
+    m = fmaxf(m, w);
+  }
+  m = bn_warp_max_f32(m);
+  if (lane == 0) s_max[warp] = m;
+  __syncthreads();
+  float row_max = s_max[0];
+  for (int w = 1; w < kWarps; ++w) row_max = fmaxf(row_max, s_max[w]);
+  // e = expf_approx(w - max); a masked cell is expf_approx(-inf) = 0 exactly.
+  for (int j = threadIdx.x; j < n_kv; j += kThreads) )" +
+         p + "[j] = j <= pos ? bn_expf_approx(__fsub_rn(" + p + R"([j], row_max)) : 0.0f;
+  __syncthreads();
+  // The reference's 16-lane block sums (tree order i + 8, i + 4, i + 2, i + 1), added in double.
+  double part = 0.0;
+  for (int b = threadIdx.x; b < n_kv / 16; b += kThreads) {
+)" + block_tree_sum_text(p) +
+         R"(    part = __dadd_rn(part, (double)t1_0);
+  }
+  part = bn_warp_sum_f64(part);
+  if (lane == 0) s_sum[warp] = part;
+  __syncthreads();
+  double total = s_sum[0];
+  for (int w = 1; w < kWarps; ++w) total = __dadd_rn(total, s_sum[w]);
+  const float inv = __double2float_rn(__ddiv_rn(1.0, total));
+  // p = float(e * inv), rounded to F16 for the decode-mode vec_dot_f16 (spec 8.4).
+  for (int j = threadIdx.x; j < n_kv; j += kThreads) )" +
+         p + "[j] = __half2float(__float2half_rn(__fmul_rn(" + p + R"([j], inv)));
+  __syncthreads();
+)";
 }
 
 std::string seq_param(const AttentionDecodeShape& s) {
@@ -112,9 +162,10 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
   constexpr int kRegs = kChunks > 0 ? kChunks : 1;
   __shared__ float qs[kGroup * kHd];
 )" + pdl_early_text(shape.pdl, "  ") +
-       (shape.batched ? batched_token_text("blockIdx.z", {{"q16", "kHeads * kHd"}, {"scores", "kHeads * kCtx"}},
-                                           {{"k_cache", "kCtx * kEmbdKv"}}, "  ")
-                      : "") +
+       (shape.batched
+            ? batched_token_text("blockIdx.z", {{"q16", "kHeads * kHd"}, {"scores", "(long long)kHeads * kCtx"}},
+                                 {{"k_cache", "(long long)kCtx * kEmbdKv"}}, "  ")
+            : "") +
        "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
        R"(  constexpr int kPerBlock = kWarps * kPerWarp;
   const int g = blockIdx.y;
@@ -205,6 +256,46 @@ KernelSource emit_attention_scores(const AttentionDecodeShape& shape) {
   return k;
 }
 
+Dim3 attention_softmax_grid(const AttentionDecodeShape& shape) {
+  return Dim3{static_cast<uint32_t>(shape.n_head), 1, 1};
+}
+
+KernelSource emit_attention_softmax(const AttentionDecodeShape& shape) {
+  validate(shape);
+  if (!shape.separate_softmax) throw std::invalid_argument("attention_softmax: the shape has no separate softmax");
+  // One block per head: its row is up to a million cells, read four times (from L2); all the
+  // threads a block may have.
+  KernelSource k;
+  k.threads = kSoftmaxWarps * 32;
+  k.min_blocks = 1;
+  k.name = kernel_name("bn_attn_softmax", {{"h", shape.n_head}, {"d", shape.head_dim}, {"c", shape.n_ctx}}) +
+           (shape.batched ? "_b" : "") + pdl_suffix(shape.pdl);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  const std::string token_stride = num(shape.n_head) + "LL * kCtx";  // a batched token's rows
+  std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
+  // Written in place: no __restrict__ const on `scores`, so that the loads see this block's stores.
+  s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name +
+       "(float* scores, const int* __restrict__ pos_ptr) {\n" +
+       int_constants({{"kCtx", num(shape.n_ctx)}, {"kWarps", num(kSoftmaxWarps)}}) +
+       "\n  constexpr float kScale = " + float_literal(scale) + R"(;
+  constexpr int kThreads = kWarps * 32;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  __shared__ float s_max[kWarps];
+  __shared__ double s_sum[kWarps];
+)" + pdl_early_text(shape.pdl, "  ") +
+       (shape.batched ? batched_token_text("blockIdx.z", {{"scores", token_stride.c_str()}}, {}, "  ") : "") +
+       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
+       R"(  if (pos < 0 || pos >= kCtx) return;  // uniform over the grid
+  int n_kv = (pos + 32) / 32 * 32;  // ref::padded_kv_length(pos + 1, n_ctx)
+  n_kv = n_kv < kCtx ? n_kv : kCtx;
+  float* srow = scores + (long long)blockIdx.x * kCtx;
+)" + softmax_text("srow") +
+       "}\n";
+  k.source = std::move(s);
+  return k;
+}
+
 KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   validate(shape);
   KernelSource k;
@@ -216,7 +307,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
                                               {"c", shape.n_ctx},
                                               {"w", shape.warps},
                                               {"r", shape.dims_per_warp}}) +
-           (shape.batched ? "_b" : "") + (shape.tail_norm ? "_tail" : "") + pdl_suffix(shape.pdl);
+           (shape.batched ? "_b" : "") + (shape.separate_softmax ? "_gp" : "") + (shape.tail_norm ? "_tail" : "") +
+           pdl_suffix(shape.pdl);
   // As ref::attention: 1.0f / sqrtf(float(head_dim)) in float, applied to the raw q.k.
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
@@ -224,16 +316,17 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
     const float* __restrict__ scores, const unsigned short* __restrict__ v_cache, const int* __restrict__ pos_ptr,
     float* __restrict__ out)" +
        (shape.tail_norm ? tail_norm_parameters() : std::string()) + seq_param(shape) + R"() {
-)" + shape_constants(shape) +
-       "  constexpr int kPerWarp = " + num(shape.dims_per_warp) +
-       ";\n  constexpr float kScale = " + float_literal(scale) + R"(;
-  __shared__ float p_s[kCtx];
+)" + shape_constants(shape, !shape.separate_softmax) +
+       "  constexpr int kPerWarp = " + num(shape.dims_per_warp) + ";\n" +
+       (shape.separate_softmax ? "" : "  constexpr float kScale = " + float_literal(scale) + ";\n") +
+       (shape.separate_softmax ? "" : R"(  __shared__ float p_s[kCtx];
   __shared__ float s_max[kWarps];
   __shared__ double s_sum[kWarps];
-)" + pdl_early_text(shape.pdl, "  ") +
-       (shape.batched ? batched_token_text("blockIdx.z", {{"scores", "kHeads * kCtx"}, {"out", "kHeads * kHd"}},
-                                           {{"v_cache", "kHeadsKv * kHd * kCtx"}}, "  ")
-                      : "") +
+)") + pdl_early_text(shape.pdl, "  ") +
+       (shape.batched
+            ? batched_token_text("blockIdx.z", {{"scores", "(long long)kHeads * kCtx"}, {"out", "kHeads * kHd"}},
+                                 {{"v_cache", "(long long)kHeadsKv * kHd * kCtx"}}, "  ")
+            : "") +
        "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
        R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
@@ -244,14 +337,15 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   int n_kv = (pos + 32) / 32 * 32;
   n_kv = n_kv < kCtx ? n_kv : kCtx;
   const float* srow = scores + (long long)h * kCtx;
-  // The V pass (below) reads chunks of 64 cells; chunks wholly past pos hold p = 0 and leave the
+)" + (shape.separate_softmax ? "  const float* p_s = srow;  // emit_attention_softmax's probabilities\n" : "") +
+       R"(  // The V pass (below) reads chunks of 64 cells; chunks wholly past pos hold p = 0 and leave the
   // chains unchanged (fma(v, 0, acc) = acc), so they are skipped.
   const int n_chunks = n_kv / 64;
   const int live_chunks = n_chunks < pos / 64 + 1 ? n_chunks : pos / 64 + 1;
   // This warp's output elements d0 .. d0 + kPerWarp - 1 (none when d0 >= head_dim: uniform over
   // the warp; elements past head_dim load the last row and are never stored). Their V values are
   // loaded kBatch chunks at a time, every row's together, so that kPerWarp * kBatch * 2 loads per
-  // lane are in flight at once; the first batch before the softmax, under whose work it arrives.
+  // lane are in flight at once; the first batch before the softmax (if any), under whose work it arrives.
   constexpr int kBatch = 16;
   const int d0 = (blockIdx.y * kWarps + warp) * kPerWarp;
   const bool has_rows = d0 < kHd;
@@ -272,37 +366,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   };
   if (has_rows) load_batch(0);
 
-  // w = float(s * scale); cells past pos are masked (-inf), so they add nothing to the max.
-  float m = -__int_as_float(0x7f800000);
-  for (int j = threadIdx.x; j <= pos; j += kThreads) {
-    const float w = __fmul_rn(srow[j], kScale);
-    p_s[j] = w;
-    m = fmaxf(m, w);
-  }
-  m = bn_warp_max_f32(m);
-  if (lane == 0) s_max[warp] = m;
-  __syncthreads();
-  float row_max = s_max[0];
-  for (int w = 1; w < kWarps; ++w) row_max = fmaxf(row_max, s_max[w]);
-  // e = expf_approx(w - max); a masked cell is expf_approx(-inf) = 0 exactly.
-  for (int j = threadIdx.x; j < n_kv; j += kThreads) p_s[j] = j <= pos ? bn_expf_approx(__fsub_rn(p_s[j], row_max)) : 0.0f;
-  __syncthreads();
-  // The reference's 16-lane block sums (tree order i + 8, i + 4, i + 2, i + 1), added in double.
-  double part = 0.0;
-  for (int b = threadIdx.x; b < n_kv / 16; b += kThreads) {
-)" + block_tree_sum_text() +
-       R"(    part = __dadd_rn(part, (double)t1_0);
-  }
-  part = bn_warp_sum_f64(part);
-  if (lane == 0) s_sum[warp] = part;
-  __syncthreads();
-  double total = s_sum[0];
-  for (int w = 1; w < kWarps; ++w) total = __dadd_rn(total, s_sum[w]);
-  const float inv = __double2float_rn(__ddiv_rn(1.0, total));
-  // p = float(e * inv), rounded to F16 for the decode-mode vec_dot_f16 (spec 8.4).
-  for (int j = threadIdx.x; j < n_kv; j += kThreads) p_s[j] = __half2float(__float2half_rn(__fmul_rn(p_s[j], inv)));
-  __syncthreads();
-
+)" + (shape.separate_softmax ? std::string() : softmax_text("p_s")) +
+       R"(
   // o[h][d] = vec_dot_f16(V row (g, d) over the window, p): each row's two chains in chunk order.
   if (has_rows) {  // uniform over the warp
     float lo[kPerWarp], up[kPerWarp];

@@ -68,8 +68,9 @@ KernelSource emit_rope_kv(const RopeKvShape& shape) {
   constexpr int kEmbdKv = kHeadsKv * kHd;
   constexpr int kPairs = (kHeads + kHeadsKv) * kHalf;
 )" + pdl_early_text(shape.pdl, "  ") +
-       (shape.batched ? batched_token_text("blockIdx.y", {{"qkv", "kEmbd + 2 * kEmbdKv"}, {"q16", "kEmbd"}},
-                                           {{"k_cache", "kCtx * kEmbdKv"}, {"v_cache", "kCtx * kEmbdKv"}}, "  ")
+       (shape.batched ? batched_token_text(
+                            "blockIdx.y", {{"qkv", "kEmbd + 2 * kEmbdKv"}, {"q16", "kEmbd"}},
+                            {{"k_cache", "(long long)kCtx * kEmbdKv"}, {"v_cache", "(long long)kCtx * kEmbdKv"}}, "  ")
                       : "") +
        R"(  const int i = blockIdx.x * 256 + threadIdx.x;
   // The position (an input of the step) and the rotation's cos and sin (tables) are no previous

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "codegen_cuda/decode_program.h"
+#include "codegen_cuda/emit_attention_decode.h"
 #include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/nvrtc.h"
 #include "runtime/cuda/cuda_driver_device.h"
@@ -17,14 +18,6 @@ namespace bitnet::compiler {
 
 namespace cc = codegen_cuda;
 namespace rc = runtime::cuda;
-
-namespace {
-
-// The decode program supports at most this many cells (its softmax keeps a row of
-// probabilities in shared memory).
-constexpr int64_t kMaxCells = 8192;
-
-}  // namespace
 
 Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, const gguf::GgufFile& file,
                                                    int64_t n_ctx) {
@@ -52,8 +45,8 @@ Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, c
   c.freq_base = m.rope_freq_base;
   c.freq_scale = m.rope_freq_scale;
   c.act = m.arch->ffn_activation == gguf::FfnActivation::kSilu ? cc::FfnActivation::kSilu : cc::FfnActivation::kRelu2;
-  if (c.n_ctx > kMaxCells) {
-    return make_error("the CUDA backend holds at most {} cells per sequence; {} asked", kMaxCells, n_ctx);
+  if (c.n_ctx > cc::kMaxAttentionCells) {
+    return make_error("the CUDA backend holds at most {} cells per sequence; {} asked", cc::kMaxAttentionCells, n_ctx);
   }
   return c;
 }

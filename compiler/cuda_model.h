@@ -20,7 +20,7 @@
 namespace bitnet::compiler {
 
 // The decode program's configuration of a model (`config` read from `file`) for `n_ctx` cells
-// per sequence (rounded up to a multiple of 32; at most 8192); an error for architectures it does
+// per sequence (rounded up to a multiple of 32; at most 2^20); an error for architectures it does
 // not run (not BitNet: no sub-norms or not NEOX RoPE). The LM head reads output.weight where the
 // architecture uses one, else the embedding; a Q8_0 table gets the Q8_0 kernels.
 Expected<codegen_cuda::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& config,

@@ -83,8 +83,8 @@ void add_compile(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("-c,--ctx-size", o->ctx,
                   "cuda targets: the K/V cells per sequence the kernels hold (default: the model's context, at most "
-                  "4096; at most 8192)")
-      ->check(integer_in(1, 8192));
+                  "4096; at most 1048576)")
+      ->check(integer_in(1, kMaxContext));
   cmd->add_option("--cuda-gemm", o->cuda_gemm,
                   "cuda targets: the batched steps' ternary GEMMs with dp4a or on int8 tensor cores (mma; the "
                   "same results, not yet measured on a GPU)")

@@ -421,14 +421,46 @@ TEST(CudaModel, RefusesWhatTheDecodeProgramDoesNotRun) {
   auto bitnet = open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
   ASSERT_TRUE(bitnet);
   EXPECT_TRUE(compiler::check_cuda_support(*bitnet).ok());
-  auto too_long = compiler::compile_cuda_program(*bitnet, 8193, {});
+  auto too_long = compiler::compile_cuda_program(*bitnet, (int64_t{1} << 20) + 1, {});
   ASSERT_FALSE(too_long);
-  EXPECT_NE(too_long.error().message.find("8192"), std::string::npos) << too_long.error().message;
+  EXPECT_NE(too_long.error().message.find("1048576"), std::string::npos) << too_long.error().message;
   auto program = compiler::compile_cuda_program(*bitnet, 100, {});
   ASSERT_TRUE(program) << program.error().message;
   EXPECT_EQ((*program)->n_ctx, 128);
   EXPECT_TRUE((*program)->cubin.empty());  // sm 0: the CUDA C++ only
   EXPECT_TRUE((*program)->check().ok());
+}
+
+// More cells per sequence than a row of probabilities in shared memory holds (8192): the program
+// runs the softmax as a launch of its own, and a session gets the interpreter's bits through
+// one-token and batched steps. (Positions past 8192 are CudaAttentionDecode's: reaching them here
+// would take 8192 emulated steps.)
+TEST(CudaSession, MoreCellsThanSharedMemoryHoldsRunTheSoftmaxApart) {
+  BITNET_REQUIRE_SHARED(shared);
+  auto model = open((shared / "models/bitnet-i2s/b158-tiny-gqa.i2_s.gguf").string());
+  ASSERT_TRUE(model);
+  auto program = compiler::compile_cuda_program(*model, 8200, {});
+  ASSERT_TRUE(program) << program.error().message;
+  EXPECT_EQ((*program)->n_ctx, 8224);
+  const auto softmax_kernel = std::find_if((*program)->kernels.begin(), (*program)->kernels.end(),
+                                           [](const std::string& k) { return k.rfind("bn_attn_softmax_h", 0) == 0; });
+  EXPECT_NE(softmax_kernel, (*program)->kernels.end());
+
+  const runtime::SessionOptions options{.all_logits = false, .n_ctx = 16400, .threads = 1, .n_seq_max = 2};
+  auto interp = interpreter(*model, options);
+  ASSERT_TRUE(interp);
+  ASSERT_TRUE(compiler::attach_cuda_backend(*model, {.device = std::make_unique<EmuDevice>()}).ok());
+  auto cuda = model->new_session(options);
+  ASSERT_TRUE(cuda) << cuda.error().message;
+  EXPECT_EQ((*cuda)->n_ctx_seq(), 8200);
+  expect_same(*interp->session, **cuda, one(1, 0, 0), "pos 0");
+  expect_same(*interp->session, **cuda, one(450, 1, 0), "pos 1");
+  // A batched step (rope_kv, scores, softmax, P·V per token) of one token per sequence: decode
+  // arithmetic on the interpreter too.
+  Batch two;
+  two.add(4996, 2, {0}, true);
+  two.add(29871, 0, {1}, true);
+  expect_same(*interp->session, **cuda, two, "seq 0 pos 2 with seq 1 pos 0");
 }
 
 // A CUDA plan (runtime/cuda/cuda_plan.h) written, read back and run on the emulator: the same

@@ -72,26 +72,62 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
       // Long windows: V loads in batches of 16 chunks (two batches; one full batch and a 26-cell tail).
       {20, 5, 128, 2048, {1100, 2047}, 500000.0f},
       {2, 1, 80, 1088, {1087, 1050}, 10000.0f},
+      // More cells than shared memory holds a row of: the softmax is a launch of its own
+      // (separate_softmax), whose probabilities softmax_pv reads from global memory.
+      {4, 2, 64, 8224, {8223, 8192, 200}, 500000.0f},
+  };
+  // The cases' own shapes: a separate softmax where the cells demand it.
+  auto shape_of = [](const AttentionCase& c) {
+    cc::AttentionDecodeShape a{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    a.separate_softmax = c.n_ctx > cc::kMaxSharedSoftmaxCells;
+    return a;
+  };
+  // The other form of the softmax, where both fit.
+  auto other_softmax = [](cc::AttentionDecodeShape a) {
+    a.separate_softmax = !a.separate_softmax;
+    return a;
   };
   std::string source, error;
   for (const AttentionCase& c : cases) {
     source += cc::emit_rope_kv({c.n_head, c.n_head_kv, c.head_dim, c.n_ctx}).source;
-    const cc::AttentionDecodeShape a{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    const cc::AttentionDecodeShape a = shape_of(c);
     cc::AttentionDecodeShape fused = a, tail = a;
     fused.fuse_rope = true;
     tail.tail_norm = true;
     source += cc::emit_attention_scores(a).source + cc::emit_attention_softmax_pv(a).source +
               cc::emit_attention_scores(fused).source + cc::emit_attention_softmax_pv(tail).source;
+    const cc::AttentionDecodeShape separate = a.separate_softmax ? a : other_softmax(a);
+    source += cc::emit_attention_softmax(separate).source;
+    if (!a.separate_softmax) source += cc::emit_attention_softmax_pv(separate).source;
   }
   const auto module = EmuModule::build(source, &error);
   ASSERT_TRUE(module) << error;
   uint32_t seed = 10;
   for (const AttentionCase& c : cases) {
     const cc::RopeKvShape rope_shape{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
-    const cc::AttentionDecodeShape shape{c.n_head, c.n_head_kv, c.head_dim, c.n_ctx};
+    const cc::AttentionDecodeShape shape = shape_of(c);
     const cc::KernelSource rope_k = cc::emit_rope_kv(rope_shape);
     const cc::KernelSource scores_k = cc::emit_attention_scores(shape);
     const cc::KernelSource pv_k = cc::emit_attention_softmax_pv(shape);
+    // softmax_pv after the separate softmax (the scores become probabilities in place).
+    auto softmax_then_pv = [&](const cc::AttentionDecodeShape& a, std::vector<float> probs, const int* pos,
+                               const uint16_t* v_cache, float* out, std::vector<void*> tail_args = {}) {
+      const cc::KernelSource softmax_k = cc::emit_attention_softmax(a);
+      const cc::KernelSource k = cc::emit_attention_softmax_pv(a);
+      std::string failure =
+          module->launch(softmax_k.name, cc::attention_softmax_grid(a), softmax_k.threads, probs.data(), pos);
+      if (!failure.empty()) return failure;
+      if (tail_args.empty()) {
+        return module->launch(k.name, cc::attention_softmax_pv_grid(a), k.threads,
+                              static_cast<const float*>(probs.data()), static_cast<const unsigned short*>(v_cache), pos,
+                              out);
+      }
+      return module->launch(k.name, cc::attention_softmax_pv_grid(a), k.threads,
+                            static_cast<const float*>(probs.data()), static_cast<const unsigned short*>(v_cache), pos,
+                            out, static_cast<const float*>(tail_args[0]), static_cast<signed char*>(tail_args[1]),
+                            static_cast<float*>(tail_args[2]), static_cast<int*>(tail_args[3]),
+                            static_cast<float*>(nullptr), static_cast<unsigned*>(tail_args[4]));
+    };
     const cc::RopeTables tables = cc::rope_tables(c.n_ctx, c.head_dim, c.freq_base, 1.0f);
     const int64_t n_embd = c.n_head * c.head_dim, n_embd_kv = c.n_head_kv * c.head_dim;
     for (int64_t pos : c.positions) {
@@ -133,11 +169,20 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
                                static_cast<const unsigned short*>(q16.data()),
                                static_cast<const unsigned short*>(k_cache.data()), &pos_i, scores.data()),
                 "");
-      ASSERT_EQ(module->launch(pv_k.name, cc::attention_softmax_pv_grid(shape), pv_k.threads,
-                               static_cast<const float*>(scores.data()),
-                               static_cast<const unsigned short*>(v_cache.data()), &pos_i, out.data()),
-                "");
+      if (shape.separate_softmax) {
+        ASSERT_EQ(softmax_then_pv(shape, scores, &pos_i, v_cache.data(), out.data()), "");
+      } else {
+        ASSERT_EQ(module->launch(pv_k.name, cc::attention_softmax_pv_grid(shape), pv_k.threads,
+                                 static_cast<const float*>(scores.data()),
+                                 static_cast<const unsigned short*>(v_cache.data()), &pos_i, out.data()),
+                  "");
+      }
       EXPECT_EQ(count_mismatches(out, want), 0) << "first: " << out[0] << " vs " << want[0];
+      if (!shape.separate_softmax) {  // the softmax as its own launch: the same bits
+        std::vector<float> again(want.size(), -5.0f);
+        ASSERT_EQ(softmax_then_pv(other_softmax(shape), scores, &pos_i, v_cache.data(), again.data()), "");
+        EXPECT_EQ(count_mismatches(again, want), 0) << "separate softmax";
+      }
       // Fewer scores blocks, each striding over several chunks of 32 cells (the batched step's
       // grid): the same scores.
       for (int blocks : {1, 3}) {
@@ -166,12 +211,18 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
         float act_scale = -1.0f;
         int act_sum = -1;
         unsigned counter = 0;
-        ASSERT_EQ(module->launch(tail_k.name, cc::attention_softmax_pv_grid(tail), tail_k.threads,
-                                 static_cast<const float*>(scores.data()),
-                                 static_cast<const unsigned short*>(v_cache.data()), &pos_i, again.data(),
-                                 static_cast<const float*>(gain.data()), reinterpret_cast<signed char*>(q.data()),
-                                 &act_scale, &act_sum, static_cast<float*>(nullptr), &counter),
-                  "");
+        if (tail.separate_softmax) {
+          ASSERT_EQ(softmax_then_pv(tail, scores, &pos_i, v_cache.data(), again.data(),
+                                    {const_cast<float*>(gain.data()), q.data(), &act_scale, &act_sum, &counter}),
+                    "");
+        } else {
+          ASSERT_EQ(module->launch(tail_k.name, cc::attention_softmax_pv_grid(tail), tail_k.threads,
+                                   static_cast<const float*>(scores.data()),
+                                   static_cast<const unsigned short*>(v_cache.data()), &pos_i, again.data(),
+                                   static_cast<const float*>(gain.data()), reinterpret_cast<signed char*>(q.data()),
+                                   &act_scale, &act_sum, static_cast<float*>(nullptr), &counter),
+                    "");
+        }
         EXPECT_EQ(count_mismatches(again, want), 0);
         EXPECT_EQ(q, q_want);
         EXPECT_EQ(float_bits(act_scale), float_bits(row.scale));
@@ -229,7 +280,11 @@ TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
                                    cc::emit_attention_softmax_pv(attn1)};
     const cc::KernelSource kb[] = {cc::emit_rope_kv(rope_b), cc::emit_attention_scores(attn_b),
                                    cc::emit_attention_softmax_pv(attn_b)};
-    std::string source, error;
+    cc::AttentionDecodeShape separate_b = attn_b;  // the softmax as a launch of its own
+    separate_b.separate_softmax = true;
+    const cc::KernelSource softmax_bk = cc::emit_attention_softmax(separate_b);
+    const cc::KernelSource pv_bk = cc::emit_attention_softmax_pv(separate_b);
+    std::string source = softmax_bk.source + pv_bk.source, error;
     for (const auto* set : {k1, kb}) {
       for (int i = 0; i < 3; ++i) source += set[i].source;
     }
@@ -291,6 +346,7 @@ TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
                              static_cast<const unsigned short*>(k_cache.data()), static_cast<const int*>(pos.data()),
                              batch_scores.data(), static_cast<const int*>(seq.data())),
               "");
+    std::vector<float> probs = batch_scores;
     grid = cc::attention_softmax_pv_grid(attn_b);
     grid.z = tokens;
     ASSERT_EQ(module->launch(kb[2].name, grid, kb[2].threads, static_cast<const float*>(batch_scores.data()),
@@ -301,6 +357,20 @@ TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
     EXPECT_EQ(k_cache, k_want);
     EXPECT_EQ(v_cache, v_want);
     EXPECT_EQ(count_mismatches(out, want), 0);
+    // The separate softmax over every token's rows, then P·V: the same outputs.
+    std::vector<float> again(want.size(), -5.0f);
+    grid = cc::attention_softmax_grid(separate_b);
+    grid.z = tokens;
+    ASSERT_EQ(
+        module->launch(softmax_bk.name, grid, softmax_bk.threads, probs.data(), static_cast<const int*>(pos.data())),
+        "");
+    grid = cc::attention_softmax_pv_grid(separate_b);
+    grid.z = tokens;
+    ASSERT_EQ(module->launch(pv_bk.name, grid, pv_bk.threads, static_cast<const float*>(probs.data()),
+                             static_cast<const unsigned short*>(v_cache.data()), static_cast<const int*>(pos.data()),
+                             again.data(), static_cast<const int*>(seq.data())),
+              "");
+    EXPECT_EQ(count_mismatches(again, want), 0) << "separate softmax";
   }
 }
 

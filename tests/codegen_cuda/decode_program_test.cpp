@@ -112,6 +112,35 @@ TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUn
   }
   EXPECT_EQ(tail_gemvs, 30 * 3);
   EXPECT_FALSE(cc::plan_decode_program(c, {.fuse_norms = true, .tail_norms = true}));
+  // The softmax as a launch of its own (forced here; the default above 8192 cells): one launch
+  // more per layer in both steps, two kernels more, P·V reading the probabilities it wrote.
+  for (auto [cells, forced] : {std::pair<int64_t, bool>{4096, true}, {8224, false}, {int64_t{1} << 20, false}}) {
+    cc::DecodeModelConfig long_c = c;
+    long_c.n_ctx = cells;
+    auto separate = cc::plan_decode_program(long_c, {.pdl = cc::PdlMode::kOff, .separate_softmax = forced});
+    ASSERT_TRUE(separate) << separate.error().message;
+    EXPECT_EQ(separate->launches.size(), 30u * 11 + 3) << cells;
+    EXPECT_EQ(separate->batch_launches.size(), 30u * 12 + 4) << cells;
+    EXPECT_EQ(separate->kernels.size(), p->kernels.size() + 2) << cells;
+    for (const auto* list : {&separate->launches, &separate->batch_launches}) {
+      int softmaxes = 0;
+      for (size_t i = 0; i < list->size(); ++i) {
+        const cc::DecodeLaunch& l = (*list)[i];
+        if (l.role != cc::KernelRole::kAttnSoftmax) continue;
+        ++softmaxes;
+        ASSERT_LT(i + 1, list->size());
+        EXPECT_EQ((*list)[i + 1].role, cc::KernelRole::kAttnSoftmaxPv);
+        EXPECT_EQ((*list)[i + 1].args[0], l.args[0]);  // P·V reads the scores buffer the softmax rewrote
+        EXPECT_NE((*list)[i + 1].label.find("attn_pv"), std::string::npos);
+      }
+      EXPECT_EQ(softmaxes, 30) << cells;
+    }
+  }
+  cc::DecodeModelConfig too_long = c;
+  too_long.n_ctx = (int64_t{1} << 20) + 32;
+  const auto refused = cc::plan_decode_program(too_long);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("1048576"), std::string::npos) << refused.error().message;
   auto one_token = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .max_tokens = 1});
   ASSERT_TRUE(one_token) << one_token.error().message;
   EXPECT_EQ(one_token->kernels.size(), 11u);
@@ -176,6 +205,7 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
     cc::PdlMode pdl = cc::DecodeProgramOptions{}.pdl;  // the default: kAfterWait
     bool fuse_rope = true;                             // the default
     bool tail_norms = false;                           // the default
+    bool separate_softmax = false;                     // the default at 64 cells
   };
   // (And one step each without PDL points, with the early trigger and with rope_kv as its own
   // launch: the same bits.)
@@ -184,22 +214,26 @@ TEST(CudaDecodeProgram, SharedTinyModelsMatchTheInterpreterOnTheHostEmulator) {
         Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kOff}, Run{"b158-tiny-gqa", false, 1, cc::PdlMode::kEarly},
         Run{"bitnet-tiny-mha", false, 2, cc::PdlMode::kAfterWait, false},
         Run{"bitnet-tiny-mha", false, 2, cc::PdlMode::kAfterWait, true, true},
-        Run{"b158-tiny-gqa", false, 2, cc::PdlMode::kAfterWait, true, true}}) {
+        Run{"b158-tiny-gqa", false, 2, cc::PdlMode::kAfterWait, true, true},
+        Run{"b158-tiny-gqa", false, 2, cc::PdlMode::kAfterWait, true, true, true}}) {
     const char* model = run.model;
     const std::vector<int32_t> tokens = {1, 450, 4996};
     const std::string what = std::string(model) + (run.fuse_norms ? " (norms folded)" : " (norms separate)") +
                              (run.pdl == cc::PdlMode::kOff         ? ", no PDL"
                               : run.pdl == cc::PdlMode::kAfterWait ? ", PDL"
                                                                    : ", PDL early trigger") +
-                             (run.fuse_rope ? "" : ", rope_kv apart") + (run.tail_norms ? ", tail norms" : "");
+                             (run.fuse_rope ? "" : ", rope_kv apart") + (run.tail_norms ? ", tail norms" : "") +
+                             (run.separate_softmax ? ", separate softmax" : "");
     SCOPED_TRACE(what);
     auto file = gguf::GgufFile::open((shared / "models/bitnet-i2s" / (std::string(model) + ".i2_s.gguf")).string());
     ASSERT_TRUE(file) << file.error().message;
     auto mc = gguf::read_model_config(*file);
     ASSERT_TRUE(mc) << mc.error().message;
-    auto program = cc::plan_decode_program(
-        config_of(*mc, *file, n_ctx),
-        {.fuse_norms = run.fuse_norms, .pdl = run.pdl, .fuse_rope = run.fuse_rope, .tail_norms = run.tail_norms});
+    auto program = cc::plan_decode_program(config_of(*mc, *file, n_ctx), {.fuse_norms = run.fuse_norms,
+                                                                          .pdl = run.pdl,
+                                                                          .fuse_rope = run.fuse_rope,
+                                                                          .tail_norms = run.tail_norms,
+                                                                          .separate_softmax = run.separate_softmax});
     ASSERT_TRUE(program) << program.error().message;
 
     std::string error;

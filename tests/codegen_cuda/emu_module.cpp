@@ -131,9 +131,9 @@ std::string launch_any(const EmuModule& m, const std::string& name, codegen_cuda
 
 std::string EmuModule::launch_pointers(const std::string& name, codegen_cuda::Dim3 g, int t,
                                        const std::vector<void*>& p, bool has_int, int v) const {
-  // The generated kernels take 3 to 15 pointers.
+  // The generated kernels take 2 to 15 pointers.
   return launch_any(*this, name, g, t, p, has_int, v,
-                    std::index_sequence<3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15>());
+                    std::index_sequence<2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15>());
 }
 
 }  // namespace bitnet::testing

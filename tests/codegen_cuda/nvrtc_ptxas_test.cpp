@@ -59,9 +59,11 @@ std::vector<cc::KernelSource> kernels_2b4t() {
     kernels.push_back(cc::emit_matmul_i2s(tile));
   }
   // Every kernel of the 2B4T decode step (embedding, fused GEMV epilogues, RoPE + KV append,
-  // attention) and of the two shared tiny models' steps (silu and relu2, GQA with head_dim 32).
+  // attention, at 4K and 128K cells) and of the two shared tiny models' steps (silu and relu2, GQA with head_dim 32).
   const std::vector<cc::DecodeModelConfig> configs = {
       {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, cc::FfnActivation::kRelu2},
+      // 128K cells: the softmax as a launch of its own (only the attention kernels are new).
+      {2560, 6912, 20, 5, 30, 128256, 131072, 1e-5f, 500000.0f, 1.0f, cc::FfnActivation::kRelu2},
       {256, 768, 4, 4, 4, 32000, 512, 1e-5f, 10000.0f, 1.0f, cc::FfnActivation::kSilu},
       {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, cc::FfnActivation::kRelu2},
   };
@@ -145,6 +147,7 @@ TEST(CudaNvrtc, EveryKernelCompilesForSm80AndSm90WithoutSpills) {
       EXPECT_EQ(entry->stack_frame_bytes, 0);
       EXPECT_GT(entry->registers, 0);
       EXPECT_LE(entry->registers, cc::register_limit(k));
+      EXPECT_LE(entry->shared_bytes, 48 * 1024);  // static shared memory, at any number of cells
       std::cout << "[ptxas] sm_" << sm << " " << k.name << ": " << entry->registers << " registers (limit "
                 << cc::register_limit(k) << "), spill " << entry->spill_store_bytes << "/" << entry->spill_load_bytes
                 << " B, stack " << entry->stack_frame_bytes << " B, smem " << entry->shared_bytes << " B\n";
