@@ -4,7 +4,7 @@
 # folder (fmt, xxhash, pcre2), the two tiny shared models and CUDA plans of them and of the
 # 2B4T shape, compiled here for one SM (only the .bnplan files: the check repacks the weights on
 # the device, and makes the 2B4T model there, where `gen-model --preset 2b4t --seed 4` gives the
-# same bytes). About 45 MB: small enough to carry (`run`'s carry limit is 64 MiB).
+# same bytes; the 2B4T plans for 1024 cells and, with dp4a GEMMs only, 32768). About 50 MB: small enough to carry (`run`'s carry limit is 64 MiB).
 #
 #   bench/cuda_backend_bundle.sh OUT_DIR [SM]        (SM: 90 by default)
 #
@@ -43,5 +43,8 @@ tmp=$(mktemp -d)
   --target "cuda-sm_$sm" -c 1024 >/dev/null
 "$bin/bitnet" compile -m "$tmp/bitnet-2b4t-seed4.gguf" -o "$out/bitnet-2b4t-seed4.sm$sm.mma.bnplan" \
   --target "cuda-sm_$sm" -c 1024 --cuda-gemm mma >/dev/null
-rm -rf "$tmp" "$out/bitnet-2b4t-seed4.sm$sm.bnplan.weights" "$out/bitnet-2b4t-seed4.sm$sm.mma.bnplan.weights"
+# And for 32768 cells (past 8192 the softmax is a launch of its own): decode at depth 32000.
+"$bin/bitnet" compile -m "$tmp/bitnet-2b4t-seed4.gguf" -o "$out/bitnet-2b4t-seed4.sm$sm.c32k.bnplan" \
+  --target "cuda-sm_$sm" -c 32768 >/dev/null
+rm -rf "$tmp" "$out"/*.bnplan.weights
 du -sh "$out"

@@ -7,8 +7,11 @@
 // the batch sizes asked. One JSON object on stdout.
 //
 //   cuda_backend_check --code PLAN --model GGUF [--gen-2b4t] [--parity] [--batches 1,8,64]
-//                      [--steps 32] [--prompt 128]
+//                      [--steps 32] [--prompt 128] [--depth 0]
 //
+// --depth D: each sequence's cache is first filled with D tokens (batched steps, timed as
+// fill_tokens_per_s), so that the decode steps attend over D cells (a long-context figure; the
+// plan must hold D + steps cells).
 // --gen-2b4t writes the 2B4T-shape model (gen-model --preset 2b4t --seed 4) to GGUF first when
 // it does not exist (1.18 GB: too large to carry to the machine). Exit codes: 0 ok, 1 logits
 // differ, 2 no GPU or driver, 3 other errors, 4 usage. bench/cuda_device_check.sh runs it.
@@ -45,12 +48,13 @@ struct Options {
   bool gen_2b4t = false, parity = false, emulator = false;
   std::vector<int> batches = {1, 8, 64};
   int steps = 32, prompt = 128;
+  int64_t depth = 0;
 };
 
 int usage(const char* why) {
   std::fprintf(stderr,
                "cuda_backend_check: %s\nusage: cuda_backend_check --code PLAN --model GGUF [--gen-2b4t] [--parity] "
-               "[--batches 1,8,64] [--steps N] [--prompt N]\n",
+               "[--batches 1,8,64] [--steps N] [--prompt N] [--depth N]\n",
                why);
   return 4;
 }
@@ -133,6 +137,10 @@ int main(int argc, char** argv) {
       const int n = std::atoi(value().c_str());
       if (n < 1 || n > 4096) return usage("--steps and --prompt take 1..4096");
       (a == "--steps" ? o.steps : o.prompt) = n;
+    } else if (a == "--depth") {
+      const std::string n = value();
+      o.depth = std::atoll(n.c_str());
+      if (n.empty() || o.depth < 0 || o.depth > (int64_t{1} << 20)) return usage("--depth takes 0..1048576");
     } else if (a == "--batches") {
       o.batches.clear();
       const std::string list = value();
@@ -225,18 +233,37 @@ int main(int argc, char** argv) {
     if (!session) return fail(3, "bench", session.error().message);
     runtime::Session& s = **session;
     Batch batch;
+    // --depth: positions 0 .. first - 2 of every sequence in batched steps, each of up to the plan's
+    // max_tokens tokens of one sequence.
+    const int64_t first = std::max<int64_t>(o.depth, 1);  // the first timed position
+    if (first + o.steps > code.n_ctx) return fail(3, "bench", "--depth + --steps exceed the plan's cells");
+    t0 = Clock::now();
+    for (int seq = 0; seq < b; ++seq) {
+      for (int64_t p0 = 0; p0 < first - 1; p0 += code.max_tokens) {
+        batch.clear();
+        const int64_t p1 = std::min<int64_t>(p0 + code.max_tokens, first - 1);
+        for (int64_t p = p0; p < p1; ++p) batch.add(static_cast<int32_t>(1 + (p * 13) % 1000), p, {seq}, p + 1 == p1);
+        if (auto r = s.decode(batch); !r) return fail(3, "bench", r.error().message);
+      }
+    }
+    const double fill_s = seconds_since(t0);
     // Warm-up: batch 1 captures the sequence's graph; larger batches run batched steps (not captured).
-    for (int seq = 0; seq < b; ++seq) batch.add(1, 0, {seq}, true);
+    batch.clear();
+    for (int seq = 0; seq < b; ++seq) batch.add(1, first - 1, {seq}, true);
     if (auto r = s.decode(batch); !r) return fail(3, "bench", r.error().message);
     t0 = Clock::now();
-    for (int step = 1; step <= o.steps && step < code.n_ctx; ++step) {
+    for (int step = 0; step < o.steps; ++step) {
       batch.clear();
-      for (int seq = 0; seq < b; ++seq) batch.add(1 + (step * 7 + seq) % 1000, step, {seq}, true);
+      for (int seq = 0; seq < b; ++seq) batch.add(1 + (step * 7 + seq) % 1000, first + step, {seq}, true);
       if (auto r = s.decode(batch); !r) return fail(3, "bench", r.error().message);
     }
     const double decode_s = seconds_since(t0);
     json += std::string(k ? "," : "") + "{\"batch\":" + std::to_string(b) +
-            ",\"decode_tokens_per_s\":" + std::to_string(b * std::min<int64_t>(o.steps, code.n_ctx - 1) / decode_s);
+            ",\"decode_tokens_per_s\":" + std::to_string(b * o.steps / decode_s);
+    if (o.depth > 1) {
+      json += ",\"depth\":" + std::to_string(o.depth) +
+              ",\"fill_tokens_per_s\":" + std::to_string(static_cast<double>(b * (first - 1)) / fill_s);
+    }
     if (b == 1 && o.prompt < code.n_ctx) {  // a prompt: batched steps of up to max_tokens tokens
       s.clear();
       std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));

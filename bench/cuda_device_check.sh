@@ -23,7 +23,8 @@
 # logits against the reference interpreter through two-sequence batches, seq_cp and the
 # context shift (parity_differing_logits must be 0), and each model's decode tokens/s at batch
 # 1, 8 and 64 and prompt tokens/s; the 2B4T-shape model is generated on the machine first. Then
-# the same for the plans whose batched GEMMs run on tensor cores (*.mma.bnplan).
+# the same for the plans whose batched GEMMs run on tensor cores (*.mma.bnplan), and the 2B4T
+# decode at batch 1 over 32000 cached cells (*.c32k.bnplan, --depth 32000).
 set -u
 if [ "${1:-}" = "--backend" ]; then
   dir=${2:?usage: $0 --backend DIR [SM]}
@@ -39,8 +40,14 @@ if [ "${1:-}" = "--backend" ]; then
     done
     [ -f "$dir/bitnet-2b4t-seed4.sm$sm$gemm.bnplan" ] || continue
     timeout "$limit" "$dir/cuda_backend_check" --code "$dir/bitnet-2b4t-seed4.sm$sm$gemm.bnplan" \
-      --model "${TMPDIR:-/tmp}/bitnet-2b4t-seed4.gguf" --gen-2b4t --steps 16 || rc=$?
+      --model "${TMPDIR:-/tmp}/bitnet-2b4t-seed4.gguf" --gen-2b4t --steps 16 --prompt 512 || rc=$?
   done
+  # Long context: batch-1 decode over 32000 cached cells (the separate softmax), after a timed fill.
+  if [ -f "$dir/bitnet-2b4t-seed4.sm$sm.c32k.bnplan" ]; then
+    timeout "$limit" "$dir/cuda_backend_check" --code "$dir/bitnet-2b4t-seed4.sm$sm.c32k.bnplan" \
+      --model "${TMPDIR:-/tmp}/bitnet-2b4t-seed4.gguf" --gen-2b4t --batches 1 --steps 16 --prompt 512 \
+      --depth 32000 || rc=$?
+  fi
   exit "$rc"
 fi
 if [ $# -lt 1 ]; then

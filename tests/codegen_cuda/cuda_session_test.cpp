@@ -624,6 +624,15 @@ TEST(CudaBackendCheck, RunsThePlanAndReportsParityAndThroughputOnTheEmulator) {
   EXPECT_NE(r.out.find("{\"batch\":2,\"decode_tokens_per_s\":"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"prompt_tokens_per_s\":"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"gemm\":\"dp4a\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\"depth\""), std::string::npos) << r.out;
+  // Decode steps after a cache filled with 20 tokens (batched steps); past the plan's cells: exit 3.
+  auto deep = run_command(check + " --emulator --batches 1,2 --steps 3 --depth 20");
+  ASSERT_EQ(deep.exit_code, 0) << deep.out << deep.err;
+  EXPECT_NE(deep.out.find("{\"batch\":2,\"decode_tokens_per_s\":"), std::string::npos) << deep.out;
+  EXPECT_NE(deep.out.find(",\"depth\":20,\"fill_tokens_per_s\":"), std::string::npos) << deep.out;
+  auto too_deep = run_command(check + " --emulator --batches 1 --steps 3 --depth 30");
+  EXPECT_EQ(too_deep.exit_code, 3) << too_deep.out;
+  EXPECT_NE(too_deep.out.find("exceed the plan's cells"), std::string::npos) << too_deep.out;
   // A plan whose batched GEMMs run on tensor cores: the check rebuilds that program too.
   auto mma = compiler::compile_cuda_plan(*model, *hash, 0, 32, /*mma_gemm=*/true);
   ASSERT_TRUE(mma) << mma.error().message;
