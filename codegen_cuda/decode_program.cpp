@@ -104,6 +104,9 @@ std::string check_config(const DecodeModelConfig& c) {
   if (c.n_embd <= 0 || c.n_ff <= 0 || c.n_head <= 0 || c.n_head_kv <= 0 || c.n_layer <= 0 || c.n_vocab <= 0) {
     return "every dimension must be positive";
   }
+  if (!c.layer_tensors.empty() && static_cast<int64_t>(c.layer_tensors.size()) != c.n_layer) {
+    return "layer_tensors must name every layer's tensors or none";
+  }
   if (c.n_embd % 128 != 0 || c.n_ff % 128 != 0) return "n_embd and n_ff must be multiples of 128 (I2_S rows)";
   if (c.n_embd % c.n_head != 0 || c.n_head % c.n_head_kv != 0) return "heads do not divide n_embd / n_head";
   const int64_t hd = c.n_embd / c.n_head;
@@ -119,6 +122,13 @@ std::string check_config(const DecodeModelConfig& c) {
 }
 
 }  // namespace
+
+DecodeLayerTensors gguf_layer_tensors(int64_t layer) {
+  const std::string blk = "blk." + std::to_string(layer) + ".";
+  return {blk + "attn_norm.weight",     blk + "attn_q.weight",       blk + "attn_k.weight",   blk + "attn_v.weight",
+          blk + "attn_sub_norm.weight", blk + "attn_output.weight",  blk + "ffn_norm.weight", blk + "ffn_gate.weight",
+          blk + "ffn_up.weight",        blk + "ffn_sub_norm.weight", blk + "ffn_down.weight"};
+}
 
 int DecodeProgram::find_buffer(const std::string& name) const {
   for (size_t i = 0; i < buffers.size(); ++i) {
@@ -210,15 +220,15 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   // Global weights.
   const bool embd_q8_0 = c.embd_type == TableType::kQ8_0;
   const bool head_q8_0 = c.lm_head_type == TableType::kQ8_0;
-  const int embd = embd_q8_0 ? b.weight("token_embd", WeightLayout::kQ8_0, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+  const int embd = embd_q8_0 ? b.weight("token_embd", WeightLayout::kQ8_0, {c.embd_tensor}, {c.n_vocab}, c.n_embd,
                                         c.n_vocab * q8_0_row_bytes(c.n_embd))
-                             : b.weight("token_embd", WeightLayout::kF16, {"token_embd.weight"}, {c.n_vocab}, c.n_embd,
+                             : b.weight("token_embd", WeightLayout::kF16, {c.embd_tensor}, {c.n_vocab}, c.n_embd,
                                         c.n_vocab * c.n_embd * 2);
   const int lm_head = head_q8_0 ? b.weight("lm_head", WeightLayout::kQ8_0LmHead, {c.lm_head_tensor}, {c.n_vocab},
                                            c.n_embd, c.n_vocab * q8_0_row_bytes(c.n_embd))
                                 : b.weight("lm_head", WeightLayout::kF16LmHead, {c.lm_head_tensor}, {c.n_vocab},
                                            c.n_embd, c.n_vocab * f16_row_stride(c.n_embd) * 2);
-  const int out_norm = b.weight("output_norm", WeightLayout::kF32, {"output_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+  const int out_norm = b.weight("output_norm", WeightLayout::kF32, {c.output_norm_tensor}, {c.n_embd}, 0, c.n_embd * 4);
   const int rope_cos = b.weight("rope.cos", WeightLayout::kRopeCos, {}, {}, 0, c.n_ctx * (hd / 2) * 4);
   const int rope_sin = b.weight("rope.sin", WeightLayout::kRopeSin, {}, {}, 0, c.n_ctx * (hd / 2) * 4);
 
@@ -339,12 +349,16 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   if (batched)
     b.batch_launch(embed_k, KernelRole::kEmbed, embed_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
   // A layer's attn_norm gain, made when first needed (with tail norms: by the layer before's down).
+  auto tensors_of = [&](int64_t layer) {
+    return c.layer_tensors.empty() ? gguf_layer_tensors(layer) : c.layer_tensors[static_cast<size_t>(layer)];
+  };
   std::vector<int> attn_norms(static_cast<size_t>(c.n_layer), -1);
   auto attn_norm_of = [&](int64_t layer) {
     int& index = attn_norms[static_cast<size_t>(layer)];
     const std::string blk = "blk." + std::to_string(layer) + ".";
     if (index < 0) {
-      index = b.weight(blk + "attn_norm", WeightLayout::kF32, {blk + "attn_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
+      index =
+          b.weight(blk + "attn_norm", WeightLayout::kF32, {tensors_of(layer).attn_norm}, {c.n_embd}, 0, c.n_embd * 4);
     }
     return index;
   };
@@ -352,32 +366,28 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   // launches, which run one after another, share it.
   const int tail_counter = tails ? b.buffer("tail_counter", BufferKind::kScratch, 4) : -1;
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
-    const std::string blk = "blk." + std::to_string(layer) + ".";
+    const std::string blk = "blk." + std::to_string(layer) + ".";  // the buffers' names
+    const DecodeLayerTensors t = tensors_of(layer);
     const int attn_norm = attn_norm_of(layer);
-    const std::vector<std::string> qkv_names = {blk + "attn_q.weight", blk + "attn_k.weight", blk + "attn_v.weight"};
+    const std::vector<std::string> qkv_names = {t.q, t.k, t.v};
     const int w_qkv = b.weight(blk + "qkv", WeightLayout::kI2sRows, qkv_names, {c.n_embd, n_kv_embd, n_kv_embd},
                                c.n_embd, n_qkv * embd_words);
     const int s_qkv = b.weight(blk + "qkv.scales", WeightLayout::kI2sScales, qkv_names,
                                {c.n_embd, n_kv_embd, n_kv_embd}, c.n_embd, 12);
-    const int sub_norm = b.weight(blk + "attn_sub_norm", WeightLayout::kF32, {blk + "attn_sub_norm.weight"}, {c.n_embd},
-                                  0, c.n_embd * 4);
-    const int w_o = b.weight(blk + "o", WeightLayout::kI2sRows, {blk + "attn_output.weight"}, {c.n_embd}, c.n_embd,
-                             c.n_embd * embd_words);
-    const int s_o =
-        b.weight(blk + "o.scales", WeightLayout::kI2sScales, {blk + "attn_output.weight"}, {c.n_embd}, c.n_embd, 4);
-    const int ffn_norm =
-        b.weight(blk + "ffn_norm", WeightLayout::kF32, {blk + "ffn_norm.weight"}, {c.n_embd}, 0, c.n_embd * 4);
-    const std::vector<std::string> gu_names = {blk + "ffn_gate.weight", blk + "ffn_up.weight"};
+    const int sub_norm =
+        b.weight(blk + "attn_sub_norm", WeightLayout::kF32, {t.attn_sub_norm}, {c.n_embd}, 0, c.n_embd * 4);
+    const int w_o = b.weight(blk + "o", WeightLayout::kI2sRows, {t.o}, {c.n_embd}, c.n_embd, c.n_embd * embd_words);
+    const int s_o = b.weight(blk + "o.scales", WeightLayout::kI2sScales, {t.o}, {c.n_embd}, c.n_embd, 4);
+    const int ffn_norm = b.weight(blk + "ffn_norm", WeightLayout::kF32, {t.ffn_norm}, {c.n_embd}, 0, c.n_embd * 4);
+    const std::vector<std::string> gu_names = {t.gate, t.up};
     const int w_gu = b.weight(blk + "gate_up", WeightLayout::kI2sPairs, gu_names, {c.n_ff, c.n_ff}, c.n_embd,
                               2 * c.n_ff * embd_words);
     const int s_gu =
         b.weight(blk + "gate_up.scales", WeightLayout::kI2sScales, gu_names, {c.n_ff, c.n_ff}, c.n_embd, 8);
-    const int ffn_sub =
-        b.weight(blk + "ffn_sub_norm", WeightLayout::kF32, {blk + "ffn_sub_norm.weight"}, {c.n_ff}, 0, c.n_ff * 4);
-    const int w_down = b.weight(blk + "down", WeightLayout::kI2sRows, {blk + "ffn_down.weight"}, {c.n_embd}, c.n_ff,
-                                c.n_embd * ff_words);
-    const int s_down =
-        b.weight(blk + "down.scales", WeightLayout::kI2sScales, {blk + "ffn_down.weight"}, {c.n_embd}, c.n_ff, 4);
+    const int ffn_sub = b.weight(blk + "ffn_sub_norm", WeightLayout::kF32, {t.ffn_sub_norm}, {c.n_ff}, 0, c.n_ff * 4);
+    const int w_down =
+        b.weight(blk + "down", WeightLayout::kI2sRows, {t.down}, {c.n_embd}, c.n_ff, c.n_embd * ff_words);
+    const int s_down = b.weight(blk + "down.scales", WeightLayout::kI2sScales, {t.down}, {c.n_embd}, c.n_ff, 4);
     const int k_cache = b.buffer(blk + "k_cache", BufferKind::kState, c.n_ctx * n_kv_embd * 2);
     const int v_cache = b.buffer(blk + "v_cache", BufferKind::kState, c.n_ctx * n_kv_embd * 2);
 

@@ -34,7 +34,15 @@ enum class TableType {
   kQ8_0,  // bitnet.cpp's quantizer stores the embedding so when n_embd % 256 != 0 (emit_q8_0.h)
 };
 
-// The hyper-parameters one decode step is specialised to (from the GGUF metadata).
+// The GGUF tensors one layer's kernels read.
+struct DecodeLayerTensors {
+  std::string attn_norm, q, k, v, attn_sub_norm, o, ffn_norm, gate, up, ffn_sub_norm, down;
+};
+// llama.cpp's names for layer `layer`: blk.N.attn_norm.weight, blk.N.attn_q.weight, ...
+DecodeLayerTensors gguf_layer_tensors(int64_t layer);
+
+// The hyper-parameters and tensors one decode step is specialised to (decode_graph.h reads them
+// from a model's optimised IR).
 struct DecodeModelConfig {
   int64_t n_embd = 0;
   int64_t n_ff = 0;
@@ -47,8 +55,13 @@ struct DecodeModelConfig {
   float freq_base = 10000.0f;
   float freq_scale = 1.0f;
   FfnActivation act = FfnActivation::kRelu2;
-  // The matrix the LM head reads: the embedding when the model ties them, else output.weight.
+  // The tensors the kernels read: the embedding, the final norm's gain, the LM head's matrix (the
+  // embedding when the model ties them, else output.weight) and each layer's (empty: llama.cpp's
+  // names, gguf_layer_tensors; else one per layer).
+  std::string embd_tensor = "token_embd.weight";
+  std::string output_norm_tensor = "output_norm.weight";
   std::string lm_head_tensor = "token_embd.weight";
+  std::vector<DecodeLayerTensors> layer_tensors;
   TableType embd_type = TableType::kF16;
   TableType lm_head_type = TableType::kF16;
 };

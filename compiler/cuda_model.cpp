@@ -6,10 +6,13 @@
 #include <map>
 #include <mutex>
 
+#include "codegen_cuda/decode_graph.h"
 #include "codegen_cuda/decode_program.h"
 #include "codegen_cuda/emit_attention_decode.h"
 #include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/nvrtc.h"
+#include "frontend_gguf/lowering.h"
+#include "passes/pass_manager.h"
 #include "runtime/cuda/cuda_driver_device.h"
 #include "runtime/cuda/cuda_plan.h"
 #include "runtime/cuda/cuda_session.h"
@@ -21,34 +24,20 @@ namespace rc = runtime::cuda;
 
 Expected<cc::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& m, const gguf::GgufFile& file,
                                                    int64_t n_ctx) {
+  // A clear message for other architectures before the graph walk would name their first op.
   if (m.arch == nullptr || !m.arch->sub_norms || m.arch->rope_style != gguf::RopeStyle::kNeox) {
     return make_error("the CUDA backend runs BitNet models (sub-norms, NEOX RoPE); this is a {} model",
                       m.arch ? m.arch->name : std::string_view("?"));
   }
-  cc::DecodeModelConfig c;
-  if (m.separate_output) c.lm_head_tensor = "output.weight";
-  // F16 or Q8_0 (check_tensors names any other type).
-  auto table_type = [&](const std::string& name) {
-    const gguf::TensorInfo* t = file.find_tensor(name);
-    return t != nullptr && t->type == gguf::GgmlType::Q8_0 ? cc::TableType::kQ8_0 : cc::TableType::kF16;
-  };
-  c.embd_type = table_type("token_embd.weight");
-  c.lm_head_type = table_type(c.lm_head_tensor);
-  c.n_embd = static_cast<int64_t>(m.n_embd);
-  c.n_ff = static_cast<int64_t>(m.n_ff);
-  c.n_head = static_cast<int64_t>(m.n_head);
-  c.n_head_kv = static_cast<int64_t>(m.n_head_kv);
-  c.n_layer = static_cast<int64_t>(m.n_layer);
-  c.n_vocab = static_cast<int64_t>(m.n_vocab);
-  c.n_ctx = (n_ctx + 31) / 32 * 32;
-  c.eps = m.rms_eps;
-  c.freq_base = m.rope_freq_base;
-  c.freq_scale = m.rope_freq_scale;
-  c.act = m.arch->ffn_activation == gguf::FfnActivation::kSilu ? cc::FfnActivation::kSilu : cc::FfnActivation::kRelu2;
-  if (c.n_ctx > cc::kMaxAttentionCells) {
+  if (n_ctx < 1 || n_ctx > cc::kMaxAttentionCells) {
     return make_error("the CUDA backend holds at most {} cells per sequence; {} asked", cc::kMaxAttentionCells, n_ctx);
   }
-  return c;
+  // The graph the CPU compilers start from: the CUDA kernels run its fused ops.
+  BITNET_ASSIGN_OR_RETURN(ir::Graph graph, gguf::lower_to_ir(file, m, {}));
+  BITNET_RETURN_IF_ERROR(passes::default_pipeline().run(graph));
+  auto c = cc::decode_config_from_graph(graph, n_ctx);
+  if (!c) return make_error("the CUDA backend cannot run this model: {}", c.error().message);
+  return std::move(*c);
 }
 
 namespace {

@@ -20,9 +20,12 @@
 namespace bitnet::compiler {
 
 // The decode program's configuration of a model (`config` read from `file`) for `n_ctx` cells
-// per sequence (rounded up to a multiple of 32; at most 2^20); an error for architectures it does
-// not run (not BitNet: no sub-norms or not NEOX RoPE). The LM head reads output.weight where the
-// architecture uses one, else the embedding; a Q8_0 table gets the Q8_0 kernels.
+// per sequence (rounded up to a multiple of 32; at most 2^20), read from the model's optimised IR
+// (codegen_cuda/decode_graph.h: the CPU compilers' graph, its fused ops matched to the kernels);
+// an error for architectures it does not run (not BitNet: no sub-norms or not NEOX RoPE) or for
+// the first op the kernels do not run. The LM head reads the matrix the graph's LM head reads
+// (output.weight where the architecture uses one, else the embedding); a Q8_0 table gets the
+// Q8_0 kernels.
 Expected<codegen_cuda::DecodeModelConfig> cuda_decode_config(const gguf::ModelConfig& config,
                                                              const gguf::GgufFile& file, int64_t n_ctx);
 
