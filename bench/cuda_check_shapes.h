@@ -167,6 +167,16 @@ inline std::vector<DecodeProgramCase> decode_program_cases() {
        "b158-tiny-gqa.i2_s.gguf",
        {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
        {.fuse_norms = false, .pdl = codegen_cuda::PdlMode::kAfterWait, .tail_norms = true}},
+      // The softmax as a launch of its own (separate_softmax: the only form above 8192 cells), at
+      // 4096 cells against the default, whose softmax every block of softmax·V recomputes.
+      {"2b4t-shape (random weights), norms as separate launches, PDL, separate softmax",
+       "",
+       {2560, 6912, 20, 5, 30, 128256, 4096, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = false, .pdl = codegen_cuda::PdlMode::kAfterWait, .separate_softmax = true}},
+      {"b158-tiny-gqa, norms as separate launches, PDL, separate softmax",
+       "b158-tiny-gqa.i2_s.gguf",
+       {256, 768, 8, 2, 4, 32000, 512, 1e-5f, 500000.0f, 1.0f, FfnActivation::kRelu2},
+       {.fuse_norms = false, .pdl = codegen_cuda::PdlMode::kAfterWait, .separate_softmax = true}},
       // kEarly: each kernel lets its successor be scheduled before it waits for its predecessor.
       {"bitnet-tiny-mha, norms as separate launches, PDL early trigger",
        "bitnet-tiny-mha.i2_s.gguf",

@@ -348,10 +348,11 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   b.launch(embed_k, KernelRole::kEmbed, embed_grid(1), {embd, p.token_buffer, x}, true, "embed");
   if (batched)
     b.batch_launch(embed_k, KernelRole::kEmbed, embed_grid(1), {embd, p.token_buffer, x}, true, "embed", kBatch, 0);
-  // A layer's attn_norm gain, made when first needed (with tail norms: by the layer before's down).
+  // A layer's GGUF tensors (DecodeModelConfig::layer_tensors).
   auto tensors_of = [&](int64_t layer) {
     return c.layer_tensors.empty() ? gguf_layer_tensors(layer) : c.layer_tensors[static_cast<size_t>(layer)];
   };
+  // A layer's attn_norm gain, made when first needed (with tail norms: by the layer before's down).
   std::vector<int> attn_norms(static_cast<size_t>(c.n_layer), -1);
   auto attn_norm_of = [&](int64_t layer) {
     int& index = attn_norms[static_cast<size_t>(layer)];
