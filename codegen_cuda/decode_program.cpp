@@ -9,6 +9,7 @@
 #include "codegen_cuda/emit_embed.h"
 #include "codegen_cuda/emit_gather_rows.h"
 #include "codegen_cuda/emit_lm_head_f16.h"
+#include "codegen_cuda/emit_lm_head_f16_prompt.h"
 #include "codegen_cuda/emit_matmul_i2s.h"
 #include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/emit_rmsnorm_quant.h"
@@ -191,6 +192,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   if (batched) {
     p.seq_buffer = b.buffer("seq", BufferKind::kInput, t_max * 4);
     p.rows_buffer = b.buffer("rows", BufferKind::kInput, t_max * 4);
+    p.prompt_buffer = b.buffer("prompt", BufferKind::kInput, t_max * 4);
+    p.head_prompt_buffer = b.buffer("head_prompt", BufferKind::kInput, t_max * 4);
   }
   const int x = b.buffer("x", BufferKind::kScratch, t_max * c.n_embd * 4);
   const int act_q = b.buffer("act.q", BufferKind::kScratch, t_max * std::max(c.n_embd, c.n_ff));
@@ -285,7 +288,13 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   LmHeadF16Shape lm_b = lm_shape;
   lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   lm_b.rows_per_warp = 8;
-  // A Q8_0 head: one kernel for both steps, a token per block row (grid.y).
+  // The prompt-mode F16 head (rows of a sequence with two or more wanted in the call): a half-warp
+  // per weight row, 8 rows per warp, each weight load serving 8 rows.
+  LmHeadF16Shape lm_prompt{c.n_embd, c.n_vocab};
+  lm_prompt.rows_per_warp = 8;
+  lm_prompt.tokens_per_block = 8;
+  lm_prompt.pdl = options.pdl;
+  // A Q8_0 head: one kernel for both steps, a token per block row (grid.y); tinyBLAS in both modes.
   LmHeadQ8_0Shape lm_q8_0{c.n_embd, c.n_vocab};
   lm_q8_0.pdl = options.pdl;
   if (options.tail_norms && options.fuse_norms) {
@@ -295,7 +304,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   // The emitters throw std::invalid_argument for shapes they cannot take; here that is an error value.
   KernelSource embed_k, norm_embd, norm_ff, norm_out, qkv_k, o_k, gate_up_k, down_k, rope_k, scores_k, softmax_k, pv_k,
       lm_k;
-  KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, softmax_bk, pv_bk, gather_k, lm_bk;
+  KernelSource qkv_g, o_g, gate_up_g, down_g, rope_bk, scores_bk, softmax_bk, pv_bk, gather_k, lm_bk, lm_prompt_k;
   try {
     embed_k = embd_q8_0 ? emit_embed_q8_0({c.n_embd, c.n_vocab, options.pdl})
                         : emit_embed_f16({c.n_embd, c.n_vocab, options.pdl});
@@ -327,6 +336,7 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       pv_bk = emit_attention_softmax_pv(attn_b);
       gather_k = emit_gather_rows({c.n_embd, options.pdl});
       lm_bk = head_q8_0 ? lm_k : emit_lm_head_f16(lm_b);
+      if (!head_q8_0) lm_prompt_k = emit_lm_head_f16_prompt(lm_prompt);
     }
   } catch (const std::invalid_argument& e) {
     return Error{std::string("plan_decode_program: ") + e.what()};
@@ -445,7 +455,9 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
             with_seq({q16, k_cache, p.pos_buffer, scores}), false, blk + "attn_scores", 2);
       }
       if (f.attn_s->separate_softmax) {
-        add(f, *f.softmax, KernelRole::kAttnSoftmax, attention_softmax_grid(*f.attn_s), {scores, p.pos_buffer}, false,
+        std::vector<int> softmax_args = {scores, p.pos_buffer};
+        if (f.batch) softmax_args.push_back(p.prompt_buffer);
+        add(f, *f.softmax, KernelRole::kAttnSoftmax, attention_softmax_grid(*f.attn_s), std::move(softmax_args), false,
             blk + "attn_softmax", 2);
       }
       std::vector<int> pv_args = {scores, v_cache, p.pos_buffer, attn};
@@ -453,8 +465,10 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       // Sets per layer with tail norms: qkv reads A; softmax·V's tail writes B; o reads B and
       // writes A; gate|up reads A and writes B; down reads B and writes A for the next qkv.
       if (pv_tail) pv_args.insert(pv_args.end(), {sub_norm, act_b.q, act_b.scale, act_b.sum, -1, tail_counter});
-      add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s), with_seq(std::move(pv_args)),
-          false, blk + (f.attn_s->separate_softmax ? "attn_pv" : "attn_softmax_pv"), 2);
+      pv_args = with_seq(std::move(pv_args));
+      if (f.batch) pv_args.push_back(p.prompt_buffer);
+      add(f, *f.pv, KernelRole::kAttnSoftmaxPv, attention_softmax_pv_grid(*f.attn_s), std::move(pv_args), false,
+          blk + (f.attn_s->separate_softmax ? "attn_pv" : "attn_softmax_pv"), 2);
       matmul(*f.o, *f.o_s, w_o, s_o, attn, sub_norm, x, blk + "o", norm_embd, blk + "attn_sub_norm",
              {.normed_before = pv_tail, .tail_gain = ffn_norm, .in = &act_b, .out = &act_a});
       matmul(*f.gate_up, *f.gate_up_s, w_gu, s_gu, x, ffn_norm, ffn, blk + "gate_up", norm_embd, blk + "ffn_norm",
@@ -489,6 +503,10 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
     } else {
       b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_f16_grid(lm_b, 1), {lm_head, normed, p.logits_buffer}, true,
                      "lm_head", kOutputs, lm_b.tokens_per_block > 1 ? 0 : 1, lm_b.tokens_per_block);
+      // Rows of a sequence with two or more wanted in the call: the prompt-mode head over them.
+      b.batch_launch(lm_prompt_k, KernelRole::kLmHead, lm_head_f16_prompt_grid(lm_prompt, 1),
+                     {lm_head, normed, p.logits_buffer, p.head_prompt_buffer}, true, "lm_head_prompt", kOutputs, 0,
+                     lm_prompt.tokens_per_block);
     }
   }
   return p;

@@ -140,16 +140,25 @@ struct DecodeProgram {
   // A step of 1..max_tokens tokens, each of any sequence (empty when max_tokens is 1): the same
   // ops with several tokens per launch (I2_S GEMMs with token tiles, rope and attention per
   // token on its sequence's K/V region), then the rows whose logits are wanted gathered and only
-  // those normed and through the LM head. Every token's arithmetic is the one-token step's, so
-  // its logits are the same bits whatever else the step holds (batch invariance). Tokens of one
+  // those normed and through the LM head. Every token's arithmetic is the one-token step's or, where
+  // prompt_buffer / head_prompt_buffer flag it, the reference's prompt mode, so its logits are the
+  // same bits whatever else the step holds (batch invariance). Tokens of one
   // sequence in one step are in position order; each attends to the cells the step appended
   // before it (rope_kv runs for every token before attention reads any).
   std::vector<DecodeLaunch> batch_launches;
   int max_tokens = 1;
-  int token_buffer = -1;   // int [max_tokens]: the token ids of the step (the decode step: [0])
-  int pos_buffer = -1;     // int [max_tokens]: their positions (0-based; < n_ctx)
-  int seq_buffer = -1;     // int [max_tokens]: their sequences (batched steps; -1 when max_tokens is 1)
-  int rows_buffer = -1;    // int [max_tokens]: the tokens whose logits are wanted, ascending (batched steps)
+  int token_buffer = -1;  // int [max_tokens]: the token ids of the step (the decode step: [0])
+  int pos_buffer = -1;    // int [max_tokens]: their positions (0-based; < n_ctx)
+  int seq_buffer = -1;    // int [max_tokens]: their sequences (batched steps; -1 when max_tokens is 1)
+  int rows_buffer = -1;   // int [max_tokens]: the tokens whose logits are wanted, ascending (batched steps)
+  // int [max_tokens]: 1 where the token's sequence has two or more tokens in the call (batched
+  // steps): its attention runs in the reference's prompt mode (F32 probabilities, tinyBLAS P·V),
+  // as the CPU engines run a sequence's tokens of one call; 0: decode mode.
+  int prompt_buffer = -1;
+  // int [max_tokens]: 1 where the wanted row (as rows_buffer orders them) is one of two or more
+  // rows of its sequence wanted in the call: the F16 LM head's prompt mode (tinyBLAS on F32 x),
+  // as the CPU engines run it; 0: decode mode (x rounded to F16). A Q8_0 head has one mode.
+  int head_prompt_buffer = -1;
   int logits_buffer = -1;  // float [max_tokens][n_vocab]: rows in the order of rows_buffer (decode: [0])
   // Launch every kernel with programmatic dependent launch where the GPU allows it (the CUDA driver's
   // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION; stream capture keeps it as programmatic

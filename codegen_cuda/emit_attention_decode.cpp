@@ -71,9 +71,10 @@ std::string block_tree_sum_text(const std::string& probs) {
 }
 
 // The softmax of row `srow` (scores) into `probs` (shared memory, or srow itself): w = float(s *
-// scale) for cells <= pos, e = expf_approx(w - max), p = f16(float(e * (1 / sum))), masked cells
-// of the window 0. Needs srow, pos, n_kv, kScale and the s_max / s_sum arrays; ends with a barrier.
-std::string softmax_text(const std::string& probs) {
+// scale) for cells <= pos, e = expf_approx(w - max), p = float(e * (1 / sum)), rounded to F16
+// where `round_to_f16` (an expression of the kernel: decode mode), masked cells of the window 0.
+// Needs srow, pos, n_kv, kScale and the s_max / s_sum arrays; ends with a barrier.
+std::string softmax_text(const std::string& probs, const std::string& round_to_f16) {
   const std::string& p = probs;
   return R"(  // w = float(s * scale); cells past pos are masked (-inf), so they add nothing to the max.
   float m = -__int_as_float(0x7f800000);
@@ -104,11 +105,24 @@ std::string softmax_text(const std::string& probs) {
   double total = s_sum[0];
   for (int w = 1; w < kWarps; ++w) total = __dadd_rn(total, s_sum[w]);
   const float inv = __double2float_rn(__ddiv_rn(1.0, total));
-  // p = float(e * inv), rounded to F16 for the decode-mode vec_dot_f16 (spec 8.4).
-  for (int j = threadIdx.x; j < n_kv; j += kThreads) )" +
-         p + "[j] = __half2float(__float2half_rn(__fmul_rn(" + p + R"([j], inv)));
+  // p = float(e * inv), rounded to F16 for the decode-mode vec_dot_f16 (spec 8.4); prompt mode
+  // keeps it in F32 for tinyBLAS.
+  for (int j = threadIdx.x; j < n_kv; j += kThreads) {
+    const float pj = __fmul_rn()" +
+         p + R"([j], inv);
+    )" + p +
+         "[j] = " + round_to_f16 + R"( ? __half2float(__float2half_rn(pj)) : pj;
+  }
   __syncthreads();
 )";
+}
+
+// Whether token bn_t runs in the reference's prompt mode (its sequence has two or more tokens in
+// the call: F32 probabilities, tinyBLAS for P·V), read from the batched step's input; one token
+// alone is decode mode.
+std::string prompt_flag_text(const AttentionDecodeShape& s) {
+  return s.batched ? "  const bool bn_prompt = prompt[bn_t] != 0;  // an input of the step\n"
+                   : "  constexpr bool bn_prompt = false;\n";
 }
 
 std::string seq_param(const AttentionDecodeShape& s) {
@@ -275,8 +289,8 @@ KernelSource emit_attention_softmax(const AttentionDecodeShape& shape) {
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   // Written in place: no __restrict__ const on `scores`, so that the loads see this block's stores.
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name +
-       "(float* scores, const int* __restrict__ pos_ptr) {\n" +
-       int_constants({{"kCtx", num(shape.n_ctx)}, {"kWarps", num(kSoftmaxWarps)}}) +
+       "(float* scores, const int* __restrict__ pos_ptr" + (shape.batched ? ", const int* __restrict__ prompt" : "") +
+       ") {\n" + int_constants({{"kCtx", num(shape.n_ctx)}, {"kWarps", num(kSoftmaxWarps)}}) +
        "\n  constexpr float kScale = " + float_literal(scale) + R"(;
   constexpr int kThreads = kWarps * 32;
   const int lane = threadIdx.x & 31;
@@ -285,12 +299,13 @@ KernelSource emit_attention_softmax(const AttentionDecodeShape& shape) {
   __shared__ double s_sum[kWarps];
 )" + pdl_early_text(shape.pdl, "  ") +
        (shape.batched ? batched_token_text("blockIdx.z", {{"scores", token_stride.c_str()}}, {}, "  ") : "") +
-       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
+       prompt_flag_text(shape) + "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" +
+       pdl_wait_text(shape.pdl, "  ") +
        R"(  if (pos < 0 || pos >= kCtx) return;  // uniform over the grid
   int n_kv = (pos + 32) / 32 * 32;  // ref::padded_kv_length(pos + 1, n_ctx)
   n_kv = n_kv < kCtx ? n_kv : kCtx;
   float* srow = scores + (long long)blockIdx.x * kCtx;
-)" + softmax_text("srow") +
+)" + softmax_text("srow", "!bn_prompt") +
        "}\n";
   k.source = std::move(s);
   return k;
@@ -315,7 +330,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(k.threads) + ", 1) " + k.name + R"((
     const float* __restrict__ scores, const unsigned short* __restrict__ v_cache, const int* __restrict__ pos_ptr,
     float* __restrict__ out)" +
-       (shape.tail_norm ? tail_norm_parameters() : std::string()) + seq_param(shape) + R"() {
+       (shape.tail_norm ? tail_norm_parameters() : std::string()) + seq_param(shape) +
+       (shape.batched ? ", const int* __restrict__ prompt" : "") + R"() {
 )" + shape_constants(shape, !shape.separate_softmax) +
        "  constexpr int kPerWarp = " + num(shape.dims_per_warp) + ";\n" +
        (shape.separate_softmax ? "" : "  constexpr float kScale = " + float_literal(scale) + ";\n") +
@@ -327,7 +343,8 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
             ? batched_token_text("blockIdx.z", {{"scores", "(long long)kHeads * kCtx"}, {"out", "kHeads * kHd"}},
                                  {{"v_cache", "(long long)kHeadsKv * kHd * kCtx"}}, "  ")
             : "") +
-       "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" + pdl_wait_text(shape.pdl, "  ") +
+       prompt_flag_text(shape) + "  const int pos = *pos_ptr;  // an input of the step, read before the wait\n" +
+       pdl_wait_text(shape.pdl, "  ") +
        R"(  const int h = blockIdx.x;
   const int g = h / kGroup;
   // Uniform over the grid: no block counts itself in for a tail norm either (whose output is then
@@ -366,10 +383,29 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
   };
   if (has_rows) load_batch(0);
 
-)" + (shape.separate_softmax ? std::string() : softmax_text("p_s")) +
+)" + (shape.separate_softmax ? std::string() : softmax_text("p_s", "!bn_prompt")) +
        R"(
-  // o[h][d] = vec_dot_f16(V row (g, d) over the window, p): each row's two chains in chunk order.
-  if (has_rows) {  // uniform over the warp
+  // Prompt mode: o[h][d] = tinyBLAS over the window on F32 p (spec 8.4): one 16-lane FMA chain
+  // (lane l: cells l, l + 16, ...) then the 16-lane tree, a half-warp per output element. Cells
+  // past pos hold p = 0 and leave a chain unchanged, so the chains stop at pos.
+  if (has_rows && bn_prompt) {  // uniform over the block
+    const int chain = lane & 15;
+    const int half = lane >> 4;
+#pragma unroll 1
+    for (int i = 0; i < kPerWarp && d0 + i < kHd; i += 2) {  // uniform over the warp: both halves together
+      const int d = d0 + i + half;
+      const bool stores = i + half < kPerWarp && d < kHd;
+      const unsigned short* row = v_cache + (long long)(g * kHd + (d < kHd ? d : kHd - 1)) * kCtx;
+      float acc = 0.0f;
+#pragma unroll 4
+      for (int j = chain; j <= pos; j += 16) acc = __fmaf_rn(__half2float(__ushort_as_half(row[j])), p_s[j], acc);
+#pragma unroll
+      for (int offset = 8; offset > 0; offset >>= 1) acc = __fadd_rn(acc, __shfl_down_sync(0xffffffffu, acc, offset, 16));
+      if (chain == 0 && stores) out[h * kHd + d] = acc;
+    }
+  }
+  // Decode mode: o[h][d] = vec_dot_f16(V row (g, d) over the window, p): each row's two chains in chunk order.
+  if (has_rows && !bn_prompt) {  // uniform over the warp
     float lo[kPerWarp], up[kPerWarp];
 #pragma unroll
     for (int i = 0; i < kPerWarp; ++i) lo[i] = up[i] = 0.0f;

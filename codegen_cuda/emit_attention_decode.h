@@ -69,8 +69,11 @@ struct AttentionDecodeShape {
   PdlMode pdl = PdlMode::kOff;  // programmatic dependent launch points (kernel_source.h)
   // Several tokens per launch: token t = blockIdx.z, at position pos_ptr[t], with q16, scores and
   // out rows t and the caches of sequence seq[t] (one region of n_ctx cells per sequence, as
-  // RopeKvShape::batched). Both signatures gain `const int* seq` at the end; each token's
-  // arithmetic is the one-token kernel's.
+  // RopeKvShape::batched). Both signatures gain `const int* seq` at the end, softmax_pv's then
+  // `const int* prompt`: per token, 0 = the one-token kernel's arithmetic (decode mode), else the
+  // reference's prompt mode (its sequence has 2+ tokens in the call): F32 probabilities and
+  // P·V by tinyBLAS (one 16-lane FMA chain per output, then the 16-lane tree), as ref::attention
+  // with Mode::kPrompt.
   bool batched = false;
 };
 
@@ -88,8 +91,9 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape);
 Dim3 attention_softmax_pv_grid(const AttentionDecodeShape& shape);  // one token (batched: grid.z = the tokens)
 
 // separate_softmax only. Kernel signature: (float* scores, const int* pos) (batched: the tokens'
-// rows of scores and positions, no seq): each head's row of entries j < padded_kv_length(pos + 1)
-// becomes the F16-rounded probabilities softmax_pv would compute (masked cells 0), in place.
+// rows of scores and positions, then `const int* prompt` as softmax_pv's, no seq): each head's
+// row of entries j < padded_kv_length(pos + 1) becomes the probabilities softmax_pv would compute
+// (rounded to F16 in decode mode; masked cells 0), in place.
 KernelSource emit_attention_softmax(const AttentionDecodeShape& shape);
 Dim3 attention_softmax_grid(const AttentionDecodeShape& shape);  // one token (batched: grid.z = the tokens)
 

@@ -151,6 +151,8 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
   p->pos_buffer = decode->pos_buffer;
   p->seq_buffer = decode->seq_buffer;
   p->rows_buffer = decode->rows_buffer;
+  p->prompt_buffer = decode->prompt_buffer;
+  p->head_prompt_buffer = decode->head_prompt_buffer;
   p->logits_buffer = decode->logits_buffer;
   p->programmatic_launch = decode->programmatic_launch;
   p->n_vocab = config.n_vocab;

@@ -47,6 +47,8 @@ Expected<std::unique_ptr<planfb::CudaCodeT>> encode_cuda_code(const CudaProgram&
   c->max_tokens = p.max_tokens;
   c->seq_buffer = p.seq_buffer;
   c->rows_buffer = p.rows_buffer;
+  c->prompt_buffer = p.prompt_buffer;
+  c->head_prompt_buffer = p.head_prompt_buffer;
   c->token_buffer = p.token_buffer;
   c->pos_buffer = p.pos_buffer;
   c->logits_buffer = p.logits_buffer;
@@ -102,6 +104,8 @@ Expected<std::shared_ptr<const CudaProgram>> decode_cuda_code(const planfb::Cuda
   p->max_tokens = c.max_tokens;
   p->seq_buffer = c.seq_buffer;
   p->rows_buffer = c.rows_buffer;
+  p->prompt_buffer = c.prompt_buffer;
+  p->head_prompt_buffer = c.head_prompt_buffer;
   p->token_buffer = c.token_buffer;
   p->pos_buffer = c.pos_buffer;
   p->logits_buffer = c.logits_buffer;

@@ -39,6 +39,11 @@ Status CudaProgram::check() const {
   if (max_tokens > 1 && (!is(seq_buffer, BufferKind::kInput, ints) || !is(rows_buffer, BufferKind::kInput, ints))) {
     return make_error("CUDA program: the sequence and row inputs are not input buffers of {} ints", max_tokens);
   }
+  for (int b : {prompt_buffer, head_prompt_buffer}) {
+    if (b != -1 && (max_tokens == 1 || !is(b, BufferKind::kInput, ints))) {
+      return make_error("CUDA program: a prompt-mode input is not an input buffer of {} ints", max_tokens);
+    }
+  }
   if (!is(logits_buffer, BufferKind::kOutput, n_vocab * 4 * max_tokens)) {
     return make_error("CUDA program: the logits buffer is not an output of n_vocab floats");
   }

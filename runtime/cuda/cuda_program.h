@@ -76,6 +76,13 @@ struct CudaProgram {
   int pos_buffer = -1;
   int seq_buffer = -1;
   int rows_buffer = -1;
+  // One int per token: 1 where the token's sequence has two or more tokens in the call (the
+  // attention's prompt mode, as the CPU engines run them), else 0. -1: a program without it
+  // (plans before it), whose batched steps run every token in decode mode.
+  int prompt_buffer = -1;
+  // One int per wanted row of a step: 1 where its sequence has two or more wanted rows in the
+  // call (the F16 LM head's prompt mode), else 0. -1: a program without it.
+  int head_prompt_buffer = -1;
   int logits_buffer = -1;
   bool programmatic_launch = false;  // launch with programmatic stream serialization where allowed
   int64_t n_vocab = 0;

@@ -241,10 +241,14 @@ Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
   const CudaProgram& p = *program_;
   const int64_t total = layout.n_rows();
   std::vector<int32_t> seq(static_cast<size_t>(total)), pos(static_cast<size_t>(total));
+  // A sequence with two or more tokens in the call runs them in the reference's prompt mode, as
+  // the CPU engines do (whatever steps the call is split into).
+  std::vector<int32_t> prompt(static_cast<size_t>(total));
   for (const SequenceRows& g : layout.groups) {
     for (int64_t i = 0; i < g.n; ++i) {
       seq[static_cast<size_t>(g.row0 + i)] = g.seq;
       pos[static_cast<size_t>(g.row0 + i)] = static_cast<int32_t>(g.pos0 + i);
+      prompt[static_cast<size_t>(g.row0 + i)] = g.n >= 2 ? 1 : 0;
     }
   }
   // Each row's logits row, or -1; they ascend with the rows, so a step's rows are consecutive.
@@ -255,23 +259,37 @@ Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
     for (size_t k = 0; k < layout.selected.size(); ++k)
       out_row[static_cast<size_t>(layout.selected[k])] = static_cast<int64_t>(k);
   }
+  // The F16 LM head's mode per wanted row: prompt where its sequence has two or more wanted rows
+  // in the call, as the CPU engines run the head over a sequence's rows.
+  std::vector<int32_t> head_prompt(static_cast<size_t>(total), 0);
+  for (const SequenceRows& g : layout.groups) {
+    int64_t wanted = 0;
+    for (int64_t i = 0; i < g.n; ++i) wanted += out_row[static_cast<size_t>(g.row0 + i)] >= 0;
+    for (int64_t i = 0; i < g.n; ++i) head_prompt[static_cast<size_t>(g.row0 + i)] = wanted >= 2 ? 1 : 0;
+  }
   auto buffer = [&](int index) { return shared_[static_cast<size_t>(index)]; };
-  std::vector<int32_t> rows;
+  std::vector<int32_t> rows, rows_prompt;
   for (int64_t r0 = 0; r0 < total; r0 += p.max_tokens) {
     const int64_t n = std::min<int64_t>(p.max_tokens, total - r0);
     rows.clear();
+    rows_prompt.clear();
     int64_t first_out = -1;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t o = out_row[static_cast<size_t>(r0 + i)];
       if (o < 0) continue;
       if (first_out < 0) first_out = o;
       rows.push_back(static_cast<int32_t>(i));
+      rows_prompt.push_back(head_prompt[static_cast<size_t>(r0 + i)]);
     }
     const auto n_out = static_cast<int64_t>(rows.size());
     Status s = d.upload(buffer(p.token_buffer), layout.tokens.data() + r0, n * 4);
     if (s.ok()) s = d.upload(buffer(p.pos_buffer), pos.data() + r0, n * 4);
     if (s.ok()) s = d.upload(buffer(p.seq_buffer), seq.data() + r0, n * 4);
+    if (s.ok() && p.prompt_buffer >= 0) s = d.upload(buffer(p.prompt_buffer), prompt.data() + r0, n * 4);
     if (s.ok() && n_out > 0) s = d.upload(buffer(p.rows_buffer), rows.data(), n_out * 4);
+    if (s.ok() && n_out > 0 && p.head_prompt_buffer >= 0) {
+      s = d.upload(buffer(p.head_prompt_buffer), rows_prompt.data(), n_out * 4);
+    }
     if (s.ok()) s = batch_step(n, n_out);
     if (s.ok() && n_out > 0) {
       s = d.download(logits.data.data() + first_out * p.n_vocab, buffer(p.logits_buffer), n_out * p.n_vocab * 4);

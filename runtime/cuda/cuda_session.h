@@ -6,9 +6,10 @@
 // graphs; a call of several tokens (a prompt, a token of each of several sequences) runs them as
 // batched steps of up to CudaProgram::max_tokens tokens, each launch covering them all (the
 // weights read once per step, not once per token), replayed as a graph per step shape once a
-// shape repeats. Either way every token gets the one-token
-// step's arithmetic, so results do not depend on the batch (batch invariance), and prompt
-// tokens' logits have the decode arithmetic of the reference (one-token rows).
+// shape repeats. Either way every row gets the arithmetic the CPU engines give it in the same
+// call: a sequence's two or more tokens of a call in the reference's prompt mode (and its two or
+// more wanted rows through the prompt-mode LM head), a single token in decode mode, so a
+// sequence's results do not depend on the others in the batch (batch invariance).
 #pragma once
 
 #include <functional>

@@ -177,22 +177,21 @@ TEST(CudaSession, PlainLaunchesAndAllLogits) {
   auto rows = (*cuda)->decode(b);
   ASSERT_TRUE(rows) << rows.error().message;
   ASSERT_EQ(rows->at("logits").rows, 2);
-  // The interpreter one token per call (decode arithmetic), the rows compared with the CUDA call's.
-  for (int i = 0; i < 2; ++i) {
-    auto w = interp->session->decode(one(b.tokens[static_cast<size_t>(i)], i, 0));
-    ASSERT_TRUE(w) << w.error().message;
-    const runtime::Matrix& wl = w->at("logits");
-    ASSERT_EQ(wl.rows, 1);
-    EXPECT_EQ(std::memcmp(wl.data.data(), rows->at("logits").row(i).data(), wl.data.size() * 4), 0) << "row " << i;
-  }
+  // The interpreter given the same call (both rows in prompt mode: attention and the LM head).
+  auto w = interp->session->decode(b);
+  ASSERT_TRUE(w) << w.error().message;
+  const runtime::Matrix& wl = w->at("logits");
+  ASSERT_EQ(wl.rows, 2);
+  EXPECT_EQ(std::memcmp(wl.data.data(), rows->at("logits").data.data(), wl.data.size() * 4), 0);
   EXPECT_EQ((*cuda)->decode(one(7, 5, 0)).ok(), false);  // positions must continue the sequence
 }
 
 // Several tokens in one call run as batched steps (each launch covers every token of the step,
 // sequences mixed, calls longer than a step split): every row is the bits the interpreter gives
-// the same token alone (decode arithmetic), whatever else the step holds; with the GEMMs on
-// dp4a and on tensor cores (mma_gemm).
-TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
+// for the same call, which runs each sequence's rows on their own (a sequence's two or more
+// tokens in prompt mode, a single one in decode mode; the LM head likewise by wanted rows), so
+// a sequence's results do not depend on the others'; with the GEMMs on dp4a and on tensor cores.
+TEST(CudaSession, BatchedStepsGiveEveryRowTheInterpretersBitsForTheSameCall) {
   BITNET_REQUIRE_SHARED(shared);
   for (const char* name : {"bitnet-tiny-mha", "b158-tiny-gqa"}) {
     SCOPED_TRACE(name);
@@ -202,7 +201,7 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
       auto model = open((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string());
       ASSERT_TRUE(model);
       const runtime::SessionOptions options{.all_logits = all_logits, .n_ctx = 128, .threads = 1, .n_seq_max = 2};
-      auto interp = interpreter(*model, {.all_logits = true, .n_ctx = 128, .threads = 1, .n_seq_max = 2});
+      auto interp = interpreter(*model, options);
       ASSERT_TRUE(interp);
       auto device = std::make_unique<EmuDevice>();
       const EmuDevice* emu = device.get();
@@ -225,20 +224,7 @@ TEST(CudaSession, BatchedStepsGiveEveryTokenItsOneTokenBits) {
       for (size_t c = 0; c < calls.size(); ++c) {
         SCOPED_TRACE("call " + std::to_string(c));
         const Batch& batch = calls[c];
-        auto got = (*cuda)->decode(batch);
-        ASSERT_TRUE(got) << got.error().message;
-        const runtime::Matrix& gl = got->at("logits");
-        int64_t out = 0;
-        for (size_t i = 0; i < batch.tokens.size(); ++i) {
-          auto want = interp->session->decode(one(batch.tokens[i], batch.pos[i], batch.seq_ids[i][0]));
-          ASSERT_TRUE(want) << want.error().message;
-          if (!all_logits && !batch.logits[i]) continue;
-          ASSERT_LT(out, gl.rows);
-          const runtime::Matrix& wl = want->at("logits");
-          EXPECT_EQ(std::memcmp(wl.data.data(), gl.row(out).data(), wl.data.size() * 4), 0) << "row " << i;
-          ++out;
-        }
-        EXPECT_EQ(out, gl.rows);
+        expect_same(*interp->session, **cuda, batch, "the same call");
       }
       EXPECT_EQ((*cuda)->seq_pos_max(0), 8);
       EXPECT_EQ((*cuda)->seq_pos_max(1), 6);
@@ -550,6 +536,8 @@ TEST(CudaPlan, ACudaPartWithBadIndicesIsRefusedNotRun) {
       {"bad shape", [](planfb::CudaCodeT& c) { c.head_dim = 0; }},
       {"1 tokens per step with", [](planfb::CudaCodeT& c) { c.max_tokens = 1; }},
       {"sequence and row inputs", [](planfb::CudaCodeT& c) { c.seq_buffer = -1; }},
+      {"a prompt-mode input is not", [](planfb::CudaCodeT& c) { c.prompt_buffer = c.logits_buffer; }},
+      {"a prompt-mode input is not", [](planfb::CudaCodeT& c) { c.head_prompt_buffer = 100000; }},
       {"K/V region is not",
        [](planfb::CudaCodeT& c) { c.buffers[static_cast<size_t>(c.kv[0]->k_buffer)]->bytes += 64; }},
       {"bad token count, axis or tile", [](planfb::CudaCodeT& c) { c.batch_launches[2]->token_axis = 3; }},

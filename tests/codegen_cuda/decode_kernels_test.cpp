@@ -252,8 +252,9 @@ TEST(CudaAttentionDecode, RopeKvAppendAndAttentionMatchTheReferenceBitForBit) {
 // The batched variants (several tokens per launch, each of any sequence, a K/V region per
 // sequence) against the one-token kernels run token after token: the same q16, caches and
 // attention outputs bit for bit, including a sequence's later tokens attending to the cells
-// its earlier tokens appended in the same launch.
-TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
+// its earlier tokens appended in the same launch; and with prompt flags, against ref::attention
+// run per sequence in the mode the flags give.
+TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesInDecodeAndPromptMode) {
   struct Token {
     int seq, pos;
   };
@@ -349,9 +350,10 @@ TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
     std::vector<float> probs = batch_scores;
     grid = cc::attention_softmax_pv_grid(attn_b);
     grid.z = tokens;
+    const std::vector<int> decode_mode(static_cast<size_t>(n_tokens), 0);
     ASSERT_EQ(module->launch(kb[2].name, grid, kb[2].threads, static_cast<const float*>(batch_scores.data()),
                              static_cast<const unsigned short*>(v_cache.data()), static_cast<const int*>(pos.data()),
-                             out.data(), static_cast<const int*>(seq.data())),
+                             out.data(), static_cast<const int*>(seq.data()), decode_mode.data()),
               "");
     EXPECT_EQ(q16, q16_want);
     EXPECT_EQ(k_cache, k_want);
@@ -361,16 +363,67 @@ TEST(CudaAttentionDecode, BatchedTokensOfSeveralSequencesGetTheirOneTokenBits) {
     std::vector<float> again(want.size(), -5.0f);
     grid = cc::attention_softmax_grid(separate_b);
     grid.z = tokens;
-    ASSERT_EQ(
-        module->launch(softmax_bk.name, grid, softmax_bk.threads, probs.data(), static_cast<const int*>(pos.data())),
-        "");
+    ASSERT_EQ(module->launch(softmax_bk.name, grid, softmax_bk.threads, probs.data(),
+                             static_cast<const int*>(pos.data()), decode_mode.data()),
+              "");
     grid = cc::attention_softmax_pv_grid(separate_b);
     grid.z = tokens;
     ASSERT_EQ(module->launch(pv_bk.name, grid, pv_bk.threads, static_cast<const float*>(probs.data()),
                              static_cast<const unsigned short*>(v_cache.data()), static_cast<const int*>(pos.data()),
-                             again.data(), static_cast<const int*>(seq.data())),
+                             again.data(), static_cast<const int*>(seq.data()), decode_mode.data()),
               "");
     EXPECT_EQ(count_mismatches(again, want), 0) << "separate softmax";
+
+    // Prompt mode: a sequence's tokens when it has two or more in the call, as ref::attention runs
+    // the rows of one call (Mode::kPrompt: F32 p, tinyBLAS P·V); a sequence's single token in
+    // decode mode. Both softmax forms, from the same scores.
+    std::vector<int> prompt(static_cast<size_t>(n_tokens));
+    std::vector<float> want_prompt(want.size());
+    const ref::AttentionShape ashape{c.n_head, c.n_head_kv, c.head_dim};
+    for (int s = 0; s < 2; ++s) {
+      std::vector<int64_t> rows;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        if (seq[t] == s) rows.push_back(t);
+      }
+      if (rows.empty()) continue;
+      std::vector<float> q(rows.size() * static_cast<size_t>(n_embd)), o(q.size());
+      for (size_t r = 0; r < rows.size(); ++r) {
+        for (int64_t e = 0; e < n_embd; ++e) q[r * n_embd + e] = ref::fp16_to_fp32(q16[rows[r] * n_embd + e]);
+      }
+      std::vector<uint16_t> kc(k_cache.begin() + s * region, k_cache.begin() + (s + 1) * region);
+      std::vector<uint16_t> vc(v_cache.begin() + s * region, v_cache.begin() + (s + 1) * region);
+      const ref::KvLayerView view{kc.data(), vc.data(), c.n_ctx};
+      const auto n = static_cast<int64_t>(rows.size());
+      ref::attention(q.data(), n, pos[rows[0]], ashape, view, n >= 2 ? ref::Mode::kPrompt : ref::Mode::kDecode,
+                     o.data());
+      for (size_t r = 0; r < rows.size(); ++r) {
+        prompt[rows[r]] = n >= 2 ? 1 : 0;
+        std::copy(o.begin() + r * n_embd, o.begin() + (r + 1) * n_embd, want_prompt.begin() + rows[r] * n_embd);
+      }
+    }
+    EXPECT_GT(count_mismatches(want_prompt, want), 0) << "the cases' prompt and decode modes should differ";
+    grid = cc::attention_softmax_pv_grid(attn_b);
+    grid.z = tokens;
+    std::vector<float> prompt_out(want.size(), -5.0f);
+    ASSERT_EQ(module->launch(kb[2].name, grid, kb[2].threads, static_cast<const float*>(batch_scores.data()),
+                             static_cast<const unsigned short*>(v_cache.data()), static_cast<const int*>(pos.data()),
+                             prompt_out.data(), static_cast<const int*>(seq.data()), prompt.data()),
+              "");
+    EXPECT_EQ(count_mismatches(prompt_out, want_prompt), 0) << "prompt mode";
+    std::vector<float> prompt_probs = batch_scores;
+    grid = cc::attention_softmax_grid(separate_b);
+    grid.z = tokens;
+    ASSERT_EQ(module->launch(softmax_bk.name, grid, softmax_bk.threads, prompt_probs.data(),
+                             static_cast<const int*>(pos.data()), prompt.data()),
+              "");
+    grid = cc::attention_softmax_pv_grid(separate_b);
+    grid.z = tokens;
+    std::fill(prompt_out.begin(), prompt_out.end(), -5.0f);
+    ASSERT_EQ(module->launch(pv_bk.name, grid, pv_bk.threads, static_cast<const float*>(prompt_probs.data()),
+                             static_cast<const unsigned short*>(v_cache.data()), static_cast<const int*>(pos.data()),
+                             prompt_out.data(), static_cast<const int*>(seq.data()), prompt.data()),
+              "");
+    EXPECT_EQ(count_mismatches(prompt_out, want_prompt), 0) << "prompt mode, separate softmax";
   }
 }
 

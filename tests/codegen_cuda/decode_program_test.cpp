@@ -73,33 +73,44 @@ TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUn
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->launches.size(), 30u * 10 + 3);
   // One token: embed, 3 norms, 4 GEMVs, rope + attention scores, softmax·V, LM head; the batched
-  // step adds 4 GEMMs, rope_kv and the 2 attention kernels per token, the row gather and an LM
-  // head over tiles of rows.
-  EXPECT_EQ(p->kernels.size(), 11u + 9);
+  // step adds 4 GEMMs, rope_kv and the 2 attention kernels per token, the row gather and the LM
+  // head over tiles of rows in decode and in prompt mode.
+  EXPECT_EQ(p->kernels.size(), 11u + 10);
   // The batched step: 11 launches per layer (norms always separate), then embed, the gather,
-  // the final norm and the LM head; the wanted rows only from the gather on.
+  // the final norm and the LM head (decode mode, then prompt mode over the rows flagged so); the
+  // wanted rows only from the gather on.
   EXPECT_EQ(p->max_tokens, 64);
-  ASSERT_EQ(p->batch_launches.size(), 30u * 11 + 4);
+  ASSERT_EQ(p->batch_launches.size(), 30u * 11 + 5);
   for (size_t i = 0; i < p->batch_launches.size(); ++i) {
     EXPECT_EQ(p->batch_launches[i].tokens,
-              i + 3 < p->batch_launches.size() ? cc::TokenCount::kBatch : cc::TokenCount::kOutputs);
+              i + 4 < p->batch_launches.size() ? cc::TokenCount::kBatch : cc::TokenCount::kOutputs);
   }
+  EXPECT_EQ(p->batch_launches.back().label, "lm_head_prompt");
+  EXPECT_EQ(p->batch_launches.back().args.back(), p->head_prompt_buffer);
+  // Every batched attention launch reads the tokens' prompt flags (its last argument).
+  int attention_launches = 0;
+  for (const cc::DecodeLaunch& l : p->batch_launches) {
+    if (l.role != cc::KernelRole::kAttnSoftmaxPv) continue;
+    ++attention_launches;
+    EXPECT_EQ(l.args.back(), p->prompt_buffer) << l.label;
+  }
+  EXPECT_EQ(attention_launches, 30);
   EXPECT_EQ(p->batch_launches.back().role, cc::KernelRole::kLmHead);
   auto folded = cc::plan_decode_program(c, {.fuse_norms = true, .pdl = cc::PdlMode::kOff});
   ASSERT_TRUE(folded) << folded.error().message;
   EXPECT_EQ(folded->launches.size(), 30u * 6 + 3);
-  EXPECT_EQ(folded->kernels.size(), 9u + 11);  // (the batched step brings back the 2 norms)
+  EXPECT_EQ(folded->kernels.size(), 9u + 12);  // (the batched step brings back the 2 norms)
   // rope_kv as its own launch, as before it was folded into the scores kernel.
   auto rope_apart = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .fuse_rope = false});
   ASSERT_TRUE(rope_apart) << rope_apart.error().message;
   EXPECT_EQ(rope_apart->launches.size(), 30u * 11 + 3);
-  EXPECT_EQ(rope_apart->kernels.size(), 12u + 9);
+  EXPECT_EQ(rope_apart->kernels.size(), 12u + 10);
   // Tail norms: qkv, rope + scores, softmax·V, o, gate|up, down per layer; the embedding,
   // layer 0's attn_norm and the LM head (the last down makes the final norm).
   auto tails = cc::plan_decode_program(c, {.pdl = cc::PdlMode::kOff, .tail_norms = true});
   ASSERT_TRUE(tails) << tails.error().message;
   EXPECT_EQ(tails->launches.size(), 30u * 6 + 3);
-  EXPECT_EQ(tails->kernels.size(), 9u + 11);  // no ffn-length or final norm kernel
+  EXPECT_EQ(tails->kernels.size(), 9u + 12);  // no ffn-length or final norm kernel
   EXPECT_EQ(tails->batch_launches.size(), p->batch_launches.size());
   // A GEMV's tail never writes the activations it reads (codes, scale, code sum: arguments 2-4
   // and 7-9), so nothing it reads through the read-only cache changes under it.
@@ -120,7 +131,7 @@ TEST(CudaDecodeProgram, PlansTenLaunchesPerLayerOrSixWithFoldedNormsAndRefusesUn
     auto separate = cc::plan_decode_program(long_c, {.pdl = cc::PdlMode::kOff, .separate_softmax = forced});
     ASSERT_TRUE(separate) << separate.error().message;
     EXPECT_EQ(separate->launches.size(), 30u * 11 + 3) << cells;
-    EXPECT_EQ(separate->batch_launches.size(), 30u * 12 + 4) << cells;
+    EXPECT_EQ(separate->batch_launches.size(), 30u * 12 + 5) << cells;
     EXPECT_EQ(separate->kernels.size(), p->kernels.size() + 2) << cells;
     for (const auto* list : {&separate->launches, &separate->batch_launches}) {
       int softmaxes = 0;

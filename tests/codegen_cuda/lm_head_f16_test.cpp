@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "codegen_cuda/emit_lm_head_f16.h"
+#include "codegen_cuda/emit_lm_head_f16_prompt.h"
 #include "codegen_cuda/repack.h"
 #include "emu_module.h"
 #include "kernel_test_data.h"
@@ -71,6 +72,58 @@ TEST(CudaLmHeadF16, MatchesVecDotF16BitForBitOnTheHostEmulator) {
       }
     }
     EXPECT_EQ(mismatches, 0) << kern.name << " max relative difference " << max_rel;
+  }
+}
+
+// The prompt-mode head (spec 8.6: tinyBLAS on F32 x) against ref::tinyblas_dot_f16_f32, bit
+// for bit, on the rows flagged prompt; the other rows keep what the decode-mode head wrote.
+// Row lengths with and without leftover chunks (384 = 4 + 2 chunks), tiles full and partial,
+// flags mixed within a tile, a tile with none, weight rows past the last.
+TEST(CudaLmHeadF16, PromptModeMatchesTinyBlasBitForBitOnTheFlaggedRows) {
+  struct PromptCase {
+    LmHeadF16Shape shape;
+    std::vector<int> prompt;  // per token
+  };
+  const std::vector<PromptCase> cases = {
+      {{2560, 1000, 8, 8, kOff, 8}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+      {{384, 2003, 8, 8, kOff, 8}, {1, 0, 1, 1, 0}},
+      {{256, 515, 2, 4, kOff, 4}, {0, 0, 0, 0, 1, 1}},
+      {{64, 70, 4, 2, kOff, 1}, {1, 0, 1}},
+  };
+  std::string source, error;
+  for (const PromptCase& c : cases) source += codegen_cuda::emit_lm_head_f16_prompt(c.shape).source;
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 900;
+  for (const PromptCase& c : cases) {
+    const auto [k, m] = std::pair(c.shape.k, c.shape.m);
+    const auto n_tokens = static_cast<int>(c.prompt.size());
+    const std::vector<float> wf = random_normal(static_cast<size_t>(k * m), seed++, 0.05f);
+    std::vector<uint16_t> w(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) w[i] = ref::fp32_to_fp16(wf[i]);
+    const std::vector<float> x = random_normal(static_cast<size_t>(k * n_tokens), seed++, 1.5f);
+    const std::vector<uint16_t> packed = codegen_cuda::repack_f16(w.data(), m, k);
+    std::vector<float> y(static_cast<size_t>(m * n_tokens), -1.0f);
+    const codegen_cuda::KernelSource kern = codegen_cuda::emit_lm_head_f16_prompt(c.shape);
+    ASSERT_EQ(module->launch(kern.name, codegen_cuda::lm_head_f16_prompt_grid(c.shape, n_tokens), kern.threads,
+                             static_cast<const unsigned short*>(packed.data()), static_cast<const float*>(x.data()),
+                             y.data(), c.prompt.data(), n_tokens),
+              "");
+    int mismatches = 0, untouched = 0;
+    for (int t = 0; t < n_tokens; ++t) {
+      for (int64_t r = 0; r < m; ++r) {
+        const float got = y[t * m + r];
+        if (c.prompt[t] == 0) {
+          untouched += got == -1.0f;
+          continue;
+        }
+        mismatches += float_bits(got) != float_bits(ref::tinyblas_dot_f16_f32(w.data() + r * k, x.data() + t * k, k));
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << kern.name;
+    int decode_rows = 0;
+    for (int p : c.prompt) decode_rows += p == 0;
+    EXPECT_EQ(untouched, decode_rows * m) << kern.name;
   }
 }
 
