@@ -47,9 +47,6 @@ asan_skip+='|PlanEquivalence.SharedBitnetModels|LmHeadPlan.CommandLine'
 # under it is server.http's.
 asan_skip+='|LmHeadPlan.SidecarIsWrittenCheckedAndRunsLikeTheJit'
 asan_skip+='|server.webui'
-# The CUDA backend's greedy runs against the C++ reference on the host emulator: numeric; the
-# emulated kernels' memory use is the shorter CUDA tests' to check.
-asan_skip+='|CudaCrossVal.GreedyIds'
 # A 64 MB quarantine (ASan's default is 256): LLVM's JIT in every plan-compiling test process
 # frees far more than that, and with the default each new block is fresh memory, i.e. page
 # faults (measured: the stage's tests 561-578 s -> 425 s on 2 cores). Use-after-free is still
