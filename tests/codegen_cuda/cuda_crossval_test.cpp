@@ -3,17 +3,15 @@
 // bit, and greedy generation after a prompt.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "compiler/cuda_model.h"
+#include "crossval_cases.h"
 #include "emu_device.h"
 #include "npy.h"
 #include "runtime/model.h"
@@ -22,30 +20,6 @@
 
 namespace bitnet::testing {
 namespace {
-
-struct Case {
-  std::string model, seq;
-  std::vector<int32_t> tokens, greedy_ids;
-  std::vector<double> margins;  // the reference's top-1 minus top-2 logit at each greedy choice
-};
-
-std::vector<Case> load_cases(const std::filesystem::path& shared) {
-  std::ifstream in(shared / "crossval/index.json");
-  const auto index = nlohmann::json::parse(in);
-  std::vector<Case> cases;
-  for (const auto& c : index["cases"]) {
-    Case x;
-    x.model = c["model"].get<std::string>();
-    x.seq = c["sequence"].get<std::string>();
-    x.tokens = index["sequences"][x.seq].get<std::vector<int32_t>>();
-    if (c.contains("greedy_ids")) {
-      x.greedy_ids = c["greedy_ids"].get<std::vector<int32_t>>();
-      x.margins = c["greedy_top2_margin"].get<std::vector<double>>();
-    }
-    cases.push_back(std::move(x));
-  }
-  return cases;
-}
 
 // The model with the CUDA backend on the emulator, and a session of `n_ctx` cells (one sequence).
 struct CudaModel {
@@ -76,7 +50,7 @@ Batch one(int32_t token, int64_t pos) {
 // hidden state), which is the arithmetic of every CUDA step.
 TEST(CudaCrossVal, DecodeLogitsMatchTheCppReferenceBitForBit) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : load_cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     if (c.seq != "seq16") continue;
     SCOPED_TRACE(c.model);
     CudaModel m = open_on_emulator(shared / "models/bitnet-i2s" / (c.model + ".i2_s.gguf"), 64);
@@ -103,7 +77,7 @@ TEST(CudaCrossVal, DecodeLogitsMatchTheCppReferenceBitForBit) {
 // reference's top-2 margin exceeds 1e-3 (every choice of the shared cases).
 TEST(CudaCrossVal, GreedyIdsMatchTheCppReferenceWhereTheMarginExceeds1e3) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : load_cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     if (c.greedy_ids.empty()) continue;
     SCOPED_TRACE(c.model + " " + c.seq);
     const auto n_ctx = static_cast<int64_t>(c.tokens.size() + c.greedy_ids.size() + 1);

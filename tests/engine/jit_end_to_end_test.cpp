@@ -4,19 +4,21 @@
 // stories260K's 200 greedy tokens equal llama2.c's, and no dependence on the thread count.
 #include "compiler/jit_model.h"
 #include "compiler/load_model.h"
+#include "crossval_cases.h"
 #include "npy.h"
 #include "runtime/generate.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "test_support.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <fstream>
 
 namespace bitnet {
 namespace {
+
+using testing::CrossvalCase;
+using testing::load_crossval_cases;
 
 std::unique_ptr<runtime::Model> jit_model(const std::filesystem::path& path, const std::string& target = "host") {
   auto model = compiler::load_model(path.string());
@@ -36,31 +38,9 @@ std::unique_ptr<runtime::Session> session(const runtime::Model& model, bool all_
   return std::move(*s);
 }
 
-struct Case {
-  std::string model, seq;
-  std::vector<int32_t> tokens, greedy_ids;
-  std::vector<double> margins;
-};
-
-std::vector<Case> cases(const std::filesystem::path& shared) {
-  std::ifstream in(shared / "crossval/index.json");
-  const auto index = nlohmann::json::parse(in);
-  std::vector<Case> out;
-  for (const auto& c : index["cases"]) {
-    Case x;
-    x.model = c["model"];
-    x.seq = c["sequence"];
-    x.tokens = index["sequences"][x.seq].get<std::vector<int32_t>>();
-    x.greedy_ids = c["greedy_ids"].get<std::vector<int32_t>>();
-    x.margins = c["greedy_top2_margin"].get<std::vector<double>>();
-    out.push_back(std::move(x));
-  }
-  return out;
-}
-
 TEST(JitEndToEnd, PromptLogitsMatchTheReference) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     SCOPED_TRACE(c.model + " " + c.seq);
     auto model = jit_model(shared / "models/bitnet-i2s" / (c.model + ".i2_s.gguf"));
     ASSERT_TRUE(model);
@@ -84,7 +64,7 @@ TEST(JitEndToEnd, PromptLogitsMatchTheReference) {
 
 TEST(JitEndToEnd, GreedyIdsMatchWhereTheMarginAllows) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     SCOPED_TRACE(c.model + " " + c.seq);
     auto model = jit_model(shared / "models/bitnet-i2s" / (c.model + ".i2_s.gguf"));
     ASSERT_TRUE(model);

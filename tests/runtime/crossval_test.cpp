@@ -1,6 +1,7 @@
 // The reference interpreter against the C++ reference's outputs in ../shared/crossval:
 // prompt-mode logits, decode-mode logits and greedy generation, bit for bit, with and
 // without the optimisation passes, and independent of the thread count.
+#include "crossval_cases.h"
 #include "frontend_gguf/lowering.h"
 #include "npy.h"
 #include "passes/pass_manager.h"
@@ -8,39 +9,15 @@
 #include "runtime/sampler.h"
 #include "test_support.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
-#include <fstream>
 
 namespace bitnet::runtime {
 namespace {
 
 using reference::Interpreter;
 
-struct Case {
-  std::string model;  // crossval directory name = model file stem
-  std::string seq;    // seq7, seq16, seq64
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> greedy_ids;
-  bool has_gen_logits = false;
-};
-
-std::vector<Case> load_cases(const std::filesystem::path& shared) {
-  std::ifstream in(shared / "crossval/index.json");
-  const auto index = nlohmann::json::parse(in);
-  std::vector<Case> cases;
-  for (const auto& c : index["cases"]) {
-    Case x;
-    x.model = c["model"].get<std::string>();
-    x.seq = c["sequence"].get<std::string>();
-    x.has_gen_logits = c.contains("gen_logits");
-    x.tokens = index["sequences"][x.seq].get<std::vector<int32_t>>();
-    if (c.contains("greedy_ids")) x.greedy_ids = c["greedy_ids"].get<std::vector<int32_t>>();
-    cases.push_back(std::move(x));
-  }
-  return cases;
-}
+using testing::CrossvalCase;
+using testing::load_crossval_cases;
 
 // A model file, its lowered (optionally optimised) graph, and interpreters over it.
 struct Fixture {
@@ -94,7 +71,7 @@ class CrossVal : public ::testing::TestWithParam<bool> {};  // param: optimised 
 
 TEST_P(CrossVal, PromptLogitsBitExact) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : load_cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     SCOPED_TRACE(c.model + " " + c.seq);
     const Fixture f = Fixture::load(model_path(shared, c.model), GetParam());
     auto session = f.session();
@@ -111,7 +88,7 @@ TEST_P(CrossVal, PromptLogitsBitExact) {
 
 TEST_P(CrossVal, DecodeLogitsBitExact) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : load_cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     if (c.seq != "seq16") continue;
     SCOPED_TRACE(c.model);
     const Fixture f = Fixture::load(model_path(shared, c.model), GetParam());
@@ -130,7 +107,7 @@ TEST_P(CrossVal, DecodeLogitsBitExact) {
 
 TEST_P(CrossVal, GreedyGenerationBitExact) {
   BITNET_REQUIRE_SHARED(shared);
-  for (const Case& c : load_cases(shared)) {
+  for (const CrossvalCase& c : load_crossval_cases(shared)) {
     if (c.greedy_ids.empty()) continue;
     SCOPED_TRACE(c.model + " " + c.seq);
     const Fixture f = Fixture::load(model_path(shared, c.model), GetParam());
