@@ -399,8 +399,7 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
       float acc = 0.0f;
 #pragma unroll 4
       for (int j = chain; j <= pos; j += 16) acc = __fmaf_rn(__half2float(__ushort_as_half(row[j])), p_s[j], acc);
-#pragma unroll
-      for (int offset = 8; offset > 0; offset >>= 1) acc = __fadd_rn(acc, __shfl_down_sync(0xffffffffu, acc, offset, 16));
+      acc = bn_tree_sum16(acc);
       if (chain == 0 && stores) out[h * kHd + d] = acc;
     }
   }

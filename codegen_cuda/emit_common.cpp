@@ -69,6 +69,13 @@ __device__ __forceinline__ double bn_warp_sum_f64(double v) {
   for (int offset = 16; offset > 0; offset >>= 1) v = __dadd_rn(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
 }
+// tinyBLAS's 16-lane tree sum of the chains the lanes of each half-warp hold (ref's tree_sum):
+// lane i += lane i + 8, then + 4, + 2, + 1; lane 0 of each half-warp gets the sum.
+__device__ __forceinline__ float bn_tree_sum16(float v) {
+#pragma unroll
+  for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset, 16));
+  return v;
+}
 __device__ __forceinline__ float bn_warp_max_f32(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));

@@ -82,10 +82,7 @@ KernelSource emit_lm_head_f16_prompt(const LmHeadF16Shape& shape) {
     }
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) {
-      // The 16-lane tree sum: lane i += lane i + 8, then + 4, + 2, + 1 (within each half-warp).
-      float v = acc[t];
-#pragma unroll
-      for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset, 16));
+      const float v = bn_tree_sum16(acc[t]);
       if (chain == 0 && row < kM && mine[t]) y[(long long)(t0 + t) * kM + row] = v;
     }
   }

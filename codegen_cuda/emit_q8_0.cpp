@@ -90,10 +90,7 @@ KernelSource emit_lm_head_q8_0(const LmHeadQ8_0Shape& shape) {
       chain = __fmaf_rn(bn_q8_0_value(block, d, lane), xs[32 * b + lane], chain);
       chain = __fmaf_rn(bn_q8_0_value(block, d, 16 + lane), xs[32 * b + 16 + lane], chain);
     }
-    // The 16-lane tree sum: lane i += lane i + 8, then + 4, + 2, + 1 (within each half-warp).
-    float v = chain;
-#pragma unroll
-    for (int offset = 8; offset > 0; offset >>= 1) v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, offset, 16));
+    const float v = bn_tree_sum16(chain);  // lane 0 of each half-warp
     if (lane == 0 && row < kM) y[(long long)token * kM + row] = v;
   }
 }
