@@ -381,7 +381,7 @@ KernelSource emit_attention_softmax_pv(const AttentionDecodeShape& shape) {
       }
     }
   };
-  if (has_rows) load_batch(0);
+  if (has_rows && !bn_prompt) load_batch(0);  // (the prompt-mode path reads V its own way)
 
 )" + (shape.separate_softmax ? std::string() : softmax_text("p_s", "!bn_prompt")) +
        R"(

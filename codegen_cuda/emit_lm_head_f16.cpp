@@ -8,17 +8,13 @@
 
 namespace bitnet::codegen_cuda {
 
-namespace {
-
-int64_t row_blocks(const LmHeadF16Shape& shape) {
+int64_t lm_head_f16_row_blocks(const LmHeadF16Shape& shape) {
   const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
   return (shape.m + rows_per_block - 1) / rows_per_block;
 }
 
-}  // namespace
-
 Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
-  const auto rows = static_cast<uint32_t>(row_blocks(shape));
+  const auto rows = static_cast<uint32_t>(lm_head_f16_row_blocks(shape));
   const auto tiles = static_cast<uint32_t>((n_tokens + shape.tokens_per_block - 1) / shape.tokens_per_block);
   // Token tiles along x: blocks are dispatched x first, so the tiles that read the same weight
   // rows run side by side and share each row through L2 (a head larger than L2 is then read from
@@ -178,7 +174,7 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
       shape.tokens_per_block > 8 || shape.tokens_per_block * shape.k > 24576) {
     throw std::invalid_argument("emit_lm_head_f16: bad tiling");
   }
-  if (shape.tokens_per_block > 1 && row_blocks(shape) > 65535) {  // CUDA's limit on grid.y
+  if (shape.tokens_per_block > 1 && lm_head_f16_row_blocks(shape) > 65535) {  // CUDA's limit on grid.y
     throw std::invalid_argument("emit_lm_head_f16: too many row blocks for grid.y; raise rows_per_warp");
   }
   if (shape.tokens_per_block > 1) return emit_lm_head_f16_tokens(shape);

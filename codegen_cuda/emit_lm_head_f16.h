@@ -30,5 +30,7 @@ struct LmHeadF16Shape {
 // in its order, the n % 64 tail in double: bit-identical to ref::vec_dot_f16.
 KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape);
 Dim3 lm_head_f16_grid(const LmHeadF16Shape& shape, int64_t n_tokens);
+// Blocks of warps * rows_per_warp vocabulary rows covering m (the grids' row axis).
+int64_t lm_head_f16_row_blocks(const LmHeadF16Shape& shape);
 
 }  // namespace bitnet::codegen_cuda

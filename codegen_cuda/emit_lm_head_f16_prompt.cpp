@@ -9,8 +9,7 @@
 namespace bitnet::codegen_cuda {
 
 Dim3 lm_head_f16_prompt_grid(const LmHeadF16Shape& shape, int64_t n_tokens) {
-  const int64_t rows_per_block = static_cast<int64_t>(shape.warps) * shape.rows_per_warp;
-  const auto rows = static_cast<uint32_t>((shape.m + rows_per_block - 1) / rows_per_block);
+  const auto rows = static_cast<uint32_t>(lm_head_f16_row_blocks(shape));
   const auto tiles = static_cast<uint32_t>((n_tokens + shape.tokens_per_block - 1) / shape.tokens_per_block);
   return Dim3{tiles, rows, 1};
 }

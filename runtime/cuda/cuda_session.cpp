@@ -240,17 +240,6 @@ Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
   Device& d = backend_->device();
   const CudaProgram& p = *program_;
   const int64_t total = layout.n_rows();
-  std::vector<int32_t> seq(static_cast<size_t>(total)), pos(static_cast<size_t>(total));
-  // A sequence with two or more tokens in the call runs them in the reference's prompt mode, as
-  // the CPU engines do (whatever steps the call is split into).
-  std::vector<int32_t> prompt(static_cast<size_t>(total));
-  for (const SequenceRows& g : layout.groups) {
-    for (int64_t i = 0; i < g.n; ++i) {
-      seq[static_cast<size_t>(g.row0 + i)] = g.seq;
-      pos[static_cast<size_t>(g.row0 + i)] = static_cast<int32_t>(g.pos0 + i);
-      prompt[static_cast<size_t>(g.row0 + i)] = g.n >= 2 ? 1 : 0;
-    }
-  }
   // Each row's logits row, or -1; they ascend with the rows, so a step's rows are consecutive.
   std::vector<int64_t> out_row(static_cast<size_t>(total), -1);
   if (options_.all_logits) {
@@ -259,13 +248,22 @@ Status CudaSession::run_batched(const BatchLayout& layout, Matrix& logits) {
     for (size_t k = 0; k < layout.selected.size(); ++k)
       out_row[static_cast<size_t>(layout.selected[k])] = static_cast<int64_t>(k);
   }
-  // The F16 LM head's mode per wanted row: prompt where its sequence has two or more wanted rows
-  // in the call, as the CPU engines run the head over a sequence's rows.
-  std::vector<int32_t> head_prompt(static_cast<size_t>(total), 0);
+  // Per row: its sequence and position, and the reference's mode as the CPU engines run a
+  // sequence's rows of one call (whatever steps the call is split into): prompt-mode attention
+  // where the sequence has two or more tokens in the call, the prompt-mode F16 LM head where it
+  // has two or more wanted rows.
+  std::vector<int32_t> seq(static_cast<size_t>(total)), pos(static_cast<size_t>(total));
+  std::vector<int32_t> prompt(static_cast<size_t>(total)), head_prompt(static_cast<size_t>(total));
   for (const SequenceRows& g : layout.groups) {
     int64_t wanted = 0;
     for (int64_t i = 0; i < g.n; ++i) wanted += out_row[static_cast<size_t>(g.row0 + i)] >= 0;
-    for (int64_t i = 0; i < g.n; ++i) head_prompt[static_cast<size_t>(g.row0 + i)] = wanted >= 2 ? 1 : 0;
+    for (int64_t i = 0; i < g.n; ++i) {
+      const auto r = static_cast<size_t>(g.row0 + i);
+      seq[r] = g.seq;
+      pos[r] = static_cast<int32_t>(g.pos0 + i);
+      prompt[r] = g.n >= 2 ? 1 : 0;
+      head_prompt[r] = wanted >= 2 ? 1 : 0;
+    }
   }
   auto buffer = [&](int index) { return shared_[static_cast<size_t>(index)]; };
   std::vector<int32_t> rows, rows_prompt;
