@@ -288,6 +288,8 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
   LmHeadF16Shape lm_b = lm_shape;
   lm_b.tokens_per_block = static_cast<int>(std::min<int64_t>(8, 24576 / c.n_embd));
   lm_b.rows_per_warp = 8;
+  // Tiles whose rows are all the prompt-mode head's (below) are left to it.
+  lm_b.skip_prompt_tiles = true;
   // The prompt-mode F16 head (rows of a sequence with two or more wanted in the call): a half-warp
   // per weight row, 8 rows per warp, each weight load serving 8 rows.
   LmHeadF16Shape lm_prompt{c.n_embd, c.n_vocab};
@@ -501,8 +503,9 @@ Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& c, const De
       b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_q8_0_grid(lm_q8_0, 1), {lm_head, normed, p.logits_buffer},
                      true, "lm_head", kOutputs, 1);
     } else {
-      b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_f16_grid(lm_b, 1), {lm_head, normed, p.logits_buffer}, true,
-                     "lm_head", kOutputs, lm_b.tokens_per_block > 1 ? 0 : 1, lm_b.tokens_per_block);
+      b.batch_launch(lm_bk, KernelRole::kLmHead, lm_head_f16_grid(lm_b, 1),
+                     {lm_head, normed, p.logits_buffer, p.head_prompt_buffer}, true, "lm_head", kOutputs, 0,
+                     lm_b.tokens_per_block);
       // Rows of a sequence with two or more wanted in the call: the prompt-mode head over them.
       b.batch_launch(lm_prompt_k, KernelRole::kLmHead, lm_head_f16_prompt_grid(lm_prompt, 1),
                      {lm_head, normed, p.logits_buffer, p.head_prompt_buffer}, true, "lm_head_prompt", kOutputs, 0,

@@ -37,7 +37,7 @@ KernelSource kernel_of(const LmHeadF16Shape& shape) {
                                                    {"r", shape.rows_per_warp},
                                                    {"w", shape.warps},
                                                    {"t", shape.tokens_per_block}});
-  kern.name += pdl_suffix(shape.pdl);
+  kern.name += std::string(shape.skip_prompt_tiles ? "_ps" : "") + pdl_suffix(shape.pdl);
   return kern;
 }
 
@@ -47,7 +47,8 @@ std::string kernel_head(const LmHeadF16Shape& shape, const KernelSource& kern) {
   std::string s = "#include <cuda_fp16.h>\n" + device_prelude();
   s += "extern \"C\" __global__ void __launch_bounds__(" + num(kern.threads) + ", " + num(kern.min_blocks) + ") " +
        kern.name + R"((
-    const unsigned short* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_tokens) {
+    const unsigned short* __restrict__ w, const float* __restrict__ x, float* __restrict__ y)" +
+       (shape.skip_prompt_tiles ? ", const int* __restrict__ prompt" : "") + R"(, int n_tokens) {
 )" +
        int_constants({{"kK", num(shape.k)},
                       {"kM", num(shape.m)},
@@ -73,12 +74,25 @@ KernelSource emit_lm_head_f16_tokens(const LmHeadF16Shape& shape) {
   // Rows of a warp that share each widened x value (the most that divide rows_per_warp, up to 4).
   int row_set = 1;
   if (shape.rows_per_warp % 2 == 0) row_set = shape.rows_per_warp % 4 == 0 ? 4 : 2;
-  s += "  constexpr int kSet = " + std::to_string(row_set) + R"(;
+  s +=
+      "  constexpr int kSet = " + std::to_string(row_set) + R"(;
   __shared__ __half xs[kTokens * kK];  // the block's rows of x rounded to F16 (spec 8.6), exactly as used
-)" + pdl_early_text(shape.pdl, "  ") +
-       pdl_wait_text(shape.pdl, "  ") + R"(  const int tok0 = blockIdx.x * kTokens;
-  if (tok0 >= n_tokens) return;  // uniform over the block
-  const int n = n_tokens - tok0 < kTokens ? n_tokens - tok0 : kTokens;
+  const int tok0 = blockIdx.x * kTokens;
+)" +
+      (shape.skip_prompt_tiles
+           ? R"(  // Whether every token of the tile is the prompt-mode head's (the step's input, read before the wait).
+  bool all_prompt = true;
+#pragma unroll
+  for (int t = 0; t < kTokens; ++t) all_prompt = all_prompt && (tok0 + t >= n_tokens || prompt[tok0 + t] != 0);
+)"
+           : "") +
+      pdl_early_text(shape.pdl, "  ") + pdl_wait_text(shape.pdl, "  ") +
+      R"(  if (tok0 >= n_tokens) return;  // uniform over the block
+)" +
+      (shape.skip_prompt_tiles
+           ? "  if (all_prompt) return;  // uniform over the block: emit_lm_head_f16_prompt writes these rows\n"
+           : "") +
+      R"(  const int n = n_tokens - tok0 < kTokens ? n_tokens - tok0 : kTokens;
   const int lane = threadIdx.x & 31;
   for (int i = threadIdx.x; i < kTokens * kK; i += kThreads) {
     xs[i] = __float2half_rn(i < n * kK ? x[(long long)tok0 * kK + i] : 0.0f);
@@ -173,6 +187,9 @@ KernelSource emit_lm_head_f16(const LmHeadF16Shape& shape) {
   if (shape.rows_per_warp < 1 || shape.warps < 1 || shape.warps > 32 || shape.tokens_per_block < 1 ||
       shape.tokens_per_block > 8 || shape.tokens_per_block * shape.k > 24576) {
     throw std::invalid_argument("emit_lm_head_f16: bad tiling");
+  }
+  if (shape.skip_prompt_tiles && shape.tokens_per_block == 1) {
+    throw std::invalid_argument("emit_lm_head_f16: skip_prompt_tiles needs tiles of several tokens");
   }
   if (shape.tokens_per_block > 1 && lm_head_f16_row_blocks(shape) > 65535) {  // CUDA's limit on grid.y
     throw std::invalid_argument("emit_lm_head_f16: too many row blocks for grid.y; raise rows_per_warp");

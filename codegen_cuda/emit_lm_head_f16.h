@@ -18,9 +18,15 @@ struct LmHeadF16Shape {
   // keeping its own chains (the same arithmetic per row and token). Above 1 the block's x rows
   // are staged as F16 (exact: the decode path rounds them to F16 anyway).
   int tokens_per_block = 1;
+  // Tiles of several tokens only: the signature gains `const int* prompt` (one flag per token)
+  // before n_tokens, and a block whose tokens are all flagged returns at once. The batched step
+  // sets it: emit_lm_head_f16_prompt computes those rows after this kernel, so an all-logits call
+  // (every row in prompt mode) does not stream the head's weights twice.
+  bool skip_prompt_tiles = false;
 };
 
 // Kernel signature: (const unsigned short* w, const float* x, float* y, int n_tokens)
+// (skip_prompt_tiles: (w, x, y, const int* prompt, int n_tokens))
 // w: repack_f16() halves (row stride f16_row_stride(k)); x: [n_tokens][k]; y: [n_tokens][m].
 // Grid (row blocks, n_tokens) for one token per block; (ceil(n_tokens / tokens_per_block), row
 // blocks) above, token tiles first so that the blocks reading the same rows run together.

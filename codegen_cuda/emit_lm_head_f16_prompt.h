@@ -1,8 +1,10 @@
 // The F16 LM head in the reference's prompt mode (spec 8.6: a call's rows of one sequence, two or
 // more): tinyBLAS on the F32 activations as they are, one 16-lane FMA chain per output (lane l:
 // elements l, l + 16, ...) then the 16-lane tree, as ref::tinyblas_dot_f16_f32. The batched step
-// runs it after the decode-mode head (emit_lm_head_f16.h) over the same rows; it rewrites only
-// the rows flagged as prompt mode, and a block whose tokens are all decode mode returns at once.
+// runs it after the decode-mode head (emit_lm_head_f16.h) over the same rows; it writes only the
+// rows flagged as prompt mode, and a block whose tokens are all decode mode returns at once. The
+// decode-mode head leaves the tiles whose tokens are all flagged (skip_prompt_tiles), so an
+// all-logits call reads the head's weights once, not twice.
 #pragma once
 
 #include <cstdint>

@@ -40,6 +40,23 @@ const std::vector<Case> kCases = {{{2560, 1000}, 1},
                                   {{2600, 129, 2, 4, kOff, 2}, 5},
                                   {{100, 64, 1, 2, kOff, 8}, 3}};
 
+// A random F16 head of m rows of k, its repack_f16() layout, and n_tokens rows of x.
+struct HeadData {
+  std::vector<uint16_t> w;       // [m][k] F16, as the GGUF stores it
+  std::vector<uint16_t> packed;  // what the kernels read
+  std::vector<float> x;          // [n_tokens][k]
+};
+
+HeadData random_head(int64_t k, int64_t m, int n_tokens, uint32_t& seed) {
+  HeadData d;
+  const std::vector<float> wf = random_normal(static_cast<size_t>(k * m), seed++, 0.05f);
+  d.w.resize(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) d.w[i] = ref::fp32_to_fp16(wf[i]);
+  d.x = random_normal(static_cast<size_t>(k * n_tokens), seed++, 1.5f);
+  d.packed = codegen_cuda::repack_f16(d.w.data(), m, k);
+  return d;
+}
+
 TEST(CudaLmHeadF16, MatchesVecDotF16BitForBitOnTheHostEmulator) {
   std::string source, error;
   for (const Case& c : kCases) source += codegen_cuda::emit_lm_head_f16(c.shape).source;
@@ -48,11 +65,7 @@ TEST(CudaLmHeadF16, MatchesVecDotF16BitForBitOnTheHostEmulator) {
   uint32_t seed = 500;
   for (const Case& c : kCases) {
     const auto [k, m] = std::pair(c.shape.k, c.shape.m);
-    const std::vector<float> wf = random_normal(static_cast<size_t>(k * m), seed++, 0.05f);
-    std::vector<uint16_t> w(wf.size());
-    for (size_t i = 0; i < wf.size(); ++i) w[i] = ref::fp32_to_fp16(wf[i]);
-    const std::vector<float> x = random_normal(static_cast<size_t>(k * c.n_tokens), seed++, 1.5f);
-    const std::vector<uint16_t> packed = codegen_cuda::repack_f16(w.data(), m, k);
+    const auto [w, packed, x] = random_head(k, m, c.n_tokens, seed);
     std::vector<float> y(static_cast<size_t>(m * c.n_tokens), -1.0f);
     const codegen_cuda::KernelSource kern = codegen_cuda::emit_lm_head_f16(c.shape);
     ASSERT_EQ(module->launch(kern.name, codegen_cuda::lm_head_f16_grid(c.shape, c.n_tokens), kern.threads,
@@ -98,11 +111,7 @@ TEST(CudaLmHeadF16, PromptModeMatchesTinyBlasBitForBitOnTheFlaggedRows) {
   for (const PromptCase& c : cases) {
     const auto [k, m] = std::pair(c.shape.k, c.shape.m);
     const auto n_tokens = static_cast<int>(c.prompt.size());
-    const std::vector<float> wf = random_normal(static_cast<size_t>(k * m), seed++, 0.05f);
-    std::vector<uint16_t> w(wf.size());
-    for (size_t i = 0; i < wf.size(); ++i) w[i] = ref::fp32_to_fp16(wf[i]);
-    const std::vector<float> x = random_normal(static_cast<size_t>(k * n_tokens), seed++, 1.5f);
-    const std::vector<uint16_t> packed = codegen_cuda::repack_f16(w.data(), m, k);
+    const auto [w, packed, x] = random_head(k, m, n_tokens, seed);
     std::vector<float> y(static_cast<size_t>(m * n_tokens), -1.0f);
     const codegen_cuda::KernelSource kern = codegen_cuda::emit_lm_head_f16_prompt(c.shape);
     ASSERT_EQ(module->launch(kern.name, codegen_cuda::lm_head_f16_prompt_grid(c.shape, n_tokens), kern.threads,
@@ -124,6 +133,57 @@ TEST(CudaLmHeadF16, PromptModeMatchesTinyBlasBitForBitOnTheFlaggedRows) {
     int decode_rows = 0;
     for (int p : c.prompt) decode_rows += p == 0;
     EXPECT_EQ(untouched, decode_rows * m) << kern.name;
+  }
+}
+
+// With skip_prompt_tiles the decode-mode head leaves a tile whose tokens are all flagged prompt
+// (the prompt-mode head writes them) and computes every other tile whole, flagged rows included,
+// bit for bit: tiles all flagged (full and partial), mixed, and with no flag.
+TEST(CudaLmHeadF16, DecodeModeLeavesTilesWhoseTokensAreAllPromptMode) {
+  struct SkipCase {
+    LmHeadF16Shape shape;
+    std::vector<int> prompt;  // per token
+  };
+  const std::vector<SkipCase> cases = {
+      {{2560, 1000, 8, 8, kOff, 8, true}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+      {{384, 203, 4, 4, kOff, 4, true}, {0, 0, 0, 0, 1, 1, 1, 1, 0, 1}},
+      {{256, 70, 2, 2, kOff, 2, true}, {1, 1, 0, 0, 1}},
+  };
+  std::string source, error;
+  for (const SkipCase& c : cases) source += codegen_cuda::emit_lm_head_f16(c.shape).source;
+  const auto module = EmuModule::build(source, &error);
+  ASSERT_TRUE(module) << error;
+  uint32_t seed = 1300;
+  for (const SkipCase& c : cases) {
+    const auto [k, m] = std::pair(c.shape.k, c.shape.m);
+    const auto n_tokens = static_cast<int>(c.prompt.size());
+    const int tile = c.shape.tokens_per_block;
+    const auto [w, packed, x] = random_head(k, m, n_tokens, seed);
+    std::vector<float> y(static_cast<size_t>(m * n_tokens), -1.0f);
+    const codegen_cuda::KernelSource kern = codegen_cuda::emit_lm_head_f16(c.shape);
+    ASSERT_EQ(module->launch(kern.name, codegen_cuda::lm_head_f16_grid(c.shape, n_tokens), kern.threads,
+                             static_cast<const unsigned short*>(packed.data()), static_cast<const float*>(x.data()),
+                             y.data(), c.prompt.data(), n_tokens),
+              "");
+    std::vector<uint16_t> x16(static_cast<size_t>(k));
+    int mismatches = 0, skipped_rows = 0, expected_skipped = 0;
+    for (int t = 0; t < n_tokens; ++t) {
+      const int t0 = t / tile * tile;
+      bool tile_all_prompt = true;
+      for (int u = t0; u < std::min(t0 + tile, n_tokens); ++u) tile_all_prompt = tile_all_prompt && c.prompt[u] != 0;
+      expected_skipped += tile_all_prompt;
+      bool untouched = true;
+      for (int64_t r = 0; r < m; ++r) untouched = untouched && y[t * m + r] == -1.0f;
+      skipped_rows += untouched;
+      if (tile_all_prompt) continue;
+      for (int64_t i = 0; i < k; ++i) x16[i] = ref::fp32_to_fp16(x[t * k + i]);
+      for (int64_t r = 0; r < m; ++r) {
+        mismatches += float_bits(y[t * m + r]) != float_bits(ref::vec_dot_f16(w.data() + r * k, x16.data(), k));
+      }
+    }
+    EXPECT_GT(expected_skipped, 0) << kern.name;
+    EXPECT_EQ(skipped_rows, expected_skipped) << kern.name;
+    EXPECT_EQ(mismatches, 0) << kern.name;
   }
 }
 
