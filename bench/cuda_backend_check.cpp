@@ -4,7 +4,8 @@
 // the model, which must be the plan's (content hash). It checks every logit against the
 // reference interpreter through batches of two sequences, seq_cp and the context shift
 // (--parity), and measures decode (one token per sequence per step) and prompt throughput at
-// the batch sizes asked. One JSON object on stdout.
+// the batch sizes asked (the prompt also with every row's logits, as `bitnet eval` runs a text:
+// all_logits_tokens_per_s). One JSON object on stdout.
 //
 //   cuda_backend_check --code PLAN --model GGUF [--gen-2b4t] [--parity] [--batches 1,8,64]
 //                      [--steps 32] [--prompt 128] [--depth 0]
@@ -271,6 +272,13 @@ int main(int argc, char** argv) {
       t0 = Clock::now();
       if (auto r = s.run(prompt); !r) return fail(3, "bench", r.error().message);
       json += ",\"prompt_tokens_per_s\":" + std::to_string(o.prompt / seconds_since(t0));
+      // The same prompt with every row's logits, as `bitnet eval` runs a text: the prompt-mode LM
+      // head over all of them, and every row copied back.
+      auto all = (*model)->new_session({.all_logits = true, .n_ctx = code.n_ctx, .threads = 1, .n_seq_max = 1});
+      if (!all) return fail(3, "bench", all.error().message);
+      t0 = Clock::now();
+      if (auto r = (*all)->run(prompt); !r) return fail(3, "bench", r.error().message);
+      json += ",\"all_logits_tokens_per_s\":" + std::to_string(o.prompt / seconds_since(t0));
     }
     json += "}";
   }

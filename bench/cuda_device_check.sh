@@ -22,7 +22,8 @@
 # models and CUDA plans for sm_SM, default 90). Prints one JSON line per model: the tiny models'
 # logits against the reference interpreter through two-sequence batches, seq_cp and the
 # context shift (parity_differing_logits must be 0), and each model's decode tokens/s at batch
-# 1, 8 and 64 and prompt tokens/s; the 2B4T-shape model is generated on the machine first. Then
+# 1, 8 and 64 and prompt tokens/s (also with every row's logits, as `bitnet eval` runs a text:
+# all_logits_tokens_per_s); the 2B4T-shape model is generated on the machine first. Then
 # the same for the plans whose batched GEMMs run on tensor cores (*.mma.bnplan), and the 2B4T
 # decode at batch 1 over 32000 cached cells (*.c32k.bnplan, --depth 32000).
 set -u

@@ -614,6 +614,7 @@ TEST(CudaBackendCheck, RunsThePlanAndReportsParityAndThroughputOnTheEmulator) {
   EXPECT_NE(r.out.find("\"parity_differing_logits\":0,"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("{\"batch\":2,\"decode_tokens_per_s\":"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"prompt_tokens_per_s\":"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(",\"all_logits_tokens_per_s\":"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"gemm\":\"dp4a\""), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("\"depth\""), std::string::npos) << r.out;
   // Decode steps after a cache filled with 20 tokens (batched steps); past the plan's cells: exit 3.
