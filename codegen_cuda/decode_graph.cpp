@@ -79,6 +79,9 @@ Expected<DecodeModelConfig> decode_config_from_graph(const ir::Graph& graph, int
   DecodeModelConfig c;
   c.n_ctx = (n_ctx + 31) / 32 * 32;
   using ir::DType;
+  // The ternary matrices: I2_S as the kernels read it, or TQ2_0 / TQ1_0, which the caller of
+  // decode_weight_bytes hands over as I2_S (TensorBytes).
+  const std::initializer_list<DType> kTernary = {DType::I2_S, DType::TQ2_0, DType::TQ1_0};
 
   BITNET_ASSIGN_OR_RETURN(const ir::Node* embed, w.expect(OpKind::Embed, "the token embedding"));
   BITNET_ASSIGN_OR_RETURN(const WeightRef table, w.weight(*embed, 0, {DType::F16, DType::Q8_0}, "the token table"));
@@ -107,9 +110,9 @@ Expected<DecodeModelConfig> decode_config_from_graph(const ir::Graph& graph, int
 
     BITNET_ASSIGN_OR_RETURN(const ir::Node* qkv, w.expect(OpKind::MatMulCat, blk + "q|k|v", {attn_norm->result}));
     if (qkv->operands.size() != 4) return w.fail(qkv, "the q|k|v kernel takes 3 matrices");
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wq, w.weight(*qkv, 1, {DType::I2_S}, "q"));
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wk, w.weight(*qkv, 2, {DType::I2_S}, "k"));
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wv, w.weight(*qkv, 3, {DType::I2_S}, "v"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wq, w.weight(*qkv, 1, kTernary, "q"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wk, w.weight(*qkv, 2, kTernary, "k"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wv, w.weight(*qkv, 3, kTernary, "v"));
     t.q = wq.tensor, t.k = wk.tensor, t.v = wv.tensor;
 
     BITNET_ASSIGN_OR_RETURN(const ir::Node* attn, w.expect(OpKind::RopeAttention, blk + "attention", {qkv->result}));
@@ -131,7 +134,7 @@ Expected<DecodeModelConfig> decode_config_from_graph(const ir::Graph& graph, int
     t.attn_sub_norm = g_sub.tensor;
     BITNET_ASSIGN_OR_RETURN(const ir::Node* o,
                             w.expect(OpKind::MatMulAdd, blk + "o plus the residual", {sub_norm->result, -1, x}));
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wo, w.weight(*o, 1, {DType::I2_S}, "o"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wo, w.weight(*o, 1, kTernary, "o"));
     t.o = wo.tensor;
 
     BITNET_ASSIGN_OR_RETURN(const ir::Node* ffn_norm, w.expect(OpKind::NormQuantize, blk + "ffn_norm", {o->result}));
@@ -139,8 +142,8 @@ Expected<DecodeModelConfig> decode_config_from_graph(const ir::Graph& graph, int
     BITNET_ASSIGN_OR_RETURN(const WeightRef g_ffn, w.weight(*ffn_norm, 1, {DType::F32}, "ffn_norm's gain"));
     t.ffn_norm = g_ffn.tensor;
     BITNET_ASSIGN_OR_RETURN(const ir::Node* ffn, w.expect(OpKind::GatedFfn, blk + "gate|up", {ffn_norm->result}));
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wg, w.weight(*ffn, 1, {DType::I2_S}, "gate"));
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wu, w.weight(*ffn, 2, {DType::I2_S}, "up"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wg, w.weight(*ffn, 1, kTernary, "gate"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wu, w.weight(*ffn, 2, kTernary, "up"));
     t.gate = wg.tensor, t.up = wu.tensor;
     const FfnActivation act = ffn->attr_string("act") == "silu" ? FfnActivation::kSilu : FfnActivation::kRelu2;
 
@@ -151,7 +154,7 @@ Expected<DecodeModelConfig> decode_config_from_graph(const ir::Graph& graph, int
     t.ffn_sub_norm = g_ffn_sub.tensor;
     BITNET_ASSIGN_OR_RETURN(const ir::Node* down, w.expect(OpKind::MatMulAdd, blk + "down plus the residual",
                                                            {ffn_sub->result, -1, o->result}));
-    BITNET_ASSIGN_OR_RETURN(const WeightRef wd, w.weight(*down, 1, {DType::I2_S}, "down"));
+    BITNET_ASSIGN_OR_RETURN(const WeightRef wd, w.weight(*down, 1, kTernary, "down"));
     t.down = wd.tensor;
     const int64_t n_ff = wg.dim(0);
     if (wu.dim(0) != n_ff || wd.dim(1) != n_ff || wd.dim(0) != c.n_embd) {

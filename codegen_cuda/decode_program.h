@@ -218,7 +218,10 @@ struct DecodeProgramOptions {
 // n_ctx not a multiple of 32 or above kMaxAttentionCells of emit_attention_decode.h, ...).
 Expected<DecodeProgram> plan_decode_program(const DecodeModelConfig& config, const DecodeProgramOptions& options = {});
 
-// The GGUF bytes of a tensor by name (I2_S with its trailing scale, F16, F32), or null.
+// The GGUF bytes of a tensor by name (I2_S with its trailing scale, F16, F32, Q8_0), or null. The
+// ternary matrices are read as I2_S: a model stored as TQ2_0 / TQ1_0 (decode_graph.h accepts
+// them) needs a caller that hands them over as I2_S bytes computing the same products
+// (gguf::ternary_as_i2s, as compiler/cuda_model.cpp does).
 using TensorBytes = std::function<const uint8_t*(const std::string& name)>;
 // The host contents of weight buffer `index` (kWeight), from the model's tensors.
 Expected<std::vector<uint8_t>> decode_weight_bytes(const DecodeProgram& program, int index, const TensorBytes& tensors);

@@ -12,6 +12,7 @@
 #include "codegen_cuda/emit_q8_0.h"
 #include "codegen_cuda/nvrtc.h"
 #include "frontend_gguf/lowering.h"
+#include "frontend_gguf/retype_ternary.h"
 #include "passes/pass_manager.h"
 #include "runtime/cuda/cuda_driver_device.h"
 #include "runtime/cuda/cuda_plan.h"
@@ -60,8 +61,16 @@ Status check_tensors(const cc::DecodeProgram& program, const gguf::GgufFile& fil
         case cc::WeightLayout::kI2sRows:
         case cc::WeightLayout::kI2sPairs:
         case cc::WeightLayout::kI2sScales:
-          want = gguf::GgmlType::I2_S, shape = {cols, rows}, bytes = rows * cols / 4 + 4;
-          break;
+          // I2_S, or TQ2_0 / TQ1_0 with one scale, handed to the kernels as I2_S (ternary_as_i2s).
+          if (t->ne != std::vector<uint64_t>{cols, rows}) {
+            return make_error(
+                "the CUDA backend needs {} as a ternary matrix of {} x {}; the file has {} of {} elements", t->name,
+                cols, rows, gguf::ggml_type_name(t->type), t->element_count());
+          }
+          if (auto s = gguf::check_ternary_as_i2s(*t); !s.ok()) {
+            return make_error("the CUDA backend cannot run this model: {}", s.error().message);
+          }
+          continue;
         case cc::WeightLayout::kF16:
         case cc::WeightLayout::kF16LmHead:
           want = gguf::GgmlType::F16, shape = {cols, rows}, bytes = rows * cols * 2;
@@ -166,11 +175,23 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
     p->kv.push_back({decode->find_buffer(blk + "k_cache"), decode->find_buffer(blk + "v_cache")});
   }
   const gguf::GgufFile* file = &model.file();
-  p->weight_bytes = [decode, file](int index) {
-    return cc::decode_weight_bytes(*decode, index, [file](const std::string& name) -> const uint8_t* {
+  p->weight_bytes = [decode, file](int index) -> Expected<std::vector<uint8_t>> {
+    // TQ2_0 / TQ1_0 matrices reach the kernels as I2_S, converted for this buffer only.
+    std::map<std::string, std::vector<uint8_t>> converted;
+    Status failed = Status::success();
+    auto bytes = cc::decode_weight_bytes(*decode, index, [&](const std::string& name) -> const uint8_t* {
       const gguf::TensorInfo* t = file->find_tensor(name);
-      return t == nullptr ? nullptr : t->data.data();
+      if (t == nullptr) return nullptr;
+      if (t->type != gguf::GgmlType::TQ2_0 && t->type != gguf::GgmlType::TQ1_0) return t->data.data();
+      auto i2s = gguf::ternary_as_i2s(*t);
+      if (!i2s) {
+        failed = i2s.error();
+        return nullptr;
+      }
+      return (converted[name] = std::move(*i2s)).data();
     });
+    if (!failed.ok()) return failed.error();
+    return bytes;
   };
   BITNET_RETURN_IF_ERROR(p->check());
   return std::shared_ptr<const rc::CudaProgram>(std::move(p));

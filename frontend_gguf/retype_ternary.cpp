@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <deque>
 
 namespace bitnet::gguf {
@@ -130,7 +131,48 @@ Status check_target_shape(const TensorInfo& t, TernaryType target) {
   return Status::success();
 }
 
+// The f16 scale of every block of a TQ tensor, in order, from the block's last two bytes.
+std::vector<uint16_t> tq_block_scales(const TensorInfo& t) {
+  const uint64_t block_bytes = t.type == GgmlType::TQ2_0 ? ternary::kTQ2BlockBytes : ternary::kTQ1BlockBytes;
+  std::vector<uint16_t> scales(t.data.size() / block_bytes);
+  for (size_t b = 0; b < scales.size(); ++b) std::memcpy(&scales[b], t.data.data() + (b + 1) * block_bytes - 2, 2);
+  return scales;
+}
+
 }  // namespace
+
+Status check_ternary_as_i2s(const TensorInfo& t) {
+  if (t.type == GgmlType::I2_S) {
+    if (t.data.size() < ternary::i2s_bytes(t.element_count())) return make_error("tensor '{}' is truncated", t.name);
+    return Status::success();
+  }
+  if (t.type != GgmlType::TQ2_0 && t.type != GgmlType::TQ1_0) {
+    return make_error("tensor '{}' is {}, not a ternary type", t.name, ggml_type_name(t.type));
+  }
+  const uint64_t block_bytes = t.type == GgmlType::TQ2_0 ? ternary::kTQ2BlockBytes : ternary::kTQ1BlockBytes;
+  if (t.element_count() % ternary::kTQBlock != 0 ||
+      t.data.size() < t.element_count() / ternary::kTQBlock * block_bytes) {
+    return make_error("tensor '{}' is not a whole number of {} blocks", t.name, ggml_type_name(t.type));
+  }
+  const std::vector<uint16_t> scales = tq_block_scales(t);
+  for (size_t b = 1; b < t.element_count() / ternary::kTQBlock; ++b) {
+    if (scales[b] != scales[0]) {
+      return make_error(
+          "tensor '{}': blocks 0 and {} have different scales ({} and {}); this engine's I2_S kernels take one "
+          "scale per tensor",
+          t.name, b, half::to_float(scales[0]), half::to_float(scales[b]));
+    }
+  }
+  return Status::success();
+}
+
+Expected<std::vector<uint8_t>> ternary_as_i2s(const TensorInfo& t) {
+  BITNET_RETURN_IF_ERROR(check_ternary_as_i2s(t));
+  const uint64_t n = t.element_count();
+  if (t.type == GgmlType::I2_S) return std::vector<uint8_t>(t.data.begin(), t.data.begin() + ternary::i2s_bytes(n));
+  BITNET_ASSIGN_OR_RETURN(const TernaryTensor src, decode(t, n));
+  return ternary::encode_i2s(src.values, src.block_scales.empty() ? 0.0f : half::to_float(src.block_scales[0]));
+}
 
 std::optional<TernaryType> parse_ternary_type(std::string_view name) {
   std::string lower(name);

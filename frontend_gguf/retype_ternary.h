@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bitnet::gguf {
 
@@ -33,5 +34,18 @@ struct RetypeReport {
 // or TQ2_0 code 3 (not a ternary value), a scale that is not finite or does not fit f16 (TQ*
 // targets), and TQ* -> I2_S when the blocks of a tensor carry different scales.
 Expected<RetypeReport> retype_ternary(const std::string& input, const std::string& output, TernaryType target);
+
+struct TensorInfo;
+// One ternary tensor as I2_S bytes (spec 6: codes, then the f32 scale) that give exactly the
+// products the engine computes from it: an I2_S tensor as stored; a TQ2_0 / TQ1_0 tensor whose
+// blocks all carry the same f16 scale bits (then every row takes the reference's one-scale TQ
+// formula, which is I2_S's with that scale; docs/ternary-formats.md). Refused, naming the tensor:
+// other types, TQ blocks with different scale bits (an all-zero block included: the reference
+// then sums block by block, which no single scale reproduces), a 2-bit code 3. For engines that
+// read only I2_S (the CUDA kernels).
+Expected<std::vector<uint8_t>> ternary_as_i2s(const TensorInfo& t);
+// The same checks without building the bytes: what ternary_as_i2s would refuse for the scales,
+// read from the blocks' scale fields only (a code 3 is found when the bytes are built).
+Status check_ternary_as_i2s(const TensorInfo& t);
 
 }  // namespace bitnet::gguf

@@ -17,8 +17,10 @@
 
 #include "compiler/cuda_model.h"
 #include "emu_device.h"
+#include "frontend_gguf/gguf_file.h"
 #include "frontend_gguf/gguf_writer.h"
 #include "frontend_gguf/lowering.h"
+#include "frontend_gguf/retype_ternary.h"
 #include "reference/interpreter.h"
 #include "reference/kernels.h"
 #include "runtime/cuda/cuda_driver_device.h"
@@ -140,6 +142,51 @@ TEST(CudaSession, SharedTinyModelsMatchTheInterpreterThroughBatchesAndKvEdits) {
     check_batches_and_kv_edits((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string(),
                                std::move(device), emu);
   }
+}
+
+// The shared models retyped to upstream's TQ2_0 and TQ1_0 (`bitnet convert`, one f16 scale in
+// every block): their matrices reach the kernels as I2_S with that scale, and every logit is the
+// interpreter's on the same TQ file (its one-scale TQ formula). A block with another scale is
+// refused before anything runs, naming the tensor and the blocks.
+TEST(CudaSession, Tq2_0AndTq1_0ModelsMatchTheInterpreterOrAreRefused) {
+  BITNET_REQUIRE_SHARED(shared);
+  TempDir dir;
+  const std::pair<const char*, gguf::TernaryType> cases[] = {{"b158-tiny-gqa", gguf::TernaryType::TQ2_0},
+                                                             {"bitnet-tiny-mha", gguf::TernaryType::TQ1_0}};
+  for (const auto& [name, type] : cases) {
+    const std::string type_name(gguf::ternary_type_name(type));
+    SCOPED_TRACE(std::string(name) + " as " + type_name);
+    const std::string path = (dir / (std::string(name) + "." + type_name + ".gguf")).string();
+    auto retyped =
+        gguf::retype_ternary((shared / "models/bitnet-i2s" / (std::string(name) + ".i2_s.gguf")).string(), path, type);
+    ASSERT_TRUE(retyped) << retyped.error().message;
+    auto device = std::make_unique<EmuDevice>();
+    const EmuDevice* emu = device.get();
+    check_batches_and_kv_edits(path, std::move(device), emu);
+  }
+
+  // One block of blk.1.ffn_down.weight with a scale 1 ulp larger.
+  const std::string good = (dir / "b158-tiny-gqa.tq2_0.gguf").string();
+  std::vector<uint8_t> bytes = read_file(good);
+  auto file = gguf::GgufFile::parse(bytes);
+  ASSERT_TRUE(file) << file.error().message;
+  const gguf::TensorInfo* down = file->find_tensor("blk.1.ffn_down.weight");
+  ASSERT_NE(down, nullptr);
+  ASSERT_EQ(down->type, gguf::GgmlType::TQ2_0);
+  const size_t scale_at = static_cast<size_t>(down->data.data() - bytes.data()) + 3 * 66 + 64;
+  uint16_t scale = 0;
+  std::memcpy(&scale, bytes.data() + scale_at, 2);
+  ++scale;
+  std::memcpy(bytes.data() + scale_at, &scale, 2);
+  const std::string bad = (dir / "two-scales.tq2_0.gguf").string();
+  write_file(bad, bytes);
+  auto model = open(bad);
+  ASSERT_TRUE(model);
+  const Status attached = compiler::attach_cuda_backend(*model, {.device = std::make_unique<EmuDevice>()});
+  ASSERT_FALSE(attached.ok());
+  EXPECT_NE(attached.error().message.find("blk.1.ffn_down.weight': blocks 0 and 3 have different scales"),
+            std::string::npos)
+      << attached.error().message;
 }
 
 // The same on a GPU, where the machine has one (the kernels through NVRTC for its SM, the CUDA

@@ -346,6 +346,55 @@ TEST_F(RetypeTest, AllZeroBlocksDoNotConstrainTheScale) {
   EXPECT_EQ(i2s_scale_of(*tb), half::to_float(half::from_float(i2s_scale_of(*ta))));
 }
 
+// ternary_as_i2s (what the CUDA backend reads): I2_S as stored; TQ2_0 / TQ1_0 with one scale in
+// every block as the I2_S bytes of the same codes and that scale. Stricter than convert: an
+// all-zero block with another scale is refused, since the engine's TQ product then sums block by
+// block (reference::matmul_i8q_rows_tq), which one I2_S scale does not reproduce.
+TEST_F(RetypeTest, TernaryAsI2sIsExactOrRefused) {
+  const auto i2s_path = synthetic();
+  const auto tq2_path = convert(i2s_path, TernaryType::TQ2_0, "tq2.gguf");
+  const auto tq1_path = convert(tq2_path, TernaryType::TQ1_0, "tq1.gguf");
+  const auto round_trip = convert(tq2_path, TernaryType::I2_S, "back.gguf");  // the scale rounded to f16
+  const GgufFile i2s = open_or_die(i2s_path), tq2 = open_or_die(tq2_path), tq1 = open_or_die(tq1_path),
+                 back = open_or_die(round_trip);
+  const char* name = "blk.0.ffn_down.weight";
+  const TensorInfo& want = *back.find_tensor(name);
+  const uint64_t n = want.element_count();
+  auto same = ternary_as_i2s(*i2s.find_tensor(name));
+  ASSERT_TRUE(same) << same.error().message;
+  EXPECT_TRUE(std::equal(same->begin(), same->end(), i2s.find_tensor(name)->data.begin()));
+  for (const GgufFile* f : {&tq2, &tq1}) {
+    auto got = ternary_as_i2s(*f->find_tensor(name));
+    ASSERT_TRUE(got) << got.error().message;
+    ASSERT_EQ(got->size(), ternary::i2s_bytes(n));
+    EXPECT_TRUE(std::equal(got->begin(), got->begin() + static_cast<ptrdiff_t>(n / 4 + 4), want.data.begin()));
+  }
+  EXPECT_FALSE(ternary_as_i2s(*i2s.find_tensor("token_embd.weight")).ok());
+
+  // Block 2 all zeros with scale 0: convert takes it, ternary_as_i2s does not.
+  auto bytes = testing::read_file(tq2_path);
+  const TensorInfo& t = *tq2.find_tensor(name);
+  const uint64_t block = tq2.data_offset() + t.offset + 2 * 66;
+  std::memset(bytes.data() + block, 0x55, 64);  // code 1 = value 0
+  std::memset(bytes.data() + block + 64, 0, 2);
+  const auto edited = (dir_ / "zero-block.gguf").string();
+  testing::write_file(edited, bytes);
+  const GgufFile e = open_or_die(edited);
+  auto refused = ternary_as_i2s(*e.find_tensor(name));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("blocks 0 and 2 have different scales"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(check_ternary_as_i2s(*e.find_tensor(name)).ok());
+  EXPECT_TRUE(retype_ternary(edited, (dir_ / "e.gguf").string(), TernaryType::I2_S).ok());
+  // A code 3 (not ternary) in a block with the common scale.
+  bytes = testing::read_file(tq2_path);
+  bytes[tq2.data_offset() + t.offset] |= 0x03;
+  testing::write_file(edited, bytes);
+  const GgufFile c = open_or_die(edited);
+  EXPECT_TRUE(check_ternary_as_i2s(*c.find_tensor(name)).ok());  // only the scales are read
+  EXPECT_FALSE(ternary_as_i2s(*c.find_tensor(name)).ok());
+}
+
 TEST_F(RetypeTest, Refusals) {
   const auto in_path = synthetic();
   // output == input, also spelled differently
