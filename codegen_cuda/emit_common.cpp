@@ -59,6 +59,14 @@ __device__ __forceinline__ void bn_mma_u8s8(int (&d)[4], unsigned a0, unsigned a
   bn_emu_mma_m16n8k32_u8s8(d, a, b);
 #endif
 }
+// The 16 codes of one repack_i2s word (codes of k = 16c + 4i + lane at bits 8 lane + 2i) times
+// the chunk's 16 int8 activations (a.x: k = 16c .. 16c + 3, ...), added to acc: four dp4a.
+__device__ __forceinline__ int bn_dp4a_word(unsigned int word, int4 a, int acc) {
+  acc = __dp4a((int)(word & 0x03030303u), a.x, acc);
+  acc = __dp4a((int)((word >> 2) & 0x03030303u), a.y, acc);
+  acc = __dp4a((int)((word >> 4) & 0x03030303u), a.z, acc);
+  return __dp4a((int)((word >> 6) & 0x03030303u), a.w, acc);
+}
 __device__ __forceinline__ int bn_warp_sum_i32(int v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

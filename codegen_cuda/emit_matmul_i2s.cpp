@@ -299,12 +299,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
 #pragma unroll
             for (int r = 0; r < kRows; ++r) {
               const unsigned int word = j == 0 ? wv[i][r].x : j == 1 ? wv[i][r].y : j == 2 ? wv[i][r].z : wv[i][r].w;
-              int d = acc[r][t];
-              d = __dp4a((int)(word & 0x03030303u), a.x, d);
-              d = __dp4a((int)((word >> 2) & 0x03030303u), a.y, d);
-              d = __dp4a((int)((word >> 4) & 0x03030303u), a.z, d);
-              d = __dp4a((int)((word >> 6) & 0x03030303u), a.w, d);
-              acc[r][t] = d;
+              acc[r][t] = bn_dp4a_word(word, a, acc[r][t]);
             }
           }
         }
@@ -319,13 +314,7 @@ KernelSource emit_matmul_i2s(const MatmulI2sShape& shape) {
        act_load + R"(;
 #pragma unroll
             for (int r = 0; r < kRows; ++r) {
-              const unsigned int word = wv[i][r].x;
-              int d = acc[r][t];
-              d = __dp4a((int)(word & 0x03030303u), a.x, d);
-              d = __dp4a((int)((word >> 2) & 0x03030303u), a.y, d);
-              d = __dp4a((int)((word >> 4) & 0x03030303u), a.z, d);
-              d = __dp4a((int)((word >> 6) & 0x03030303u), a.w, d);
-              acc[r][t] = d;
+              acc[r][t] = bn_dp4a_word(wv[i][r].x, a, acc[r][t]);
             }
           }
         }
