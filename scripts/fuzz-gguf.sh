@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF reader: scripts/fuzz-gguf.sh BUILD_DIR SECONDS [CORPUS_DIR]
+# Fuzzes the GGUF reader (and, half as long, lowering): scripts/fuzz-gguf.sh BUILD_DIR SECONDS [CORPUS_DIR]
 # BUILD_DIR is a clang-14 build configured with -DBITNET_BUILD_FUZZ=ON (see scripts/test.sh).
 # Pass a CORPUS_DIR to keep the corpus between runs; crashes are written to the current
 # directory as crash-* files, which reproduce with: BUILD_DIR/bin/fuzz_gguf_reader crash-FILE
@@ -13,3 +13,9 @@ mkdir -p "$corpus"
 cp models/stories260K.gguf "$corpus/"
 "$build/bin/fuzz_gguf_reader" -max_total_time="$seconds" -max_len=1300000 -rss_limit_mb=3072 -timeout=20 \
   -print_final_stats=1 "$corpus"
+# Then what a parsed file goes through before any kernel is made (lowering, the passes, the CUDA
+# plan), for half the time, from the same corpus, where that target was built.
+if [ -x "$build/bin/fuzz_gguf_lowering" ]; then
+  "$build/bin/fuzz_gguf_lowering" -max_total_time="$(( (seconds + 1) / 2 ))" -max_len=1300000 -rss_limit_mb=3072 \
+    -timeout=20 -print_final_stats=1 "$corpus"
+fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, build and run every test
 # in Release, again under AddressSanitizer + UndefinedBehaviorSanitizer, then fuzz the
-# GGUF reader, the server's request parser and the safetensors reader for a bounded time
+# GGUF reader, lowering, the server's request parser and the safetensors reader for a bounded time
 # (BITNET_FUZZ_SECONDS for the first, half of it for each of the others; 0 skips fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,10 +55,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=64 UBSAN_OPTIONS
   ctest --test-dir build-asan -j "$jobs" --output-on-failure -E "$asan_skip"
 
 if [ "$fuzz_seconds" -gt 0 ]; then
-  stage "libFuzzer: GGUF reader for ${fuzz_seconds}s, request parser and safetensors reader for $((fuzz_seconds / 2))s each"
+  stage "libFuzzer: GGUF reader for ${fuzz_seconds}s, lowering, request parser and safetensors reader for $((fuzz_seconds / 2))s each"
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_FUZZ=ON >/dev/null
-  cmake --build build-fuzz -j "$jobs" --target fuzz_gguf_reader make_gguf_seeds fuzz_openai_request \
+  cmake --build build-fuzz -j "$jobs" --target fuzz_gguf_reader fuzz_gguf_lowering make_gguf_seeds fuzz_openai_request \
     fuzz_safetensors
   scripts/fuzz-gguf.sh build-fuzz "$fuzz_seconds"
   scripts/fuzz-openai.sh build-fuzz "$((fuzz_seconds / 2))"
