@@ -175,21 +175,32 @@ Expected<std::shared_ptr<const rc::CudaProgram>> compile_cuda_program(const runt
     p->kv.push_back({decode->find_buffer(blk + "k_cache"), decode->find_buffer(blk + "v_cache")});
   }
   const gguf::GgufFile* file = &model.file();
-  p->weight_bytes = [decode, file](int index) -> Expected<std::vector<uint8_t>> {
-    // TQ2_0 / TQ1_0 matrices reach the kernels as I2_S, converted for this buffer only.
-    std::map<std::string, std::vector<uint8_t>> converted;
+  // TQ2_0 / TQ1_0 matrices reach the kernels as I2_S. A matrix's codes buffer and its scales
+  // buffer come one after the other, so the previous call's conversions are kept for the next
+  // (and no longer): each tensor is converted once, and at most one buffer's worth is held.
+  struct Converted {
+    std::mutex mutex;
+    std::map<std::string, std::vector<uint8_t>> last;
+  };
+  auto cache = std::make_shared<Converted>();
+  p->weight_bytes = [decode, file, cache](int index) -> Expected<std::vector<uint8_t>> {
+    std::lock_guard lock(cache->mutex);
+    std::map<std::string, std::vector<uint8_t>> now;
     Status failed = Status::success();
     auto bytes = cc::decode_weight_bytes(*decode, index, [&](const std::string& name) -> const uint8_t* {
       const gguf::TensorInfo* t = file->find_tensor(name);
       if (t == nullptr) return nullptr;
       if (t->type != gguf::GgmlType::TQ2_0 && t->type != gguf::GgmlType::TQ1_0) return t->data.data();
+      if (auto it = now.find(name); it != now.end()) return it->second.data();
+      if (auto it = cache->last.find(name); it != cache->last.end()) return (now[name] = std::move(it->second)).data();
       auto i2s = gguf::ternary_as_i2s(*t);
       if (!i2s) {
         failed = i2s.error();
         return nullptr;
       }
-      return (converted[name] = std::move(*i2s)).data();
+      return (now[name] = std::move(*i2s)).data();
     });
+    cache->last = std::move(now);
     if (!failed.ok()) return failed.error();
     return bytes;
   };
