@@ -20,10 +20,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace bitnet;
   // Where the loader maps a file: page-aligned, so that tensor data is as aligned as the file says
   // (libFuzzer's copy is not, and the reader refuses misaligned tensors).
-  const size_t padded = (size + 4095) / 4096 * 4096;
-  std::unique_ptr<uint8_t, decltype(&std::free)> copy(static_cast<uint8_t*>(std::aligned_alloc(4096, padded + 4096)),
+  // (aligned_alloc wants a multiple of the alignment, never 0 here.)
+  const size_t pages = size / 4096 + 1;
+  std::unique_ptr<uint8_t, decltype(&std::free)> copy(static_cast<uint8_t*>(std::aligned_alloc(4096, pages * 4096)),
                                                       &std::free);
-  if (size > 0) std::memcpy(copy.get(), data, size);
+  if (copy == nullptr) return 0;
+  if (size > 0) std::memcpy(copy.get(), data, size);  // (data may be null when size is 0)
   auto file = gguf::GgufFile::parse({copy.get(), size});
   if (!file.ok()) return 0;
   auto config = gguf::read_model_config(*file);
